@@ -1,0 +1,67 @@
+"""pikflow: exact generative sampling with physics-informed kernels (PIKs).
+
+A physicist's action, written in SymPy, becomes a stack of independent linear solves
+(one per RG time, paper eq. 14) and a fast sampler with exact importance weights.
+float64 is enabled on import (``jax_enable_x64``).
+
+>>> import sympy as sp, pikflow as pf
+>>> phi, m2, lam = sp.symbols("phi m2 lam")
+>>> action = pf.Action(m2 / 2 * phi**2 + lam / 4 * phi**4, fields=[phi])
+>>> path = pf.Path.linear(action, start={m2: 1.0, lam: 0.0}, end={m2: -2.0, lam: 0.5})
+"""
+
+import jax as _jax
+
+_jax.config.update("jax_enable_x64", True)
+
+from . import bases, diagnostics, exact  # noqa: E402
+from ._citation import citation  # noqa: E402
+from ._errors import (  # noqa: E402
+    ActionError,
+    BasisError,
+    ConfigError,
+    FlowFileError,
+    PikflowError,
+    SamplingError,
+    SolveError,
+)
+from ._estimate import Estimate  # noqa: E402
+from ._version import __version__  # noqa: E402
+from .action import Action, Path, t  # noqa: E402
+from .bases import Custom, Hermite, Polynomial, Radial, Sine  # noqa: E402
+from .equations import WegnerEquation  # noqa: E402
+from .flow import Flow, Samples, solve  # noqa: E402
+from .solvers import Collocation, DirectSolver  # noqa: E402
+
+load = Flow.load
+
+__all__ = [
+    "Action",
+    "ActionError",
+    "BasisError",
+    "Collocation",
+    "ConfigError",
+    "Custom",
+    "DirectSolver",
+    "Estimate",
+    "Flow",
+    "FlowFileError",
+    "Hermite",
+    "Path",
+    "PikflowError",
+    "Polynomial",
+    "Radial",
+    "Samples",
+    "SamplingError",
+    "Sine",
+    "SolveError",
+    "WegnerEquation",
+    "__version__",
+    "bases",
+    "citation",
+    "diagnostics",
+    "exact",
+    "load",
+    "solve",
+    "t",
+]

@@ -1,0 +1,28 @@
+"""A number with its standard error."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+
+class Estimate(NamedTuple):
+    """An estimate and its one-sigma standard error."""
+
+    value: float
+    error: float
+
+    def __str__(self) -> str:
+        v, e = self.value, self.error
+        if not (math.isfinite(v) and math.isfinite(e)) or e <= 0:
+            return f"{v:.6g} +- {e:.2g}"
+        digits = max(0, 1 - int(math.floor(math.log10(e))))
+        return f"{v:.{digits}f} +- {e:.{digits}f}" if digits < 12 else f"{v:.6g} +- {e:.2g}"
+
+    def to_dict(self) -> dict:
+        """``{"value": ..., "error": ...}`` for JSON."""
+        return {"value": float(self.value), "error": float(self.error)}
+
+    def deviation(self, exact: float) -> float:
+        """Distance from ``exact`` in units of the error."""
+        return abs(self.value - exact) / self.error if self.error > 0 else math.inf

@@ -1,0 +1,27 @@
+r"""Sampler diagnostics: importance weights, IMH chains and autocorrelation errors.
+
+- :func:`ess_fraction`, :func:`log_mean_weight`, :func:`reweight`: effective sample
+  size, :math:`\log Z` and reweighted observables from log importance weights.
+- :func:`imh_chain`: independent Metropolis-Hastings with the flow as proposal,
+  which makes the sampler exact; its acceptance rate is the headline number.
+- :func:`gamma_method`: Wolff's Gamma method (automatic windowing) for the error and
+  integrated autocorrelation time of chain averages.
+"""
+
+from ._gamma import GammaResult as GammaResult
+from ._gamma import gamma_method as gamma_method
+from ._imh import IMHResult as IMHResult
+from ._imh import imh_chain as imh_chain
+from ._weights import ess_fraction as ess_fraction
+from ._weights import log_mean_weight as log_mean_weight
+from ._weights import reweight as reweight
+
+__all__ = [
+    "GammaResult",
+    "IMHResult",
+    "ess_fraction",
+    "gamma_method",
+    "imh_chain",
+    "log_mean_weight",
+    "reweight",
+]

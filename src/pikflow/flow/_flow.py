@@ -1,0 +1,269 @@
+r"""A solved flow: the time grid, one kernel per layer, sampling, save and load."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import time as _time
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import FlowFileError, SamplingError
+from .._version import __version__
+from ._base import GaussianBase
+from ._integrate import LOGDETS, push
+from ._kernel import AbstractKernel, LinearKernel
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerReport:
+    r"""What the solve of one layer reports: every kernel comes with its residual (eq. 27).
+
+    ``residual_rms`` is over the pushed samples (where the layer's probability is),
+    ``residual_max`` and ``worst_phi`` over all collocation points (tails included),
+    ``rhs_rms`` the size of :math:`d\hat S_t/dt - d\hat S_t/dt(\chi)` for scale.
+    """
+
+    t: float
+    residual_rms: float
+    residual_max: float
+    worst_phi: tuple[float, ...]
+    rhs_rms: float
+    radius: float
+    n_points: int
+    constant: float | None = None
+
+    @classmethod
+    def from_stats(cls, t, stats, n_points) -> LayerReport:
+        c = float(stats["constant"])
+        return cls(
+            t=float(t),
+            residual_rms=float(stats["residual_rms"]),
+            residual_max=float(stats["residual_max"]),
+            worst_phi=tuple(float(x) for x in np.atleast_1d(stats["worst_phi"])),
+            rhs_rms=float(stats["rhs_rms"]),
+            radius=float(stats["radius"]),
+            n_points=int(n_points),
+            constant=None if np.isnan(c) else c,
+        )
+
+
+class Flow:
+    r"""A solved PIK flow: kernels at the ``2 * steps + 1`` RK4 stage times of ``path``.
+
+    Made by :func:`pikflow.solve`; sample with :meth:`sample`, store with :meth:`save`.
+
+    Attributes
+    ----------
+    path, equation, base, steps
+        The path, its kernel equation (with the basis), the Gaussian base and the RK4 steps.
+    kernels
+        The stacked kernels (:class:`~pikflow.flow.LinearKernel`, leading layer axis).
+    reports
+        One :class:`LayerReport` per layer.
+    """
+
+    def __init__(
+        self,
+        *,
+        path,
+        equation,
+        base: GaussianBase,
+        kernels: AbstractKernel,
+        steps: int,
+        reports,
+        settings,
+        solve_seconds,
+    ):
+        self.path, self.equation, self.base, self.kernels = path, equation, base, kernels
+        self.steps, self.reports, self.settings = steps, list(reports), dict(settings)
+        self.solve_seconds = float(solve_seconds)
+
+    @property
+    def times(self) -> np.ndarray:
+        """The layer (kernel) times."""
+        return np.arange(2 * self.steps + 1) / (2 * self.steps)
+
+    @property
+    def n_fields(self) -> int:
+        return self.path.n_fields
+
+    def layer_index(self, t: float) -> int:
+        """Index of the layer at time ``t`` (must be one of :attr:`times`)."""
+        i = int(round(float(t) * 2 * self.steps))
+        if not (0 <= i <= 2 * self.steps) or abs(self.times[i] - t) > 1e-9:
+            raise SamplingError(f"t = {t} is not a layer time of this flow: use a multiple of 1/{2 * self.steps}")
+        return i
+
+    def kernel(self, t: float) -> AbstractKernel:
+        """The kernel of the layer at time ``t``."""
+        return self.kernels.layer(self.layer_index(t))
+
+    def velocity(self, phi, t: float) -> np.ndarray:
+        """The velocity :math:`v_t` at configurations ``phi`` of shape ``(n, n_fields)`` (or ``(n,)`` for one field)."""
+        pts = _as_points(phi, self.n_fields)
+        out = np.asarray(jax.vmap(self.kernel(t))(jnp.asarray(pts)))
+        return out[:, 0] if np.ndim(phi) == 1 and self.n_fields == 1 else out
+
+    def residual(self, phi, t: float) -> np.ndarray:
+        r"""The residual :math:`r_\chi(\phi)` of eq. 27 of the layer at ``t``, anywhere."""
+        k = self.kernel(t)
+        pts = jnp.asarray(_as_points(phi, self.n_fields))
+        return np.asarray(self.equation.residual(k, k.divergence, pts, jnp.asarray(float(t))))
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        logdet: str = "auto",
+        keep_layers: bool = True,
+        batch_size: int = 1 << 16,
+        progress: bool = True,
+    ):
+        r"""Push ``n`` base samples through the flow, tracking :math:`\log q` (returns :class:`~pikflow.Samples`).
+
+        Parameters
+        ----------
+        n
+            Number of samples.
+        seed
+            Seed: the same seed gives the same samples.
+        logdet
+            ``"exact"`` (log-Jacobian of the discrete RK4 map, exact weights),
+            ``"continuous"`` (:math:`d\log q/dt = -\partial\cdot v`), or ``"auto"``
+            (exact for up to 8 field components).
+        keep_layers
+            Keep the configurations of every step (observables along t).
+        batch_size
+            Samples pushed per compiled call (bounds memory).
+        """
+        from ..progress import progress_bar
+        from ._samples import Samples
+
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise SamplingError(f"n must be a positive integer, got {n!r}")
+        if logdet == "auto":
+            logdet = "exact" if self.n_fields <= 8 else "continuous"
+        if logdet not in LOGDETS:
+            raise SamplingError(f"logdet must be 'auto' or one of {LOGDETS}, got {logdet!r}")
+        fn = self._push_fn(logdet)
+        key = jax.random.PRNGKey(seed)
+        phis, lqs, lws = [], [], []
+        start = _time.perf_counter()
+        n_batches = -(-n // batch_size)
+        bar = progress_bar(total=n, desc="sampling", disable=not progress or n_batches < 2)
+        for b in range(n_batches):
+            m = min(batch_size, n - b * batch_size)
+            phi_b, lq_b, lw_b = fn(self.kernels, jax.random.fold_in(key, b), m)
+            phi_b = np.asarray(phi_b)
+            phis.append(phi_b if keep_layers else phi_b[-1:])
+            lqs.append(np.asarray(lq_b))
+            lws.append(np.asarray(lw_b))
+            bar.update(m)
+        bar.close()
+        seconds = _time.perf_counter() - start
+        times = np.arange(self.steps + 1) / self.steps
+        return Samples(
+            times=times,
+            phi=np.concatenate(phis, axis=1),
+            log_q=np.concatenate(lqs, axis=1),
+            log_w=np.concatenate(lws, axis=1),
+            fields=self.path.fields,
+            logdet=logdet,
+            seed=seed,
+            sample_seconds=seconds,
+            layers_kept=keep_layers,
+        )
+
+    def _push_fn(self, logdet: str):
+        key = ("push", logdet, self.steps)
+        if key not in self.equation.cache:
+            steps, base, action = self.steps, self.base, self.equation.action_fn
+            times = jnp.arange(steps + 1) / steps
+
+            @eqx.filter_jit
+            def fn(kernels, key, m):
+                phi0, lq0 = base.sample(key, m)
+                phis, lqs = push(kernels, phi0, lq0, steps=steps, logdet=logdet)
+                s = jax.vmap(lambda ps, tt: jax.vmap(action, in_axes=(0, None))(ps, tt))(phis, times)
+                return phis, lqs, -s - lqs
+
+            self.equation.cache[key] = fn
+        return self.equation.cache[key]
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, directory: str | pathlib.Path) -> pathlib.Path:
+        """Write the kernels (``kernels.eqx``, Equinox serialisation) and ``flow.json`` (metadata)."""
+        d = pathlib.Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        eqx.tree_serialise_leaves(d / "kernels.eqx", self.kernels)
+        meta = {
+            "format": 1,
+            "pikflow_version": __version__,
+            "path": self.path.spec(),
+            "settings": self.settings,
+            "n_basis": self.equation.n_basis,
+            "solve_seconds": self.solve_seconds,
+            "reports": [dataclasses.asdict(r) for r in self.reports],
+        }
+        (d / "flow.json").write_text(json.dumps(meta, indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | pathlib.Path) -> Flow:
+        """Read a flow written by :meth:`save`."""
+        from ..action import Path
+        from ..bases import basis_from_spec
+        from ..equations import WegnerEquation
+
+        d = pathlib.Path(directory)
+        for name in ("flow.json", "kernels.eqx"):
+            if not (d / name).is_file():
+                raise FlowFileError(f"{d} is not a saved flow: {name} is missing (write one with Flow.save)")
+        try:
+            meta = json.loads((d / "flow.json").read_text())
+            if not isinstance(meta, Mapping) or meta.get("format") != 1:
+                raise FlowFileError(f"{d / 'flow.json'} has an unknown format {meta.get('format')!r}")
+            path = Path.from_spec(meta["path"])
+            settings = meta["settings"]
+            eq = WegnerEquation(path, basis_from_spec(settings["basis"]), form=settings["form"])
+            steps = int(settings["steps"])
+            skeleton = LinearKernel(jnp.zeros((2 * steps + 1, eq.n_basis)), eq.values, eq.divergences)
+            kernels = eqx.tree_deserialise_leaves(d / "kernels.eqx", skeleton)
+            reports = [LayerReport(**{**r, "worst_phi": tuple(r["worst_phi"])}) for r in meta["reports"]]
+            mean, precision = path.gaussian_base()
+        except FlowFileError:
+            raise
+        except Exception as err:  # JSON, missing keys, shape mismatch, truncated file...
+            raise FlowFileError(f"cannot read the flow in {d}: {type(err).__name__}: {err}") from None
+        return cls(
+            path=path,
+            equation=eq,
+            base=GaussianBase(mean, precision),
+            kernels=kernels,
+            steps=steps,
+            reports=reports,
+            settings=settings,
+            solve_seconds=meta.get("solve_seconds", float("nan")),
+        )
+
+    def __repr__(self) -> str:
+        kind = self.settings["basis"]["kind"]
+        return f"Flow({self.path!r}, steps={self.steps}, basis={kind}, n_basis={self.equation.n_basis})"
+
+
+def _as_points(phi, n_fields: int) -> np.ndarray:
+    a = np.asarray(phi, dtype=float)
+    if a.ndim == 1 and n_fields == 1:
+        a = a[:, None]
+    if a.ndim == 1 and a.shape[0] == n_fields:
+        a = a[None, :]
+    if a.ndim != 2 or a.shape[1] != n_fields:
+        raise SamplingError(f"configurations must have shape (n, {n_fields}), got {np.shape(phi)}")
+    return a

@@ -1,0 +1,149 @@
+r"""Samples from a flow with their exact importance weights, and what they estimate (sec. III, IV A).
+
+At every step time :math:`t` the samples follow :math:`q_t \approx p_t`; the unnormalised
+log-weight :math:`\log w = -\hat S_t(\phi) - \log q_t(\phi)` makes every estimate exact:
+
+* ESS/N :math:`= (\sum w)^2 / (N \sum w^2)`,
+* reweighted observables :math:`\langle O\rangle = \sum w O / \sum w` with delta-method errors,
+* :math:`\log Z_t = \log \langle w\rangle` (free energy :math:`F = -\log Z`),
+* an independent Metropolis-Hastings chain with the flow as proposal.
+
+Samples that are not finite (configuration or log-density) get weight zero, are counted
+in ``n_nonfinite`` and are never averaged in.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from .._errors import SamplingError
+from .._estimate import Estimate
+from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, reweight
+
+
+class Samples:
+    r"""Configurations of every step, :math:`\log q`, log-weights and the estimates built on them.
+
+    Attributes
+    ----------
+    times
+        Step times :math:`0, 1/\text{steps}, \dots, 1`.
+    phi
+        Configurations, shape ``(len(times), N, n_fields)`` (only the last step if
+        sampled with ``keep_layers=False``).
+    log_q, log_w
+        Log-density of the flow and unnormalised log-weight, shape ``(len(times), N)``.
+    logdet
+        Which log-density was used: ``"exact"`` (discrete RK4 map) or ``"continuous"``.
+    """
+
+    def __init__(self, *, times, phi, log_q, log_w, fields, logdet, seed, sample_seconds, layers_kept=True):
+        self.times, self.phi, self.log_q = np.asarray(times), phi, log_q
+        finite = np.isfinite(log_w) & np.all(np.isfinite(phi), axis=-1) if layers_kept else np.isfinite(log_w)
+        if not layers_kept:
+            finite[-1] &= np.all(np.isfinite(phi[-1]), axis=-1)
+        self.log_w = np.where(finite, log_w, -np.inf)
+        self.fields, self.logdet, self.seed = tuple(fields), logdet, seed
+        self.sample_seconds = float(sample_seconds)
+        self.layers_kept = layers_kept
+        self.n_nonfinite = int(np.sum(~finite[-1]))
+        if self.n_nonfinite == self.n_samples:
+            raise SamplingError("every sample is non-finite: the flow diverged; check the layer residuals")
+        if self.n_nonfinite:
+            warnings.warn(
+                f"{self.n_nonfinite} of {self.n_samples} samples are non-finite (configuration or log-density); "
+                "they get weight zero and are reported as n_nonfinite",
+                stacklevel=2,
+            )
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples N (non-finite ones included)."""
+        return self.log_w.shape[1]
+
+    @property
+    def final(self) -> np.ndarray:
+        """Configurations at ``t = 1``, shape ``(N, n_fields)``."""
+        return self.phi[-1]
+
+    def _index(self, t: float) -> int:
+        i = int(round(float(t) * (len(self.times) - 1)))
+        if not (0 <= i < len(self.times)) or abs(self.times[i] - t) > 1e-9:
+            raise SamplingError(f"t = {t} is not a step time: use a multiple of 1/{len(self.times) - 1}")
+        if not self.layers_kept and i != len(self.times) - 1:
+            raise SamplingError("only t = 1 was kept: sample with keep_layers=True for observables along t")
+        return i
+
+    def ess_at(self, t: float = 1.0) -> float:
+        """ESS/N of the samples at step time ``t``."""
+        return float(ess_fraction(self.log_w[self._index(t)]))
+
+    @property
+    def ess(self) -> float:
+        """ESS/N at ``t = 1`` (1 is perfect)."""
+        return self.ess_at(1.0)
+
+    @functools.cached_property
+    def imh(self):
+        """The independent Metropolis-Hastings chain at ``t = 1`` (see :func:`pikflow.diagnostics.imh_chain`)."""
+        return imh_chain(jax.random.PRNGKey(self.seed + 7919), self.log_w[-1])
+
+    @property
+    def imh_acceptance(self) -> float:
+        """Acceptance rate of the IMH chain with the flow as proposal."""
+        return float(self.imh.acceptance)
+
+    def log_z(self, t: float = 1.0) -> Estimate:
+        r""":math:`\log Z_t = \log \int e^{-\hat S_t}` from the mean weight, with its delta-method error."""
+        return Estimate(*map(float, log_mean_weight(self.log_w[self._index(t)])))
+
+    def values(self, observable, t: float = 1.0) -> np.ndarray:
+        """The observable evaluated on every sample at step time ``t``."""
+        i = self._index(t)
+        fn = self._lowered(observable)
+        phi = self.phi[i if self.layers_kept else -1]
+        with np.errstate(all="ignore"):
+            return np.asarray(fn(jnp.asarray(np.nan_to_num(phi))))
+
+    def observable(self, observable: sp.Expr | str | Callable, t: float = 1.0) -> Estimate:
+        r"""Reweighted :math:`\langle O\rangle_t = \sum w O/\sum w` with its delta-method error.
+
+        ``observable`` is a SymPy expression or string in the field symbols
+        (``"Abs(phi)"``), or a callable on an array ``(N, n_fields)``.
+        """
+        return Estimate(*map(float, reweight(self.log_w[self._index(t)], self.values(observable, t))))
+
+    def path_observable(self, observable) -> dict[float, Estimate]:
+        r"""The reweighted observable at every step time (parameter-conditional, paper Fig. 8)."""
+        return {float(t): self.observable(observable, t) for t in self.times}
+
+    def _lowered(self, observable):
+        if callable(observable) and not isinstance(observable, sp.Basic):
+            return observable
+        from ..action._parse import as_expression
+        from ..lowering import lower
+
+        expr = as_expression(observable, what="observable")
+        return jax.jit(jax.vmap(lower(expr, self.fields, time=False, what="observable")))
+
+    def summary(self) -> dict:
+        """The headline numbers as a JSON-ready dict."""
+        return {
+            "n_samples": self.n_samples,
+            "n_nonfinite": self.n_nonfinite,
+            "ess": self.ess,
+            "imh_acceptance": self.imh_acceptance,
+            "log_z": self.log_z().to_dict(),
+            "logdet": self.logdet,
+            "sample_seconds": self.sample_seconds,
+        }
+
+    def __repr__(self) -> str:
+        return f"Samples(n={self.n_samples}, steps={len(self.times) - 1}, ess={self.ess:.6f}, logdet={self.logdet!r})"

@@ -1,0 +1,73 @@
+r"""Lowering SymPy expressions to jitted, vmappable JAX functions.
+
+This is the only module of the numeric side that imports SymPy. It uses SymPy's
+table-driven JAX printer (:func:`sympy.lambdify` with ``modules="jax"``, common
+subexpressions eliminated once) and wraps the result so that it takes one
+configuration ``phi`` of shape ``(n_fields,)`` and the RG time ``t``, and returns a
+float64 array of a fixed shape. Nothing symbolic runs per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from .._errors import BasisError
+
+_T = sp.Symbol("t", real=True)
+
+
+def lower(
+    exprs: sp.Expr | Sequence,
+    fields: Sequence[sp.Symbol],
+    *,
+    time: bool = True,
+    what: str = "expression",
+) -> Callable:
+    r"""Lower ``exprs`` (a scalar, or a nested list of any shape) to ``f(phi, t) -> Array``.
+
+    Parameters
+    ----------
+    exprs
+        SymPy expressions in the ``fields`` (and the symbol ``t`` if ``time``).
+    fields
+        The field symbols; ``phi[a]`` is bound to ``fields[a]``. Symbols are matched by
+        name, so an expression written with ``sympy.Symbol("phi")`` works too.
+    time
+        If true the function is ``f(phi, t)``, else ``f(phi)``.
+
+    Returns
+    -------
+    A pure JAX function of one configuration; use :func:`jax.vmap` for many.
+    """
+    array = np.array(exprs, dtype=object)
+    shape = array.shape
+    flat = [sp.sympify(e) for e in array.reshape(-1)]
+    args = [sp.Symbol(str(f), real=True) for f in fields]
+    table = {str(a): a for a in args}
+    if time:
+        table["t"] = _T
+    unknown = set()
+    for i, e in enumerate(flat):
+        flat[i] = e.xreplace({s: table[str(s)] for s in e.free_symbols if str(s) in table})
+        unknown |= {str(s) for s in flat[i].free_symbols if str(s) not in table}
+    if unknown:
+        raise BasisError(
+            f"the {what} uses symbol(s) {sorted(unknown)} that are neither fields {[str(f) for f in fields]}"
+            + (" nor t" if time else "")
+        )
+    names = [*args, _T] if time else args
+    raw = sp.lambdify(names, flat, modules="jax", cse=True, docstring_limit=0)
+
+    def lowered(phi, t=0.0):
+        out = raw(*(phi[i] for i in range(len(args))), *((t,) if time else ()))
+        dtype = jnp.result_type(phi.dtype, float)
+        return jnp.stack([jnp.asarray(o, dtype=dtype) + jnp.zeros((), dtype) for o in out]).reshape(shape)
+
+    lowered.__doc__ = f"Lowered {what}: {len(flat)} expression(s) in {[str(a) for a in args]}" + (
+        " and t" if time else ""
+    )
+    return lowered
