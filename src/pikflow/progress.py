@@ -7,4 +7,4 @@ from tqdm.auto import tqdm
 
 def progress_bar(*, total: int, desc: str, disable: bool = False):
     """A tqdm bar that writes to stderr and leaves a final line."""
-    return tqdm(total=total, desc=desc, disable=disable, leave=True, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, disable=disable, leave=True, dynamic_ncols=True, mininterval=0.5)

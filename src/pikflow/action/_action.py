@@ -55,8 +55,8 @@ class Action:
         if fields is None and couplings is None:
             raise ActionError("say which symbols are fields: Action(expr, fields=[phi]) (or give couplings=[...])")
         if fields is None:
-            coup = {as_symbol(c, what="coupling") for c in couplings}
-            fields = sorted(free - coup, key=str)
+            coup = {str(as_symbol(c, what="coupling")) for c in couplings}
+            fields = sorted((s for s in free if str(s) not in coup), key=str)
         field_syms = tuple(as_symbol(f, what="field") for f in fields)
         if not field_syms:
             raise ActionError(f"the action {self.expr} has no field: give fields=[...]")

@@ -86,7 +86,8 @@ def as_expression(expr: object, *, what: str = "expression") -> sp.Expr:
         return parse_expression(expr, what=what)
     if isinstance(expr, (int, float)):
         return sp.Float(expr) if isinstance(expr, float) else sp.Integer(expr)
-    if not isinstance(expr, sp.Expr) or isinstance(expr, sp.logic.boolalg.Boolean):
+    boolean = isinstance(expr, sp.logic.boolalg.Boolean) and not isinstance(expr, sp.Symbol)
+    if not isinstance(expr, sp.Expr) or boolean:
         raise ActionError(f"the {what} must be a scalar SymPy expression, got {type(expr).__name__}: {expr!r}")
     if expr.has(sp.I) or expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
         raise ActionError(f"the {what} {expr} is not a finite real expression")

@@ -106,6 +106,8 @@ class Path:
         r"""A path given directly as :math:`\hat S_t(\phi)`, an expression in the fields and ``t``."""
         expr = as_expression(expr, what="path action")
         fields = [fields] if isinstance(fields, (str, sp.Symbol)) else list(fields)
+        if "t" in map(str, fields):
+            raise ActionError("'t' is the RG time of the path and cannot be a field name; rename the field")
         has_t = "t" in map(str, expr.free_symbols)
         return cls(Action(expr, fields=fields, couplings=["t"] if has_t else []), {"t": t} if has_t else {})
 

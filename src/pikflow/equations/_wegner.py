@@ -76,13 +76,15 @@ class WegnerEquation:
         ]
         self.rhs = path.dsdt
         # lowered once; per-sample work is pure JAX
-        self.values = lower([list(k) for k in self.functions], fields, time=False, what="basis")
-        self.divergences = lower(
+        values = lower([list(k) for k in self.functions], fields, time=False, what="basis")
+        divergences = lower(
             [sp.Add(*(sp.diff(k[a], f) for a, f in enumerate(fields))) for k in self.functions],
             fields,
             time=False,
             what="basis divergence",
         )
+        fast = basis.fast_numeric(len(fields), self.symmetric)
+        self.values, self.divergences = fast if fast is not None else (values, divergences)
         self.column_fn = lower(self.columns, fields, what="Wegner operator on the basis")
         self.rhs_fn = lower(self.rhs, fields, what="dS/dt")
         self.action_fn = lower(path.expr, fields, what="action")

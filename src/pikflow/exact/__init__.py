@@ -1,5 +1,6 @@
 """Exact reference results (0-D quadrature), independent of the solver code."""
 
+from ._from_path import reference_for as reference_for
 from ._zero_dim import QuadratureReference as QuadratureReference
 
-__all__ = ["QuadratureReference"]
+__all__ = ["QuadratureReference", "reference_for"]

@@ -185,7 +185,7 @@ def _failure_message(eq: WegnerEquation, t: float, coeffs, stats) -> str:
     if stats["zero_columns"] > 0:
         return (
             f"the layer at t = {t:.4g} has {int(stats['zero_columns'])} basis function(s) whose Wegner image "
-            "vanishes at every collocation point (e.g. a constant in the chi form): remove them from the basis"
+            "vanishes at every collocation point (e.g. K = exp(S) in one dimension): remove them from the basis"
         )
     return (
         f"the least-squares solve of the layer at t = {t:.4g} failed (non-finite coefficients; "

@@ -228,7 +228,9 @@ class Flow:
                 raise FlowFileError(f"{d} is not a saved flow: {name} is missing (write one with Flow.save)")
         try:
             meta = json.loads((d / "flow.json").read_text())
-            if not isinstance(meta, Mapping) or meta.get("format") != 1:
+            if not isinstance(meta, Mapping):
+                raise FlowFileError(f"{d / 'flow.json'} is not a JSON object (got {type(meta).__name__})")
+            if meta.get("format") != 1:
                 raise FlowFileError(f"{d / 'flow.json'} has an unknown format {meta.get('format')!r}")
             path = Path.from_spec(meta["path"])
             settings = meta["settings"]

@@ -60,7 +60,7 @@ class Samples:
             warnings.warn(
                 f"{self.n_nonfinite} of {self.n_samples} samples are non-finite (configuration or log-density); "
                 "they get weight zero and are reported as n_nonfinite",
-                stacklevel=2,
+                stacklevel=3,
             )
 
     @property

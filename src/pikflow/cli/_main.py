@@ -1,0 +1,229 @@
+"""The ``pikflow`` command: ``pikflow run`` (solve, sample, report) and ``pikflow bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from .._errors import PikflowError
+from ._config import EXAMPLES, build, example_path, load_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``pikflow`` command."""
+    parser = argparse.ArgumentParser(prog="pikflow", description="Exact sampling with physics-informed kernels.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="solve every layer, sample, write results.json and plots")
+    _source_args(run)
+    run.add_argument("--out", default="pikflow-out", help="output directory (default: pikflow-out)")
+    run.add_argument("--n", type=int, help="override [sampling] n")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench = sub.add_parser("bench", help="benchmarks (not tests)")
+    bench.add_argument("kind", choices=["speed"], help="speed: solve time of all layers and sampling rate")
+    _source_args(bench)
+    bench.add_argument("--n", type=int, default=200_000, help="samples for the sampling rate (default 200000)")
+    bench.add_argument("--repeats", type=int, default=3, help="timed repeats after compilation (default 3)")
+    bench.add_argument("--json", dest="json_file", help="also write the numbers to this JSON file")
+    sub.add_parser("examples", help="list the built-in example configurations")
+    args = parser.parse_args(argv)
+    try:
+        if args.command in (None, "run"):
+            if args.command is None:
+                args = parser.parse_args(["run", *(argv or [])])
+            return _run(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "examples":
+            for name in EXAMPLES:
+                print(f"{name:16s} {example_path(name)}")
+            return 0
+    except PikflowError as err:
+        print(f"pikflow: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _source_args(p):
+    p.add_argument("config", nargs="?", help="TOML configuration (default: the built-in phi4-0d example)")
+    p.add_argument("--example", choices=EXAMPLES, help="run a built-in example")
+
+
+def _config(args) -> tuple[dict, str]:
+    if args.config and args.example:
+        raise PikflowError("give a CONFIG file or --example, not both")
+    src = pathlib.Path(args.config) if args.config else example_path(args.example or "phi4-0d")
+    return load_config(src), str(src)
+
+
+def _run(args) -> int:
+    from .. import solve
+    from .._version import __version__
+
+    data, source = _config(args)
+    path, opts, sampling, observables = build(data)
+    if args.n is not None:
+        sampling["n"] = args.n
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.quiet
+    print(f"pikflow {__version__}: {source}")
+    print(f"  S_t = {path.expr}")
+    flow = solve(path, progress=progress, **opts)
+    print(f"  solved {len(flow.reports)} layers in {flow.solve_seconds:.2f} s ({flow!r})")
+    flow.save(out / "flow")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        samples = flow.sample(progress=progress, **sampling)
+    for w in caught:
+        print(f"  warning: {w.message}")
+    results = _results(flow, samples, observables, data, source)
+    reference = _reference(flow)
+    if reference is not None:
+        results["exact"] = _exact(flow, reference, results)
+    from ._plots import plot_all
+
+    results["plots"] = plot_all(flow, samples, out, reference)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    _print_summary(results, out)
+    return 0
+
+
+def _results(flow, samples, observables: dict, data: dict, source: str) -> dict:
+    from .._version import __version__
+
+    obs = {name: samples.observable(expr).to_dict() for name, expr in observables.items()}
+    path_obs = {}
+    if samples.layers_kept:
+        for t in samples.times:
+            path_obs[f"{t:.6g}"] = {name: samples.observable(expr, t).to_dict() for name, expr in observables.items()}
+    return {
+        "pikflow_version": __version__,
+        "config_source": source,
+        "config": data,
+        "action": str(flow.path.expr),
+        "n_samples": samples.n_samples,
+        "n_nonfinite": samples.n_nonfinite,
+        "logdet": samples.logdet,
+        "ess": samples.ess,
+        "imh_acceptance": samples.imh_acceptance,
+        "log_z": samples.log_z().to_dict(),
+        "observables": obs,
+        "path_observables": path_obs,
+        "path_ess": {f"{t:.6g}": samples.ess_at(t) for t in samples.times} if samples.layers_kept else {},
+        "layer_residuals": [
+            {"t": r.t, "rms": r.residual_rms, "max": r.residual_max, "worst_phi": list(r.worst_phi), "scale": r.rhs_rms}
+            for r in flow.reports
+        ],
+        "max_layer_residual": max(r.residual_rms for r in flow.reports),
+        "n_basis": flow.equation.n_basis,
+        "layers": len(flow.reports),
+        "solve_seconds": flow.solve_seconds,
+        "sample_seconds": samples.sample_seconds,
+        "samples_per_second": samples.n_samples / samples.sample_seconds,
+    }
+
+
+def _reference(flow):
+    if flow.n_fields != 1:
+        return None
+    from ..exact import reference_for
+
+    try:
+        return reference_for(flow.path)
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _exact(flow, ref, results) -> dict:
+    """Exact values (quadrature) next to the estimates, with deviations in units of the error."""
+    import jax
+
+    from ..action._parse import as_expression
+    from ..lowering import lower
+
+    cfg_obs = results["config"].get("observables", {})
+    out = {"log_z": ref.log_z(1.0)}
+    out["log_z_deviation_sigma"] = abs(results["log_z"]["value"] - out["log_z"]) / results["log_z"]["error"]
+    for name, text in cfg_obs.items():
+        fn = lower(as_expression(text), flow.path.fields, time=False)
+        f = jax.jit(jax.vmap(fn))
+        exact = ref.expectation(1.0, lambda x, f=f: np.asarray(f(x.reshape(-1, 1))).reshape(x.shape))
+        est = results["observables"][name]
+        out[name] = {"value": exact, "deviation_sigma": abs(est["value"] - exact) / est["error"]}
+    x = np.linspace(-3, 3, 601)
+    ve = ref.kernel(1.0, x)
+    out["kernel_t1_max_rel_error"] = float(np.max(np.abs(flow.velocity(x, 1.0) - ve)) / np.max(np.abs(ve)))
+    return out
+
+
+def _print_summary(r: dict, out: pathlib.Path) -> None:
+    print(
+        f"  samples: {r['n_samples']} ({r['n_nonfinite']} non-finite), {r['samples_per_second']:.3g} /s, "
+        f"log-density: {r['logdet']}"
+    )
+    print(
+        f"  ESS/N = {r['ess']:.6f}   IMH acceptance = {r['imh_acceptance']:.4f}   "
+        f"max layer residual = {r['max_layer_residual']:.2e}"
+    )
+    lz = r["log_z"]
+    ex = r.get("exact", {})
+    print(f"  log Z = {lz['value']:.8f} +- {lz['error']:.2g}" + (f"   (exact {ex['log_z']:.8f})" if ex else ""))
+    for name, v in r["observables"].items():
+        line = f"  <{name}> = {v['value']:.6f} +- {v['error']:.2g}"
+        if name in ex:
+            line += f"   (exact {ex[name]['value']:.6f}, {ex[name]['deviation_sigma']:.1f} sigma)"
+        print(line)
+    if ex:
+        print(f"  kernel at t=1 vs exact on [-3, 3]: max relative error {ex['kernel_t1_max_rel_error']:.2e}")
+    print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")
+
+
+def _bench(args) -> int:
+    import jax
+
+    from .. import solve
+
+    data, source = _config(args)
+    path, opts, sampling, _ = build(data)
+    opts["progress"] = False
+    solve(path, **opts)  # compile
+    solve_times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        flow = solve(path, **opts)
+        solve_times.append(time.perf_counter() - t0)
+    n = args.n
+    kw = dict(n=n, seed=0, logdet=sampling["logdet"], keep_layers=False, batch_size=sampling["batch_size"])
+    flow.sample(**{**kw, "progress": False})  # compile
+    rates = []
+    for r in range(args.repeats):
+        s = flow.sample(**{**kw, "seed": r + 1, "progress": False})
+        rates.append(n / s.sample_seconds)
+    res = {
+        "config_source": source,
+        "device": str(jax.devices()[0]),
+        "layers": len(flow.reports),
+        "n_basis": flow.equation.n_basis,
+        "solve_seconds_median": float(np.median(solve_times)),
+        "solve_seconds_all": solve_times,
+        "samples_per_second_median": float(np.median(rates)),
+        "samples_per_second_all": rates,
+        "n_samples": n,
+        "logdet": s.logdet,
+        "ess": s.ess,
+    }
+    print("| quantity | value |\n|---|---|")
+    print(f"| layers solved (basis size) | {res['layers']} ({res['n_basis']}) |")
+    med = res["solve_seconds_median"]
+    print(f"| solve time, all layers, after compilation (median of {args.repeats}) | {med:.3f} s |")
+    print(f"| sampling rate ({n} samples, {s.logdet} log-density) | {res['samples_per_second_median']:.3g} /s |")
+    print(f"| ESS/N | {res['ess']:.6f} |")
+    if args.json_file:
+        pathlib.Path(args.json_file).write_text(json.dumps(res, indent=2))
+    return 0
