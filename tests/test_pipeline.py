@@ -169,3 +169,11 @@ def test_residual_anywhere(paper_flow, reference):
     r = paper_flow.residual(x, 1.0)
     assert r.shape == (81,)
     assert np.max(np.abs(r)) < 1e-3
+
+
+def test_phi2_at_t_half_from_layer_samples(paper_path, reference):
+    """<phi^2> at t = 0.5 exactly: with 50 steps, t = 0.5 is a step time of the samples."""
+    flow = pf.solve(paper_path, steps=50, progress=False)
+    s = flow.sample(200_000, seed=11, progress=False)
+    assert s.ess_at(0.5) > 0.9999
+    assert s.observable(phi**2, t=0.5).deviation(reference.expectation(0.5, lambda x: x**2)) < 3
