@@ -142,17 +142,13 @@ def _reference(flow):
 
 def _exact(flow, ref, results) -> dict:
     """Exact values (quadrature) next to the estimates, with deviations in units of the error."""
-    import jax
-
-    from ..action._parse import as_expression
-    from ..lowering import lower
+    from ..lowering import lower_observable
 
     cfg_obs = results["config"].get("observables", {})
     out = {"log_z": ref.log_z(1.0)}
     out["log_z_deviation_sigma"] = abs(results["log_z"]["value"] - out["log_z"]) / results["log_z"]["error"]
     for name, text in cfg_obs.items():
-        fn = lower(as_expression(text), flow.path.fields, time=False)
-        f = jax.jit(jax.vmap(fn))
+        f = lower_observable(text, flow.path.fields)
         exact = ref.expectation(1.0, lambda x, f=f: np.asarray(f(x.reshape(-1, 1))).reshape(x.shape))
         est = results["observables"][name]
         out[name] = {"value": exact, "deviation_sigma": abs(est["value"] - exact) / est["error"]}

@@ -26,6 +26,7 @@ import sympy as sp
 from .._errors import SamplingError
 from .._estimate import Estimate
 from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, reweight
+from ..lowering import lower_observable
 
 
 class Samples:
@@ -107,7 +108,7 @@ class Samples:
     def values(self, observable, t: float = 1.0) -> np.ndarray:
         """The observable evaluated on every sample at step time ``t``."""
         i = self._index(t)
-        fn = self._lowered(observable)
+        fn = lower_observable(observable, self.fields)
         phi = self.phi[i if self.layers_kept else -1]
         with np.errstate(all="ignore"):
             return np.asarray(fn(jnp.asarray(np.nan_to_num(phi))))
@@ -123,15 +124,6 @@ class Samples:
     def path_observable(self, observable) -> dict[float, Estimate]:
         r"""The reweighted observable at every step time (parameter-conditional, paper Fig. 8)."""
         return {float(t): self.observable(observable, t) for t in self.times}
-
-    def _lowered(self, observable):
-        if callable(observable) and not isinstance(observable, sp.Basic):
-            return observable
-        from ..action._parse import as_expression
-        from ..lowering import lower
-
-        expr = as_expression(observable, what="observable")
-        return jax.jit(jax.vmap(lower(expr, self.fields, time=False, what="observable")))
 
     def summary(self) -> dict:
         """The headline numbers as a JSON-ready dict."""

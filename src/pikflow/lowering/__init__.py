@@ -1,5 +1,6 @@
 """Lowering: SymPy expressions to jitted, vmappable JAX functions."""
 
 from ._lower import lower as lower
+from ._lower import lower_observable as lower_observable
 
-__all__ = ["lower"]
+__all__ = ["lower", "lower_observable"]

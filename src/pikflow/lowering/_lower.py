@@ -71,3 +71,18 @@ def lower(
         " and t" if time else ""
     )
     return lowered
+
+
+def lower_observable(observable, fields: Sequence[sp.Symbol]) -> Callable:
+    """A jitted function ``(N, n_fields) -> (N,)`` for an observable given as SymPy or a string.
+
+    A callable is returned unchanged (it must already act on a batch of configurations).
+    """
+    if callable(observable) and not isinstance(observable, sp.Basic):
+        return observable
+    import jax
+
+    from ..action._parse import as_expression
+
+    expr = as_expression(observable, what="observable")
+    return jax.jit(jax.vmap(lower(expr, fields, time=False, what="observable")))
