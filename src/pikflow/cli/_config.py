@@ -69,6 +69,14 @@ def example_path(name: str) -> pathlib.Path:
     return pathlib.Path(str(resources.files("pikflow.cli") / "examples" / f"{name}.toml"))
 
 
+def config_source(config: str | None, example: str | None) -> tuple[dict[str, Any], str]:
+    """The validated configuration of a ``CONFIG`` path or ``--example`` name (default: phi4-0d), and its source."""
+    if config and example:
+        raise ConfigError("give a CONFIG file or --example, not both")
+    src = pathlib.Path(config) if config else example_path(example or "phi4-0d")
+    return load_config(src), str(src)
+
+
 def load_config(source: str | pathlib.Path) -> dict[str, Any]:
     """Read and validate a TOML file."""
     p = pathlib.Path(source)

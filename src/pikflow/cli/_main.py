@@ -6,13 +6,16 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 import warnings
 
 import numpy as np
 
 from .._errors import PikflowError
-from ._config import EXAMPLES, build, example_path, load_config
+from ..bench import BENCHMARKS, DEFAULT
+from ..bench import _load_all as _load_benchmarks
+from ._config import EXAMPLES, build, config_source, example_path
+
+_load_benchmarks()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,21 +27,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default="pikflow-out", help="output directory (default: pikflow-out)")
     run.add_argument("--n", type=int, help="override [sampling] n")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    bench = sub.add_parser("bench", help="benchmarks (not tests)")
-    bench.add_argument("kind", choices=["speed"], help="speed: solve time of all layers and sampling rate")
-    _source_args(bench)
-    bench.add_argument("--n", type=int, default=200_000, help="samples for the sampling rate (default 200000)")
-    bench.add_argument("--repeats", type=int, default=3, help="timed repeats after compilation (default 3)")
-    bench.add_argument("--json", dest="json_file", help="also write the numbers to this JSON file")
+    bench = sub.add_parser("bench", help="benchmarks, reported as ratios (not tests); `pikflow bench KIND -h`")
+    kinds = bench.add_subparsers(dest="bench_kind")
+    for name, b in BENCHMARKS.items():
+        p = kinds.add_parser(name, help=b.help, description=b.help)
+        _source_args(p)
+        p.add_argument("--json", dest="json_file", help="also write the numbers to this JSON file")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        b.add_arguments(p)
     sub.add_parser("examples", help="list the built-in example configurations")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and (len(argv) == 1 or argv[1] not in BENCHMARKS and argv[1] not in ("-h", "--help")):
+        argv.insert(1, DEFAULT if DEFAULT in BENCHMARKS else "speed")  # `pikflow bench [CONFIG] [--json F]`
     args = parser.parse_args(argv)
     try:
         if args.command in (None, "run"):
             if args.command is None:
-                args = parser.parse_args(["run", *(argv or [])])
+                args = parser.parse_args(["run", *argv])
             return _run(args)
         if args.command == "bench":
-            return _bench(args)
+            BENCHMARKS[args.bench_kind].run(args)
+            return 0
         if args.command == "examples":
             for name in EXAMPLES:
                 print(f"{name:16s} {example_path(name)}")
@@ -55,10 +64,7 @@ def _source_args(p):
 
 
 def _config(args) -> tuple[dict, str]:
-    if args.config and args.example:
-        raise PikflowError("give a CONFIG file or --example, not both")
-    src = pathlib.Path(args.config) if args.config else example_path(args.example or "phi4-0d")
-    return load_config(src), str(src)
+    return config_source(args.config, args.example)
 
 
 def _run(args) -> int:
@@ -178,48 +184,3 @@ def _print_summary(r: dict, out: pathlib.Path) -> None:
     if ex:
         print(f"  kernel at t=1 vs exact on [-3, 3]: max relative error {ex['kernel_t1_max_rel_error']:.2e}")
     print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")
-
-
-def _bench(args) -> int:
-    import jax
-
-    from .. import solve
-
-    data, source = _config(args)
-    path, opts, sampling, _ = build(data)
-    opts["progress"] = False
-    solve(path, **opts)  # compile
-    solve_times = []
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        flow = solve(path, **opts)
-        solve_times.append(time.perf_counter() - t0)
-    n = args.n
-    kw = dict(n=n, seed=0, logdet=sampling["logdet"], keep_layers=False, batch_size=sampling["batch_size"])
-    flow.sample(**{**kw, "progress": False})  # compile
-    rates = []
-    for r in range(args.repeats):
-        s = flow.sample(**{**kw, "seed": r + 1, "progress": False})
-        rates.append(n / s.sample_seconds)
-    res = {
-        "config_source": source,
-        "device": str(jax.devices()[0]),
-        "layers": len(flow.reports),
-        "n_basis": flow.equation.n_basis,
-        "solve_seconds_median": float(np.median(solve_times)),
-        "solve_seconds_all": solve_times,
-        "samples_per_second_median": float(np.median(rates)),
-        "samples_per_second_all": rates,
-        "n_samples": n,
-        "logdet": s.logdet,
-        "ess": s.ess,
-    }
-    print("| quantity | value |\n|---|---|")
-    print(f"| layers solved (basis size) | {res['layers']} ({res['n_basis']}) |")
-    med = res["solve_seconds_median"]
-    print(f"| solve time, all layers, after compilation (median of {args.repeats}) | {med:.3f} s |")
-    print(f"| sampling rate ({n} samples, {s.logdet} log-density) | {res['samples_per_second_median']:.3g} /s |")
-    print(f"| ESS/N | {res['ess']:.6f} |")
-    if args.json_file:
-        pathlib.Path(args.json_file).write_text(json.dumps(res, indent=2))
-    return 0

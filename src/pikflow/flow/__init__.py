@@ -6,6 +6,16 @@ from ._flow import Flow as Flow
 from ._flow import LayerReport as LayerReport
 from ._kernel import AbstractKernel as AbstractKernel
 from ._kernel import LinearKernel as LinearKernel
+from ._kernel import register_kernel as register_kernel
 from ._samples import Samples as Samples
 
-__all__ = ["AbstractKernel", "Flow", "GaussianBase", "LayerReport", "LinearKernel", "Samples", "solve"]
+__all__ = [
+    "AbstractKernel",
+    "Flow",
+    "GaussianBase",
+    "LayerReport",
+    "LinearKernel",
+    "Samples",
+    "register_kernel",
+    "solve",
+]

@@ -17,7 +17,7 @@ from .._errors import FlowFileError, SamplingError
 from .._version import __version__
 from ._base import GaussianBase
 from ._integrate import LOGDETS, push
-from ._kernel import AbstractKernel, LinearKernel
+from ._kernel import AbstractKernel, kernel_skeleton
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,6 +209,7 @@ class Flow:
             "path": self.path.spec(),
             "settings": self.settings,
             "n_basis": self.equation.n_basis,
+            "kernel": self.kernels.to_spec(),
             "solve_seconds": self.solve_seconds,
             "reports": [dataclasses.asdict(r) for r in self.reports],
         }
@@ -236,7 +237,8 @@ class Flow:
             settings = meta["settings"]
             eq = WegnerEquation(path, basis_from_spec(settings["basis"]), form=settings["form"])
             steps = int(settings["steps"])
-            skeleton = LinearKernel(jnp.zeros((2 * steps + 1, eq.n_basis)), eq.values, eq.divergences)
+            spec = meta.get("kernel", {"kind": "linear", "shape": [2 * steps + 1, eq.n_basis]})
+            skeleton = kernel_skeleton(spec, eq)
             kernels = eqx.tree_deserialise_leaves(d / "kernels.eqx", skeleton)
             reports = [LayerReport(**{**r, "worst_phi": tuple(r["worst_phi"])}) for r in meta["reports"]]
             mean, precision = path.gaussian_base()

@@ -10,15 +10,42 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+#: kind -> kernel class, for :meth:`pikflow.Flow.load` (filled by :func:`register_kernel`).
+KERNEL_KINDS: dict[str, type[AbstractKernel]] = {}
+
+
+def register_kernel(cls):
+    """Class decorator: make a kernel class loadable by its ``kind`` (see :meth:`AbstractKernel.to_spec`)."""
+    if not cls.kind or cls.kind in KERNEL_KINDS and KERNEL_KINDS[cls.kind] is not cls:
+        raise TypeError(f"kernel kind {cls.kind!r} of {cls.__name__} is empty or already taken")
+    KERNEL_KINDS[cls.kind] = cls
+    return cls
+
+
+def kernel_skeleton(spec: dict[str, Any], equation) -> AbstractKernel:
+    """A kernel of the kind and shapes in ``spec`` (array values are placeholders, to deserialise into)."""
+    kind = spec.get("kind")
+    if kind not in KERNEL_KINDS:
+        raise ValueError(f"unknown kernel kind {kind!r} (known: {sorted(KERNEL_KINDS)})")
+    return KERNEL_KINDS[kind].skeleton(spec, equation)
+
 
 class AbstractKernel(eqx.Module):
-    r"""A velocity field :math:`v(\phi)` with its divergence :math:`\partial\cdot v(\phi)`."""
+    r"""A velocity field :math:`v(\phi)` with its divergence :math:`\partial\cdot v(\phi)`.
+
+    A kernel class that should survive :meth:`pikflow.Flow.save` / :meth:`~pikflow.Flow.load`
+    sets ``kind``, implements :meth:`to_spec` and :meth:`skeleton`, and is decorated with
+    :func:`register_kernel`. Its arrays are stored with ``eqx.tree_serialise_leaves``.
+    """
+
+    kind: ClassVar[str] = ""
 
     @abc.abstractmethod
     def __call__(self, phi: Float[Array, " fields"]) -> Float[Array, " fields"]:
@@ -32,13 +59,35 @@ class AbstractKernel(eqx.Module):
         """From a stacked kernel (leading layer axis), the kernel of one layer."""
         return jax.tree.map(lambda x: x[index], self)
 
+    def to_spec(self) -> dict[str, Any]:
+        """JSON-ready description (``kind`` and array shapes) from which :meth:`skeleton` rebuilds the module."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved: it defines no to_spec()")
 
+    @classmethod
+    def skeleton(cls, spec: dict[str, Any], equation) -> AbstractKernel:
+        """A module with the structure described by ``spec`` (the inverse of :meth:`to_spec`)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be loaded: it defines no skeleton()")
+
+
+@register_kernel
 class LinearKernel(AbstractKernel):
-    r"""A kernel linear in its coefficients: :math:`v(\phi) = \sum_j k_j K_j(\phi)` (eq. 18)."""
+    r"""A kernel linear in its coefficients: :math:`v(\phi) = \sum_j k_j K_j(\phi)` (eq. 18).
 
+    ``values`` and ``divergences`` are the basis functions and their divergences
+    (from :class:`~pikflow.WegnerEquation`); only ``coeffs`` is an array leaf.
+    """
+
+    kind: ClassVar[str] = "linear"
     coeffs: Float[Array, "... basis"]
     values: Callable = eqx.field(static=True)
     divergences: Callable = eqx.field(static=True)
+
+    def to_spec(self):
+        return {"kind": self.kind, "shape": list(self.coeffs.shape)}
+
+    @classmethod
+    def skeleton(cls, spec, equation):
+        return cls(jnp.zeros(tuple(spec["shape"])), equation.values, equation.divergences)
 
     def __call__(self, phi):
         return jnp.tensordot(self.coeffs, self.values(phi), axes=1)

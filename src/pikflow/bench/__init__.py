@@ -1,0 +1,48 @@
+"""Benchmarks behind ``pikflow bench KIND``: measurements reported as ratios, never timed tests.
+
+Each benchmark is registered in :data:`BENCHMARKS` with a function that adds its
+command-line options and a function that runs it. The common options (``CONFIG``,
+``--example``, ``--json``, ``--quiet``) are added by the CLI. A benchmark prints a
+markdown table and, with ``--json FILE``, writes its numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A benchmark of ``pikflow bench``: its help line, extra options, and runner ``run(args) -> dict``."""
+
+    help: str
+    add_arguments: Callable
+    run: Callable
+
+
+#: name -> :class:`Benchmark`.
+BENCHMARKS: dict[str, Benchmark] = {}
+#: what a bare ``pikflow bench`` runs (PIK against HMC), when registered; else ``"speed"``.
+DEFAULT = "hmc"
+
+
+def register(name: str, help: str):
+    """Decorator for a module-level ``add_arguments`` function, pairing it with ``run`` (see ``_speed.py``)."""
+
+    def wrap(add_arguments):
+        def deco(run):
+            BENCHMARKS[name] = Benchmark(help, add_arguments, run)
+            return run
+
+        return deco
+
+    return wrap
+
+
+def _load_all() -> None:
+    """Import the benchmark modules (each registers itself)."""
+    from . import _speed  # noqa: F401
+
+
+__all__ = ["BENCHMARKS", "DEFAULT", "Benchmark", "register"]
