@@ -19,6 +19,9 @@ from ._base import GaussianBase
 from ._integrate import LOGDETS, push
 from ._kernel import AbstractKernel, kernel_skeleton
 
+#: sampling methods of :meth:`Flow.sample`.
+METHODS = ("table", "rk4")
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerReport:
@@ -40,6 +43,7 @@ class LayerReport:
 
     @classmethod
     def from_stats(cls, t, stats, n_points) -> LayerReport:
+        """The report of the layer at ``t`` from the statistics its jitted solve returns."""
         c = float(stats["constant"])
         return cls(
             t=float(t),
@@ -83,6 +87,9 @@ class Flow:
         self.path, self.equation, self.base, self.kernels = path, equation, base, kernels
         self.steps, self.reports, self.settings = steps, list(reports), dict(settings)
         self.solve_seconds = float(solve_seconds)
+        self._table = None
+        #: :class:`~pikflow.flow.TableInfo` of the last table used by :meth:`sample` (None before).
+        self.table_info = None
 
     @property
     def times(self) -> np.ndarray:
@@ -91,6 +98,7 @@ class Flow:
 
     @property
     def n_fields(self) -> int:
+        """Number of real field components."""
         return self.path.n_fields
 
     def layer_index(self, t: float) -> int:
@@ -121,46 +129,74 @@ class Flow:
         n: int,
         *,
         seed: int = 0,
+        method: str = "auto",
         logdet: str = "auto",
         keep_layers: bool = True,
-        batch_size: int = 1 << 16,
+        batch_size: int | None = None,
+        table_nodes: int = 8192,
         progress: bool = True,
     ):
-        r"""Push ``n`` base samples through the flow, tracking :math:`\log q` (returns :class:`~pikflow.Samples`).
+        r"""Draw ``n`` samples of the flow with their exact log-density (returns :class:`~pikflow.Samples`).
 
         Parameters
         ----------
         n
             Number of samples.
         seed
-            Seed: the same seed gives the same samples.
+            Seed: the same seed gives the same samples (on the same platform).
+        method
+            ``"table"``: the tabulated monotone map of a one-component flow
+            (:mod:`pikflow.flow._tabulated`; one table look-up per sample, exact weights
+            for the map applied). ``"rk4"``: push base samples through the RK4 steps
+            (eq. 11). ``"auto"`` (default): table for one field component (unless a
+            ``logdet`` is asked for), RK4 otherwise.
         logdet
-            ``"exact"`` (log-Jacobian of the discrete RK4 map, exact weights),
-            ``"continuous"`` (:math:`d\log q/dt = -\partial\cdot v`), or ``"auto"``
-            (exact for up to 8 field components).
+            For ``"rk4"``: ``"exact"`` (log-Jacobian of the discrete RK4 map, exact
+            weights), ``"continuous"`` (:math:`d\log q/dt = -\partial\cdot v`), or
+            ``"auto"`` (exact for up to 8 field components).
         keep_layers
-            Keep the configurations of every step (observables along t).
+            Keep the configurations of every step time (observables along t).
         batch_size
-            Samples pushed per compiled call (bounds memory).
+            Samples per compiled call (bounds memory); default :math:`2^{20}` for the
+            table, :math:`2^{16}` for RK4.
+        table_nodes
+            Grid nodes of the table (its interpolation error moves only the ESS, never
+            the exactness of the weights).
         """
         from ..progress import progress_bar
         from ._samples import Samples
 
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"n must be a positive integer, got {n!r}")
+        if method == "auto":
+            method = "table" if self.n_fields == 1 and logdet == "auto" else "rk4"
+        if method not in METHODS:
+            raise SamplingError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
         if logdet == "auto":
             logdet = "exact" if self.n_fields <= 8 else "continuous"
         if logdet not in LOGDETS:
             raise SamplingError(f"logdet must be 'auto' or one of {LOGDETS}, got {logdet!r}")
-        fn = self._push_fn(logdet)
-        key = jax.random.PRNGKey(seed)
-        phis, lqs, lws = [], [], []
+        if batch_size is None:
+            batch_size = 1 << 20 if method == "table" else 1 << 16
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise SamplingError(f"batch_size must be a positive integer, got {batch_size!r}")
         start = _time.perf_counter()
+        if method == "table":
+            table, self.table_info = self.table(table_nodes)
+            fn = self._table_fn(keep_layers)
+            args = (table,)
+            key = jax.random.key(seed, impl="rbg")
+            logdet = "table"
+        else:
+            fn = self._push_fn(logdet)
+            args = (self.kernels,)
+            key = jax.random.PRNGKey(seed)
+        phis, lqs, lws = [], [], []
         n_batches = -(-n // batch_size)
         bar = progress_bar(total=n, desc="sampling", disable=not progress or n_batches < 2)
         for b in range(n_batches):
             m = min(batch_size, n - b * batch_size)
-            phi_b, lq_b, lw_b = fn(self.kernels, jax.random.fold_in(key, b), m)
+            phi_b, lq_b, lw_b = fn(*args, jax.random.fold_in(key, b), m)
             phi_b = np.asarray(phi_b)
             phis.append(phi_b if keep_layers else phi_b[-1:])
             lqs.append(np.asarray(lq_b))
@@ -169,17 +205,41 @@ class Flow:
         bar.close()
         seconds = _time.perf_counter() - start
         times = np.arange(self.steps + 1) / self.steps
+        cat = (lambda a: a[0]) if n_batches == 1 else (lambda a: np.concatenate(a, axis=1))
         return Samples(
             times=times,
-            phi=np.concatenate(phis, axis=1),
-            log_q=np.concatenate(lqs, axis=1),
-            log_w=np.concatenate(lws, axis=1),
+            phi=cat(phis),
+            log_q=cat(lqs),
+            log_w=cat(lws),
             fields=self.path.fields,
             logdet=logdet,
             seed=seed,
             sample_seconds=seconds,
             layers_kept=keep_layers,
         )
+
+    def table(self, n_nodes: int = 8192):
+        """The tabulated monotone map of a one-component flow and its :class:`~pikflow.flow.TableInfo` (cached)."""
+        from ._tabulated import tabulate
+
+        if self._table is None or self._table[1].n_nodes != n_nodes:
+            self._table = tabulate(self, n_nodes)
+        return self._table
+
+    def _table_fn(self, keep_layers: bool):
+        key = ("table-sample", keep_layers, self.steps)
+        if key not in self.equation.cache:
+            steps, action = self.steps, self.equation.action_fn
+            times = jnp.arange(steps + 1) / steps if keep_layers else jnp.ones(1)
+
+            @eqx.filter_jit
+            def fn(table, key, m):
+                phi, lq = table.sample(key, m, all_times=keep_layers)
+                s = jax.vmap(lambda p, tt: jax.vmap(action, in_axes=(0, None))(p[:, None], tt))(phi, times)
+                return phi[..., None], lq, -s - lq
+
+            self.equation.cache[key] = fn
+        return self.equation.cache[key]
 
     def _push_fn(self, logdet: str):
         key = ("push", logdet, self.steps)

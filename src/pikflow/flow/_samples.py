@@ -78,8 +78,10 @@ class Samples:
         i = int(round(float(t) * (len(self.times) - 1)))
         if not (0 <= i < len(self.times)) or abs(self.times[i] - t) > 1e-9:
             raise SamplingError(f"t = {t} is not a step time: use a multiple of 1/{len(self.times) - 1}")
-        if not self.layers_kept and i != len(self.times) - 1:
-            raise SamplingError("only t = 1 was kept: sample with keep_layers=True for observables along t")
+        if not self.layers_kept:
+            if i != len(self.times) - 1:
+                raise SamplingError("only t = 1 was kept: sample with keep_layers=True for observables along t")
+            return -1
         return i
 
     def ess_at(self, t: float = 1.0) -> float:
@@ -109,7 +111,7 @@ class Samples:
         """The observable evaluated on every sample at step time ``t``."""
         i = self._index(t)
         fn = lower_observable(observable, self.fields)
-        phi = self.phi[i if self.layers_kept else -1]
+        phi = self.phi[i]
         with np.errstate(all="ignore"):
             return np.asarray(fn(jnp.asarray(np.nan_to_num(phi))))
 
