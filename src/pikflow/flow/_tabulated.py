@@ -78,18 +78,18 @@ class TableInfo:
 class TabulatedMap(eqx.Module):
     r"""Monotone piecewise-cubic maps :math:`w \mapsto \phi_k` for every step time (module docstring).
 
-    ``coeffs[k, j]`` holds :math:`(c_0, c_1, c_2, c_3)` of cell ``j`` at step time
+    ``coeffs[k, :, j]`` holds :math:`(c_0, c_1, c_2, c_3)` of cell ``j`` at step time
     ``k``: :math:`F_k = c_0 + c_1 s + c_2 s^2 + c_3 s^3`, :math:`s\in[0, 1]` across
-    the cell.
+    the cell (each coefficient contiguous over cells, for the gathers).
     """
 
-    coeffs: Float[Array, "times cells 4"]
+    coeffs: Float[Array, "times 4 cells"]
     w_lo: float = eqx.field(static=True)
     inv_h: float = eqx.field(static=True)
 
     @property
     def n_cells(self) -> int:
-        return self.coeffs.shape[1]
+        return self.coeffs.shape[2]
 
     def evaluate(self, w: Float[Array, " n"], k: int | None = None):
         r""":math:`(F_k(w), \log F_k'(w))` for step ``k`` (all steps stacked if ``k`` is None)."""
@@ -98,7 +98,7 @@ class TabulatedMap(eqx.Module):
         s = pos - j
 
         def one(c):
-            c0, c1, c2, c3 = (c[:, i].at[j].get(mode="promise_in_bounds") for i in range(4))
+            c0, c1, c2, c3 = (c[i].at[j].get(mode="promise_in_bounds") for i in range(4))
             value = c0 + s * (c1 + s * (c2 + s * c3))
             slope = (c1 + s * (2.0 * c2 + 3.0 * s * c3)) * self.inv_h
             return value, jnp.log(slope)
@@ -221,6 +221,7 @@ def _builder(equation, steps: int, n_nodes: int):
         # interpolation error at the midpoints, inside the covered range
         c = coeffs
         f_mid = c[..., 0] + 0.5 * (c[..., 1] + 0.5 * (c[..., 2] + 0.5 * c[..., 3]))
+        coeffs = jnp.moveaxis(coeffs, -1, 1)
         inside = (idx[:-1] >= lo) & (idx[:-1] < hi)
         err = jnp.max(jnp.where(inside[None], jnp.abs(f_mid - y_mid), 0.0))
         u_lo = jax.scipy.stats.norm.cdf(z_n[lo])
