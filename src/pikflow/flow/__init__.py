@@ -8,6 +8,10 @@ from ._kernel import AbstractKernel as AbstractKernel
 from ._kernel import LinearKernel as LinearKernel
 from ._kernel import register_kernel as register_kernel
 from ._samples import Samples as Samples
+from ._streaming import PathEstimates as PathEstimates
+from ._streaming import path_estimates as path_estimates
+from ._tabulated import TableInfo as TableInfo
+from ._tabulated import TabulatedMap as TabulatedMap
 
 __all__ = [
     "AbstractKernel",
@@ -15,7 +19,11 @@ __all__ = [
     "GaussianBase",
     "LayerReport",
     "LinearKernel",
+    "PathEstimates",
     "Samples",
+    "TableInfo",
+    "TabulatedMap",
+    "path_estimates",
     "register_kernel",
     "solve",
 ]

@@ -218,6 +218,15 @@ class Flow:
             layers_kept=keep_layers,
         )
 
+    def path_estimates(self, observables, n: int, **kwargs):
+        """Observables, ESS/N and log Z at every step time, streamed without storing samples.
+
+        See :func:`pikflow.flow.path_estimates` (parameter-conditional sampling, Fig. 8).
+        """
+        from ._streaming import path_estimates
+
+        return path_estimates(self, observables, n, **kwargs)
+
     def table(self, n_nodes: int = 8192):
         """The tabulated monotone map of a one-component flow and its :class:`~pikflow.flow.TableInfo` (cached)."""
         from ._tabulated import tabulate

@@ -85,4 +85,10 @@ def lower_observable(observable, fields: Sequence[sp.Symbol]) -> Callable:
     from ..action._parse import as_expression
 
     expr = as_expression(observable, what="observable")
-    return jax.jit(jax.vmap(lower(expr, fields, time=False, what="observable")))
+    key = (sp.srepr(expr), tuple(sp.srepr(f) for f in fields))
+    if key not in _OBSERVABLES:  # compiled once per observable and fields in a process
+        _OBSERVABLES[key] = jax.jit(jax.vmap(lower(expr, fields, time=False, what="observable")))
+    return _OBSERVABLES[key]
+
+
+_OBSERVABLES: dict[tuple, Callable] = {}
