@@ -315,14 +315,16 @@ def _pyerrors_series():
 
 @pytest.mark.parametrize("name,chains", list(_pyerrors_series()))
 def test_gamma_agrees_with_pyerrors(name, chains):
-    # Same algorithm, same conventions: agreement to rounding (1e-6 relative is loose).
+    # The numpy fast path against pyerrors itself (the default backend): same algorithm,
+    # same conventions, so agreement to rounding (1e-6 relative is loose).
     pe = pytest.importorskip("pyerrors")
     if len(chains) == 1:
         obs, ens = pe.Obs(chains, ["ens"]), chains[0]
     else:
         obs, ens = pe.Obs(chains, [f"ens|r{i}" for i in range(len(chains))]), chains
     obs.gamma_method(S=1.5)
-    g = gamma_method(ens, S=1.5)
+    g = gamma_method(ens, S=1.5, backend="numpy")
+    assert gamma_method(ens, S=1.5, backend="pyerrors") == gamma_method(ens, S=1.5)
     assert g.window == obs.e_windowsize["ens"]
     assert g.mean == pytest.approx(obs.value, rel=1e-6, abs=1e-12)
     assert g.error == pytest.approx(obs.dvalue, rel=1e-6)

@@ -346,13 +346,22 @@ def poisoned(flow, region):
     return bad
 
 
+def test_table_of_a_poisoned_flow_reports_coverage(flow):
+    """Where the RK4 map is not finite the table continues it (exact weights) and reports the lost coverage."""
+    bad = poisoned(flow, lambda p: p[0] > 1.5)
+    s = bad.sample(20_000, seed=3, keep_layers=False, progress=False)
+    assert s.n_nonfinite == 0 and s.logdet == "table"
+    assert 0.5 < bad.table_info.coverage < 0.99  # the base mass that ever enters phi > 1.5 is lost
+    assert 0 < s.ess < 1
+
+
 @pytest.mark.parametrize("keep_layers", [True, False])
 def test_nonfinite_samples_are_counted(flow, keep_layers):
-    clean = flow.sample(1000, seed=3, keep_layers=keep_layers, progress=False)
+    clean = flow.sample(1000, seed=3, keep_layers=keep_layers, method="rk4", progress=False)
     assert clean.n_nonfinite == 0
     bad = poisoned(flow, lambda p: p[0] > 1.5)
     with pytest.warns(UserWarning, match=r"\d+ of 1000 samples are non-finite"):
-        samples = bad.sample(1000, seed=3, keep_layers=keep_layers, progress=False)
+        samples = bad.sample(1000, seed=3, keep_layers=keep_layers, method="rk4", progress=False)
     n_bad = samples.n_nonfinite
     assert 0 < n_bad < 1000
     assert samples.n_samples == 1000
@@ -385,7 +394,9 @@ def test_all_samples_nonfinite(flow):
     with pytest.raises(pf.SamplingError, match="every sample is non-finite"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            bad.sample(200, progress=False)
+            bad.sample(200, method="rk4", progress=False)
+    with pytest.raises(pf.SamplingError, match="non-finite or folds"):  # the table refuses to build
+        bad.sample(200, progress=False)
 
 
 # ---------------------------------------------------------------------------- save / load

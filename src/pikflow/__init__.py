@@ -14,7 +14,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import bases, diagnostics, exact  # noqa: E402
+from . import baselines, bases, diagnostics, exact  # noqa: E402
 from ._citation import citation  # noqa: E402
 from ._errors import (  # noqa: E402
     ActionError,
@@ -31,22 +31,26 @@ from .action import Action, Path, t  # noqa: E402
 from .bases import Custom, Hermite, Polynomial, Radial, Sine  # noqa: E402
 from .equations import WegnerEquation  # noqa: E402
 from .flow import Flow, Samples, solve  # noqa: E402
-from .solvers import Collocation, DirectSolver  # noqa: E402
+from .refine import CorrectedKernel, refine, refine_online, residual_summary  # noqa: E402
+from .solvers import AdamSolver, Collocation, DirectSolver, LevenbergMarquardtSolver  # noqa: E402
 
 load = Flow.load
 
 __all__ = [
     "Action",
     "ActionError",
+    "AdamSolver",
     "BasisError",
     "Collocation",
     "ConfigError",
+    "CorrectedKernel",
     "Custom",
     "DirectSolver",
     "Estimate",
     "Flow",
     "FlowFileError",
     "Hermite",
+    "LevenbergMarquardtSolver",
     "Path",
     "PikflowError",
     "Polynomial",
@@ -57,11 +61,15 @@ __all__ = [
     "SolveError",
     "WegnerEquation",
     "__version__",
+    "baselines",
     "bases",
     "citation",
     "diagnostics",
     "exact",
     "load",
+    "refine",
+    "refine_online",
+    "residual_summary",
     "solve",
     "t",
 ]

@@ -44,18 +44,58 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "n_tail": ((int,), "points covering the tails; default 500"),
         "tail_gap": ((int, float), "tails reach S_t - min S_t = tail_gap; default 20"),
         "radius": ((int, float), "fixed range |phi| <= radius instead of tail_gap"),
+        "mala_steps": ((int,), "[solver] mode = 'parallel', several components: MALA chain length; default 200"),
     },
     "solver": {
-        "kind": ((str,), "'direct' (Lineax least squares)"),
-        "linear_solver": ((str,), "'qr', 'svd' or 'auto'; default qr (1 field) / svd (several)"),
+        "kind": ((str,), "'direct' (Lineax least squares), 'adam' (Optax training) or 'levenberg-marquardt'"),
+        "mode": ((str,), "'sequential' (pushed samples) or 'parallel' (points from p_t, all layers at once)"),
+        "linear_solver": ((str,), "direct: 'qr', 'svd' or 'auto'; default qr (1 field) / svd (several)"),
+        "model": ((str,), "adam: 'sine' (eq. 25, learnable frequencies) or 'mlp'; default 'sine'"),
+        "n_frequencies": ((int,), "adam/levenberg-marquardt sine model: frequencies; default 25 / 10"),
+        "max_frequency": ((int, float), "adam/levenberg-marquardt: largest initial frequency; default 6"),
+        "width": ((int,), "adam mlp: hidden width; default 16"),
+        "depth": ((int,), "adam mlp: hidden layers; default 2"),
+        "learning_rate": ((int, float), "adam: learning rate of the first layers; default 1e-2"),
+        "epochs": ((int,), "adam: epochs of the first layers; default 600"),
+        "warm_learning_rate": ((int, float), "adam: learning rate of warm-started layers; default 1e-3"),
+        "warm_epochs": ((int,), "adam: maximal epochs of warm-started layers; default 600"),
+        "patience": ((int,), "adam: early stopping after this many epochs without improvement; default 50"),
+        "batch_size": ((int,), "adam: minibatch size; default 512"),
+        "first_layers": ((int,), "adam: layers trained with learning_rate/epochs; default 2"),
+        "seed": ((int,), "adam: seed of the model initialisation; default 0"),
+        "method": ((str,), "levenberg-marquardt: 'levenberg-marquardt' or 'gauss-newton'"),
+        "rtol": ((int, float), "levenberg-marquardt: relative tolerance; default 1e-6"),
+        "atol": ((int, float), "levenberg-marquardt: absolute tolerance; default 1e-9"),
+        "max_steps": ((int,), "levenberg-marquardt: iterations per layer; default 100"),
+        "ridge": ((int, float), "levenberg-marquardt: relative ridge of the inner solve; default 1e-14"),
     },
     "sampling": {
         "n": ((int,), "number of samples; default 100000"),
+        "method": ((str,), "'auto' (table for one component), 'table' or 'rk4'; default 'auto'"),
+        "table_nodes": ((int,), "grid nodes of the tabulated map; default 8192"),
         "seed": ((int,), "sampling seed; default 0"),
-        "batch_size": ((int,), "samples per compiled batch; default 65536"),
+        "batch_size": ((int,), "samples per compiled batch; default 2**20 (table) or 2**16 (rk4)"),
         "keep_layers": ((bool,), "keep every step's samples (path observables); default true"),
     },
     "observables": {"*": ((str,), "name = SymPy expression in the fields, e.g. 'Abs(phi)'")},
+    "refine": {
+        "tol": ((int, float), "absolute tolerance on each layer's largest residual (eq. 27); default 1e-2"),
+        "max_rounds": ((int,), "most refinement rounds (0: only report residuals); default 3"),
+        "centres": ((int,), "most new Wendland centres per layer and round; default 16"),
+        "overlap": ((int, float), "Wendland width in units of the centre spacing; default 4"),
+        "n_points": ((int,), "flow samples per layer used as collocation points; default 2000"),
+        "online": ((bool,), "detect out-of-domain samples while sampling and refine those layers; default false"),
+    },
+    "hmc": {
+        "step_size": ((int, float), "HMC leapfrog step; default 1/25 (the paper's)"),
+        "trajectory_length": ((int, float), "molecular-dynamics time per trajectory; default 1 (the paper's)"),
+        "chains": ((int,), "chains of the vectorised HMC run; default 2048"),
+        "n": ((int,), "measured trajectories per chain of the vectorised run; default 1000"),
+        "n_single": ((int,), "measured trajectories of the single-chain run; default 100000"),
+        "thermalisation": ((int,), "trajectories discarded per chain; default 200"),
+        "workers": ((int,), "host threads the vectorised chains are split over; default: CPU cores (at most 8)"),
+        "seed": ((int,), "HMC seed; default 0"),
+    },
 }
 
 EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d")
@@ -126,7 +166,8 @@ def build(data: dict):
     """The path, solve options and sampling options a validated configuration describes."""
     from ..action import Action, Path
     from ..bases import basis_from_spec
-    from ..solvers import Collocation, DirectSolver
+    from ..solvers import Collocation
+    from ..solvers._from_config import solver_from_config
 
     couplings = data["path"]
     fields = data["action"].get("fields")
@@ -145,21 +186,69 @@ def build(data: dict):
         opts["basis"] = basis_from_spec(data["basis"])
     if "collocation" in data:
         opts["collocation"] = Collocation(**data["collocation"])
-    solver = data.get("solver", {})
-    if solver.get("kind", "direct") != "direct":
-        raise ConfigError(f"[solver] kind {solver['kind']!r} is not available; use 'direct'")
-    if "linear_solver" in solver:
-        name = solver["linear_solver"]
-        if name not in _LINEAR_SOLVERS:
-            raise ConfigError(f"[solver] linear_solver must be one of {sorted(_LINEAR_SOLVERS)}, got {name!r}")
-        opts["solver"] = DirectSolver(_LINEAR_SOLVERS[name]())
+    solver, mode = solver_from_config(data.get("solver", {}), path.n_fields)
+    if solver is not None:
+        opts["solver"] = solver
+    if mode != "sequential":
+        opts["mode"] = mode
     smp = data.get("sampling", {})
     sampling = {
         "n": smp.get("n", 100_000),
         "seed": smp.get("seed", 0),
-        "batch_size": smp.get("batch_size", 1 << 16),
+        "batch_size": smp.get("batch_size"),
+        "method": smp.get("method", "auto"),
+        "table_nodes": smp.get("table_nodes", 8192),
         "keep_layers": smp.get("keep_layers", True),
         "logdet": flow.get("logdet", "auto"),
     }
     observables = dict(data.get("observables", {}))
     return path, opts, sampling, observables
+
+
+def hmc_options(data: dict) -> dict[str, Any]:
+    """The ``[hmc]`` settings of a validated configuration, with defaults (used by the benchmarks)."""
+    import os
+
+    h = data.get("hmc", {})
+    opts = {
+        "step_size": float(h.get("step_size", 1 / 25)),
+        "trajectory_length": float(h.get("trajectory_length", 1.0)),
+        "chains": h.get("chains", 2048),
+        "n": h.get("n", 1000),
+        "n_single": h.get("n_single", 100_000),
+        "thermalisation": h.get("thermalisation", 200),
+        "workers": h.get("workers", max(1, min(8, os.cpu_count() or 1))),
+        "seed": h.get("seed", 0),
+    }
+    for key in ("step_size", "trajectory_length"):
+        if not opts[key] > 0:
+            raise ConfigError(f"[hmc] {key} must be positive, got {opts[key]!r}")
+    for key in ("chains", "n", "n_single", "workers"):
+        if opts[key] < 1:
+            raise ConfigError(f"[hmc] {key} must be >= 1, got {opts[key]!r}")
+    if opts["thermalisation"] < 0:
+        raise ConfigError(f"[hmc] thermalisation must be >= 0, got {opts['thermalisation']!r}")
+    return opts
+
+
+def refine_options(data: dict) -> dict[str, Any] | None:
+    """The ``[refine]`` settings of a validated configuration, with defaults; ``None`` without the section."""
+    if "refine" not in data:
+        return None
+    r = data["refine"]
+    opts = {
+        "tol": float(r.get("tol", 1e-2)),
+        "max_rounds": r.get("max_rounds", 3),
+        "centres": r.get("centres", 16),
+        "overlap": float(r.get("overlap", 4.0)),
+        "n_points": r.get("n_points", 2000),
+        "online": r.get("online", False),
+    }
+    if not opts["tol"] > 0:
+        raise ConfigError(f"[refine] tol must be positive, got {opts['tol']!r}")
+    if not opts["overlap"] > 0:
+        raise ConfigError(f"[refine] overlap must be positive, got {opts['overlap']!r}")
+    for key, low in (("max_rounds", 0), ("centres", 1), ("n_points", 1)):
+        if opts[key] < low:
+            raise ConfigError(f"[refine] {key} must be >= {low}, got {opts[key]!r}")
+    return opts

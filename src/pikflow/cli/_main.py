@@ -13,7 +13,7 @@ import numpy as np
 from .._errors import PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
-from ._config import EXAMPLES, build, config_source, example_path
+from ._config import EXAMPLES, build, config_source, example_path, refine_options
 
 _load_benchmarks()
 
@@ -82,13 +82,25 @@ def _run(args) -> int:
     print(f"  S_t = {path.expr}")
     flow = solve(path, progress=progress, **opts)
     print(f"  solved {len(flow.reports)} layers in {flow.solve_seconds:.2f} s ({flow!r})")
+    refine_opts = refine_options(data)
+    refinement = None
+    if refine_opts is not None and refine_opts["max_rounds"] > 0:
+        n_ess = min(sampling["n"], 20000)
+        flow, refinement = _refine(flow, refine_opts, opts.get("seed", 0), n_ess, progress)
     flow.save(out / "flow")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        samples = flow.sample(progress=progress, **sampling)
+        if refine_opts is not None and refine_opts["online"]:
+            flow, samples, refinement = _refine_online(flow, refine_opts, sampling, refinement, progress)
+            flow.save(out / "flow")
+        else:
+            samples = flow.sample(progress=progress, **sampling)
     for w in caught:
         print(f"  warning: {w.message}")
     results = _results(flow, samples, observables, data, source)
+    results["residuals"] = _residuals(flow, samples, refine_opts)
+    if refinement is not None:
+        results["refinement"] = refinement
     reference = _reference(flow)
     if reference is not None:
         results["exact"] = _exact(flow, reference, results)
@@ -98,6 +110,74 @@ def _run(args) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     _print_summary(results, out)
     return 0
+
+
+def _refine(flow, o: dict, seed: int, n_ess: int, progress: bool):
+    """The ``[refine]`` rounds (eqs. 27-29, App. B) after the solve; prints one line per round."""
+    from ..refine import refine
+
+    ref = refine(
+        flow,
+        tol=o["tol"],
+        max_rounds=o["max_rounds"],
+        centres=o["centres"],
+        overlap=o["overlap"],
+        n_points=o["n_points"],
+        n_ess=n_ess,
+        seed=seed,
+        progress=progress,
+    )
+    print(f"  refinement (tol {o['tol']:.2g}):")
+    for rd in ref.rounds:
+        print(
+            f"    round {rd.round}: {rd.count('accepted')} accepted, {rd.count('rejected')} rejected, "
+            f"{rd.count('converged')} under tol; max residual {rd.max_before:.2e} -> {rd.max_after:.2e}; "
+            f"ESS/N {rd.ess_before:.6f} -> {rd.ess_after:.6f}"
+        )
+    return ref.flow, ref.to_dict()
+
+
+def _refine_online(flow, o: dict, sampling: dict, refinement, progress: bool):
+    """Sample, flag out-of-domain samples, refine their layers, resample (``[refine] online = true``)."""
+    from ..refine import refine_online
+
+    extra = {k: v for k, v in sampling.items() if k not in ("n", "seed", "keep_layers")}
+    on = refine_online(
+        flow,
+        sampling["n"],
+        tol=o["tol"],
+        seed=sampling["seed"],
+        max_rounds=max(o["max_rounds"], 1),
+        centres=o["centres"],
+        overlap=o["overlap"],
+        n_points=o["n_points"],
+        sample_options=extra,
+        progress=progress,
+    )
+    print(
+        f"  online OOD check (|r| > {o['tol']:.2g}): {on.affected_before} of {on.n_samples} samples affected "
+        f"in {len(on.layers)} layers -> {on.affected_after} after refinement; "
+        f"ESS/N {on.ess_before:.6f} -> {on.ess_after:.6f}"
+    )
+    refinement = dict(refinement or {"tol": o["tol"], "rounds": []})
+    refinement["online"] = on.to_dict()
+    return on.flow, on.samples, refinement
+
+
+def _residuals(flow, samples, refine_opts) -> dict:
+    """Per-layer residual summary (eq. 27) on the run's samples: RMS, max, worst point and region."""
+    from ..refine import residual_summary
+
+    layers = residual_summary(flow, samples=samples if samples.layers_kept else None, seed=samples.seed)
+    out = {
+        "layers": [r.to_dict() for r in layers],
+        "max": max(r.max for r in layers),
+        "worst_layer_t": max(layers, key=lambda r: r.max).t,
+    }
+    if refine_opts is not None:
+        out["tol"] = refine_opts["tol"]
+        out["layers_over_tol"] = sum(r.max > refine_opts["tol"] for r in layers)
+    return out
 
 
 def _results(flow, samples, observables: dict, data: dict, source: str) -> dict:
@@ -183,4 +263,18 @@ def _print_summary(r: dict, out: pathlib.Path) -> None:
         print(line)
     if ex:
         print(f"  kernel at t=1 vs exact on [-3, 3]: max relative error {ex['kernel_t1_max_rel_error']:.2e}")
+    res = r.get("residuals")
+    if res:
+        layers = res["layers"]
+        shown = layers if len(layers) <= 11 else sorted(layers, key=lambda x: -x["max"])[:5]
+        head = "per layer" if len(layers) <= 11 else f"the {len(shown)} worst of {len(layers)} layers"
+        print(f"  residuals (eq. 27) on the samples, {head}:")
+        for x in shown:
+            region = ", ".join(f"[{lo:.3g}, {hi:.3g}]" for lo, hi in x["worst_region"])
+            print(
+                f"    t = {x['t']:.4f}: rms {x['rms']:.2e}  max {x['max']:.2e} at phi = "
+                f"({', '.join(f'{v:.3g}' for v in x['worst_phi'])}), worst region {region}"
+            )
+        if "layers_over_tol" in res:
+            print(f"    {res['layers_over_tol']} of {len(layers)} layers over tol {res['tol']:.2g}")
     print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")

@@ -1,10 +1,22 @@
-r"""Solving every layer of a flow, sequentially (paper sec. III B, eqs. 18-20).
+r"""Solving every layer of a flow, sequentially or all at once (paper sec. III B, eqs. 18-20).
 
-Each layer ``t`` is an independent linear least-squares problem; only its collocation
-points come from the earlier layers: samples of the base pushed forward, so they follow
-:math:`p_t`. For the stages inside an RK4 step the points are advanced with the layers
-already solved (Euler to the half step, explicit midpoint to the full step), then the
-samples are pushed with the full RK4 step.
+Each layer ``t`` is an independent problem (eq. 14); only its collocation points may
+depend on other layers.
+
+``mode="sequential"`` (default)
+    The points are samples of the base pushed forward through the layers already solved,
+    so they follow :math:`p_t`. For the stages inside an RK4 step the points are advanced
+    with the layers already solved (Euler to the half step, explicit midpoint to the full
+    step), then the samples are pushed with the full RK4 step. Trained solvers warm-start
+    each layer from the previous one.
+``mode="parallel"``
+    The points are drawn from :math:`p_t` itself (a quantile grid of :math:`e^{-\hat S_t}`
+    for one component, short MALA chains otherwise, :mod:`pikflow.solvers._parallel`), so
+    no layer waits for another: all are solved in one ``jax.vmap`` over layers, split
+    into equal blocks of layers, one per device, when several devices are present.
+
+The solver (:class:`~pikflow.solvers.DirectSolver`, :class:`~pikflow.solvers.AdamSolver`,
+:class:`~pikflow.solvers.LevenbergMarquardtSolver`) decides how one layer is fitted.
 """
 
 from __future__ import annotations
@@ -12,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import time as _time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import lineax as lx
@@ -21,12 +34,15 @@ from .._errors import PikflowError, SolveError
 from ..action import Path
 from ..bases import AbstractBasis, default_basis
 from ..equations import WegnerEquation
-from ..solvers import Collocation, DirectSolver
+from ..solvers import AbstractKernelSolver, Collocation, DirectSolver
 from ..solvers._collocation import tail_points, tail_radius
+from ..solvers._models import stack_kernels
+from ..solvers._parallel import mala_points, quantile_points
 from ._base import GaussianBase
 from ._flow import Flow, LayerReport
 from ._integrate import rk4_step
-from ._kernel import LinearKernel
+
+MODES = ("sequential", "parallel")
 
 
 def solve(
@@ -34,13 +50,14 @@ def solve(
     *,
     steps: int = 25,
     basis: AbstractBasis | None = None,
-    solver: DirectSolver | None = None,
+    solver: AbstractKernelSolver | None = None,
     collocation: Collocation | None = None,
     form: str = "chi",
     seed: int = 0,
     progress: bool = True,
+    mode: str = "sequential",
 ) -> Flow:
-    r"""Solve the kernel equation at every layer of ``path`` and return the :class:`Flow`.
+    r"""Solve the kernel equation (eq. 14, with eq. 20) at every layer of ``path`` and return the :class:`Flow`.
 
     Parameters
     ----------
@@ -50,73 +67,66 @@ def solve(
     steps
         RK4 steps; the kernels live at the ``2 * steps + 1`` stage times.
     basis
-        Basis of the kernel; default :func:`pikflow.bases.default_basis`.
+        Basis of the kernel for the :class:`~pikflow.solvers.DirectSolver` (eq. 18);
+        default :func:`pikflow.bases.default_basis`. Solvers with their own kernel model
+        ignore it.
     solver
-        A :class:`~pikflow.solvers.DirectSolver` (default ``lx.QR()``).
+        How each layer is fitted: :class:`~pikflow.solvers.DirectSolver` (default,
+        ``lx.QR()`` for one component, ``lx.SVD()`` otherwise),
+        :class:`~pikflow.solvers.AdamSolver` (the paper's training, Appendix A) or
+        :class:`~pikflow.solvers.LevenbergMarquardtSolver` (variable projection).
     collocation
-        How collocation points are chosen (:class:`~pikflow.solvers.Collocation`).
+        How collocation points are chosen (:class:`~pikflow.solvers.Collocation`); default
+        the solver's (:class:`~pikflow.solvers.AdamSolver`: 1024 pushed samples and no tail
+        points, as in Appendix A; otherwise ``Collocation()``).
     form
-        ``"chi"`` (eq. 20, :math:`\chi = 0`) or ``"constant"`` (free :math:`c_t`).
+        ``"chi"`` (eq. 20, :math:`\chi = 0`) or ``"constant"`` (free :math:`c_t`; direct solver only).
     seed
-        Seed of the collocation samples: the same seed gives the same flow.
+        Seed of the collocation samples (and of minibatches): the same seed gives the same flow.
     progress
-        Show a progress bar over layers.
+        Show a progress bar over layers (with the residual, or the loss for trained solvers).
+    mode
+        ``"sequential"`` (points pushed through the earlier layers) or ``"parallel"``
+        (points from :math:`p_t` itself, every layer at once; see the module docstring).
     """
     if not isinstance(path, Path):
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
+    if mode not in MODES:
+        raise SolveError(f"mode must be one of {MODES}, got {mode!r}")
     if basis is None:
         basis = default_basis(path.n_fields, rotation_invariant=path.is_rotation_invariant())
     if solver is None:  # symmetric multi-component actions leave null spaces (rotations): min-norm SVD
         solver = DirectSolver(lx.QR() if path.n_fields == 1 else lx.SVD())
-    colloc = Collocation() if collocation is None else collocation
+    if not isinstance(solver, AbstractKernelSolver):
+        raise SolveError(
+            f"solver must be a pikflow solver (DirectSolver, AdamSolver, LevenbergMarquardtSolver), "
+            f"got {type(solver).__name__}"
+        )
+    if form not in type(solver).forms:
+        raise SolveError(f"the {solver.kind} solver supports form {type(solver).forms}, got {form!r}: use form='chi'")
+    colloc = solver.default_collocation() if collocation is None else collocation
     path.check_normalisable()
     mean, precision = path.gaussian_base()
     base = GaussianBase(mean, precision)
     eq = WegnerEquation.cached(path, basis, form=form)
-    n_basis = eq.n_basis
-    n_unknown = n_basis + (form == "constant")
     n_points = colloc.n_samples + colloc.n_tail
-    if n_points < n_unknown:
-        raise SolveError(f"{n_points} collocation points for {n_unknown} unknowns: raise collocation n_samples/n_tail")
-    layer, half_points, full_points, advance = _compiled(eq, solver, colloc, steps)
-    kernel_of = lambda c: LinearKernel(c, eq.values, eq.divergences)  # noqa: E731
+    if isinstance(solver, DirectSolver):
+        n_unknown = eq.n_basis + (form == "constant")
+        if n_points < n_unknown:
+            raise SolveError(
+                f"{n_points} collocation points for {n_unknown} unknowns: raise collocation n_samples/n_tail"
+            )
+    if mode == "parallel" and path.n_fields > 1 and colloc.n_samples == 0:
+        raise SolveError("layer-parallel mode draws its points by MALA: set collocation n_samples > 0")
     times = np.arange(2 * steps + 1) / (2 * steps)
-    key = jax.random.PRNGKey(seed)
-    key, sub = jax.random.split(key)
-    points, _ = base.sample(sub, colloc.n_samples)
-    coeffs, reports = [], []
-
-    def run(points, i):
-        nonlocal key
-        key, sub = jax.random.split(key)
-        c, stats = layer(points, jnp.asarray(times[i]), sub)
-        stats = jax.device_get(stats)
-        if not np.all(np.isfinite(np.asarray(c))) or stats["zero_columns"] > 0:
-            raise SolveError(_failure_message(eq, times[i], c, stats))
-        coeffs.append(c)
-        reports.append(LayerReport.from_stats(times[i], stats, n_points))
-        return c
-
-    from ..progress import progress_bar
-
     start = _time.perf_counter()
-    bar = progress_bar(total=len(times), desc="solving layers", disable=not progress)
-    c0 = run(points, 0)
-    bar.update(1)
-    for i in range(steps):
-        cm = run(half_points(c0, points), 2 * i + 1)
-        c1 = run(full_points(c0, cm, points), 2 * i + 2)
-        points = advance(c0, cm, c1, points)
-        if not bool(jnp.all(jnp.isfinite(points))):
-            raise SolveError(f"collocation samples became non-finite after the layer at t = {times[2 * i + 2]:.4g}")
-        c0 = c1
-        bar.update(2)
-        bar.set_postfix(residual=f"{reports[-1].residual_rms:.1e}")
-    bar.close()
-    kernels = kernel_of(jnp.stack(coeffs))
+    run = _sequential if mode == "sequential" else _parallel
+    kernels, reports, info = run(eq, solver, colloc, steps, base, times, seed, progress)
     settings = dict(steps=steps, form=form, seed=seed, collocation=dataclasses.asdict(colloc), basis=basis.spec())
+    if not isinstance(solver, DirectSolver) or mode != "sequential":
+        settings.update(solver=solver.spec(), mode=mode, layers=info)
     return Flow(
         path=path,
         equation=eq,
@@ -129,66 +139,207 @@ def solve(
     )
 
 
+def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key, init, first):
+    """Fit one layer on ``samples`` plus tail points; the kernel and its residual statistics (eq. 27)."""
+    n_fields = eq.path.n_fields
+    radius = (
+        jnp.asarray(colloc.radius, float)
+        if colloc.radius is not None
+        else tail_radius(eq.action_fn, t, n_fields, colloc.tail_gap)
+    )
+    pts = jnp.concatenate([samples, tail_points(key, radius, colloc.n_tail, n_fields)])
+    kernel, r, info = solver.fit(eq, pts, t, init, first, jax.random.fold_in(key, 1))
+    ns = samples.shape[0]
+    r_s = r[:ns] if ns else r
+    worst = jnp.argmax(jnp.abs(r))
+    if "rhs_rms" in info:
+        rhs_rms = info["rhs_rms"]
+    else:
+        chi = jnp.asarray(eq.chi)
+        rhs = jax.vmap(eq.rhs_fn, in_axes=(0, None))(pts, t) - eq.rhs_fn(chi, t)
+        rhs_rms = jnp.sqrt(jnp.mean(rhs**2))
+    stats = dict(
+        residual_rms=jnp.sqrt(jnp.mean(r_s**2)),
+        residual_max=jnp.max(jnp.abs(r)),
+        worst_phi=pts[worst],
+        rhs_rms=rhs_rms,
+        radius=radius,
+        zero_columns=info.get("zero_columns", jnp.asarray(0)),
+        constant=info.get("constant", jnp.asarray(jnp.nan)),
+        loss=jnp.mean(r_s**2),
+        iterations=info.get("epochs", jnp.asarray(0)),
+        finite=jnp.all(
+            jnp.asarray([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(eqx.filter(kernel, eqx.is_array))])
+        ),
+    )
+    return kernel, stats
+
+
 def _compiled(eq: WegnerEquation, solver, colloc: Collocation, steps: int):
-    """The jitted per-layer functions, cached on the equation (compiled once per settings)."""
-    key = (solver, colloc, steps)
+    """The jitted per-layer functions of the sequential mode, cached on the equation."""
+    key = ("sequential", solver, colloc, steps)
     if key in eq.cache:
         return eq.cache[key]
     dt = 1.0 / steps
-    n_basis, n_fields, form = eq.n_basis, eq.path.n_fields, eq.form
-    kernel_of = lambda c: LinearKernel(c, eq.values, eq.divergences)  # noqa: E731
 
-    @jax.jit
-    def layer(points, t, key):
-        radius = (
-            jnp.asarray(colloc.radius, float)
-            if colloc.radius is not None
-            else tail_radius(eq.action_fn, t, n_fields, colloc.tail_gap)
-        )
-        pts = jnp.concatenate([points, tail_points(key, radius, colloc.n_tail, n_fields)])
-        A, b = eq.system(pts, t)
-        x = solver.solve(A, b)
-        r = b - A @ x
-        ns = points.shape[0]
-        rms_s = jnp.sqrt(jnp.mean(r[:ns] ** 2)) if ns else jnp.sqrt(jnp.mean(r**2))
-        worst = jnp.argmax(jnp.abs(r))
-        stats = dict(
-            residual_rms=rms_s,
-            residual_max=jnp.max(jnp.abs(r)),
-            worst_phi=pts[worst],
-            rhs_rms=jnp.sqrt(jnp.mean(b**2)),
-            radius=radius,
-            zero_columns=jnp.sum(jnp.linalg.norm(A, axis=0) == 0),
-            constant=x[n_basis] if form == "constant" else jnp.nan,
-        )
-        return x[:n_basis], stats
+    @eqx.filter_jit
+    def layer(points, t, key, init, first):
+        return _layer_body(eq, solver, colloc, points, t, key, init, first)
 
-    @jax.jit
-    def half_points(c0, points):  # Euler to t + dt/2
-        return points + 0.5 * dt * jax.vmap(kernel_of(c0))(points)
+    @eqx.filter_jit
+    def half_points(k0, points):  # Euler to t + dt/2
+        return points + 0.5 * dt * jax.vmap(k0)(points)
 
-    @jax.jit
-    def full_points(c0, cm, points):  # explicit midpoint to t + dt
-        mid = points + 0.5 * dt * jax.vmap(kernel_of(c0))(points)
-        return points + dt * jax.vmap(kernel_of(cm))(mid)
+    @eqx.filter_jit
+    def full_points(k0, km, points):  # explicit midpoint to t + dt
+        mid = points + 0.5 * dt * jax.vmap(k0)(points)
+        return points + dt * jax.vmap(km)(mid)
 
-    @jax.jit
-    def advance(c0, cm, c1, points):  # the full RK4 step with the three solved layers
-        k = kernel_of(jnp.stack([c0, cm, c1]))
+    @eqx.filter_jit
+    def advance(k0, km, k1, points):  # the full RK4 step with the three solved layers
+        k = stack_kernels([k0, km, k1])
         return jax.vmap(lambda p: rk4_step(k, 0, p, dt))(points)
 
     eq.cache[key] = (layer, half_points, full_points, advance)
     return eq.cache[key]
 
 
-def _failure_message(eq: WegnerEquation, t: float, coeffs, stats) -> str:
+def _check(eq, solver, t, stats):
+    if stats["zero_columns"] > 0 or not stats["finite"]:
+        raise SolveError(_failure_message(eq, solver, t, stats))
+
+
+def _layer_info(stats) -> dict:
+    return {"loss": float(stats["loss"]), "iterations": int(stats["iterations"])}
+
+
+def _sequential(eq, solver, colloc, steps, base, times, seed, progress):
+    from ..progress import progress_bar
+
+    layer, half_points, full_points, advance = _compiled(eq, solver, colloc, steps)
+    direct = isinstance(solver, DirectSolver)
+    key = jax.random.PRNGKey(seed)
+    key, sub = jax.random.split(key)
+    points, _ = base.sample(sub, colloc.n_samples)
+    init = solver.initial(eq, jax.random.fold_in(key, 7))
+    n_first = getattr(solver, "first_layers", 1)
+    kernels, reports, info = [], [], []
+    n_points = colloc.n_samples + colloc.n_tail
+    bar = progress_bar(total=len(times), desc=f"solving layers ({solver.kind})", disable=not progress)
+
+    def run(points, i):
+        nonlocal key, init
+        key, sub = jax.random.split(key)
+        k, stats = layer(points, jnp.asarray(times[i]), sub, init, i < n_first)
+        stats = jax.device_get(stats)
+        _check(eq, solver, times[i], stats)
+        kernels.append(k)
+        reports.append(LayerReport.from_stats(times[i], stats, n_points))
+        info.append(_layer_info(stats))
+        init = k
+        bar.update(1)
+        if direct:
+            bar.set_postfix(residual=f"{reports[-1].residual_rms:.1e}")
+        else:
+            bar.set_postfix(loss=f"{info[-1]['loss']:.1e}", it=info[-1]["iterations"])
+        return k
+
+    k0 = run(points, 0)
+    for i in range(steps):
+        km = run(half_points(k0, points), 2 * i + 1)
+        k1 = run(full_points(k0, km, points), 2 * i + 2)
+        points = advance(k0, km, k1, points)
+        if not bool(jnp.all(jnp.isfinite(points))):
+            raise SolveError(f"collocation samples became non-finite after the layer at t = {times[2 * i + 2]:.4g}")
+        k0 = k1
+    bar.close()
+    return stack_kernels(kernels), reports, info
+
+
+def _parallel(eq, solver, colloc, steps, base, times, seed, progress):
+    from ..progress import progress_bar
+
+    n_layers = len(times)
+    n_dev = jax.device_count()
+    padded = -(-n_layers // n_dev) * n_dev
+    t_all = np.concatenate([times, np.full(padded - n_layers, times[-1])])
+    key = jax.random.PRNGKey(seed)
+    key, sub = jax.random.split(key)
+    start_points, _ = base.sample(sub, max(colloc.n_samples, 1))
+    keys = jax.random.split(key, padded)
+    init = solver.initial(eq, jax.random.fold_in(key, 7))
+    fn = _compiled_parallel(eq, solver, colloc)
+    bar = progress_bar(total=n_layers, desc=f"solving layers in parallel ({solver.kind})", disable=not progress)
+    # one equal block of layers per device, dispatched asynchronously: the layers never communicate,
+    # so each device runs its own vmapped solve (no cross-device collectives in the iterative fits)
+    devices = jax.devices()
+    block = padded // n_dev
+    outs = []
+    for d, dev in enumerate(devices):
+        sl = slice(d * block, (d + 1) * block)
+        args = jax.device_put((jnp.asarray(t_all[sl]), keys[sl], start_points, init), dev)
+        outs.append(fn(*args))
+    outs = jax.device_get(outs)
+    kernels = jax.tree.map(lambda *xs: np.concatenate(xs), *[o[0] for o in outs])
+    kernels = jax.tree.map(jnp.asarray, kernels)
+    stats = {k: np.concatenate([o[1][k] for o in outs]) for k in outs[0][1]}
+    stats = jax.device_get(stats)
+    kernels = jax.tree.map(lambda x: x[:n_layers], kernels)
+    reports, info = [], []
+    n_points = colloc.n_samples + colloc.n_tail
+    for i, t in enumerate(times):
+        s = {k: v[i] for k, v in stats.items()}
+        _check(eq, solver, t, s)
+        reports.append(LayerReport.from_stats(t, s, n_points))
+        info.append(_layer_info(s))
+    bar.update(n_layers)
+    bar.set_postfix(max_residual=f"{max(r.residual_rms for r in reports):.1e}")
+    bar.close()
+    return kernels, reports, info
+
+
+def _compiled_parallel(eq: WegnerEquation, solver, colloc: Collocation):
+    """One jitted function solving every layer (``jax.vmap`` over layer times), cached on the equation."""
+    key = ("parallel", solver, colloc)
+    if key in eq.cache:
+        return eq.cache[key]
+    n_fields, ns = eq.path.n_fields, colloc.n_samples
+
+    @eqx.filter_jit
+    def all_layers(times, keys, start_points, init):
+        def one(t, key):
+            k_pts, k_layer = jax.random.split(key)
+            if ns == 0:
+                samples = jnp.zeros((0, n_fields))
+            elif n_fields == 1:
+                samples = quantile_points(eq.action_fn, t, ns)
+            else:
+                samples = mala_points(
+                    eq.action_fn, eq.gradient_fn, t, start_points, k_pts, colloc.mala_steps, eq.symmetric
+                )
+            return _layer_body(eq, solver, colloc, samples, t, k_layer, init, True)
+
+        if type(solver).vmappable:
+            return jax.vmap(one)(times, keys)
+        return jax.lax.map(lambda a: one(*a), (times, keys))  # layers one after another, still independent
+
+    eq.cache[key] = all_layers
+    return all_layers
+
+
+def _failure_message(eq: WegnerEquation, solver, t: float, stats) -> str:
     if stats["zero_columns"] > 0:
         return (
             f"the layer at t = {t:.4g} has {int(stats['zero_columns'])} basis function(s) whose Wegner image "
             "vanishes at every collocation point (e.g. K = exp(S) in one dimension): remove them from the basis"
         )
+    if isinstance(solver, DirectSolver):
+        return (
+            f"the least-squares solve of the layer at t = {t:.4g} failed (non-finite coefficients; "
+            f"{eq.n_basis} basis functions). The system is singular or too ill-conditioned: "
+            "use fewer or distinct basis functions, more collocation points, or the default lx.QR() solver"
+        )
     return (
-        f"the least-squares solve of the layer at t = {t:.4g} failed (non-finite coefficients; "
-        f"{eq.n_basis} basis functions). The system is singular or too ill-conditioned: "
-        "use fewer or distinct basis functions, more collocation points, or the default lx.QR() solver"
+        f"the {solver.kind} fit of the layer at t = {t:.4g} gave non-finite parameters: "
+        "lower the learning rate / frequencies, or use fewer frequencies or more collocation points"
     )

@@ -231,9 +231,9 @@ class Flow:
         """The tabulated monotone map of a one-component flow and its :class:`~pikflow.flow.TableInfo` (cached)."""
         from ._tabulated import tabulate
 
-        if self._table is None or self._table[1].n_nodes != n_nodes:
-            self._table = tabulate(self, n_nodes)
-        return self._table
+        if self._table is None or self._table[0] is not self.kernels or self._table[2].n_nodes != n_nodes:
+            self._table = (self.kernels, *tabulate(self, n_nodes))  # rebuilt when the kernels are replaced
+        return self._table[1:]
 
     def _table_fn(self, keep_layers: bool):
         key = ("table-sample", keep_layers, self.steps)
@@ -242,11 +242,21 @@ class Flow:
             times = jnp.arange(steps + 1) / steps if keep_layers else jnp.ones(1)
 
             @eqx.filter_jit
-            def fn(table, key, m):
+            def jitted(table, key, m):
                 phi, lq = table.sample(key, m, all_times=keep_layers)
-                s = jax.vmap(lambda p, tt: jax.vmap(action, in_axes=(0, None))(p[:, None], tt))(phi, times)
-                return phi[..., None], lq, -s - lq
+                if keep_layers:
+                    s = jax.vmap(lambda p, tt: jax.vmap(action, in_axes=(0, None))(p[:, None], tt))(phi, times)
+                else:
+                    s = jax.vmap(action, in_axes=(0, None))(phi[:, None], 1.0)
+                return phi, lq, -s - lq
 
+            def fn(table, key, m):  # numpy (times, m, 1), (times, m), (times, m): axes added outside jit
+                phi, lq, lw = (np.asarray(a) for a in jitted(table, key, m))
+                if keep_layers:
+                    return phi[..., None], lq, lw
+                return phi[None, :, None], lq[None], lw[None]
+
+            fn.jitted = jitted  # configurations without the field axis, for fused consumers (path_estimates)
             self.equation.cache[key] = fn
         return self.equation.cache[key]
 
@@ -309,6 +319,9 @@ class Flow:
             spec = meta.get("kernel", {"kind": "linear", "shape": [2 * steps + 1, eq.n_basis]})
             skeleton = kernel_skeleton(spec, eq)
             kernels = eqx.tree_deserialise_leaves(d / "kernels.eqx", skeleton)
+            layers = {x.shape[0] for x in jax.tree.leaves(eqx.filter(kernels, eqx.is_array))}
+            if layers != {2 * steps + 1}:
+                raise ValueError(f"kernels for {sorted(layers)} layers, but steps = {steps} needs {2 * steps + 1}")
             reports = [LayerReport(**{**r, "worst_phi": tuple(r["worst_phi"])}) for r in meta["reports"]]
             mean, precision = path.gaussian_base()
         except FlowFileError:

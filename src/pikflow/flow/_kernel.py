@@ -87,6 +87,8 @@ class LinearKernel(AbstractKernel):
 
     @classmethod
     def skeleton(cls, spec, equation):
+        if spec["shape"][-1] != equation.n_basis:
+            raise ValueError(f"{spec['shape'][-1]} coefficients per layer for a basis of {equation.n_basis} functions")
         return cls(jnp.zeros(tuple(spec["shape"])), equation.values, equation.divergences)
 
     def __call__(self, phi):

@@ -109,8 +109,8 @@ def path_estimates(
         method = "table" if flow.n_fields == 1 else "rk4"
     if method == "table":
         table, flow.table_info = flow.table(table_nodes)
-        draw, args, key = flow._table_fn(True), (table,), jax.random.key(seed, impl="rbg")
-        batch_size = batch_size or 1 << 18
+        draw, args, key = flow._table_fn(True).jitted, (table,), jax.random.key(seed, impl="rbg")
+        batch_size = batch_size or 1 << 16
     elif method == "rk4":
         logdet = "exact" if flow.n_fields <= 8 else "continuous"
         draw, args, key = flow._push_fn(logdet), (flow.kernels,), jax.random.PRNGKey(seed)
@@ -118,7 +118,13 @@ def path_estimates(
     else:
         raise SamplingError(f"method must be 'auto', 'table' or 'rk4', got {method!r}")
     fns = tuple(lower(e, flow.path.fields, time=False, what="observable") for e in exprs.values())
-    reduce_ = _reducer(flow.equation, fns, tuple(sp.srepr(e) for e in exprs.values()))
+    key_exprs = tuple(sp.srepr(e) for e in exprs.values())
+    if method == "table":
+        fused = _table_reducer(flow.equation, fns, key_exprs, flow.steps)
+        reduce_ = lambda phi, lw, shift, ref, rng, m: fused(table, rng, m, shift, ref)  # noqa: E731
+    else:
+        stored = _reducer(flow.equation, fns, key_exprs)
+        reduce_ = lambda phi, lw, shift, ref, rng, m: stored(phi, lw, shift, ref)  # noqa: E731
     times = np.arange(flow.steps + 1) / flow.steps
     k_times, n_obs = len(times), len(fns)
     sums = np.zeros((k_times, n_obs, 4))
@@ -130,10 +136,13 @@ def path_estimates(
     bar = progress_bar(total=n, desc="path estimates", disable=not progress or n_batches < 2)
     for b in range(n_batches):
         m = min(batch_size, n - b * batch_size)
-        phi, _, lw = draw(*args, jax.random.fold_in(key, b), m)
+        rng = jax.random.fold_in(key, b)
+        phi = lw = None
+        if shift is None or method == "rk4":
+            phi, _, lw = draw(*args, rng, m)
         if shift is None:  # first batch: the shift of the log-weights and the centring of the observables
             shift, ref = _first_batch(phi, lw, fns)
-        s, ws, bad = reduce_(phi, lw, jnp.asarray(shift), jnp.asarray(ref))
+        s, ws, bad = reduce_(phi, lw, jnp.asarray(shift), jnp.asarray(ref), rng, m)
         sums += np.asarray(s)
         w_sums += np.asarray(ws)
         n_bad += int(bad)
@@ -166,6 +175,7 @@ def path_estimates(
 
 def _first_batch(phi, lw, fns):
     lw = np.asarray(lw)
+    phi = jnp.asarray(phi).reshape(*lw.shape, -1)
     finite = np.isfinite(lw)
     shift = np.max(np.where(finite, lw, -np.inf), axis=1)
     w = np.where(finite, np.exp(lw - shift[:, None]), 0.0)
@@ -177,24 +187,57 @@ def _first_batch(phi, lw, fns):
     return shift, np.nan_to_num(ref)
 
 
+def _sums(phi, lw, shift, ref, fns):
+    """The sums of one step time: per observable (sum w, sum w d, sum w^2 d^2, sum w^2 d), (sum w, sum w^2), bad."""
+    ok_w = jnp.isfinite(lw) & jnp.all(jnp.isfinite(phi), axis=-1)
+    w = jnp.where(ok_w, jnp.exp(jnp.where(ok_w, lw, 0.0) - shift), 0.0)
+    out = []
+    for j, f in enumerate(fns):
+        o = jax.vmap(f)(jnp.where(ok_w[:, None], phi, 0.0))
+        ok = jnp.isfinite(o) & ok_w
+        wo = jnp.where(ok, w, 0.0)
+        d = jnp.where(ok, o - ref[j], 0.0)
+        out.append(jnp.stack([wo.sum(), (wo * d).sum(), (wo * wo * d * d).sum(), (wo * wo * d).sum()]))
+    return jnp.stack(out), jnp.stack([w.sum(), (w * w).sum()]), jnp.sum(~ok_w)
+
+
 def _reducer(equation, fns: tuple[Callable, ...], key_exprs: tuple[str, ...]):
+    """Sums of a batch of stored configurations ``(times, m, fields)`` (the RK4 sampler)."""
     key = ("path-estimates", key_exprs)
     if key in equation.cache:
         return equation.cache[key]
 
     @eqx.filter_jit
     def reduce_(phi, lw, shift, ref):
-        ok_w = jnp.isfinite(lw) & jnp.all(jnp.isfinite(phi), axis=-1)
-        w = jnp.where(ok_w, jnp.exp(jnp.where(ok_w, lw, 0.0) - shift[:, None]), 0.0)
-        out = []
-        for j, f in enumerate(fns):
-            o = jax.vmap(jax.vmap(f))(jnp.where(ok_w[..., None], phi, 0.0))
-            ok = jnp.isfinite(o) & ok_w
-            wo = jnp.where(ok, w, 0.0)
-            d = jnp.where(ok, o - ref[:, j : j + 1], 0.0)
-            out.append(jnp.stack([wo.sum(1), (wo * d).sum(1), (wo * wo * d * d).sum(1), (wo * wo * d).sum(1)], -1))
-        bad = jnp.sum(~ok_w[-1])
-        return jnp.stack(out, 1), jnp.stack([w.sum(1), (w * w).sum(1)], -1), bad
+        s, ws, bad = jax.vmap(lambda p, lwk, sh, r: _sums(p, lwk, sh, r, fns))(phi, lw, shift, ref)
+        return s, ws, bad[-1]
+
+    equation.cache[key] = reduce_
+    return reduce_
+
+
+def _table_reducer(equation, fns: tuple[Callable, ...], key_exprs: tuple[str, ...], steps: int):
+    """Draw and reduce in one compiled function, one step time at a time (``lax.map``): no ``(times, m)`` arrays."""
+    key = ("path-estimates-table", key_exprs, steps)
+    if key in equation.cache:
+        return equation.cache[key]
+    action = equation.action_fn
+
+    @eqx.filter_jit
+    def reduce_(table, rng, m, shift, ref):
+        u, v, w = table.uniforms(rng, m)
+        pw = u * v
+
+        def one(args):
+            c, t, sh, r = args
+            value, slope = table._cubic(c, w)
+            lq = jnp.log(pw / slope)
+            lw = -jax.vmap(action, in_axes=(0, None))(value[:, None], t) - lq
+            return _sums(value[:, None], lw, sh, r, fns)
+
+        times = jnp.arange(steps + 1) / steps
+        s, ws, bad = jax.lax.map(one, (table.coeffs, times, shift, ref))
+        return s, ws, bad[-1]
 
     equation.cache[key] = reduce_
     return reduce_

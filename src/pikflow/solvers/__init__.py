@@ -1,7 +1,32 @@
-"""Per-layer solvers for the kernel equation, and their collocation points."""
+"""Per-layer solvers for the kernel equation, their kernel models, and their collocation points.
+
+All solvers are interchangeable objects for :func:`pikflow.solve`:
+
+* :class:`DirectSolver`: a fixed basis, one Lineax least-squares solve per layer (eq. 19);
+* :class:`AdamSolver`: the paper's training (Optax Adam on eq. 20, Appendix A) of a
+  :class:`SineKernel` (eq. 25, learnable frequencies) or an :class:`MLPKernel`;
+* :class:`LevenbergMarquardtSolver`: frequencies and coefficients of eq. 25 as a nonlinear
+  least-squares problem (Optimistix), by variable projection.
+"""
 
 from ._collocation import Collocation as Collocation
 from ._direct import AbstractKernelSolver as AbstractKernelSolver
 from ._direct import DirectSolver as DirectSolver
+from ._models import MLPKernel as MLPKernel
+from ._models import SineKernel as SineKernel
+from ._nonlinear import LevenbergMarquardtSolver as LevenbergMarquardtSolver
+from ._train import AdamSolver as AdamSolver
 
-__all__ = ["AbstractKernelSolver", "Collocation", "DirectSolver"]
+#: ``[solver] kind`` -> solver class
+SOLVERS = {cls.kind: cls for cls in (DirectSolver, AdamSolver, LevenbergMarquardtSolver)}
+
+__all__ = [
+    "SOLVERS",
+    "AbstractKernelSolver",
+    "AdamSolver",
+    "Collocation",
+    "DirectSolver",
+    "LevenbergMarquardtSolver",
+    "MLPKernel",
+    "SineKernel",
+]

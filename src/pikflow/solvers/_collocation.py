@@ -32,16 +32,20 @@ class Collocation:
         The range ends where :math:`\\hat S_t - \\min\\hat S_t` = ``tail_gap``
         (20 covers :math:`10^8` samples with margin).
     radius
-        A fixed range instead (|phi| <= radius), overriding ``tail_gap``.
+        A fixed range instead (``|phi| <= radius``), overriding ``tail_gap``.
+    mala_steps
+        Layer-parallel mode with several field components: length of the MALA chains
+        that draw the ``n_samples`` points from :math:`p_t` (one component uses quantiles).
     """
 
     n_samples: int = 1000
     n_tail: int = 500
     tail_gap: float = 20.0
     radius: float | None = None
+    mala_steps: int = 200
 
     def __post_init__(self):
-        for name in ("n_samples", "n_tail"):
+        for name in ("n_samples", "n_tail", "mala_steps"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v < 0:
                 raise SolveError(f"collocation {name} must be a non-negative integer, got {v!r}")

@@ -1,0 +1,92 @@
+r"""
+2-D lattice :math:`\phi^4`: free base against a matched Gaussian base
+=====================================================================
+
+The lattice :math:`\phi^4` theory of paper eq. 31 on a periodic :math:`8\times8` lattice at
+:math:`(m^2, \lambda) = (-1, 1)` (broken phase, near the crossover at this size).
+The kernel is :math:`v_t = -\partial\Omega_t` (eq. 32) with :math:`\Omega_t` solving the
+elliptic equation (eq. 34)
+
+.. math::
+    [\Delta - \partial\hat S_t\cdot\partial]\,\Omega_t = -\frac{d\hat S_t}{dt} + c_t
+
+in the default translation-invariant basis: Fourier two-point terms, global
+:math:`V m^4, V m^6`, heat-kernel-smoothed powers :math:`\sum_n\psi_s^4, \sum_n\psi_s^6`
+and local Hermite products (SCIENCE.md 3, 3b). Two paths are compared:
+
+(a) free base :math:`m^2: 1 \to -1`, :math:`\lambda: 0 \to 1` (eq. 22b);
+(b) a *matched* Gaussian base whose propagator is the two-point function of a short HMC
+    run, with :math:`\hat S_t = (1-t)\hat S_0 + t\hat S_1` (built and shown; its flow is
+    not yet stable, see the guide).
+
+For each, the ESS/N and IMH acceptance are printed, and the IMH-corrected observables
+are compared with the HMC reference. Settings are small so that the script runs in about
+a minute; see the lattice guide for the measured numbers at larger sizes.
+"""
+
+# %%
+# Reference: a short HMC run
+# --------------------------
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+
+import pikflow as pf  # noqa: F401  (float64)
+from pikflow.lattice import (
+    PHI4_DENSITY,
+    LatticeAction,
+    LatticePath,
+    chain_observables,
+    flow_observables,
+    hmc,
+    matched_base,
+    solve_lattice,
+)
+
+L, m2, lam = 8, -1.0, 1.0
+action = LatticeAction(PHI4_DENSITY, [L, L])
+target = LatticePath(action, {"m2": m2, "lam": lam})
+configs, acc = hmc(target, jax.random.PRNGKey(0), 2000, n_chains=4, step=0.2, n_leapfrog=8, n_therm=100)
+M_hmc = configs.reshape(configs.shape[0], configs.shape[1], -1).sum(axis=-1)
+reference = chain_observables(M_hmc.reshape(-1), L * L)  # chains concatenated: a rough reference
+print(f"HMC acceptance {acc:.2f}:", {k: str(v) for k, v in reference.items()})
+
+# %%
+# (a) Free base and (b) matched Gaussian base
+# -------------------------------------------
+paths = {
+    "free base": (LatticePath(action, {"m2": (1.0, m2), "lam": (0.0, lam)}), None),
+}
+# The matched base (b) is built the same way, but at this point of pikflow's development
+# its collocation configurations blow up in the first steps (unbounded high-degree terms
+# far from the data, see the lattice guide), so only its propagator is shown here.
+base = matched_base(configs.reshape(-1, L, L))
+print(
+    "matched-base propagator G(0), G(pi,pi):",
+    1 / float(base.precision[0, 0]),
+    1 / float(base.precision[L // 2, L // 2]),
+)
+
+results = {}
+for name, (path, b) in paths.items():
+    flow = solve_lattice(path, base=b, steps=10, n_collocation=1000, progress=False)
+    samples = flow.sample(jax.random.PRNGKey(1), 2000)
+    obs, acceptance = flow_observables(samples, L * L, jax.random.PRNGKey(2))
+    results[name] = samples
+    print(
+        f"{name}: ESS/N = {samples.ess():.3f}, IMH acceptance = {acceptance:.3f}, "
+        f"max residual = {flow.residuals().max():.3f}, non-finite = {samples.n_nonfinite}"
+    )
+    print("   ", {k: str(v) for k, v in obs.items()})
+
+# %%
+# The magnetisation distribution
+# ------------------------------
+fig, ax = plt.subplots()
+bins = np.linspace(-1.2, 1.2, 41)
+ax.hist(M_hmc.reshape(-1) / L**2, bins=bins, density=True, histtype="step", color="k", label="HMC")
+for name, s in results.items():
+    w = np.exp(s.log_w - np.nanmax(s.log_w))
+    ax.hist(s.magnetisation() / L**2, bins=bins, weights=w, density=True, histtype="step", label=f"{name}, reweighted")
+ax.set_xlabel("m = M / V")
+ax.legend()

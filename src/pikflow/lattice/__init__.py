@@ -1,0 +1,88 @@
+r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Omega_t` flow (paper sec. IV B).
+
+- :class:`Lattice`, :class:`LatticeAction` (a density string or SymPy expression in
+  ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``), :class:`LatticePath`.
+- Symbolic gradient and Laplacian stencils lowered to JAX (``jnp.roll``).
+- :class:`GaussianLatticeBase` (exact FFT sampling), :func:`free_kernel` (exact
+  :math:`v = -\tfrac12 K^{-1}\dot K\phi`).
+- Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
+  :class:`SmoothedPowers`, :class:`LocalHermite`, :func:`lattice_basis`.
+- :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`;
+  :func:`flow_observables` (IMH + Gamma method), :func:`hmc`, :func:`matched_base`.
+- Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
+"""
+
+from ._action import LatticeAction, LatticePath, d, mu, phi, shift, sum_mu
+from ._basis import (
+    DEFAULT_SCALES,
+    FourierTwoPoint,
+    LatticeBasis,
+    LatticeFamily,
+    LocalHermite,
+    Magnetisation,
+    SmoothedPowers,
+    lattice_basis,
+)
+from ._conventions import (
+    HOPPING_DENSITY,
+    NF_DENSITY,
+    NF_FIELD_SCALE,
+    PHI4_DENSITY,
+    from_hopping,
+    from_nf,
+    hopping_field_scale,
+    to_hopping,
+    to_nf,
+)
+from ._flow import LatticeFlow, LatticeLayerReport, LatticeSamples, least_squares, solve_lattice
+from ._free import GaussianLatticeBase, free_kernel
+from ._lattice import Lattice
+from ._observables import (
+    chain_observables,
+    flow_observables,
+    hmc,
+    matched_base,
+    matched_base_weighted,
+    reweighted_observables,
+)
+
+__all__ = [
+    "DEFAULT_SCALES",
+    "FourierTwoPoint",
+    "GaussianLatticeBase",
+    "HOPPING_DENSITY",
+    "Lattice",
+    "LatticeAction",
+    "LatticeBasis",
+    "LatticeFamily",
+    "LatticeFlow",
+    "LatticeLayerReport",
+    "LatticePath",
+    "LatticeSamples",
+    "LocalHermite",
+    "Magnetisation",
+    "NF_DENSITY",
+    "NF_FIELD_SCALE",
+    "PHI4_DENSITY",
+    "SmoothedPowers",
+    "chain_observables",
+    "d",
+    "flow_observables",
+    "free_kernel",
+    "from_hopping",
+    "from_nf",
+    "hmc",
+    "hopping_field_scale",
+    "lattice_basis",
+    "least_squares",
+    "matched_base",
+    "matched_base_weighted",
+    "mu",
+    "phi",
+    "reweighted_observables",
+    "shift",
+    "solve_lattice",
+    "sum_mu",
+    "to_hopping",
+    "to_nf",
+]

@@ -1,0 +1,409 @@
+r"""Lattice actions written as a density per site, and paths of them (paper eq. 31).
+
+A density is a SymPy expression in ``phi`` (the field at site :math:`n`),
+``shift(phi, mu)`` / ``shift(phi, mu, -1)`` (the field at :math:`n \pm \hat\mu`),
+``sum_mu(...)`` (the sum over the :math:`d` directions, ``mu`` the direction index,
+``0 .. d-1``), ``d`` and couplings; the action is :math:`\hat S = \sum_n \rho(n)`.
+Internally the density is expanded into *site symbols*: ``phi`` for the offset 0 and
+``phi_1_m1`` for the field at :math:`n + (1, -1)`. From the expanded density the
+gradient stencil :math:`\partial \hat S/\partial\phi_n = \sum_o
+(\partial\rho/\partial\phi_o)(n - o)` (every term in which the site appears) and the
+field-space Laplacian :math:`\sum_n \partial^2\hat S/\partial\phi_n^2` are derived in
+SymPy once and lowered to JAX with ``jnp.roll``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections.abc import Callable, Mapping, Sequence
+from tokenize import TokenError
+
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+from sympy.core.function import AppliedUndef
+from sympy.parsing.sympy_parser import parse_expr
+
+from .._errors import ActionError
+from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression
+from ..action._path import t as T
+from ._lattice import Lattice
+
+#: The field at site n (offset 0), as used in densities.
+phi = sp.Symbol("phi", real=True)
+#: The direction index inside ``sum_mu``.
+mu = sp.Symbol("mu", integer=True)
+#: The lattice dimension (replaced by the number of directions).
+d = sp.Symbol("d", integer=True)
+#: ``shift(expr, mu, step=1)``: ``expr`` at the site ``n + step * e_mu``.
+shift = sp.Function("shift")
+#: ``sum_mu(expr)``: the sum of ``expr`` over the directions ``mu = 0 .. d-1``.
+sum_mu = sp.Function("sum_mu")
+
+_SITE_RE = re.compile(r"^phi((?:_m?\d+)+)$")
+_RESERVED = {"phi", "mu", "d", "shift", "sum_mu", "t"}
+
+
+def site(offset: Sequence[int]) -> sp.Symbol:
+    """The site symbol of the field at ``n + offset`` (``phi`` for the zero offset)."""
+    if not any(offset):
+        return phi
+    return sp.Symbol("phi" + "".join(f"_m{-o}" if o < 0 else f"_{o}" for o in offset), real=True)
+
+
+def site_offset(sym: sp.Symbol, d: int) -> tuple[int, ...] | None:
+    """The offset of a site symbol, or ``None`` if ``sym`` is not one."""
+    name = str(sym)
+    if name == "phi":
+        return (0,) * d
+    m = _SITE_RE.match(name)
+    if not m:
+        return None
+    parts = [p for p in m.group(1).split("_") if p]
+    if len(parts) != d:
+        return None
+    return tuple(-int(p[1:]) if p.startswith("m") else int(p) for p in parts)
+
+
+def site_symbols(expr: sp.Expr, d: int) -> dict[sp.Symbol, tuple[int, ...]]:
+    """The site symbols of ``expr`` and their offsets."""
+    out = {}
+    for s in expr.free_symbols:
+        o = site_offset(s, d)
+        if o is not None:
+            out[s] = o
+    return out
+
+
+def shift_sites(expr: sp.Expr, by: Sequence[int], d: int) -> sp.Expr:
+    """``expr`` with every site symbol moved by the offset ``by``."""
+    by = tuple(int(b) for b in by)
+    return expr.xreplace(
+        {s: site(tuple(a + b for a, b in zip(o, by, strict=True))) for s, o in site_symbols(expr, d).items()}
+    )
+
+
+def parse_density(text: str) -> sp.Expr:
+    """Parse a density string (``phi``, ``shift``, ``sum_mu``, ``mu``, ``d``, couplings) into SymPy, unexpanded.
+
+    Raises
+    ------
+    ActionError
+        Malformed text or a Python keyword used as a name.
+    """
+    what = "lattice density"
+    if not isinstance(text, str):
+        raise ActionError(f"the {what} must be a string or a SymPy expression, got {type(text).__name__}")
+    if not text.strip():
+        raise ActionError(
+            f"the {what} is empty: e.g. '(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4'"
+        )
+    for word in re.findall(r"[A-Za-z_]\w*", text):
+        if keyword.iskeyword(word):
+            raise ActionError(f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it")
+    local = {"phi": phi, "mu": mu, "d": d, "shift": shift, "sum_mu": sum_mu}
+    try:
+        return parse_expr(
+            text, local_dict=local, global_dict={**_NUMBERS, **ALLOWED_FUNCTIONS}, transformations=_TRANSFORMS
+        )
+    except (SyntaxError, TypeError, ValueError, AttributeError, TokenError) as err:
+        raise ActionError(f"cannot parse the {what} {text!r}: {err}") from None
+    except Exception as err:  # noqa: BLE001  (parse_expr can raise anything SymPy raises)
+        raise ActionError(f"cannot parse the {what} {text!r}: {type(err).__name__}: {err}") from None
+
+
+def expand_density(expr: sp.Expr, dim: int) -> sp.Expr:
+    """Resolve ``d``, ``sum_mu`` and ``shift`` in ``expr`` into site symbols of a ``dim``-dimensional lattice."""
+    by_name = {"phi": phi, "mu": mu, "d": d}
+    expr = expr.xreplace({s: by_name[str(s)] for s in expr.free_symbols if str(s) in by_name})
+    expr = expr.xreplace({d: sp.Integer(dim)})
+
+    def resolve(e):
+        if isinstance(e, AppliedUndef):
+            name = e.func.__name__
+            if name == "sum_mu":
+                if len(e.args) != 1:
+                    raise ActionError(f"sum_mu takes one argument, got {e}")
+                return sp.Add(*[resolve(e.args[0].xreplace({mu: sp.Integer(k)})) for k in range(dim)])
+            if name == "shift":
+                if len(e.args) not in (2, 3):
+                    raise ActionError(f"write shift(expr, mu) or shift(expr, mu, -1), got {e}")
+                direction = e.args[1]
+                step = e.args[2] if len(e.args) == 3 else sp.Integer(1)
+                if direction.free_symbols:
+                    raise ActionError(f"{e}: the direction 'mu' of shift is only defined inside sum_mu(...)")
+                if not (direction.is_integer and 0 <= int(direction) < dim):
+                    raise ActionError(f"{e}: the direction must be an integer 0..{dim - 1} (or mu inside sum_mu)")
+                if not step.is_integer:
+                    raise ActionError(f"{e}: the step of shift must be an integer (e.g. 1 or -1)")
+                by = [0] * dim
+                by[int(direction)] = int(step)
+                return shift_sites(resolve(e.args[0]), by, dim)
+            raise ActionError(
+                f"the density uses the unknown function {name!r}; allowed: shift, sum_mu and "
+                f"{sorted(k for k in ALLOWED_FUNCTIONS if k not in ('pi', 'E'))}"
+            )
+        if e.args:
+            return e.func(*[resolve(a) for a in e.args])
+        return e
+
+    out = sp.expand(resolve(expr))
+    if mu in out.free_symbols:
+        raise ActionError("the density uses 'mu' outside sum_mu(...): wrap the terms with mu in sum_mu(...)")
+    return as_expression(out, what="lattice density")
+
+
+class LatticeAction:
+    r"""A lattice action :math:`\hat S(\phi) = \sum_n \rho(\phi \text{ near } n)` (paper eq. 31).
+
+    Parameters
+    ----------
+    density
+        A string or SymPy expression in ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``,
+        ``d`` and couplings (use :data:`pikflow.lattice.phi`, ``shift``, ``sum_mu``,
+        ``mu``, ``d`` from Python).
+    lattice
+        A :class:`Lattice` or its shape.
+
+    Examples
+    --------
+    >>> S = LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4", [8, 8])
+    >>> sorted(map(str, S.couplings))
+    ['lam', 'm2']
+    """
+
+    def __init__(self, density: sp.Expr | str, lattice: Lattice | Sequence[int]):
+        self.lattice = lattice if isinstance(lattice, Lattice) else Lattice(lattice)
+        raw = parse_density(density) if isinstance(density, str) else density
+        if not isinstance(raw, sp.Expr):
+            raise ActionError(f"the lattice density must be a string or a SymPy expression, got {type(raw).__name__}")
+        self.source = raw
+        expr = expand_density(raw, self.lattice.d)
+        self.expr = expr.xreplace({s: sp.Symbol(str(s), real=True) for s in expr.free_symbols})
+        sites = site_symbols(self.expr, self.lattice.d)
+        if phi not in sites and not sites:
+            raise ActionError(f"the density {raw} does not depend on the field 'phi'")
+        bad = [str(s) for s in self.expr.free_symbols if s not in sites and str(s) in _RESERVED]
+        if bad:
+            raise ActionError(f"the density uses the reserved name(s) {bad} as couplings; rename them")
+        self.couplings: tuple[sp.Symbol, ...] = tuple(
+            sorted((s for s in self.expr.free_symbols if s not in sites), key=str)
+        )
+
+    @property
+    def d(self) -> int:
+        """The lattice dimension."""
+        return self.lattice.d
+
+    def coupling(self, name) -> sp.Symbol:
+        """The coupling symbol called ``name``."""
+        for c in self.couplings:
+            if str(c) == str(name):
+                return c
+        raise ActionError(
+            f"the density has no coupling {str(name)!r}; its couplings are {list(map(str, self.couplings))}"
+        )
+
+    def __repr__(self) -> str:
+        return f"LatticeAction({self.source}, {self.lattice})"
+
+
+def _coupling_expression(name: str, value) -> sp.Expr:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ActionError(f"coupling {name!r}: give [start, end], got {value!r}")
+        try:
+            a, b = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ActionError(f"coupling {name!r}: start and end must be numbers, got {value!r}") from None
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise ActionError(f"coupling {name!r}: start and end must be finite, got {value!r}")
+        return sp.Float(a) + T * (sp.Float(b) - sp.Float(a))
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        if not np.isfinite(value):
+            raise ActionError(f"coupling {name!r} must be finite, got {value!r}")
+        return sp.Float(float(value))
+    expr = as_expression(value, what=f"coupling {name!r}")
+    bad = {s for s in expr.free_symbols if str(s) != "t"}
+    if bad:
+        raise ActionError(f"coupling {name!r} = {expr} may depend on t only, not on {sorted(map(str, bad))}")
+    return expr.xreplace({s: T for s in expr.free_symbols})
+
+
+def lower_site_expressions(exprs: Sequence[sp.Expr], dim: int) -> Callable:
+    """Lower site-wise expressions (site symbols and ``t``) to ``f(phi, t) -> list of arrays of phi.shape``.
+
+    Every site symbol becomes ``jnp.roll(phi, -offset)`` (the field at ``n + offset``).
+    """
+    exprs = [sp.sympify(e) for e in exprs]
+    offsets = sorted({o for e in exprs for o in site_symbols(e, dim).values()})
+    args = [sp.Symbol(f"x{i}", real=True) for i in range(len(offsets))]
+    table = {site(o): a for o, a in zip(offsets, args, strict=True)}
+    flat = []
+    for e in exprs:
+        e = e.xreplace(table).xreplace({s: T for s in e.free_symbols if str(s) == "t"})
+        unknown = {str(s) for s in e.free_symbols} - {str(a) for a in args} - {"t"}
+        if unknown:
+            raise ActionError(
+                f"the lattice expression {e} still depends on {sorted(unknown)}: give every coupling a value"
+            )
+        flat.append(e)
+    raw = sp.lambdify([*args, T], flat, modules="jax", cse=True, docstring_limit=0)
+    axes = tuple(range(-dim, 0))
+
+    def f(field, time=0.0):
+        rolled = [jnp.roll(field, tuple(-o for o in off), axis=axes) for off in offsets]
+        out = raw(*rolled, time)
+        return [jnp.broadcast_to(jnp.asarray(o, dtype=field.dtype), field.shape) for o in out]
+
+    return f
+
+
+class LatticePath:
+    r"""A path of lattice actions :math:`\hat S_t`, optionally with a spectral Gaussian part.
+
+    .. math::  \hat S_t(\phi) = \sum_n \rho_t(n) + w(t)\, \tfrac12 \phi^T K_0 \phi,
+
+    with :math:`\rho_t` the density with couplings as functions of ``t`` (eq. 22b for
+    pairs) and :math:`K_0` an optional translation-invariant precision (diagonal in
+    momentum space, the matched base of SCIENCE.md 3b) with weight :math:`w(t) = 1 - t`.
+
+    Parameters
+    ----------
+    action
+        The :class:`LatticeAction`.
+    couplings
+        For every coupling: a number, a pair ``(start, end)`` (linear in ``t``) or an
+        expression in ``t``.
+    """
+
+    def __init__(self, action: LatticeAction, couplings: Mapping | None = None):
+        if not isinstance(action, LatticeAction):
+            raise ActionError(f"LatticePath needs a LatticeAction, got {type(action).__name__}")
+        self.action = action
+        self.lattice = action.lattice
+        couplings = dict(couplings or {})
+        self.coupling_exprs = {}
+        for name, value in couplings.items():
+            self.coupling_exprs[action.coupling(name)] = _coupling_expression(str(name), value)
+        missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
+        if missing:
+            raise ActionError(f"coupling(s) {missing} have no value on the path: give a number, [start, end] or t-expr")
+        self.density: sp.Expr = sp.expand(action.expr.xreplace(self.coupling_exprs))
+        self.spectral_precision: np.ndarray | None = None
+        self.spectral_weight: sp.Expr = sp.Integer(0)
+        self._lowered = None
+
+    @classmethod
+    def linear(cls, action: LatticeAction, start: Mapping, end: Mapping) -> LatticePath:
+        """Couplings linear in ``t`` from ``start`` to ``end`` (paper eq. 22b)."""
+        start = {str(k): v for k, v in start.items()}
+        end = {str(k): v for k, v in end.items()}
+        if set(start) != set(end):
+            raise ActionError(f"give every coupling at both ends: start has {sorted(start)}, end has {sorted(end)}")
+        return cls(action, {k: (start[k], end[k]) for k in start})
+
+    @classmethod
+    def matched(cls, action: LatticeAction, values: Mapping, precision) -> LatticePath:
+        r""":math:`\hat S_t = (1-t)\,\tfrac12\phi^T K_0\phi + t\,\hat S_1` from a Gaussian base to the target.
+
+        Parameters
+        ----------
+        action, values
+            The target :math:`\hat S_1`: the action with numeric couplings.
+        precision
+            :math:`K_0(k)` on the FFT grid (shape of the lattice), positive.
+        """
+        path = cls(action, {k: float(v) for k, v in values.items()})
+        K0 = np.asarray(precision, dtype=float)
+        if K0.shape != action.lattice.shape or not np.all(K0 > 0) or not np.all(np.isfinite(K0)):
+            raise ActionError(f"the base precision must be positive and finite with shape {action.lattice.shape}")
+        path.density = sp.expand(T * path.density)
+        path.spectral_precision = K0
+        path.spectral_weight = 1 - T
+        return path
+
+    # ---------------------------------------------------------------- symbolic pieces
+    @property
+    def d(self) -> int:
+        """The lattice dimension."""
+        return self.lattice.d
+
+    def at(self, time: float) -> sp.Expr:
+        r"""The local density :math:`\rho_t` at a fixed time."""
+        return self.density.xreplace({T: sp.Float(time)})
+
+    def gradient_density(self) -> sp.Expr:
+        r"""The stencil :math:`\partial_{\phi_n}\sum_m\rho_t(m) = \sum_o (\partial\rho_t/\partial\phi_o)(n-o)`."""
+        dim = self.d
+        return sp.expand(
+            sp.Add(
+                *[
+                    shift_sites(sp.diff(self.density, s), [-x for x in o], dim)
+                    for s, o in site_symbols(self.density, dim).items()
+                ]
+            )
+        )
+
+    def laplacian_density(self) -> sp.Expr:
+        r"""A site density whose sum is :math:`\sum_n \partial^2 \hat S_t/\partial\phi_n^2` (local part)."""
+        return sp.expand(sp.Add(*[sp.diff(self.density, s, 2) for s in site_symbols(self.density, self.d)]))
+
+    def is_z2_symmetric(self) -> bool:
+        r"""Whether the density is even under :math:`\phi \to -\phi`."""
+        sites = site_symbols(self.density, self.d)
+        return sp.expand(self.density - self.density.xreplace({s: -s for s in sites})) == 0
+
+    # ---------------------------------------------------------------- lowered pieces
+    def _lower(self):
+        if self._lowered is None:
+            dens, dsdt = self.density, sp.diff(self.density, T)
+            self._lowered = lower_site_expressions(
+                [dens, dsdt, self.gradient_density(), self.laplacian_density()], self.d
+            )
+            K0 = self.spectral_precision  # numpy: never cache a traced array
+            w = sp.lambdify([T], self.spectral_weight, modules="jax")
+            dw = sp.lambdify([T], sp.diff(self.spectral_weight, T), modules="jax")
+            self._spectral = (K0, w, dw)
+        return self._lowered
+
+    def _quadratic(self, field):
+        K0 = self._spectral[0]
+        axes = self.lattice.axes
+        ft = jnp.fft.fftn(field, axes=axes)
+        energy = 0.5 * jnp.sum(K0 * jnp.abs(ft) ** 2, axis=axes) / self.lattice.volume
+        grad = jnp.real(jnp.fft.ifftn(K0 * ft, axes=axes))
+        return energy, grad
+
+    def value(self, field, time):
+        r""":math:`\hat S_t(\phi)` of one configuration (array of the lattice shape)."""
+        out = jnp.sum(self._lower()(field, time)[0])
+        if self.spectral_precision is not None:
+            out = out + self._spectral[1](time) * self._quadratic(field)[0]
+        return out
+
+    def dsdt(self, field, time):
+        r""":math:`d\hat S_t/dt(\phi)` of one configuration."""
+        out = jnp.sum(self._lower()(field, time)[1])
+        if self.spectral_precision is not None:
+            out = out + self._spectral[2](time) * self._quadratic(field)[0]
+        return out
+
+    def gradient(self, field, time):
+        r""":math:`\partial\hat S_t/\partial\phi_n`, same shape as ``field`` (the lowered stencil)."""
+        out = self._lower()(field, time)[2]
+        if self.spectral_precision is not None:
+            out = out + self._spectral[1](time) * self._quadratic(field)[1]
+        return out
+
+    def laplacian(self, field, time):
+        r""":math:`\sum_n\partial^2\hat S_t/\partial\phi_n^2` (trace of the Hessian)."""
+        out = jnp.sum(self._lower()(field, time)[3])
+        if self.spectral_precision is not None:
+            out = out + self._spectral[1](time) * jnp.sum(self.spectral_precision)
+        return out
+
+    def __repr__(self) -> str:
+        extra = "" if self.spectral_precision is None else " + (1-t) * spectral Gaussian"
+        return f"LatticePath({self.density}{extra}, {self.lattice})"

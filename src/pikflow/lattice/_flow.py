@@ -1,0 +1,254 @@
+r"""Solving the elliptic :math:`\Omega_t` equation layer by layer and sampling the lattice flow.
+
+Per layer (paper eq. 34 with the constant of SCIENCE.md section 3)
+
+.. math::  \sum_j a_j\,[\Delta - \partial\hat S_t\cdot\partial] T_j(\phi_c) - c_t
+           = -\frac{d\hat S_t}{dt}(\phi_c)
+
+is collocated on configurations :math:`\phi_c` (base samples pushed forward with the
+layers already solved, so they follow :math:`p_t`) and solved by Lineax least squares
+for :math:`(a, c_t)`. The flow :math:`\dot\phi = v_t = -\partial\Omega_t` (eqs. 11, 32)
+is integrated with RK4; the layers sit at the RK4 stages (``2 steps + 1`` of them, as in
+:mod:`pikflow.flow`). The log-density follows :math:`d\log q_t/dt = -\partial\cdot v_t
+= \Delta\Omega_t` (continuous form, integrated with the same RK4 stages: exact up to
+the :math:`O(\Delta t^4)` time-discretisation error, which the importance weights and
+the IMH step then correct, see :attr:`LatticeSamples.log_w`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time as _time
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+
+from .._errors import PikflowError, SamplingError, SolveError
+from ..progress import progress_bar
+from ._action import LatticePath
+from ._basis import LatticeBasis, lattice_basis
+from ._free import GaussianLatticeBase
+
+
+@dataclasses.dataclass(frozen=True)
+class LatticeLayerReport:
+    """One layer's solve: time, relative residual, the constant :math:`c_t` and the wall time."""
+
+    t: float
+    residual: float
+    constant: float
+    seconds: float
+
+
+def least_squares(A, b, rcond: float = 1e-12):
+    r"""Least squares :math:`\min\|A x - b\|` with unit-norm columns and Lineax SVD (truncated at ``rcond``)."""
+    norms = jnp.linalg.norm(A, axis=0)
+    scale = jnp.where(norms > 0, norms, 1.0)
+    sol = lx.linear_solve(lx.MatrixLinearOperator(A / scale), b, solver=lx.SVD(rcond=rcond), throw=False)
+    return sol.value / scale
+
+
+class LatticeFlow:
+    r"""A solved lattice flow: the path, the basis, the base and one coefficient vector per layer.
+
+    Attributes
+    ----------
+    coeffs : numpy.ndarray, shape ``(2 steps + 1, n_basis)``
+        :math:`a_j` of :math:`\Omega_t = \sum_j a_j T_j` at every stage time.
+    reports : list of LatticeLayerReport
+        Per-layer residual :math:`\|A a - b\| / \|b - \bar b\|` and :math:`c_t`.
+    """
+
+    def __init__(self, path, basis, base, coeffs, steps, reports):
+        self.path, self.basis, self.base = path, basis, base
+        self.coeffs = np.asarray(coeffs)
+        self.steps = int(steps)
+        self.reports = list(reports)
+        self._push = jax.jit(_make_push(basis, steps))
+        self._target = jax.jit(jax.vmap(lambda x: path.value(x, 1.0)))
+
+    @property
+    def times(self) -> np.ndarray:
+        """The stage times of the layers."""
+        return np.linspace(0.0, 1.0, 2 * self.steps + 1)
+
+    def velocity(self, layer: int, fields):
+        r""":math:`v = -\partial\Omega` of layer ``layer`` at a batch of configurations."""
+        a = jnp.asarray(self.coeffs[layer])
+        return -jax.vmap(self.basis.gradient, (None, 0))(a, fields)
+
+    def push(self, fields, log_q):
+        """Push a batch of base samples through every step: final configurations and log-densities."""
+        return self._push(jnp.asarray(self.coeffs), fields, log_q)
+
+    def sample(self, key, n: int, *, batch: int = 1000, progress: bool = False) -> LatticeSamples:
+        r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
+            raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
+        fields, logw = [], []
+        bar = progress_bar(total=n, desc="sampling", disable=not progress)
+        for i, start in enumerate(range(0, n, batch)):
+            m = min(batch, n - start)
+            x0, lq0 = self.base.sample(jax.random.fold_in(key, i), m)
+            x1, lq1 = self.push(x0, lq0)
+            fields.append(np.asarray(x1))
+            logw.append(np.asarray(-self._target(x1) - lq1))
+            bar.update(m)
+        bar.close()
+        return LatticeSamples(np.concatenate(fields), np.concatenate(logw))
+
+    def residuals(self) -> np.ndarray:
+        """The relative residual of every layer."""
+        return np.array([r.residual for r in self.reports])
+
+
+def _make_push(basis: LatticeBasis, steps: int):
+    dt = 1.0 / steps
+    vel = jax.vmap(lambda a, x: -basis.gradient(a, x), (None, 0))
+    lap = jax.vmap(basis.laplacian, (None, 0))
+
+    def push(coeffs, x, lq):
+        def body(carry, i):
+            x, lq = carry
+            a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
+            k1 = vel(a0, x)
+            x2 = x + 0.5 * dt * k1
+            k2 = vel(am, x2)
+            x3 = x + 0.5 * dt * k2
+            k3 = vel(am, x3)
+            x4 = x + dt * k3
+            k4 = vel(a1, x4)
+            dlq = lap(a0, x) + 2 * lap(am, x2) + 2 * lap(am, x3) + lap(a1, x4)
+            return (x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), lq + dt / 6 * dlq), None
+
+        (x, lq), _ = jax.lax.scan(body, (x, lq), jnp.arange(steps))
+        return x, lq
+
+    return push
+
+
+def solve_lattice(
+    path: LatticePath,
+    basis: LatticeBasis | None = None,
+    *,
+    base: GaussianLatticeBase | None = None,
+    steps: int = 25,
+    n_collocation: int = 2000,
+    seed: int = 0,
+    rcond: float = 1e-12,
+    chunk: int = 256,
+    progress: bool = True,
+) -> LatticeFlow:
+    r"""Solve eq. 34 for :math:`\Omega_t` at every RK4 stage of ``path`` and return the :class:`LatticeFlow`.
+
+    Parameters
+    ----------
+    path
+        The :class:`LatticePath`; its start must be Gaussian (or a matched base given).
+    basis
+        Default :func:`lattice_basis` (Fourier two-point, magnetisation, smoothed
+        powers, local Hermite to range 1); ``z2`` follows the path's symmetry.
+    base
+        The exactly sampled base; default the Gaussian :math:`\hat S_0` of the path.
+    steps
+        RK4 steps (``2 steps + 1`` layers).
+    n_collocation
+        Collocation configurations (base samples pushed with the solved layers).
+    seed
+        Seed of the collocation configurations.
+    rcond
+        Relative singular-value cut of the least-squares solve (unit-norm columns).
+    chunk
+        Configurations per vmapped chunk when assembling (bounds memory).
+    progress
+        Show a progress bar over layers.
+    """
+    if not isinstance(path, LatticePath):
+        raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+        raise PikflowError(f"steps must be a positive integer, got {steps!r}")
+    if basis is None:
+        basis = lattice_basis(path.lattice, z2=path.is_z2_symmetric())
+    if basis.lattice != path.lattice:
+        raise PikflowError(f"the basis lives on {basis.lattice}, the path on {path.lattice}")
+    if base is None:
+        base = GaussianLatticeBase.from_path(path)
+    dt = 1.0 / steps
+
+    def row(x, t):
+        return basis.columns(x, path.gradient(x, t)), -path.dsdt(x, t)
+
+    @jax.jit
+    def assemble(X, t):
+        cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
+        A = jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1)
+        sol = least_squares(A, b, rcond)
+        res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm(b - jnp.mean(b))
+        return sol, res
+
+    vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient(a, x), (None, 0)))
+    push_one = jax.jit(_make_push(basis, 1))
+    X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
+    coeffs, reports = [], []
+    bar = progress_bar(total=2 * steps + 1, desc="solving layers", disable=not progress)
+
+    def layer(Xc, t):
+        t0 = _time.perf_counter()
+        sol, res = assemble(Xc, t)
+        sol = np.asarray(sol)
+        if not np.all(np.isfinite(sol)):
+            raise SolveError(f"the solve at t = {t:.4g} gave non-finite coefficients: shrink the basis or raise rcond")
+        coeffs.append(sol[:-1])
+        reports.append(LatticeLayerReport(float(t), float(res), float(sol[-1]), _time.perf_counter() - t0))
+        bar.update(1)
+        return jnp.asarray(sol[:-1])
+
+    a0 = layer(X, 0.0)
+    for i in range(steps):
+        t = i * dt
+        Xh = X + 0.5 * dt * vel(a0, X)
+        am = layer(Xh, t + 0.5 * dt)
+        Xm = X + dt * vel(am, Xh)
+        a1 = layer(Xm, t + dt)
+        X, _ = push_one(jnp.stack([a0, am, a1]), X, jnp.zeros(X.shape[0]))
+        if not bool(jnp.all(jnp.isfinite(X))):
+            raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
+        a0 = a1
+    bar.close()
+    return LatticeFlow(path, basis, base, np.stack(coeffs), steps, reports)
+
+
+@dataclasses.dataclass
+class LatticeSamples:
+    r"""Final configurations of a lattice flow and their log importance weights.
+
+    ``log_w = -S_1(phi) - log q_1(phi)`` (unnormalised). Non-finite configurations or
+    weights are kept (counted by :attr:`n_nonfinite`) and weigh zero in every estimate.
+    """
+
+    fields: np.ndarray
+    log_w: np.ndarray
+
+    @property
+    def n_nonfinite(self) -> int:
+        """Samples whose configuration or weight is not finite."""
+        axes = tuple(range(1, self.fields.ndim))
+        bad = ~np.isfinite(self.log_w) | ~np.all(np.isfinite(self.fields), axis=axes)
+        return int(bad.sum())
+
+    def magnetisation(self) -> np.ndarray:
+        r""":math:`M = \sum_n \phi_n` per sample."""
+        return self.fields.reshape(self.fields.shape[0], -1).sum(axis=1)
+
+    def ess(self) -> float:
+        """ESS/N of the importance weights (non-finite ones count as zero)."""
+        from ..diagnostics import ess_fraction
+
+        lw = np.where(
+            np.isfinite(self.log_w) & np.all(np.isfinite(self.fields.reshape(len(self.log_w), -1)), axis=1),
+            self.log_w,
+            -np.inf,
+        )
+        return ess_fraction(lw)

@@ -1,0 +1,122 @@
+r"""Exact free-field pieces: the Gaussian base sampled in Fourier space and the free kernel.
+
+For a translation-invariant quadratic action :math:`\hat S_0 = \tfrac12\phi^T K\phi` the
+precision is diagonal in momentum space, :math:`K(k)`; for eq. 31 at :math:`\lambda = 0`,
+:math:`K(k) = m^2 + \hat k^2`. Samples are :math:`\phi = \mathcal F^{-1}[K^{-1/2}\mathcal F z]`
+with white noise :math:`z` (exact, :math:`O(V\log V)`), and
+:math:`\log q_0 = -\tfrac12 z^Tz + \tfrac12\sum_k\log K(k) - \tfrac V2\log 2\pi`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+from jaxtyping import Array, Float
+
+from .._errors import ActionError
+from ._action import LatticePath, site_symbols
+from ._lattice import Lattice
+
+
+class GaussianLatticeBase(eqx.Module):
+    r"""The normal distribution :math:`p_0\propto e^{-\frac12\phi^TK\phi}`, :math:`K` diagonal in momentum space.
+
+    Parameters
+    ----------
+    precision
+        :math:`K(k)` on the FFT grid (``numpy.fft`` order), shape of the lattice, positive.
+    """
+
+    precision: Float[Array, ...]
+    log_norm: Float[Array, ""]
+    shape: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(self, precision):
+        K = np.asarray(precision, dtype=float)
+        if K.ndim < 1 or not np.all(np.isfinite(K)) or not np.all(K > 0):
+            raise ActionError(
+                "the base precision K(k) must be finite and positive at every momentum "
+                f"(min {np.min(K) if K.size else 'empty'}): give the base a positive mass"
+            )
+        self.shape = K.shape
+        self.precision = jnp.asarray(K)
+        self.log_norm = jnp.asarray(0.5 * np.sum(np.log(K)) - 0.5 * K.size * np.log(2 * np.pi))
+
+    @property
+    def lattice(self) -> Lattice:
+        """The lattice."""
+        return Lattice(self.shape)
+
+    @classmethod
+    def free(cls, lattice: Lattice, m2: float) -> GaussianLatticeBase:
+        r"""The free field of eq. 31 at :math:`\lambda=0`: :math:`K(k) = m^2 + \hat k^2`."""
+        return cls(m2 + lattice.khat2())
+
+    @classmethod
+    def from_propagator(cls, propagator) -> GaussianLatticeBase:
+        r"""The Gaussian with two-point function :math:`G(k) = \langle|\tilde\phi_k|^2\rangle/V`: :math:`K = 1/G`."""
+        G = np.asarray(propagator, dtype=float)
+        if not np.all(G > 0):
+            raise ActionError("the propagator G(k) must be positive at every momentum")
+        return cls(1.0 / G)
+
+    @classmethod
+    def from_path(cls, path: LatticePath, time: float = 0.0) -> GaussianLatticeBase:
+        r"""The precision of :math:`\hat S_t` at ``time`` (``0``: the base), which must be quadratic, no linear term."""
+        dens = sp.expand(path.at(time))
+        sites = list(site_symbols(dens, path.d))
+        try:
+            poly = sp.Poly(dens, *sites) if sites else None
+            ok = poly is None or (poly.total_degree() <= 2 and all(sum(m) == 2 for m in poly.monoms()))
+        except sp.PolynomialError:
+            ok = False
+        if not ok:
+            raise ActionError(
+                f"the action at t = {time}, density {dens}, is not a quadratic form in the field: it cannot be "
+                "sampled exactly; start the path at a Gaussian (e.g. lam = [0, ...]) or use a matched base"
+            )
+        delta = jnp.zeros(path.lattice.shape).at[(0,) * path.d].set(1.0)
+        K = np.real(np.fft.fftn(np.asarray(path.gradient(delta, time))))
+        if not np.all(K > 0):
+            raise ActionError(
+                f"the base action at t = {time} has non-positive K(k) (min {K.min():.3g}): exp(-S_0) is not "
+                "normalisable; make the start mass positive"
+            )
+        return cls(K)
+
+    def sample(self, key, n: int):
+        """``n`` exact samples, shape ``(n, *lattice)``, and their normalised log-density."""
+        z = jax.random.normal(key, (n, *self.shape))
+        axes = tuple(range(1, len(self.shape) + 1))
+        field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
+        return field, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
+
+    def log_prob(self, field):
+        """Normalised log-density of configurations ``(..., *lattice)``."""
+        axes = tuple(range(field.ndim - len(self.shape), field.ndim))
+        ft = jnp.fft.fftn(field, axes=axes)
+        quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / self.precision.size
+        return self.log_norm - 0.5 * quad
+
+    def propagator(self) -> np.ndarray:
+        r""":math:`G(k) = 1/K(k)`."""
+        return 1.0 / np.asarray(self.precision)
+
+
+def free_kernel(path: LatticePath, time: float, field):
+    r"""The exact free-field kernel :math:`v = -\tfrac12 K_t^{-1}\dot K_t\,\phi` (SCIENCE.md section 3).
+
+    Valid for paths whose action is quadratic at every time (``K_t`` diagonal in momentum
+    space, so :math:`K_t` and :math:`\dot K_t` commute); :math:`\dot K` by a central
+    difference of step :math:`10^{-5}` of the exact, polynomial-in-t precision.
+    """
+    eps = 1e-5
+    K = np.asarray(GaussianLatticeBase.from_path(path, time).precision)
+    Kp = np.asarray(GaussianLatticeBase.from_path(path, time + eps).precision)
+    Km = np.asarray(GaussianLatticeBase.from_path(path, time - eps).precision)
+    ratio = jnp.asarray((Kp - Km) / (2 * eps) / K)
+    axes = tuple(range(field.ndim - path.d, field.ndim))
+    return -0.5 * jnp.real(jnp.fft.ifftn(ratio * jnp.fft.fftn(field, axes=axes), axes=axes))

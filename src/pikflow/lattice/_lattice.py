@@ -1,0 +1,104 @@
+r"""Periodic hypercubic lattices: sites, momenta, momentum orbits and the point group.
+
+The lattice Laplacian in momentum space is :math:`\hat k^2 = \sum_\mu 4\sin^2(k_\mu/2)`,
+:math:`k_\mu = 2\pi n_\mu / L_\mu` (the free propagator of paper eq. 31 is
+:math:`1/(m^2 + \hat k^2)`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from .._errors import ActionError
+
+
+class Lattice:
+    r"""A periodic lattice of shape ``(L_1, ..., L_d)``, :math:`d = 1, \dots, 4` (paper eq. 31).
+
+    Parameters
+    ----------
+    shape
+        The number of sites along each direction (each at least 2).
+
+    Examples
+    --------
+    >>> lat = Lattice((8, 8))
+    >>> lat.d, lat.volume
+    (2, 64)
+    """
+
+    def __init__(self, shape: Sequence[int] | int):
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+            shape = (int(shape),)
+        try:
+            shape = tuple(shape)
+        except TypeError:
+            raise ActionError(f"a lattice shape is a list of sizes like [16, 16], got {shape!r}") from None
+        if not 1 <= len(shape) <= 4:
+            raise ActionError(f"lattices have d = 1..4 directions, got shape {list(shape)}")
+        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 2 for s in shape):
+            raise ActionError(f"every lattice size must be an integer >= 2, got {list(shape)}")
+        self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
+
+    @property
+    def d(self) -> int:
+        """Number of directions."""
+        return len(self.shape)
+
+    @property
+    def volume(self) -> int:
+        """Number of sites :math:`V`."""
+        return int(np.prod(self.shape))
+
+    @property
+    def axes(self) -> tuple[int, ...]:
+        """The lattice axes of an array of shape ``shape`` (or of a batch: the last ``d`` axes)."""
+        return tuple(range(-self.d, 0))
+
+    def khat2(self) -> np.ndarray:
+        r""":math:`\hat k^2 = \sum_\mu 4 \sin^2(k_\mu/2)` on the FFT grid, shape ``shape``."""
+        grids = np.meshgrid(*[2 * np.pi * np.fft.fftfreq(n) * 1.0 for n in self.shape], indexing="ij")
+        return sum(4 * np.sin(k / 2) ** 2 for k in grids)
+
+    def momentum_orbits(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""Orbits of the momenta under reflections and permutations of equal-size axes.
+
+        Returns
+        -------
+        ids : numpy.ndarray of int, shape ``shape``
+            The orbit index of every momentum (0 is :math:`k = 0`).
+        sizes : numpy.ndarray of int
+            The number of momenta in each orbit.
+        """
+        keys = {}
+        ids = np.empty(self.shape, dtype=np.int64)
+        for idx in itertools.product(*[range(n) for n in self.shape]):
+            folded = [(n, min(i, n - i)) for i, n in zip(idx, self.shape, strict=True)]
+            key = tuple(sorted(folded))
+            ids[idx] = keys.setdefault(key, len(keys))
+        return ids, np.bincount(ids.reshape(-1))
+
+    def point_group(self) -> list[np.ndarray]:
+        """The lattice point group as ``d x d`` integer matrices: reflections and permutations of equal-size axes."""
+        out = []
+        for perm in itertools.permutations(range(self.d)):
+            if any(self.shape[p] != self.shape[i] for i, p in enumerate(perm)):
+                continue
+            for signs in itertools.product((1, -1), repeat=self.d):
+                m = np.zeros((self.d, self.d), dtype=np.int64)
+                for i, p in enumerate(perm):
+                    m[i, p] = signs[i]
+                out.append(m)
+        return out
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Lattice) and other.shape == self.shape
+
+    def __hash__(self) -> int:
+        return hash(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Lattice({list(self.shape)})"

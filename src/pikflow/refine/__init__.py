@@ -1,0 +1,53 @@
+r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Appendix B).
+
+* residuals (eq. 27) of any kernel at any points, and per-layer summaries:
+  :func:`kernel_residual`, :func:`layer_residual`, :func:`residual_summary`;
+* Wendland corrections (eqs. B2-B4) as a kernel of their own: :class:`CorrectedKernel`;
+* the refinement loop to a tolerance, never making a layer worse: :func:`refine`;
+* out-of-domain detection while sampling and local correction: :func:`detect_ood`,
+  :func:`refine_online`;
+* the paper's Fig. 6 scenario (under-resolved last layers): :func:`underresolve`.
+"""
+
+from ._refine import (
+    STATUSES,
+    LayerRound,
+    OnlineRefinement,
+    Refinement,
+    RefinementRound,
+    correct_layer,
+    detect_ood,
+    refine,
+    refine_online,
+    select_centres,
+    underresolve,
+    with_kernels,
+)
+from ._residual import LayerResidual, kernel_residual, layer_points, layer_residual, residual_summary, stage_points
+from ._wendland import CorrectedKernel, correction_columns, smoothness, wendland, wendland_g
+
+__all__ = [
+    "STATUSES",
+    "CorrectedKernel",
+    "LayerResidual",
+    "LayerRound",
+    "OnlineRefinement",
+    "Refinement",
+    "RefinementRound",
+    "correct_layer",
+    "correction_columns",
+    "detect_ood",
+    "kernel_residual",
+    "layer_points",
+    "layer_residual",
+    "refine",
+    "refine_online",
+    "residual_summary",
+    "select_centres",
+    "smoothness",
+    "stage_points",
+    "underresolve",
+    "wendland",
+    "wendland_g",
+    "with_kernels",
+]

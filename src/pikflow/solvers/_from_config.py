@@ -1,0 +1,67 @@
+"""The solver a ``[solver]`` table of the TOML configuration describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lineax as lx
+
+from .._errors import ConfigError, PikflowError
+from ._direct import DirectSolver
+from ._nonlinear import LevenbergMarquardtSolver
+from ._train import AdamSolver
+
+LINEAR_SOLVERS = {"qr": lx.QR, "svd": lx.SVD, "auto": lambda: lx.AutoLinearSolver(well_posed=False)}
+#: kind -> (class, options it accepts)
+OPTIONS = {
+    "direct": (DirectSolver, ("linear_solver",)),
+    "adam": (
+        AdamSolver,
+        (
+            "model",
+            "n_frequencies",
+            "max_frequency",
+            "width",
+            "depth",
+            "learning_rate",
+            "epochs",
+            "warm_learning_rate",
+            "warm_epochs",
+            "patience",
+            "batch_size",
+            "first_layers",
+            "seed",
+        ),
+    ),
+    "levenberg-marquardt": (
+        LevenbergMarquardtSolver,
+        ("n_frequencies", "max_frequency", "method", "rtol", "atol", "max_steps", "ridge"),
+    ),
+}
+MODES = ("sequential", "parallel")
+
+
+def solver_from_config(table: dict[str, Any], n_fields: int) -> tuple[Any, str]:
+    """``(solver or None, mode)`` from a validated ``[solver]`` table; None means the default direct solver."""
+    kind = table.get("kind", "direct")
+    if kind not in OPTIONS:
+        raise ConfigError(f"[solver] kind must be one of {sorted(OPTIONS)}, got {kind!r}")
+    mode = table.get("mode", "sequential")
+    if mode not in MODES:
+        raise ConfigError(f"[solver] mode must be one of {list(MODES)}, got {mode!r}")
+    cls, allowed = OPTIONS[kind]
+    extra = sorted(set(table) - set(allowed) - {"kind", "mode"})
+    if extra:
+        raise ConfigError(f"[solver] option(s) {extra} do not apply to kind = {kind!r}; it takes {list(allowed)}")
+    opts = {k: v for k, v in table.items() if k in allowed}
+    if kind == "direct":
+        if "linear_solver" not in opts:
+            return None, mode
+        name = opts["linear_solver"]
+        if name not in LINEAR_SOLVERS:
+            raise ConfigError(f"[solver] linear_solver must be one of {sorted(LINEAR_SOLVERS)}, got {name!r}")
+        return DirectSolver(LINEAR_SOLVERS[name]()), mode
+    try:
+        return cls(**opts), mode
+    except PikflowError as err:
+        raise ConfigError(f"[solver]: {err}") from None

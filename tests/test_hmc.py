@@ -1,0 +1,217 @@
+"""Tests for the HMC baseline, the Gamma method on pyerrors, thermodynamic integration and the benchmarks.
+
+Every statistical check compares with an exact value (closed form or 1-D quadrature,
+``pikflow.exact``) with a tolerance of a few of the estimator's own Gamma-method
+errors; all random streams are seeded, so the tests are deterministic.
+"""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.signal import lfilter
+
+import pikflow as pf
+from pikflow.baselines import HMC, gaussian_log_z, hmc, imh_estimate, thermodynamic_integration
+from pikflow.diagnostics import gamma_method
+
+PAPER = pf.Path.from_expression("(1 - 3*t)/2*phi**2 + t/8*phi**4", ["phi"])  # eq. 22, lambda/4
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return pf.exact.reference_for(PAPER)
+
+
+@pytest.fixture(scope="module")
+def sampler():
+    return HMC(PAPER)
+
+
+def ar1(rng, a, n):
+    """Stationary AR(1) chain x_{i+1} = a x_i + sqrt(1 - a^2) eps_i, Var x = 1."""
+    eps = rng.normal(size=n)
+    eps[0] /= np.sqrt(1 - a * a)
+    return lfilter([np.sqrt(1 - a * a)], [1.0, -a], eps)
+
+
+# ------------------------------------------------------------------ Gamma method
+
+
+def test_gamma_ar1_tau_pyerrors_and_fast_path():
+    a = 0.8
+    tau_exact = (1 + a) / (2 * (1 - a))  # 4.5
+    g = gamma_method(ar1(np.random.default_rng(21), a, 100_000), backend="pyerrors")
+    # tau_int_error is Wolff's eq. (42), the standard error of tau_int: 3 of them.
+    assert abs(g.tau_int - tau_exact) < 3 * g.tau_int_error
+    assert g.n_effective == pytest.approx(100_000 / (2 * g.tau_int))
+    # Many equal replica (vectorised chains): "auto" takes the batched numpy path above
+    # 256 replica; it must agree with pyerrors to rounding and find the exact tau.
+    # Each replica's fluctuations are taken about its own mean (as in pyerrors), which
+    # biases tau_int by about -W * 2 tau / N_r (W the window): long replica keep that
+    # well below the error, and a = 0.5 (tau = 1.5, W ~ 10) keeps the window short.
+    rng = np.random.default_rng(22)
+    a = 0.5
+    tau_exact = (1 + a) / (2 * (1 - a))
+    chains = np.stack([ar1(rng, a, 4000) for _ in range(300)])
+    fast = gamma_method(chains)
+    slow = gamma_method(chains, backend="pyerrors")
+    assert fast.window == slow.window
+    for f in ("mean", "error", "tau_int", "tau_int_error", "n_effective"):
+        assert getattr(fast, f) == pytest.approx(getattr(slow, f), rel=1e-6, abs=1e-12)
+    assert abs(fast.tau_int - tau_exact) < 3 * fast.tau_int_error
+    with pytest.raises(ValueError, match="backend"):
+        gamma_method(chains, backend="fortran")
+
+
+# ------------------------------------------------------------------ HMC
+
+
+@pytest.mark.parametrize("t", [0.5, 1.0])
+def test_hmc_vectorised_exact_moments(sampler, ref, t):
+    res = sampler.run(t, n=1000, chains=64, thermalisation=100, seed=3, observables={"a": "Abs(phi)", "p2": "phi**2"})
+    assert res.positions.shape == (64, 1000, 1)
+    assert res.n_leapfrog == 25 and res.step_size == pytest.approx(0.04)
+    # eps = 0.04: Delta H = O(eps^2) per trajectory, acceptance ~ 0.9997.
+    assert res.acceptance > 0.99 and res.n_divergent == 0
+    for name, fn in (("a", np.abs), ("p2", np.square)):
+        g = res.estimates[name]
+        exact = ref.expectation(t, fn)
+        assert g.tau_int < 3  # T = 1 trajectories decorrelate within a few steps in 0-D
+        assert abs(g.mean - exact) < 4 * g.error, (name, g, exact)
+
+
+def test_hmc_single_chain_paper_setting(ref):
+    res = hmc(PAPER, 1.0, n=8000, thermalisation=200, seed=4)
+    assert res.n_chains == 1 and res.sample_seconds > 0
+    g = res.gamma("Abs(phi)")
+    assert abs(g.mean - ref.expectation(1.0, np.abs)) < 4 * g.error
+    assert res.independent_per_second("Abs(phi)") == pytest.approx(g.n_effective / res.sample_seconds)
+
+
+def test_hmc_two_workers_same_statistics(sampler, ref):
+    res = sampler.run(1.0, n=500, chains=32, workers=2, thermalisation=100, seed=5)
+    assert res.workers == 2
+    est = res.observable("phi**2")
+    assert abs(est.value - ref.expectation(1.0, np.square)) < 4 * est.error
+
+
+def test_hmc_two_component_action():
+    # O(2) phi^4 at fixed couplings: <r^2> by radial quadrature, r = |phi|.
+    m2, lam = -1.0, 0.5
+    action = pf.Action(f"{m2}/2*(a**2 + b**2) + {lam}/4*(a**2 + b**2)**2", fields=["a", "b"])
+    r = np.linspace(0, 12, 200_001)
+    w = r * np.exp(-(0.5 * m2 * r**2 + 0.25 * lam * r**4))
+    exact = np.trapezoid(w * r**2, r) / np.trapezoid(w, r)
+    res = hmc(action, n=1000, chains=32, thermalisation=100, seed=6)
+    g = res.gamma("a**2 + b**2")
+    assert res.positions.shape == (32, 1000, 2)
+    assert abs(g.mean - exact) < 4 * g.error
+
+
+def test_hmc_generic_callable_potential():
+    # A flat 3-vector with a correlated Gaussian S = x.K.x/2: <x_0^2> = (K^-1)_00.
+    K = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 1.5]])
+    res = hmc(lambda x: 0.5 * x @ (K @ x), n=1000, chains=32, thermalisation=100, seed=7, dim=3)
+    g = res.gamma(lambda x: x[:, 0] ** 2)
+    assert abs(g.mean - np.linalg.inv(K)[0, 0]) < 4 * g.error
+
+
+def test_hmc_bad_input():
+    with pytest.raises(pf.PikflowError, match="dim"):
+        hmc(lambda x: x @ x)
+    with pytest.raises(pf.PikflowError, match="couplings"):
+        hmc(pf.Action("m2/2*phi**2", fields=["phi"]))
+    with pytest.raises(pf.PikflowError, match="multiple of workers"):
+        hmc(PAPER, chains=3, workers=2, n=10)
+    with pytest.raises(pf.PikflowError, match="step_size"):
+        HMC(PAPER, step_size=0)
+    with pytest.raises(pf.PikflowError, match="n must be"):
+        hmc(PAPER, n=2)
+
+
+# ------------------------------------------------------------------ free energy
+
+
+def test_thermodynamic_integration_matches_quadrature(ref):
+    assert gaussian_log_z(PAPER) == pytest.approx(ref.log_z(0.0), abs=1e-12)
+    ti = thermodynamic_integration(PAPER, nodes=8, n=1000, chains=16, thermalisation=100, seed=8)
+    # 8 Gauss-Legendre nodes integrate <dS/dt>_t to 3e-8 on this path, far below the
+    # statistical error (~5e-3): the check is statistical, 4 sigma.
+    exact = ref.log_z(1.0) - ref.log_z(0.0)
+    assert abs(ti.log_z_ratio.value - exact) < 4 * ti.log_z_ratio.error
+    assert ti.delta_f.value == -ti.log_z_ratio.value
+    assert abs(ti.log_z.value - ref.log_z(1.0)) < 4 * ti.log_z.error
+    assert len(ti.dsdt) == 8 and json.dumps(ti.to_dict())
+
+
+def test_flow_log_z_and_imh_errors_against_quadrature_and_ti(ref):
+    flow = pf.solve(PAPER, steps=10, progress=False)
+    s = flow.sample(20_000, seed=1, keep_layers=False, progress=False)
+    lz = s.log_z(1.0)
+    # the flow's log <w> (delta-method error) against quadrature: 4 sigma plus the
+    # 1e-9 rounding floor of the quadrature itself.
+    assert abs(lz.value - ref.log_z(1.0)) < 4 * lz.error + 1e-9
+    # Same Gamma analysis as HMC along the IMH chain: exact within errors, and a
+    # near-perfect flow gives tau_int ~ 1/2.
+    g = imh_estimate(s, "Abs(phi)")
+    assert abs(g.mean - ref.expectation(1.0, np.abs)) < 4 * g.error
+    assert g.tau_int < 1.0
+    # Delta F between base and target: flow weights against HMC thermodynamic integration.
+    ti = thermodynamic_integration(PAPER, nodes=6, n=500, chains=16, thermalisation=100, seed=9)
+    df_flow = -(lz.value - gaussian_log_z(PAPER))
+    assert abs(df_flow - ti.delta_f.value) < 4 * np.hypot(lz.error, ti.delta_f.error) + 1e-6
+
+
+# ------------------------------------------------------------------ benchmarks
+
+
+SMALL = """
+[action]
+density = "m2/2*phi**2 + lam/4*phi**4"
+[path]
+m2 = [1.0, -2.0]
+lam = [0.0, 0.5]
+[flow]
+steps = 5
+[sampling]
+n = 2000
+[observables]
+absphi = "Abs(phi)"
+phi2 = "phi**2"
+[hmc]
+chains = 8
+n = 50
+n_single = 300
+thermalisation = 20
+"""
+
+
+def test_bench_hmc_and_scan_json(tmp_path, capsys):
+    from pikflow.cli import main
+
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(SMALL)
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(cfg), "--repeats", "1", "--quiet", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    for key in ("ratio", "ratio_with_solve", "ratio_single_chain"):
+        assert np.isfinite(d[key]) and d[key] > 0
+    assert d["pik"]["independent_per_second"] > 0 and d["hmc"]["independent_per_second"] > 0
+    assert d["hmc_single"]["chains"] == 1 and d["hmc_single"]["n_total"] == 300  # from [hmc]
+    assert d["hmc"]["chains"] == 8 and d["hmc"]["n_per_chain"] == 50
+    assert d["ratio"] == pytest.approx(d["pik"]["independent_per_second"] / d["hmc"]["independent_per_second"])
+    for sampler in ("pik", "hmc", "hmc_single"):
+        assert set(d["observables"][sampler]) == {"absphi", "phi2"}
+        assert {"value", "error"} <= set(d["observables"][sampler]["absphi"])
+    assert d["observables"]["exact"]["absphi"] == pytest.approx(1.7361801851585457)
+    assert "| **independent samples / s**" in capsys.readouterr().out
+
+    out = tmp_path / "scan.json"
+    scan = ["--steps", "5", "--n", "2000", "--chunk", "10", "--pilot-n", "10"]
+    assert main(["bench", "scan", str(cfg), *scan, "--quiet", "--json", str(out)]) == 0
+    d = json.loads(out.read_text())
+    assert d["points"] == 6 and len(d["per_point"]) == 6
+    assert d["ratio"] > 0 and d["pik"]["total_seconds"] > 0
+    for p in d["per_point"]:
+        assert abs(p["pik"]["value"] - p["exact"]) < 5 * p["pik"]["error"]

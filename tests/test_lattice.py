@@ -1,0 +1,243 @@
+"""Tests of pikflow.lattice: symbolic lattice actions, stencils, Omega bases, free fields, conventions.
+
+References are independent of the code under test: JAX autodiff (``jax.grad``, the trace
+of ``jax.hessian``) of the summed action or basis values, hand-written actions with
+explicit ``jnp.roll``, exact free-field formulas (SCIENCE.md section 3), and the exact
+log-determinant of the RK4 map.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sympy as sp
+
+import pikflow as pf  # noqa: F401  (float64)
+from pikflow import ActionError, BasisError
+from pikflow.lattice import (
+    HOPPING_DENSITY,
+    NF_DENSITY,
+    NF_FIELD_SCALE,
+    PHI4_DENSITY,
+    GaussianLatticeBase,
+    Lattice,
+    LatticeAction,
+    LatticePath,
+    d,
+    free_kernel,
+    from_hopping,
+    hopping_field_scale,
+    lattice_basis,
+    mu,
+    phi,
+    shift,
+    solve_lattice,
+    sum_mu,
+    to_hopping,
+)
+
+SHAPES = {1: (4,), 2: (4, 4), 3: (4, 4, 4)}
+# A density with every grammar element: shifts both ways, a double shift, d, non-polynomial terms.
+ODD = (
+    "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"
+    " + g*sum_mu(shift(phi, mu, -1)**2*shift(shift(phi, mu), mu)) + 0.1*cosh(phi)"
+)
+
+
+def phi4_path(shape, start=(1.0, 0.0), end=(-1.0, 1.0)):
+    S = LatticeAction(PHI4_DENSITY, shape)
+    return LatticePath(S, {"m2": (start[0], end[0]), "lam": (start[1], end[1])})
+
+
+def explicit_phi4(x, m2, lam):
+    """Eq. 31 written by hand with jnp.roll."""
+    dim = x.ndim
+    hop = sum(x * jnp.roll(x, -1, axis=a) for a in range(dim))
+    return jnp.sum(0.5 * (m2 + 2 * dim) * x**2 - hop + lam / 4 * x**4)
+
+
+# ---------------------------------------------------------------- parsing
+def test_density_expands_to_site_symbols():
+    S = LatticeAction(PHI4_DENSITY, [4, 4])
+    p10, p01 = sp.Symbol("phi_1_0", real=True), sp.Symbol("phi_0_1", real=True)
+    m2, lam, ph = sp.symbols("m2 lam phi", real=True)
+    expected = (m2 + 4) / 2 * ph**2 - ph * p10 - ph * p01 + lam / 4 * ph**4
+    assert sp.expand(S.expr - expected) == 0
+    assert [str(c) for c in S.couplings] == ["lam", "m2"]
+
+
+def test_sympy_objects_give_the_same_action():
+    m2, lam = sp.symbols("m2 lam")
+    dens = (m2 + 2 * d) / 2 * phi**2 - sum_mu(phi * shift(phi, mu)) + lam / 4 * phi**4
+    a = LatticeAction(dens, [4, 4, 4])
+    b = LatticeAction(PHI4_DENSITY, [4, 4, 4])
+    assert sp.expand(a.expr - b.expr) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("phi**2 + foo(phi)", "unknown function"),
+        ("phi*shift(phi, mu)", "only defined inside sum_mu"),
+        ("phi*shift(phi, 5)", "integer 0..1"),
+        ("phi**2 + lambda*phi**4", "keyword"),
+        ("phi**2 +", "cannot parse"),
+        ("", "empty"),
+        ("m2*mu", "outside sum_mu"),
+    ],
+)
+def test_bad_densities_raise_action_error(text, match):
+    with pytest.raises(ActionError, match=match):
+        LatticeAction(text, [4, 4])
+
+
+@pytest.mark.parametrize("shape", [(), (4, 4, 4, 4, 4), (1, 4), (4.0,), "x"])
+def test_bad_lattices_raise(shape):
+    with pytest.raises(ActionError):
+        Lattice(shape)
+
+
+def test_path_needs_every_coupling():
+    with pytest.raises(ActionError, match="no value"):
+        LatticePath(LatticeAction(PHI4_DENSITY, [4]), {"m2": 1.0})
+
+
+# ---------------------------------------------------------------- stencils
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_action_value_matches_explicit_rolls(dim, getkey):
+    path = phi4_path(SHAPES[dim])
+    x = jax.random.normal(getkey(), SHAPES[dim])
+    for t in (0.0, 0.37, 1.0):
+        m2, lam = 1.0 - 2.0 * t, t
+        np.testing.assert_allclose(path.value(x, t), explicit_phi4(x, m2, lam), rtol=1e-13)
+
+
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_gradient_and_laplacian_stencils_match_autodiff(dim, getkey):
+    S = LatticeAction(ODD, SHAPES[dim])
+    path = LatticePath(S, {"m2": (1.0, -1.0), "lam": (0.0, 1.0), "g": "0.3*t**2"})
+    V = int(np.prod(SHAPES[dim]))
+    for t in (0.0, 0.61):
+        x = jax.random.normal(getkey(), SHAPES[dim])
+        total = lambda f: path.value(f, t)  # noqa: B023
+        # float64 round-off on O(10) numbers: 1e-12
+        np.testing.assert_allclose(path.gradient(x, t), jax.grad(total)(x), atol=1e-12)
+        hess_trace = jnp.trace(jax.hessian(total)(x).reshape(V, V))
+        np.testing.assert_allclose(path.laplacian(x, t), hess_trace, rtol=1e-12)
+        dsdt = jax.grad(lambda s: path.value(x, s))(t)  # noqa: B023
+        np.testing.assert_allclose(path.dsdt(x, t), dsdt, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- Omega bases
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_basis_gradient_laplacian_columns_match_autodiff(dim, getkey):
+    lat = Lattice(SHAPES[dim])
+    B = lattice_basis(lat, local_range=1, local_degree=4, magnetisation=(4, 6), scales=(0.0, 1.0), powers=(4, 6))
+    V = lat.volume
+    x = jax.random.normal(getkey(), lat.shape)
+    a = jax.random.normal(getkey(), (B.n,))
+    dS = jax.random.normal(getkey(), lat.shape)
+    omega = lambda f: jnp.dot(a, B.values(f))
+    np.testing.assert_allclose(B.gradient(a, x), jax.grad(omega)(x), atol=1e-11)
+    np.testing.assert_allclose(B.laplacian(a, x), jnp.trace(jax.hessian(omega)(x).reshape(V, V)), rtol=1e-11)
+    jac = jax.jacfwd(B.values)(x).reshape(B.n, V)
+    laps = jax.vmap(lambda i: jnp.trace(jax.hessian(lambda f: B.values(f)[i])(x).reshape(V, V)))(jnp.arange(B.n))
+    np.testing.assert_allclose(B.columns(x, dS), laps - jac @ dS.reshape(-1), atol=1e-10)
+
+
+def test_local_hermite_counts_and_errors():
+    lat = Lattice((8, 8))
+    # range 1, degree 4, pairs, Z2-even: He2, He4, He1He1, He1He3, He2He2 (He3He1 is a reflection of He1He3)
+    assert lattice_basis(lat, fourier=False, magnetisation=(), scales=()).n == 5
+    # with the Fourier term the quadratic local terms (He2, He1He1) are in its span and left out
+    assert lattice_basis(lat, magnetisation=(), scales=()).families[-1].n == 3
+    with pytest.raises(BasisError, match="too long"):
+        lattice_basis(Lattice((4, 4)), local_range=2)
+
+
+# ---------------------------------------------------------------- free fields
+def test_gaussian_base_is_exact(getkey):
+    lat = Lattice((4, 4))
+    path = phi4_path(lat.shape, start=(0.7, 0.0))
+    base = GaussianLatticeBase.from_path(path)
+    np.testing.assert_allclose(base.precision, 0.7 + lat.khat2(), rtol=1e-13)
+    # normalisation against the dense precision matrix (Hessian of S_0)
+    Kd = jax.hessian(lambda f: path.value(f, 0.0))(jnp.zeros(lat.shape)).reshape(16, 16)
+    x, lq = base.sample(getkey(), 5)
+    dense = (
+        0.5 * np.linalg.slogdet(Kd)[1]
+        - 8 * np.log(2 * np.pi)
+        - 0.5 * jnp.einsum("na,ab,nb->n", x.reshape(5, -1), Kd, x.reshape(5, -1))
+    )
+    np.testing.assert_allclose(lq, dense, rtol=1e-12)
+    np.testing.assert_allclose(base.log_prob(x), dense, rtol=1e-12)
+    # covariance: <phi_0 phi_r> = (1/V) sum_k cos(k r)/K(k); 40000 samples, 5 sigma on each entry
+    x, _ = base.sample(getkey(), 40000)
+    corr = np.mean(np.asarray(x[:, 0, 0])[:, None] * np.asarray(x.reshape(40000, -1)), axis=0)
+    exact = np.real(np.fft.ifftn(1.0 / np.asarray(base.precision))).reshape(-1)
+    sigma = np.sqrt((exact[0] * exact[0] + exact**2) / 40000)
+    assert np.all(np.abs(corr - exact) < 5 * sigma)
+
+
+def test_base_must_be_gaussian_and_positive():
+    with pytest.raises(ActionError, match="quadratic"):
+        GaussianLatticeBase.from_path(phi4_path((4, 4), start=(1.0, 0.5)))
+    with pytest.raises(ActionError, match="normalisable"):
+        GaussianLatticeBase.from_path(phi4_path((4, 4), start=(-1.0, 0.0)))
+
+
+def test_free_flow_reproduces_exact_kernel_and_sampler(getkey):
+    """Flow between two masses: with the Fourier term the kernel is exact (SCIENCE.md 3)."""
+    lat = Lattice((16, 16))
+    path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (1.0, 0.1)})
+    B = lattice_basis(lat, magnetisation=(), scales=(), local_range=None)
+    flow = solve_lattice(path, B, steps=4, n_collocation=300, progress=False)
+    assert flow.residuals().max() < 1e-10  # exact up to round-off
+    x = jax.random.normal(getkey(), (3, *lat.shape))
+    for layer in (0, 5, 8):
+        v, exact = flow.velocity(layer, x), free_kernel(path, flow.times[layer], x)
+        # free_kernel's central difference in t: relative error ~1e-10
+        assert np.abs(v - exact).max() < 1e-8 * np.abs(exact).max()
+    samples = flow.sample(getkey(), 1000)
+    # log q from RK4 of d log q/dt = Delta Omega with 4 steps; ESS deficit ~ var(log w) is O(dt^8) tiny
+    assert samples.ess() > 0.999
+    assert samples.n_nonfinite == 0
+
+
+def test_continuous_log_density_matches_exact_jacobian(getkey):
+    """d log q/dt = +Delta Omega, integrated with RK4, agrees with log|det| of the RK4 map (phi^4, d = 1)."""
+    path = phi4_path((4,))
+    flow = solve_lattice(path, steps=8, n_collocation=300, progress=False)
+    x0, lq0 = flow.base.sample(getkey(), 4)
+    _, lq1 = flow.push(x0, lq0)
+
+    def one(x):
+        return flow.push(x[None], jnp.zeros(1))[0][0]
+
+    for i in range(4):
+        logdet = jnp.linalg.slogdet(jax.jacfwd(one)(x0[i]))[1]
+        # the continuous log-density differs from the discrete map's by O(dt^4) ~ 1e-4 at 8 steps
+        assert abs((lq1[i] - lq0[i]) + logdet) < 1e-3
+
+
+# ---------------------------------------------------------------- conventions
+@pytest.mark.parametrize("dim", [1, 2, 3])
+def test_conventions_give_equal_actions(dim, getkey):
+    shape = SHAPES[dim]
+    x = jax.random.normal(getkey(), shape)
+    ours = lambda m2, lam: LatticePath(LatticeAction(PHI4_DENSITY, shape), {"m2": m2, "lam": lam}).value
+    # hopping form: phi = sqrt(2 kappa) varphi
+    kappa, lam_k = 0.23, 0.37
+    m2, lam = from_hopping(kappa, lam_k, dim)
+    hop = LatticePath(LatticeAction(HOPPING_DENSITY, shape), {"kappa": kappa, "lam_k": lam_k}).value
+    np.testing.assert_allclose(ours(m2, lam)(hopping_field_scale(kappa) * x, 1.0), hop(x, 1.0), rtol=1e-12)
+    np.testing.assert_allclose(to_hopping(m2, lam, dim), (kappa, lam_k), rtol=1e-12)
+    # normalising-flow convention: same (m2, lam), phi = sqrt(2) chi
+    nf = LatticePath(LatticeAction(NF_DENSITY, shape), {"m2": -4.0, "lam": 8.0}).value
+    np.testing.assert_allclose(ours(-4.0, 8.0)(NF_FIELD_SCALE * x, 1.0), nf(x, 1.0), rtol=1e-12)
+
+
+def test_hopping_check_values():
+    """SCIENCE.md 6: (0.25, 0.5) in d = 2 is (-4, 8); (0.25, 0.01) is (-0.08, 0.16)."""
+    np.testing.assert_allclose(from_hopping(0.25, 0.5, 2), (-4.0, 8.0), rtol=1e-14)
+    np.testing.assert_allclose(from_hopping(0.25, 0.01, 2), (-0.08, 0.16), rtol=1e-12)
