@@ -187,10 +187,11 @@ def _first_batch(phi, lw, fns):
     return shift, np.nan_to_num(ref)
 
 
-def _sums(phi, lw, shift, ref, fns):
-    """The sums of one step time: per observable (sum w, sum w d, sum w^2 d^2, sum w^2 d), (sum w, sum w^2), bad."""
-    ok_w = jnp.isfinite(lw) & jnp.all(jnp.isfinite(phi), axis=-1)
-    w = jnp.where(ok_w, jnp.exp(jnp.where(ok_w, lw, 0.0) - shift), 0.0)
+def _sums(phi, w, ref, fns):
+    """The sums of one step time from shifted weights ``w``: per observable (sum w, sum w d, sum w^2 d^2,
+    sum w^2 d), then (sum w, sum w^2), and the number of non-finite samples."""
+    ok_w = jnp.isfinite(w) & jnp.all(jnp.isfinite(phi), axis=-1)
+    w = jnp.where(ok_w, w, 0.0)
     out = []
     for j, f in enumerate(fns):
         o = jax.vmap(f)(jnp.where(ok_w[:, None], phi, 0.0))
@@ -209,7 +210,8 @@ def _reducer(equation, fns: tuple[Callable, ...], key_exprs: tuple[str, ...]):
 
     @eqx.filter_jit
     def reduce_(phi, lw, shift, ref):
-        s, ws, bad = jax.vmap(lambda p, lwk, sh, r: _sums(p, lwk, sh, r, fns))(phi, lw, shift, ref)
+        w = jnp.exp(lw - shift[:, None])
+        s, ws, bad = jax.vmap(lambda p, wk, r: _sums(p, wk, r, fns))(phi, w, ref)
         return s, ws, bad[-1]
 
     equation.cache[key] = reduce_
@@ -231,9 +233,9 @@ def _table_reducer(equation, fns: tuple[Callable, ...], key_exprs: tuple[str, ..
         def one(args):
             c, t, sh, r = args
             value, slope = table._cubic(c, w)
-            lq = jnp.log(pw / slope)
-            lw = -jax.vmap(action, in_axes=(0, None))(value[:, None], t) - lq
-            return _sums(value[:, None], lw, sh, r, fns)
+            # w = exp(-S - log q) with q = pw / slope: one exp and no log per sample and time
+            weight = jnp.exp(-jax.vmap(action, in_axes=(0, None))(value[:, None], t) - sh) * (slope / pw)
+            return _sums(value[:, None], weight, r, fns)
 
         times = jnp.arange(steps + 1) / steps
         s, ws, bad = jax.lax.map(one, (table.coeffs, times, shift, ref))
