@@ -1,6 +1,6 @@
 r"""
-2-D lattice :math:`\phi^4`: free base against a matched Gaussian base
-=====================================================================
+2-D lattice φ⁴: free base against a matched Gaussian base
+=========================================================
 
 The lattice :math:`\phi^4` theory of paper eq. 31 on a periodic :math:`8\times8` lattice at
 :math:`(m^2, \lambda) = (-1, 1)` (broken phase, near the crossover at this size).

@@ -78,6 +78,7 @@ class SineKernel(AbstractKernel):
 
     @property
     def n_frequencies(self) -> int:
+        """Number of learnable frequencies per layer."""
         return self.frequencies.shape[-2]
 
     def to_spec(self):
