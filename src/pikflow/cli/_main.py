@@ -246,8 +246,8 @@ def _exact(flow, ref, results) -> dict:
 
 def _print_summary(r: dict, out: pathlib.Path) -> None:
     print(
-        f"  samples: {r['n_samples']} ({r['n_nonfinite']} non-finite), {r['samples_per_second']:.3g} /s, "
-        f"log-density: {r['logdet']}"
+        f"  samples: {r['n_samples']} ({r['n_nonfinite']} non-finite), {r['samples_per_second']:.3g} /s "
+        f"(compilation included; `pikflow bench speed` times after it), log-density: {r['logdet']}"
     )
     print(
         f"  ESS/N = {r['ess']:.6f}   IMH acceptance = {r['imh_acceptance']:.4f}   "
