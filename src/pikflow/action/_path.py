@@ -69,27 +69,10 @@ class Path:
         self.gradient: list[sp.Expr] = [sp.diff(self.expr, f) for f in self.fields]
 
     def _coupling_expression(self, name: str, value: object) -> sp.Expr:
-        if isinstance(value, (tuple, list)):
-            if len(value) != 2:
-                raise ActionError(f"coupling {name!r}: give [start, end], got {value!r}")
-            try:
-                a, b = (float(v) for v in value)
-            except (TypeError, ValueError):
-                raise ActionError(f"coupling {name!r}: start and end must be numbers, got {value!r}") from None
-            if not (np.isfinite(a) and np.isfinite(b)):
-                raise ActionError(f"coupling {name!r}: start and end must be finite, got {value!r}")
-            self._linear[name] = (a, b)
-            return sp.Float(a) + t * (sp.Float(b) - sp.Float(a)) if a != b else sp.Float(a)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if not np.isfinite(value):
-                raise ActionError(f"coupling {name!r} must be finite, got {value!r}")
-            self._linear[name] = (float(value), float(value))
-            return sp.Float(value)
-        expr = as_expression(value, what=f"coupling {name!r}")
-        bad = {s for s in expr.free_symbols if str(s) != "t"}
-        if bad:
-            raise ActionError(f"coupling {name!r} = {expr} may depend on t only, not on {sorted(map(str, bad))}")
-        return by_name(expr, [t])
+        expr, ends = coupling_expression(name, value)
+        if ends is not None:
+            self._linear[name] = ends
+        return expr
 
     @classmethod
     def linear(cls, action: Action, start: Mapping, end: Mapping) -> Path:
@@ -233,3 +216,30 @@ class Path:
 
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def coupling_expression(name: str, value: object) -> tuple[sp.Expr, tuple[float, float] | None]:
+    """A coupling of a path as an expression in ``t``, and its ``(start, end)`` if it is linear in ``t``.
+
+    ``value`` is ``[start, end]`` (linear in ``t``, paper eq. 22b), a number (constant), or an
+    expression (string or SymPy) in ``t`` only. Shared by :class:`Path` and the lattice paths.
+    """
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ActionError(f"coupling {name!r}: give [start, end], got {value!r}")
+        try:
+            a, b = (float(v) for v in value)
+        except (TypeError, ValueError):
+            raise ActionError(f"coupling {name!r}: start and end must be numbers, got {value!r}") from None
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise ActionError(f"coupling {name!r}: start and end must be finite, got {value!r}")
+        return (sp.Float(a) + t * (sp.Float(b) - sp.Float(a)) if a != b else sp.Float(a)), (a, b)
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        if not np.isfinite(value):
+            raise ActionError(f"coupling {name!r} must be finite, got {value!r}")
+        return sp.Float(float(value)), (float(value), float(value))
+    expr = as_expression(value, what=f"coupling {name!r}")
+    bad = {s for s in expr.free_symbols if str(s) != "t"}
+    if bad:
+        raise ActionError(f"coupling {name!r} = {expr} may depend on t only, not on {sorted(map(str, bad))}")
+    return by_name(expr, [t]), None

@@ -12,8 +12,6 @@ import tomllib
 from importlib import resources
 from typing import Any
 
-import lineax as lx
-
 from .._errors import ConfigError, PikflowError
 
 #: section -> key -> (type(s), description). "*" means any key (couplings, observables).
@@ -99,7 +97,6 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
 }
 
 EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d")
-_LINEAR_SOLVERS = {"qr": lx.QR, "svd": lx.SVD, "auto": lambda: lx.AutoLinearSolver(well_posed=False)}
 
 
 def example_path(name: str) -> pathlib.Path:

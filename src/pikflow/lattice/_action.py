@@ -27,6 +27,7 @@ from sympy.parsing.sympy_parser import parse_expr
 
 from .._errors import ActionError
 from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression
+from ..action._path import coupling_expression
 from ..action._path import t as T
 from ._lattice import Lattice
 
@@ -209,28 +210,6 @@ class LatticeAction:
         return f"LatticeAction({self.source}, {self.lattice})"
 
 
-def _coupling_expression(name: str, value) -> sp.Expr:
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ActionError(f"coupling {name!r}: give [start, end], got {value!r}")
-        try:
-            a, b = (float(v) for v in value)
-        except (TypeError, ValueError):
-            raise ActionError(f"coupling {name!r}: start and end must be numbers, got {value!r}") from None
-        if not (np.isfinite(a) and np.isfinite(b)):
-            raise ActionError(f"coupling {name!r}: start and end must be finite, got {value!r}")
-        return sp.Float(a) + T * (sp.Float(b) - sp.Float(a))
-    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
-        if not np.isfinite(value):
-            raise ActionError(f"coupling {name!r} must be finite, got {value!r}")
-        return sp.Float(float(value))
-    expr = as_expression(value, what=f"coupling {name!r}")
-    bad = {s for s in expr.free_symbols if str(s) != "t"}
-    if bad:
-        raise ActionError(f"coupling {name!r} = {expr} may depend on t only, not on {sorted(map(str, bad))}")
-    return expr.xreplace({s: T for s in expr.free_symbols})
-
-
 def lower_site_expressions(exprs: Sequence[sp.Expr], dim: int) -> Callable:
     """Lower site-wise expressions (site symbols and ``t``) to ``f(phi, t) -> list of arrays of phi.shape``.
 
@@ -286,7 +265,7 @@ class LatticePath:
         couplings = dict(couplings or {})
         self.coupling_exprs = {}
         for name, value in couplings.items():
-            self.coupling_exprs[action.coupling(name)] = _coupling_expression(str(name), value)
+            self.coupling_exprs[action.coupling(name)] = coupling_expression(str(name), value)[0]
         missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
         if missing:
             raise ActionError(f"coupling(s) {missing} have no value on the path: give a number, [start, end] or t-expr")
