@@ -97,5 +97,7 @@ def test_examples_are_valid():
     from pikflow.cli._config import EXAMPLES, build, example_path, load_config
 
     for name in EXAMPLES:
+        if "lattice" in name:  # lattice examples are checked in test_lattice_cli.py
+            continue
         path, opts, sampling, observables = build(load_config(example_path(name)))
         assert sampling["n"] > 0 and observables

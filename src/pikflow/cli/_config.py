@@ -17,15 +17,27 @@ from .._errors import ConfigError, PikflowError
 #: section -> key -> (type(s), description). "*" means any key (couplings, observables).
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "action": {
-        "density": ((str,), "the action (0-D: the whole action) in SymPy syntax"),
+        "density": ((str,), "the action (0-D: the whole action) in SymPy syntax; lattice: the density per site"),
         "fields": ((list,), "field names; default: every symbol not in [path]"),
+        "lattice": (
+            (list,),
+            "lattice shape, e.g. [8, 8] (1 to 4 sizes, each >= 3; periodic): makes this a lattice run, whose density "
+            "is a site density in phi, shift(phi, mu) / shift(phi, mu, -1), sum_mu(...), d and couplings, and whose "
+            "flow is fitted with pikflow.lattice.fit_lattice (see [lattice])",
+        ),
     },
-    "path": {"*": ((list, str, int, float), "coupling = [start, end] (linear in t), a number, or an expression in t")},
+    "path": {
+        "*": (
+            (list, str, int, float),
+            "coupling = [start, end] (linear in t), a number, or an expression in t; lattice runs with the "
+            "default matched base use only the values at t = 1 (the target)",
+        )
+    },
     "flow": {
         "steps": ((int,), "RK4 steps (2*steps+1 kernels); default 25"),
         "form": ((str,), "'chi' (eq. 20) or 'constant' (free c_t); default 'chi'"),
         "logdet": ((str,), "'auto', 'exact' (RK4 map Jacobian) or 'continuous'; default 'auto'"),
-        "seed": ((int,), "seed of the collocation samples; default 0"),
+        "seed": ((int,), "seed of the collocation samples (lattice: and of the matched base's HMC); default 0"),
     },
     "basis": {
         "kind": ((str,), "'sine', 'polynomial', 'hermite', 'radial' or 'custom'; default by field count"),
@@ -68,11 +80,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "ridge": ((int, float), "levenberg-marquardt: relative ridge of the inner solve; default 1e-14"),
     },
     "sampling": {
-        "n": ((int,), "number of samples; default 100000"),
+        "n": ((int,), "number of samples; default 100000 (lattice runs: 10000)"),
         "method": ((str,), "'auto' (table for one component), 'table' or 'rk4'; default 'auto'"),
         "table_nodes": ((int,), "grid nodes of the tabulated map; default 8192"),
         "seed": ((int,), "sampling seed; default 0"),
-        "batch_size": ((int,), "samples per compiled batch; default 2**20 (table) or 2**16 (rk4)"),
+        "batch_size": ((int,), "samples per compiled batch; default 2**20 (table) or 2**16 (rk4); lattice runs: 1000"),
         "keep_layers": ((bool,), "keep every step's samples (path observables); default true"),
     },
     "observables": {"*": ((str,), "name = SymPy expression in the fields, e.g. 'Abs(phi)'")},
@@ -94,9 +106,34 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "workers": ((int,), "host threads the vectorised chains are split over; default: CPU cores (at most 8)"),
         "seed": ((int,), "HMC seed; default 0"),
     },
+    "lattice": {
+        "base": (
+            (str,),
+            "'matched' (default): a Gaussian fitted to the two-point function of a short HMC run at the target; "
+            "the [path] end values (t = 1) define the target and the base replaces the start point, the path "
+            "being S_t = (1-t) phi.K0.phi/2 + t S_1. 'free': the [path] as given, whose start (t = 0) must be "
+            "a Gaussian (e.g. lam = [0, 1])",
+        ),
+        "steps": ((int,), "RK4 steps (2*steps+1 layers); default that of fit_lattice (25)"),
+        "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (2000)"),
+        "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
+        "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),
+        "fourier": (
+            (bool,),
+            "basis override: the Fourier two-point term (one coefficient per momentum orbit); default true. "
+            "Giving any basis override builds lattice_basis(..., precision=<base precision>) with the other "
+            "overrides at the defaults of default_basis",
+        ),
+        "scales": ((list,), "basis override: smoothing scales of the smoothed powers; default: adapted to the base"),
+        "powers": ((list,), "basis override: powers of the smoothed fields, e.g. [4, 6]; default [4, 6]"),
+        "tame": ((int, float), "basis override: taming width of the smoothed powers, in sigma; default 10"),
+        "magnetisation": ((list,), "basis override: powers of the global terms V m^p, e.g. [4, 6]; default []"),
+        "local_range": ((int,), "basis override: range of the local Hermite products; default: no local terms"),
+        "local_degree": ((int,), "basis override: total degree of the local Hermite products; default 4"),
+    },
 }
 
-EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d")
+EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8")
 
 
 def example_path(name: str) -> pathlib.Path:
@@ -152,6 +189,9 @@ def validate(data: dict, *, where: str = "config") -> None:
             raise ConfigError(f"{where}: the section [{need}] is missing")
     if "density" not in data["action"]:
         raise ConfigError(f'{where}: [action] needs density = "..." (the action in SymPy syntax)')
+    from ._lattice import check_lattice
+
+    check_lattice(data, where)
 
 
 def _suggest(key: str, options) -> str:
@@ -166,6 +206,8 @@ def build(data: dict):
     from ..solvers import Collocation
     from ..solvers._from_config import solver_from_config
 
+    if "lattice" in data["action"]:
+        raise ConfigError("this is a lattice configuration ([action] lattice): run it with `pikflow run`")
     couplings = data["path"]
     fields = data["action"].get("fields")
     try:

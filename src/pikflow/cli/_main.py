@@ -14,6 +14,7 @@ from .._errors import PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
 from ._config import EXAMPLES, build, config_source, example_path, refine_options
+from ._lattice import is_lattice, run_lattice
 
 _load_benchmarks()
 
@@ -72,6 +73,8 @@ def _run(args) -> int:
     from .._version import __version__
 
     data, source = _config(args)
+    if is_lattice(data):
+        return run_lattice(args, data, source)
     path, opts, sampling, observables = build(data)
     if args.n is not None:
         sampling["n"] = args.n

@@ -6,7 +6,7 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 - :class:`GaussianLatticeBase` (exact FFT sampling), :func:`free_kernel` (exact
   :math:`v = -\tfrac12 K^{-1}\dot K\phi`).
 - Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
-  :class:`SmoothedPowers`, :class:`LocalHermite`, :func:`lattice_basis`.
+  :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`.
 - :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`;
   :func:`flow_observables` (IMH + Gamma method), :func:`hmc`, :func:`matched_base`.
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
@@ -21,7 +21,10 @@ from ._basis import (
     LocalHermite,
     Magnetisation,
     SmoothedPowers,
+    SmoothedProducts,
+    kept_scales,
     lattice_basis,
+    tamed_power,
 )
 from ._conventions import (
     HOPPING_DENSITY,
@@ -34,8 +37,10 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
+from ._fit import DEFAULT_TAME, default_basis, default_scales, fit_lattice, target_values
 from ._flow import LatticeFlow, LatticeLayerReport, LatticeSamples, least_squares, solve_lattice
 from ._free import GaussianLatticeBase, free_kernel
+from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice
 from ._observables import (
     chain_observables,
@@ -48,6 +53,7 @@ from ._observables import (
 
 __all__ = [
     "DEFAULT_SCALES",
+    "DEFAULT_TAME",
     "FourierTwoPoint",
     "GaussianLatticeBase",
     "HOPPING_DENSITY",
@@ -65,24 +71,33 @@ __all__ = [
     "NF_FIELD_SCALE",
     "PHI4_DENSITY",
     "SmoothedPowers",
+    "SmoothedProducts",
     "chain_observables",
     "d",
+    "default_basis",
+    "default_scales",
+    "fit_lattice",
     "flow_observables",
     "free_kernel",
     "from_hopping",
     "from_nf",
     "hmc",
     "hopping_field_scale",
+    "kept_scales",
     "lattice_basis",
     "least_squares",
+    "load_lattice_flow",
     "matched_base",
     "matched_base_weighted",
     "mu",
     "phi",
     "reweighted_observables",
+    "save_lattice_flow",
     "shift",
     "solve_lattice",
     "sum_mu",
     "to_hopping",
+    "target_values",
     "to_nf",
+    "tamed_power",
 ]

@@ -145,23 +145,83 @@ class Magnetisation(LatticeFamily):
         return jnp.broadcast_to(g, field.shape)
 
 
-class SmoothedPowers(LatticeFamily):
-    r"""Multi-scale terms :math:`T_{s,p} = \sum_n \psi_s(n)^p`, :math:`\psi_s = e^{-s\hat k^2}\phi` (SCIENCE.md 3b).
+def tamed_power(x, p: int, width):
+    r"""The tamed power :math:`f_p(x) = x^p\,(1 + x^2/c^2)^{-(p-2)/2}` (``width`` :math:`c`; ``None``: :math:`x^p`).
 
-    With :math:`S_s` the (symmetric) smoothing, :math:`\partial T_{s,p} = S_s(p\,\psi_s^{p-1})`
-    and :math:`\Delta T_{s,p} = p(p-1)\,h_s\sum_n\psi_s(n)^{p-2}`,
-    :math:`h_s = \frac1V\sum_k e^{-2s\hat k^2}`.
+    :math:`f_p(x) = x^p(1 + O(x^2/c^2))` where the data are (:math:`|x|\ll c`) and
+    :math:`f_p \sim c^{p-2}x^2` far out, so a velocity built from it grows at most
+    linearly with the field and cannot blow up in finite time (issue #7: "tame the
+    high-degree terms"); its derivatives stay analytic (:func:`tamed_power_derivatives`).
+    """
+    if width is None or p <= 2:
+        return x**p
+    return x**p * (1 + (x / width) ** 2) ** (-(p - 2) / 2)
+
+
+def tamed_power_derivatives(x, p: int, width):
+    r""":math:`f_p'(x)` and :math:`f_p''(x)` of :func:`tamed_power`, in closed form.
+
+    With :math:`u = x/c`, :math:`r = 1+u^2`: :math:`f' = x^{p-1}r^{-p/2}(p + 2u^2)` and
+    :math:`f'' = x^{p-2}r^{-p/2-1}[(p-1)(p+2u^2)r - p\,u^2(p+2u^2) + 4u^2 r]`.
+    """
+    if width is None or p <= 2:
+        return p * x ** (p - 1), p * (p - 1) * x ** max(p - 2, 0)
+    u2 = (x / width) ** 2
+    r = 1 + u2
+    a = p + 2 * u2
+    d1 = x ** (p - 1) * r ** (-p / 2) * a
+    d2 = x ** (p - 2) * r ** (-p / 2 - 1) * ((p - 1) * a * r - p * u2 * a + 4 * u2 * r)
+    return d1, d2
+
+
+class SmoothedPowers(LatticeFamily):
+    r"""Multi-scale terms :math:`T_{s,p} = \sum_n f_p(\psi_s(n))`, :math:`\psi_s = e^{-s(K-K_{\min})}\phi` (SCIENCE 3b).
+
+    ``precision`` :math:`K(k)` sets the smoothing: the inverse of the operator of eq. 34 on
+    quartic terms at a Gaussian action :math:`\frac12\phi^TK\phi` is
+    :math:`\int ds\, e^{sL}`, and :math:`e^{sL}` maps :math:`\sum_n{:}\phi_n^4{:}` to
+    :math:`\sum_n{:}(e^{-sK}\phi)_n^4{:}` (Ornstein-Uhlenbeck semigroup), so powers of
+    fields smoothed with the base's own :math:`K` span the kernel's quartic part (default
+    :math:`K = \hat k^2`, the free field). :math:`f_p` is :func:`tamed_power` with width
+    ``tame`` times the standard deviation :math:`\sigma_s` of :math:`\psi_s` under the
+    Gaussian :math:`K` (``None``: plain powers :math:`\psi^p`, unbounded velocity).
+
+    With :math:`S_s` the (symmetric) smoothing, :math:`\partial T_{s,p} = S_s f_p'(\psi_s)`
+    and :math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s(n))`, :math:`h_s = \frac1V\sum_k e^{-2s(K-K_{\min})}`.
     """
 
-    def __init__(self, lattice: Lattice, scales: Sequence[float] = DEFAULT_SCALES, powers: Sequence[int] = (4, 6)):
+    def __init__(
+        self,
+        lattice: Lattice,
+        scales: Sequence[float] = DEFAULT_SCALES,
+        powers: Sequence[int] = (4, 6),
+        *,
+        precision=None,
+        tame: float | None = None,
+    ):
         self.lattice = lattice
         self.scales = tuple(float(s) for s in scales)
         self.powers = tuple(int(p) for p in powers)
         if any(s < 0 for s in self.scales) or any(p < 2 for p in self.powers):
             raise BasisError(f"scales must be >= 0 and powers >= 2, got {list(scales)}, {list(powers)}")
-        k2 = lattice.khat2()
-        self.filters = jnp.asarray(np.stack([np.exp(-s * k2) for s in self.scales]))
-        self.h = jnp.asarray(np.array([np.mean(np.exp(-2 * s * k2)) for s in self.scales]))
+        if tame is not None and not tame > 0:
+            raise BasisError(f"tame must be a positive multiple of the field's width (or None), got {tame!r}")
+        if precision is None:
+            K = lattice.khat2()
+            G = 1.0 / (K + 1.0)
+        else:
+            K = np.asarray(precision, dtype=float)
+            if K.shape != lattice.shape or not np.all(K > 0):
+                raise BasisError(f"precision must be positive with the lattice's shape {list(lattice.shape)}")
+            G = 1.0 / K
+        self.precision = None if precision is None else K
+        Kr = K - K.min()
+        filt = np.stack([np.exp(-s * Kr) for s in self.scales])
+        self.filters = jnp.asarray(filt)
+        self.h = jnp.asarray(np.mean(filt**2, axis=tuple(range(1, filt.ndim))))
+        sigma = np.sqrt(np.mean(filt**2 * G, axis=tuple(range(1, filt.ndim))))
+        self.tame = tame
+        self.widths = None if tame is None else tuple(float(tame * x) for x in sigma)
         self.n = len(self.scales) * len(self.powers)
         self.names = [f"sum psi_{s}**{p}" for s in self.scales for p in self.powers]
 
@@ -169,32 +229,112 @@ class SmoothedPowers(LatticeFamily):
         ft = jnp.fft.fftn(field)
         return jnp.real(jnp.fft.ifftn(self.filters * ft[None], axes=tuple(range(1, field.ndim + 1))))
 
+    def _width(self, i):
+        return None if self.widths is None else self.widths[i]
+
+    def _terms(self):
+        return [(i, p) for i in range(len(self.scales)) for p in self.powers]
+
     def values(self, field):
         psi = self._psi(field)
-        return jnp.stack([jnp.sum(psi[i] ** p) for i in range(len(self.scales)) for p in self.powers])
+        return jnp.stack([jnp.sum(tamed_power(psi[i], p, self._width(i))) for i, p in self._terms()])
 
     def laplacians(self, field):
         psi = self._psi(field)
         return jnp.stack(
-            [p * (p - 1) * self.h[i] * jnp.sum(psi[i] ** (p - 2)) for i in range(len(self.scales)) for p in self.powers]
+            [self.h[i] * jnp.sum(tamed_power_derivatives(psi[i], p, self._width(i))[1]) for i, p in self._terms()]
         )
 
     def columns(self, field, dS):
         psi = self._psi(field)
         sdS = self._psi(dS)
-        out = [
-            p * (p - 1) * self.h[i] * jnp.sum(psi[i] ** (p - 2)) - p * jnp.sum(sdS[i] * psi[i] ** (p - 1))
-            for i in range(len(self.scales))
-            for p in self.powers
-        ]
+        out = []
+        for i, p in self._terms():
+            d1, d2 = tamed_power_derivatives(psi[i], p, self._width(i))
+            out.append(self.h[i] * jnp.sum(d2) - jnp.sum(sdS[i] * d1))
         return jnp.stack(out)
 
     def gradient(self, a, field):
         psi = self._psi(field)
         a = a.reshape(len(self.scales), len(self.powers))
-        inner = sum(a[:, j].reshape((-1,) + (1,) * field.ndim) * p * psi ** (p - 1) for j, p in enumerate(self.powers))
+        inner = jnp.stack(
+            [
+                sum(a[i, j] * tamed_power_derivatives(psi[i], p, self._width(i))[0] for j, p in enumerate(self.powers))
+                for i in range(len(self.scales))
+            ]
+        )
         axes = tuple(range(1, field.ndim + 1))
         return jnp.real(jnp.fft.ifftn(jnp.sum(self.filters * jnp.fft.fftn(inner, axes=axes), axis=0)))
+
+
+def _tamed_square(x, width):
+    r""":math:`q = x^2 r^{-1/2}`, :math:`q' = x(2+u^2)r^{-3/2}`, :math:`q'' = (2-u^2)r^{-5/2}`.
+
+    With :math:`u = x/c`, :math:`r = 1+u^2` (``width`` :math:`c`; ``None``: :math:`x^2`).
+    """
+    if width is None:
+        return x**2, 2 * x, 2 * jnp.ones_like(x)
+    u2 = (x / width) ** 2
+    r = 1 + u2
+    return x**2 / jnp.sqrt(r), x * (2 + u2) * r**-1.5, (2 - u2) * r**-2.5
+
+
+class SmoothedProducts(SmoothedPowers):
+    r"""Cross-scale quartic terms :math:`T_{ab} = \sum_n q(\psi_a(n))\,q(\psi_b(n))`, :math:`a < b`.
+
+    :math:`q(x) = x^2(1+x^2/c^2)^{-1/2}` (tamed square, ``tame`` as in :class:`SmoothedPowers`).
+    Quartic terms whose momentum structure :math:`e^{-a(K_1+K_2)-b(K_3+K_4)}` mixes two scales
+    enrich the :math:`\lambda/\sum_iK(k_i)` structure of the kernel (SCIENCE.md 3b) beyond
+    single-scale powers. :math:`\partial T_{ab} = S_a[q'_aq_b] + S_b[q_aq'_b]`,
+    :math:`\Delta T_{ab} = \sum_n h_{aa}q''_aq_b + 2h_{ab}q'_aq'_b + h_{bb}q_aq''_b` with
+    :math:`h_{ab} = \frac1V\sum_k f_a(k)f_b(k)`.
+    """
+
+    def __init__(self, lattice: Lattice, scales: Sequence[float] = DEFAULT_SCALES, *, precision=None, tame=None):
+        super().__init__(lattice, scales, (4,), precision=precision, tame=tame)
+        ns = len(self.scales)
+        self.pairs = [(a, b) for a in range(ns) for b in range(a + 1, ns)]
+        if not self.pairs:
+            raise BasisError("SmoothedProducts needs at least two scales")
+        f = np.asarray(self.filters).reshape(ns, -1)
+        self.hab = jnp.asarray(f @ f.T / f.shape[1])
+        self.n = len(self.pairs)
+        self.names = [f"sum q(psi_{self.scales[a]}) q(psi_{self.scales[b]})" for a, b in self.pairs]
+
+    def _q(self, psi):
+        out = [_tamed_square(psi[i], self._width(i)) for i in range(len(self.scales))]
+        return [jnp.stack(z) for z in zip(*out, strict=True)]
+
+    def values(self, field):
+        q, _, _ = self._q(self._psi(field))
+        return jnp.stack([jnp.sum(q[a] * q[b]) for a, b in self.pairs])
+
+    def laplacians(self, field):
+        q, q1, q2 = self._q(self._psi(field))
+        h = self.hab
+        return jnp.stack(
+            [
+                jnp.sum(h[a, a] * q2[a] * q[b] + 2 * h[a, b] * q1[a] * q1[b] + h[b, b] * q[a] * q2[b])
+                for a, b in self.pairs
+            ]
+        )
+
+    def columns(self, field, dS):
+        q, q1, _ = self._q(self._psi(field))
+        sdS = self._psi(dS)
+        lap = self.laplacians(field)
+        drift = jnp.stack([jnp.sum(sdS[a] * q1[a] * q[b] + sdS[b] * q[a] * q1[b]) for a, b in self.pairs])
+        return lap - drift
+
+    def gradient(self, a, field):
+        q, q1, _ = self._q(self._psi(field))
+        inner = [jnp.zeros_like(field) for _ in self.scales]
+        for j, (x, y) in enumerate(self.pairs):
+            inner[x] = inner[x] + a[j] * q1[x] * q[y]
+            inner[y] = inner[y] + a[j] * q[x] * q1[y]
+        axes = tuple(range(1, field.ndim + 1))
+        ft = jnp.fft.fftn(jnp.stack(inner), axes=axes)
+        return jnp.real(jnp.fft.ifftn(jnp.sum(self.filters * ft, axis=0)))
 
 
 def _patterns(lattice: Lattice, rng: int, degree: int, max_sites: int, z2: bool, min_degree: int):
@@ -259,6 +399,7 @@ class LocalHermite(LatticeFamily):
         if degree < 1 or max_sites < 1:
             raise BasisError(f"degree and max_sites must be >= 1, got {degree}, {max_sites}")
         self.range, self.degree, self.max_sites = range, degree, max_sites
+        self.z2, self.min_degree = bool(z2), int(min_degree)
         dim = lattice.d
         x = sp.Symbol("x")
         herm = {k: sp.hermite_prob(k, x) for k in builtins_range(1, degree + 1)}
@@ -343,6 +484,18 @@ class LatticeBasis:
         return "LatticeBasis(" + ", ".join(f"{type(f).__name__}[{f.n}]" for f in self.families) + ")"
 
 
+def kept_scales(lattice: Lattice, precision, scales: Sequence[float]) -> list[float]:
+    r"""The scales whose smoothing :math:`e^{-s(K-K_{\min})}` keeps some non-zero momentum above 5%.
+
+    Larger scales make :math:`\psi_s` the magnetisation: collinear with the global terms and
+    with each other (huge cancelling coefficients in the least squares).
+    """
+    K = lattice.khat2() if precision is None else np.asarray(precision, dtype=float)
+    Kr = K - K.min()
+    kmin = Kr[Kr > 1e-12 * max(Kr.max(), 1e-300)].min() if np.any(Kr > 0) else 1.0
+    return [float(s) for s in scales if np.exp(-s * kmin) >= 0.05]
+
+
 def lattice_basis(
     lattice: Lattice,
     *,
@@ -350,12 +503,14 @@ def lattice_basis(
     magnetisation: Sequence[int] = (4, 6),
     scales: Sequence[float] = DEFAULT_SCALES,
     powers: Sequence[int] = (4, 6),
+    precision=None,
+    tame: float | None = None,
     local_range: int | None = 1,
     local_degree: int = 4,
     max_sites: int = 2,
     z2: bool = True,
 ) -> LatticeBasis:
-    r"""The default basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; SCIENCE.md 3, 3b).
+    r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; SCIENCE.md 3, 3b).
 
     Parameters
     ----------
@@ -367,8 +522,12 @@ def lattice_basis(
         Powers of the global magnetisation terms :math:`V m^p` (empty: none).
     scales, powers
         The ladder of smoothing scales and the powers of :math:`\sum_n\psi_s^p` (empty: none).
-        Scales with :math:`e^{-s\hat k^2_{\min}} < 0.05` are dropped (then
-        :math:`\psi_s` is the magnetisation, already in the basis).
+        Scales that smooth every non-zero momentum below 5% are dropped (then
+        :math:`\psi_s` is the magnetisation, collinear with the global terms).
+    precision, tame
+        The smoothing's :math:`K(k)` (default :math:`\hat k^2`; give the base's precision
+        for a matched base) and the taming width in units of :math:`\sigma_s`, see
+        :class:`SmoothedPowers`.
     local_range, local_degree, max_sites
         The local Hermite family (``None``: none). With the Fourier term present, local
         quadratic terms are left out (they are in its span).
@@ -383,11 +542,9 @@ def lattice_basis(
     if scales and powers:
         # A scale that smooths every non-zero momentum below 5% makes psi_s ~ m: nearly collinear with the
         # magnetisation terms (and with other such scales), which gives huge cancelling coefficients.
-        k2 = lattice.khat2()
-        kmin = k2[k2 > 0].min()
-        kept = [s for s in scales if np.exp(-s * kmin) >= 0.05]
+        kept = kept_scales(lattice, precision, scales)
         if kept:
-            fams.append(SmoothedPowers(lattice, kept, powers))
+            fams.append(SmoothedPowers(lattice, kept, powers, precision=precision, tame=tame))
     if local_range is not None:
         fams.append(
             LocalHermite(lattice, local_range, local_degree, max_sites=max_sites, z2=z2, min_degree=3 if fourier else 1)

@@ -34,12 +34,13 @@ from ._free import GaussianLatticeBase
 
 @dataclasses.dataclass(frozen=True)
 class LatticeLayerReport:
-    """One layer's solve: time, relative residual, the constant :math:`c_t` and the wall time."""
+    """One layer's solve: time, relative residual, the constant :math:`c_t`, the wall time, dropped configurations."""
 
     t: float
     residual: float
     constant: float
     seconds: float
+    dropped: int = 0
 
 
 def least_squares(A, b, rcond: float = 1e-12):
@@ -66,6 +67,7 @@ class LatticeFlow:
         self.coeffs = np.asarray(coeffs)
         self.steps = int(steps)
         self.reports = list(reports)
+        self.info: dict = {}
         self._push = jax.jit(_make_push(basis, steps))
         self._target = jax.jit(jax.vmap(lambda x: path.value(x, 1.0)))
 
@@ -103,6 +105,19 @@ class LatticeFlow:
         """The relative residual of every layer."""
         return np.array([r.residual for r in self.reports])
 
+    def save(self, directory):
+        """Write the flow into ``directory`` (``flow.json`` + ``arrays.npz``, see :func:`save_lattice_flow`)."""
+        from ._io import save_lattice_flow
+
+        return save_lattice_flow(self, directory)
+
+    @classmethod
+    def load(cls, directory) -> LatticeFlow:
+        """Read a flow written by :meth:`save` (see :func:`load_lattice_flow`); same samples for the same key."""
+        from ._io import load_lattice_flow
+
+        return load_lattice_flow(directory)
+
 
 def _make_push(basis: LatticeBasis, steps: int):
     dt = 1.0 / steps
@@ -139,6 +154,7 @@ def solve_lattice(
     seed: int = 0,
     rcond: float = 1e-12,
     chunk: int = 256,
+    outlier: float | None = 3.0,
     progress: bool = True,
 ) -> LatticeFlow:
     r"""Solve eq. 34 for :math:`\Omega_t` at every RK4 stage of ``path`` and return the :class:`LatticeFlow`.
@@ -162,6 +178,12 @@ def solve_lattice(
         Relative singular-value cut of the least-squares solve (unit-norm columns).
     chunk
         Configurations per vmapped chunk when assembling (bounds memory).
+    outlier
+        Collocation configurations whose root-mean-square field exceeds ``outlier`` times
+        the largest one of the base set (or that are not finite) have run away from
+        :math:`p_t`; they are left out of this and every later layer's least squares (so a
+        few runaways cannot dominate the fit) and counted in ``reports[i].dropped``.
+        ``None``: keep all (a non-finite one then raises :class:`SolveError`).
     progress
         Show a progress bar over layers.
     """
@@ -180,28 +202,52 @@ def solve_lattice(
     def row(x, t):
         return basis.columns(x, path.gradient(x, t)), -path.dsdt(x, t)
 
+    axes = tuple(range(1, path.d + 1))
+
+    def kept(X, limit):
+        finite = jnp.all(jnp.isfinite(X), axis=axes)
+        rms = jnp.sqrt(jnp.mean(jnp.where(finite.reshape((-1,) + (1,) * path.d), X, 0.0) ** 2, axis=axes))
+        return finite & (rms < limit)
+
     @jax.jit
-    def assemble(X, t):
+    def assemble(X, t, limit):
+        ok = kept(X, limit)
+        X = jnp.where(ok.reshape((-1,) + (1,) * path.d), X, 0.0)
         cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
-        A = jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1)
+        A = jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1) * ok[:, None]
+        b = b * ok
         sol = least_squares(A, b, rcond)
-        res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm(b - jnp.mean(b))
-        return sol, res
+        mean = jnp.sum(b) / jnp.maximum(jnp.sum(ok), 1)
+        res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm((b - mean) * ok)
+        return sol, res, jnp.sum(~ok)
 
     vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient(a, x), (None, 0)))
     push_one = jax.jit(_make_push(basis, 1))
     X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
+    if outlier is None:
+        limit = jnp.inf
+    elif not outlier > 1:
+        raise PikflowError(f"outlier must be a factor > 1 (or None), got {outlier!r}")
+    else:
+        limit = float(outlier) * float(jnp.sqrt(jnp.max(jnp.mean(X**2, axis=axes))))
     coeffs, reports = [], []
     bar = progress_bar(total=2 * steps + 1, desc="solving layers", disable=not progress)
 
     def layer(Xc, t):
         t0 = _time.perf_counter()
-        sol, res = assemble(Xc, t)
+        sol, res, dropped = assemble(Xc, t, limit)
         sol = np.asarray(sol)
+        if int(dropped) > n_collocation // 2:
+            raise SolveError(
+                f"{int(dropped)} of {n_collocation} collocation configurations ran away by t = {t:.3g}: the flow is "
+                "unstable; use more steps, a smaller tame width or a matched base"
+            )
         if not np.all(np.isfinite(sol)):
             raise SolveError(f"the solve at t = {t:.4g} gave non-finite coefficients: shrink the basis or raise rcond")
         coeffs.append(sol[:-1])
-        reports.append(LatticeLayerReport(float(t), float(res), float(sol[-1]), _time.perf_counter() - t0))
+        reports.append(
+            LatticeLayerReport(float(t), float(res), float(sol[-1]), _time.perf_counter() - t0, int(dropped))
+        )
         bar.update(1)
         return jnp.asarray(sol[:-1])
 
@@ -213,7 +259,7 @@ def solve_lattice(
         Xm = X + dt * vel(am, Xh)
         a1 = layer(Xm, t + dt)
         X, _ = push_one(jnp.stack([a0, am, a1]), X, jnp.zeros(X.shape[0]))
-        if not bool(jnp.all(jnp.isfinite(X))):
+        if outlier is None and not bool(jnp.all(jnp.isfinite(X))):
             raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
         a0 = a1
     bar.close()
@@ -237,6 +283,19 @@ class LatticeSamples:
         axes = tuple(range(1, self.fields.ndim))
         bad = ~np.isfinite(self.log_w) | ~np.all(np.isfinite(self.fields), axis=axes)
         return int(bad.sum())
+
+    @property
+    def n_runaway(self) -> int:
+        r"""Samples that ran away: non-finite, or finite with a weight below :math:`e^{-700}` of the largest.
+
+        Both weigh (numerically) zero in every estimate; they are counted, never dropped.
+        """
+        axes = tuple(range(1, self.fields.ndim))
+        ok = np.isfinite(self.log_w) & np.all(np.isfinite(self.fields), axis=axes)
+        if not ok.any():
+            return len(self.log_w)
+        top = self.log_w[ok].max()
+        return int((~ok | (np.where(ok, self.log_w, top) < top - 700)).sum())
 
     def magnetisation(self) -> np.ndarray:
         r""":math:`M = \sum_n \phi_n` per sample."""

@@ -1,0 +1,185 @@
+r"""``pikflow bench lattice``: a 2-D (or d-D) :math:`\phi^4` lattice flow against HMC, one run.
+
+For the lattice action of eq. 31 (``PHI4_DENSITY``) at ``(m2, lam)`` on ``L^d`` sites:
+
+* **PIK**: :func:`pikflow.lattice.fit_lattice` with its defaults (a matched Gaussian base
+  from a short HMC run, Fourier two-point + tamed smoothed powers), then ``--n`` samples,
+  ESS/N, the IMH chain (acceptance, :math:`\tau_{\mathrm{int}}` of :math:`|m|` by the
+  Gamma method) and the observables ``abs_m``, ``chi``, ``binder`` with errors.
+* **HMC**: :func:`pikflow.lattice.hmc` (vectorised chains, leapfrog) at the target, with
+  the same observables and :math:`\tau_{\mathrm{int}}`.
+
+Independent samples per second: :math:`N/(2\tau_{\mathrm{int}})` of :math:`|m|` over the
+sampling seconds (PIK: flow sampling + IMH; HMC: trajectories after thermalisation).
+``ratio`` is PIK over HMC; ``ratio_with_setup`` adds PIK's base HMC and solve seconds.
+Peak resident memory of the process is reported (``ru_maxrss``). Agreement of the
+observables is given in units of the combined error. Compilation is excluded on both
+sides (each is timed on a second, identically shaped call).
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+
+import numpy as np
+
+from . import register
+from ._common import write_json
+
+
+def _arguments(p):
+    p.add_argument("--L", type=int, default=8, help="lattice extent per axis (default 8)")
+    p.add_argument("--dim", type=int, default=2, help="lattice dimension (default 2)")
+    p.add_argument("--m2", type=float, default=-1.0, help="mass parameter m2 of eq. 31 (default -1)")
+    p.add_argument("--lam", type=float, default=1.0, help="quartic coupling lam of eq. 31 (default 1)")
+    p.add_argument("--n", type=int, default=10_000, help="flow samples (default 10000)")
+    p.add_argument("--steps", type=int, default=25, help="RK4 steps (default 25)")
+    p.add_argument("--collocation", type=int, default=2000, help="collocation configurations (default 2000)")
+    p.add_argument("--hmc-samples", type=int, default=4000, help="HMC samples that fit the matched base (default 4000)")
+    p.add_argument("--base", default="matched", choices=["matched", "free"], help="the base (default matched)")
+    p.add_argument("--reference", type=int, default=20_000, help="trajectories of the reference HMC (default 20000)")
+    p.add_argument("--chains", type=int, default=16, help="chains of the reference HMC (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+def _tau(series) -> tuple[float, float]:
+    from ..diagnostics import gamma_method
+
+    g = gamma_method(np.asarray(series, dtype=float))
+    return float(g.tau_int), float(g.error)
+
+
+@register("lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s")(
+    _arguments
+)
+def run(args) -> dict:
+    import jax
+
+    import pikflow.lattice as pl
+
+    shape = [args.L] * args.dim
+    action = pl.LatticeAction(pl.PHI4_DENSITY, shape)
+    volume = int(np.prod(shape))
+    if args.base == "matched":
+        path = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
+    else:
+        path = pl.LatticePath(action, {"m2": (1.0, args.m2), "lam": (0.0, args.lam)})
+    progress = not args.quiet
+
+    # ---- PIK
+    t0 = time.perf_counter()
+    flow = pl.fit_lattice(
+        path,
+        base=args.base,
+        steps=args.steps,
+        n_collocation=args.collocation,
+        hmc_samples=args.hmc_samples,
+        seed=args.seed,
+        progress=progress,
+    )
+    setup_seconds = time.perf_counter() - t0
+    key = jax.random.PRNGKey(args.seed + 1)
+    flow.sample(key, min(args.n, 1000))  # compile
+    t0 = time.perf_counter()
+    samples = flow.sample(key, args.n, progress=progress)
+    obs, acc = pl.flow_observables(samples, volume, jax.random.PRNGKey(args.seed + 2))
+    pik_seconds = time.perf_counter() - t0
+    lw = np.where(np.isfinite(samples.log_w), samples.log_w, -np.inf)
+    from ..diagnostics import imh_chain
+
+    chain = imh_chain(jax.random.PRNGKey(args.seed + 2), lw).chain(np.abs(np.nan_to_num(samples.magnetisation())))
+    pik_tau, _ = _tau(chain / volume)
+
+    # ---- HMC reference at the target
+    target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
+    per = max(args.reference // args.chains, 20)
+    pl.hmc(target, jax.random.PRNGKey(args.seed + 3), 2 * args.chains, n_chains=args.chains, n_therm=1)  # compile
+    t0 = time.perf_counter()
+    fields, hmc_acc = pl.hmc(target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains)
+    hmc_seconds = time.perf_counter() - t0
+    M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
+    hmc_obs = pl.chain_observables(M.reshape(-1), volume) if args.chains == 1 else _replica_observables(M, volume)
+    hmc_tau, _ = _tau(np.abs(M) / volume)
+    n_hmc = M.size
+
+    pik_rate = args.n / (2 * pik_tau) / pik_seconds
+    hmc_rate = n_hmc / (2 * hmc_tau) / hmc_seconds
+    res = {
+        "lattice": shape,
+        "couplings": {"m2": args.m2, "lam": args.lam},
+        "basis_size": int(flow.basis.n),
+        "basis": repr(flow.basis),
+        "pik": {
+            "base": flow.info.get("base"),
+            "n": args.n,
+            "steps": args.steps,
+            "collocation": args.collocation,
+            "ess": float(samples.ess()),
+            "imh_acceptance": float(acc),
+            "tau_int_abs_m": pik_tau,
+            "n_nonfinite": samples.n_nonfinite,
+            "n_runaway": samples.n_runaway,
+            "collocation_dropped": int(flow.reports[-1].dropped),
+            "residual_max": float(flow.residuals().max()),
+            "base_hmc_seconds": float(flow.info.get("hmc_seconds", 0.0)),
+            "solve_seconds": float(flow.info["solve_seconds"]),
+            "setup_seconds": setup_seconds,
+            "sample_seconds": pik_seconds,
+            "independent_per_second": pik_rate,
+            "observables": {k: v.to_dict() for k, v in obs.items()},
+        },
+        "hmc": {
+            "n": int(n_hmc),
+            "chains": args.chains,
+            "acceptance": hmc_acc,
+            "tau_int_abs_m": hmc_tau,
+            "sample_seconds": hmc_seconds,
+            "independent_per_second": hmc_rate,
+            "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
+        },
+        "ratio": pik_rate / hmc_rate,
+        "ratio_with_setup": (args.n / (2 * pik_tau) / (pik_seconds + setup_seconds)) / hmc_rate,
+        "pulls": {k: (obs[k].value - hmc_obs[k].value) / math.hypot(obs[k].error, hmc_obs[k].error) for k in obs},
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+    _print(res)
+    write_json(args, res)
+    return res
+
+
+def _replica_observables(M, volume):
+    """Observables of several HMC chains: the Gamma method over replica (one ensemble)."""
+    import pikflow.lattice as pl
+
+    # chain_observables takes one chain; concatenating replica only adds a few spurious
+    # correlations at the joins (n_chains of them), negligible for chains of >= 100.
+    return pl.chain_observables(np.asarray(M).reshape(-1), volume)
+
+
+def _print(res):
+    p, h = res["pik"], res["hmc"]
+    lat = "x".join(map(str, res["lattice"]))
+    c = res["couplings"]
+    print(f"phi^4 on {lat}, (m2, lam) = ({c['m2']}, {c['lam']}); basis {res['basis']} ({res['basis_size']} terms)")
+    print()
+    print("| | PIK | HMC |")
+    print("|---|---|---|")
+    print(f"| ESS/N | {p['ess']:.3f} | |")
+    print(f"| acceptance | {p['imh_acceptance']:.3f} (IMH) | {h['acceptance']:.3f} |")
+    print(f"| tau_int(abs m) | {p['tau_int_abs_m']:.2f} | {h['tau_int_abs_m']:.2f} |")
+    for k in p["observables"]:
+        a, b = p["observables"][k], h["observables"][k]
+        print(f"| {k} | {a['value']:.4f}({a['error']:.4f}) | {b['value']:.4f}({b['error']:.4f}) |")
+    print(f"| setup seconds (base HMC + solve) | {p['setup_seconds']:.1f} | |")
+    print(f"| sampling seconds | {p['sample_seconds']:.2f} ({p['n']} samples) | {h['sample_seconds']:.2f} ({h['n']}) |")
+    print(f"| independent samples / s | {p['independent_per_second']:.3g} | {h['independent_per_second']:.3g} |")
+    print()
+    print(
+        f"non-finite samples: {p['n_nonfinite']}, ran away (zero weight): {p['n_runaway']}; "
+        f"collocation configurations dropped: {p['collocation_dropped']}"
+    )
+    print(f"PIK / HMC (sampling): {res['ratio']:.3g}x; with setup: {res['ratio_with_setup']:.3g}x")
+    print("pulls (PIK - HMC) / combined error: " + ", ".join(f"{k} {v:+.2f}" for k, v in res["pulls"].items()))
+    print(f"peak memory: {res['peak_memory_mb']:.0f} MB")

@@ -1,0 +1,415 @@
+r"""The lattice branch of ``pikflow run``: ``[action] lattice = [...]`` configurations (issue #7).
+
+A configuration is a lattice run when ``[action]`` has ``lattice = [L1, ..., Ld]``; its
+``density`` is then a site density (``phi``, ``shift(phi, mu[, -1])``, ``sum_mu(...)``,
+``d``, couplings; see :class:`pikflow.lattice.LatticeAction`) and the ``[path]``
+couplings are numbers, ``[start, end]`` pairs or expressions in ``t``. The run builds
+the :class:`~pikflow.lattice.LatticePath`, fits the flow of eqs. 32-34 with
+:func:`~pikflow.lattice.fit_lattice` (by default from a matched Gaussian base: only
+the path's values at ``t = 1`` matter then), samples it, runs the IMH step and writes
+``results.json`` (``ess``, ``imh_acceptance``, ``n_nonfinite``, ``observables``
+``abs_m``/``chi``/``binder``, timings, residuals per layer), two plots and the flow
+(``flow/``, read back with :meth:`pikflow.lattice.LatticeFlow.load`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pathlib
+import time as _time
+from typing import Any
+
+from .._errors import ConfigError, PikflowError
+
+#: ``[lattice]`` keys that override the default basis (:func:`pikflow.lattice.default_basis`).
+BASIS_KEYS = ("fourier", "scales", "powers", "tame", "magnetisation", "local_range", "local_degree")
+#: Sections of the 0-D pipeline that a lattice configuration does not take, with what to use instead.
+ZERO_D_SECTIONS = {
+    "basis": "the basis overrides in [lattice] (fourier, scales, powers, tame, magnetisation, local_range, ...)",
+    "collocation": "[lattice] collocation",
+    "solver": "nothing: lattice layers are always solved by least squares",
+    "observables": "nothing: a lattice run always reports abs_m, chi and binder",
+    "refine": "nothing: refinement is 0-D only for now",
+    "hmc": "[lattice] hmc_samples / hmc_chains for the matched base",
+}
+#: Keys of shared sections a lattice configuration takes.
+LATTICE_KEYS = {"action": ("lattice", "density"), "flow": ("seed",), "sampling": ("n", "seed", "batch_size")}
+#: Default number of samples of a lattice run (``[sampling] n``).
+DEFAULT_N = 10_000
+
+
+def is_lattice(data: dict) -> bool:
+    """Whether a configuration describes a lattice run (``[action] lattice`` given)."""
+    return isinstance(data.get("action"), dict) and "lattice" in data["action"]
+
+
+def check_lattice(data: dict, where: str = "config") -> None:
+    """Raise :class:`ConfigError` for a lattice configuration that cannot run, or ``[lattice]`` in a 0-D one.
+
+    Checks the shape (1..4 integer sizes, each at least 3), the sections and keys a lattice
+    run takes, and the ranges of the ``[lattice]`` values. The density and couplings are
+    checked when they are parsed (:func:`build_lattice`).
+    """
+    if not is_lattice(data):
+        if "lattice" in data:
+            raise ConfigError(
+                f"{where}: [lattice] is only for lattice runs: add [action] lattice = [L, L] (and a site density), "
+                "or remove the [lattice] section for a 0-D run"
+            )
+        return
+    shape = data["action"]["lattice"]
+    ok = (
+        isinstance(shape, list)
+        and 1 <= len(shape) <= 4
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
+    )
+    if not ok:
+        raise ConfigError(
+            f"{where}: [action] lattice must be a list of 1 to 4 integer sizes like [8, 8], got {shape!r}"
+        )
+    if any(s < 3 for s in shape):
+        raise ConfigError(f"{where}: [action] lattice sizes must be at least 3 sites per direction, got {shape!r}")
+    for section, instead in ZERO_D_SECTIONS.items():
+        if section in data:
+            raise ConfigError(f"{where}: [{section}] is not used by lattice runs; use {instead}")
+    for section, allowed in LATTICE_KEYS.items():
+        for key in data.get(section, {}):
+            if key not in allowed:
+                hint = " (use [lattice] steps)" if (section, key) == ("flow", "steps") else ""
+                raise ConfigError(
+                    f"{where}: [{section}] {key} is not used by lattice runs{hint}; "
+                    f"lattice runs take {[f'[{section}] {k}' for k in allowed]}"
+                )
+    lat = data.get("lattice", {})
+    if "base" in lat and lat["base"] not in ("matched", "free"):
+        raise ConfigError(f"{where}: [lattice] base must be 'matched' or 'free', got {lat['base']!r}")
+    for key, low in (("steps", 1), ("collocation", 10), ("hmc_samples", 1), ("hmc_chains", 1), ("local_degree", 1)):
+        if key in lat and lat[key] < low:
+            raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
+    if "local_range" in lat and lat["local_range"] < 0:
+        raise ConfigError(f"{where}: [lattice] local_range must be >= 0, got {lat['local_range']!r}")
+    if "local_range" in lat and 2 * lat["local_range"] >= min(shape):
+        raise ConfigError(
+            f"{where}: [lattice] local_range = {lat['local_range']} is too long for the lattice {shape}: "
+            "use 2*local_range < L"
+        )
+    if "tame" in lat and not lat["tame"] > 0:
+        raise ConfigError(f"{where}: [lattice] tame must be positive, got {lat['tame']!r}")
+    if "hmc_samples" in lat and lat["hmc_samples"] < lat.get("hmc_chains", 8):
+        raise ConfigError(f"{where}: [lattice] hmc_samples must be at least hmc_chains, got {lat['hmc_samples']}")
+    for key, low, kind in (("scales", 0, (int, float)), ("powers", 2, (int,)), ("magnetisation", 1, (int,))):
+        if key in lat:
+            vals = lat[key]
+            good = all(isinstance(v, kind) and not isinstance(v, bool) and v >= low for v in vals)
+            if not good:
+                what = "numbers" if kind == (int, float) else "integers"
+                raise ConfigError(f"{where}: [lattice] {key} must be a list of {what} >= {low}, got {vals!r}")
+    empty = (
+        not lat.get("fourier", True)
+        and not lat.get("magnetisation")
+        and (lat.get("scales") == [] or lat.get("powers") == [])
+        and "local_range" not in lat
+    )
+    if empty:
+        raise ConfigError(
+            f"{where}: the [lattice] basis overrides leave no basis terms: keep fourier = true, or give "
+            "magnetisation, scales and powers, or local_range"
+        )
+    smp = data.get("sampling", {})
+    for key in ("n", "batch_size"):
+        if key in smp and smp[key] < 1:
+            raise ConfigError(f"{where}: [sampling] {key} must be >= 1, got {smp[key]!r}")
+
+
+def lattice_settings(data: dict) -> dict[str, Any]:
+    """The ``[lattice]``, ``[flow]`` and ``[sampling]`` settings of a lattice configuration, with defaults.
+
+    ``steps``, ``collocation``, ``hmc_samples`` and ``hmc_chains`` default to those of
+    :func:`pikflow.lattice.fit_lattice`; ``basis`` holds only the overrides given.
+    """
+    from ..lattice import fit_lattice
+
+    defaults = {k: p.default for k, p in inspect.signature(fit_lattice).parameters.items()}
+    lat = data.get("lattice", {})
+    smp = data.get("sampling", {})
+    return {
+        "base": lat.get("base", "matched"),
+        "steps": lat.get("steps", defaults["steps"]),
+        "collocation": lat.get("collocation", defaults["n_collocation"]),
+        "hmc_samples": lat.get("hmc_samples", defaults["hmc_samples"]),
+        "hmc_chains": lat.get("hmc_chains", defaults["hmc_chains"]),
+        "seed": data.get("flow", {}).get("seed", 0),
+        "basis": {k: lat[k] for k in BASIS_KEYS if k in lat},
+        "n": smp.get("n", DEFAULT_N),
+        "sampling_seed": smp.get("seed", 0),
+        "batch_size": smp.get("batch_size", 1000),
+    }
+
+
+def build_lattice(data: dict):
+    """The :class:`~pikflow.lattice.LatticePath` of a validated lattice configuration, and its settings.
+
+    Raises
+    ------
+    ConfigError
+        A density that does not parse, couplings missing or unknown, a target that is not
+        numeric at ``t = 1`` (matched base), or a start that is not Gaussian (free base).
+    """
+    from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, target_values
+
+    check_lattice(data)
+    settings = lattice_settings(data)
+    try:
+        action = LatticeAction(data["action"]["density"], data["action"]["lattice"])
+    except PikflowError as err:
+        raise ConfigError(f"[action] density: {err}") from None
+    try:
+        path = LatticePath(action, dict(data.get("path", {})))
+    except PikflowError as err:
+        raise ConfigError(f"[path]: {err}") from None
+    if settings["base"] == "free":
+        try:
+            GaussianLatticeBase.from_path(path)
+        except PikflowError as err:
+            raise ConfigError(f"[lattice] base = 'free' needs a Gaussian start of the [path]: {err}") from None
+    else:
+        try:
+            target_values(path)
+        except PikflowError as err:
+            raise ConfigError(f"[path]: with a matched base the values at t = 1 are the target: {err}") from None
+    return path, settings
+
+
+def fit_from_settings(path, settings: dict, *, progress: bool = True):
+    """Fit the flow of ``path`` as the settings say (base, basis overrides, steps, collocation, HMC)."""
+    from ..lattice import fit_lattice
+
+    common = {
+        "steps": settings["steps"],
+        "n_collocation": settings["collocation"],
+        "seed": settings["seed"],
+        "progress": progress,
+    }
+    if not settings["basis"]:
+        return fit_lattice(
+            path,
+            base=settings["base"],
+            hmc_samples=settings["hmc_samples"],
+            hmc_chains=settings["hmc_chains"],
+            **common,
+        )
+    # Basis overrides need the base's precision first: build the base as fit_lattice does.
+    base, info = _base(path, settings)
+    basis = _basis(path, base, settings["basis"])
+    flow = fit_lattice(path, base="free" if settings["base"] == "free" else base, basis=basis, **common)
+    flow.info.update(info)
+    return flow
+
+
+def _base(path, settings):
+    import jax
+    import numpy as np
+
+    from ..lattice import GaussianLatticeBase, LatticePath, hmc, matched_base, target_values
+
+    if settings["base"] == "free":
+        return GaussianLatticeBase.from_path(path), {"base": "free"}
+    values = target_values(path)
+    t0 = _time.perf_counter()
+    fields, acc = hmc(
+        LatticePath(path.action, values),
+        jax.random.PRNGKey(settings["seed"]),
+        settings["hmc_samples"],
+        n_chains=settings["hmc_chains"],
+    )
+    info = {"base": "matched", "hmc_seconds": _time.perf_counter() - t0, "hmc_acceptance": acc}
+    return matched_base(np.asarray(fields).reshape(-1, *path.lattice.shape)), info
+
+
+def _basis(path, base, over: dict):
+    import numpy as np
+
+    from ..lattice import DEFAULT_TAME, default_scales, lattice_basis
+
+    K0 = np.asarray(base.precision)
+    try:
+        return lattice_basis(
+            path.lattice,
+            fourier=over.get("fourier", True),
+            magnetisation=tuple(over.get("magnetisation", ())),
+            scales=tuple(over["scales"]) if "scales" in over else default_scales(K0),
+            powers=tuple(over.get("powers", (4, 6))),
+            precision=K0,
+            tame=over.get("tame", DEFAULT_TAME),
+            local_range=over.get("local_range"),
+            local_degree=over.get("local_degree", 4),
+            z2=path.is_z2_symmetric(),
+        )
+    except PikflowError as err:
+        raise ConfigError(f"[lattice] basis settings: {err}") from None
+
+
+def run_lattice(args, data: dict, source: str) -> int:
+    """``pikflow run`` for a lattice configuration: fit, save, sample, IMH, write ``results.json`` and plots."""
+    import jax
+
+    from .._version import __version__
+    from ..diagnostics import imh_chain
+    from ..lattice import flow_observables, reweighted_observables, target_values
+
+    path, settings = build_lattice(data)
+    if args.n is not None:
+        if args.n < 1:
+            raise ConfigError(f"--n must be >= 1, got {args.n}")
+        settings["n"] = args.n
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = not args.quiet
+    print(f"pikflow {__version__}: {source}")
+    print(f"  lattice {list(path.lattice.shape)}, density {path.action.source}")
+    if settings["base"] == "free":
+        print(f"  S_t = {path.density}")
+    else:
+        print(f"  target S_1 = {path.at(1.0)}  (from a Gaussian base matched to it)")
+    flow = fit_from_settings(path, settings, progress=progress)
+    info = flow.info
+    hmc_s = info.get("hmc_seconds")
+    print(
+        f"  base {info.get('base')}"
+        + (f" (HMC {hmc_s:.2f} s, acceptance {info.get('hmc_acceptance', float('nan')):.3f})" if hmc_s else "")
+        + f"; solved {len(flow.reports)} layers in {info['solve_seconds']:.2f} s ({flow.basis!r}, "
+        f"{flow.basis.n} terms)"
+    )
+    flow.save(out / "flow")
+    key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
+    t0 = _time.perf_counter()
+    samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress)
+    sample_seconds = _time.perf_counter() - t0
+    volume = path.lattice.volume
+    obs, acceptance = flow_observables(samples, volume, key_imh)
+    rew = reweighted_observables(samples, volume)
+    residuals = [dataclass_dict(r) for r in flow.reports]
+    results = {
+        "pikflow_version": __version__,
+        "config_source": source,
+        "config": data,
+        "kind": "lattice",
+        "lattice": list(path.lattice.shape),
+        "volume": volume,
+        "density": str(path.action.source),
+        "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
+        "target": target_values(path),
+        "base": info.get("base"),
+        "basis": repr(flow.basis),
+        "n_basis": flow.basis.n,
+        "steps": flow.steps,
+        "layers": len(flow.reports),
+        "n_collocation": settings["collocation"],
+        "n_samples": int(settings["n"]),
+        "n_nonfinite": samples.n_nonfinite,
+        "n_runaway": samples.n_runaway,
+        "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
+        "ess": float(samples.ess()),
+        "imh_acceptance": float(acceptance),
+        "observables": {k: v.to_dict() for k, v in obs.items()},
+        "reweighted_observables": {k: v.to_dict() for k, v in rew.items()},
+        "hmc_seconds": hmc_s,
+        "hmc_acceptance": info.get("hmc_acceptance"),
+        "hmc_samples": settings["hmc_samples"] if info.get("base") == "matched" else None,
+        "solve_seconds": info["solve_seconds"],
+        "sample_seconds": sample_seconds,
+        "samples_per_second": settings["n"] / sample_seconds,
+        "layer_residuals": residuals,
+        "max_layer_residual": max(r["residual"] for r in residuals),
+        "flow": "flow",
+    }
+    chain = _imh_magnetisation(samples, key_imh, imh_chain) / volume
+    results["plots"] = _plots(flow, samples, chain, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    _summary(results, out)
+    return 0
+
+
+def dataclass_dict(report) -> dict:
+    """A layer report as a JSON-ready dict."""
+    import dataclasses
+
+    return {k: float(v) for k, v in dataclasses.asdict(report).items()}
+
+
+def _json_default(x):
+    import numpy as np
+
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _imh_magnetisation(samples, key, imh_chain):
+    """The magnetisation along the IMH chain (the same chain as :func:`flow_observables` with the same key)."""
+    import numpy as np
+
+    lw = np.asarray(samples.log_w, dtype=float)
+    flat = np.asarray(samples.fields).reshape(len(lw), -1)
+    ok = np.isfinite(lw) & np.all(np.isfinite(flat), axis=1)
+    res = imh_chain(key, np.where(ok, lw, -np.inf))
+    return np.asarray(res.chain(np.where(ok, flat.sum(axis=1), 0.0)))
+
+
+def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = []
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    lw = np.asarray(samples.log_w, dtype=float)
+    m = samples.magnetisation() / flow.path.lattice.volume
+    ok = np.isfinite(lw) & np.isfinite(m)
+    lo, hi = np.percentile(m[ok], [0.5, 99.5])  # blown-up samples (zero weight) must not set the range
+    lo, hi = min(lo, float(np.min(chain_m))), max(hi, float(np.max(chain_m)))
+    pad = 0.05 * (hi - lo + 1e-12)
+    bins = np.linspace(lo - pad, hi + pad, 80)
+    w = np.exp(lw[ok] - lw[ok].max())
+    ax.hist(m[ok], bins=bins, density=True, histtype="step", color="gray", ls=":", label="flow samples (unweighted)")
+    ax.hist(chain_m, bins=bins, density=True, histtype="step", color="k", lw=1.5, label="after the IMH step")
+    ax.hist(m[ok], bins=bins, weights=w, density=True, histtype="step", color="tab:orange", label="reweighted")
+    ax.set_xlabel(r"$m = \frac{1}{V}\sum_n\phi_n$")
+    ax.set_ylabel("density")
+    ax.set_title("magnetisation per site at t = 1")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "magnetisation.png", dpi=120)
+    names.append("magnetisation.png")
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    t = [r.t for r in flow.reports]
+    ax.semilogy(t, [max(r.residual, 1e-300) for r in flow.reports], "o-", ms=3, label="collocation configurations")
+    ax.set_xlabel("t")
+    ax.set_ylabel(r"$\|Aa-b\|/\|b-\bar b\|$ (eq. 34)")
+    ax.set_title("relative residual per layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "residuals.png", dpi=120)
+    names.append("residuals.png")
+    plt.close("all")
+    return names
+
+
+def _summary(r: dict, out: pathlib.Path) -> None:
+    print(
+        f"  samples: {r['n_samples']} ({r['n_nonfinite']} non-finite, {r['n_runaway']} ran away with zero weight) "
+        f"in {r['sample_seconds']:.2f} s "
+        f"(compilation included)"
+    )
+    print(
+        f"  ESS/N = {r['ess']:.4f}   IMH acceptance = {r['imh_acceptance']:.4f}   "
+        f"max layer residual = {r['max_layer_residual']:.2e}"
+    )
+    for name, v in r["observables"].items():
+        print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (after IMH, Gamma-method error)")
+    print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")

@@ -1,0 +1,313 @@
+r"""Saving and loading solved lattice flows (:class:`LatticeFlow`).
+
+A saved flow is a directory, like the 0-D :meth:`pikflow.Flow.save`:
+
+* ``flow.json``: the format tag and version, the pikflow version, the lattice shape, the
+  density as text (the unexpanded ``LatticeAction.source``, re-parsed by
+  :class:`LatticeAction`), the couplings of the path as expressions in ``t``, the
+  basis (each family's kind and constructor arguments), ``steps``, the per-layer
+  reports and ``flow.info``;
+* ``arrays.npz``: the coefficients :math:`a_j` of :math:`\Omega_t = \sum_j a_j T_j`
+  (eqs. 32-34) at every stage, the base precision :math:`K_0(k)`, the spectral
+  precision of a matched path :math:`\hat S_t = (1-t)\frac12\phi^TK_0\phi + t\hat S_1`
+  and the precisions of smoothed-power families.
+
+Floating-point numbers inside expressions are stored with every digit (placeholders plus
+exact decimal strings), so a loaded flow is the same program: for the same key it gives
+bitwise-identical samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import re
+from collections.abc import Mapping
+
+import numpy as np
+import sympy as sp
+from mpmath.libmp import repr_dps, to_str
+
+from .._errors import FlowFileError, PikflowError
+from .._version import __version__
+
+#: The ``format`` tag of ``flow.json`` for lattice flows.
+FORMAT = "pikflow-lattice-flow"
+#: The current version of the format; files with another version are refused.
+VERSION = 1
+
+_PLACEHOLDER = "_pikflow_float{}"
+_PLACEHOLDER_RE = re.compile(r"^_pikflow_float(\d+)$")
+
+
+# ---------------------------------------------------------------- exact expression text
+def _expr_to_spec(expr: sp.Expr) -> dict:
+    """``{"text": str with placeholders, "floats": [[digits, precision], ...]}``, exact for every Float."""
+    expr = sp.sympify(expr)
+    floats = sorted(expr.atoms(sp.Float), key=lambda f: (f._prec, f._mpf_))
+    table = {f: sp.Symbol(_PLACEHOLDER.format(i)) for i, f in enumerate(floats)}
+    return {
+        "text": sp.sstr(expr.xreplace(table), order="none"),
+        "floats": [[to_str(f._mpf_, repr_dps(f._prec)), int(f._prec)] for f in floats],
+    }
+
+
+def _restore_floats(expr: sp.Expr, floats) -> sp.Expr:
+    values = [sp.Float(digits, precision=int(prec)) for digits, prec in floats]
+    table = {}
+    for s in expr.free_symbols:
+        m = _PLACEHOLDER_RE.match(str(s))
+        if m:
+            table[s] = values[int(m.group(1))]
+    return expr.xreplace(table)
+
+
+def _density_from_spec(spec: Mapping) -> sp.Expr:
+    from ._action import parse_density
+
+    return _restore_floats(parse_density(spec["text"]), spec["floats"])
+
+
+def _coupling_from_spec(spec: Mapping) -> sp.Expr:
+    from ..action._parse import as_expression
+
+    return _restore_floats(as_expression(spec["text"], what="saved coupling"), spec["floats"])
+
+
+# ---------------------------------------------------------------- basis families
+def _family_spec(fam, i: int, arrays: dict) -> dict:
+    from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
+
+    kind = type(fam)
+    if kind is FourierTwoPoint:
+        return {"kind": "fourier"}
+    if kind is Magnetisation:
+        return {"kind": "magnetisation", "powers": list(fam.powers)}
+    if kind in (SmoothedPowers, SmoothedProducts):
+        spec = {"kind": "smoothed_powers", "scales": list(fam.scales), "powers": list(fam.powers), "tame": fam.tame}
+        if kind is SmoothedProducts:
+            spec = {"kind": "smoothed_products", "scales": list(fam.scales), "tame": fam.tame}
+        if fam.precision is not None:
+            arrays[f"family{i}_precision"] = np.asarray(fam.precision, dtype=float)
+            spec["precision"] = f"family{i}_precision"
+        return spec
+    if kind is LocalHermite:
+        return {
+            "kind": "local_hermite",
+            "range": fam.range,
+            "degree": fam.degree,
+            "max_sites": fam.max_sites,
+            "z2": fam.z2,
+            "min_degree": fam.min_degree,
+        }
+    raise FlowFileError(
+        f"cannot save a basis family of type {kind.__name__}: only FourierTwoPoint, Magnetisation, "
+        "SmoothedPowers, SmoothedProducts and LocalHermite are stored; build the basis from those (lattice_basis)"
+    )
+
+
+def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
+    from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
+
+    kind = spec["kind"]
+    if kind == "fourier":
+        return FourierTwoPoint(lattice)
+    if kind == "magnetisation":
+        return Magnetisation(lattice, spec["powers"])
+    if kind == "smoothed_powers":
+        precision = arrays[spec["precision"]] if spec.get("precision") else None
+        return SmoothedPowers(lattice, spec["scales"], spec["powers"], precision=precision, tame=spec["tame"])
+    if kind == "smoothed_products":
+        precision = arrays[spec["precision"]] if spec.get("precision") else None
+        return SmoothedProducts(lattice, spec["scales"], precision=precision, tame=spec["tame"])
+    if kind == "local_hermite":
+        return LocalHermite(
+            lattice,
+            int(spec["range"]),
+            int(spec["degree"]),
+            max_sites=int(spec["max_sites"]),
+            z2=bool(spec["z2"]),
+            min_degree=int(spec["min_degree"]),
+        )
+    raise ValueError(f"unknown basis family kind {kind!r}")
+
+
+# ---------------------------------------------------------------- path
+def _path_spec(path, arrays: dict) -> dict:
+    from ._action import T
+
+    spec = {
+        "lattice": list(path.lattice.shape),
+        "density": _expr_to_spec(path.action.source),
+        "couplings": {str(k): _expr_to_spec(v) for k, v in path.coupling_exprs.items()},
+        "matched": path.spectral_precision is not None,
+    }
+    if path.spectral_precision is not None:
+        if sp.simplify(path.spectral_weight - (1 - T)) != 0:
+            raise FlowFileError(
+                f"cannot save a path with spectral weight {path.spectral_weight}: only LatticePath.matched "
+                "paths (weight 1 - t) are stored"
+            )
+        arrays["path_spectral_precision"] = np.asarray(path.spectral_precision, dtype=float)
+    return spec
+
+
+def _path_from_spec(spec: Mapping, arrays):
+    from ._action import LatticeAction, LatticePath
+
+    action = LatticeAction(_density_from_spec(spec["density"]), list(spec["lattice"]))
+    couplings = {name: _coupling_from_spec(c) for name, c in spec["couplings"].items()}
+    if spec["matched"]:
+        values = {}
+        for name, expr in couplings.items():
+            if expr.free_symbols:
+                raise ValueError(f"matched path with a t-dependent coupling {name} = {expr}")
+            values[name] = float(expr)
+        return LatticePath.matched(action, values, arrays["path_spectral_precision"])
+    return LatticePath(action, couplings)
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"flow.info holds a {type(x).__name__}, which is not JSON-serialisable")
+
+
+# ---------------------------------------------------------------- public API
+def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
+    r"""Write a solved :class:`LatticeFlow` into ``directory`` (``flow.json`` and ``arrays.npz``).
+
+    Stores everything needed to rebuild the flow of eqs. 32-34 exactly: the density and
+    couplings (as text, floats with every digit), the lattice shape, the spectral
+    precision of a matched path, the base precision, the basis families and their
+    constructor arguments, the coefficients per stage, ``steps``, the layer reports and
+    ``flow.info``. :func:`load_lattice_flow` reads it back; the loaded flow gives
+    bitwise-identical samples for the same key.
+
+    Parameters
+    ----------
+    flow
+        A :class:`LatticeFlow` (from :func:`solve_lattice` or :func:`fit_lattice`).
+    directory
+        Created if needed; existing ``flow.json`` / ``arrays.npz`` in it are replaced.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+
+    Raises
+    ------
+    FlowFileError
+        A basis family or path that cannot be stored, or an expression that does not
+        survive the round trip through text.
+    """
+    from ._flow import LatticeFlow
+
+    if not isinstance(flow, LatticeFlow):
+        raise FlowFileError(f"save_lattice_flow needs a LatticeFlow, got {type(flow).__name__}")
+    arrays: dict[str, np.ndarray] = {
+        "coeffs": np.asarray(flow.coeffs, dtype=float),
+        "base_precision": np.asarray(flow.base.precision, dtype=float),
+    }
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "pikflow_version": __version__,
+        "path": _path_spec(flow.path, arrays),
+        "basis": [_family_spec(f, i, arrays) for i, f in enumerate(flow.basis.families)],
+        "n_basis": int(flow.basis.n),
+        "steps": int(flow.steps),
+        "reports": [dataclasses.asdict(r) for r in flow.reports],
+        "info": flow.info,
+    }
+    # Refuse to write what would not come back identical (exotic SymPy objects in the density).
+    try:
+        action = _path_from_spec(meta["path"], arrays).action
+    except PikflowError as err:
+        raise FlowFileError(f"cannot store the density {flow.path.action.source} as text: {err}") from None
+    if action.expr != flow.path.action.expr:
+        raise FlowFileError(
+            f"the density {flow.path.action.source} does not survive the round trip through text "
+            f"(re-read as {action.source}); write it with the density grammar's names only"
+        )
+    try:
+        text = json.dumps(meta, indent=2, default=_json_default)
+    except (TypeError, ValueError) as err:
+        raise FlowFileError(f"cannot write flow.info as JSON: {err}; keep numbers, strings, lists and dicts") from None
+    d = pathlib.Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    with open(d / "arrays.npz", "wb") as fh:
+        np.savez(fh, **arrays)
+    (d / "flow.json").write_text(text)
+    return d
+
+
+def load_lattice_flow(directory: str | pathlib.Path):
+    """Read a lattice flow written by :func:`save_lattice_flow` (or :meth:`LatticeFlow.save`).
+
+    Rebuilds the :class:`LatticeAction` from the stored density, the path (matched or
+    not), the basis families, the Gaussian base and the :class:`LatticeFlow` with its
+    coefficients, reports and ``info``.
+
+    Raises
+    ------
+    FlowFileError
+        A missing, corrupt or truncated file, another format version, or arrays whose
+        shapes do not fit the basis, lattice or number of steps.
+    """
+    from ._flow import LatticeFlow, LatticeLayerReport
+    from ._free import GaussianLatticeBase
+
+    d = pathlib.Path(directory)
+    if not (d / "flow.json").is_file():
+        raise FlowFileError(f"{d} is not a saved lattice flow: flow.json is missing (write one with LatticeFlow.save)")
+    if not (d / "arrays.npz").is_file():
+        hint = " (it holds a 0-D flow: read it with pikflow.load)" if (d / "kernels.eqx").is_file() else ""
+        raise FlowFileError(f"{d} is not a saved lattice flow: arrays.npz is missing{hint}")
+    try:
+        meta = json.loads((d / "flow.json").read_text())
+        if not isinstance(meta, Mapping):
+            raise FlowFileError(f"{d / 'flow.json'} is not a JSON object (got {type(meta).__name__})")
+        if meta.get("format") != FORMAT:
+            raise FlowFileError(
+                f"{d / 'flow.json'} is not a lattice flow (format {meta.get('format')!r}); "
+                "0-D flows are read with pikflow.load"
+            )
+        if meta.get("version") != VERSION:
+            raise FlowFileError(
+                f"{d / 'flow.json'} has lattice-flow format version {meta.get('version')!r} (written by pikflow "
+                f"{meta.get('pikflow_version', '?')}); this pikflow {__version__} reads version {VERSION}: "
+                "solve the flow again (pikflow run CONFIG, or fit_lattice) or load it with the version that wrote it"
+            )
+        with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+        path = _path_from_spec(meta["path"], arrays)
+        from ._basis import LatticeBasis
+
+        basis = LatticeBasis([_family_from_spec(s, path.lattice, arrays) for s in meta["basis"]])
+        steps = int(meta["steps"])
+        coeffs = arrays["coeffs"]
+        if coeffs.shape != (2 * steps + 1, basis.n):
+            raise ValueError(
+                f"coefficients of shape {coeffs.shape}, but {steps} steps and {basis.n} basis terms need "
+                f"{(2 * steps + 1, basis.n)}"
+            )
+        base = GaussianLatticeBase(arrays["base_precision"])
+        if base.shape != path.lattice.shape:
+            raise ValueError(f"base precision of shape {base.shape} on the lattice {list(path.lattice.shape)}")
+        reports = [LatticeLayerReport(**r) for r in meta["reports"]]
+        info = dict(meta.get("info") or {})
+    except FlowFileError:
+        raise
+    except Exception as err:  # noqa: BLE001  (JSON, missing keys, bad npz, shape mismatch, truncated file...)
+        raise FlowFileError(
+            f"cannot read the lattice flow in {d}: {type(err).__name__}: {err}; the files are damaged or "
+            "incomplete: save the flow again"
+        ) from None
+    flow = LatticeFlow(path, basis, base, coeffs, steps, reports)
+    flow.info = info
+    return flow
