@@ -26,7 +26,7 @@ import jax
 import numpy as np
 import sympy as sp
 
-from .._errors import PikflowError
+from .._errors import PikflowError, SolveError
 from ._action import LatticePath, T
 from ._basis import LatticeBasis, SmoothedProducts, kept_scales, lattice_basis
 from ._flow import LatticeFlow, solve_lattice
@@ -38,6 +38,8 @@ MATCHED_SCALE_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 PRODUCT_SCALE_LADDER = (0.5, 2.0, 8.0, 32.0)
 #: Default taming width of the smoothed powers, in standard deviations of :math:`\psi_s` under the base.
 DEFAULT_TAME = 10.0
+#: Smallest width :func:`fit_lattice` falls back to (halving from :data:`DEFAULT_TAME`) when a flow runs away.
+MIN_TAME = 2.5
 
 
 def target_values(path: LatticePath) -> dict[str, float]:
@@ -106,7 +108,10 @@ def fit_lattice(
         ``"matched"`` (a Gaussian fitted to a short HMC run at the target, SCIENCE.md 3b),
         ``"free"`` (the path's own Gaussian start) or a :class:`GaussianLatticeBase`.
     basis
-        The basis for :math:`\Omega_t` (default :func:`default_basis`).
+        The basis for :math:`\Omega_t`. Default :func:`default_basis`, tamed at
+        :data:`DEFAULT_TAME` widths; if that flow runs away (more than half the collocation
+        configurations, :class:`SolveError`), the width is halved and the solve repeated,
+        down to :data:`MIN_TAME` (``flow.info["attempts"]``).
     steps, n_collocation
         RK4 steps and collocation configurations of :func:`solve_lattice`.
     hmc_samples, hmc_chains
@@ -146,12 +151,38 @@ def fit_lattice(
         else:
             raise PikflowError(f"base must be 'matched', 'free' or a GaussianLatticeBase, got {base!r}")
         flow_path = LatticePath.matched(path.action, values, np.asarray(gauss.precision))
-    if basis is None:
-        basis = default_basis(flow_path, gauss)
     t0 = _time.perf_counter()
-    flow = solve_lattice(
-        flow_path, basis, base=gauss, steps=steps, n_collocation=n_collocation, seed=seed, progress=progress
-    )
+    if basis is not None:
+        flow = solve_lattice(
+            flow_path, basis, base=gauss, steps=steps, n_collocation=n_collocation, seed=seed, progress=progress
+        )
+    else:
+        # The default basis is tamed at DEFAULT_TAME widths; where the target is far from the base (strong
+        # coupling) its flow can still run away. Then halve the taming width (a velocity that turns linear
+        # closer to the data) and solve again, down to MIN_TAME; every attempt is recorded in flow.info.
+        tame, attempts = DEFAULT_TAME, []
+        while True:
+            try:
+                flow = solve_lattice(
+                    flow_path,
+                    default_basis(flow_path, gauss, tame=tame),
+                    base=gauss,
+                    steps=steps,
+                    n_collocation=n_collocation,
+                    seed=seed,
+                    progress=progress,
+                )
+                attempts.append({"tame": tame, "ok": True})
+                break
+            except SolveError as err:
+                attempts.append({"tame": tame, "ok": False, "error": str(err)})
+                if tame / 2 < MIN_TAME:
+                    raise SolveError(
+                        f"{err} (tried the default basis with taming widths {[a['tame'] for a in attempts]}: "
+                        "pass steps=, n_collocation= or a basis of your own)"
+                    ) from err
+                tame /= 2
+        info["tame"], info["attempts"] = tame, attempts
     info["solve_seconds"] = _time.perf_counter() - t0
     flow.info = info
     return flow
