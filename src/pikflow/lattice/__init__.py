@@ -37,7 +37,7 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
-from ._fit import DEFAULT_TAME, MIN_TAME, default_basis, default_scales, fit_lattice, target_values
+from ._fit import DEFAULT_TAME, TAME_LADDER, default_basis, default_scales, fit_lattice, target_values
 from ._flow import LatticeFlow, LatticeLayerReport, LatticeSamples, least_squares, solve_lattice
 from ._free import GaussianLatticeBase, free_kernel
 from ._io import load_lattice_flow, save_lattice_flow
@@ -54,7 +54,7 @@ from ._observables import (
 __all__ = [
     "DEFAULT_SCALES",
     "DEFAULT_TAME",
-    "MIN_TAME",
+    "TAME_LADDER",
     "FourierTwoPoint",
     "GaussianLatticeBase",
     "HOPPING_DENSITY",

@@ -38,8 +38,8 @@ MATCHED_SCALE_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 PRODUCT_SCALE_LADDER = (0.5, 2.0, 8.0, 32.0)
 #: Default taming width of the smoothed powers, in standard deviations of :math:`\psi_s` under the base.
 DEFAULT_TAME = 10.0
-#: Smallest width :func:`fit_lattice` falls back to (halving from :data:`DEFAULT_TAME`) when a flow runs away.
-MIN_TAME = 2.5
+#: The taming widths :func:`fit_lattice` tries with the default basis (the best ESS/N is kept).
+TAME_LADDER = (10.0, 5.0)
 
 
 def target_values(path: LatticePath) -> dict[str, float]:
@@ -96,6 +96,7 @@ def fit_lattice(
     hmc_samples: int = 4000,
     hmc_chains: int = 8,
     seed: int = 0,
+    select: int = 1000,
     progress: bool = True,
 ) -> LatticeFlow:
     r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
@@ -108,16 +109,20 @@ def fit_lattice(
         ``"matched"`` (a Gaussian fitted to a short HMC run at the target, SCIENCE.md 3b),
         ``"free"`` (the path's own Gaussian start) or a :class:`GaussianLatticeBase`.
     basis
-        The basis for :math:`\Omega_t`. Default :func:`default_basis`, tamed at
-        :data:`DEFAULT_TAME` widths; if that flow runs away (more than half the collocation
-        configurations, :class:`SolveError`), the width is halved and the solve repeated,
-        down to :data:`MIN_TAME` (``flow.info["attempts"]``).
+        The basis for :math:`\Omega_t`. Default: :func:`default_basis` solved for every
+        taming width of :data:`TAME_LADDER` (widest first), keeping the first whose ``select``
+        fresh samples have at most 0.1% runaways (a runaway leaves a hole in :math:`q` that
+        no reweighting fills) and an ESS/N of at least half the best, else the largest
+        ESS/N (``flow.info["attempts"]``: width, ESS/N, runaways, or the error of a flow
+        that ran away).
     steps, n_collocation
         RK4 steps and collocation configurations of :func:`solve_lattice`.
     hmc_samples, hmc_chains
         The reference HMC run that fits the matched base.
     seed
-        Seeds the HMC run and the collocation configurations.
+        Seeds the HMC run, the collocation configurations and the selection samples.
+    select
+        Samples per candidate flow when choosing the taming width.
     progress
         Progress bars.
 
@@ -157,13 +162,16 @@ def fit_lattice(
             flow_path, basis, base=gauss, steps=steps, n_collocation=n_collocation, seed=seed, progress=progress
         )
     else:
-        # The default basis is tamed at DEFAULT_TAME widths; where the target is far from the base (strong
-        # coupling) its flow can still run away. Then halve the taming width (a velocity that turns linear
-        # closer to the data) and solve again, down to MIN_TAME; every attempt is recorded in flow.info.
-        tame, attempts = DEFAULT_TAME, []
-        while True:
+        # The default basis is tamed; the best width depends on the coupling (wide where the target is close
+        # to the matched Gaussian, narrow at strong coupling, where wide widths let tail samples run away and
+        # leave a hole in q that no reweighting can fill). Solve for the widths of TAME_LADDER (widest first)
+        # and keep the first whose `select` fresh samples have no more than 0.1% runaways and an ESS/N of at
+        # least half the best seen; if none qualifies, the largest ESS/N. ESS/N from heavy-tailed weights is
+        # noisy, so a narrower width must not win on ESS alone.
+        attempts, cands = [], []
+        for k, tame in enumerate(TAME_LADDER):
             try:
-                flow = solve_lattice(
+                cand = solve_lattice(
                     flow_path,
                     default_basis(flow_path, gauss, tame=tame),
                     base=gauss,
@@ -172,16 +180,24 @@ def fit_lattice(
                     seed=seed,
                     progress=progress,
                 )
-                attempts.append({"tame": tame, "ok": True})
-                break
             except SolveError as err:
                 attempts.append({"tame": tame, "ok": False, "error": str(err)})
-                if tame / 2 < MIN_TAME:
-                    raise SolveError(
-                        f"{err} (tried the default basis with taming widths {[a['tame'] for a in attempts]}: "
-                        "pass steps=, n_collocation= or a basis of your own)"
-                    ) from err
-                tame /= 2
+                continue
+            trial = cand.sample(jax.random.PRNGKey(seed + 7919 + k), select)
+            ess = float(trial.ess())
+            attempts.append({"tame": tame, "ok": True, "ess": ess, "runaway": trial.n_runaway})
+            cands.append((ess, trial.n_runaway / select, tame, cand))
+        best = None
+        if cands:
+            top = max(c[0] for c in cands)
+            clean = [c for c in cands if c[1] <= 1e-3 and c[0] >= 0.5 * top]
+            best = clean[0] if clean else max(cands, key=lambda c: c[0])
+        if best is None:
+            raise SolveError(
+                f"every default basis ran away (taming widths {list(TAME_LADDER)}): {attempts[-1]['error']}; "
+                "pass steps=, n_collocation= or a basis of your own"
+            )
+        _, _, tame, flow = best
         info["tame"], info["attempts"] = tame, attempts
     info["solve_seconds"] = _time.perf_counter() - t0
     flow.info = info
