@@ -91,8 +91,8 @@ def fit_lattice(
     *,
     base: str | GaussianLatticeBase = "matched",
     basis: LatticeBasis | None = None,
-    steps: int = 25,
-    n_collocation: int = 2000,
+    steps: int = 10,
+    n_collocation: int = 1000,
     hmc_samples: int = 4000,
     hmc_chains: int = 8,
     seed: int = 0,
@@ -116,7 +116,9 @@ def fit_lattice(
         ESS/N (``flow.info["attempts"]``: width, ESS/N, runaways, or the error of a flow
         that ran away).
     steps, n_collocation
-        RK4 steps and collocation configurations of :func:`solve_lattice`.
+        RK4 steps and collocation configurations of :func:`solve_lattice`. The defaults
+        (10, 1000) were measured as good as (25, 2000) at a third of the cost (ESS/N 0.84
+        against 0.81 at 16x16, (-1, 1)); fewer than ~500 configurations lose ESS (0.66 at 250).
     hmc_samples, hmc_chains
         The reference HMC run that fits the matched base.
     seed

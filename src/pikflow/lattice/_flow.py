@@ -11,8 +11,9 @@ for :math:`(a, c_t)`. The flow :math:`\dot\phi = v_t = -\partial\Omega_t` (eqs. 
 is integrated with RK4; the layers sit at the RK4 stages (``2 steps + 1`` of them, as in
 :mod:`pikflow.flow`). The log-density follows :math:`d\log q_t/dt = -\partial\cdot v_t
 = \Delta\Omega_t` (continuous form, integrated with the same RK4 stages: exact up to
-the :math:`O(\Delta t^4)` time-discretisation error, which the importance weights and
-the IMH step then correct, see :attr:`LatticeSamples.log_w`).
+the :math:`O(\Delta t^4)` time-discretisation error; weights cannot correct an error in
+:math:`\log q` itself, so :meth:`LatticeFlow.log_density_error` measures it and
+``sample(..., logdet="exact")`` removes it).
 """
 
 from __future__ import annotations
