@@ -209,7 +209,7 @@ def solve_lattice(
     seed: int = 0,
     rcond: float = 1e-12,
     chunk: int = 256,
-    outlier: float | None = 3.0,
+    outlier: float | None = 8.0,
     progress: bool = True,
 ) -> LatticeFlow:
     r"""Solve eq. 34 for :math:`\Omega_t` at every RK4 stage of ``path`` and return the :class:`LatticeFlow`.
@@ -235,7 +235,7 @@ def solve_lattice(
         Configurations per vmapped chunk when assembling (bounds memory).
     outlier
         Collocation configurations whose root-mean-square field exceeds ``outlier`` times
-        the largest one of the base set (or that are not finite) have run away from
+        the median one of the current set (or that are not finite) have run away from
         :math:`p_t`; they are left out of this and every later layer's least squares (so a
         few runaways cannot dominate the fit) and counted in ``reports[i].dropped``.
         ``None``: keep all (a non-finite one then raises :class:`SolveError`).
@@ -259,10 +259,13 @@ def solve_lattice(
 
     axes = tuple(range(1, path.d + 1))
 
-    def kept(X, limit):
+    def kept(X, factor):
+        # relative to the current ensemble (fields may legitimately grow along the path, e.g. towards a
+        # small mass): a configuration whose rms field exceeds `factor` times the median one has run away
         finite = jnp.all(jnp.isfinite(X), axis=axes)
         rms = jnp.sqrt(jnp.mean(jnp.where(finite.reshape((-1,) + (1,) * path.d), X, 0.0) ** 2, axis=axes))
-        return finite & (rms < limit)
+        median = jnp.nanmedian(jnp.where(finite, rms, jnp.nan))
+        return finite & (rms < factor * median)
 
     @jax.jit
     def assemble(X, t, limit):
@@ -284,7 +287,7 @@ def solve_lattice(
     elif not outlier > 1:
         raise PikflowError(f"outlier must be a factor > 1 (or None), got {outlier!r}")
     else:
-        limit = float(outlier) * float(jnp.sqrt(jnp.max(jnp.mean(X**2, axis=axes))))
+        limit = float(outlier)
     coeffs, reports = [], []
     bar = progress_bar(total=2 * steps + 1, desc="solving layers", disable=not progress)
 
