@@ -185,46 +185,18 @@ def fit_from_settings(path, settings: dict, *, progress: bool = True):
     """Fit the flow of ``path`` as the settings say (base, basis overrides, steps, collocation, HMC)."""
     from ..lattice import fit_lattice
 
-    common = {
-        "steps": settings["steps"],
-        "n_collocation": settings["collocation"],
-        "seed": settings["seed"],
-        "progress": progress,
-    }
-    if not settings["basis"]:
-        return fit_lattice(
-            path,
-            base=settings["base"],
-            hmc_samples=settings["hmc_samples"],
-            hmc_chains=settings["hmc_chains"],
-            **common,
-        )
-    # Basis overrides need the base's precision first: build the base as fit_lattice does.
-    base, info = _base(path, settings)
-    basis = _basis(path, base, settings["basis"])
-    flow = fit_lattice(path, base="free" if settings["base"] == "free" else base, basis=basis, **common)
-    flow.info.update(info)
-    return flow
-
-
-def _base(path, settings):
-    import jax
-    import numpy as np
-
-    from ..lattice import GaussianLatticeBase, LatticePath, hmc, matched_base, target_values
-
-    if settings["base"] == "free":
-        return GaussianLatticeBase.from_path(path), {"base": "free"}
-    values = target_values(path)
-    t0 = _time.perf_counter()
-    fields, acc = hmc(
-        LatticePath(path.action, values),
-        jax.random.PRNGKey(settings["seed"]),
-        settings["hmc_samples"],
-        n_chains=settings["hmc_chains"],
+    over = settings["basis"]
+    return fit_lattice(
+        path,
+        base=settings["base"],
+        basis=(lambda flow_path, base: _basis(flow_path, base, over)) if over else None,
+        steps=settings["steps"],
+        n_collocation=settings["collocation"],
+        hmc_samples=settings["hmc_samples"],
+        hmc_chains=settings["hmc_chains"],
+        seed=settings["seed"],
+        progress=progress,
     )
-    info = {"base": "matched", "hmc_seconds": _time.perf_counter() - t0, "hmc_acceptance": acc}
-    return matched_base(np.asarray(fields).reshape(-1, *path.lattice.shape)), info
 
 
 def _basis(path, base, over: dict):

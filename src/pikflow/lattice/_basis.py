@@ -251,9 +251,6 @@ class SmoothedPowers(LatticeFamily):
         ft = jnp.fft.fftn(field)
         return jnp.real(jnp.fft.ifftn(self.filters * ft[None], axes=tuple(range(1, field.ndim + 1))))
 
-    def _width(self, i):
-        return None if self.widths is None else self.widths[i]
-
     def _w(self, ndim: int):
         """The widths as an array broadcasting against ``psi`` of shape ``(scales, *lattice)``."""
         return None if self.widths is None else jnp.asarray(self.widths).reshape((-1,) + (1,) * ndim)

@@ -21,6 +21,7 @@ inverts eq. 34 on quartic terms) and tamed cross-scale products
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -80,7 +81,7 @@ def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float |
         local_range=None,
         z2=path.is_z2_symmetric(),
     )
-    pairs = [s for s in default_scales(K0, PRODUCT_SCALE_LADDER) if s in kept_scales(path.lattice, K0, [s])]
+    pairs = kept_scales(path.lattice, K0, default_scales(K0, PRODUCT_SCALE_LADDER))
     if len(pairs) < 2:
         return basis
     return LatticeBasis([*basis.families, SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame)])
@@ -90,7 +91,7 @@ def fit_lattice(
     path: LatticePath,
     *,
     base: str | GaussianLatticeBase = "matched",
-    basis: LatticeBasis | None = None,
+    basis: LatticeBasis | Callable[[LatticePath, GaussianLatticeBase], LatticeBasis] | None = None,
     steps: int = 10,
     n_collocation: int = 1000,
     hmc_samples: int = 4000,
@@ -114,7 +115,8 @@ def fit_lattice(
         fresh samples have at most 0.1% runaways (a runaway leaves a hole in :math:`q` that
         no reweighting fills) and an ESS/N of at least half the best, else the largest
         ESS/N (``flow.info["attempts"]``: width, ESS/N, runaways, or the error of a flow
-        that ran away).
+        that ran away). A callable ``basis(flow_path, base)`` builds the basis once the
+        base (and so :math:`K_0`) is known.
     steps, n_collocation
         RK4 steps and collocation configurations of :func:`solve_lattice`. The defaults
         (10, 1000) were measured as good as (25, 2000) at a third of the cost (ESS/N 0.84
@@ -160,6 +162,8 @@ def fit_lattice(
         flow_path = LatticePath.matched(path.action, values, np.asarray(gauss.precision))
     t0 = _time.perf_counter()
     if basis is not None:
+        if callable(basis) and not isinstance(basis, LatticeBasis):
+            basis = basis(flow_path, gauss)
         flow = solve_lattice(
             flow_path, basis, base=gauss, steps=steps, n_collocation=n_collocation, seed=seed, progress=progress
         )

@@ -336,11 +336,15 @@ class LatticeSamples:
     log_w: np.ndarray
 
     @property
+    def finite(self) -> np.ndarray:
+        """Per sample: configuration and weight both finite (the others weigh zero everywhere)."""
+        axes = tuple(range(1, self.fields.ndim))
+        return np.isfinite(self.log_w) & np.all(np.isfinite(self.fields), axis=axes)
+
+    @property
     def n_nonfinite(self) -> int:
         """Samples whose configuration or weight is not finite."""
-        axes = tuple(range(1, self.fields.ndim))
-        bad = ~np.isfinite(self.log_w) | ~np.all(np.isfinite(self.fields), axis=axes)
-        return int(bad.sum())
+        return int((~self.finite).sum())
 
     @property
     def n_runaway(self) -> int:
@@ -348,8 +352,7 @@ class LatticeSamples:
 
         Both weigh (numerically) zero in every estimate; they are counted, never dropped.
         """
-        axes = tuple(range(1, self.fields.ndim))
-        ok = np.isfinite(self.log_w) & np.all(np.isfinite(self.fields), axis=axes)
+        ok = self.finite
         if not ok.any():
             return len(self.log_w)
         top = self.log_w[ok].max()
@@ -363,9 +366,4 @@ class LatticeSamples:
         """ESS/N of the importance weights (non-finite ones count as zero)."""
         from ..diagnostics import ess_fraction
 
-        lw = np.where(
-            np.isfinite(self.log_w) & np.all(np.isfinite(self.fields.reshape(len(self.log_w), -1)), axis=1),
-            self.log_w,
-            -np.inf,
-        )
-        return ess_fraction(lw)
+        return ess_fraction(np.where(self.finite, self.log_w, -np.inf))

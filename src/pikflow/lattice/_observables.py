@@ -47,10 +47,9 @@ def flow_observables(samples, volume: int, key) -> tuple[dict[str, Estimate], fl
 
     Non-finite samples (configuration or weight) are never accepted (zero weight).
     """
-    lw = np.asarray(samples.log_w, dtype=float)
+    ok = samples.finite
+    lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
     fields = np.asarray(samples.fields)
-    ok = np.isfinite(lw) & np.all(np.isfinite(fields.reshape(len(lw), -1)), axis=1)
-    lw = np.where(ok, lw, -np.inf)
     res = imh_chain(key, lw)
     M = np.where(ok, fields.reshape(len(lw), -1).sum(axis=1), 0.0)
     return chain_observables(res.chain(M), volume), res.acceptance
