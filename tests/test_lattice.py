@@ -22,7 +22,9 @@ from pikflow.lattice import (
     GaussianLatticeBase,
     Lattice,
     LatticeAction,
+    LatticeBasis,
     LatticePath,
+    Magnetisation,
     d,
     free_kernel,
     from_hopping,
@@ -131,6 +133,7 @@ def test_gradient_and_laplacian_stencils_match_autodiff(dim, getkey):
 # ---------------------------------------------------------------- Omega bases
 @pytest.mark.parametrize("dim,tame", [(1, None), (2, None), (3, None), (2, 1.5)])
 def test_basis_gradient_laplacian_columns_match_autodiff(dim, tame, getkey):
+    """Every family's gradient, Laplacian and eq.-34 columns against autodiff of its values."""
     lat = Lattice(SHAPES[dim])
     # tamed: smoothing with a non-trivial K(k) (a matched base's) and widths of ~1.5 sigma, so the
     # random configurations below reach the tamed region and every closed-form derivative is exercised
@@ -145,6 +148,8 @@ def test_basis_gradient_laplacian_columns_match_autodiff(dim, tame, getkey):
         precision=K,
         tame=tame,
     )
+    if tame is not None:  # tamed magnetisation powers and the mixture base's log cosh(bM) term
+        B = LatticeBasis([*B.families, Magnetisation(lat, (4, 6), width=0.3, log_cosh=0.4)])
     V = lat.volume
     x = jax.random.normal(getkey(), lat.shape)
     a = jax.random.normal(getkey(), (B.n,))
@@ -198,6 +203,94 @@ def test_gaussian_base_is_exact(getkey):
     exact = np.real(np.fft.ifftn(1.0 / np.asarray(base.precision))).reshape(-1)
     sigma = np.sqrt((exact[0] * exact[0] + exact**2) / 40000)
     assert np.all(np.abs(corr - exact) < 5 * sigma)
+
+
+def test_mixture_base_is_exact(getkey):
+    """The two-Gaussian zero-mode mixture: log-density against the dense mixture, path term against autodiff."""
+    lat = Lattice((3, 3))
+    K = 0.7 + lat.khat2()
+    base = GaussianLatticeBase(K, m0=0.8)
+    x, lq = base.sample(getkey(), 6)
+    Kd = np.real(np.fft.ifftn(K)).reshape(-1)  # K as a circulant matrix: K_ab = c(a - b)
+    idx = np.arange(9).reshape(3, 3)
+    diff = (np.subtract.outer(idx // 3, idx // 3) % 3) * 3 + np.subtract.outer(idx % 3, idx % 3) % 3
+    Kmat = Kd[diff.reshape(9, 9)]
+    xs = np.asarray(x).reshape(6, -1)
+
+    def log_normal(mean):
+        d = xs - mean
+        return 0.5 * np.linalg.slogdet(Kmat)[1] - 4.5 * np.log(2 * np.pi) - 0.5 * np.einsum("na,ab,nb->n", d, Kmat, d)
+
+    dense = np.logaddexp(log_normal(0.8), log_normal(-0.8)) - np.log(2)
+    np.testing.assert_allclose(lq, dense, rtol=1e-12)
+    np.testing.assert_allclose(base.log_prob(x), dense, rtol=1e-12)
+    # the matched path's base action is -log q0 + const: differences between configurations agree
+    path = LatticePath.matched(
+        LatticeAction(PHI4_DENSITY, lat.shape), {"m2": -1.0, "lam": 1.0}, K, base.zero_mode_coupling
+    )
+    S0 = jax.vmap(lambda f: path.value(f, 0.0))(x)
+    np.testing.assert_allclose(S0 - S0[0], -(dense - dense[0]), atol=1e-10)
+    for time in (0.0, 0.4):
+        g = jax.grad(lambda f, tt=time: path.value(f, tt))(x[1])
+        np.testing.assert_allclose(path.gradient(x[1], time), g, atol=1e-11)
+        hess = jax.hessian(lambda f, tt=time: path.value(f, tt))(x[1]).reshape(9, 9)
+        np.testing.assert_allclose(path.laplacian(x[1], time), jnp.trace(hess), rtol=1e-11)
+        dsdt = jax.grad(lambda t: path.value(x[1], t))(time)
+        np.testing.assert_allclose(path.dsdt(x[1], time), dsdt, rtol=1e-11)
+    # the sign is a fair coin: <m> over 20000 samples is 0 within 5 sigma (sigma ~ m0/sqrt(n))
+    x, _ = base.sample(getkey(), 20000)
+    m = np.asarray(x).mean(axis=(1, 2))
+    assert abs(m.mean()) < 5 * m.std() / np.sqrt(len(m))
+    with pytest.raises(ActionError, match="m0"):
+        GaussianLatticeBase(K, m0=-1.0)
+
+
+def test_mixture_moments_recover_a_mixture():
+    """mixture_moments inverts the exact moments of a two-Gaussian mixture; a Gaussian gives m0 = 0."""
+    from pikflow.lattice import matched_base, mixture_moments
+
+    m0, s2 = 0.6, 0.05
+    m2, m4 = m0**2 + s2, m0**4 + 6 * m0**2 * s2 + 3 * s2**2
+    np.testing.assert_allclose(mixture_moments(m2, m4), (m0, s2), rtol=1e-12)
+    assert mixture_moments(1.0, 3.0) == (0.0, 1.0)
+    # matched_base(mixture=True) on exact mixture samples (4x4, 40000 configurations) recovers m0 to ~1%
+    lat = Lattice((4, 4))
+    true = GaussianLatticeBase(0.5 + lat.khat2(), m0=0.7)
+    x, _ = true.sample(jax.random.PRNGKey(0), 40000)
+    fit = matched_base(np.asarray(x), mixture=True)
+    assert abs(fit.m0 - 0.7) < 0.02
+    # the within-peak zero-mode variance G(0) = V sigma^2 = 1/K(0) = 2 (the non-zero modes keep G(k))
+    np.testing.assert_allclose(1 / np.asarray(fit.precision).flat[0], 2.0, rtol=0.05)
+
+
+def test_target_ess_sees_what_flow_samples_cannot(getkey):
+    r"""ESS/N from target samples (reverse flow) against the exact ESS of Gaussian proposals.
+
+    With the identity flow from :math:`q = N(0, rK^{-1})` to :math:`p = N(0, K^{-1})` the exact
+    ESS/N is :math:`1/E_q[w^2] = (\sqrt{2r-1}/r)^V`; for :math:`r < 1/2` it is 0 (infinite weight
+    variance: q misses p's tails, a hole), which flow samples do not see but target samples do.
+    """
+    from pikflow.lattice import LatticeFlow, LatticeSamples
+
+    lat = Lattice((3, 3))
+    K = 1.0 + lat.khat2()
+    path = LatticePath(LatticeAction(PHI4_DENSITY, lat.shape), {"m2": 1.0, "lam": 0.0})
+    basis = lattice_basis(lat, magnetisation=(), scales=(), local_range=None)
+    p = GaussianLatticeBase(K)
+    for r, exact in ((0.9, (np.sqrt(2 * 0.9 - 1) / 0.9) ** 9), (0.35, 0.0)):
+        flow = LatticeFlow(path, basis, GaussianLatticeBase(K / r), np.zeros((3, basis.n)), 1, [])
+        samples = flow.sample(getkey(), 20000)
+        target, log_p = p.sample(getkey(), 20000)
+        # the reverse flow of the identity map gives back the base density exactly
+        np.testing.assert_allclose(flow.log_density(target[:50]), flow.base.log_prob(target[:50]), rtol=1e-12)
+        t_ess = flow.target_ess(target, samples)
+        if exact > 0:
+            # 20000 samples of weights with relative spread ~ sqrt(1/ESS - 1) ~ 0.25: ~0.5% noise; 3% is > 5 sigma
+            assert abs(samples.ess() - exact) < 0.03 and abs(t_ess - exact) < 0.03, (samples.ess(), t_ess, exact)
+        else:
+            # the flow-side estimate (measured 0.01) is finite and too high; the target side collapses (~1e-9)
+            assert t_ess < 0.01 * samples.ess(), (samples.ess(), t_ess)
+    assert isinstance(samples, LatticeSamples)
 
 
 def test_base_must_be_gaussian_and_positive():
@@ -282,7 +375,13 @@ def test_fit_lattice_matched_base_agrees_with_hmc():
     action = pl.LatticeAction(pl.PHI4_DENSITY, [4, 4])
     target = pl.LatticePath(action, {"m2": -1.0, "lam": 1.0})
     flow = pl.fit_lattice(target, steps=6, n_collocation=400, hmc_samples=1500, seed=3, progress=False)
-    assert flow.info["base"] == "matched" and isinstance(flow.basis.families[-1], pl.SmoothedProducts)
+    assert flow.info["base"] in ("gaussian", "mixture") and flow.info["hmc_seconds"] > 0
+    assert any(isinstance(f, pl.SmoothedProducts) for f in flow.basis.families)
+    # every candidate (base x taming width) was tried and scored on both sides
+    assert {(a["base"], a["tame"]) for a in flow.info["attempts"]} == {
+        (b, w) for b in ("gaussian", "mixture") for w in pl.TAME_LADDER
+    }
+    assert 0 < flow.info["target_ess"] <= 1
     samples = flow.sample(jax.random.PRNGKey(7), 3000)
     # measured 0.98 at steps=10; 0.8 leaves room for the coarser settings and seed-to-seed scatter
     assert samples.ess() > 0.8

@@ -100,12 +100,14 @@ def test_matched_run_with_basis_overrides(tmp_path):
     out, r = _run(tmp_path, MATCHED, "matched")
     for key in REQUIRED:
         assert key in r, key
-    assert r["base"] == "matched" and r["hmc_seconds"] > 0 and r["hmc_samples"] == 400
+    assert r["base"] in ("gaussian", "mixture") and r["hmc_seconds"] > 0 and r["hmc_samples"] == 400
+    assert 0 < r["target_ess"] <= 1 and len(r["candidates"]) >= 1
     assert r["target"] == {"m2": -1.0, "lam": 1.0}
     # the override: Fourier (6 orbits on 4x4) + 2 scales x powers (4, 6), tamed
-    assert r["n_basis"] == 6 + 2 * 2
+    assert r["n_basis"] == 6 + 2 * 2 + (r["base"] == "mixture")  # + log cosh(bM) for a mixture base
     flow = pl.LatticeFlow.load(out / "flow")
-    assert flow.path.spectral_precision is not None and flow.info["base"] == "matched"
+    assert flow.path.spectral_precision is not None and flow.info["base"] == r["base"]
+    assert flow.base.m0 == r["base_m0"] and flow.path.zero_mode == flow.base.zero_mode_coupling
     assert np.all(np.isfinite([v["value"] for v in r["observables"].values()]))
 
 
@@ -132,7 +134,7 @@ def test_bad_shapes(tmp_path, shape, message):
         (("density", '"phi**2 + foo(phi)"'), r"\[action\] density: .*unknown function 'foo'"),
         (("couplings", "m2 = -1.0\n"), r"\[path\]: coupling\(s\) \['lam'\] have no value"),
         (("couplings", "m2 = -1.0\nlam = 1.0\nkappa = 2.0\n"), r"\[path\]: the density has no coupling 'kappa'"),
-        (("extra", "[lattice]\nbase = 'exact'\n"), r"\[lattice\] base must be 'matched' or 'free'"),
+        (("extra", "[lattice]\nbase = 'exact'\n"), r"\[lattice\] base must be one of"),
         (("extra", "[lattice]\nbase = 'free'\n"), r"\[lattice\] base = 'free' needs a Gaussian start"),
         (("extra", "[lattice]\nsteps = 0\n"), r"\[lattice\] steps must be >= 1"),
         (("extra", "[lattice]\nlocal_range = 4\n"), r"\[lattice\] local_range = 4 is too long"),
@@ -200,3 +202,19 @@ def test_save_load_round_trip(tmp_path):
         pl.LatticeFlow.load(tmp_path / "f")
     with pytest.raises(FlowFileError, match="flow.json is missing"):
         pl.LatticeFlow.load(tmp_path / "nothing")
+
+
+def test_save_load_mixture_flow(tmp_path):
+    """A matched path with the zero-mode mixture base (m0, b, the log cosh family) comes back bitwise."""
+    action = pl.LatticeAction(DENSITY, [4, 4])
+    lat = action.lattice
+    base = pl.GaussianLatticeBase(0.8 + lat.khat2(), m0=0.5)
+    path = pl.LatticePath.matched(action, {"m2": -1.0, "lam": 1.0}, base.precision, base.zero_mode_coupling)
+    flow = pl.solve_lattice(path, pl.default_basis(path, base), base=base, steps=2, n_collocation=200, progress=False)
+    assert isinstance(flow.basis.families[-1], pl.Magnetisation) and flow.basis.families[-1].log_cosh > 0
+    flow.save(tmp_path / "m")
+    back = pl.LatticeFlow.load(tmp_path / "m")
+    assert back.base.m0 == 0.5 and back.path.zero_mode == path.zero_mode
+    key = jax.random.PRNGKey(4)
+    a, b = flow.sample(key, 64), back.sample(key, 64)
+    assert np.array_equal(a.fields, b.fields) and np.array_equal(a.log_w, b.log_w)  # bitwise

@@ -38,7 +38,12 @@ def _arguments(p):
     p.add_argument("--steps", type=int, default=10, help="RK4 steps (default 10, as fit_lattice)")
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
     p.add_argument("--hmc-samples", type=int, default=4000, help="HMC samples that fit the matched base (default 4000)")
-    p.add_argument("--base", default="matched", choices=["matched", "free"], help="the base (default matched)")
+    p.add_argument(
+        "--base",
+        default="matched",
+        choices=["matched", "gaussian", "mixture", "free"],
+        help="the base of fit_lattice (default matched: Gaussian and zero-mode mixture, the better kept)",
+    )
     p.add_argument("--reference", type=int, default=20_000, help="trajectories of the reference HMC (default 20000)")
     p.add_argument("--chains", type=int, default=16, help="chains of the reference HMC (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -62,7 +67,7 @@ def run(args) -> dict:
     shape = [args.L] * args.dim
     action = pl.LatticeAction(pl.PHI4_DENSITY, shape)
     volume = int(np.prod(shape))
-    if args.base == "matched":
+    if args.base != "free":
         path = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
     else:
         path = pl.LatticePath(action, {"m2": (1.0, args.m2), "lam": (0.0, args.lam)})
@@ -116,6 +121,9 @@ def run(args) -> dict:
         "basis": repr(flow.basis),
         "pik": {
             "base": flow.info.get("base"),
+            "m0": flow.info.get("m0"),
+            "target_ess": flow.info.get("target_ess"),
+            "candidates": flow.info.get("attempts"),
             "n": args.n,
             "steps": args.steps,
             "collocation": args.collocation,
@@ -163,7 +171,10 @@ def _print(res):
     print()
     print("| | PIK | HMC |")
     print("|---|---|---|")
+    print(f"| base | {p['base']} (m0 = {p['m0'] or 0:.3g}, tame {p['tame']}) | |")
     print(f"| ESS/N | {p['ess']:.3f} | |")
+    if p["target_ess"] is not None:
+        print(f"| ESS/N from the base's HMC samples (hole check, at selection) | {p['target_ess']:.3f} | |")
     print(f"| acceptance | {p['imh_acceptance']:.3f} (IMH) | {h['acceptance']:.3f} |")
     print(f"| tau_int(abs m) | {p['tau_int_abs_m']:.2f} | {h['tau_int_abs_m']:.2f} |")
     for k in p["observables"]:

@@ -109,13 +109,16 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "lattice": {
         "base": (
             (str,),
-            "'matched' (default): a Gaussian fitted to the two-point function of a short HMC run at the target; "
-            "the [path] end values (t = 1) define the target and the base replaces the start point, the path "
-            "being S_t = (1-t) phi.K0.phi/2 + t S_1. 'free': the [path] as given, whose start (t = 0) must be "
-            "a Gaussian (e.g. lam = [0, 1])",
+            "'matched' (default): a base fitted to a short HMC run at the target; the [path] end values (t = 1) "
+            "define the target and the base replaces the start point, the path being S_t = (1-t) S_0 + t S_1. "
+            "Both a Gaussian with the target's two-point function and (where the magnetisation's Binder cumulant "
+            "is positive) a two-Gaussian mixture split along the zero mode are solved, and the flow with the "
+            "better ESS/N (the smaller of the flow-side and the HMC-side estimate, which sees holes) is kept. "
+            "'gaussian' / 'mixture': only that matched base. 'free': the [path] as given, whose start (t = 0) "
+            "must be a Gaussian (e.g. lam = [0, 1])",
         ),
-        "steps": ((int,), "RK4 steps (2*steps+1 layers); default that of fit_lattice (25)"),
-        "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (2000)"),
+        "steps": ((int,), "RK4 steps (2*steps+1 layers); default that of fit_lattice (10)"),
+        "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (1000)"),
         "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
         "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),
         "fourier": (

@@ -82,8 +82,10 @@ def check_lattice(data: dict, where: str = "config") -> None:
                     f"lattice runs take {[f'[{section}] {k}' for k in allowed]}"
                 )
     lat = data.get("lattice", {})
-    if "base" in lat and lat["base"] not in ("matched", "free"):
-        raise ConfigError(f"{where}: [lattice] base must be 'matched' or 'free', got {lat['base']!r}")
+    from ..lattice._fit import BASE_KINDS
+
+    if "base" in lat and lat["base"] not in BASE_KINDS:
+        raise ConfigError(f"{where}: [lattice] base must be one of {list(BASE_KINDS)}, got {lat['base']!r}")
     for key, low in (("steps", 1), ("collocation", 10), ("hmc_samples", 1), ("hmc_chains", 1), ("local_degree", 1)):
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
@@ -202,11 +204,11 @@ def fit_from_settings(path, settings: dict, *, progress: bool = True):
 def _basis(path, base, over: dict):
     import numpy as np
 
-    from ..lattice import DEFAULT_TAME, default_scales, lattice_basis
+    from ..lattice import DEFAULT_TAME, LatticeBasis, Magnetisation, default_scales, lattice_basis
 
     K0 = np.asarray(base.precision)
     try:
-        return lattice_basis(
+        basis = lattice_basis(
             path.lattice,
             fourier=over.get("fourier", True),
             magnetisation=tuple(over.get("magnetisation", ())),
@@ -220,6 +222,9 @@ def _basis(path, base, over: dict):
         )
     except PikflowError as err:
         raise ConfigError(f"[lattice] basis settings: {err}") from None
+    if base.m0 > 0:  # a mixture base: its action's -log cosh(bM) term belongs in the basis too
+        basis = LatticeBasis([*basis.families, Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling)])
+    return basis
 
 
 def run_lattice(args, data: dict, source: str) -> int:
@@ -243,12 +248,13 @@ def run_lattice(args, data: dict, source: str) -> int:
     if settings["base"] == "free":
         print(f"  S_t = {path.density}")
     else:
-        print(f"  target S_1 = {path.at(1.0)}  (from a Gaussian base matched to it)")
+        print(f"  target S_1 = {path.at(1.0)}  (from a base matched to it: {settings['base']})")
     flow = fit_from_settings(path, settings, progress=progress)
     info = flow.info
     hmc_s = info.get("hmc_seconds")
     print(
         f"  base {info.get('base')}"
+        + (f" (m0 = {info['m0']:.4g})" if info.get("m0") else "")
         + (f" (HMC {hmc_s:.2f} s, acceptance {info.get('hmc_acceptance', float('nan')):.3f})" if hmc_s else "")
         + f"; solved {len(flow.reports)} layers in {info['solve_seconds']:.2f} s ({flow.basis!r}, "
         f"{flow.basis.n} terms)"
@@ -273,6 +279,7 @@ def run_lattice(args, data: dict, source: str) -> int:
         "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
         "target": target_values(path),
         "base": info.get("base"),
+        "base_m0": info.get("m0", 0.0),
         "basis": repr(flow.basis),
         "n_basis": flow.basis.n,
         "steps": flow.steps,
@@ -284,12 +291,14 @@ def run_lattice(args, data: dict, source: str) -> int:
         "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
         "log_q_error_max": _log_q_check(flow, settings),
         "ess": float(samples.ess()),
+        "target_ess": info.get("target_ess"),
         "imh_acceptance": float(acceptance),
         "observables": {k: v.to_dict() for k, v in obs.items()},
         "reweighted_observables": {k: v.to_dict() for k, v in rew.items()},
         "hmc_seconds": hmc_s,
         "hmc_acceptance": info.get("hmc_acceptance"),
-        "hmc_samples": settings["hmc_samples"] if info.get("base") == "matched" else None,
+        "hmc_samples": settings["hmc_samples"] if hmc_s is not None else None,
+        "candidates": info.get("attempts"),
         "solve_seconds": info["solve_seconds"],
         "sample_seconds": sample_seconds,
         "samples_per_second": settings["n"] / sample_seconds,

@@ -3,7 +3,8 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 - :class:`Lattice`, :class:`LatticeAction` (a density string or SymPy expression in
   ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``), :class:`LatticePath`.
 - Symbolic gradient and Laplacian stencils lowered to JAX (``jnp.roll``).
-- :class:`GaussianLatticeBase` (exact FFT sampling), :func:`free_kernel` (exact
+- :class:`GaussianLatticeBase` (exact FFT sampling; optionally a two-Gaussian zero-mode mixture),
+  :func:`free_kernel` (exact
   :math:`v = -\tfrac12 K^{-1}\dot K\phi`).
 - Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
   :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`.
@@ -37,9 +38,18 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
-from ._fit import DEFAULT_TAME, TAME_LADDER, default_basis, default_scales, fit_lattice, target_values
+from ._fit import (
+    BASE_KINDS,
+    DEFAULT_TAME,
+    HOLE_CHECK_SAMPLES,
+    TAME_LADDER,
+    default_basis,
+    default_scales,
+    fit_lattice,
+    target_values,
+)
 from ._flow import LatticeFlow, LatticeLayerReport, LatticeSamples, least_squares, solve_lattice
-from ._free import GaussianLatticeBase, free_kernel
+from ._free import GaussianLatticeBase, free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice
 from ._observables import (
@@ -48,10 +58,15 @@ from ._observables import (
     hmc,
     matched_base,
     matched_base_weighted,
+    mixture_moments,
     reweighted_observables,
 )
 
 __all__ = [
+    "BASE_KINDS",
+    "HOLE_CHECK_SAMPLES",
+    "log_cosh",
+    "mixture_moments",
     "DEFAULT_SCALES",
     "DEFAULT_TAME",
     "TAME_LADDER",

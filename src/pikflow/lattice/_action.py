@@ -272,6 +272,7 @@ class LatticePath:
         self.density: sp.Expr = sp.expand(action.expr.xreplace(self.coupling_exprs))
         self.spectral_precision: np.ndarray | None = None
         self.spectral_weight: sp.Expr = sp.Integer(0)
+        self.zero_mode: float = 0.0
         self._lowered = None
 
     @classmethod
@@ -284,8 +285,12 @@ class LatticePath:
         return cls(action, {k: (start[k], end[k]) for k in start})
 
     @classmethod
-    def matched(cls, action: LatticeAction, values: Mapping, precision) -> LatticePath:
-        r""":math:`\hat S_t = (1-t)\,\tfrac12\phi^T K_0\phi + t\,\hat S_1` from a Gaussian base to the target.
+    def matched(cls, action: LatticeAction, values: Mapping, precision, zero_mode: float = 0.0) -> LatticePath:
+        r""":math:`\hat S_t = (1-t)\,\hat S_0 + t\,\hat S_1` from a Gaussian (or zero-mode mixture) base to the target.
+
+        :math:`\hat S_0 = \tfrac12\phi^T K_0\phi - \log\cosh(bM)`, :math:`M = \sum_n\phi_n`: the
+        Gaussian of SCIENCE.md 3b for :math:`b = 0`, the two-Gaussian mixture of
+        :class:`GaussianLatticeBase` (``m0 > 0``, :math:`b = K_0(0)m_0`) otherwise.
 
         Parameters
         ----------
@@ -293,14 +298,19 @@ class LatticePath:
             The target :math:`\hat S_1`: the action with numeric couplings.
         precision
             :math:`K_0(k)` on the FFT grid (shape of the lattice), positive.
+        zero_mode
+            :math:`b \ge 0` (``base.zero_mode_coupling``).
         """
         path = cls(action, {k: float(v) for k, v in values.items()})
         K0 = np.asarray(precision, dtype=float)
         if K0.shape != action.lattice.shape or not np.all(K0 > 0) or not np.all(np.isfinite(K0)):
             raise ActionError(f"the base precision must be positive and finite with shape {action.lattice.shape}")
+        if not (np.isfinite(zero_mode) and zero_mode >= 0):
+            raise ActionError(f"the zero-mode coupling b must be a finite number >= 0, got {zero_mode!r}")
         path.density = sp.expand(T * path.density)
         path.spectral_precision = K0
         path.spectral_weight = 1 - T
+        path.zero_mode = float(zero_mode)
         return path
 
     # ---------------------------------------------------------------- symbolic pieces
@@ -353,6 +363,13 @@ class LatticePath:
         ft = jnp.fft.fftn(field, axes=axes)
         energy = 0.5 * jnp.sum(K0 * jnp.abs(ft) ** 2, axis=axes) / self.lattice.volume
         grad = jnp.real(jnp.fft.ifftn(K0 * ft, axes=axes))
+        if self.zero_mode:
+            # the mixture base's -log cosh(b M) (GaussianLatticeBase with m0 > 0): value, uniform gradient
+            from ._free import log_cosh
+
+            bM = self.zero_mode * jnp.sum(field, axis=axes)
+            energy = energy - log_cosh(bM)
+            grad = grad - self.zero_mode * jnp.tanh(bM).reshape(jnp.shape(bM) + (1,) * self.d)
         return energy, grad
 
     def value(self, field, time):
@@ -380,9 +397,15 @@ class LatticePath:
         r""":math:`\sum_n\partial^2\hat S_t/\partial\phi_n^2` (trace of the Hessian)."""
         out = jnp.sum(self._lower()(field, time)[3])
         if self.spectral_precision is not None:
-            out = out + self._spectral[1](time) * jnp.sum(self.spectral_precision)
+            lap = jnp.sum(self.spectral_precision)
+            if self.zero_mode:
+                b = self.zero_mode
+                lap = lap - self.lattice.volume * b**2 / jnp.cosh(b * jnp.sum(field)) ** 2
+            out = out + self._spectral[1](time) * lap
         return out
 
     def __repr__(self) -> str:
         extra = "" if self.spectral_precision is None else " + (1-t) * spectral Gaussian"
+        if self.zero_mode:
+            extra += f" - (1-t) log cosh({self.zero_mode:.4g} M)"
         return f"LatticePath({self.density}{extra}, {self.lattice})"

@@ -124,36 +124,71 @@ class FourierTwoPoint(LatticeFamily):
 
 
 class Magnetisation(LatticeFamily):
-    r"""Global terms :math:`T_p = V m^p`, :math:`m = \frac1V\sum_n\phi_n`.
+    r"""Global terms :math:`T_p = V f_p(m)`, :math:`m = \frac1V\sum_n\phi_n`, and optionally :math:`\log\cosh(bM)`.
 
-    :math:`\partial_n T_p = p\,m^{p-1}`, :math:`\Delta T_p = p(p-1)\,m^{p-2}`.
+    :math:`f_p` is :func:`tamed_power` with the absolute ``width`` (``None``: :math:`m^p`);
+    :math:`\partial_n T_p = f_p'(m)`, :math:`\Delta T_p = f_p''(m)`. With ``log_cosh`` :math:`=b`
+    one more term :math:`T = \log\cosh(bM)` (:math:`\partial_n T = b\tanh bM`,
+    :math:`\Delta T = Vb^2/\cosh^2 bM`): the zero-mode structure of the two-Gaussian
+    mixture base (:class:`GaussianLatticeBase` with ``m0 > 0``), whose action carries it.
     """
 
-    def __init__(self, lattice: Lattice, powers: Sequence[int] = (4, 6)):
+    def __init__(
+        self,
+        lattice: Lattice,
+        powers: Sequence[int] = (4, 6),
+        *,
+        width: float | None = None,
+        log_cosh: float | None = None,
+    ):
         self.lattice = lattice
         self.powers = tuple(int(p) for p in powers)
         if any(p < 1 for p in self.powers):
             raise BasisError(f"magnetisation powers must be positive integers, got {list(powers)}")
-        self.n = len(self.powers)
+        if width is not None and not width > 0:
+            raise BasisError(f"the magnetisation taming width must be positive (or None), got {width!r}")
+        if log_cosh is not None and not log_cosh > 0:
+            raise BasisError(f"the log cosh coupling b must be positive (or None), got {log_cosh!r}")
+        self.width = None if width is None else float(width)
+        self.log_cosh = None if log_cosh is None else float(log_cosh)
+        self.n = len(self.powers) + (self.log_cosh is not None)
         self.names = [f"V*m**{p}" for p in self.powers]
+        if self.log_cosh is not None:
+            self.names.append(f"log cosh({self.log_cosh:.4g} M)")
+
+    def _parts(self, field):
+        """Per term: value, first and second derivative in :math:`m` (scaled as documented)."""
+        m = jnp.mean(field)
+        V = self.lattice.volume
+        vals, d1, d2 = [], [], []
+        for p in self.powers:
+            f = tamed_power(m, p, self.width)
+            g1, g2 = tamed_power_derivatives(m, p, self.width)
+            vals.append(V * f)
+            d1.append(g1)
+            d2.append(g2)
+        if self.log_cosh is not None:
+            from ._free import log_cosh
+
+            b = self.log_cosh
+            bM = b * V * m
+            vals.append(log_cosh(bM))
+            d1.append(b * jnp.tanh(bM))
+            d2.append(V * b**2 / jnp.cosh(bM) ** 2)
+        return jnp.stack(vals), jnp.stack(d1), jnp.stack(d2)
 
     def values(self, field):
-        m = jnp.mean(field)
-        return jnp.stack([self.lattice.volume * m**p for p in self.powers])
+        return self._parts(field)[0]
 
     def laplacians(self, field):
-        m = jnp.mean(field)
-        return jnp.stack([p * (p - 1) * m ** max(p - 2, 0) * (p >= 2) for p in self.powers])
+        return self._parts(field)[2]
 
     def columns(self, field, dS):
-        m = jnp.mean(field)
-        total = jnp.sum(dS)
-        return self.laplacians(field) - jnp.stack([p * m ** (p - 1) * total for p in self.powers])
+        _, d1, d2 = self._parts(field)
+        return d2 - d1 * jnp.sum(dS)
 
     def gradient(self, a, field):
-        m = jnp.mean(field)
-        g = sum(a[i] * p * m ** (p - 1) for i, p in enumerate(self.powers))
-        return jnp.broadcast_to(g, field.shape)
+        return jnp.broadcast_to(jnp.dot(a, self._parts(field)[1]), field.shape)
 
 
 def tamed_power(x, p: int, width):

@@ -29,7 +29,7 @@ import sympy as sp
 
 from .._errors import PikflowError, SolveError
 from ._action import LatticePath, T
-from ._basis import LatticeBasis, SmoothedProducts, kept_scales, lattice_basis
+from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
 from ._flow import LatticeFlow, solve_lattice
 from ._free import GaussianLatticeBase
 
@@ -69,7 +69,10 @@ def default_scales(precision, ladder=MATCHED_SCALE_LADDER) -> tuple[float, ...]:
 
 
 def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float | None = DEFAULT_TAME) -> LatticeBasis:
-    """The default basis for a flow from ``base`` along ``path`` (see the module docstring)."""
+    r"""The default basis for a flow from ``base`` along ``path`` (see the module docstring).
+
+    For a mixture base (``base.m0 > 0``) it also holds :math:`\log\cosh(bM)` (:class:`Magnetisation`).
+    """
     K0 = np.asarray(base.precision)
     basis = lattice_basis(
         path.lattice,
@@ -81,10 +84,20 @@ def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float |
         local_range=None,
         z2=path.is_z2_symmetric(),
     )
+    fams = list(basis.families)
     pairs = kept_scales(path.lattice, K0, default_scales(K0, PRODUCT_SCALE_LADDER))
-    if len(pairs) < 2:
-        return basis
-    return LatticeBasis([*basis.families, SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame)])
+    if len(pairs) >= 2:
+        fams.append(SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame))
+    if base.m0 > 0:
+        # the mixture base's action carries -log cosh(bM): give the zero mode the same function
+        fams.append(Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling))
+    return LatticeBasis(fams)
+
+
+#: The ``base`` values :func:`fit_lattice` accepts (besides a :class:`GaussianLatticeBase`).
+BASE_KINDS = ("matched", "gaussian", "mixture", "free")
+#: Target configurations (at most) pulled back through each candidate flow for :meth:`LatticeFlow.target_ess`.
+HOLE_CHECK_SAMPLES = 2000
 
 
 def fit_lattice(
@@ -97,7 +110,7 @@ def fit_lattice(
     hmc_samples: int = 4000,
     hmc_chains: int = 8,
     seed: int = 0,
-    select: int = 1000,
+    select: int = 2000,
     progress: bool = True,
 ) -> LatticeFlow:
     r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
@@ -107,16 +120,17 @@ def fit_lattice(
     path
         A :class:`LatticePath`; its value at ``t = 1`` is the target.
     base
-        ``"matched"`` (a Gaussian fitted to a short HMC run at the target, SCIENCE.md 3b),
-        ``"free"`` (the path's own Gaussian start) or a :class:`GaussianLatticeBase`.
+        ``"matched"`` (default): a short HMC run at the target fits a Gaussian base to its
+        two-point function (SCIENCE.md 3b) and, where the magnetisation's Binder cumulant is
+        positive, also the two-Gaussian mixture along the zero mode
+        (:func:`matched_base` with ``mixture=True``); both are solved and the better kept.
+        ``"gaussian"`` or ``"mixture"``: only that one. ``"free"``: the path's own Gaussian
+        start. A :class:`GaussianLatticeBase`: the matched path with that base.
     basis
-        The basis for :math:`\Omega_t`. Default: :func:`default_basis` solved for every
-        taming width of :data:`TAME_LADDER` (widest first), keeping the first whose ``select``
-        fresh samples have at most 0.1% runaways (a runaway leaves a hole in :math:`q` that
-        no reweighting fills) and an ESS/N of at least half the best, else the largest
-        ESS/N (``flow.info["attempts"]``: width, ESS/N, runaways, or the error of a flow
-        that ran away). A callable ``basis(flow_path, base)`` builds the basis once the
-        base (and so :math:`K_0`) is known.
+        The basis for :math:`\Omega_t`. Default: :func:`default_basis` for every taming width
+        of :data:`TAME_LADDER`. A callable ``basis(flow_path, base)`` builds it once the base
+        (and so :math:`K_0`) is known; a fixed :class:`LatticeBasis` is used with the matched
+        Gaussian only (it cannot carry a mixture's zero-mode term).
     steps, n_collocation
         RK4 steps and collocation configurations of :func:`solve_lattice`. The defaults
         (10, 1000) were measured as good as (25, 2000) at a third of the cost (ESS/N 0.84
@@ -126,60 +140,80 @@ def fit_lattice(
     seed
         Seeds the HMC run, the collocation configurations and the selection samples.
     select
-        Samples per candidate flow when choosing the taming width.
+        Samples per candidate flow when choosing between candidates (bases, widths).
     progress
         Progress bars.
+
+    Notes
+    -----
+    Every candidate (base, width) is solved; ``select`` fresh samples give its ESS/N and
+    runaways, and with a matched base :meth:`LatticeFlow.target_ess` of up to
+    :data:`HOLE_CHECK_SAMPLES` reference HMC configurations gives the ESS/N seen from the
+    target's side, which drops where :math:`q` has a hole (a region of the target the flow
+    does not reach: biased estimates that neither ESS nor IMH acceptance reveal). The score is
+    the smaller of the two; the best-scoring candidate with at most 0.1% runaways is kept
+    (a runaway leaves a hole too), else the best score. ``flow.info["attempts"]`` lists them.
 
     Returns
     -------
     LatticeFlow
-        With ``flow.info``: ``base`` (the kind), ``target`` (the couplings at t = 1),
-        ``hmc_seconds`` and ``hmc_acceptance`` for a matched base, ``solve_seconds``.
+        With ``flow.info``: ``base`` (the kind: ``gaussian``, ``mixture``, ``free`` or
+        ``given``), ``m0``, ``target`` (the couplings at t = 1), ``hmc_seconds`` and
+        ``hmc_acceptance`` for a matched base, ``tame``, ``attempts``, ``ess_select``,
+        ``target_ess`` and ``solve_seconds``.
     """
     if not isinstance(path, LatticePath):
         raise PikflowError(f"fit_lattice needs a LatticePath, got {type(path).__name__}")
+    if isinstance(base, str) and base not in BASE_KINDS:
+        raise PikflowError(f"base must be one of {list(BASE_KINDS)} or a GaussianLatticeBase, got {base!r}")
+    if not isinstance(base, (str, GaussianLatticeBase)):
+        raise PikflowError(f"base must be one of {list(BASE_KINDS)} or a GaussianLatticeBase, got {base!r}")
     info: dict = {}
+    reference = None
     if isinstance(base, str) and base == "free":
-        gauss = GaussianLatticeBase.from_path(path)
-        flow_path = path
-        info["base"] = "free"
+        bases = [("free", GaussianLatticeBase.from_path(path), path)]
     else:
         values = target_values(path)
         info["target"] = values
         if isinstance(base, GaussianLatticeBase):
-            gauss = base
-            info["base"] = "given"
-        elif isinstance(base, str) and base == "matched":
+            kinds = [("given", base)]
+        else:
             from ._observables import hmc, matched_base
 
-            target = LatticePath(path.action, values)
             t0 = _time.perf_counter()
-            fields, acc = hmc(target, jax.random.PRNGKey(seed), hmc_samples, n_chains=hmc_chains)
-            info.update(base="matched", hmc_seconds=_time.perf_counter() - t0, hmc_acceptance=acc)
-            gauss = matched_base(fields.reshape(-1, *path.lattice.shape))
-        else:
-            raise PikflowError(f"base must be 'matched', 'free' or a GaussianLatticeBase, got {base!r}")
-        flow_path = LatticePath.matched(path.action, values, np.asarray(gauss.precision))
+            fields, acc = hmc(
+                LatticePath(path.action, values), jax.random.PRNGKey(seed), hmc_samples, n_chains=hmc_chains
+            )
+            info.update(hmc_seconds=_time.perf_counter() - t0, hmc_acceptance=acc)
+            reference = np.asarray(fields).reshape(-1, *path.lattice.shape)
+            kinds = []
+            if base in ("matched", "gaussian") or isinstance(basis, LatticeBasis):
+                kinds.append(("gaussian", matched_base(reference)))
+            if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis):
+                mix = matched_base(reference, mixture=True)
+                if mix.m0 > 0 or base == "mixture":
+                    kinds.append(("mixture", mix))
+            reference = reference[:: max(1, len(reference) // HOLE_CHECK_SAMPLES)]
+        bases = [
+            (kind, g, LatticePath.matched(path.action, values, np.asarray(g.precision), g.zero_mode_coupling))
+            for kind, g in kinds
+        ]
+    tames = TAME_LADDER if basis is None else (None,)
     t0 = _time.perf_counter()
-    if basis is not None:
-        if callable(basis) and not isinstance(basis, LatticeBasis):
-            basis = basis(flow_path, gauss)
-        flow = solve_lattice(
-            flow_path, basis, base=gauss, steps=steps, n_collocation=n_collocation, seed=seed, progress=progress
-        )
-    else:
-        # The default basis is tamed; the best width depends on the coupling (wide where the target is close
-        # to the matched Gaussian, narrow at strong coupling, where wide widths let tail samples run away and
-        # leave a hole in q that no reweighting can fill). Solve for the widths of TAME_LADDER (widest first)
-        # and keep the first whose `select` fresh samples have no more than 0.1% runaways and an ESS/N of at
-        # least half the best seen; if none qualifies, the largest ESS/N. ESS/N from heavy-tailed weights is
-        # noisy, so a narrower width must not win on ESS alone.
-        attempts, cands = [], []
-        for k, tame in enumerate(TAME_LADDER):
+    attempts, cands = [], []
+    for kind, gauss, flow_path in bases:
+        for k, tame in enumerate(tames):
+            if basis is None:
+                fbasis = default_basis(flow_path, gauss, tame=tame)
+            elif isinstance(basis, LatticeBasis):
+                fbasis = basis
+            else:
+                fbasis = basis(flow_path, gauss)
+            record = {"base": kind, "tame": tame}
             try:
                 cand = solve_lattice(
                     flow_path,
-                    default_basis(flow_path, gauss, tame=tame),
+                    fbasis,
                     base=gauss,
                     steps=steps,
                     n_collocation=n_collocation,
@@ -187,24 +221,35 @@ def fit_lattice(
                     progress=progress,
                 )
             except SolveError as err:
-                attempts.append({"tame": tame, "ok": False, "error": str(err)})
+                attempts.append({**record, "ok": False, "error": str(err)})
+                continue
+            if len(bases) * len(tames) == 1 and reference is None:
+                cands.append((1.0, 0.0, record, cand))
+                attempts.append({**record, "ok": True})
                 continue
             trial = cand.sample(jax.random.PRNGKey(seed + 7919 + k), select)
-            ess = float(trial.ess())
-            attempts.append({"tame": tame, "ok": True, "ess": ess, "runaway": trial.n_runaway})
-            cands.append((ess, trial.n_runaway / select, tame, cand))
-        best = None
-        if cands:
-            top = max(c[0] for c in cands)
-            clean = [c for c in cands if c[1] <= 1e-3 and c[0] >= 0.5 * top]
-            best = clean[0] if clean else max(cands, key=lambda c: c[0])
-        if best is None:
-            raise SolveError(
-                f"every default basis ran away (taming widths {list(TAME_LADDER)}): {attempts[-1]['error']}; "
-                "pass steps=, n_collocation= or a basis of your own"
-            )
-        _, _, tame, flow = best
-        info["tame"], info["attempts"] = tame, attempts
-    info["solve_seconds"] = _time.perf_counter() - t0
+            record.update(ok=True, ess=float(trial.ess()), runaway=trial.n_runaway)
+            score = record["ess"]
+            if reference is not None:
+                record["target_ess"] = cand.target_ess(reference, trial)
+                score = min(score, record["target_ess"])
+            attempts.append(record)
+            cands.append((score, trial.n_runaway / select, record, cand))
+    if not cands:
+        raise SolveError(
+            f"every candidate flow ran away ({[(a['base'], a['tame']) for a in attempts]}): {attempts[-1]['error']}; "
+            "pass steps=, n_collocation= or a basis of your own"
+        )
+    clean = [c for c in cands if c[1] <= 1e-3]
+    _, _, record, flow = max(clean or cands, key=lambda c: c[0])
+    info.update(
+        base=record["base"],
+        m0=float(flow.base.m0),
+        tame=record["tame"],
+        attempts=attempts,
+        ess_select=record.get("ess"),
+        target_ess=record.get("target_ess"),
+        solve_seconds=_time.perf_counter() - t0,
+    )
     flow.info = info
     return flow

@@ -70,6 +70,7 @@ class LatticeFlow:
         self.reports = list(reports)
         self.info: dict = {}
         self._exact_fn = None
+        self._reverse = None
         self._push = jax.jit(_make_push(basis, steps))
         self._target = jax.jit(jax.vmap(lambda x: path.value(x, 1.0)))
 
@@ -156,6 +157,44 @@ class LatticeFlow:
         _, ld = self._exact(jnp.asarray(self.coeffs), x0)
         return np.asarray(cont - (lq0 - ld))
 
+    def log_density(self, fields, *, batch: int = 1000) -> np.ndarray:
+        r""":math:`\log q_1` of the flow at given configurations (e.g. reference HMC samples), by the reverse flow.
+
+        Integrates :math:`\dot\phi = v_t` backwards from :math:`t = 1` to :math:`0` with the
+        same RK4 stages and accumulates :math:`\log q_1(\phi_1) = \log q_0(\phi_0) +
+        \int_0^1\Delta\Omega_t(\phi_t)\,dt` (the continuous form of :meth:`sample`, accurate to
+        :math:`O(\Delta t^4)`). With samples of the target this measures what forward samples
+        cannot see: regions where :math:`q` is far below :math:`p` (holes), see :meth:`target_ess`.
+        """
+        x = jnp.asarray(fields, dtype=float)
+        if x.shape[1:] != self.path.lattice.shape:
+            raise SamplingError(f"configurations must have shape (n, {', '.join(map(str, self.path.lattice.shape))})")
+        if self._reverse is None:
+            self._reverse = jax.jit(_make_push(self.basis, self.steps, reverse=True))
+        out = []
+        for start in range(0, x.shape[0], batch):
+            x0, integral = self._reverse(jnp.asarray(self.coeffs), x[start : start + batch], jnp.zeros(0))
+            out.append(np.asarray(self.base.log_prob(x0) + integral))
+        return np.concatenate(out)
+
+    def target_ess(self, target_fields, samples: LatticeSamples) -> float:
+        r"""ESS/N estimated from samples of the target: :math:`\bar w_q / \bar w_p`, sensitive to holes in :math:`q`.
+
+        For importance weights :math:`w = e^{-\hat S_1}/q`, :math:`E_q[w^2]/E_q[w]^2 = E_p[w]/Z` with
+        :math:`Z = E_q[w]`, so ESS/N :math:`= E_q[w]/E_p[w]`. The usual estimate from flow samples
+        (:meth:`LatticeSamples.ess`) never sees a region the flow misses; this one, from target
+        samples ``target_fields`` (e.g. a reference HMC run) pulled back with :meth:`log_density`,
+        does: a value far below ``samples.ess()`` means :math:`q` has a hole and estimates are biased.
+        """
+        x = jnp.asarray(target_fields, dtype=float)
+        log_wp = np.asarray(-self._target(x)) - self.log_density(x)
+        log_wq = np.where(samples.finite, samples.log_w, -np.inf)
+        from scipy.special import logsumexp
+
+        lp = logsumexp(log_wp[np.isfinite(log_wp)]) - np.log(np.isfinite(log_wp).sum())
+        lq = logsumexp(log_wq) - np.log(len(log_wq))
+        return float(min(1.0, np.exp(lq - lp)))
+
     def residuals(self) -> np.ndarray:
         """The relative residual of every layer."""
         return np.array([r.residual for r in self.reports])
@@ -174,12 +213,18 @@ class LatticeFlow:
         return load_lattice_flow(directory)
 
 
-def _make_push(basis: LatticeBasis, steps: int):
+def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False):
+    """RK4 over the stage layers; ``reverse``: from t = 1 back to 0, returning the field and the integral of ΔΩ."""
     dt = 1.0 / steps
-    vel = jax.vmap(lambda a, x: -basis.gradient(a, x), (None, 0))
+    sign = 1.0 if reverse else -1.0
+    vel = jax.vmap(lambda a, x: sign * basis.gradient(a, x), (None, 0))
     lap = jax.vmap(basis.laplacian, (None, 0))
 
     def push(coeffs, x, lq):
+        if reverse:
+            coeffs = coeffs[::-1]
+            lq = jnp.zeros(x.shape[0])
+
         def body(carry, i):
             x, lq = carry
             a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
@@ -235,9 +280,10 @@ def solve_lattice(
         Configurations per vmapped chunk when assembling (bounds memory).
     outlier
         Collocation configurations whose root-mean-square field exceeds ``outlier`` times
-        the median one of the current set (or that are not finite) have run away from
-        :math:`p_t`; they are left out of this and every later layer's least squares (so a
-        few runaways cannot dominate the fit) and counted in ``reports[i].dropped``.
+        the median one of the current set, whose right-hand side :math:`d\hat S_t/dt` lies more
+        than ``outlier`` robust standard deviations (1.4826 MAD) from the median, or that are
+        not finite, have run away from :math:`p_t`; they are left out of the layer's least
+        squares (so a few runaways cannot dominate the fit) and counted in ``reports[i].dropped``.
         ``None``: keep all (a non-finite one then raises :class:`SolveError`).
     progress
         Show a progress bar over layers.
@@ -272,8 +318,14 @@ def solve_lattice(
         ok = kept(X, limit)
         X = jnp.where(ok.reshape((-1,) + (1,) * path.d), X, 0.0)
         cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
-        A = jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1) * ok[:, None]
-        b = b * ok
+        # a configuration far out in the tail can be finite with an ordinary rms field and still have a
+        # right-hand side dS/dt so large that its row alone decides the least squares: drop rows whose
+        # right-hand side lies more than `limit` robust standard deviations (1.4826 MAD) from the median
+        bm = jnp.nanmedian(jnp.where(ok, b, jnp.nan))
+        b_sd = 1.4826 * jnp.nanmedian(jnp.where(ok, jnp.abs(b - bm), jnp.nan))
+        ok = ok & (jnp.abs(b - bm) <= limit * jnp.maximum(b_sd, 1e-300)) & jnp.all(jnp.isfinite(cols), axis=1)
+        A = jnp.where(ok[:, None], jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1), 0.0)
+        b = jnp.where(ok, b, 0.0)
         sol = least_squares(A, b, rcond)
         mean = jnp.sum(b) / jnp.maximum(jnp.sum(ok), 1)
         res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm((b - mean) * ok)

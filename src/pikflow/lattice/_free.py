@@ -21,29 +21,58 @@ from ._action import LatticePath, site_symbols
 from ._lattice import Lattice
 
 
+def log_cosh(x):
+    r""":math:`\log\cosh x`, stable for large :math:`|x|`."""
+    a = jnp.abs(x)
+    return a + jnp.log1p(jnp.exp(-2 * a)) - np.log(2.0)
+
+
 class GaussianLatticeBase(eqx.Module):
     r"""The normal distribution :math:`p_0\propto e^{-\frac12\phi^TK\phi}`, :math:`K` diagonal in momentum space.
+
+    With ``m0 > 0`` it is the symmetric two-Gaussian mixture split along the zero mode,
+    :math:`p_0 = \tfrac12 N(m_0\mathbf 1, K^{-1}) + \tfrac12 N(-m_0\mathbf 1, K^{-1})`
+    (a base for the broken phase, whose magnetisation has two peaks). Only the zero mode
+    differs from the Gaussian:
+
+    .. math::  \log p_0(\phi) = \log N(\phi; 0, K^{-1}) - \tfrac12 K(0) V m_0^2 + \log\cosh(b M),
+               \qquad b = K(0)\,m_0,\ M = \textstyle\sum_n\phi_n,
+
+    so :math:`-\log p_0 = \tfrac12\phi^TK\phi - \log\cosh(bM) + \text{const}` (the path's
+    base action, :meth:`LatticePath.matched`), sampled exactly (a fair sign, then the Gaussian).
 
     Parameters
     ----------
     precision
         :math:`K(k)` on the FFT grid (``numpy.fft`` order), shape of the lattice, positive.
+    m0
+        The shift :math:`m_0 \ge 0` of the two components along the constant mode (0: Gaussian).
     """
 
     precision: Float[Array, ...]
     log_norm: Float[Array, ""]
+    m0: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, precision):
+    def __init__(self, precision, m0: float = 0.0):
         K = np.asarray(precision, dtype=float)
         if K.ndim < 1 or not np.all(np.isfinite(K)) or not np.all(K > 0):
             raise ActionError(
                 "the base precision K(k) must be finite and positive at every momentum "
                 f"(min {np.min(K) if K.size else 'empty'}): give the base a positive mass"
             )
+        if not (np.isfinite(m0) and m0 >= 0):
+            raise ActionError(f"the mixture shift m0 must be a finite number >= 0, got {m0!r}")
         self.shape = K.shape
+        self.m0 = float(m0)
         self.precision = jnp.asarray(K)
-        self.log_norm = jnp.asarray(0.5 * np.sum(np.log(K)) - 0.5 * K.size * np.log(2 * np.pi))
+        log_norm = 0.5 * np.sum(np.log(K)) - 0.5 * K.size * np.log(2 * np.pi)
+        self.log_norm = jnp.asarray(log_norm - 0.5 * K.flat[0] * K.size * self.m0**2)
+
+    @property
+    def zero_mode_coupling(self) -> float:
+        r""":math:`b = K(0)\,m_0` of the base action's :math:`-\log\cosh(bM)` term (0 for a Gaussian)."""
+        return float(np.asarray(self.precision).flat[0]) * self.m0
 
     @property
     def lattice(self) -> Lattice:
@@ -56,12 +85,16 @@ class GaussianLatticeBase(eqx.Module):
         return cls(m2 + lattice.khat2())
 
     @classmethod
-    def from_propagator(cls, propagator) -> GaussianLatticeBase:
-        r"""The Gaussian with two-point function :math:`G(k) = \langle|\tilde\phi_k|^2\rangle/V`: :math:`K = 1/G`."""
+    def from_propagator(cls, propagator, m0: float = 0.0) -> GaussianLatticeBase:
+        r"""The Gaussian with two-point function :math:`G(k) = \langle|\tilde\phi_k|^2\rangle/V`: :math:`K = 1/G`.
+
+        With ``m0 > 0``, the mixture whose components have the propagator ``G`` (the zero
+        mode's :math:`G(0)` is then the within-peak variance :math:`V\sigma_m^2`).
+        """
         G = np.asarray(propagator, dtype=float)
         if not np.all(G > 0):
             raise ActionError("the propagator G(k) must be positive at every momentum")
-        return cls(1.0 / G)
+        return cls(1.0 / G, m0)
 
     @classmethod
     def from_path(cls, path: LatticePath, time: float = 0.0) -> GaussianLatticeBase:
@@ -89,17 +122,27 @@ class GaussianLatticeBase(eqx.Module):
 
     def sample(self, key, n: int):
         """``n`` exact samples, shape ``(n, *lattice)``, and their normalised log-density."""
-        z = jax.random.normal(key, (n, *self.shape))
         axes = tuple(range(1, len(self.shape) + 1))
+        if self.m0 == 0:
+            z = jax.random.normal(key, (n, *self.shape))
+            field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
+            return field, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
+        kz, ks = jax.random.split(key)
+        z = jax.random.normal(kz, (n, *self.shape))
+        sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
         field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
-        return field, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
+        field = field + sign * self.m0
+        return field, self.log_prob(field)
 
     def log_prob(self, field):
         """Normalised log-density of configurations ``(..., *lattice)``."""
         axes = tuple(range(field.ndim - len(self.shape), field.ndim))
         ft = jnp.fft.fftn(field, axes=axes)
         quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / self.precision.size
-        return self.log_norm - 0.5 * quad
+        out = self.log_norm - 0.5 * quad
+        if self.m0 != 0:
+            out = out + log_cosh(self.zero_mode_coupling * jnp.sum(field, axis=axes))
+        return out
 
     def propagator(self) -> np.ndarray:
         r""":math:`G(k) = 1/K(k)`."""

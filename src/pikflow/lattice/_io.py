@@ -83,7 +83,7 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
     if kind is FourierTwoPoint:
         return {"kind": "fourier"}
     if kind is Magnetisation:
-        return {"kind": "magnetisation", "powers": list(fam.powers)}
+        return {"kind": "magnetisation", "powers": list(fam.powers), "width": fam.width, "log_cosh": fam.log_cosh}
     if kind in (SmoothedPowers, SmoothedProducts):
         spec = {"kind": "smoothed_powers", "scales": list(fam.scales), "powers": list(fam.powers), "tame": fam.tame}
         if kind is SmoothedProducts:
@@ -114,7 +114,7 @@ def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
     if kind == "fourier":
         return FourierTwoPoint(lattice)
     if kind == "magnetisation":
-        return Magnetisation(lattice, spec["powers"])
+        return Magnetisation(lattice, spec["powers"], width=spec.get("width"), log_cosh=spec.get("log_cosh"))
     if kind == "smoothed_powers":
         precision = arrays[spec["precision"]] if spec.get("precision") else None
         return SmoothedPowers(lattice, spec["scales"], spec["powers"], precision=precision, tame=spec["tame"])
@@ -150,6 +150,7 @@ def _path_spec(path, arrays: dict) -> dict:
                 "paths (weight 1 - t) are stored"
             )
         arrays["path_spectral_precision"] = np.asarray(path.spectral_precision, dtype=float)
+        spec["zero_mode"] = path.zero_mode
     return spec
 
 
@@ -164,7 +165,7 @@ def _path_from_spec(spec: Mapping, arrays):
             if expr.free_symbols:
                 raise ValueError(f"matched path with a t-dependent coupling {name} = {expr}")
             values[name] = float(expr)
-        return LatticePath.matched(action, values, arrays["path_spectral_precision"])
+        return LatticePath.matched(action, values, arrays["path_spectral_precision"], float(spec.get("zero_mode", 0.0)))
     return LatticePath(action, couplings)
 
 
@@ -221,6 +222,7 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         "basis": [_family_spec(f, i, arrays) for i, f in enumerate(flow.basis.families)],
         "n_basis": int(flow.basis.n),
         "steps": int(flow.steps),
+        "base_m0": float(flow.base.m0),
         "reports": [dataclasses.asdict(r) for r in flow.reports],
         "info": flow.info,
     }
@@ -296,7 +298,7 @@ def load_lattice_flow(directory: str | pathlib.Path):
                 f"coefficients of shape {coeffs.shape}, but {steps} steps and {basis.n} basis terms need "
                 f"{(2 * steps + 1, basis.n)}"
             )
-        base = GaussianLatticeBase(arrays["base_precision"])
+        base = GaussianLatticeBase(arrays["base_precision"], float(meta.get("base_m0", 0.0)))
         if base.shape != path.lattice.shape:
             raise ValueError(f"base precision of shape {base.shape} on the lattice {list(path.lattice.shape)}")
         reports = [LatticeLayerReport(**r) for r in meta["reports"]]

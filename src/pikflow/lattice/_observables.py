@@ -124,17 +124,38 @@ def hmc(
     return np.asarray(jnp.swapaxes(xs, 0, 1)), float(np.mean(np.asarray(acc)))
 
 
-def matched_base(fields, *, symmetrise: bool = True, floor: float = 1e-6) -> GaussianLatticeBase:
+def matched_base(fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False) -> GaussianLatticeBase:
     r"""The Gaussian base whose propagator is the two-point function of ``fields`` (SCIENCE.md 3b).
 
     :math:`G(k) = \langle|\tilde\phi_k|^2\rangle / V` estimated from configurations of shape
     ``(n, *lattice)`` (optionally with log weights via :func:`matched_base_weighted`),
     averaged over momentum orbits (reflections, rotations) when ``symmetrise``.
+
+    With ``mixture``, the zero mode is modelled by the two-Gaussian mixture
+    :math:`\tfrac12N(m_0,\sigma^2) + \tfrac12N(-m_0,\sigma^2)` of the magnetisation
+    :math:`m = M/V` matched to its second and fourth moments: :math:`m_0^4 = \tfrac32\langle m^2\rangle^2U`,
+    :math:`\sigma^2 = \langle m^2\rangle - m_0^2`, with the Binder cumulant
+    :math:`U = 1 - \langle m^4\rangle/(3\langle m^2\rangle^2)` (a Gaussian has :math:`U = 0`, two sharp
+    peaks :math:`U = 2/3`); for :math:`U \le 0` it is the Gaussian. The non-zero momenta keep :math:`G(k)`.
     """
-    return matched_base_weighted(fields, None, symmetrise=symmetrise, floor=floor)
+    return matched_base_weighted(fields, None, symmetrise=symmetrise, floor=floor, mixture=mixture)
 
 
-def matched_base_weighted(fields, log_w=None, *, symmetrise: bool = True, floor: float = 1e-6) -> GaussianLatticeBase:
+def mixture_moments(m2: float, m4: float) -> tuple[float, float]:
+    r""":math:`(m_0, \sigma^2)` of the symmetric two-Gaussian mixture with the moments :math:`\langle m^{2,4}\rangle`.
+
+    :math:`\langle m^4\rangle - 3\langle m^2\rangle^2 = -2m_0^4` for the mixture, so
+    :math:`m_0 = [(3\langle m^2\rangle^2 - \langle m^4\rangle)/2]^{1/4}` (0 when that is negative)
+    and :math:`\sigma^2 = \langle m^2\rangle - m_0^2`, kept at least :math:`10^{-3}\langle m^2\rangle`.
+    """
+    m04 = max(0.0, (3 * m2**2 - m4) / 2)
+    m0 = min(m04**0.25, np.sqrt(0.999 * m2))
+    return float(m0), float(m2 - m0**2)
+
+
+def matched_base_weighted(
+    fields, log_w=None, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False
+) -> GaussianLatticeBase:
     r"""As :func:`matched_base`, with importance weights ``exp(log_w)`` (iterated reweighting from a flow)."""
     from ._lattice import Lattice
 
@@ -145,13 +166,19 @@ def matched_base_weighted(fields, log_w=None, *, symmetrise: bool = True, floor:
     axes = tuple(range(1, x.ndim))
     power = np.abs(np.fft.fftn(x, axes=axes)) ** 2 / lat.volume
     if log_w is None:
-        G = power.mean(axis=0)
+        w = np.full(x.shape[0], 1.0 / x.shape[0])
     else:
         lw = np.asarray(log_w, dtype=float)
         lw = np.where(np.isfinite(lw), lw, -np.inf)
         w = np.exp(lw - lw.max())
-        G = np.tensordot(w / w.sum(), power, axes=1)
+        w = w / w.sum()
+    G = np.tensordot(w, power, axes=1)
     if symmetrise:
         ids, sizes = lat.momentum_orbits()
         G = (np.bincount(ids.reshape(-1), weights=G.reshape(-1)) / sizes)[ids]
-    return GaussianLatticeBase.from_propagator(np.maximum(G, floor))
+    m0 = 0.0
+    if mixture:
+        m = x.reshape(x.shape[0], -1).mean(axis=1)
+        m0, var = mixture_moments(float(w @ m**2), float(w @ m**4))
+        G.flat[0] = lat.volume * var
+    return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0)
