@@ -39,6 +39,9 @@ def _arguments(p):
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
     p.add_argument("--hmc-samples", type=int, default=4000, help="HMC samples that fit the matched base (default 4000)")
     p.add_argument(
+        "--select", type=int, default=2000, help="samples per candidate flow when choosing one (default 2000)"
+    )
+    p.add_argument(
         "--base",
         default="matched",
         choices=["matched", "gaussian", "mixture", "free"],
@@ -82,6 +85,7 @@ def run(args) -> dict:
         n_collocation=args.collocation,
         hmc_samples=args.hmc_samples,
         seed=args.seed,
+        select=args.select,
         progress=progress,
     )
     setup_seconds = time.perf_counter() - t0

@@ -148,7 +148,7 @@ def fit_lattice(
     -----
     Every candidate (base, width) is solved; ``select`` fresh samples give its ESS/N and
     runaways, and with a matched base :meth:`LatticeFlow.target_ess` of up to
-    :data:`HOLE_CHECK_SAMPLES` reference HMC configurations gives the ESS/N seen from the
+    :data:`HOLE_CHECK_SAMPLES` (at most ``select``) reference HMC configurations gives the ESS/N seen from the
     target's side, which drops where :math:`q` has a hole (a region of the target the flow
     does not reach: biased estimates that neither ESS nor IMH acceptance reveal). The score is
     the smaller of the two; the best-scoring candidate with at most 0.1% runaways is kept
@@ -166,6 +166,8 @@ def fit_lattice(
         raise PikflowError(f"fit_lattice needs a LatticePath, got {type(path).__name__}")
     if isinstance(base, str) and base not in BASE_KINDS:
         raise PikflowError(f"base must be one of {list(BASE_KINDS)} or a GaussianLatticeBase, got {base!r}")
+    if isinstance(select, bool) or not isinstance(select, (int, np.integer)) or select < 1:
+        raise PikflowError(f"select must be a positive integer (samples per candidate flow), got {select!r}")
     if not isinstance(base, (str, GaussianLatticeBase)):
         raise PikflowError(f"base must be one of {list(BASE_KINDS)} or a GaussianLatticeBase, got {base!r}")
     info: dict = {}
@@ -193,7 +195,7 @@ def fit_lattice(
                 mix = matched_base(reference, mixture=True)
                 if mix.m0 > 0 or base == "mixture":
                     kinds.append(("mixture", mix))
-            reference = reference[:: max(1, len(reference) // HOLE_CHECK_SAMPLES)]
+            reference = reference[:: max(1, len(reference) // min(HOLE_CHECK_SAMPLES, select))]
         bases = [
             (kind, g, LatticePath.matched(path.action, values, np.asarray(g.precision), g.zero_mode_coupling))
             for kind, g in kinds
