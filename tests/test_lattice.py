@@ -318,6 +318,26 @@ def test_free_flow_reproduces_exact_kernel_and_sampler(getkey):
     assert samples.n_nonfinite == 0
 
 
+def test_enrichment_finds_the_missing_term(getkey):
+    """Residual-driven enrichment: a free-field flow solved without the Fourier term is wrong; the
+    enrichment ladder [useless term, Fourier term] keeps only the Fourier term, after which the
+    kernel is the exact free kernel (SCIENCE.md 3) to round-off."""
+    from pikflow.lattice import FourierTwoPoint, enrich_lattice
+
+    lat = Lattice((6, 6))
+    path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (1.0, 0.2)})
+    poor = lattice_basis(lat, fourier=False, magnetisation=(), scales=(0.5,), powers=(4,), tame=5.0, local_range=None)
+    flow = solve_lattice(path, poor, steps=3, n_collocation=300, progress=False)
+    assert flow.residuals().max() > 0.1  # a quartic term cannot carry a quadratic kernel
+    useless = Magnetisation(lat, (3,))  # odd: orthogonal to the even right-hand side, no gain
+    enriched, steps = enrich_lattice(flow, tol=1e-8, enrichments=[useless, FourierTwoPoint(lat)], n_collocation=300)
+    assert [s.kept for s in steps] == [False, True]
+    assert enriched.residuals().max() < 1e-9 and steps[1].max_after < 1e-9
+    x = jax.random.normal(getkey(), (3, *lat.shape))
+    v, exact = enriched.velocity(4, x), free_kernel(path, enriched.times[4], x)
+    assert np.abs(v - exact).max() < 1e-7 * np.abs(exact).max()  # free_kernel's central difference: ~1e-10
+
+
 def test_continuous_log_density_matches_exact_jacobian(getkey):
     """d log q/dt = +Delta Omega, integrated with RK4, agrees with log|det| of the RK4 map (phi^4, d = 1)."""
     path = phi4_path((4,))

@@ -39,6 +39,11 @@ def _arguments(p):
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
     p.add_argument("--hmc-samples", type=int, default=4000, help="HMC samples that fit the matched base (default 4000)")
     p.add_argument(
+        "--hmc-step",
+        default="0.15",
+        help="leapfrog step of both HMC runs, or 'auto' (adapted during thermalisation; default 0.15)",
+    )
+    p.add_argument(
         "--select", type=int, default=2000, help="samples per candidate flow when choosing one (default 2000)"
     )
     p.add_argument(
@@ -62,6 +67,15 @@ def _tau(series) -> tuple[float, float]:
 @register("lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s")(
     _arguments
 )
+def _step(text: str) -> float | str:
+    if text == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise SystemExit(f"--hmc-step must be a number or 'auto', got {text!r}") from None
+
+
 def run(args) -> dict:
     import jax
 
@@ -86,6 +100,7 @@ def run(args) -> dict:
         hmc_samples=args.hmc_samples,
         seed=args.seed,
         select=args.select,
+        hmc_step=_step(args.hmc_step),
         progress=progress,
     )
     setup_seconds = time.perf_counter() - t0
@@ -106,9 +121,12 @@ def run(args) -> dict:
     # ---- HMC reference at the target
     target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
     per = max(args.reference // args.chains, 20)
+    step = _step(args.hmc_step)
     pl.hmc(target, jax.random.PRNGKey(args.seed + 3), 2 * args.chains, n_chains=args.chains, n_therm=1)  # compile
     t0 = time.perf_counter()
-    fields, hmc_acc = pl.hmc(target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains)
+    fields, hmc_acc = pl.hmc(
+        target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step=step
+    )
     hmc_seconds = time.perf_counter() - t0
     M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
     # the replica concatenated: a few spurious correlations at the n_chains joins, negligible for chains of >= 100

@@ -8,7 +8,8 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   :math:`v = -\tfrac12 K^{-1}\dot K\phi`).
 - Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
   :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`.
-- :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`;
+- :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`; :func:`enrich_lattice`
+  (residual-driven basis enrichment);
   :func:`flow_observables` (IMH + Gamma method), :func:`hmc`, :func:`matched_base`.
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
@@ -38,6 +39,7 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
+from ._enrich import EnrichmentStep, default_enrichments, enrich_lattice
 from ._fit import (
     BASE_KINDS,
     DEFAULT_TAME,
@@ -63,6 +65,9 @@ from ._observables import (
 )
 
 __all__ = [
+    "EnrichmentStep",
+    "default_enrichments",
+    "enrich_lattice",
     "BASE_KINDS",
     "HOLE_CHECK_SAMPLES",
     "log_cosh",

@@ -70,12 +70,20 @@ def hmc(
     *,
     time: float = 1.0,
     n_chains: int = 8,
-    step: float = 0.15,
+    step: float | str = 0.15,
     n_leapfrog: int = 10,
     n_therm: int = 200,
     start=None,
 ):
     r"""Hybrid Monte Carlo for :math:`e^{-\hat S_t}` (reference sampler; leapfrog with the gradient stencil).
+
+    Parameters
+    ----------
+    step
+        The leapfrog step, or ``"auto"``: start at 0.15 and, during thermalisation only (so
+        the production chain is exact), rescale it after every block of 25 trajectories by
+        :math:`e^{2(a - 0.8)}` towards an acceptance :math:`a` of 0.8. A fixed step loses
+        acceptance as the volume grows (0.15 gave 0.03 on 64x64 at :math:`(-1, 1)`).
 
     Returns
     -------
@@ -90,7 +98,7 @@ def hmc(
     S = lambda x: path.value(x, time)
     dS = lambda x: path.gradient(x, time)
 
-    def trajectory(x, k):
+    def trajectory(x, k, step):
         k1, k2 = jax.random.split(k)
         p = jax.random.normal(k1, x.shape)
         h0 = S(x) + 0.5 * jnp.sum(p * p)
@@ -109,18 +117,29 @@ def hmc(
         return jnp.where(acc, y, x), acc
 
     @jax.jit
-    def run(x0, keys):
+    def run(x0, keys, step):
         def body(x, k):
-            x, acc = jax.vmap(trajectory)(x, jax.random.split(k, n_chains))
+            x, acc = jax.vmap(trajectory, (0, 0, None))(x, jax.random.split(k, n_chains), step)
             return x, (x, acc)
 
         return jax.lax.scan(body, x0, keys)
 
+    auto = isinstance(step, str)
+    if auto and step != "auto":
+        raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
+    h = 0.15 if auto else float(step)
+    if not h > 0:
+        raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
     per = n_samples // n_chains
     kt, kr, k0 = jax.random.split(key, 3)
-    x0 = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else jnp.asarray(start)
-    x, _ = run(x0, jax.random.split(kt, n_therm))
-    _, (xs, acc) = run(x, jax.random.split(kr, per))
+    x = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else jnp.asarray(start)
+    if auto:
+        for kb in jax.random.split(kt, max(1, n_therm // 25)):
+            x, (_, acc) = run(x, jax.random.split(kb, 25), h)
+            h = float(h * np.exp(2 * (float(np.mean(np.asarray(acc))) - 0.8)))
+    else:
+        x, _ = run(x, jax.random.split(kt, n_therm), h)
+    _, (xs, acc) = run(x, jax.random.split(kr, per), h)
     return np.asarray(jnp.swapaxes(xs, 0, 1)), float(np.mean(np.asarray(acc)))
 
 

@@ -1,0 +1,170 @@
+r"""Residual-driven enrichment of a lattice basis (issue #7 item 4; the lattice form of paper sec. IV A 2).
+
+The residual of eq. 34 is known at every layer (``flow.reports``). Where it is above a
+tolerance, :func:`enrich_lattice` adds the next family of a ladder of candidates to the
+basis, solves every layer again, and keeps the family only if it lowers the residual and
+does not lower the flow's score (ESS/N, and the ESS/N seen from target samples); it
+stops when the largest layer residual is at the tolerance or the ladder is exhausted. The
+default ladder (:func:`default_enrichments`) holds only tamed or quadratic families, so an
+enriched velocity still cannot blow up far from the collocation data:
+
+1. intermediate smoothing scales (geometric midpoints of the current ladder), powers 4, 6;
+2. the eighth power of the smoothed fields;
+3. cross-scale products over every scale of the current ladder.
+
+Unlike the 0-D refinement (Wendland corrections of one layer, :mod:`pikflow.refine`), a
+lattice basis is shared by all layers: a translation-invariant local correction is a new
+basis term, and every layer is solved again with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .._errors import PikflowError, SolveError
+from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
+from ._fit import DEFAULT_TAME
+from ._flow import LatticeFlow, solve_lattice
+
+
+@dataclasses.dataclass(frozen=True)
+class EnrichmentStep:
+    """One tried family: name, largest and mean layer residuals and scores before and after, kept or not."""
+
+    family: str
+    max_before: float
+    max_after: float
+    mean_before: float
+    mean_after: float
+    kept: bool
+    score_before: float = float("nan")
+    score_after: float = float("nan")
+    error: str = ""
+
+
+def _smoothed(flow: LatticeFlow) -> SmoothedPowers | None:
+    fams = [f for f in flow.basis.families if type(f) is SmoothedPowers]
+    return fams[0] if fams else None
+
+
+def default_enrichments(flow: LatticeFlow) -> list[LatticeFamily]:
+    """The default ladder of candidate families for ``flow`` (see the module docstring), all tamed."""
+    lat = flow.path.lattice
+    ref = _smoothed(flow)
+    precision = None if ref is None else ref.precision
+    if precision is None:
+        precision = np.asarray(flow.base.precision)
+    tame = DEFAULT_TAME if ref is None or ref.tame is None else ref.tame
+    scales = list(ref.scales) if ref is not None else []
+    out: list[LatticeFamily] = []
+    if len(scales) >= 2:
+        mids = [float(np.sqrt(a * b)) for a, b in zip(scales[:-1], scales[1:], strict=True) if a > 0]
+        if mids:
+            out.append(SmoothedPowers(lat, mids, (4, 6), precision=precision, tame=tame))
+    if scales:
+        out.append(SmoothedPowers(lat, scales, (8,), precision=precision, tame=tame))
+    if len(scales) >= 2:
+        out.append(SmoothedProducts(lat, scales, precision=precision, tame=tame))
+    return out
+
+
+def enrich_lattice(
+    flow: LatticeFlow,
+    *,
+    tol: float = 0.01,
+    enrichments: list[LatticeFamily] | None = None,
+    gain: float = 0.05,
+    reference=None,
+    select: int = 2000,
+    n_collocation: int = 1000,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[LatticeFlow, list[EnrichmentStep]]:
+    r"""Enrich ``flow``'s basis where the residual of eq. 34 says so, and solve again.
+
+    Parameters
+    ----------
+    flow
+        A solved :class:`LatticeFlow` (its path, base and steps are kept).
+    tol
+        Stop once the largest relative layer residual is at most ``tol``.
+    enrichments
+        Candidate families, tried in order (default :func:`default_enrichments`).
+    gain
+        A family is kept only if it lowers the mean layer residual by at least this fraction
+        and does not lower the score.
+    reference, select
+        The score of a flow is its ESS/N on ``select`` fresh samples or, with target
+        configurations ``reference`` (e.g. the HMC run of the matched base), the smaller of
+        that and :meth:`LatticeFlow.target_ess`. A lower residual on the collocation
+        configurations does not make a better flow: at 8x8, (-1, 1) the default ladder
+        lowered the mean residual from 0.031 to 0.026 while opening a hole (``target_ess``
+        0.93 -> 0.00) that the flow-side ESS/N (0.97 -> 0.86) barely showed. Give a reference.
+    n_collocation, seed
+        Collocation configurations of the new solves (as in :func:`solve_lattice`).
+    progress
+        Progress bars of the solves.
+
+    Returns
+    -------
+    (LatticeFlow, list of EnrichmentStep)
+        The enriched flow (``flow`` itself if nothing was kept) and what was tried.
+    """
+    if not isinstance(flow, LatticeFlow):
+        raise PikflowError(f"enrich_lattice needs a LatticeFlow, got {type(flow).__name__}")
+    if not tol > 0 or not 0 <= gain < 1:
+        raise PikflowError(f"tol must be > 0 and gain in [0, 1), got tol={tol!r}, gain={gain!r}")
+    ladder = default_enrichments(flow) if enrichments is None else list(enrichments)
+    ref = None if reference is None else np.asarray(reference, dtype=float)
+
+    def score(f: LatticeFlow) -> float:
+        import jax
+
+        trial = f.sample(jax.random.PRNGKey(seed + 104729), select)
+        ess = float(trial.ess())
+        return ess if ref is None else min(ess, f.target_ess(ref, trial))
+
+    current, steps = flow, []
+    current_score = score(flow)
+    for fam in ladder:
+        res = current.residuals()
+        if res.max() <= tol:
+            break
+        name = f"{type(fam).__name__}[{fam.n}]"
+        basis = LatticeBasis([*current.basis.families, fam])
+        try:
+            cand = solve_lattice(
+                current.path,
+                basis,
+                base=current.base,
+                steps=current.steps,
+                n_collocation=n_collocation,
+                seed=seed,
+                progress=progress,
+            )
+        except SolveError as err:
+            steps.append(
+                EnrichmentStep(name, res.max(), np.nan, res.mean(), np.nan, False, current_score, error=str(err))
+            )
+            continue
+        new = cand.residuals()
+        new_score = score(cand)
+        kept = bool(new.mean() <= (1 - gain) * res.mean() and new_score >= current_score)
+        steps.append(
+            EnrichmentStep(
+                name,
+                float(res.max()),
+                float(new.max()),
+                float(res.mean()),
+                float(new.mean()),
+                kept,
+                current_score,
+                new_score,
+            )
+        )
+        if kept:
+            cand.info = {**current.info, "enrichment": [dataclasses.asdict(s) for s in steps]}
+            current, current_score = cand, new_score
+    return current, steps
