@@ -338,6 +338,20 @@ def test_enrichment_finds_the_missing_term(getkey):
     assert np.abs(v - exact).max() < 1e-7 * np.abs(exact).max()  # free_kernel's central difference: ~1e-10
 
 
+def test_hmc_auto_step_adapts_acceptance():
+    """hmc(step="auto") tunes the leapfrog step during thermalisation towards acceptance 0.8."""
+    import pikflow.lattice as pl
+
+    target = LatticePath(LatticeAction(PHI4_DENSITY, (16, 16)), {"m2": -1.0, "lam": 1.0})
+    _, fixed = pl.hmc(target, jax.random.PRNGKey(0), 800, n_chains=8, step=0.5)
+    _, auto = pl.hmc(target, jax.random.PRNGKey(0), 800, n_chains=8, step="auto")
+    # step 0.5 is far too long here (measured acceptance 0.0); the adapted one lands near 0.8 (measured 0.76;
+    # 800 Metropolis decisions: binomial error ~0.015, and the adaptation itself is within ~0.05 of its target)
+    assert fixed < 0.3 and 0.65 < auto < 0.92, (fixed, auto)
+    with pytest.raises(pf.PikflowError, match="step"):
+        pl.hmc(target, jax.random.PRNGKey(0), 16, step="fast")
+
+
 def test_continuous_log_density_matches_exact_jacobian(getkey):
     """d log q/dt = +Delta Omega, integrated with RK4, agrees with log|det| of the RK4 map (phi^4, d = 1)."""
     path = phi4_path((4,))

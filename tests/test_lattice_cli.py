@@ -218,3 +218,16 @@ def test_save_load_mixture_flow(tmp_path):
     key = jax.random.PRNGKey(4)
     a, b = flow.sample(key, 64), back.sample(key, 64)
     assert np.array_equal(a.fields, b.fields) and np.array_equal(a.log_w, b.log_w)  # bitwise
+
+
+def test_bench_lattice_json(tmp_path):
+    """`pikflow bench lattice` end to end on 4x4: PIK after IMH against its own HMC reference (pulls within 4 sigma)."""
+    out = tmp_path / "lat.json"
+    args = ["--L", "4", "--n", "2000", "--steps", "4", "--collocation", "300", "--hmc-samples", "800"]
+    args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto"]
+    assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
+    assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
+    # both errors are Gamma-method errors; 4 combined sigma fails by chance ~1e-4 per observable
+    assert all(abs(p) < 4 for p in r["pulls"].values()), r["pulls"]

@@ -64,9 +64,6 @@ def _tau(series) -> tuple[float, float]:
     return float(g.tau_int), float(g.error)
 
 
-@register("lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s")(
-    _arguments
-)
 def _step(text: str) -> float | str:
     if text == "auto":
         return "auto"
@@ -76,6 +73,9 @@ def _step(text: str) -> float | str:
         raise SystemExit(f"--hmc-step must be a number or 'auto', got {text!r}") from None
 
 
+@register("lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s")(
+    _arguments
+)
 def run(args) -> dict:
     import jax
 
