@@ -102,6 +102,8 @@ def test_matched_run_with_basis_overrides(tmp_path):
         assert key in r, key
     assert r["base"] in ("gaussian", "mixture") and r["hmc_seconds"] > 0 and r["hmc_samples"] == 400
     assert 0 < r["target_ess"] <= 1 and len(r["candidates"]) >= 1
+    g = r["two_point"]  # the connected two-point function G(r), r = 0..2 on 4x4, decaying, with errors
+    assert g["r"] == [0, 1, 2] and g["value"][0] > g["value"][2] and all(e > 0 for e in g["error"])
     assert r["target"] == {"m2": -1.0, "lam": 1.0}
     # the override: Fourier (6 orbits on 4x4) + 2 scales x powers (4, 6), tamed
     assert r["n_basis"] == 6 + 2 * 2 + (r["base"] == "mixture")  # + log cosh(bM) for a mixture base

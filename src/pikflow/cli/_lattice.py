@@ -233,7 +233,7 @@ def run_lattice(args, data: dict, source: str) -> int:
 
     from .._version import __version__
     from ..diagnostics import imh_chain
-    from ..lattice import flow_observables, reweighted_observables, target_values
+    from ..lattice import flow_observables, flow_two_point, reweighted_observables, target_values
 
     path, settings = build_lattice(data)
     if args.n is not None:
@@ -266,6 +266,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     sample_seconds = _time.perf_counter() - t0
     volume = path.lattice.volume
     obs, acceptance = flow_observables(samples, volume, key_imh)
+    two_point = flow_two_point(samples, key_imh)
     rew = reweighted_observables(samples, volume)
     residuals = [dataclass_dict(r) for r in flow.reports]
     results = {
@@ -295,6 +296,11 @@ def run_lattice(args, data: dict, source: str) -> int:
         "imh_acceptance": float(acceptance),
         "observables": {k: v.to_dict() for k, v in obs.items()},
         "reweighted_observables": {k: v.to_dict() for k, v in rew.items()},
+        "two_point": {
+            "r": list(range(len(two_point))),
+            "value": [g.value for g in two_point],
+            "error": [g.error for g in two_point],
+        },
         "hmc_seconds": hmc_s,
         "hmc_acceptance": info.get("hmc_acceptance"),
         "hmc_samples": settings["hmc_samples"] if hmc_s is not None else None,

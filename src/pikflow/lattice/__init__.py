@@ -10,7 +10,7 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`.
 - :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`; :func:`enrich_lattice`
   (residual-driven basis enrichment);
-  :func:`flow_observables` (IMH + Gamma method), :func:`hmc`, :func:`matched_base`.
+  :func:`flow_observables` (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
 
@@ -56,15 +56,21 @@ from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice
 from ._observables import (
     chain_observables,
+    chain_two_point,
     flow_observables,
+    flow_two_point,
     hmc,
     matched_base,
     matched_base_weighted,
     mixture_moments,
     reweighted_observables,
+    two_point_series,
 )
 
 __all__ = [
+    "chain_two_point",
+    "flow_two_point",
+    "two_point_series",
     "EnrichmentStep",
     "default_enrichments",
     "enrich_lattice",
