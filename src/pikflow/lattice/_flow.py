@@ -189,10 +189,11 @@ class LatticeFlow:
         x = jnp.asarray(target_fields, dtype=float)
         log_wp = np.asarray(-self._target(x)) - self.log_density(x)
         log_wq = np.where(samples.finite, samples.log_w, -np.inf)
-        from scipy.special import logsumexp
-
-        lp = logsumexp(log_wp[np.isfinite(log_wp)]) - np.log(np.isfinite(log_wp).sum())
-        lq = logsumexp(log_wq) - np.log(len(log_wq))
+        finite = log_wp[np.isfinite(log_wp)]
+        if finite.size == 0 or not np.any(np.isfinite(log_wq)):
+            raise SamplingError("target_ess needs finite weights on both sides: the flow or its samples blew up")
+        lp = np.logaddexp.reduce(finite) - np.log(finite.size)
+        lq = np.logaddexp.reduce(log_wq) - np.log(len(log_wq))
         return float(min(1.0, np.exp(lq - lp)))
 
     def residuals(self) -> np.ndarray:
