@@ -101,7 +101,7 @@ def test_matched_run_with_basis_overrides(tmp_path):
     for key in REQUIRED:
         assert key in r, key
     assert r["base"] in ("gaussian", "mixture") and r["hmc_seconds"] > 0 and r["hmc_samples"] == 400
-    assert 0 < r["target_ess"] <= 1 and len(r["candidates"]) >= 1
+    assert 0 < r["target_ess"] <= 1 and len(r["candidates"]) >= 1 and isinstance(r["warnings"], list)
     g = r["two_point"]  # the connected two-point function G(r), r = 0..2 on 4x4, decaying, with errors
     assert g["r"] == [0, 1, 2] and g["value"][0] > g["value"][2] and all(e > 0 for e in g["error"])
     assert r["target"] == {"m2": -1.0, "lam": 1.0}
@@ -233,3 +233,13 @@ def test_bench_lattice_json(tmp_path):
     assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
     # both errors are Gamma-method errors; 4 combined sigma fails by chance ~1e-4 per observable
     assert all(abs(p) < 4 for p in r["pulls"].values()), r["pulls"]
+
+
+def test_reliability_warnings():
+    """A flow with ESS/N below 1% (or < 100 effective samples) or a hole gets a warning; a good one none."""
+    from pikflow.cli._lattice import reliability_warnings
+
+    assert reliability_warnings(0.9, 0.9, 10_000) == []
+    assert len(reliability_warnings(0.005, 0.9, 10_000)) == 1  # 50 effective samples
+    assert "hole" in reliability_warnings(0.9, 1e-5, 10_000)[0]
+    assert len(reliability_warnings(0.5, None, 100)) == 1  # 50 effective samples, no reference

@@ -186,6 +186,8 @@ def run(args) -> dict:
 
 
 def _print(res):
+    from ..cli._lattice import reliability_warnings
+
     p, h = res["pik"], res["hmc"]
     lat = "x".join(map(str, res["lattice"]))
     c = res["couplings"]
@@ -218,3 +220,5 @@ def _print(res):
     print(f"PIK / HMC (sampling): {res['ratio']:.3g}x; with setup: {res['ratio_with_setup']:.3g}x")
     print("pulls (PIK - HMC) / combined error: " + ", ".join(f"{k} {v:+.2f}" for k, v in res["pulls"].items()))
     print(f"peak memory: {res['peak_memory_mb']:.0f} MB")
+    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"]):
+        print(f"WARNING: {w}")
