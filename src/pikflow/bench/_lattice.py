@@ -89,6 +89,7 @@ def run(args) -> dict:
     else:
         path = pl.LatticePath(action, {"m2": (1.0, args.m2), "lam": (0.0, args.lam)})
     progress = not args.quiet
+    step = _step(args.hmc_step)
 
     # ---- PIK
     t0 = time.perf_counter()
@@ -100,7 +101,7 @@ def run(args) -> dict:
         hmc_samples=args.hmc_samples,
         seed=args.seed,
         select=args.select,
-        hmc_step=_step(args.hmc_step),
+        hmc_step=step,
         progress=progress,
     )
     setup_seconds = time.perf_counter() - t0
@@ -121,7 +122,6 @@ def run(args) -> dict:
     # ---- HMC reference at the target
     target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
     per = max(args.reference // args.chains, 20)
-    step = _step(args.hmc_step)
     pl.hmc(target, jax.random.PRNGKey(args.seed + 3), 2 * args.chains, n_chains=args.chains, n_therm=1)  # compile
     t0 = time.perf_counter()
     fields, hmc_acc = pl.hmc(

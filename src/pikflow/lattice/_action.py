@@ -365,11 +365,12 @@ class LatticePath:
         grad = jnp.real(jnp.fft.ifftn(K0 * ft, axes=axes))
         if self.zero_mode:
             # the mixture base's -log cosh(b M) (GaussianLatticeBase with m0 > 0): value, uniform gradient
-            from ._free import log_cosh
+            from ._free import log_cosh_term
 
-            bM = self.zero_mode * jnp.sum(field, axis=axes)
-            energy = energy - log_cosh(bM)
-            grad = grad - self.zero_mode * jnp.tanh(bM).reshape(jnp.shape(bM) + (1,) * self.d)
+            M = jnp.sum(field, axis=axes)
+            value, slope, _ = log_cosh_term(self.zero_mode, M, self.lattice.volume)
+            energy = energy - value
+            grad = grad - slope.reshape(jnp.shape(M) + (1,) * self.d)
         return energy, grad
 
     def value(self, field, time):
@@ -399,8 +400,9 @@ class LatticePath:
         if self.spectral_precision is not None:
             lap = jnp.sum(self.spectral_precision)
             if self.zero_mode:
-                b = self.zero_mode
-                lap = lap - self.lattice.volume * b**2 / jnp.cosh(b * jnp.sum(field)) ** 2
+                from ._free import log_cosh_term
+
+                lap = lap - log_cosh_term(self.zero_mode, jnp.sum(field), self.lattice.volume)[2]
             out = out + self._spectral[1](time) * lap
         return out
 

@@ -168,13 +168,10 @@ class Magnetisation(LatticeFamily):
             d1.append(g1)
             d2.append(g2)
         if self.log_cosh is not None:
-            from ._free import log_cosh
+            from ._free import log_cosh_term
 
-            b = self.log_cosh
-            bM = b * V * m
-            vals.append(log_cosh(bM))
-            d1.append(b * jnp.tanh(bM))
-            d2.append(V * b**2 / jnp.cosh(bM) ** 2)
+            for out, part in zip((vals, d1, d2), log_cosh_term(self.log_cosh, V * m, V), strict=True):
+                out.append(part)
         return jnp.stack(vals), jnp.stack(d1), jnp.stack(d2)
 
     def values(self, field):

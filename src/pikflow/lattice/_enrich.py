@@ -25,7 +25,7 @@ import numpy as np
 
 from .._errors import PikflowError, SolveError
 from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
-from ._fit import DEFAULT_TAME
+from ._fit import DEFAULT_TAME, score_flow
 from ._flow import LatticeFlow, solve_lattice
 
 
@@ -122,9 +122,7 @@ def enrich_lattice(
     def score(f: LatticeFlow) -> float:
         import jax
 
-        trial = f.sample(jax.random.PRNGKey(seed + 104729), select)
-        ess = float(trial.ess())
-        return ess if ref is None else min(ess, f.target_ess(ref, trial))
+        return score_flow(f, jax.random.PRNGKey(seed + 104729), select, ref)["score"]
 
     current, steps = flow, []
     current_score = score(flow)

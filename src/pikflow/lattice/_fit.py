@@ -100,6 +100,21 @@ BASE_KINDS = ("matched", "gaussian", "mixture", "free")
 HOLE_CHECK_SAMPLES = 2000
 
 
+def score_flow(flow: LatticeFlow, key, n: int, reference=None) -> dict:
+    r"""ESS/N and runaways of ``n`` fresh samples, and :meth:`LatticeFlow.target_ess` on ``reference`` if given.
+
+    ``score`` is the smaller of the two ESS estimates (the flow-side one alone without a
+    reference): what :func:`fit_lattice` and :func:`enrich_lattice` compare flows by.
+    """
+    trial = flow.sample(key, n)
+    out = {"ess": float(trial.ess()), "runaway": trial.n_runaway}
+    out["score"] = out["ess"]
+    if reference is not None:
+        out["target_ess"] = flow.target_ess(reference, trial)
+        out["score"] = min(out["score"], out["target_ess"])
+    return out
+
+
 def fit_lattice(
     path: LatticePath,
     *,
@@ -235,14 +250,11 @@ def fit_lattice(
                 cands.append((1.0, 0.0, record, cand))
                 attempts.append({**record, "ok": True})
                 continue
-            trial = cand.sample(jax.random.PRNGKey(seed + 7919 + k), select)
-            record.update(ok=True, ess=float(trial.ess()), runaway=trial.n_runaway)
-            score = record["ess"]
-            if reference is not None:
-                record["target_ess"] = cand.target_ess(reference, trial)
-                score = min(score, record["target_ess"])
+            scored = score_flow(cand, jax.random.PRNGKey(seed + 7919 + k), select, reference)
+            score = scored.pop("score")
+            record.update(ok=True, **scored)
             attempts.append(record)
-            cands.append((score, trial.n_runaway / select, record, cand))
+            cands.append((score, record["runaway"] / select, record, cand))
     if not cands:
         raise SolveError(
             f"every candidate flow ran away ({[(a['base'], a['tame']) for a in attempts]}): {attempts[-1]['error']}; "

@@ -173,7 +173,8 @@ class LatticeFlow:
             self._reverse = jax.jit(_make_push(self.basis, self.steps, reverse=True))
         out = []
         for start in range(0, x.shape[0], batch):
-            x0, integral = self._reverse(jnp.asarray(self.coeffs), x[start : start + batch], jnp.zeros(0))
+            chunk = x[start : start + batch]
+            x0, integral = self._reverse(jnp.asarray(self.coeffs), chunk, jnp.zeros(chunk.shape[0]))
             out.append(np.asarray(self.base.log_prob(x0) + integral))
         return np.concatenate(out)
 
@@ -215,7 +216,7 @@ class LatticeFlow:
 
 
 def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False):
-    """RK4 over the stage layers; ``reverse``: from t = 1 back to 0, returning the field and the integral of ΔΩ."""
+    """RK4 over the stage layers, adding the integral of ΔΩ to ``lq``; ``reverse``: from t = 1 back to 0."""
     dt = 1.0 / steps
     sign = 1.0 if reverse else -1.0
     vel = jax.vmap(lambda a, x: sign * basis.gradient(a, x), (None, 0))
@@ -224,7 +225,6 @@ def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False):
     def push(coeffs, x, lq):
         if reverse:
             coeffs = coeffs[::-1]
-            lq = jnp.zeros(x.shape[0])
 
         def body(carry, i):
             x, lq = carry

@@ -27,6 +27,13 @@ def log_cosh(x):
     return a + jnp.log1p(jnp.exp(-2 * a)) - np.log(2.0)
 
 
+def log_cosh_term(b: float, M, volume: int):
+    r""":math:`T = \log\cosh(bM)` with :math:`M = \sum_n\phi_n`: value, :math:`\partial_nT = b\tanh bM` (the same
+    at every site) and :math:`\Delta T = Vb^2/\cosh^2 bM`; the mixture base's zero-mode term."""
+    bM = b * M
+    return log_cosh(bM), b * jnp.tanh(bM), volume * b**2 / jnp.cosh(bM) ** 2
+
+
 class GaussianLatticeBase(eqx.Module):
     r"""The normal distribution :math:`p_0\propto e^{-\frac12\phi^TK\phi}`, :math:`K` diagonal in momentum space.
 
@@ -123,14 +130,12 @@ class GaussianLatticeBase(eqx.Module):
     def sample(self, key, n: int):
         """``n`` exact samples, shape ``(n, *lattice)``, and their normalised log-density."""
         axes = tuple(range(1, len(self.shape) + 1))
-        if self.m0 == 0:
-            z = jax.random.normal(key, (n, *self.shape))
-            field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
-            return field, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
-        kz, ks = jax.random.split(key)
+        kz, ks = (key, None) if self.m0 == 0 else jax.random.split(key)
         z = jax.random.normal(kz, (n, *self.shape))
-        sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
         field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
+        if self.m0 == 0:
+            return field, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
+        sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
         field = field + sign * self.m0
         return field, self.log_prob(field)
 
