@@ -14,7 +14,7 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import baselines, bases, diagnostics, exact  # noqa: E402
+from . import baselines, bases, diagnostics, exact, samplers  # noqa: E402
 from ._citation import citation  # noqa: E402
 from ._errors import (  # noqa: E402
     ActionError,
@@ -32,6 +32,7 @@ from .bases import Custom, Hermite, Polynomial, Radial, Sine  # noqa: E402
 from .equations import WegnerEquation  # noqa: E402
 from .flow import Flow, Samples, solve  # noqa: E402
 from .refine import CorrectedKernel, refine, refine_online, residual_summary  # noqa: E402
+from .samplers import smc  # noqa: E402
 from .solvers import AdamSolver, Collocation, DirectSolver, LevenbergMarquardtSolver  # noqa: E402
 
 load = Flow.load
@@ -70,6 +71,8 @@ __all__ = [
     "refine",
     "refine_online",
     "residual_summary",
+    "samplers",
+    "smc",
     "solve",
     "t",
 ]

@@ -11,6 +11,8 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 - :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`; :func:`enrich_lattice`
   (residual-driven basis enrichment);
   :func:`flow_observables` (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
+- SMC on a lattice flow: :func:`lattice_problem` (:func:`pikflow.samplers.smc` takes the flow directly),
+  :func:`magnetisation_moments`, :func:`smc_observables`.
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
 
@@ -66,8 +68,12 @@ from ._observables import (
     reweighted_observables,
     two_point_series,
 )
+from ._smc import lattice_problem, magnetisation_moments, smc_observables
 
 __all__ = [
+    "lattice_problem",
+    "magnetisation_moments",
+    "smc_observables",
     "chain_two_point",
     "flow_two_point",
     "two_point_series",

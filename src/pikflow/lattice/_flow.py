@@ -197,6 +197,12 @@ class LatticeFlow:
         lq = np.logaddexp.reduce(log_wq) - np.log(len(log_wq))
         return float(min(1.0, np.exp(lq - lp)))
 
+    def annealing_problem(self, *, logdet: str = "continuous"):
+        """This flow as an :class:`~pikflow.samplers.AnnealingProblem` for SMC (see :func:`lattice_problem`)."""
+        from ._smc import lattice_problem
+
+        return lattice_problem(self, logdet=logdet)
+
     def residuals(self) -> np.ndarray:
         """The relative residual of every layer."""
         return np.array([r.residual for r in self.reports])

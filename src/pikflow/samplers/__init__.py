@@ -1,0 +1,28 @@
+r"""Samplers built on a solved flow: sequential Monte Carlo with PIK transport (paper App. C).
+
+* :func:`smc`: particles from the base, transported by the PIK maps (or not, or by App. C's
+  Langevin form), reweighted exactly, resampled and rejuvenated by BlackJAX MALA/HMC moves;
+  errors from independent replicas (:class:`SMCResult`).
+* :class:`AnnealingProblem`: what a sequential sampler needs from a path and a flow, for
+  any field space; :func:`flow_problem` builds it for a 0-D flow.
+"""
+
+from ._mcmc import TARGET_ACCEPTANCE as TARGET_ACCEPTANCE
+from ._problem import AnnealingProblem as AnnealingProblem
+from ._problem import as_problem as as_problem
+from ._problem import flow_problem as flow_problem
+from ._result import SMCResult as SMCResult
+from ._result import replica_estimate as replica_estimate
+from ._smc import TRANSPORTS as TRANSPORTS
+from ._smc import smc as smc
+
+__all__ = [
+    "TARGET_ACCEPTANCE",
+    "TRANSPORTS",
+    "AnnealingProblem",
+    "SMCResult",
+    "as_problem",
+    "flow_problem",
+    "replica_estimate",
+    "smc",
+]

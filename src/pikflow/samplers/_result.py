@@ -1,0 +1,158 @@
+r"""What an SMC run returns: estimates with replica errors at every step time, and its diagnostics.
+
+Every estimate is the mean over ``replicas`` independent runs, with the standard error
+:math:`s/\sqrt R` of their spread (:math:`s` with :math:`R - 1` degrees of freedom). With
+few replicas the error is itself uncertain (a Student :math:`t_{R-1}` interval is wider
+than the Gaussian one); the particles within one run are correlated by resampling and
+never give an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from .._errors import SamplingError
+from .._estimate import Estimate
+
+
+def replica_estimate(values) -> Estimate:
+    """Mean and standard error over the replica axis (the last one) of per-replica estimates."""
+    v = np.asarray(values, dtype=float)
+    finite = v[np.isfinite(v)]
+    if finite.size < 2:
+        return Estimate(float("nan"), float("nan"))
+    return Estimate(float(finite.mean()), float(finite.std(ddof=1) / np.sqrt(finite.size)))
+
+
+@dataclasses.dataclass
+class SMCResult:
+    r"""Per step time and replica: :math:`\log Z_t`, the observables' weighted means and the diagnostics.
+
+    Attributes
+    ----------
+    times
+        Step times, shape ``(K + 1,)``.
+    log_z
+        :math:`\log Z_t` per step time and replica, shape ``(K + 1, R)`` (with the base's
+        normalisation: :math:`\log Z_0` is exact for an exact base).
+    moments
+        ``name -> (K + 1, R)`` weighted means of each observable.
+    ess
+        ESS/N after each step's reweighting, before any resampling, ``(K + 1, R)``.
+    resampled, acceptance, step_size, unique_ancestors, nonfinite
+        Per step and replica: whether it resampled, the MCMC acceptance, the step size
+        used, the number of distinct time-0 ancestors, the particles whose transport gave a
+        non-finite weight (they are given weight zero, never averaged in).
+    particles, log_w
+        The final particles ``(R, N, ...)`` and their log-weights ``(R, N)``.
+    """
+
+    times: np.ndarray
+    log_z: np.ndarray
+    moments: dict
+    ess: np.ndarray
+    resampled: np.ndarray
+    acceptance: np.ndarray
+    step_size: np.ndarray
+    unique_ancestors: np.ndarray
+    nonfinite: np.ndarray
+    particles: np.ndarray
+    log_w: np.ndarray
+    seconds: float
+    settings: dict
+
+    @classmethod
+    def from_records(cls, *, times, names, logz0, moments0, ess0, records, particles, log_w, seconds, settings):
+        """Assemble the per-step records of :func:`~pikflow.samplers.smc`."""
+        stack = lambda key, first: np.concatenate([first[None], np.stack([r[key] for r in records])])  # noqa: E731
+        r = logz0.shape[0]
+        log_z = logz0[None] + np.concatenate([np.zeros((1, r)), np.cumsum([x["dlogz"] for x in records], axis=0)])
+        mom = stack("moments", moments0)
+        n = particles.shape[1]
+        return cls(
+            times=np.asarray(times),
+            log_z=log_z,
+            moments={name: mom[:, :, i] for i, name in enumerate(names)},
+            ess=stack("ess", ess0),
+            resampled=stack("resampled", np.zeros(r, bool)),
+            acceptance=stack("acceptance", np.full(r, np.nan)),
+            step_size=stack("step_size", np.full(r, np.nan)),
+            unique_ancestors=stack("unique", np.full(r, n)),
+            nonfinite=stack("nonfinite", np.zeros(r, int)),
+            particles=particles,
+            log_w=log_w,
+            seconds=float(seconds),
+            settings=dict(settings),
+        )
+
+    @property
+    def replicas(self) -> int:
+        """Number of independent replicas."""
+        return self.log_z.shape[1]
+
+    def _index(self, t) -> int:
+        if t is None:
+            return len(self.times) - 1
+        i = int(np.argmin(np.abs(self.times - float(t))))
+        if abs(self.times[i] - float(t)) > 1e-9:
+            raise SamplingError(f"t = {t} is not a step time of this run: use one of {np.round(self.times, 6)}")
+        return i
+
+    def observable(self, name: str, t: float | None = None) -> Estimate:
+        """The weighted mean of observable ``name`` at step time ``t`` (default 1) with its replica error."""
+        if name not in self.moments:
+            raise SamplingError(f"no observable {name!r} was recorded; recorded: {sorted(self.moments)}")
+        return replica_estimate(self.moments[name][self._index(t)])
+
+    def derived(self, fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], t: float | None = None) -> Estimate:
+        r"""A function of the recorded means (e.g. :math:`\chi = V(\langle m^2\rangle - \langle|m|\rangle^2)`).
+
+        ``fn`` gets ``name -> per-replica means`` and returns per-replica values; the error is
+        their replica spread (so ratios and differences of means get honest errors).
+        """
+        i = self._index(t)
+        return replica_estimate(fn({k: v[i] for k, v in self.moments.items()}))
+
+    def log_z_estimate(self, t: float | None = None) -> Estimate:
+        r""":math:`\log Z_t` with its replica error."""
+        return replica_estimate(self.log_z[self._index(t)])
+
+    @property
+    def final_ess(self) -> float:
+        """ESS/N of the final weights, averaged over replicas."""
+        w = np.exp(self.log_w - self.log_w.max(axis=1, keepdims=True))
+        w = np.where(np.isfinite(w), w, 0.0)
+        return float(np.mean(w.sum(1) ** 2 / (w.shape[1] * (w**2).sum(1))))
+
+    @property
+    def n_resampled(self) -> int:
+        """Resampling events, summed over replicas."""
+        return int(self.resampled.sum())
+
+    def summary(self, names: Sequence[str] | None = None) -> dict:
+        """A JSON-ready block: settings, timings, log Z, per-step diagnostics and the final observables."""
+        names = list(self.moments) if names is None else list(names)
+        return {
+            "settings": self.settings,
+            "seconds": self.seconds,
+            "ess": self.final_ess,
+            "log_z": self.log_z_estimate().to_dict(),
+            "observables": {k: self.observable(k).to_dict() for k in names},
+            "steps": {
+                "t": self.times.tolist(),
+                "ess_min": np.min(self.ess, axis=1).tolist(),
+                "resamplings": self.resampled.sum(axis=1).astype(int).tolist(),
+                "acceptance": [
+                    float(np.mean(a[np.isfinite(a)])) if np.isfinite(a).any() else None for a in self.acceptance
+                ],
+                "unique_ancestors_min": np.min(self.unique_ancestors, axis=1).astype(int).tolist(),
+                "nonfinite": self.nonfinite.sum(axis=1).astype(int).tolist(),
+                "log_z": [self.log_z_estimate(t).to_dict() for t in self.times],
+            },
+        }
+
+
+__all__ = ["SMCResult", "replica_estimate"]
