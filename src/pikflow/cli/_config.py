@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from ._smc import SMC_SCHEMA
 
 #: section -> key -> (type(s), description). "*" means any key (couplings, observables).
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
@@ -81,7 +82,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     },
     "sampling": {
         "n": ((int,), "number of samples; default 100000 (lattice runs: 10000)"),
-        "method": ((str,), "'auto' (table for one component), 'table' or 'rk4'; default 'auto'"),
+        "method": (
+            (str,),
+            "'auto' (table for one component), 'table', 'rk4', or 'smc' (sequential Monte Carlo with PIK "
+            "transport, see [smc]); default 'auto'",
+        ),
         "table_nodes": ((int,), "grid nodes of the tabulated map; default 8192"),
         "seed": ((int,), "sampling seed; default 0"),
         "batch_size": ((int,), "samples per compiled batch; default 2**20 (table) or 2**16 (rk4); lattice runs: 1000"),
@@ -135,6 +140,8 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "local_degree": ((int,), "basis override: total degree of the local Hermite products; default 4"),
     },
 }
+
+SCHEMA["smc"] = SMC_SCHEMA
 
 EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8")
 
@@ -193,8 +200,13 @@ def validate(data: dict, *, where: str = "config") -> None:
     if "density" not in data["action"]:
         raise ConfigError(f'{where}: [action] needs density = "..." (the action in SymPy syntax)')
     from ._lattice import check_lattice
+    from ._smc import smc_settings
 
     check_lattice(data, where)
+    try:
+        smc_settings(data)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def _suggest(key: str, options) -> str:

@@ -21,6 +21,7 @@ import time as _time
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from ._smc import smc_settings
 
 #: ``[lattice]`` keys that override the default basis (:func:`pikflow.lattice.default_basis`).
 BASIS_KEYS = ("fourier", "scales", "powers", "tame", "magnetisation", "local_range", "local_degree")
@@ -34,7 +35,7 @@ ZERO_D_SECTIONS = {
     "hmc": "[lattice] hmc_samples / hmc_chains for the matched base",
 }
 #: Keys of shared sections a lattice configuration takes.
-LATTICE_KEYS = {"action": ("lattice", "density"), "flow": ("seed",), "sampling": ("n", "seed", "batch_size")}
+LATTICE_KEYS = {"action": ("lattice", "density"), "flow": ("seed",), "sampling": ("n", "seed", "batch_size", "method")}
 #: Default number of samples of a lattice run (``[sampling] n``).
 DEFAULT_N = 10_000
 
@@ -81,6 +82,11 @@ def check_lattice(data: dict, where: str = "config") -> None:
                     f"{where}: [{section}] {key} is not used by lattice runs{hint}; "
                     f"lattice runs take {[f'[{section}] {k}' for k in allowed]}"
                 )
+    method = data.get("sampling", {}).get("method", "auto")
+    if method not in ("auto", "rk4", "smc"):
+        raise ConfigError(
+            f"{where}: [sampling] method of a lattice run is 'auto' (the flow + IMH) or 'smc', got {method!r}"
+        )
     lat = data.get("lattice", {})
     from ..lattice._fit import BASE_KINDS
 
@@ -260,6 +266,9 @@ def run_lattice(args, data: dict, source: str) -> int:
         f"{flow.basis.n} terms)"
     )
     flow.save(out / "flow")
+    smc_opts = smc_settings(data)
+    if smc_opts is not None:
+        return _run_smc(flow, data, source, smc_opts, out, progress)
     key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
     t0 = _time.perf_counter()
     samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress)
@@ -317,6 +326,41 @@ def run_lattice(args, data: dict, source: str) -> int:
     results["plots"] = _plots(flow, samples, chain, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     _summary(results, out)
+    return 0
+
+
+def _run_smc(flow, data: dict, source: str, smc_opts: dict, out: pathlib.Path, progress: bool) -> int:
+    """``[sampling] method = "smc"`` on a lattice: SMC with PIK transport, abs_m / chi / binder per step time."""
+    from .._version import __version__
+    from ..lattice import magnetisation_moments, smc_observables, target_values
+    from . import _smc
+
+    path, volume = flow.path, flow.path.lattice.volume
+    result = _smc.run_smc(flow, smc_opts, magnetisation_moments(), progress=progress)
+    derived = {
+        "chi": lambda r, t: smc_observables(r, volume, t)["chi"],
+        "binder": lambda r, t: smc_observables(r, volume, t)["binder"],
+    }
+    results = {
+        "pikflow_version": __version__,
+        "config_source": source,
+        "config": data,
+        "kind": "lattice",
+        "lattice": list(path.lattice.shape),
+        "volume": volume,
+        "target": target_values(path),
+        "base": flow.info.get("base"),
+        "steps": flow.steps,
+        "flow": "flow",
+    }
+    results.update(_smc.results_block(result, ["abs_m"], derived))
+    results["warnings"] = _smc.warnings_of(result)
+    results["plots"] = [_smc.plot(result, out)]
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    _smc.print_summary(result)
+    for name, v in results["observables"].items():
+        print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (SMC, {result.replicas} replicas)")
+    print(f"  wrote {out / 'results.json'}, plot {results['plots'][0]}, flow in {out / 'flow'}")
     return 0
 
 

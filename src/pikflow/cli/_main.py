@@ -15,6 +15,7 @@ from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
 from ._config import EXAMPLES, build, config_source, example_path, refine_options
 from ._lattice import is_lattice, run_lattice
+from ._smc import smc_settings
 
 _load_benchmarks()
 
@@ -91,6 +92,8 @@ def _run(args) -> int:
         n_ess = min(sampling["n"], 20000)
         flow, refinement = _refine(flow, refine_opts, opts.get("seed", 0), n_ess, progress)
     flow.save(out / "flow")
+    if smc_settings(data) is not None:
+        return _run_smc(flow, data, source, observables, out, progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if refine_opts is not None and refine_opts["online"]:
@@ -112,6 +115,33 @@ def _run(args) -> int:
     results["plots"] = plot_all(flow, samples, out, reference)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     _print_summary(results, out)
+    return 0
+
+
+def _run_smc(flow, data: dict, source: str, observables: dict, out: pathlib.Path, progress: bool) -> int:
+    """``[sampling] method = "smc"``: SMC along the solved path; results.json with an ``smc`` block."""
+    from .._version import __version__
+    from . import _smc
+
+    result = _smc.run_smc(flow, _smc.smc_settings(data), _smc.zero_d_observables(flow, observables), progress=progress)
+    results = {"pikflow_version": __version__, "config_source": source, "config": data, "action": str(flow.path.expr)}
+    results.update(_smc.results_block(result, list(observables)))
+    results["warnings"] = _smc.warnings_of(result)
+    reference = _reference(flow)
+    if reference is not None:
+        results["exact"] = _exact(flow, reference, results)
+    results["plots"] = [_smc.plot(result, out)]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    _smc.print_summary(result)
+    ex = results.get("exact", {})
+    if ex:
+        print(f"  log Z exact {ex['log_z']:.8f} ({ex['log_z_deviation_sigma']:.1f} sigma)")
+    for name, v in results["observables"].items():
+        line = f"  <{name}> = {v['value']:.6f} +- {v['error']:.2g}"
+        if name in ex:
+            line += f"   (exact {ex[name]['value']:.6f}, {ex[name]['deviation_sigma']:.1f} sigma)"
+        print(line)
+    print(f"  wrote {out / 'results.json'}, plot {results['plots'][0]}, flow in {out / 'flow'}")
     return 0
 
 

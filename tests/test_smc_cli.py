@@ -1,0 +1,89 @@
+"""``[sampling] method = "smc"`` through ``pikflow run``: 0-D against quadrature, a lattice run, config errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pikflow.cli import main
+
+ZERO_D = """
+[action]
+density = "m2/2*phi**2 + lam/4*phi**4"
+[path]
+m2 = [1.0, -2.0]
+lam = [0.0, 0.5]
+[flow]
+steps = 10
+[sampling]
+method = "smc"
+[smc]
+particles = 400
+replicas = 8
+[observables]
+phi2 = "phi**2"
+"""
+
+LATTICE = """
+[action]
+lattice = [4, 4]
+density = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"
+[path]
+m2 = [1.0, -1.0]
+lam = [0.0, 1.0]
+[lattice]
+base = "free"
+steps = 4
+collocation = 200
+[sampling]
+method = "smc"
+[smc]
+particles = 300
+replicas = 4
+"""
+
+
+def _run(tmp_path, text, name):
+    (tmp_path / f"{name}.toml").write_text(text)
+    out = tmp_path / name
+    assert main(["run", str(tmp_path / f"{name}.toml"), "--out", str(out), "--quiet"]) == 0
+    return out, json.loads((out / "results.json").read_text())
+
+
+def test_zero_d_smc_run_agrees_with_quadrature(tmp_path):
+    out, r = _run(tmp_path, ZERO_D, "zero")
+    assert r["sampler"] == "smc"
+    ex = r["exact"]
+    # replica errors with 8 replicas: t_7 pulls, 4 sigma is a 0.5% two-sided tail
+    assert ex["phi2"]["deviation_sigma"] < 4
+    assert abs(r["log_z"]["value"] - ex["log_z"]) < 4 * r["log_z"]["error"] + 1e-6  # far-tail offset, see test_smc
+    assert set(r["smc"]["steps"]) >= {"ess_min", "resamplings", "acceptance", "unique_ancestors_min", "log_z"}
+    assert len(r["path_observables"]) == 11 and "phi2" in r["path_observables"]["0.5"]
+    assert (out / "smc.png").is_file() and (out / "flow" / "flow.json").is_file()
+
+
+def test_lattice_smc_run_reports_observables_per_step(tmp_path):
+    _, r = _run(tmp_path, LATTICE, "lat")
+    assert r["sampler"] == "smc" and r["kind"] == "lattice"
+    for name in ("abs_m", "chi", "binder"):
+        v = r["observables"][name]
+        assert np.isfinite(v["value"]) and v["error"] > 0
+    assert len(r["path_observables"]) == 5
+    assert r["ess"] > 0.5
+    assert isinstance(r["warnings"], list)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ('[sampling]\nmethod = "rk4"\n[smc]\nparticles = 10\n', "add method"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nparticles = 1\n', "particles must be"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
+    ],
+)
+def test_smc_config_errors(tmp_path, capsys, extra, message):
+    base = ZERO_D.split("[sampling]")[0]
+    (tmp_path / "bad.toml").write_text(base + extra)
+    assert main(["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
