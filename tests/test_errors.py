@@ -65,7 +65,7 @@ def test_error_hierarchy():
         ("f(phi) + phi**2", r"unknown function.*f\(phi\)"),
         ("phi > 1", "scalar SymPy expression"),
         ("   ", "empty"),
-        ("phi**2 + (", "cannot parse"),
+        ("phi**2 + (", r"unclosed '\(' at character 10"),
     ],
     ids=["malformed", "keyword", "unknown-function", "relational", "empty", "unbalanced"],
 )
@@ -124,9 +124,12 @@ def test_unknown_coupling_in_path():
 
 
 def test_missing_coupling_in_path():
-    with pytest.raises(pf.ActionError, match=r"coupling\(s\) \['lam'\] have no value on the path"):
+    with pytest.raises(
+        pf.ActionError,
+        match=r"symbol\(s\) \['lam'\] in the action are neither fields \['phi'\] nor couplings with a value",
+    ):
         pf.Path.linear(phi4_action(), start={"m2": 1.0}, end={"m2": -2.0})
-    with pytest.raises(pf.ActionError, match="have no value"):
+    with pytest.raises(pf.ActionError, match="nor couplings with a value on the path"):
         pf.Path(phi4_action(), {"m2": 1.0})
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from .._errors import PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
-from ._config import EXAMPLES, build, config_source, example_path, refine_options
+from ._config import EXAMPLE_DESCRIPTIONS, EXAMPLES, build, config_source, example_path, refine_options
 from ._lattice import is_lattice, run_lattice
 
 _load_benchmarks()
@@ -22,6 +22,7 @@ _load_benchmarks()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pikflow`` command."""
     parser = argparse.ArgumentParser(prog="pikflow", description="Exact sampling with physics-informed kernels.")
+    _version_arg(parser)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="solve every layer, sample, write results.json and plots")
     _source_args(run)
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = bench.add_subparsers(dest="bench_kind")
     for name, b in BENCHMARKS.items():
         p = kinds.add_parser(name, help=b.help, description=b.help)
-        _source_args(p)
+        if b.config:
+            _source_args(p)
         p.add_argument("--json", dest="json_file", help="also write the numbers to this JSON file")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         b.add_arguments(p)
@@ -50,13 +52,25 @@ def main(argv: list[str] | None = None) -> int:
             BENCHMARKS[args.bench_kind].run(args)
             return 0
         if args.command == "examples":
-            for name in EXAMPLES:
-                print(f"{name:16s} {example_path(name)}")
+            _list_examples()
             return 0
     except PikflowError as err:
         print(f"pikflow: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _version_arg(parser) -> None:
+    from .._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"pikflow {__version__}")
+
+
+def _list_examples() -> None:
+    """``pikflow examples``: each built-in example's name, one-line description and path."""
+    for name in EXAMPLES:
+        print(f"{name:18s} {EXAMPLE_DESCRIPTIONS[name]}")
+        print(f"{'':18s} {example_path(name)}")
 
 
 def _source_args(p):
@@ -83,6 +97,7 @@ def _run(args) -> int:
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  S_t = {path.expr}")
+    _print_fields(path)
     flow = solve(path, progress=progress, **opts)
     print(f"  solved {len(flow.reports)} layers in {flow.solve_seconds:.2f} s ({flow!r})")
     refine_opts = refine_options(data)
@@ -113,6 +128,13 @@ def _run(args) -> int:
     (out / "results.json").write_text(json.dumps(results, indent=2))
     _print_summary(results, out)
     return 0
+
+
+def _print_fields(path) -> None:
+    """Name the fields when they were inferred and are several, so a misspelt symbol is seen at once."""
+    if path.action.fields_inferred and path.n_fields > 1:
+        names = [str(f) for f in path.fields]
+        print(f"  fields: {names} (every symbol not in [path]; [action] fields = [...] names them explicitly)")
 
 
 def _refine(flow, o: dict, seed: int, n_ess: int, progress: bool):
