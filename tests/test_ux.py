@@ -215,3 +215,61 @@ def test_deviation_keeps_its_sign():
     assert pf.Estimate(1.0, 0.0).deviation(0.0) == math.inf
     assert math.isnan(pf.Estimate(float("nan"), 1.0).deviation(0.0))
     assert json.dumps(e.to_dict()) and np.isfinite(e.deviation(1.0))
+
+
+# ------------------------------------------------------------------ lattice progress
+
+
+def test_lattice_progress_is_labelled(capsys):
+    """The HMC run shows a labelled bar and gives the same chain with or without it; candidates are named."""
+    import jax
+
+    import pikflow.lattice as pl
+    from pikflow.lattice._fit import _candidate_label
+
+    assert _candidate_label(2, 4, "mixture", 5.0) == "candidate 2/4: mixture, width 5"
+    assert _candidate_label(1, 1, "gaussian", None) == "candidate 1/1: gaussian"
+    action = pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4", [3])
+    path = pl.LatticePath(action, {"m2": -1.0, "lam": 1.0})
+    key = jax.random.PRNGKey(3)
+    kw = dict(n_chains=2, n_therm=40, n_leapfrog=3)  # 40 + 40 trajectories: one block length (2) with the bar
+    quiet, acc_q = pl.hmc(path, key, 80, **kw)
+    capsys.readouterr()
+    shown, acc_s = pl.hmc(path, key, 80, progress=True, desc="HMC at the target", **kw)
+    assert "HMC at the target" in capsys.readouterr().err
+    np.testing.assert_allclose(shown, quiet, rtol=0, atol=1e-12)
+    assert acc_q == acc_s
+
+
+# ------------------------------------------------------------------ plots and the paper
+
+
+def test_kernel_range_follows_the_target(flow):
+    """The tilted well 4(phi^2-1)^2 + phi/2: the kernel's range comes from the target, and its error is finite.
+
+    The fixed [-3, 3] range reached where the exact kernel is NaN (S - min S > 80), which
+    printed "max relative error nan" and a y-axis up to 7e8.
+    """
+    from pikflow.cli._main import _kernel_error
+    from pikflow.cli._plots import TAIL, target_range
+    from pikflow.exact import reference_for
+
+    a = pf.Action("(1 - s)/2*phi**2 + s*(4*(phi**2 - 1)**2 + 0.5*phi)", fields=["phi"])
+    ref = reference_for(pf.Path(a, {"s": (0.0, 1.0)}))
+    assert np.isnan(ref.kernel(1.0, np.array([-3.0, 3.0]))).all()  # what the fixed range hit
+    lo, hi = target_range(reference=ref)
+    assert -2.5 < lo < -1.0 and 1.0 < hi < 2.5
+    outside = ref.expectation(1.0, lambda x: (x < lo) | (x > hi))
+    assert outside < 2 * TAIL  # the padding keeps even less than the 2e-4 left out
+    assert np.isfinite(ref.kernel(1.0, np.linspace(lo, hi, 101))).all()
+    # the error over the range of a solved flow's own target is a number, not NaN
+    err = _kernel_error(flow, reference_for(flow.path))
+    assert np.isfinite(err["kernel_t1_max_rel_error"]) and err["kernel_t1_range"][0] < 0 < err["kernel_t1_range"][1]
+
+
+def test_paper_is_named():
+    text = pf.citation(print_it=False)
+    assert "Generative sampling with physics-informed kernels" in text and "arXiv:2510.26678" in text
+    from pikflow.cli._plots import PAPER
+
+    assert "arXiv:2510.26678" in PAPER

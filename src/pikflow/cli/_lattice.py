@@ -21,6 +21,7 @@ import time as _time
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from .._citation import PAPER
 
 #: ``[lattice]`` keys that override the default basis (:func:`pikflow.lattice.default_basis`).
 BASIS_KEYS = ("fourier", "scales", "powers", "tame", "magnetisation", "local_range", "local_degree")
@@ -374,8 +375,8 @@ def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
     t = [r.t for r in flow.reports]
     ax.semilogy(t, [max(r.residual, 1e-300) for r in flow.reports], "o-", ms=3, label="collocation configurations")
     ax.set_xlabel("t")
-    ax.set_ylabel(r"$\|Aa-b\|/\|b-\bar b\|$ (eq. 34)")
-    ax.set_title("relative residual per layer")
+    ax.set_ylabel(r"$\|Aa-b\|/\|b-\bar b\|$")
+    ax.set_title(f"relative residual per layer (eq. 34 of {PAPER})", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "residuals.png", dpi=120)
