@@ -20,8 +20,8 @@ import pathlib
 import time as _time
 from typing import Any
 
-from .._errors import ConfigError, PikflowError
 from .._citation import PAPER
+from .._errors import ConfigError, PikflowError
 
 #: ``[lattice]`` keys that override the default basis (:func:`pikflow.lattice.default_basis`).
 BASIS_KEYS = ("fourier", "scales", "powers", "tame", "magnetisation", "local_range", "local_degree")
