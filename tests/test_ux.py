@@ -265,6 +265,10 @@ def test_kernel_range_follows_the_target(flow):
     # the error over the range of a solved flow's own target is a number, not NaN
     err = _kernel_error(flow, reference_for(flow.path))
     assert np.isfinite(err["kernel_t1_max_rel_error"]) and err["kernel_t1_range"][0] < 0 < err["kernel_t1_range"][1]
+    # without a reference (several fields) the range comes from the weighted samples: close to the exact one
+    exact = np.array(err["kernel_t1_range"])
+    from_samples = np.array(target_range(samples=flow.sample(20000, progress=False)))
+    np.testing.assert_allclose(from_samples, exact, rtol=0.15)  # the 1e-4 quantile of 2e4 samples: ~2 extremes
 
 
 def test_paper_is_named():
@@ -273,3 +277,12 @@ def test_paper_is_named():
     from pikflow.cli._plots import PAPER
 
     assert "arXiv:2510.26678" in PAPER
+
+
+def test_lattice_misspelt_field():
+    """A lattice density's misspelt ``phi`` is a coupling without a value: the message says it looks like phi."""
+    import pikflow.lattice as pl
+
+    action = pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*ph1**4", [4])
+    with pytest.raises(pf.ActionError, match=r"coupling\(s\) \['ph1'\] have no value.*'ph1' looks like 'phi'"):
+        pl.LatticePath(action, {"m2": -1.0, "lam": 1.0})
