@@ -31,6 +31,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # bundles MathJax 3 into _static: the maths renders without a network
     "sphinx.ext.viewcode",
     "myst_parser",
     "sphinx_gallery.gen_gallery",
@@ -55,12 +56,8 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
 
-# -- math: MathJax from its CDN; PIKFLOW_DOCS_MATHJAX=/path/to/MathJax.js (v2, e.g. Debian's
-# libjs-mathjax) renders the math offline, as for the screenshots taken without a network.
-if os.environ.get("PIKFLOW_DOCS_MATHJAX"):
-    mathjax_path = "file://" + os.environ["PIKFLOW_DOCS_MATHJAX"] + "?config=TeX-AMS-MML_HTMLorMML"
-    mathjax2_config = {"tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]]}}
-    myst_update_mathjax = False  # its MathJax-3 options would stop MathJax 2 from typesetting
+# -- math: MathJax 3 is copied into the built site's _static/mathjax by sphinx-mathjax-offline
+# (which sets mathjax_path), not loaded from a CDN, so pages render on machines without internet.
 
 # -- autodoc + napoleon (numpy docstrings) -----------------------------------------------
 autodoc_member_order = "bysource"

@@ -92,7 +92,7 @@ ax0b.fill_between(x, density, color="tab:blue", alpha=0.15)
 ax0b.set_yticks([])
 ax1.semilogy(x, np.abs(residual) + 1e-18, "k-", lw=1)
 ax1.set_xlabel(r"$\phi$")
-ax1.set_ylabel(r"$|r_\chi(\phi)|$ (eq. 27)")
+ax1.set_ylabel(r"$|r_\chi(\phi)|$ (eq. 27 of arXiv:2510.26678)")
 ax1.set_title("residual of the solved kernel (shaded above: the target density)", fontsize=10)
 fig.tight_layout()
 

@@ -2,7 +2,7 @@ r"""
 Quickstart: 0-D φ⁴ on the paper's path
 ======================================
 
-The paper's first benchmark (sec. IV A, eqs. 21-25): a single real variable with the
+The first benchmark of the PIK paper (arXiv:2510.26678; sec. IV A, eqs. 21-25): a single real variable with the
 action
 
 .. math::
@@ -69,7 +69,7 @@ fig, (ax, axr) = plt.subplots(2, 1, figsize=(6, 5), sharex=True, height_ratios=(
 ax.plot(x, v_exact, color="tab:orange", lw=4, alpha=0.6, label="exact (quadrature)")
 ax.plot(x, v_pik, "k-", lw=1.2, label="PIK, direct solve")
 ax.set_ylabel(r"$\dot\phi_{t=1}(\phi)$")
-ax.set_title("kernel at t = 1 (paper Fig. 4)")
+ax.set_title("kernel at t = 1 (cf. Fig. 4 of arXiv:2510.26678)")
 ax.legend()
 axr.plot(x, v_pik - v_exact, "k-", lw=1)
 axr.set_xlabel(r"$\phi$")
@@ -114,7 +114,7 @@ ax.hist(
 ax.plot(grid, exact.density(1.0, grid), color="tab:orange", lw=2, ls="--", label="exact density")
 ax.set_xlabel(r"$\phi$")
 ax.set_ylabel(r"$p_{t=1}(\phi)$")
-ax.set_title("samples at t = 1 (paper Fig. 5)")
+ax.set_title("samples at t = 1 (cf. Fig. 5 of arXiv:2510.26678)")
 ax.legend()
 fig.tight_layout()
 

@@ -65,7 +65,7 @@ def test_error_hierarchy():
         ("f(phi) + phi**2", r"unknown function.*f\(phi\)"),
         ("phi > 1", "scalar SymPy expression"),
         ("   ", "empty"),
-        ("phi**2 + (", "cannot parse"),
+        ("phi**2 + (", r"unclosed '\(' at character 10"),
     ],
     ids=["malformed", "keyword", "unknown-function", "relational", "empty", "unbalanced"],
 )
@@ -124,9 +124,12 @@ def test_unknown_coupling_in_path():
 
 
 def test_missing_coupling_in_path():
-    with pytest.raises(pf.ActionError, match=r"coupling\(s\) \['lam'\] have no value on the path"):
+    with pytest.raises(
+        pf.ActionError,
+        match=r"symbol\(s\) \['lam'\] in the action are neither fields \['phi'\] nor couplings with a value",
+    ):
         pf.Path.linear(phi4_action(), start={"m2": 1.0}, end={"m2": -2.0})
-    with pytest.raises(pf.ActionError, match="have no value"):
+    with pytest.raises(pf.ActionError, match="nor couplings with a value on the path"):
         pf.Path(phi4_action(), {"m2": 1.0})
 
 
@@ -189,7 +192,9 @@ def test_target_not_bounded_below():
 def test_two_field_target_not_bounded_below():
     action = pf.Action("(phi1**2 + phi2**2)/2 + lam*(phi1**4 - phi2**4)", fields=["phi1", "phi2"])
     path = pf.Path.linear(action, start={"lam": 0.0}, end={"lam": 1.0})
-    with pytest.raises(pf.ActionError, match=r"direction .*not normalisable"):
+    with pytest.raises(
+        pf.ActionError, match=r"does not grow for phi2 -> \+inf \(the other fields at 0\).*not normalisable"
+    ):
         path.check_normalisable()
 
 

@@ -24,5 +24,12 @@ class Estimate(NamedTuple):
         return {"value": float(self.value), "error": float(self.error)}
 
     def deviation(self, exact: float) -> float:
-        """Distance from ``exact`` in units of the error."""
-        return abs(self.value - exact) / self.error if self.error > 0 else math.inf
+        """Signed distance ``(value - exact) / error`` in units of the error.
+
+        Positive when the estimate lies above ``exact``. With a zero or non-finite error
+        it is ``+inf`` or ``-inf`` by the sign of the difference (``nan`` when the value is).
+        """
+        diff = self.value - exact
+        if self.error > 0 and math.isfinite(self.error):
+            return diff / self.error
+        return math.copysign(math.inf, diff) if diff == diff else math.nan

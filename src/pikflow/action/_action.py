@@ -54,12 +54,17 @@ class Action:
             fields = [fields]
         if fields is None and couplings is None:
             raise ActionError("say which symbols are fields: Action(expr, fields=[phi]) (or give couplings=[...])")
+        #: whether the fields were inferred (every symbol not in ``couplings``) rather than named
+        self.fields_inferred = fields is None
         if fields is None:
             coup = {str(as_symbol(c, what="coupling")) for c in couplings}
             fields = sorted((s for s in free if str(s) not in coup), key=str)
         field_syms = tuple(as_symbol(f, what="field") for f in fields)
         if not field_syms:
-            raise ActionError(f"the action {self.expr} has no field: give fields=[...]")
+            raise ActionError(
+                f"the action {self.expr} has no field: every symbol in it is a coupling; give fields=[...]"
+                + (" (in a configuration: [action] fields = [...])" if self.fields_inferred else "")
+            )
         if len(set(field_syms)) != len(field_syms):
             raise ActionError(f"fields {list(map(str, field_syms))} contain a repeated name")
         by_name = {str(s): s for s in free}
@@ -83,6 +88,24 @@ class Action:
     def n_fields(self) -> int:
         """Number of real field components."""
         return len(self.fields)
+
+    def inference_hint(self, suspect: sp.Symbol | str | None = None) -> str:
+        """When the fields were inferred and are several: a sentence naming them and how to fix a wrong guess.
+
+        ``suspect`` is the field a check failed along (a likely misspelling or coupling without a value).
+        """
+        if not self.fields_inferred or self.n_fields < 2:
+            return ""
+        names = [str(f) for f in self.fields]
+        sus = str(suspect) if suspect is not None and str(suspect) in names else None
+        intended = [n for n in names if n != sus] if sus else _likely_fields(names)
+        about = f"If {sus!r} is" if sus else "If one of them is"
+        return (
+            f" Note: the fields were inferred as every symbol that is not a coupling: {names}. {about} a coupling, "
+            f"give it a value ([path] {sus or 'name'} = [start, end]; Python: Path(action, {{...}})); if it is a "
+            f"misspelt field, correct the density; or name the fields explicitly: [action] fields = "
+            f"{_toml_list(intended)} (Python: Action(..., fields=[...]))."
+        )
 
     def gradient(self) -> list[sp.Expr]:
         r""":math:`\partial \hat S / \partial \phi_a` for every field component."""
@@ -111,6 +134,16 @@ class Action:
 
     def __repr__(self) -> str:
         return f"Action({self.expr}, fields={list(self.fields)})"
+
+
+def _likely_fields(names: list[str]) -> list[str]:
+    """The inferred field names that look intended: ASCII ones if some are not (a stray ``φ``), else all."""
+    ascii_names = [n for n in names if n.isascii()]
+    return ascii_names if ascii_names and len(ascii_names) < len(names) else names
+
+
+def _toml_list(names: list[str]) -> str:
+    return "[" + ", ".join(f'"{n}"' for n in names) + "]"
 
 
 def real_symbol(sym: sp.Symbol | str) -> sp.Symbol:

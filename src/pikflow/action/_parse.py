@@ -68,16 +68,48 @@ def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
             raise ActionError(
                 f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it (e.g. 'lam' for 'lambda')"
             )
+    _check_brackets(text, what)
     global_dict = {**_NUMBERS, **ALLOWED_FUNCTIONS}
     try:
         expr = parse_expr(text, local_dict={}, global_dict=global_dict, transformations=_TRANSFORMS, evaluate=True)
     except (SyntaxError, TypeError, ValueError, AttributeError, TokenError) as err:
         raise ActionError(
-            f"cannot parse the {what} {text!r}: {err}. Write it in SymPy syntax, e.g. 'm2/2*phi**2'"
+            f"cannot parse the {what} {text!r}: {_reason(err)}. Write it in SymPy syntax, e.g. 'm2/2*phi**2'"
         ) from None
     except Exception as err:  # parse_expr can raise anything SymPy raises while evaluating
         raise ActionError(f"cannot parse the {what} {text!r}: {type(err).__name__}: {err}") from None
     return as_expression(expr, what=what)
+
+
+_CLOSE = {")": "(", "]": "[", "}": "{"}
+
+
+def _check_brackets(text: str, what: str) -> None:
+    """Raise :class:`ActionError` naming the first unbalanced bracket of ``text`` and its position."""
+    stack: list[tuple[str, int]] = []
+    for i, ch in enumerate(text):
+        if ch in "([{":
+            stack.append((ch, i))
+        elif ch in _CLOSE:
+            if not stack or stack[-1][0] != _CLOSE[ch]:
+                raise ActionError(
+                    f"the {what} {text!r} has an unmatched {ch!r} at character {i + 1}: check its parentheses"
+                )
+            stack.pop()
+    if stack:
+        ch, i = stack[-1]
+        raise ActionError(
+            f"the {what} {text!r} has an unclosed {ch!r} at character {i + 1}: {len(stack)} closing bracket(s) missing"
+        )
+
+
+def _reason(err: Exception) -> str:
+    """A tokenizer or syntax error as a sentence, not a tuple (``TokenError`` carries ``(msg, (line, col))``)."""
+    if isinstance(err, TokenError) and err.args:
+        return str(err.args[0])
+    if isinstance(err, SyntaxError) and err.msg:
+        return err.msg  # its offset counts in SymPy's rewritten code, not in the user's text
+    return str(err) or type(err).__name__
 
 
 def as_expression(expr: object, *, what: str = "expression") -> sp.Expr:

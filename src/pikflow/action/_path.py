@@ -57,10 +57,7 @@ class Path:
             self.coupling_exprs[sym] = self._coupling_expression(str(sym), value)
         missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
         if missing:
-            raise ActionError(
-                f"coupling(s) {missing} have no value on the path: "
-                "give each a number, [start, end] or an expression in t"
-            )
+            raise ActionError(_missing_message(missing, action, [str(c) for c in self.coupling_exprs]))
         self.expr: sp.Expr = action.expr.xreplace(self.coupling_exprs)
         extra = self.expr.free_symbols - set(action.fields) - {t}
         if extra:
@@ -173,16 +170,12 @@ class Path:
             grows = (np.diff(vals[1:], axis=0) > 0).all(axis=0) & (vals[-1] - vals[0] > 50.0)
             if not grows.all():
                 u = dirs[np.argmin(grows)]
-                where = (
-                    "phi -> -inf"
-                    if n == 1 and u[0] < 0
-                    else "phi -> +inf"
-                    if n == 1
-                    else f"direction {np.round(u, 3).tolist()}"
-                )
+                axis = np.flatnonzero(np.abs(u) > 1e-12)
                 raise ActionError(
                     f"the action at t = {time:.3g}, {self.at(time)}, is not bounded below / does not grow for "
-                    f"{where}: exp(-S_t) is not normalisable. Make the highest power positive (e.g. lam > 0)."
+                    f"{_direction_name(u, self.fields)}: exp(-S_t) is not normalisable. Make the highest power "
+                    "positive (e.g. lam > 0)."
+                    + self.action.inference_hint(self.fields[int(axis[0])] if len(axis) == 1 else None)
                 )
 
     def gaussian_base(self) -> tuple[np.ndarray, np.ndarray]:
@@ -212,6 +205,37 @@ class Path:
 
     def __repr__(self) -> str:
         return f"Path({self.expr}, fields={list(self.fields)})"
+
+
+def _missing_message(missing: list[str], action: Action, given: list[str]) -> str:
+    """The symbols of an action that are neither fields nor couplings with a value, with a likely fix."""
+    import difflib
+
+    known = [str(f) for f in action.fields] + given
+    hints = []
+    for name in missing:
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+        if close:
+            hints.append(f"{name!r} looks like {close[0]!r}")
+        elif not name.isascii():
+            hints.append(f"{name!r} is not an ASCII name (a pasted Unicode letter?)")
+    hint = f" ({'; '.join(hints)}: if misspelt, correct the action)" if hints else ""
+    return (
+        f"symbol(s) {missing} in the action are neither fields {[str(f) for f in action.fields]} nor couplings with "
+        f"a value on the path {sorted(given)}{hint}. Give each coupling a number, [start, end] or an expression in t "
+        "([path] in a configuration), or list it among the fields ([action] fields = [...])"
+    )
+
+
+def _direction_name(u: np.ndarray, fields: Sequence[sp.Symbol]) -> str:
+    """A direction in field space in words: ``phi -> +inf`` along an axis, else the fields' proportions."""
+    nonzero = np.flatnonzero(np.abs(u) > 1e-12)
+    if len(nonzero) == 1:
+        i = int(nonzero[0])
+        rest = " (the other fields at 0)" if len(fields) > 1 else ""
+        return f"{fields[i]} -> {'+' if u[i] > 0 else '-'}inf{rest}"
+    parts = ", ".join(f"{f} = {c:+.3g} r" for f, c in zip(fields, u, strict=True))
+    return f"{parts} with r -> +inf"
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -14,11 +14,16 @@ from collections.abc import Callable
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
-    """A benchmark of ``pikflow bench``: its help line, extra options, and runner ``run(args) -> dict``."""
+    """A benchmark of ``pikflow bench``: its help line, extra options, and runner ``run(args) -> dict``.
+
+    ``config`` says whether it reads a 0-D ``CONFIG``/``--example`` (the lattice benchmark
+    takes its own options instead, so its ``--help`` does not offer the 0-D examples).
+    """
 
     help: str
     add_arguments: Callable
     run: Callable
+    config: bool = True
 
 
 #: name -> :class:`Benchmark`.
@@ -27,12 +32,12 @@ BENCHMARKS: dict[str, Benchmark] = {}
 DEFAULT = "hmc"
 
 
-def register(name: str, help: str):
+def register(name: str, help: str, *, config: bool = True):
     """Decorator for a module-level ``add_arguments`` function, pairing it with ``run`` (see ``_speed.py``)."""
 
     def wrap(add_arguments):
         def deco(run):
-            BENCHMARKS[name] = Benchmark(help, add_arguments, run)
+            BENCHMARKS[name] = Benchmark(help, add_arguments, run, config)
             return run
 
         return deco

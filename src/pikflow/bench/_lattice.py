@@ -73,9 +73,9 @@ def _step(text: str) -> float | str:
         raise SystemExit(f"--hmc-step must be a number or 'auto', got {text!r}") from None
 
 
-@register("lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s")(
-    _arguments
-)
+@register(
+    "lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s", config=False
+)(_arguments)
 def run(args) -> dict:
     import jax
 

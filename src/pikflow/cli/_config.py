@@ -145,6 +145,14 @@ SCHEMA["smc"] = SMC_SCHEMA
 
 EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8")
 
+#: One line per built-in example, shown by ``pikflow examples``.
+EXAMPLE_DESCRIPTIONS = {
+    "phi4-0d": "0-D phi^4, one component: Gaussian (m2 = 1) to double well (m2 = -2, lam = 1/2); 10^6 samples",
+    "o2-0d": "0-D O(2) model, two components: the radial basis, m2 1 -> -2, lam 0 -> 1/2",
+    "asymmetric-0d": "0-D phi^4 with a cubic term (g = 1/2): no phi -> -phi symmetry, even and odd basis terms",
+    "phi4-lattice-8x8": "2-D lattice phi^4 on 8x8 at (m2, lam) = (-1, 1), matched base fitted to a short HMC run",
+}
+
 
 def example_path(name: str) -> pathlib.Path:
     """Path of a built-in example configuration."""
@@ -256,7 +264,19 @@ def build(data: dict):
         "logdet": flow.get("logdet", "auto"),
     }
     observables = dict(data.get("observables", {}))
+    _check_observables(observables, path.fields)
     return path, opts, sampling, observables
+
+
+def _check_observables(observables: dict, fields) -> None:
+    """Refuse an observable with a bad expression or an unknown symbol before the (long) solve."""
+    from ..lowering import check_observable
+
+    for name, text in observables.items():
+        try:
+            check_observable(text, fields, what=f"observable {name} =")
+        except PikflowError as err:
+            raise type(err)(f"[observables]: {err}") from None
 
 
 def hmc_options(data: dict) -> dict[str, Any]:

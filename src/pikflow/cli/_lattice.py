@@ -20,6 +20,7 @@ import pathlib
 import time as _time
 from typing import Any
 
+from .._citation import PAPER
 from .._errors import ConfigError, PikflowError
 from ._smc import smc_settings
 
@@ -48,7 +49,7 @@ def is_lattice(data: dict) -> bool:
 def check_lattice(data: dict, where: str = "config") -> None:
     """Raise :class:`ConfigError` for a lattice configuration that cannot run, or ``[lattice]`` in a 0-D one.
 
-    Checks the shape (1..4 integer sizes, each at least 3), the sections and keys a lattice
+    Checks the shape (``check_shape``: 1..4 integer sizes, each at least 3), the sections and keys a lattice
     run takes, and the ranges of the ``[lattice]`` values. The density and couplings are
     checked when they are parsed (:func:`build_lattice`).
     """
@@ -60,17 +61,12 @@ def check_lattice(data: dict, where: str = "config") -> None:
             )
         return
     shape = data["action"]["lattice"]
-    ok = (
-        isinstance(shape, list)
-        and 1 <= len(shape) <= 4
-        and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
-    )
-    if not ok:
-        raise ConfigError(
-            f"{where}: [action] lattice must be a list of 1 to 4 integer sizes like [8, 8], got {shape!r}"
-        )
-    if any(s < 3 for s in shape):
-        raise ConfigError(f"{where}: [action] lattice sizes must be at least 3 sites per direction, got {shape!r}")
+    from ..lattice._lattice import check_shape
+
+    try:
+        check_shape(shape)  # the same rule as pikflow.lattice.Lattice
+    except PikflowError as err:
+        raise ConfigError(f"{where}: [action] lattice: {err}") from None
     for section, instead in ZERO_D_SECTIONS.items():
         if section in data:
             raise ConfigError(f"{where}: [{section}] is not used by lattice runs; use {instead}")
@@ -423,8 +419,8 @@ def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
     t = [r.t for r in flow.reports]
     ax.semilogy(t, [max(r.residual, 1e-300) for r in flow.reports], "o-", ms=3, label="collocation configurations")
     ax.set_xlabel("t")
-    ax.set_ylabel(r"$\|Aa-b\|/\|b-\bar b\|$ (eq. 34)")
-    ax.set_title("relative residual per layer")
+    ax.set_ylabel(r"$\|Aa-b\|/\|b-\bar b\|$")
+    ax.set_title(f"relative residual per layer (eq. 34 of {PAPER})", fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "residuals.png", dpi=120)

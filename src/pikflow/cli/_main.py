@@ -13,7 +13,7 @@ import numpy as np
 from .._errors import PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
-from ._config import EXAMPLES, build, config_source, example_path, refine_options
+from ._config import EXAMPLE_DESCRIPTIONS, EXAMPLES, build, config_source, example_path, refine_options
 from ._lattice import is_lattice, run_lattice
 from ._smc import smc_settings
 
@@ -22,7 +22,10 @@ _load_benchmarks()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``pikflow`` command."""
-    parser = argparse.ArgumentParser(prog="pikflow", description="Exact sampling with physics-informed kernels.")
+    parser = argparse.ArgumentParser(
+        prog="pikflow", description="Exact sampling with physics-informed kernels.", epilog=_paper_note()
+    )
+    _version_arg(parser)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="solve every layer, sample, write results.json and plots")
     _source_args(run)
@@ -33,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = bench.add_subparsers(dest="bench_kind")
     for name, b in BENCHMARKS.items():
         p = kinds.add_parser(name, help=b.help, description=b.help)
-        _source_args(p)
+        if b.config:
+            _source_args(p)
         p.add_argument("--json", dest="json_file", help="also write the numbers to this JSON file")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         b.add_arguments(p)
@@ -51,13 +55,31 @@ def main(argv: list[str] | None = None) -> int:
             BENCHMARKS[args.bench_kind].run(args)
             return 0
         if args.command == "examples":
-            for name in EXAMPLES:
-                print(f"{name:16s} {example_path(name)}")
+            _list_examples()
             return 0
     except PikflowError as err:
         print(f"pikflow: error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _paper_note() -> str:
+    from .._citation import PAPER_ARXIV, PAPER_AUTHORS, PAPER_TITLE
+
+    return f"Equation and figure numbers refer to {PAPER_AUTHORS}, '{PAPER_TITLE}', {PAPER_ARXIV}."
+
+
+def _version_arg(parser) -> None:
+    from .._version import __version__
+
+    parser.add_argument("--version", action="version", version=f"pikflow {__version__}")
+
+
+def _list_examples() -> None:
+    """``pikflow examples``: each built-in example's name, one-line description and path."""
+    for name in EXAMPLES:
+        print(f"{name:18s} {EXAMPLE_DESCRIPTIONS[name]}")
+        print(f"{'':18s} {example_path(name)}")
 
 
 def _source_args(p):
@@ -84,6 +106,7 @@ def _run(args) -> int:
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  S_t = {path.expr}")
+    _print_fields(path)
     flow = solve(path, progress=progress, **opts)
     print(f"  solved {len(flow.reports)} layers in {flow.solve_seconds:.2f} s ({flow!r})")
     refine_opts = refine_options(data)
@@ -143,6 +166,13 @@ def _run_smc(flow, data: dict, source: str, observables: dict, out: pathlib.Path
         print(line)
     print(f"  wrote {out / 'results.json'}, plot {results['plots'][0]}, flow in {out / 'flow'}")
     return 0
+
+
+def _print_fields(path) -> None:
+    """Name the fields when they were inferred and are several, so a misspelt symbol is seen at once."""
+    if path.action.fields_inferred and path.n_fields > 1:
+        names = [str(f) for f in path.fields]
+        print(f"  fields: {names} (every symbol not in [path]; [action] fields = [...] names them explicitly)")
 
 
 def _refine(flow, o: dict, seed: int, n_ess: int, progress: bool):
@@ -271,10 +301,21 @@ def _exact(flow, ref, results) -> dict:
         exact = ref.expectation(1.0, lambda x, f=f: np.asarray(f(x.reshape(-1, 1))).reshape(x.shape))
         est = results["observables"][name]
         out[name] = {"value": exact, "deviation_sigma": abs(est["value"] - exact) / est["error"]}
-    x = np.linspace(-3, 3, 601)
-    ve = ref.kernel(1.0, x)
-    out["kernel_t1_max_rel_error"] = float(np.max(np.abs(flow.velocity(x, 1.0) - ve)) / np.max(np.abs(ve)))
+    out.update(_kernel_error(flow, ref))
     return out
+
+
+def _kernel_error(flow, ref) -> dict:
+    """Max |v - v_exact| / max |v_exact| at t = 1 over the target's range (all but 1e-4 of it on each side)."""
+    from ._plots import target_range
+
+    lo, hi = target_range(reference=ref)
+    x = np.linspace(lo, hi, 601)
+    ve = ref.kernel(1.0, x)
+    ok = np.isfinite(ve)  # NaN only outside the quadrature's range, which target_range stays inside
+    err = np.abs(np.asarray(flow.velocity(x[ok], 1.0)) - ve[ok])
+    rel = float(np.max(err) / np.max(np.abs(ve[ok]))) if ok.any() and np.isfinite(err).all() else float("nan")
+    return {"kernel_t1_max_rel_error": rel, "kernel_t1_range": [lo, hi]}
 
 
 def _print_summary(r: dict, out: pathlib.Path) -> None:
@@ -295,7 +336,11 @@ def _print_summary(r: dict, out: pathlib.Path) -> None:
             line += f"   (exact {ex[name]['value']:.6f}, {ex[name]['deviation_sigma']:.1f} sigma)"
         print(line)
     if ex:
-        print(f"  kernel at t=1 vs exact on [-3, 3]: max relative error {ex['kernel_t1_max_rel_error']:.2e}")
+        lo, hi = ex["kernel_t1_range"]
+        print(
+            f"  kernel at t=1 vs exact on [{lo:.3g}, {hi:.3g}] (the target's range): "
+            f"max relative error {ex['kernel_t1_max_rel_error']:.2e}"
+        )
     res = r.get("residuals")
     if res:
         layers = res["layers"]

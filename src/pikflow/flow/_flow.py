@@ -318,7 +318,7 @@ class Flow:
             steps = int(settings["steps"])
             spec = meta.get("kernel", {"kind": "linear", "shape": [2 * steps + 1, eq.n_basis]})
             skeleton = kernel_skeleton(spec, eq)
-            kernels = eqx.tree_deserialise_leaves(d / "kernels.eqx", skeleton)
+            kernels = _read_kernels(d, skeleton, meta)
             layers = {x.shape[0] for x in jax.tree.leaves(eqx.filter(kernels, eqx.is_array))}
             if layers != {2 * steps + 1}:
                 raise ValueError(f"kernels for {sorted(layers)} layers, but steps = {steps} needs {2 * steps + 1}")
@@ -327,7 +327,11 @@ class Flow:
         except FlowFileError:
             raise
         except Exception as err:  # JSON, missing keys, shape mismatch, truncated file...
-            raise FlowFileError(f"cannot read the flow in {d}: {type(err).__name__}: {err}") from None
+            raise FlowFileError(
+                f"cannot read the flow in {d}: {type(err).__name__}: {err}. The files are damaged, incomplete or "
+                "from another pikflow version: solve the flow again (pikflow run CONFIG, or pikflow.solve and "
+                "Flow.save)"
+            ) from None
         return cls(
             path=path,
             equation=eq,
@@ -353,3 +357,17 @@ def _as_points(phi, n_fields: int) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] != n_fields:
         raise SamplingError(f"configurations must have shape (n, {n_fields}), got {np.shape(phi)}")
     return a
+
+
+def _read_kernels(d: pathlib.Path, skeleton, meta: Mapping):
+    """``kernels.eqx`` deserialised into ``skeleton``, or a :class:`FlowFileError` saying what to do."""
+    try:
+        return eqx.tree_deserialise_leaves(d / "kernels.eqx", skeleton)
+    except Exception as err:  # truncated (EOF), bit-flipped, or written for another kernel shape
+        written = meta.get("pikflow_version", "an unknown version")
+        raise FlowFileError(
+            f"cannot read the flow in {d}: {d / 'kernels.eqx'} is corrupt or truncated, or comes from another "
+            f"pikflow version (flow.json says it was written by pikflow {written}; this is {__version__}): its "
+            f"arrays do not fit the kernels flow.json describes ({type(err).__name__}). Solve the flow again "
+            "(pikflow run CONFIG, or pikflow.solve and Flow.save), or load it with the version that wrote it"
+        ) from None

@@ -268,7 +268,7 @@ class LatticePath:
             self.coupling_exprs[action.coupling(name)] = coupling_expression(str(name), value)[0]
         missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
         if missing:
-            raise ActionError(f"coupling(s) {missing} have no value on the path: give a number, [start, end] or t-expr")
+            raise ActionError(_missing_couplings(missing, [str(c) for c in self.coupling_exprs]))
         self.density: sp.Expr = sp.expand(action.expr.xreplace(self.coupling_exprs))
         self.spectral_precision: np.ndarray | None = None
         self.spectral_weight: sp.Expr = sp.Integer(0)
@@ -411,3 +411,18 @@ class LatticePath:
         if self.zero_mode:
             extra += f" - (1-t) log cosh({self.zero_mode:.4g} M)"
         return f"LatticePath({self.density}{extra}, {self.lattice})"
+
+
+def _missing_couplings(missing: list[str], given: list[str]) -> str:
+    """Couplings of a lattice density without a value, with a hint when one looks like a misspelt ``phi``."""
+    import difflib
+
+    hints = [
+        f"{n!r} looks like {c[0]!r}" for n in missing if (c := difflib.get_close_matches(n, ["phi", *given], 1, 0.5))
+    ]
+    hint = f" ({'; '.join(hints)}: if misspelt, correct the density)" if hints else ""
+    return (
+        f"coupling(s) {missing} have no value on the path: the lattice field is always 'phi' and every other symbol "
+        f"is a coupling, given so far {sorted(given)}{hint}. Give each a number, [start, end] or an expression in t "
+        "([path] in a configuration)"
+    )

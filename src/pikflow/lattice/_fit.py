@@ -100,19 +100,33 @@ BASE_KINDS = ("matched", "gaussian", "mixture", "free")
 HOLE_CHECK_SAMPLES = 2000
 
 
-def score_flow(flow: LatticeFlow, key, n: int, reference=None) -> dict:
+def score_flow(flow: LatticeFlow, key, n: int, reference=None, *, progress: bool = False, desc: str = "scoring"):
     r"""ESS/N and runaways of ``n`` fresh samples, and :meth:`LatticeFlow.target_ess` on ``reference`` if given.
 
     ``score`` is the smaller of the two ESS estimates (the flow-side one alone without a
     reference): what :func:`fit_lattice` and :func:`enrich_lattice` compare flows by.
+    ``progress`` shows a bar labelled ``desc`` over the samples and the reference configurations.
     """
+    from ..progress import progress_bar
+
+    n_ref = 0 if reference is None else len(reference)
+    bar = progress_bar(total=n + n_ref, desc=desc, disable=not progress)
     trial = flow.sample(key, n)
+    bar.update(n)
     out = {"ess": float(trial.ess()), "runaway": trial.n_runaway}
     out["score"] = out["ess"]
     if reference is not None:
         out["target_ess"] = flow.target_ess(reference, trial)
         out["score"] = min(out["score"], out["target_ess"])
+        bar.update(n_ref)
+    bar.set_postfix_str(f"score {out['score']:.3f}")
+    bar.close()
     return out
+
+
+def _candidate_label(i: int, n: int, kind: str, tame: float | None) -> str:
+    """``candidate 2/4: mixture, width 5``: names a candidate flow in the progress bars."""
+    return f"candidate {i}/{n}: {kind}" + ("" if tame is None else f", width {tame:g}")
 
 
 def fit_lattice(
@@ -206,6 +220,8 @@ def fit_lattice(
                 hmc_samples,
                 n_chains=hmc_chains,
                 step=hmc_step,
+                progress=progress,
+                desc="HMC at the target (fits the matched base)",
             )
             info.update(hmc_seconds=_time.perf_counter() - t0, hmc_acceptance=acc)
             reference = np.asarray(fields).reshape(-1, *path.lattice.shape)
@@ -224,8 +240,10 @@ def fit_lattice(
     tames = TAME_LADDER if basis is None else (None,)
     t0 = _time.perf_counter()
     attempts, cands = [], []
+    n_cand = len(bases) * len(tames)
     for kind, gauss, flow_path in bases:
         for k, tame in enumerate(tames):
+            label = _candidate_label(len(attempts) + 1, n_cand, kind, tame)
             if basis is None:
                 fbasis = default_basis(flow_path, gauss, tame=tame)
             elif isinstance(basis, LatticeBasis):
@@ -242,6 +260,7 @@ def fit_lattice(
                     n_collocation=n_collocation,
                     seed=seed,
                     progress=progress,
+                    desc=f"{label}: solving layers",
                 )
             except SolveError as err:
                 attempts.append({**record, "ok": False, "error": str(err)})
@@ -250,7 +269,8 @@ def fit_lattice(
                 cands.append((1.0, 0.0, record, cand))
                 attempts.append({**record, "ok": True})
                 continue
-            scored = score_flow(cand, jax.random.PRNGKey(seed + 7919 + k), select, reference)
+            key = jax.random.PRNGKey(seed + 7919 + k)
+            scored = score_flow(cand, key, select, reference, progress=progress, desc=f"{label}: selection")
             score = scored.pop("score")
             record.update(ok=True, **scored)
             attempts.append(record)

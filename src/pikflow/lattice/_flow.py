@@ -263,6 +263,7 @@ def solve_lattice(
     chunk: int = 256,
     outlier: float | None = 8.0,
     progress: bool = True,
+    desc: str = "solving layers",
 ) -> LatticeFlow:
     r"""Solve eq. 34 for :math:`\Omega_t` at every RK4 stage of ``path`` and return the :class:`LatticeFlow`.
 
@@ -294,6 +295,8 @@ def solve_lattice(
         ``None``: keep all (a non-finite one then raises :class:`SolveError`).
     progress
         Show a progress bar over layers.
+    desc
+        The progress bar's label (:func:`fit_lattice` names the candidate it solves).
     """
     if not isinstance(path, LatticePath):
         raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
@@ -348,7 +351,7 @@ def solve_lattice(
     else:
         limit = float(outlier)
     coeffs, reports = [], []
-    bar = progress_bar(total=2 * steps + 1, desc="solving layers", disable=not progress)
+    bar = progress_bar(total=2 * steps + 1, desc=desc, disable=not progress)
 
     def layer(Xc, t):
         t0 = _time.perf_counter()

@@ -285,8 +285,7 @@ def load_lattice_flow(directory: str | pathlib.Path):
                 f"{meta.get('pikflow_version', '?')}); this pikflow {__version__} reads version {VERSION}: "
                 "solve the flow again (pikflow run CONFIG, or fit_lattice) or load it with the version that wrote it"
             )
-        with np.load(d / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {k: np.asarray(npz[k]) for k in npz.files}
+        arrays = _read_arrays(d, meta)
         path = _path_from_spec(meta["path"], arrays)
         from ._basis import LatticeBasis
 
@@ -313,3 +312,17 @@ def load_lattice_flow(directory: str | pathlib.Path):
     flow = LatticeFlow(path, basis, base, coeffs, steps, reports)
     flow.info = info
     return flow
+
+
+def _read_arrays(d: pathlib.Path, meta: Mapping) -> dict[str, np.ndarray]:
+    """The arrays of ``arrays.npz``, or a :class:`FlowFileError` saying the file is corrupt and what to do."""
+    try:
+        with np.load(d / "arrays.npz", allow_pickle=False) as npz:
+            return {k: np.asarray(npz[k]) for k in npz.files}
+    except Exception as err:  # not a zip, truncated, bad CRC, pickled objects
+        raise FlowFileError(
+            f"cannot read the lattice flow in {d}: {d / 'arrays.npz'} is corrupt or truncated, or was not written "
+            f"by pikflow (flow.json says pikflow {meta.get('pikflow_version', '?')}; this is {__version__}): "
+            f"{type(err).__name__}: {err}. The files are damaged or incomplete: solve the flow again "
+            "(pikflow run CONFIG, or fit_lattice and LatticeFlow.save)"
+        ) from None

@@ -14,6 +14,32 @@ import numpy as np
 
 from .._errors import ActionError
 
+#: The smallest number of sites along a direction, for Python and the CLI alike. With two
+#: sites the forward and backward neighbours coincide (``shift(phi, mu)`` equals
+#: ``shift(phi, mu, -1)``), so a nearest-neighbour density counts each bond twice.
+MIN_SIZE = 3
+
+
+def check_shape(shape) -> tuple[int, ...]:
+    """The lattice shape as a tuple of ints, or an :class:`ActionError` saying what a valid shape is.
+
+    The one rule for every entry point: 1 to 4 integer sizes, each at least :data:`MIN_SIZE`.
+    """
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (int(shape),)
+    bad = f"the lattice shape must be a list of 1 to 4 integer sizes (d = 1..4 directions) like [8, 8], got {shape!r}"
+    if isinstance(shape, (str, bytes)):
+        raise ActionError(bad)
+    try:
+        shape = tuple(shape)
+    except TypeError:
+        raise ActionError(bad) from None
+    if not 1 <= len(shape) <= 4 or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in shape):
+        raise ActionError(bad)
+    if any(s < MIN_SIZE for s in shape):
+        raise ActionError(f"the lattice sizes must be at least {MIN_SIZE} sites per direction, got {list(shape)}")
+    return tuple(int(s) for s in shape)
+
 
 class Lattice:
     r"""A periodic lattice of shape ``(L_1, ..., L_d)``, :math:`d = 1, \dots, 4` (paper eq. 31).
@@ -21,7 +47,7 @@ class Lattice:
     Parameters
     ----------
     shape
-        The number of sites along each direction (each at least 2).
+        The number of sites along each direction (each at least :data:`MIN_SIZE` = 3).
 
     Examples
     --------
@@ -31,17 +57,7 @@ class Lattice:
     """
 
     def __init__(self, shape: Sequence[int] | int):
-        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-            shape = (int(shape),)
-        try:
-            shape = tuple(shape)
-        except TypeError:
-            raise ActionError(f"a lattice shape is a list of sizes like [16, 16], got {shape!r}") from None
-        if not 1 <= len(shape) <= 4:
-            raise ActionError(f"lattices have d = 1..4 directions, got shape {list(shape)}")
-        if not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 2 for s in shape):
-            raise ActionError(f"every lattice size must be an integer >= 2, got {list(shape)}")
-        self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
+        self.shape: tuple[int, ...] = check_shape(shape)
 
     @property
     def d(self) -> int:

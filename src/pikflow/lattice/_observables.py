@@ -18,6 +18,7 @@ import numpy as np
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
 from ..diagnostics import gamma_method, imh_chain, reweight
+from ..progress import progress_bar
 from ._action import LatticePath
 from ._free import GaussianLatticeBase
 
@@ -130,6 +131,8 @@ def hmc(
     n_leapfrog: int = 10,
     n_therm: int = 200,
     start=None,
+    progress: bool = False,
+    desc: str = "HMC",
 ):
     r"""Hybrid Monte Carlo for :math:`e^{-\hat S_t}` (reference sampler; leapfrog with the gradient stencil).
 
@@ -140,6 +143,9 @@ def hmc(
         the production chain is exact), rescale it after every block of 25 trajectories by
         :math:`e^{2(a - 0.8)}` towards an acceptance :math:`a` of 0.8. A fixed step loses
         acceptance as the volume grows (0.15 gave 0.03 on 64x64 at :math:`(-1, 1)`).
+    progress, desc
+        A progress bar over trajectories (thermalisation and production), labelled ``desc``.
+        The chain is the same with or without it (the trajectories' keys do not change).
 
     Returns
     -------
@@ -189,14 +195,37 @@ def hmc(
     per = n_samples // n_chains
     kt, kr, k0 = jax.random.split(key, 3)
     x = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else jnp.asarray(start)
+    n_blocks = max(1, n_therm // 25)
+    bar = progress_bar(total=(25 * n_blocks if auto else n_therm) + per, desc=desc, disable=not progress)
     if auto:
-        for kb in jax.random.split(kt, max(1, n_therm // 25)):
+        for kb in jax.random.split(kt, n_blocks):
             x, (_, acc) = run(x, jax.random.split(kb, 25), h)
             h = float(h * np.exp(2 * (float(np.mean(np.asarray(acc))) - 0.8)))
+            bar.update(25)
     else:
-        x, _ = run(x, jax.random.split(kt, n_therm), h)
-    _, (xs, acc) = run(x, jax.random.split(kr, per), h)
+        x, _ = _run_blocks(run, x, jax.random.split(kt, n_therm), h, bar)
+    _, (xs, acc) = _run_blocks(run, x, jax.random.split(kr, per), h, bar)
+    bar.close()
     return np.asarray(jnp.swapaxes(xs, 0, 1)), float(np.mean(np.asarray(acc)))
+
+
+def _run_blocks(run, x, keys, h, bar):
+    """``run(x, keys, h)`` (a scan over trajectories), in about 20 blocks when ``bar`` shows progress.
+
+    The scan is sequential in ``keys``, so the blocks give the same chain as one call.
+    """
+    if bar.disable or len(keys) < 40:
+        out = run(x, keys, h)
+        bar.update(len(keys))
+        return out
+    size = -(-len(keys) // 20)
+    xs, accs = [], []
+    for i in range(0, len(keys), size):
+        x, (xb, ab) = run(x, keys[i : i + size], h)
+        xs.append(xb)
+        accs.append(ab)
+        bar.update(len(ab))
+    return x, (jnp.concatenate(xs), jnp.concatenate(accs))
 
 
 def matched_base(fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False) -> GaussianLatticeBase:

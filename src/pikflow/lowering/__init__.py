@@ -1,6 +1,7 @@
 """Lowering: SymPy expressions to jitted, vmappable JAX functions."""
 
+from ._lower import check_observable as check_observable
 from ._lower import lower as lower
 from ._lower import lower_observable as lower_observable
 
-__all__ = ["lower", "lower_observable"]
+__all__ = ["check_observable", "lower", "lower_observable"]

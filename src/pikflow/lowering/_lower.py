@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from .._errors import BasisError
+from .._errors import ActionError, BasisError, PikflowError
 
 _T = sp.Symbol("t", real=True)
 
@@ -55,10 +55,8 @@ def lower(
         flat[i] = e.xreplace({s: table[str(s)] for s in e.free_symbols if str(s) in table})
         unknown |= {str(s) for s in flat[i].free_symbols if str(s) not in table}
     if unknown:
-        raise BasisError(
-            f"the {what} uses symbol(s) {sorted(unknown)} that are neither fields {[str(f) for f in fields]}"
-            + (" nor t" if time else "")
-        )
+        shown = f" {flat[0]}" if len(flat) == 1 else ""
+        raise unknown_symbols_error(f"the {what}{shown}", sorted(unknown), [str(f) for f in fields], time=time)
     names = [*args, _T] if time else args
     raw = sp.lambdify(names, flat, modules="jax", cse=True, docstring_limit=0)
 
@@ -71,6 +69,33 @@ def lower(
         " and t" if time else ""
     )
     return lowered
+
+
+def unknown_symbols_error(what: str, unknown: list[str], fields: list[str], *, time: bool) -> PikflowError:
+    """The error for an expression with symbols that are not fields: names them, the allowed ones, a close match.
+
+    An observable gets an :class:`ActionError` (a bad expression), anything else a :class:`BasisError`.
+    """
+    import difflib
+
+    allowed = fields + (["t"] if time else [])
+    close = [f"{c[0]!r} for {u!r}" for u in unknown if (c := difflib.get_close_matches(u, allowed, 1, 0.5))]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    cls = ActionError if "observable" in what else BasisError
+    only = f"the field(s) {fields}" + (" and the RG time t" if time else "")
+    return cls(f"{what} uses the unknown symbol(s) {unknown}{hint}: it may use only {only}")
+
+
+def check_observable(observable, fields: Sequence[sp.Symbol | str], *, what: str = "observable") -> sp.Expr:
+    """Parse an observable (string or SymPy) and check its symbols against ``fields``, without compiling it."""
+    from ..action._parse import as_expression
+
+    expr = as_expression(observable, what=what)
+    names = [str(f) for f in fields]
+    unknown = sorted({str(s) for s in expr.free_symbols} - set(names))
+    if unknown:
+        raise unknown_symbols_error(f"the {what} {expr}", unknown, names, time=False)
+    return expr
 
 
 def lower_observable(observable, fields: Sequence[sp.Symbol]) -> Callable:
