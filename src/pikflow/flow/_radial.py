@@ -125,14 +125,40 @@ def is_radial(flow) -> bool:
     )
 
 
-def _radial_velocity(n_fields: int):
-    r"""``ev(kernel, r) -> (f(r), f'(r))`` with :math:`f(r) = v(r e_1)\cdot e_1`, for a batch of radii."""
+def _radial_velocity(flow):
+    r"""``ev(kernel, r) -> (f(r), f'(r))`` with :math:`f(r) = v(r e_1)\cdot e_1`, for a batch of radii.
+
+    For a linear kernel in the :class:`~pikflow.bases.Radial` basis,
+    :math:`f(r) = r\,(k_0 + e^{-x/2}\sum_{j\ge1} k_j L_{j-1}(x))`, :math:`x = r^2/s^2`, with the
+    Laguerre polynomials by their recurrence
+    :math:`(j+1)L_{j+1} = (2j+1-x)L_j - jL_{j-1}` (a small graph: fast to compile and to
+    run); any other kernel is evaluated on the ray :math:`r e_1` itself. The derivative is
+    forward-mode in both cases.
+    """
+    n_fields = flow.n_fields
     e1 = jnp.zeros(n_fields).at[0].set(1.0)
+    if is_radial(flow):
+        inv_s2 = 1.0 / flow.equation.basis.scale**2
+
+        def ray(kernel, r):
+            c = kernel.coeffs
+            x = r * r * inv_s2
+            prev, cur = jnp.zeros_like(x), jnp.ones_like(x)
+            acc = c[1] * cur
+            for j in range(1, c.shape[-1] - 1):
+                prev, cur = cur, ((2 * j - 1 - x) * cur - (j - 1) * prev) / j
+                acc = acc + c[j + 1] * cur
+            return r * (c[0] + jnp.exp(-0.5 * x) * acc)
+
+    else:
+
+        def ray(kernel, r):
+            return jax.vmap(kernel)(r[:, None] * e1)[:, 0]
 
     def radial(kernel, r):
-        f = lambda q: jax.vmap(kernel)(q[:, None] * e1)[:, 0]  # noqa: E731
-        return jax.jvp(f, (r,), (jnp.ones_like(r),))
+        return jax.jvp(lambda q: ray(kernel, q), (r,), (jnp.ones_like(r),))
 
+    radial.__name__ = "laguerre" if is_radial(flow) else "generic"
     return radial
 
 
@@ -230,11 +256,11 @@ def tabulate_radial(flow, n_nodes: int = 8192) -> tuple[RadialMap, TableInfo]:
 
 def _builder(flow, n_nodes: int, check: np.ndarray):
     """The compiled radial table builder of this equation, field count, step count and node count (cached)."""
-    key = ("radial-table", flow.n_fields, flow.steps, n_nodes, type(flow.kernels).__name__)
+    velocity = _radial_velocity(flow)
+    key = ("radial-table", flow.n_fields, flow.steps, n_nodes, velocity.__name__, type(flow.kernels).__name__)
     equation, steps = flow.equation, flow.steps
     if key in equation.cache:
         return equation.cache[key]
-    velocity = _radial_velocity(flow.n_fields)
     h = 2 * W_MAX / (n_nodes - 1)
     centre = n_nodes // 2
 
