@@ -89,6 +89,19 @@ def test_radial_table_along_the_path(model):
         assert s.observable(r2, t).deviation(ref.expectation(t, np.square)) < 4
 
 
+def test_path_estimates_use_the_radial_table(model):
+    """Streamed estimates at every step time: the radial table's samples, reduced without storing them."""
+    flow, ref = model
+    r2 = " + ".join(f"phi{i + 1}**2" for i in range(flow.n_fields))
+    pe = flow.path_estimates({"r2": r2}, 30_000, seed=3, batch_size=10_000, progress=False)
+    s = flow.sample(30_000, seed=3, batch_size=10_000, progress=False)
+    for t in (0.5, 1.0):
+        k = int(round(t * flow.steps))
+        assert pe.estimates["r2"][k].value == pytest.approx(s.observable(r2, t).value, rel=1e-10)
+        assert pe.estimates["r2"][k].deviation(ref.expectation(t, np.square)) < 4
+    assert pe.log_z[-1].deviation(ref.log_z(1.0)) < 4
+
+
 def test_radial_table_follows_rk4_on_the_same_base_points(model):
     """The same base points (radius from w, a direction) pushed by RK4 with the exact log-Jacobian:
     the radius, the untouched direction and log q agree to the table's accuracy."""

@@ -82,7 +82,13 @@ class RadialMap(eqx.Module):
         return g / jnp.linalg.norm(g, axis=-1, keepdims=True)
 
     def log_density(self, pw, r, slope):
-        r""":math:`\log q = \log p_w - \log R' - (N-1)\log r - \log|S^{N-1}|` (module docstring, step 3)."""
+        r""":math:`\log q = \log p_w - \log R' - (N-1)\log r - \log|S^{N-1}|` (module docstring, step 3).
+
+        One logarithm for :math:`N \le 4` (:math:`r^{N-1}` cannot underflow there:
+        :math:`r \gtrsim 10^{-16/N}\sigma`), two otherwise.
+        """
+        if self.n_fields <= 4:
+            return jnp.log(pw / (slope * r ** (self.n_fields - 1))) - self.log_sphere
         return jnp.log(pw / slope) - (self.n_fields - 1) * jnp.log(r) - self.log_sphere
 
     def sample(self, key, n: int, *, all_times: bool):
