@@ -172,27 +172,28 @@ def check_equivariant(kernels: AbstractKernel, n_fields: int, scale: float, *, s
     r"""Largest :math:`|v(\phi) - f(|\phi|)\,\phi/|\phi||` over random points and every layer, relative to :math:`|v|`.
 
     Zero (to rounding) exactly when each kernel is radial: along :math:`\phi` with a size
-    that depends on :math:`|\phi|` only.
+    that depends on :math:`|\phi|` only (:math:`f(r) = v(r e_1)\cdot e_1`).
     """
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(64, n_fields))
     x *= (scale * rng.uniform(0.05, 4.0, size=64) / np.linalg.norm(x, axis=1))[:, None]
-    x = jnp.asarray(x)
+    return float(_worst_radial_error(kernels, jnp.asarray(x)))
+
+
+@eqx.filter_jit
+def _worst_radial_error(kernels, x):
     r = jnp.linalg.norm(x, axis=1)
-    e1 = jnp.zeros(n_fields).at[0].set(1.0)
+    e1 = jnp.zeros(x.shape[1]).at[0].set(1.0)
 
-    @jax.jit
-    def worst(kernels):
-        def one(k):
-            v = jax.vmap(k)(x)
-            f = jax.vmap(k)(r[:, None] * e1)[:, 0]
-            err = jnp.linalg.norm(v - f[:, None] * x / r[:, None], axis=1)
-            return jnp.max(err) / (jnp.max(jnp.linalg.norm(v, axis=1)) + 1e-300)
+    def one(i):
+        k = kernels.layer(i)
+        v = jax.vmap(k)(x)
+        f = jax.vmap(k)(r[:, None] * e1)[:, 0]
+        err = jnp.linalg.norm(v - f[:, None] * x / r[:, None], axis=1)
+        return jnp.max(err) / (jnp.max(jnp.linalg.norm(v, axis=1)) + 1e-300)
 
-        n_layers = jax.tree.leaves(eqx.filter(kernels, eqx.is_array))[0].shape[0]
-        return jnp.max(jax.lax.map(lambda i: one(kernels.layer(i)), jnp.arange(n_layers)))
-
-    return float(worst(kernels))
+    n_layers = jax.tree.leaves(eqx.filter(kernels, eqx.is_array))[0].shape[0]
+    return jnp.max(jax.lax.map(one, jnp.arange(n_layers)))
 
 
 def chi_quantile(w: np.ndarray, n_fields: int) -> tuple[np.ndarray, np.ndarray]:
