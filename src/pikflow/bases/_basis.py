@@ -218,9 +218,15 @@ class Radial(AbstractBasis):
         self.degree, self.scale, self.parity = int(degree), float(scale), "odd"
 
     def vector_functions(self, fields, symmetric):
+        # L_k in Horner form in u, with u = |phi|^2 / s^2 kept as one sub-expression: expanding
+        # the powers of u into monomials of the components gives thousands of terms for three
+        # components (minutes of symbolic work, GBs to compile); lowered with CSE, u is computed once
         u = sum(f**2 for f in fields) / sp.Float(self.scale) ** 2
+        x = sp.Dummy("u")
         env = sp.exp(-u / 2)
-        gs = [sp.Integer(1)] + [sp.expand(sp.laguerre(k, u)) * env for k in range(self.degree)]
+        gs = [sp.Integer(1)] + [
+            sp.horner(sp.expand(sp.laguerre(k, x)), x).xreplace({x: u}) * env for k in range(self.degree)
+        ]
         return [tuple(f * g for f in fields) for g in gs]
 
     def spec(self):

@@ -7,6 +7,7 @@ from ._flow import LayerReport as LayerReport
 from ._kernel import AbstractKernel as AbstractKernel
 from ._kernel import LinearKernel as LinearKernel
 from ._kernel import register_kernel as register_kernel
+from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates
 from ._streaming import path_estimates as path_estimates
@@ -20,6 +21,7 @@ __all__ = [
     "LayerReport",
     "LinearKernel",
     "PathEstimates",
+    "RadialMap",
     "Samples",
     "TableInfo",
     "TabulatedMap",

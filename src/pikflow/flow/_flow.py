@@ -146,10 +146,12 @@ class Flow:
             Seed: the same seed gives the same samples (on the same platform).
         method
             ``"table"``: the tabulated monotone map of a one-component flow
-            (:mod:`pikflow.flow._tabulated`; one table look-up per sample, exact weights
-            for the map applied). ``"rk4"``: push base samples through the RK4 steps
-            (eq. 11). ``"auto"`` (default): table for one field component (unless a
-            ``logdet`` is asked for), RK4 otherwise.
+            (:mod:`pikflow.flow._tabulated`), or the tabulated radial map of an
+            :math:`O(N)` flow with a radial kernel (:mod:`pikflow.flow._radial`); one table
+            look-up per sample, exact weights for the map applied. ``"rk4"``: push base
+            samples through the RK4 steps (eq. 11). ``"auto"`` (default): the table for one
+            field component or a radial :math:`O(N)` flow (unless a ``logdet`` is asked
+            for), RK4 otherwise.
         logdet
             For ``"rk4"``: ``"exact"`` (log-Jacobian of the discrete RK4 map, exact
             weights), ``"continuous"`` (:math:`d\log q/dt = -\partial\cdot v`), or
@@ -157,8 +159,10 @@ class Flow:
         keep_layers
             Keep the configurations of every step time (observables along t).
         batch_size
-            Samples per compiled call (bounds memory); default :math:`2^{20}` for the
-            table, :math:`2^{16}` for RK4.
+            Samples per compiled call (bounds memory); default: :math:`2^{20}` for the
+            table (fewer when every step time is kept for several components, so that a
+            batch holds at most :math:`2^{23}` numbers), and for RK4 (exact log-Jacobian)
+            :math:`2^{16}` divided by the number of field components squared.
         table_nodes
             Grid nodes of the table (its interpolation error moves only the ESS, never
             the exactness of the weights).
@@ -169,7 +173,7 @@ class Flow:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"n must be a positive integer, got {n!r}")
         if method == "auto":
-            method = "table" if self.n_fields == 1 and logdet == "auto" else "rk4"
+            method = "table" if logdet == "auto" and (self.n_fields == 1 or self._radial()) else "rk4"
         if method not in METHODS:
             raise SamplingError(f"method must be 'auto' or one of {METHODS}, got {method!r}")
         if logdet == "auto":
@@ -177,7 +181,7 @@ class Flow:
         if logdet not in LOGDETS:
             raise SamplingError(f"logdet must be 'auto' or one of {LOGDETS}, got {logdet!r}")
         if batch_size is None:
-            batch_size = 1 << 20 if method == "table" else 1 << 16
+            batch_size = self._default_batch(method, logdet, keep_layers)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise SamplingError(f"batch_size must be a positive integer, got {batch_size!r}")
         start = _time.perf_counter()
@@ -191,26 +195,27 @@ class Flow:
             fn = self._push_fn(logdet)
             args = (self.kernels,)
             key = jax.random.PRNGKey(seed)
-        phis, lqs, lws = [], [], []
+        n_kept = self.steps + 1 if keep_layers else 1
+        phi = np.empty((n_kept, n, self.n_fields))  # filled batch by batch: no copies of the whole output
+        log_q, log_w = np.empty((n_kept, n)), np.empty((n_kept, n))
         n_batches = -(-n // batch_size)
         bar = progress_bar(total=n, desc="sampling", disable=not progress or n_batches < 2)
         for b in range(n_batches):
-            m = min(batch_size, n - b * batch_size)
+            m, lo = min(batch_size, n - b * batch_size), b * batch_size
             phi_b, lq_b, lw_b = fn(*args, jax.random.fold_in(key, b), m)
-            phi_b = np.asarray(phi_b)
-            phis.append(phi_b if keep_layers else phi_b[-1:])
-            lqs.append(np.asarray(lq_b))
-            lws.append(np.asarray(lw_b))
+            phi[:, lo : lo + m] = np.asarray(phi_b)[-n_kept:]
+            log_q[:, lo : lo + m] = np.asarray(lq_b)[-n_kept:]
+            log_w[:, lo : lo + m] = np.asarray(lw_b)[-n_kept:]
+            del phi_b, lq_b, lw_b
             bar.update(m)
         bar.close()
         seconds = _time.perf_counter() - start
         times = np.arange(self.steps + 1) / self.steps
-        cat = (lambda a: a[0]) if n_batches == 1 else (lambda a: np.concatenate(a, axis=1))
         return Samples(
             times=times,
-            phi=cat(phis),
-            log_q=cat(lqs),
-            log_w=cat(lws),
+            phi=phi,
+            log_q=log_q,
+            log_w=log_w,
             fields=self.path.fields,
             logdet=logdet,
             seed=seed,
@@ -228,33 +233,57 @@ class Flow:
         return path_estimates(self, observables, n, **kwargs)
 
     def table(self, n_nodes: int = 8192):
-        """The tabulated monotone map of a one-component flow and its :class:`~pikflow.flow.TableInfo` (cached)."""
+        """The tabulated map and its :class:`~pikflow.flow.TableInfo` (cached).
+
+        A :class:`~pikflow.flow.TabulatedMap` for one field component, a
+        :class:`~pikflow.flow.RadialMap` for several (an :math:`O(N)` flow with a radial kernel).
+        """
+        from ._radial import tabulate_radial
         from ._tabulated import tabulate
 
         if self._table is None or self._table[0] is not self.kernels or self._table[2].n_nodes != n_nodes:
-            self._table = (self.kernels, *tabulate(self, n_nodes))  # rebuilt when the kernels are replaced
+            build = tabulate if self.n_fields == 1 else tabulate_radial
+            self._table = (self.kernels, *build(self, n_nodes))  # rebuilt when the kernels are replaced
         return self._table[1:]
 
+    def _radial(self) -> bool:
+        """Whether the radial table applies by construction (:func:`pikflow.flow._radial.is_radial`)."""
+        from ._radial import is_radial
+
+        return is_radial(self)
+
+    def _default_batch(self, method: str, logdet: str, keep_layers: bool) -> int:
+        """Samples per compiled call: bounded memory per call, whatever the number of components."""
+        if method == "table":
+            per_sample = (self.steps + 1 if keep_layers else 1) * (self.n_fields + 2)
+            return max(1 << 12, min(1 << 20, (1 << 23) // per_sample)) if self.n_fields > 1 else 1 << 20
+        return max(1 << 10, (1 << 16) // self.n_fields**2) if logdet == "exact" else 1 << 16
+
     def _table_fn(self, keep_layers: bool):
-        key = ("table-sample", keep_layers, self.steps)
+        key = ("table-sample", keep_layers, self.steps, self.n_fields)
         if key not in self.equation.cache:
             steps, action = self.steps, self.equation.action_fn
             times = jnp.arange(steps + 1) / steps if keep_layers else jnp.ones(1)
 
+            radial = self.n_fields > 1  # the radial table gives the field axis itself
+
             @eqx.filter_jit
             def jitted(table, key, m):
                 phi, lq = table.sample(key, m, all_times=keep_layers)
+                pts = phi if radial else phi[..., None]
                 if keep_layers:
-                    s = jax.vmap(lambda p, tt: jax.vmap(action, in_axes=(0, None))(p[:, None], tt))(phi, times)
+                    s = jax.vmap(lambda p, tt: jax.vmap(action, in_axes=(0, None))(p, tt))(pts, times)
                 else:
-                    s = jax.vmap(action, in_axes=(0, None))(phi[:, None], 1.0)
+                    s = jax.vmap(action, in_axes=(0, None))(pts, 1.0)
                 return phi, lq, -s - lq
 
-            def fn(table, key, m):  # numpy (times, m, 1), (times, m), (times, m): axes added outside jit
+            def fn(table, key, m):  # numpy (times, m, fields), (times, m), (times, m): axes added outside jit
                 phi, lq, lw = (np.asarray(a) for a in jitted(table, key, m))
+                if not radial:
+                    phi = phi[..., None]
                 if keep_layers:
-                    return phi[..., None], lq, lw
-                return phi[None, :, None], lq[None], lw[None]
+                    return phi, lq, lw
+                return phi[None], lq[None], lw[None]
 
             fn.jitted = jitted  # configurations without the field axis, for fused consumers (path_estimates)
             self.equation.cache[key] = fn

@@ -40,9 +40,11 @@ class Samples:
         Configurations, shape ``(len(times), N, n_fields)`` (only the last step if
         sampled with ``keep_layers=False``).
     log_q, log_w
-        Log-density of the flow and unnormalised log-weight, shape ``(len(times), N)``.
+        Log-density of the flow and unnormalised log-weight, shape ``(len(times), N)`` (``(1, N)``
+        with ``keep_layers=False``).
     logdet
-        Which log-density was used: ``"exact"`` (discrete RK4 map) or ``"continuous"``.
+        Which log-density was used: ``"exact"`` (discrete RK4 map), ``"continuous"``, or
+        ``"table"`` (the tabulated map, one-component or radial; exact for the map applied).
     """
 
     def __init__(self, *, times, phi, log_q, log_w, fields, logdet, seed, sample_seconds, layers_kept=True):

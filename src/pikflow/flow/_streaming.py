@@ -115,9 +115,11 @@ def path_estimates(
         ``flow.sample(n, seed=seed, keep_layers=True, table_nodes=table_nodes)`` with the
         same batch size.
     method
-        ``"table"``, ``"rk4"`` or ``"auto"``, as in :meth:`pikflow.Flow.sample`.
+        ``"table"``, ``"rk4"`` or ``"auto"``, as in :meth:`pikflow.Flow.sample` (the radial
+        table of an :math:`O(N)` flow is drawn per batch and reduced like RK4 samples).
     batch_size
-        Samples per compiled call (default :math:`2^{16}` for the table, :math:`2^{15}` for RK4).
+        Samples per compiled call (default :math:`2^{16}` for the table, :math:`2^{15}` for RK4,
+        for the radial table as in :meth:`pikflow.Flow.sample` with every step time kept).
     table_nodes
         Grid nodes of the tabulated map (default 2048: interpolation error
         :math:`\sim 10^{-5}`, ESS/N above :math:`1 - 10^{-8}` on the paper's path; the
@@ -146,15 +148,20 @@ def path_estimates(
 
     exprs = {name: as_expression(o, what="observable") for name, o in observables.items()}
     if method == "auto":
-        method = "table" if flow.n_fields == 1 else "rk4"
-    if method == "table":
+        method = "table" if flow.n_fields == 1 or flow._radial() else "rk4"
+    radial = method == "table" and flow.n_fields > 1
+    if radial:  # the radial table of an O(N) flow: drawn per batch, reduced like stored RK4 samples
+        table, flow.table_info = flow.table(table_nodes)
+        draw, args, key = flow._table_fn(True), (table,), jax.random.key(seed, impl="rbg")
+        batch_size = batch_size or flow._default_batch("table", "table", True)
+    elif method == "table":
         table, flow.table_info = flow.table(table_nodes)
         key = jax.random.key(seed, impl="rbg")
         batch_size = batch_size or 1 << 16
     elif method == "rk4":
         logdet = "exact" if flow.n_fields <= 8 else "continuous"
         draw, args, key = flow._push_fn(logdet), (flow.kernels,), jax.random.PRNGKey(seed)
-        batch_size = batch_size or 1 << 15
+        batch_size = batch_size or min(1 << 15, flow._default_batch("rk4", logdet, True))
     else:
         raise SamplingError(f"method must be 'auto', 'table' or 'rk4', got {method!r}")
     fns = tuple(lower(e, flow.path.fields, time=False, what="observable") for e in exprs.values())
@@ -167,7 +174,7 @@ def path_estimates(
     start = _time.perf_counter()
     n_batches = -(-n // batch_size)
     bar = progress_bar(total=n, desc="path estimates", disable=not progress or n_batches < 2)
-    if method == "table":
+    if method == "table" and not radial:
         # a pilot of a few thousand samples gives the shift of the log-weights and the centring
         # of the observables (constants: the estimators do not depend on them); then every
         # batch is drawn and reduced inside one compiled call (the key folded in there too)

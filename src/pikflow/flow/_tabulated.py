@@ -298,6 +298,23 @@ def tabulate(flow, n_nodes: int = 8192) -> tuple[TabulatedMap, TableInfo]:
     return table, info
 
 
+def hermite_cells(y, d, h: float):
+    r"""Monotone cubic Hermite cells ``(cells, times, 4)`` from node values and slopes ``(times, nodes)``.
+
+    Node spacing ``h``; the Fritsch-Carlson limiter (:math:`\alpha^2+\beta^2\le 9`) scales the
+    slopes of a cell where needed so that the cubic is monotone on it. Returns the cells and
+    the mask of limited cells ``(times, cells)``.
+    """
+    delta = y[:, 1:] - y[:, :-1]
+    m0, m1 = d[:, :-1] * h, d[:, 1:] * h
+    r = jnp.sqrt((m0 / delta) ** 2 + (m1 / delta) ** 2)
+    limit = r > 3.0
+    tau = jnp.where(limit, 3.0 / r, 1.0)
+    m0, m1 = m0 * tau, m1 * tau
+    cells = jnp.stack([y[:, :-1], m0, 3 * delta - 2 * m0 - m1, m0 + m1 - 2 * delta], axis=-1)
+    return jnp.moveaxis(cells, 0, 1), limit
+
+
 #: the interpolation error is measured at the midpoints of about this many cells, equally spaced
 CHECKED_CELLS = 256
 
@@ -338,15 +355,7 @@ def _builder(flow, n_nodes: int):
         below, above = idx < lo, idx > hi
         y = jnp.where(below, y_lo + g_lo * (z_n - z_n[lo]), jnp.where(above, y_hi + g_hi * (z_n - z_n[hi]), y))
         d = jnp.where(below, g_lo * dz[:n_nodes], jnp.where(above, g_hi * dz[:n_nodes], d))
-        # cubic Hermite cells with the Fritsch-Carlson limiter
-        delta = y[:, 1:] - y[:, :-1]
-        m0, m1 = d[:, :-1] * h, d[:, 1:] * h
-        r = jnp.sqrt((m0 / delta) ** 2 + (m1 / delta) ** 2)
-        limit = r > 3.0
-        tau = jnp.where(limit, 3.0 / r, 1.0)
-        m0, m1 = m0 * tau, m1 * tau
-        cells = jnp.stack([y[:, :-1], m0, 3 * delta - 2 * m0 - m1, m0 + m1 - 2 * delta], axis=-1)
-        cells = jnp.moveaxis(cells, 0, 1)  # (cells, times, 4)
+        cells, limit = hermite_cells(y, d, h)
         # interpolation error at the checked midpoints, inside the covered range
         cm = cells[check]  # (checked, times, 4)
         f_mid = cm[..., 0] + 0.5 * (cm[..., 1] + 0.5 * (cm[..., 2] + 0.5 * cm[..., 3]))
