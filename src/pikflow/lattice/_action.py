@@ -197,6 +197,20 @@ class LatticeAction:
         """The lattice dimension."""
         return self.lattice.d
 
+    def symmetry(self, values: Mapping | None = None):
+        r"""The :class:`Symmetry` of the action, detected in SymPy (:meth:`Symmetry.of_density`).
+
+        With symbolic couplings a symmetry must hold for every value of them (``kx`` and ``ky``
+        on the two axes: no axis permutation); ``values`` (numbers for some or all couplings)
+        checks it at those values instead (``kx = ky = 1``: the permutation holds).
+        """
+        from ._symmetry import Symmetry
+
+        expr = self.expr
+        if values:
+            expr = sp.expand(expr.xreplace({self.coupling(k): sp.nsimplify(v) for k, v in values.items()}))
+        return Symmetry.of_density(expr, self.lattice)
+
     def coupling(self, name) -> sp.Symbol:
         """The coupling symbol called ``name``."""
         for c in self.couplings:
@@ -274,6 +288,7 @@ class LatticePath:
         self.spectral_weight: sp.Expr = sp.Integer(0)
         self.zero_mode: float = 0.0
         self._lowered = None
+        self._symmetry = None
 
     @classmethod
     def linear(cls, action: LatticeAction, start: Mapping, end: Mapping) -> LatticePath:
@@ -311,6 +326,7 @@ class LatticePath:
         path.spectral_precision = K0
         path.spectral_weight = 1 - T
         path.zero_mode = float(zero_mode)
+        path._symmetry = None
         return path
 
     # ---------------------------------------------------------------- symbolic pieces
@@ -340,9 +356,24 @@ class LatticePath:
         return sp.expand(sp.Add(*[sp.diff(self.density, s, 2) for s in site_symbols(self.density, self.d)]))
 
     def is_z2_symmetric(self) -> bool:
-        r"""Whether the density is even under :math:`\phi \to -\phi`."""
-        sites = site_symbols(self.density, self.d)
-        return sp.expand(self.density - self.density.xreplace({s: -s for s in sites})) == 0
+        r"""Whether the action is even under :math:`\phi \to -\phi` at every ``t`` (:meth:`symmetry`)."""
+        return self.symmetry().z2
+
+    def symmetry(self):
+        r"""The :class:`Symmetry` of :math:`\hat S_t` that holds at every ``t`` (detected in SymPy, cached).
+
+        The density's couplings are the path's expressions in ``t``, so a symmetry must hold
+        along the whole path. A matched path's spectral Gaussian keeps only the elements under
+        which its :math:`K_0(k)` is invariant; its :math:`\log\cosh(bM)` term is invariant under all.
+        """
+        if self._symmetry is None:
+            from ._symmetry import Symmetry
+
+            sym = Symmetry.of_density(self.density, self.lattice)
+            if self.spectral_precision is not None:
+                sym = sym.restrict_to_spectrum(self.spectral_precision)
+            self._symmetry = sym
+        return self._symmetry
 
     # ---------------------------------------------------------------- lowered pieces
     def _lower(self):

@@ -81,7 +81,7 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
 
     kind = type(fam)
     if kind is FourierTwoPoint:
-        return {"kind": "fourier"}
+        return {"kind": "fourier", **_symmetry_spec(fam)}
     if kind is Magnetisation:
         return {"kind": "magnetisation", "powers": list(fam.powers), "width": fam.width, "log_cosh": fam.log_cosh}
     if kind in (SmoothedPowers, SmoothedProducts):
@@ -100,6 +100,7 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
             "max_sites": fam.max_sites,
             "z2": fam.z2,
             "min_degree": fam.min_degree,
+            **_symmetry_spec(fam),
         }
     raise FlowFileError(
         f"cannot save a basis family of type {kind.__name__}: only FourierTwoPoint, Magnetisation, "
@@ -107,12 +108,19 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
     )
 
 
+def _symmetry_spec(fam) -> dict:
+    """The family's :class:`Symmetry` (absent: the lattice's whole point group, as files before it had)."""
+    return {} if fam.symmetry is None else {"symmetry": fam.symmetry.to_spec()}
+
+
 def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
     from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
+    from ._symmetry import Symmetry
 
     kind = spec["kind"]
+    symmetry = Symmetry.from_spec(spec["symmetry"], lattice) if "symmetry" in spec else None
     if kind == "fourier":
-        return FourierTwoPoint(lattice)
+        return FourierTwoPoint(lattice, symmetry)
     if kind == "magnetisation":
         return Magnetisation(lattice, spec["powers"], width=spec.get("width"), log_cosh=spec.get("log_cosh"))
     if kind == "smoothed_powers":
@@ -129,6 +137,7 @@ def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
             max_sites=int(spec["max_sites"]),
             z2=bool(spec["z2"]),
             min_degree=int(spec["min_degree"]),
+            symmetry=symmetry,
         )
     raise ValueError(f"unknown basis family kind {kind!r}")
 
