@@ -149,3 +149,24 @@ def test_anisotropic_fit_agrees_with_hmc(tmp_path):
     np.testing.assert_array_equal(
         again.sample(jax.random.PRNGKey(1), 50).log_w, flow.sample(jax.random.PRNGKey(1), 50).log_w
     )
+
+
+def test_base_with_a_mean_matches_its_path(getkey):
+    """Without Z2 the matched base is N(mu, K^-1): log q0 + S_0 is constant, gradients = autodiff, mean recovered."""
+    lat = pl.Lattice((4, 4))
+    K = 0.7 + lat.khat2()
+    x, _ = pl.GaussianLatticeBase(K, mean=-0.8).sample(getkey(), 20000)
+    assert abs(float(np.mean(x)) + 0.8) < 0.02  # sd of the mean of m: sqrt(1/(V K(0)) / 20000) ~ 0.002
+    cubic = pl.LatticeAction(CUBIC, lat.shape)
+    sym = cubic.symmetry()
+    base = pl.matched_base(np.asarray(x), symmetry=sym)
+    # the connected G(0) = 1/K(0) and the mean come back (~1% statistical accuracy at 20000 samples)
+    assert abs(base.mean + 0.8) < 0.02 and abs(float(base.precision[0, 0]) / 0.7 - 1) < 0.05
+    path = pl.LatticePath.matched(cubic, {"m2": -1.0, "lam": 1.0, "g": 0.3}, base.precision, 0.0, base.linear_coupling)
+    assert not path.symmetry().z2
+    y = x[:5]
+    const = np.asarray(base.log_prob(y)) + np.asarray(jax.vmap(lambda f: path.value(f, 0.0))(y))
+    np.testing.assert_allclose(const, const[0], rtol=0, atol=1e-9)
+    for t in (0.0, 0.4):
+        auto = jax.grad(lambda f, t=t: path.value(f, t))(y[0])
+        np.testing.assert_allclose(path.gradient(y[0], t), auto, rtol=1e-10, atol=1e-10)

@@ -287,6 +287,7 @@ class LatticePath:
         self.spectral_precision: np.ndarray | None = None
         self.spectral_weight: sp.Expr = sp.Integer(0)
         self.zero_mode: float = 0.0
+        self.linear: float = 0.0
         self._lowered = None
         self._symmetry = None
 
@@ -300,7 +301,9 @@ class LatticePath:
         return cls(action, {k: (start[k], end[k]) for k in start})
 
     @classmethod
-    def matched(cls, action: LatticeAction, values: Mapping, precision, zero_mode: float = 0.0) -> LatticePath:
+    def matched(
+        cls, action: LatticeAction, values: Mapping, precision, zero_mode: float = 0.0, linear: float = 0.0
+    ) -> LatticePath:
         r""":math:`\hat S_t = (1-t)\,\hat S_0 + t\,\hat S_1` from a Gaussian (or zero-mode mixture) base to the target.
 
         :math:`\hat S_0 = \tfrac12\phi^T K_0\phi - \log\cosh(bM)`, :math:`M = \sum_n\phi_n`: the
@@ -315,6 +318,8 @@ class LatticePath:
             :math:`K_0(k)` on the FFT grid (shape of the lattice), positive.
         zero_mode
             :math:`b \ge 0` (``base.zero_mode_coupling``).
+        linear
+            :math:`h` of a base with a mean (``base.linear_coupling``): :math:`\hat S_0` gains :math:`-hM`.
         """
         path = cls(action, {k: float(v) for k, v in values.items()})
         K0 = np.asarray(precision, dtype=float)
@@ -325,7 +330,10 @@ class LatticePath:
         path.density = sp.expand(T * path.density)
         path.spectral_precision = K0
         path.spectral_weight = 1 - T
+        if not np.isfinite(linear):
+            raise ActionError(f"the linear coupling h must be a finite number, got {linear!r}")
         path.zero_mode = float(zero_mode)
+        path.linear = float(linear)
         path._symmetry = None
         return path
 
@@ -372,6 +380,8 @@ class LatticePath:
             sym = Symmetry.of_density(self.density, self.lattice)
             if self.spectral_precision is not None:
                 sym = sym.restrict_to_spectrum(self.spectral_precision)
+                if self.linear:  # the base's -hM is odd under phi -> -phi
+                    sym = type(sym)(sym.lattice, sym.group, False)
             self._symmetry = sym
         return self._symmetry
 
@@ -402,6 +412,10 @@ class LatticePath:
             value, slope, _ = log_cosh_term(self.zero_mode, M, self.lattice.volume)
             energy = energy - value
             grad = grad - slope.reshape(jnp.shape(M) + (1,) * self.d)
+        if self.linear:
+            # a base with a mean mu: -h M, h = K0(0) mu (GaussianLatticeBase with mean)
+            energy = energy - self.linear * jnp.sum(field, axis=axes)
+            grad = grad - self.linear
         return energy, grad
 
     def value(self, field, time):
@@ -441,4 +455,6 @@ class LatticePath:
         extra = "" if self.spectral_precision is None else " + (1-t) * spectral Gaussian"
         if self.zero_mode:
             extra += f" - (1-t) log cosh({self.zero_mode:.4g} M)"
+        if self.linear:
+            extra += f" - (1-t) {self.linear:.4g} M"
         return f"LatticePath({self.density}{extra}, {self.lattice})"

@@ -231,7 +231,13 @@ def fit_lattice(
                     kinds.append(("mixture", mix))
             reference = reference[:: max(1, len(reference) // min(HOLE_CHECK_SAMPLES, select))]
         bases = [
-            (kind, g, LatticePath.matched(path.action, values, np.asarray(g.precision), g.zero_mode_coupling))
+            (
+                kind,
+                g,
+                LatticePath.matched(
+                    path.action, values, np.asarray(g.precision), g.zero_mode_coupling, g.linear_coupling
+                ),
+            )
             for kind, g in kinds
         ]
     tames = TAME_LADDER if basis is None else (None,)

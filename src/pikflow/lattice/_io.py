@@ -160,6 +160,8 @@ def _path_spec(path, arrays: dict) -> dict:
             )
         arrays["path_spectral_precision"] = np.asarray(path.spectral_precision, dtype=float)
         spec["zero_mode"] = path.zero_mode
+        if path.linear:
+            spec["linear"] = path.linear
     return spec
 
 
@@ -174,7 +176,13 @@ def _path_from_spec(spec: Mapping, arrays):
             if expr.free_symbols:
                 raise ValueError(f"matched path with a t-dependent coupling {name} = {expr}")
             values[name] = float(expr)
-        return LatticePath.matched(action, values, arrays["path_spectral_precision"], float(spec.get("zero_mode", 0.0)))
+        return LatticePath.matched(
+            action,
+            values,
+            arrays["path_spectral_precision"],
+            float(spec.get("zero_mode", 0.0)),
+            float(spec.get("linear", 0.0)),
+        )
     return LatticePath(action, couplings)
 
 
@@ -232,6 +240,7 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         "n_basis": int(flow.basis.n),
         "steps": int(flow.steps),
         "base_m0": float(flow.base.m0),
+        "base_mean": float(flow.base.mean),
         "reports": [dataclasses.asdict(r) for r in flow.reports],
         "info": flow.info,
     }
@@ -307,7 +316,9 @@ def load_lattice_flow(directory: str | pathlib.Path):
                 f"coefficients of shape {coeffs.shape}, but {steps} steps and {basis.n} basis terms need "
                 f"{(2 * steps + 1, basis.n)}"
             )
-        base = GaussianLatticeBase(arrays["base_precision"], float(meta.get("base_m0", 0.0)))
+        base = GaussianLatticeBase(
+            arrays["base_precision"], float(meta.get("base_m0", 0.0)), float(meta.get("base_mean", 0.0))
+        )
         if base.shape != path.lattice.shape:
             raise ValueError(f"base precision of shape {base.shape} on the lattice {list(path.lattice.shape)}")
         reports = [LatticeLayerReport(**r) for r in meta["reports"]]

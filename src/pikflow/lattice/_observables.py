@@ -209,7 +209,9 @@ def matched_base(
     averaged over momentum orbits when ``symmetrise``: the orbits of ``symmetry`` (a
     :class:`Symmetry`, e.g. ``path.symmetry()``: only the reflections and axis permutations of
     the action; :func:`fit_lattice` passes it), or with ``symmetry=None`` of the lattice's
-    whole point group (right only for an isotropic action). The mixture assumes
+    whole point group (right only for an isotropic action). A ``symmetry`` without
+    :math:`Z_2` gives the Gaussian around the mean :math:`\langle m\rangle` (``mean``) with the
+    connected :math:`G(0) = V(\langle m^2\rangle - \langle m\rangle^2)`. The mixture assumes
     :math:`\phi\to-\phi` symmetry: a ``symmetry`` without :math:`Z_2` makes ``mixture`` an error.
 
     With ``mixture``, the zero mode is modelled by the two-Gaussian mixture
@@ -263,9 +265,13 @@ def matched_base_weighted(
     if symmetrise:
         ids, sizes = lat.momentum_orbits() if symmetry is None else symmetry.orbits()
         G = (np.bincount(ids.reshape(-1), weights=G.reshape(-1)) / sizes)[ids]
-    m0 = 0.0
+    m0 = mean = 0.0
+    m = x.reshape(x.shape[0], -1).mean(axis=1)
     if mixture:
-        m = x.reshape(x.shape[0], -1).mean(axis=1)
         m0, var = mixture_moments(float(w @ m**2), float(w @ m**4))
         G.flat[0] = lat.volume * var
-    return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0)
+    elif symmetry is not None and not symmetry.z2:
+        # no phi -> -phi symmetry: <phi> may be non-zero; a Gaussian around it with the connected G(0)
+        mean = float(w @ m)
+        G.flat[0] = lat.volume * max(float(w @ m**2) - mean**2, 1e-3 * float(w @ m**2))
+    return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0, mean)
