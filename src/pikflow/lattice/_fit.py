@@ -202,7 +202,7 @@ def fit_lattice(
         info["target"] = values
         symmetry = LatticePath(path.action, values).symmetry()
         info["symmetry"] = str(symmetry)
-        if base == "mixture" and not symmetry.z2:
+        if isinstance(base, str) and base == "mixture" and not symmetry.z2:
             raise PikflowError(
                 "base='mixture' needs an action symmetric under phi -> -phi (the mixture's two peaks are "
                 "mirror images), and this one is not: use base='gaussian' or 'matched'"
