@@ -52,6 +52,18 @@ def _arguments(p):
         choices=["matched", "gaussian", "mixture", "free"],
         help="the base of fit_lattice (default matched: Gaussian and zero-mode mixture, the better kept)",
     )
+    p.add_argument(
+        "--density",
+        default=None,
+        help="the site density (default: the phi^4 density of eq. 31, PHI4_DENSITY); it must use m2 and lam",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further coupling of --density at its value, e.g. --set kx=1 --set ky=0.5 (repeatable)",
+    )
     p.add_argument("--reference", type=int, default=20_000, help="trajectories of the reference HMC (default 20000)")
     p.add_argument("--chains", type=int, default=16, help="chains of the reference HMC (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -62,6 +74,17 @@ def _tau(series) -> tuple[float, float]:
 
     g = gamma_method(np.asarray(series, dtype=float))
     return float(g.tau_int), float(g.error)
+
+
+def _extra_couplings(items) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--set takes NAME=VALUE with a number, got {item!r}") from None
+    return out
 
 
 def _step(text: str) -> float | str:
@@ -82,12 +105,13 @@ def run(args) -> dict:
     import pikflow.lattice as pl
 
     shape = [args.L] * args.dim
-    action = pl.LatticeAction(pl.PHI4_DENSITY, shape)
+    action = pl.LatticeAction(args.density or pl.PHI4_DENSITY, shape)
     volume = int(np.prod(shape))
+    extra = _extra_couplings(args.set)
     if args.base != "free":
-        path = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
+        path = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam, **extra})
     else:
-        path = pl.LatticePath(action, {"m2": (1.0, args.m2), "lam": (0.0, args.lam)})
+        path = pl.LatticePath(action, {"m2": (1.0, args.m2), "lam": (0.0, args.lam), **extra})
     progress = not args.quiet
     step = _step(args.hmc_step)
 
@@ -120,7 +144,7 @@ def run(args) -> dict:
     logq_err = flow.log_density_error(jax.random.PRNGKey(args.seed + 5), 16) if volume <= 256 else None
 
     # ---- HMC reference at the target
-    target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
+    target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam, **extra})
     per = max(args.reference // args.chains, 20)
     pl.hmc(target, jax.random.PRNGKey(args.seed + 3), 2 * args.chains, n_chains=args.chains, n_therm=1)  # compile
     t0 = time.perf_counter()
@@ -138,7 +162,9 @@ def run(args) -> dict:
     hmc_rate = n_hmc / (2 * hmc_tau) / hmc_seconds
     res = {
         "lattice": shape,
-        "couplings": {"m2": args.m2, "lam": args.lam},
+        "density": str(action.source),
+        "couplings": {"m2": args.m2, "lam": args.lam, **extra},
+        "symmetry": flow.info.get("symmetry"),
         "basis_size": int(flow.basis.n),
         "basis": repr(flow.basis),
         "pik": {
@@ -191,7 +217,8 @@ def _print(res):
     p, h = res["pik"], res["hmc"]
     lat = "x".join(map(str, res["lattice"]))
     c = res["couplings"]
-    print(f"phi^4 on {lat}, (m2, lam) = ({c['m2']}, {c['lam']}); basis {res['basis']} ({res['basis_size']} terms)")
+    print(f"{res['density']} on {lat}, couplings {c}; basis {res['basis']} ({res['basis_size']} terms)")
+    print(f"symmetry of the action (detected): {res['symmetry']}")
     print()
     print("| | PIK | HMC |")
     print("|---|---|---|")

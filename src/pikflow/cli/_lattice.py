@@ -220,7 +220,7 @@ def _basis(path, base, over: dict):
             tame=over.get("tame", DEFAULT_TAME),
             local_range=over.get("local_range"),
             local_degree=over.get("local_degree", 4),
-            z2=path.is_z2_symmetric(),
+            symmetry=path.symmetry(),
         )
     except PikflowError as err:
         raise ConfigError(f"[lattice] basis settings: {err}") from None
@@ -253,6 +253,7 @@ def run_lattice(args, data: dict, source: str) -> int:
         print(f"  target S_1 = {path.at(1.0)}  (from a base matched to it: {settings['base']})")
     flow = fit_from_settings(path, settings, progress=progress)
     info = flow.info
+    print(f"  symmetry of the action (detected): {info.get('symmetry')}")
     hmc_s = info.get("hmc_seconds")
     print(
         f"  base {info.get('base')}"
@@ -284,6 +285,7 @@ def run_lattice(args, data: dict, source: str) -> int:
         "density": str(path.action.source),
         "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
         "target": target_values(path),
+        "symmetry": info.get("symmetry"),
         "base": info.get("base"),
         "base_m0": info.get("m0", 0.0),
         "basis": repr(flow.basis),

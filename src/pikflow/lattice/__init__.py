@@ -1,5 +1,8 @@
 r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Omega_t` flow (paper sec. IV B).
 
+- :class:`Symmetry`: the reflections, axis permutations and :math:`Z_2` of an action, detected in
+  SymPy (``action.symmetry()``, ``path.symmetry()``); bases and the matched base are symmetrised
+  only under it.
 - :class:`Lattice`, :class:`LatticeAction` (a density string or SymPy expression in
   ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``), :class:`LatticePath`.
 - Symbolic gradient and Laplacian stencils lowered to JAX (``jnp.roll``).
@@ -69,6 +72,7 @@ from ._observables import (
     two_point_series,
 )
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
+from ._symmetry import Symmetry
 
 __all__ = [
     "lattice_problem",
@@ -105,6 +109,7 @@ __all__ = [
     "PHI4_DENSITY",
     "SmoothedPowers",
     "SmoothedProducts",
+    "Symmetry",
     "chain_observables",
     "d",
     "default_basis",

@@ -197,6 +197,20 @@ class LatticeAction:
         """The lattice dimension."""
         return self.lattice.d
 
+    def symmetry(self, values: Mapping | None = None):
+        r"""The :class:`Symmetry` of the action, detected in SymPy (:meth:`Symmetry.of_density`).
+
+        With symbolic couplings a symmetry must hold for every value of them (``kx`` and ``ky``
+        on the two axes: no axis permutation); ``values`` (numbers for some or all couplings)
+        checks it at those values instead (``kx = ky = 1``: the permutation holds).
+        """
+        from ._symmetry import Symmetry
+
+        expr = self.expr
+        if values:
+            expr = sp.expand(expr.xreplace({self.coupling(k): sp.nsimplify(v) for k, v in values.items()}))
+        return Symmetry.of_density(expr, self.lattice)
+
     def coupling(self, name) -> sp.Symbol:
         """The coupling symbol called ``name``."""
         for c in self.couplings:
@@ -273,7 +287,9 @@ class LatticePath:
         self.spectral_precision: np.ndarray | None = None
         self.spectral_weight: sp.Expr = sp.Integer(0)
         self.zero_mode: float = 0.0
+        self.linear: float = 0.0
         self._lowered = None
+        self._symmetry = None
 
     @classmethod
     def linear(cls, action: LatticeAction, start: Mapping, end: Mapping) -> LatticePath:
@@ -285,7 +301,9 @@ class LatticePath:
         return cls(action, {k: (start[k], end[k]) for k in start})
 
     @classmethod
-    def matched(cls, action: LatticeAction, values: Mapping, precision, zero_mode: float = 0.0) -> LatticePath:
+    def matched(
+        cls, action: LatticeAction, values: Mapping, precision, zero_mode: float = 0.0, linear: float = 0.0
+    ) -> LatticePath:
         r""":math:`\hat S_t = (1-t)\,\hat S_0 + t\,\hat S_1` from a Gaussian (or zero-mode mixture) base to the target.
 
         :math:`\hat S_0 = \tfrac12\phi^T K_0\phi - \log\cosh(bM)`, :math:`M = \sum_n\phi_n`: the
@@ -300,6 +318,8 @@ class LatticePath:
             :math:`K_0(k)` on the FFT grid (shape of the lattice), positive.
         zero_mode
             :math:`b \ge 0` (``base.zero_mode_coupling``).
+        linear
+            :math:`h` of a base with a mean (``base.linear_coupling``): :math:`\hat S_0` gains :math:`-hM`.
         """
         path = cls(action, {k: float(v) for k, v in values.items()})
         K0 = np.asarray(precision, dtype=float)
@@ -310,7 +330,11 @@ class LatticePath:
         path.density = sp.expand(T * path.density)
         path.spectral_precision = K0
         path.spectral_weight = 1 - T
+        if not np.isfinite(linear):
+            raise ActionError(f"the linear coupling h must be a finite number, got {linear!r}")
         path.zero_mode = float(zero_mode)
+        path.linear = float(linear)
+        path._symmetry = None
         return path
 
     # ---------------------------------------------------------------- symbolic pieces
@@ -340,9 +364,26 @@ class LatticePath:
         return sp.expand(sp.Add(*[sp.diff(self.density, s, 2) for s in site_symbols(self.density, self.d)]))
 
     def is_z2_symmetric(self) -> bool:
-        r"""Whether the density is even under :math:`\phi \to -\phi`."""
-        sites = site_symbols(self.density, self.d)
-        return sp.expand(self.density - self.density.xreplace({s: -s for s in sites})) == 0
+        r"""Whether the action is even under :math:`\phi \to -\phi` at every ``t`` (:meth:`symmetry`)."""
+        return self.symmetry().z2
+
+    def symmetry(self):
+        r"""The :class:`Symmetry` of :math:`\hat S_t` that holds at every ``t`` (detected in SymPy, cached).
+
+        The density's couplings are the path's expressions in ``t``, so a symmetry must hold
+        along the whole path. A matched path's spectral Gaussian keeps only the elements under
+        which its :math:`K_0(k)` is invariant; its :math:`\log\cosh(bM)` term is invariant under all.
+        """
+        if self._symmetry is None:
+            from ._symmetry import Symmetry
+
+            sym = Symmetry.of_density(self.density, self.lattice)
+            if self.spectral_precision is not None:
+                sym = sym.restrict_to_spectrum(self.spectral_precision)
+                if self.linear:  # the base's -hM is odd under phi -> -phi
+                    sym = type(sym)(sym.lattice, sym.group, False)
+            self._symmetry = sym
+        return self._symmetry
 
     # ---------------------------------------------------------------- lowered pieces
     def _lower(self):
@@ -371,6 +412,10 @@ class LatticePath:
             value, slope, _ = log_cosh_term(self.zero_mode, M, self.lattice.volume)
             energy = energy - value
             grad = grad - slope.reshape(jnp.shape(M) + (1,) * self.d)
+        if self.linear:
+            # a base with a mean mu: -h M, h = K0(0) mu (GaussianLatticeBase with mean)
+            energy = energy - self.linear * jnp.sum(field, axis=axes)
+            grad = grad - self.linear
         return energy, grad
 
     def value(self, field, time):
@@ -410,6 +455,8 @@ class LatticePath:
         extra = "" if self.spectral_precision is None else " + (1-t) * spectral Gaussian"
         if self.zero_mode:
             extra += f" - (1-t) log cosh({self.zero_mode:.4g} M)"
+        if self.linear:
+            extra += f" - (1-t) {self.linear:.4g} M"
         return f"LatticePath({self.density}{extra}, {self.lattice})"
 
 

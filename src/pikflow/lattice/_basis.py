@@ -92,11 +92,17 @@ class FourierTwoPoint(LatticeFamily):
     :math:`T_o = \frac{1}{2V}\sum_{k\in o}|\tilde\phi_k|^2`, :math:`\partial T_o = P_o\phi`
     (projector on the orbit), :math:`\Delta T_o = |o|`. With them the free-field
     potential :math:`\Omega = \tfrac12\phi^T A\phi` (SCIENCE.md section 3) is exact.
+
+    The orbits are those of ``symmetry`` (a :class:`Symmetry`, e.g. ``path.symmetry()``) with
+    :math:`k\to-k`; ``None``: the lattice's whole point group (an isotropic action). With
+    orbits larger than the action's symmetry allows the free part of an anisotropic action
+    is not in the span.
     """
 
-    def __init__(self, lattice: Lattice):
+    def __init__(self, lattice: Lattice, symmetry=None):
         self.lattice = lattice
-        ids, sizes = lattice.momentum_orbits()
+        self.symmetry = symmetry
+        ids, sizes = lattice.momentum_orbits() if symmetry is None else symmetry.orbits()
         self.ids = jnp.asarray(ids)
         self.sizes = jnp.asarray(sizes, dtype=float)
         self.n = len(sizes)
@@ -393,10 +399,10 @@ class SmoothedProducts(SmoothedPowers):
         return jnp.real(jnp.fft.ifftn(jnp.sum(self.filters * ft, axis=0)))
 
 
-def _patterns(lattice: Lattice, rng: int, degree: int, max_sites: int, z2: bool, min_degree: int):
-    """Symmetry-reduced site patterns ``((offset, k), ...)``: canonical forms and their images."""
+def _patterns(lattice: Lattice, rng: int, degree: int, max_sites: int, z2: bool, min_degree: int, group=None):
+    """Symmetry-reduced site patterns ``((offset, k), ...)``: canonical forms and their images under ``group``."""
     dim = lattice.d
-    group = lattice.point_group()
+    group = lattice.point_group() if group is None else group
     offsets = [o for o in itertools.product(range(-rng, rng + 1), repeat=dim) if 0 < sum(map(abs, o)) <= rng]
 
     def canon(pat):
@@ -433,7 +439,8 @@ class LocalHermite(LatticeFamily):
     Products of probabilists' Hermite polynomials of up to ``max_sites`` sites within
     Manhattan distance ``range`` of the first, total degree between ``min_degree`` and
     ``degree`` (even only when ``z2``), summed over translations and over the distinct
-    images under the lattice point group (reflections, rotations of equal axes). Values,
+    images under the point group of ``symmetry`` (a :class:`Symmetry`; ``None``: the lattice's
+    whole point group, reflections and rotations of equal axes). Values,
     gradient stencils and Laplacians are derived in SymPy and lowered with ``jnp.roll``.
     """
 
@@ -446,8 +453,10 @@ class LocalHermite(LatticeFamily):
         max_sites: int = 2,
         z2: bool = True,
         min_degree: int = 2,
+        symmetry=None,
     ):
         self.lattice = lattice
+        self.symmetry = symmetry
         if not (isinstance(range, int) and range >= 0):
             raise BasisError(f"range must be a non-negative integer, got {range!r}")
         if 2 * range >= min(lattice.shape):
@@ -460,7 +469,8 @@ class LocalHermite(LatticeFamily):
         x = sp.Symbol("x")
         herm = {k: sp.hermite_prob(k, x) for k in builtins_range(1, degree + 1)}
         self.terms, self.names = [], []
-        for key, imgs in _patterns(lattice, range, degree, max_sites, z2, min_degree):
+        group = None if symmetry is None else symmetry.matrices()
+        for key, imgs in _patterns(lattice, range, degree, max_sites, z2, min_degree, group):
             expr = sp.Add(*[sp.Mul(*[herm[k].xreplace({x: site(o)}) for o, k in img]) for img in imgs])
             self.terms.append(sp.expand(expr))
             self.names.append(" ".join(f"He{k}{list(o)}" for o, k in key))
@@ -564,7 +574,8 @@ def lattice_basis(
     local_range: int | None = 1,
     local_degree: int = 4,
     max_sites: int = 2,
-    z2: bool = True,
+    z2: bool | None = None,
+    symmetry=None,
 ) -> LatticeBasis:
     r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; SCIENCE.md 3, 3b).
 
@@ -588,11 +599,18 @@ def lattice_basis(
         The local Hermite family (``None``: none). With the Fourier term present, local
         quadratic terms are left out (they are in its span).
     z2
-        Keep only terms even under :math:`\phi\to-\phi` (for Z2-symmetric paths).
+        Keep only terms even under :math:`\phi\to-\phi` (for Z2-symmetric paths); default:
+        ``symmetry.z2``, or ``True`` without a ``symmetry``.
+    symmetry
+        The action's :class:`Symmetry` (``path.symmetry()``): the Fourier orbits and the local
+        terms are symmetrised only under its point group. ``None``: the lattice's whole point
+        group (an isotropic action).
     """
+    if z2 is None:
+        z2 = True if symmetry is None else symmetry.z2
     fams: list[LatticeFamily] = []
     if fourier:
-        fams.append(FourierTwoPoint(lattice))
+        fams.append(FourierTwoPoint(lattice, symmetry))
     if magnetisation:
         fams.append(Magnetisation(lattice, magnetisation))
     if scales and powers:
@@ -603,6 +621,14 @@ def lattice_basis(
             fams.append(SmoothedPowers(lattice, kept, powers, precision=precision, tame=tame))
     if local_range is not None:
         fams.append(
-            LocalHermite(lattice, local_range, local_degree, max_sites=max_sites, z2=z2, min_degree=3 if fourier else 1)
+            LocalHermite(
+                lattice,
+                local_range,
+                local_degree,
+                max_sites=max_sites,
+                z2=z2,
+                min_degree=3 if fourier else 1,
+                symmetry=symmetry,
+            )
         )
     return LatticeBasis(fams)

@@ -8,8 +8,9 @@ stops when the largest layer residual is at the tolerance or the ladder is exhau
 default ladder (:func:`default_enrichments`) holds only tamed or quadratic families, so an
 enriched velocity still cannot blow up far from the collocation data:
 
-1. intermediate smoothing scales (geometric midpoints of the current ladder), powers 4, 6;
-2. the eighth power of the smoothed fields;
+1. intermediate smoothing scales (geometric midpoints of the current ladder), powers 4, 6
+   (and 3, 5 when the path has no :math:`Z_2` symmetry, :meth:`LatticePath.symmetry`);
+2. the eighth power of the smoothed fields (and the seventh without :math:`Z_2`);
 3. cross-scale products over every scale of the current ladder.
 
 Unlike the 0-D refinement (Wendland corrections of one layer, :mod:`pikflow.refine`), a
@@ -58,13 +59,14 @@ def default_enrichments(flow: LatticeFlow) -> list[LatticeFamily]:
         precision = np.asarray(flow.base.precision)
     tame = DEFAULT_TAME if ref is None or ref.tame is None else ref.tame
     scales = list(ref.scales) if ref is not None else []
+    even = flow.path.symmetry().z2  # without Z2 symmetry the odd powers join (detected, never assumed)
     out: list[LatticeFamily] = []
     if len(scales) >= 2:
         mids = [float(np.sqrt(a * b)) for a, b in zip(scales[:-1], scales[1:], strict=True) if a > 0]
         if mids:
-            out.append(SmoothedPowers(lat, mids, (4, 6), precision=precision, tame=tame))
+            out.append(SmoothedPowers(lat, mids, (4, 6) if even else (3, 4, 5, 6), precision=precision, tame=tame))
     if scales:
-        out.append(SmoothedPowers(lat, scales, (8,), precision=precision, tame=tame))
+        out.append(SmoothedPowers(lat, scales, (8,) if even else (7, 8), precision=precision, tame=tame))
     if len(scales) >= 2:
         out.append(SmoothedProducts(lat, scales, precision=precision, tame=tame))
     return out

@@ -71,18 +71,23 @@ def default_scales(precision, ladder=MATCHED_SCALE_LADDER) -> tuple[float, ...]:
 def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float | None = DEFAULT_TAME) -> LatticeBasis:
     r"""The default basis for a flow from ``base`` along ``path`` (see the module docstring).
 
-    For a mixture base (``base.m0 > 0``) it also holds :math:`\log\cosh(bM)` (:class:`Magnetisation`).
+    The Fourier orbits follow the path's detected :meth:`~LatticePath.symmetry` (an anisotropic
+    action keeps the two axes apart). Without :math:`Z_2` symmetry the odd terms join: the
+    magnetisation :math:`M` (a uniform shift of the field, for :math:`\langle\phi\rangle \ne 0`) and
+    the smoothed odd powers 3 and 5. For a mixture base (``base.m0 > 0``) it also holds
+    :math:`\log\cosh(bM)` (:class:`Magnetisation`).
     """
     K0 = np.asarray(base.precision)
+    sym = path.symmetry()
     basis = lattice_basis(
         path.lattice,
-        magnetisation=(),
+        magnetisation=() if sym.z2 else (1,),
         scales=default_scales(K0),
-        powers=(4, 6),
+        powers=(4, 6) if sym.z2 else (3, 4, 5, 6),
         precision=K0,
         tame=tame,
         local_range=None,
-        z2=path.is_z2_symmetric(),
+        symmetry=sym,
     )
     fams = list(basis.families)
     pairs = kept_scales(path.lattice, K0, default_scales(K0, PRODUCT_SCALE_LADDER))
@@ -205,9 +210,17 @@ def fit_lattice(
     reference = None
     if isinstance(base, str) and base == "free":
         bases = [("free", GaussianLatticeBase.from_path(path), path)]
+        info["symmetry"] = str(path.symmetry())
     else:
         values = target_values(path)
         info["target"] = values
+        symmetry = LatticePath(path.action, values).symmetry()
+        info["symmetry"] = str(symmetry)
+        if isinstance(base, str) and base == "mixture" and not symmetry.z2:
+            raise PikflowError(
+                "base='mixture' needs an action symmetric under phi -> -phi (the mixture's two peaks are "
+                "mirror images), and this one is not: use base='gaussian' or 'matched'"
+            )
         if isinstance(base, GaussianLatticeBase):
             kinds = [("given", base)]
         else:
@@ -227,14 +240,20 @@ def fit_lattice(
             reference = np.asarray(fields).reshape(-1, *path.lattice.shape)
             kinds = []
             if base in ("matched", "gaussian") or isinstance(basis, LatticeBasis):
-                kinds.append(("gaussian", matched_base(reference)))
-            if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis):
-                mix = matched_base(reference, mixture=True)
+                kinds.append(("gaussian", matched_base(reference, symmetry=symmetry)))
+            if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis) and symmetry.z2:
+                mix = matched_base(reference, mixture=True, symmetry=symmetry)
                 if mix.m0 > 0 or base == "mixture":
                     kinds.append(("mixture", mix))
             reference = reference[:: max(1, len(reference) // min(HOLE_CHECK_SAMPLES, select))]
         bases = [
-            (kind, g, LatticePath.matched(path.action, values, np.asarray(g.precision), g.zero_mode_coupling))
+            (
+                kind,
+                g,
+                LatticePath.matched(
+                    path.action, values, np.asarray(g.precision), g.zero_mode_coupling, g.linear_coupling
+                ),
+            )
             for kind, g in kinds
         ]
     tames = TAME_LADDER if basis is None else (None,)

@@ -273,7 +273,7 @@ def solve_lattice(
         The :class:`LatticePath`; its start must be Gaussian (or a matched base given).
     basis
         Default :func:`lattice_basis` (Fourier two-point, magnetisation, smoothed
-        powers, local Hermite to range 1); ``z2`` follows the path's symmetry.
+        powers, local Hermite to range 1), symmetrised under the path's detected symmetry.
     base
         The exactly sampled base; default the Gaussian :math:`\hat S_0` of the path.
     steps
@@ -303,7 +303,7 @@ def solve_lattice(
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
     if basis is None:
-        basis = lattice_basis(path.lattice, z2=path.is_z2_symmetric())
+        basis = lattice_basis(path.lattice, symmetry=path.symmetry())
     if basis.lattice != path.lattice:
         raise PikflowError(f"the basis lives on {basis.lattice}, the path on {path.lattice}")
     if base is None:

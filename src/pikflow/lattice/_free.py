@@ -54,14 +54,19 @@ class GaussianLatticeBase(eqx.Module):
         :math:`K(k)` on the FFT grid (``numpy.fft`` order), shape of the lattice, positive.
     m0
         The shift :math:`m_0 \ge 0` of the two components along the constant mode (0: Gaussian).
+    mean
+        A uniform mean :math:`\mu`: the Gaussian :math:`N(\mu\mathbf 1, K^{-1})`, whose action is
+        :math:`\tfrac12\phi^TK\phi - hM + \text{const}`, :math:`h = K(0)\mu` (the matched base of an
+        action without :math:`Z_2` symmetry, where :math:`\langle\phi\rangle \ne 0`; not with ``m0 > 0``).
     """
 
     precision: Float[Array, ...]
     log_norm: Float[Array, ""]
     m0: float = eqx.field(static=True)
+    mean: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
 
-    def __init__(self, precision, m0: float = 0.0):
+    def __init__(self, precision, m0: float = 0.0, mean: float = 0.0):
         K = np.asarray(precision, dtype=float)
         if K.ndim < 1 or not np.all(np.isfinite(K)) or not np.all(K > 0):
             raise ActionError(
@@ -71,7 +76,10 @@ class GaussianLatticeBase(eqx.Module):
         if not (np.isfinite(m0) and m0 >= 0):
             raise ActionError(f"the mixture shift m0 must be a finite number >= 0, got {m0!r}")
         self.shape = K.shape
+        if not np.isfinite(mean) or (mean != 0 and m0 > 0):
+            raise ActionError(f"the base mean must be a finite number, and 0 for a mixture (m0 > 0), got {mean!r}")
         self.m0 = float(m0)
+        self.mean = float(mean)
         self.precision = jnp.asarray(K)
         log_norm = 0.5 * np.sum(np.log(K)) - 0.5 * K.size * np.log(2 * np.pi)
         self.log_norm = jnp.asarray(log_norm - 0.5 * K.flat[0] * K.size * self.m0**2)
@@ -80,6 +88,11 @@ class GaussianLatticeBase(eqx.Module):
     def zero_mode_coupling(self) -> float:
         r""":math:`b = K(0)\,m_0` of the base action's :math:`-\log\cosh(bM)` term (0 for a Gaussian)."""
         return float(np.asarray(self.precision).flat[0]) * self.m0
+
+    @property
+    def linear_coupling(self) -> float:
+        r""":math:`h = K(0)\,\mu` of the base action's :math:`-hM` term (0 without a mean)."""
+        return float(np.asarray(self.precision).flat[0]) * self.mean
 
     @property
     def lattice(self) -> Lattice:
@@ -92,7 +105,7 @@ class GaussianLatticeBase(eqx.Module):
         return cls(m2 + lattice.khat2())
 
     @classmethod
-    def from_propagator(cls, propagator, m0: float = 0.0) -> GaussianLatticeBase:
+    def from_propagator(cls, propagator, m0: float = 0.0, mean: float = 0.0) -> GaussianLatticeBase:
         r"""The Gaussian with two-point function :math:`G(k) = \langle|\tilde\phi_k|^2\rangle/V`: :math:`K = 1/G`.
 
         With ``m0 > 0``, the mixture whose components have the propagator ``G`` (the zero
@@ -101,7 +114,7 @@ class GaussianLatticeBase(eqx.Module):
         G = np.asarray(propagator, dtype=float)
         if not np.all(G > 0):
             raise ActionError("the propagator G(k) must be positive at every momentum")
-        return cls(1.0 / G, m0)
+        return cls(1.0 / G, m0, mean)
 
     @classmethod
     def from_path(cls, path: LatticePath, time: float = 0.0) -> GaussianLatticeBase:
@@ -134,7 +147,7 @@ class GaussianLatticeBase(eqx.Module):
         z = jax.random.normal(kz, (n, *self.shape))
         field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
         if self.m0 == 0:
-            return field, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
+            return field + self.mean, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
         sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
         field = field + sign * self.m0
         return field, self.log_prob(field)
@@ -142,7 +155,7 @@ class GaussianLatticeBase(eqx.Module):
     def log_prob(self, field):
         """Normalised log-density of configurations ``(..., *lattice)``."""
         axes = tuple(range(field.ndim - len(self.shape), field.ndim))
-        ft = jnp.fft.fftn(field, axes=axes)
+        ft = jnp.fft.fftn(field - self.mean, axes=axes)
         quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / self.precision.size
         out = self.log_norm - 0.5 * quad
         if self.m0 != 0:

@@ -81,7 +81,7 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
 
     kind = type(fam)
     if kind is FourierTwoPoint:
-        return {"kind": "fourier"}
+        return {"kind": "fourier", **_symmetry_spec(fam)}
     if kind is Magnetisation:
         return {"kind": "magnetisation", "powers": list(fam.powers), "width": fam.width, "log_cosh": fam.log_cosh}
     if kind in (SmoothedPowers, SmoothedProducts):
@@ -100,6 +100,7 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
             "max_sites": fam.max_sites,
             "z2": fam.z2,
             "min_degree": fam.min_degree,
+            **_symmetry_spec(fam),
         }
     raise FlowFileError(
         f"cannot save a basis family of type {kind.__name__}: only FourierTwoPoint, Magnetisation, "
@@ -107,12 +108,19 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
     )
 
 
+def _symmetry_spec(fam) -> dict:
+    """The family's :class:`Symmetry` (absent: the lattice's whole point group, as files before it had)."""
+    return {} if fam.symmetry is None else {"symmetry": fam.symmetry.to_spec()}
+
+
 def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
     from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
+    from ._symmetry import Symmetry
 
     kind = spec["kind"]
+    symmetry = Symmetry.from_spec(spec["symmetry"], lattice) if "symmetry" in spec else None
     if kind == "fourier":
-        return FourierTwoPoint(lattice)
+        return FourierTwoPoint(lattice, symmetry)
     if kind == "magnetisation":
         return Magnetisation(lattice, spec["powers"], width=spec.get("width"), log_cosh=spec.get("log_cosh"))
     if kind == "smoothed_powers":
@@ -129,6 +137,7 @@ def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
             max_sites=int(spec["max_sites"]),
             z2=bool(spec["z2"]),
             min_degree=int(spec["min_degree"]),
+            symmetry=symmetry,
         )
     raise ValueError(f"unknown basis family kind {kind!r}")
 
@@ -151,6 +160,8 @@ def _path_spec(path, arrays: dict) -> dict:
             )
         arrays["path_spectral_precision"] = np.asarray(path.spectral_precision, dtype=float)
         spec["zero_mode"] = path.zero_mode
+        if path.linear:
+            spec["linear"] = path.linear
     return spec
 
 
@@ -165,7 +176,13 @@ def _path_from_spec(spec: Mapping, arrays):
             if expr.free_symbols:
                 raise ValueError(f"matched path with a t-dependent coupling {name} = {expr}")
             values[name] = float(expr)
-        return LatticePath.matched(action, values, arrays["path_spectral_precision"], float(spec.get("zero_mode", 0.0)))
+        return LatticePath.matched(
+            action,
+            values,
+            arrays["path_spectral_precision"],
+            float(spec.get("zero_mode", 0.0)),
+            float(spec.get("linear", 0.0)),
+        )
     return LatticePath(action, couplings)
 
 
@@ -223,6 +240,7 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         "n_basis": int(flow.basis.n),
         "steps": int(flow.steps),
         "base_m0": float(flow.base.m0),
+        "base_mean": float(flow.base.mean),
         "reports": [dataclasses.asdict(r) for r in flow.reports],
         "info": flow.info,
     }
@@ -297,7 +315,9 @@ def load_lattice_flow(directory: str | pathlib.Path):
                 f"coefficients of shape {coeffs.shape}, but {steps} steps and {basis.n} basis terms need "
                 f"{(2 * steps + 1, basis.n)}"
             )
-        base = GaussianLatticeBase(arrays["base_precision"], float(meta.get("base_m0", 0.0)))
+        base = GaussianLatticeBase(
+            arrays["base_precision"], float(meta.get("base_m0", 0.0)), float(meta.get("base_mean", 0.0))
+        )
         if base.shape != path.lattice.shape:
             raise ValueError(f"base precision of shape {base.shape} on the lattice {list(path.lattice.shape)}")
         reports = [LatticeLayerReport(**r) for r in meta["reports"]]

@@ -79,22 +79,36 @@ class Lattice:
         grids = np.meshgrid(*[2 * np.pi * np.fft.fftfreq(n) * 1.0 for n in self.shape], indexing="ij")
         return sum(4 * np.sin(k / 2) ** 2 for k in grids)
 
-    def momentum_orbits(self) -> tuple[np.ndarray, np.ndarray]:
-        r"""Orbits of the momenta under reflections and permutations of equal-size axes.
+    def momentum_orbits(self, group: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        r"""Orbits of the momenta under a point group and :math:`k\to-k`.
+
+        Parameters
+        ----------
+        group
+            Signed permutation matrices :math:`g` acting as :math:`k\to gk` (a group, e.g.
+            :attr:`Symmetry.group` of the action); default: the whole :meth:`point_group`
+            (reflections and permutations of equal-size axes). :math:`k\to-k` is always added:
+            :math:`|\tilde\phi_{-k}| = |\tilde\phi_k|` for real fields.
 
         Returns
         -------
         ids : numpy.ndarray of int, shape ``shape``
-            The orbit index of every momentum (0 is :math:`k = 0`).
+            The orbit index of every momentum (0 is :math:`k = 0`), numbered in order of first appearance.
         sizes : numpy.ndarray of int
             The number of momenta in each orbit.
         """
-        keys = {}
-        ids = np.empty(self.shape, dtype=np.int64)
-        for idx in itertools.product(*[range(n) for n in self.shape]):
-            folded = [(n, min(i, n - i)) for i, n in zip(idx, self.shape, strict=True)]
-            key = tuple(sorted(folded))
-            ids[idx] = keys.setdefault(key, len(keys))
+        mats = self.point_group() if group is None else [np.asarray(g, dtype=np.int64) for g in group]
+        idx = np.indices(self.shape).reshape(self.d, -1)
+        L = np.asarray(self.shape)[:, None]
+        strides = np.asarray([int(np.prod(self.shape[i + 1 :])) for i in range(self.d)])
+        key = np.full(idx.shape[1], np.iinfo(np.int64).max)
+        for g in mats:
+            for sign in (1, -1):
+                key = np.minimum(key, strides @ ((sign * g @ idx) % L))
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first)] = np.arange(len(first))
+        ids = rank[inverse.reshape(-1)].reshape(self.shape)
         return ids, np.bincount(ids.reshape(-1))
 
     def point_group(self) -> list[np.ndarray]:

@@ -228,12 +228,20 @@ def _run_blocks(run, x, keys, h, bar):
     return x, (jnp.concatenate(xs), jnp.concatenate(accs))
 
 
-def matched_base(fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False) -> GaussianLatticeBase:
+def matched_base(
+    fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None
+) -> GaussianLatticeBase:
     r"""The Gaussian base whose propagator is the two-point function of ``fields`` (SCIENCE.md 3b).
 
     :math:`G(k) = \langle|\tilde\phi_k|^2\rangle / V` estimated from configurations of shape
     ``(n, *lattice)`` (optionally with log weights via :func:`matched_base_weighted`),
-    averaged over momentum orbits (reflections, rotations) when ``symmetrise``.
+    averaged over momentum orbits when ``symmetrise``: the orbits of ``symmetry`` (a
+    :class:`Symmetry`, e.g. ``path.symmetry()``: only the reflections and axis permutations of
+    the action; :func:`fit_lattice` passes it), or with ``symmetry=None`` of the lattice's
+    whole point group (right only for an isotropic action). A ``symmetry`` without
+    :math:`Z_2` gives the Gaussian around the mean :math:`\langle m\rangle` (``mean``) with the
+    connected :math:`G(0) = V(\langle m^2\rangle - \langle m\rangle^2)`. The mixture assumes
+    :math:`\phi\to-\phi` symmetry: a ``symmetry`` without :math:`Z_2` makes ``mixture`` an error.
 
     With ``mixture``, the zero mode is modelled by the two-Gaussian mixture
     :math:`\tfrac12N(m_0,\sigma^2) + \tfrac12N(-m_0,\sigma^2)` of the magnetisation
@@ -242,7 +250,7 @@ def matched_base(fields, *, symmetrise: bool = True, floor: float = 1e-6, mixtur
     :math:`U = 1 - \langle m^4\rangle/(3\langle m^2\rangle^2)` (a Gaussian has :math:`U = 0`, two sharp
     peaks :math:`U = 2/3`); for :math:`U \le 0` it is the Gaussian. The non-zero momenta keep :math:`G(k)`.
     """
-    return matched_base_weighted(fields, None, symmetrise=symmetrise, floor=floor, mixture=mixture)
+    return matched_base_weighted(fields, None, symmetrise=symmetrise, floor=floor, mixture=mixture, symmetry=symmetry)
 
 
 def mixture_moments(m2: float, m4: float) -> tuple[float, float]:
@@ -258,7 +266,7 @@ def mixture_moments(m2: float, m4: float) -> tuple[float, float]:
 
 
 def matched_base_weighted(
-    fields, log_w=None, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False
+    fields, log_w=None, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None
 ) -> GaussianLatticeBase:
     r"""As :func:`matched_base`, with importance weights ``exp(log_w)`` (iterated reweighting from a flow)."""
     from ._lattice import Lattice
@@ -267,6 +275,12 @@ def matched_base_weighted(
     shape = x.shape[1:]
     lat = Lattice(shape)
     x = x.reshape(-1, *shape)
+    if symmetry is not None and tuple(symmetry.lattice.shape) != tuple(shape):
+        raise PikflowError(f"the symmetry is of the lattice {list(symmetry.lattice.shape)}, the fields {list(shape)}")
+    if mixture and symmetry is not None and not symmetry.z2:
+        raise PikflowError(
+            "the zero-mode mixture is symmetric under phi -> -phi, which this action is not: use the Gaussian base"
+        )
     axes = tuple(range(1, x.ndim))
     power = np.abs(np.fft.fftn(x, axes=axes)) ** 2 / lat.volume
     if log_w is None:
@@ -278,11 +292,15 @@ def matched_base_weighted(
         w = w / w.sum()
     G = np.tensordot(w, power, axes=1)
     if symmetrise:
-        ids, sizes = lat.momentum_orbits()
+        ids, sizes = lat.momentum_orbits() if symmetry is None else symmetry.orbits()
         G = (np.bincount(ids.reshape(-1), weights=G.reshape(-1)) / sizes)[ids]
-    m0 = 0.0
+    m0 = mean = 0.0
+    m = x.reshape(x.shape[0], -1).mean(axis=1)
     if mixture:
-        m = x.reshape(x.shape[0], -1).mean(axis=1)
         m0, var = mixture_moments(float(w @ m**2), float(w @ m**4))
         G.flat[0] = lat.volume * var
-    return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0)
+    elif symmetry is not None and not symmetry.z2:
+        # no phi -> -phi symmetry: <phi> may be non-zero; a Gaussian around it with the connected G(0)
+        mean = float(w @ m)
+        G.flat[0] = lat.volume * max(float(w @ m**2) - mean**2, 1e-3 * float(w @ m**2))
+    return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0, mean)
