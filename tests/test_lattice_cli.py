@@ -226,7 +226,8 @@ def test_bench_lattice_json(tmp_path):
     """`pikflow bench lattice` end to end on 4x4: PIK after IMH against its own HMC reference (pulls within 4 sigma)."""
     out = tmp_path / "lat.json"
     args = ["--L", "4", "--n", "2000", "--steps", "4", "--collocation", "300", "--hmc-samples", "800"]
-    args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto", "--cost-repeats", "1"]
+    args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto"]
+    args += ["--cost-repeats", "1"]
     assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
