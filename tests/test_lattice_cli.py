@@ -227,12 +227,19 @@ def test_bench_lattice_json(tmp_path):
     out = tmp_path / "lat.json"
     args = ["--L", "4", "--n", "2000", "--steps", "4", "--collocation", "300", "--hmc-samples", "800"]
     args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto"]
+    args += ["--cost-repeats", "1"]
     assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
     assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
     # both errors are Gamma-method errors; 4 combined sigma fails by chance ~1e-4 per observable
     assert all(abs(p) < 4 for p in r["pulls"].values()), r["pulls"]
+    # the cost section: evaluations per sample = 4 RK4 stages per step, ratio = sample / trajectory
+    c = r["cost"]
+    assert c["evaluations_per_sample"] == 16 and c["ms_per_sample"]["median"] > 0
+    ratio = c["ms_per_sample"]["values"][0] / c["ms_per_hmc_trajectory"]["values"][0]
+    assert abs(c["sample_over_trajectory"]["values"][0] / ratio - 1) < 1e-12
+    assert r["evaluation_profile"]["us_per_configuration"]["whole evaluation"] > 0
 
 
 def test_reliability_warnings():

@@ -14,7 +14,9 @@ sampling seconds (PIK: flow sampling + IMH; HMC: trajectories after thermalisati
 ``ratio`` is PIK over HMC; ``ratio_with_setup`` adds PIK's base HMC and solve seconds.
 Peak resident memory of the process is reported (``ru_maxrss``). Agreement of the
 observables is given in units of the combined error. Compilation is excluded on both
-sides (each is timed on a second, identically shaped call).
+sides (each is timed on a second, identically shaped call). With ``--cost-repeats`` (default
+3) the cost of one flow sample against one HMC trajectory is measured alternately in the same
+process and one velocity evaluation is profiled (:mod:`._latcost`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,12 @@ def _arguments(p):
     p.add_argument("--reference", type=int, default=20_000, help="trajectories of the reference HMC (default 20000)")
     p.add_argument("--chains", type=int, default=16, help="chains of the reference HMC (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument(
+        "--cost-repeats",
+        type=int,
+        default=3,
+        help="repeats of the cost comparison (flow sample vs HMC trajectory; 0: skip it and the profile; default 3)",
+    )
 
 
 def _tau(series) -> tuple[float, float]:
@@ -146,12 +154,13 @@ def run(args) -> dict:
     # ---- HMC reference at the target
     target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam, **extra})
     per = max(args.reference // args.chains, 20)
-    pl.hmc(target, jax.random.PRNGKey(args.seed + 3), 2 * args.chains, n_chains=args.chains, n_therm=1)  # compile
-    t0 = time.perf_counter()
-    fields, hmc_acc = pl.hmc(
-        target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step=step
-    )
-    hmc_seconds = time.perf_counter() - t0
+    # the same call twice: the first compiles (hmc caches its compiled block per path and shape)
+    for _ in range(2):
+        t0 = time.perf_counter()
+        fields, hmc_acc = pl.hmc(
+            target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step=step
+        )
+        hmc_seconds = time.perf_counter() - t0
     M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
     # the replica concatenated: a few spurious correlations at the n_chains joins, negligible for chains of >= 100
     hmc_obs = pl.chain_observables(M.reshape(-1), volume)
@@ -206,6 +215,21 @@ def run(args) -> dict:
         "pulls": {k: (obs[k].value - hmc_obs[k].value) / math.hypot(obs[k].error, hmc_obs[k].error) for k in obs},
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    if args.cost_repeats > 0:
+        from ._latcost import cost_table, evaluation_profile, push_batch_scan
+
+        n_cost = min(args.n, 2000)
+        res["cost"] = cost_table(
+            flow,
+            target,
+            n_samples=n_cost,
+            n_hmc=min(per * args.chains, 4000),
+            chains=args.chains,
+            repeats=args.cost_repeats,
+            seed=args.seed,
+        )
+        res["evaluation_profile"] = evaluation_profile(flow, batch=min(n_cost, 1000))
+        res["push_batch_ms_per_sample"] = push_batch_scan(flow, n=n_cost)
     _print(res)
     write_json(args, res)
     return res
@@ -247,5 +271,9 @@ def _print(res):
     print(f"PIK / HMC (sampling): {res['ratio']:.3g}x; with setup: {res['ratio_with_setup']:.3g}x")
     print("pulls (PIK - HMC) / combined error: " + ", ".join(f"{k} {v:+.2f}" for k, v in res["pulls"].items()))
     print(f"peak memory: {res['peak_memory_mb']:.0f} MB")
+    if "cost" in res:
+        from ._latcost import print_cost
+
+        print_cost(res["cost"], res.get("evaluation_profile"), res.get("push_batch_ms_per_sample"))
     for w in reliability_warnings(p["ess"], p["target_ess"], p["n"]):
         print(f"WARNING: {w}")

@@ -546,6 +546,26 @@ class LatticeBasis:
         r""":math:`\Delta\Omega = \sum_j a_j\Delta T_j = -\partial\cdot v`."""
         return sum(f.laplacian(p, field) for f, p in zip(self.families, self._parts(a), strict=True))
 
+    def gradient_and_laplacian(self, a, field):
+        r""":math:`(\partial\Omega, \Delta\Omega)` in one evaluation, Fourier transforms shared (:mod:`._fused`).
+
+        The same numbers as :meth:`gradient` and :meth:`laplacian` to rounding, at a fraction of the cost.
+        """
+        return self.fused(a, field)
+
+    def fused_columns(self, field, dS):
+        """:meth:`columns` with the Fourier transforms shared (:mod:`._fused`): the same numbers to rounding."""
+        return self.fused.columns(field, dS)
+
+    @property
+    def fused(self):
+        """The :class:`~pikflow.lattice._fused.FusedEvaluator` of this basis (built on first use)."""
+        if getattr(self, "_fused", None) is None:
+            from ._fused import FusedEvaluator
+
+            self._fused = FusedEvaluator(self)
+        return self._fused
+
     def __repr__(self) -> str:
         return "LatticeBasis(" + ", ".join(f"{type(f).__name__}[{f.n}]" for f in self.families) + ")"
 

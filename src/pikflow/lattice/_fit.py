@@ -105,11 +105,22 @@ BASE_KINDS = ("matched", "gaussian", "mixture", "free")
 HOLE_CHECK_SAMPLES = 2000
 
 
-def score_flow(flow: LatticeFlow, key, n: int, reference=None, *, progress: bool = False, desc: str = "scoring"):
+def score_flow(
+    flow: LatticeFlow,
+    key,
+    n: int,
+    reference=None,
+    *,
+    beat: float | None = None,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> dict:
     r"""ESS/N and runaways of ``n`` fresh samples, and :meth:`LatticeFlow.target_ess` on ``reference`` if given.
 
     ``score`` is the smaller of the two ESS estimates (the flow-side one alone without a
-    reference): what :func:`fit_lattice` and :func:`enrich_lattice` compare flows by.
+    reference): what :func:`fit_lattice` and :func:`enrich_lattice` compare flows by. With
+    ``beat``, the pull-back of ``reference`` is skipped (``target_ess`` None) when the flow-side
+    ESS is already below ``beat``: the score, at most that ESS, cannot beat it (early stop).
     ``progress`` shows a bar labelled ``desc`` over the samples and the reference configurations.
     """
     from ..progress import progress_bar
@@ -120,10 +131,13 @@ def score_flow(flow: LatticeFlow, key, n: int, reference=None, *, progress: bool
     bar.update(n)
     out = {"ess": float(trial.ess()), "runaway": trial.n_runaway}
     out["score"] = out["ess"]
-    if reference is not None:
+    if reference is not None and beat is not None and out["ess"] < beat:
+        out["target_ess"] = None
+        reference = None
+    elif reference is not None:
         out["target_ess"] = flow.target_ess(reference, trial)
         out["score"] = min(out["score"], out["target_ess"])
-        bar.update(n_ref)
+    bar.update(n_ref)
     bar.set_postfix_str(f"score {out['score']:.3f}")
     bar.close()
     return out
@@ -288,8 +302,13 @@ def fit_lattice(
                 cands.append((1.0, 0.0, record, cand))
                 attempts.append({**record, "ok": True})
                 continue
+            # a candidate whose flow-side ESS is below the best clean score so far can never be kept: skip its
+            # hole check (the selection below is unchanged)
+            best_clean = max((c[0] for c in cands if c[1] <= 1e-3), default=None)
             key = jax.random.PRNGKey(seed + 7919 + k)
-            scored = score_flow(cand, key, select, reference, progress=progress, desc=f"{label}: selection")
+            scored = score_flow(
+                cand, key, select, reference, beat=best_clean, progress=progress, desc=f"{label}: selection"
+            )
             score = scored.pop("score")
             record.update(ok=True, **scored)
             attempts.append(record)

@@ -11,6 +11,8 @@ chain (Wolff 2004), here the IMH chain with the flow as proposal (exact sampler)
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -120,6 +122,41 @@ def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:
     return {"abs_m": Estimate(v[0], e[0]), "m2": Estimate(v[1], e[1])}
 
 
+@functools.lru_cache(maxsize=8)
+def _hmc_runner(path: LatticePath, time: float, n_chains: int, n_leapfrog: int):
+    """The compiled HMC block (scan over trajectories of all chains), cached so repeated runs do not recompile."""
+    S = lambda x: path.value(x, time)  # noqa: E731
+    dS = lambda x: path.gradient(x, time)  # noqa: E731
+
+    def trajectory(x, k, step):
+        k1, k2 = jax.random.split(k)
+        p = jax.random.normal(k1, x.shape)
+        h0 = S(x) + 0.5 * jnp.sum(p * p)
+        pn = p - 0.5 * step * dS(x)
+
+        def leap(c, _):
+            y, q = c
+            y = y + step * q
+            q = q - step * dS(y)
+            return (y, q), None
+
+        (y, pn), _ = jax.lax.scan(leap, (x, pn), None, length=n_leapfrog)
+        pn = pn + 0.5 * step * dS(y)
+        h1 = S(y) + 0.5 * jnp.sum(pn * pn)
+        acc = jnp.log(jax.random.uniform(k2)) < h0 - h1
+        return jnp.where(acc, y, x), acc
+
+    @jax.jit
+    def run(x0, keys, step):
+        def body(x, k):
+            x, acc = jax.vmap(trajectory, (0, 0, None))(x, jax.random.split(k, n_chains), step)
+            return x, (x, acc)
+
+        return jax.lax.scan(body, x0, keys)
+
+    return run
+
+
 def hmc(
     path: LatticePath,
     key,
@@ -157,35 +194,7 @@ def hmc(
     if n_samples < n_chains:
         raise PikflowError(f"n_samples ({n_samples}) must be at least n_chains ({n_chains})")
     shape = path.lattice.shape
-    S = lambda x: path.value(x, time)
-    dS = lambda x: path.gradient(x, time)
-
-    def trajectory(x, k, step):
-        k1, k2 = jax.random.split(k)
-        p = jax.random.normal(k1, x.shape)
-        h0 = S(x) + 0.5 * jnp.sum(p * p)
-        pn = p - 0.5 * step * dS(x)
-
-        def leap(c, _):
-            y, q = c
-            y = y + step * q
-            q = q - step * dS(y)
-            return (y, q), None
-
-        (y, pn), _ = jax.lax.scan(leap, (x, pn), None, length=n_leapfrog)
-        pn = pn + 0.5 * step * dS(y)
-        h1 = S(y) + 0.5 * jnp.sum(pn * pn)
-        acc = jnp.log(jax.random.uniform(k2)) < h0 - h1
-        return jnp.where(acc, y, x), acc
-
-    @jax.jit
-    def run(x0, keys, step):
-        def body(x, k):
-            x, acc = jax.vmap(trajectory, (0, 0, None))(x, jax.random.split(k, n_chains), step)
-            return x, (x, acc)
-
-        return jax.lax.scan(body, x0, keys)
-
+    run = _hmc_runner(path, float(time), int(n_chains), int(n_leapfrog))
     auto = isinstance(step, str)
     if auto and step != "auto":
         raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")

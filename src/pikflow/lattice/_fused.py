@@ -1,0 +1,215 @@
+r"""One velocity evaluation of a :class:`LatticeBasis` with the Fourier transforms shared (issue #20).
+
+The gradient form :math:`v_t = -\partial\Omega_t` (paper eq. 32) with :math:`\Omega_t = \sum_j a_j T_j`
+and its divergence :math:`-\Delta\Omega_t` (the :math:`d\log q/dt` of eq. 11) need, per
+configuration, the smoothed fields :math:`\psi_s = S_s\phi` of every smoothing scale, pointwise
+functions of them, and :math:`\partial\Omega = \sum_s S_s[\text{inner}_s] + P\phi + \dots`. The
+per-family methods of :mod:`._basis` transform :math:`\phi` once per family and once more for the
+Laplacian; here:
+
+* one real FFT (``rfftn``) of :math:`\phi`;
+* the filters of all smoothed families (deduplicated: equal scales and precision are one
+  filter) applied in one batched multiply, the :math:`\psi_s` back in one batched ``irfftn``;
+* the powers and products formed pointwise; their gradient contributions
+  :math:`\text{inner}_s` transformed in one batched ``rfftn``, filtered, summed over scales
+  together with the Fourier two-point term (diagonal in the same transform) and brought back in
+  one ``irfftn``;
+* the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families.
+
+The real part of :math:`\mathcal F^{-1}[f\,\mathcal F x]` equals :math:`\mathcal F^{-1}[\bar f\,\mathcal F x]`
+with the Hermitian part :math:`\bar f(k) = (f(k) + f(-k))/2`, so the half-spectrum filters are
+symmetrised: the same numbers as the families' complex transforms, to rounding (tested).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._errors import BasisError
+from ._basis import (
+    FourierTwoPoint,
+    LatticeBasis,
+    Magnetisation,
+    SmoothedPowers,
+    SmoothedProducts,
+    _tamed_square,
+    site_sum,
+    tamed_power_derivatives,
+)
+
+
+def half_spectrum(f: np.ndarray) -> np.ndarray:
+    r"""The Hermitian part :math:`(f(k) + f(-k))/2` of a filter on the FFT grid, on the ``rfftn`` half (last axes)."""
+    f = np.asarray(f)
+    nd = f.ndim
+    flipped = f
+    for ax in range(nd):
+        flipped = np.roll(np.flip(flipped, axis=ax), 1, axis=ax)
+    sym = 0.5 * (f + flipped)
+    return sym[..., : f.shape[-1] // 2 + 1]
+
+
+def _half_batched(filters: np.ndarray, d: int) -> np.ndarray:
+    return np.stack([half_spectrum(f) for f in np.asarray(filters).reshape((-1,) + filters.shape[-d:])])
+
+
+class FusedEvaluator:
+    r""":math:`(\partial\Omega, \Delta\Omega)` of a :class:`LatticeBasis` at one configuration, transforms shared.
+
+    Families other than :class:`FourierTwoPoint`, :class:`Magnetisation`, :class:`SmoothedPowers`
+    and :class:`SmoothedProducts` fall back to their own ``gradient`` / ``laplacian``.
+    """
+
+    def __init__(self, basis: LatticeBasis):
+        self.basis = basis
+        lat = basis.lattice
+        self.shape = tuple(lat.shape)
+        self.d = lat.d
+        self.axes = tuple(range(1, self.d + 1))
+        offsets = np.concatenate([[0], np.cumsum(basis.sizes)]).astype(int).tolist()
+        self._offsets = offsets[:-1]
+        self.fourier, self.smoothed, self.other = [], [], []
+        filters: list[np.ndarray] = []
+
+        def scale_index(f):
+            for i, g in enumerate(filters):
+                if g.shape == f.shape and np.array_equal(g, f):
+                    return i
+            filters.append(f)
+            return len(filters) - 1
+
+        for fam, lo, hi in zip(basis.families, offsets[:-1], offsets[1:], strict=True):
+            if type(fam) is FourierTwoPoint:
+                self.fourier.append((fam, lo, hi))
+            elif type(fam) in (SmoothedPowers, SmoothedProducts):
+                idx = [scale_index(np.asarray(f)) for f in np.asarray(fam.filters)]
+                self.smoothed.append((fam, lo, hi, np.asarray(idx)))
+            else:
+                self.other.append((fam, lo, hi))
+        self.n_scales = len(filters)
+        self.filters = _half_batched(np.stack(filters), self.d) if filters else None
+        # the orbit index on the half spectrum: orbits hold -k with k (reflections), so a[ids] is Hermitian
+        self._orbit_half = []
+        for fam, _, _ in self.fourier:
+            ids = np.asarray(fam.ids)
+            if not np.array_equal(half_spectrum(ids), ids[..., : ids.shape[-1] // 2 + 1]):
+                raise BasisError("the Fourier two-point orbits must hold -k with k (they do for lattice_orbits)")
+            self._orbit_half.append(ids[..., : ids.shape[-1] // 2 + 1])
+
+    # ---- one configuration
+    def __call__(self, a, field):
+        r""":math:`(\sum_j a_j\partial T_j(\phi),\ \sum_j a_j\Delta T_j(\phi))` for one configuration ``field``."""
+        ft = jnp.fft.rfftn(field)
+        spec = None
+        lap = jnp.zeros((), dtype=field.dtype)
+        for (fam, lo, hi), ids in zip(self.fourier, self._orbit_half, strict=True):
+            c = a[lo:hi][ids]
+            spec = c * ft if spec is None else spec + c * ft
+            lap = lap + jnp.dot(a[lo:hi], fam.sizes)
+        if self.smoothed:
+            psi = jnp.fft.irfftn(self.filters * ft[None], s=self.shape, axes=self.axes)
+            inner = [None] * self.n_scales
+            for fam, lo, hi, idx in self.smoothed:
+                contrib, lp = self._smoothed_part(fam, a[lo:hi], psi[idx])
+                lap = lap + lp
+                for j, u in enumerate(idx.tolist()):
+                    inner[u] = contrib[j] if inner[u] is None else inner[u] + contrib[j]
+            used = [u for u in range(self.n_scales) if inner[u] is not None]
+            inner_ft = jnp.fft.rfftn(jnp.stack([inner[u] for u in used]), axes=self.axes)
+            filt = self.filters if len(used) == self.n_scales else self.filters[np.asarray(used)]
+            part = jnp.sum(filt * inner_ft, axis=0)
+            spec = part if spec is None else spec + part
+        grad = jnp.zeros_like(field) if spec is None else jnp.fft.irfftn(spec, s=self.shape)
+        for fam, lo, hi in self.other:
+            if type(fam) is Magnetisation:
+                _, d1, d2 = fam._parts(field)
+                grad = grad + jnp.dot(a[lo:hi], d1)
+                lap = lap + jnp.dot(a[lo:hi], d2)
+            else:
+                grad = grad + fam.gradient(a[lo:hi], field)
+                lap = lap + fam.laplacian(a[lo:hi], field)
+        return grad, lap
+
+    def _smoothed_part(self, fam, a, psi):
+        """Per scale of ``fam``: the real-space gradient contribution (before smoothing) and the Laplacian."""
+        d = self.d
+        shape = (-1,) + (1,) * d
+        if type(fam) is SmoothedProducts:
+            q, q1, q2 = _tamed_square(psi, fam._w(d))
+            h = fam.hab
+            inner = [jnp.zeros(self.shape, dtype=psi.dtype) for _ in fam.scales]
+            lap_density = jnp.zeros(self.shape, dtype=psi.dtype)
+            for j, (x, y) in enumerate(fam.pairs):
+                inner[x] = inner[x] + a[j] * q1[x] * q[y]
+                inner[y] = inner[y] + a[j] * q[x] * q1[y]
+                lap_density = lap_density + a[j] * (
+                    h[x, x] * q2[x] * q[y] + 2 * h[x, y] * q1[x] * q1[y] + h[y, y] * q[x] * q2[y]
+                )
+            return jnp.stack(inner), site_sum(lap_density, d)
+        w = fam._w(d)
+        a = a.reshape(len(fam.scales), len(fam.powers))
+        inner, lap_density = 0.0, 0.0
+        for j, p in enumerate(fam.powers):
+            d1, d2 = tamed_power_derivatives(psi, p, w)
+            inner = inner + a[:, j].reshape(shape) * d1
+            lap_density = lap_density + (a[:, j] * fam.h).reshape(shape) * d2
+        return inner, site_sum(lap_density.reshape(-1), 1)
+
+    # ---- the rows of eq. 34 (the solve's columns)
+    def columns(self, field, dS):
+        r""":math:`\Delta T_j - \partial\hat S\cdot\partial T_j` of every basis function (:meth:`LatticeBasis.columns`).
+
+        :math:`\phi` and :math:`\partial\hat S` are transformed once each; the smoothed fields of both come
+        back in one batched inverse transform.
+        """
+        ft, fd = jnp.fft.rfftn(field), jnp.fft.rfftn(dS)
+        out = {}
+        for (fam, lo, _), ids in zip(self.fourier, self._orbit_half, strict=True):
+            prod = jnp.real(jnp.conj(fd) * ft) * self._half_weights
+            seg = jax.ops.segment_sum(prod.reshape(-1), ids.reshape(-1), num_segments=fam.n)
+            out[lo] = fam.sizes - seg / fam.lattice.volume
+        if self.smoothed:
+            spec = self.filters[None] * jnp.stack([ft, fd])[:, None]
+            both = jnp.fft.irfftn(spec, s=self.shape, axes=tuple(a + 1 for a in self.axes))
+            for fam, lo, _, idx in self.smoothed:
+                out[lo] = self._smoothed_columns(fam, both[0][idx], both[1][idx])
+        for fam, lo, _ in self.other:
+            out[lo] = fam.columns(field, dS)
+        pieces = zip(self._offsets, self.basis.sizes, strict=True)
+        return jnp.concatenate([jnp.broadcast_to(out[k], (n,)) for k, n in pieces])
+
+    @property
+    def _half_weights(self):
+        """Multiplicity of each ``rfftn`` momentum in the full spectrum (1 on the self-conjugate planes, else 2)."""
+        n = self.shape[-1]
+        w = np.full(n // 2 + 1, 2.0)
+        w[0] = 1.0
+        if n % 2 == 0:
+            w[-1] = 1.0
+        return w
+
+    def _smoothed_columns(self, fam, psi, sdS):
+        d = self.d
+        if type(fam) is SmoothedProducts:
+            q, q1, q2 = _tamed_square(psi, fam._w(d))
+            h = fam.hab
+            return jnp.stack(
+                [
+                    site_sum(
+                        h[x, x] * q2[x] * q[y]
+                        + 2 * h[x, y] * q1[x] * q1[y]
+                        + h[y, y] * q[x] * q2[y]
+                        - (sdS[x] * q1[x] * q[y] + sdS[y] * q[x] * q1[y]),
+                        d,
+                    )
+                    for x, y in fam.pairs
+                ]
+            )
+        w = fam._w(d)
+        out = []
+        for p in fam.powers:
+            d1, d2 = tamed_power_derivatives(psi, p, w)
+            out.append(fam.h * site_sum(d2, d) - site_sum(sdS * d1, d))
+        return fam._stack(out)
