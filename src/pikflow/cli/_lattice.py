@@ -159,6 +159,7 @@ def build_lattice(data: dict):
         numeric at ``t = 1`` (matched base), or a start that is not Gaussian (free base).
     """
     from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, target_values
+    from ..lattice._bounded import check_bounded_below
 
     check_lattice(data)
     settings = lattice_settings(data)
@@ -168,6 +169,10 @@ def build_lattice(data: dict):
         raise ConfigError(f"[action] density: {err}") from None
     try:
         path = LatticePath(action, dict(data.get("path", {})))
+    except PikflowError as err:
+        raise ConfigError(f"[path]: {err}") from None
+    try:
+        check_bounded_below(path, None if settings["base"] == "free" else [1.0])
     except PikflowError as err:
         raise ConfigError(f"[path]: {err}") from None
     if settings["base"] == "free":
@@ -239,6 +244,9 @@ def run_lattice(args, data: dict, source: str) -> int:
     if args.n is not None:
         if args.n < 1:
             raise ConfigError(f"--n must be >= 1, got {args.n}")
+        from ._guards import check_resources
+
+        check_resources(data, "--n", n=args.n)
         settings["n"] = args.n
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,10 +10,11 @@ import warnings
 
 import numpy as np
 
-from .._errors import PikflowError
+from .._errors import ConfigError, PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
 from ._config import EXAMPLES, build, config_source, example_path, refine_options
+from ._guards import check_resources
 from ._lattice import is_lattice, run_lattice
 
 _load_benchmarks()
@@ -77,6 +78,9 @@ def _run(args) -> int:
         return run_lattice(args, data, source)
     path, opts, sampling, observables = build(data)
     if args.n is not None:
+        if args.n < 1:
+            raise ConfigError(f"--n must be >= 1, got {args.n}")
+        check_resources(data, "--n", n=args.n)
         sampling["n"] = args.n
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ from ._basis import (
     lattice_basis,
     tamed_power,
 )
+from ._bounded import check_bounded_below
 from ._conventions import (
     HOPPING_DENSITY,
     NF_DENSITY,
@@ -100,6 +101,7 @@ __all__ = [
     "SmoothedPowers",
     "SmoothedProducts",
     "chain_observables",
+    "check_bounded_below",
     "d",
     "default_basis",
     "default_scales",

@@ -30,6 +30,7 @@ from .._errors import PikflowError, SamplingError, SolveError
 from ..progress import progress_bar
 from ._action import LatticePath
 from ._basis import LatticeBasis, lattice_basis
+from ._bounded import check_bounded_below
 from ._free import GaussianLatticeBase
 
 
@@ -293,6 +294,7 @@ def solve_lattice(
         raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
+    check_bounded_below(path)
     if basis is None:
         basis = lattice_basis(path.lattice, z2=path.is_z2_symmetric())
     if basis.lattice != path.lattice:
