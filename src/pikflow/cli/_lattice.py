@@ -248,8 +248,10 @@ def run_lattice(args, data: dict, source: str) -> int:
 
         check_resources(data, "--n", n=args.n)
         settings["n"] = args.n
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ._output import RunOutput
+
+    output = RunOutput(args.out)  # writes go to output.stage, moved into --out by commit()
+    out = output.stage
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  lattice {list(path.lattice.shape)}, density {path.action.source}")
@@ -324,7 +326,8 @@ def run_lattice(args, data: dict, source: str) -> int:
     chain = _imh_magnetisation(samples, key_imh, imh_chain) / volume
     results["plots"] = _plots(flow, samples, chain, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
-    _summary(results, out)
+    output.commit()
+    _summary(results, output.out)
     return 0
 
 

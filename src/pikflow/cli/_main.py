@@ -10,12 +10,14 @@ import warnings
 
 import numpy as np
 
+from .._atomic import describe_os_error
 from .._errors import ConfigError, PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
 from ._config import EXAMPLES, build, config_source, example_path, refine_options
 from ._guards import check_resources
 from ._lattice import is_lattice, run_lattice
+from ._output import RunOutput, discard_pending
 
 _load_benchmarks()
 
@@ -57,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except PikflowError as err:
         print(f"pikflow: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write that failed past the checks (disk full, permissions changed)
+        print(f"pikflow: error: cannot write the output: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    finally:
+        discard_pending()
     return 0
 
 
@@ -82,8 +89,8 @@ def _run(args) -> int:
             raise ConfigError(f"--n must be >= 1, got {args.n}")
         check_resources(data, "--n", n=args.n)
         sampling["n"] = args.n
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    output = RunOutput(args.out)  # writes go to output.stage, moved into --out by commit()
+    out = output.stage
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  S_t = {path.expr}")
@@ -115,7 +122,8 @@ def _run(args) -> int:
 
     results["plots"] = plot_all(flow, samples, out, reference)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    _print_summary(results, out)
+    output.commit()
+    _print_summary(results, output.out)
     return 0
 
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._atomic import atomic_directory, verify_manifest
 from .._errors import FlowFileError, SamplingError
 from .._version import __version__
 from ._base import GaussianBase
@@ -278,10 +279,14 @@ class Flow:
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | pathlib.Path) -> pathlib.Path:
-        """Write the kernels (``kernels.eqx``, Equinox serialisation) and ``flow.json`` (metadata)."""
+        """Write the kernels (``kernels.eqx``, Equinox serialisation), ``flow.json`` (metadata) and ``manifest.json``.
+
+        The directory is written atomically (a temporary sibling renamed into place, see
+        :mod:`pikflow._atomic`): a kill leaves the previous flow or none, never a mixture.
+        ``manifest.json`` holds the SHA-256 of each file, verified by :meth:`load`. An
+        unwritable directory or a full disk raises :class:`FlowFileError`.
+        """
         d = pathlib.Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        eqx.tree_serialise_leaves(d / "kernels.eqx", self.kernels)
         meta = {
             "format": 1,
             "pikflow_version": __version__,
@@ -292,7 +297,10 @@ class Flow:
             "solve_seconds": self.solve_seconds,
             "reports": [dataclasses.asdict(r) for r in self.reports],
         }
-        (d / "flow.json").write_text(json.dumps(meta, indent=2))
+        text = json.dumps(meta, indent=2)
+        with atomic_directory(d, error=FlowFileError) as tmp:
+            eqx.tree_serialise_leaves(tmp / "kernels.eqx", self.kernels)
+            (tmp / "flow.json").write_text(text)
         return d
 
     @classmethod
@@ -306,6 +314,7 @@ class Flow:
         for name in ("flow.json", "kernels.eqx"):
             if not (d / name).is_file():
                 raise FlowFileError(f"{d} is not a saved flow: {name} is missing (write one with Flow.save)")
+        verify_manifest(d)
         try:
             meta = json.loads((d / "flow.json").read_text())
             if not isinstance(meta, Mapping):
