@@ -119,6 +119,10 @@ def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:
     return {"abs_m": Estimate(v[0], e[0]), "m2": Estimate(v[1], e[1])}
 
 
+#: Acceptance of the reference HMC below which its chains count as frozen (refused).
+MIN_HMC_ACCEPTANCE = 0.01
+
+
 def hmc(
     path: LatticePath,
     key,
@@ -140,6 +144,9 @@ def hmc(
         the production chain is exact), rescale it after every block of 25 trajectories by
         :math:`e^{2(a - 0.8)}` towards an acceptance :math:`a` of 0.8. A fixed step loses
         acceptance as the volume grows (0.15 gave 0.03 on 64x64 at :math:`(-1, 1)`).
+
+    Raises :class:`SamplingError` when fewer than :data:`MIN_HMC_ACCEPTANCE` of the production
+    trajectories are accepted (a frozen chain, whose configurations are not samples).
 
     Returns
     -------
@@ -196,7 +203,14 @@ def hmc(
     else:
         x, _ = run(x, jax.random.split(kt, n_therm), h)
     _, (xs, acc) = run(x, jax.random.split(kr, per), h)
-    return np.asarray(jnp.swapaxes(xs, 0, 1)), float(np.mean(np.asarray(acc)))
+    acceptance = float(np.mean(np.asarray(acc)))
+    if not acceptance >= MIN_HMC_ACCEPTANCE:
+        raise SamplingError(
+            f"the reference HMC at t = {time:g} accepted {acceptance:.4f} of its trajectories (leapfrog step "
+            f"{h:.3g}): its chains hardly move, so their configurations are not samples of the target; use "
+            "step='auto' or a smaller step"
+        )
+    return np.asarray(jnp.swapaxes(xs, 0, 1)), acceptance
 
 
 def matched_base(fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False) -> GaussianLatticeBase:
