@@ -7,7 +7,9 @@ name becomes a plain :class:`sympy.Symbol` (a field or a coupling).
 
 from __future__ import annotations
 
+import ast
 import keyword
+import math
 import re
 from tokenize import TokenError
 
@@ -51,6 +53,60 @@ _NUMBERS = {
 _TRANSFORMS = (auto_symbol, auto_number, factorial_notation, convert_xor)
 
 
+#: Largest number (in decimal digits) an expression may spell out: beyond float64 (1e308) and cheap to refuse.
+MAX_DIGITS = 400
+_NUMBER_CALLS = ("Integer", "Float", "Rational")
+
+
+def _digits(node) -> float | None:
+    """Upper bound on log10 |value| of a constant AST subtree (``None`` if it holds a name)."""
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float, complex, str)):
+            return None
+        try:
+            x = abs(complex(v)) if not isinstance(v, int) else abs(v)
+        except ValueError:
+            return None
+        if not math.isfinite(x):
+            return math.inf
+        return math.log10(x) if x > 1 else 0.0
+    if isinstance(node, ast.UnaryOp):
+        return _digits(node.operand)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _NUMBER_CALLS:
+        ds = [_digits(a) for a in node.args]
+        return max(ds) if ds and all(d is not None for d in ds) else None
+    if isinstance(node, ast.BinOp):
+        a, b = _digits(node.left), _digits(node.right)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Pow):
+            return a * 10**b if b < MAX_DIGITS else (math.inf if a > 0 else 0.0)
+        return a + b + 1
+    return None
+
+
+def check_number_sizes(text: str, *, what: str = "expression") -> None:
+    """Raise :class:`ActionError` for a number too large to evaluate (``9**9**9``, ``1e999999``).
+
+    SymPy evaluates constant powers exactly while parsing: ``9**9**9`` has 369 million digits
+    and would run for minutes. The text is read as a Python AST (never executed) and every
+    constant subexpression's size is bounded first.
+    """
+    try:
+        tree = ast.parse(text.replace("^", "**").strip(), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return  # not plain Python syntax: SymPy's parser reports it
+    for node in ast.walk(tree):
+        d = _digits(node)
+        if d is not None and d > MAX_DIGITS:
+            size = f"about {d:.3g} digits" if math.isfinite(d) else "more digits than a float64 holds"
+            raise ActionError(
+                f"the {what} spells out a number with {size} ({ast.unparse(node)[:60]}): numbers of more than "
+                f"{MAX_DIGITS} digits are refused (float64 ends at 1.8e308); write a smaller one"
+            )
+
+
 def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
     """Parse ``text`` (SymPy syntax, ``**`` or ``^`` for powers) into a SymPy expression.
 
@@ -68,6 +124,7 @@ def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
             raise ActionError(
                 f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it (e.g. 'lam' for 'lambda')"
             )
+    check_number_sizes(text, what=what)
     global_dict = {**_NUMBERS, **ALLOWED_FUNCTIONS}
     try:
         expr = parse_expr(text, local_dict={}, global_dict=global_dict, transformations=_TRANSFORMS, evaluate=True)

@@ -26,7 +26,7 @@ from sympy.core.function import AppliedUndef
 from sympy.parsing.sympy_parser import parse_expr
 
 from .._errors import ActionError
-from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression
+from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression, check_number_sizes
 from ..action._path import coupling_expression
 from ..action._path import t as T
 from ._lattice import Lattice
@@ -103,6 +103,7 @@ def parse_density(text: str) -> sp.Expr:
     for word in re.findall(r"[A-Za-z_]\w*", text):
         if keyword.iskeyword(word):
             raise ActionError(f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it")
+    check_number_sizes(text, what=what)
     local = {"phi": phi, "mu": mu, "d": d, "shift": shift, "sum_mu": sum_mu}
     try:
         return parse_expr(
