@@ -150,20 +150,20 @@ def _zero_d_terms(data: dict, n_fields: int) -> tuple[list, list]:
     basis = data.get("basis", {}) if isinstance(data.get("basis"), dict) else {}
     kind = basis.get("kind")
     if kind == "custom" and isinstance(basis.get("functions"), list):
-        nb = float(len(basis["functions"]))
+        nb, bkey = float(len(basis["functions"])), "basis.functions"
     elif isinstance(basis.get("frequencies"), list):
-        nb = float(len(basis["frequencies"]))
+        nb, bkey = float(len(basis["frequencies"])), "basis.frequencies"
     elif kind in ("polynomial", "hermite", "radial"):
-        nb = g("basis", "degree", 9) * (nf if kind != "radial" else 1.0)
+        nb, bkey = g("basis", "degree", 9) * (nf if kind != "radial" else 1.0), "basis.degree"
     else:
-        nb = g("basis", "n", 25) * nf
+        nb, bkey = g("basis", "n", 25) * nf, "basis.n"
     nb = max(nb, 1.0)
     n = g("sampling", "n", 100_000)
     batch = min(g("sampling", "batch_size", 2**20), n)
     keep = data.get("sampling", {}).get("keep_layers", True) if isinstance(data.get("sampling"), dict) else True
     memory = [
-        (("flow.steps", "basis"), layers * nb * 8, "kernel coefficients (2 steps + 1 layers x basis)"),
-        (("collocation.n_samples", "collocation.n_tail", "basis"), 4 * n_col * nb * 8, "collocation matrix"),
+        (("flow.steps", bkey), layers * nb * 8, "kernel coefficients (2 steps + 1 layers x basis)"),
+        (("collocation.n_samples", "collocation.n_tail", bkey), 4 * n_col * nb * 8, "collocation matrix"),
         (
             ("sampling.n", "flow.steps") if keep is not False else ("sampling.n",),
             n * nf * 8 * ((steps + 1) if keep is not False else 2),
@@ -177,7 +177,7 @@ def _zero_d_terms(data: dict, n_fields: int) -> tuple[list, list]:
     if isinstance(data.get("solver"), dict) and data["solver"].get("mode") == "parallel":
         memory.append((("flow.steps", "solver.mode"), layers * n_col * nb * 8, "collocation matrices of all layers"))
     work = [
-        (("flow.steps", "collocation.n_samples", "basis"), layers * n_col * nb * nb, "the least-squares solves"),
+        (("flow.steps", "collocation.n_samples", bkey), layers * n_col * nb * nb, "the least-squares solves"),
         (("sampling.n", "flow.steps"), n * (steps + 1) * 4 * nb * nf, "RK4 sampling"),
     ]
     solver = data.get("solver", {}) if isinstance(data.get("solver"), dict) else {}
