@@ -11,6 +11,7 @@ import ast
 import keyword
 import math
 import re
+from collections.abc import Mapping
 from tokenize import TokenError
 
 import sympy as sp
@@ -164,3 +165,21 @@ def as_symbol(name: object, *, what: str = "symbol") -> sp.Symbol:
     if isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name):
         return sp.Symbol(name)
     raise ActionError(f"the {what} {name!r} must be a SymPy Symbol or a valid Python identifier")
+
+
+def as_names(value: object, *, what: str) -> list:
+    """``value`` (a list or tuple of names) as a list; raise :class:`ActionError` for anything else."""
+    if isinstance(value, (str, sp.Symbol)):
+        return [value]
+    if not isinstance(value, (list, tuple, set, frozenset, dict)):
+        raise ActionError(f"{what} must be a list of names like ['phi'], got {type(value).__name__}: {value!r}")
+    return list(value)
+
+
+def as_mapping(value: object, *, what: str) -> dict:
+    """``value`` (a mapping, or ``None``) as a dict; raise :class:`ActionError` for anything else."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ActionError(f"{what} must be a mapping like {{'lam': [0, 1]}}, got {type(value).__name__}: {value!r}")
+    return dict(value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import time as _time
 from collections.abc import Mapping
@@ -310,6 +311,8 @@ class Flow:
         from ..bases import basis_from_spec
         from ..equations import WegnerEquation
 
+        if not isinstance(directory, (str, os.PathLike)):
+            raise FlowFileError(f"load needs a directory path, got {type(directory).__name__}: {directory!r}")
         d = pathlib.Path(directory)
         for name in ("flow.json", "kernels.eqx"):
             if not (d / name).is_file():

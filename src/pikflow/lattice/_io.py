@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import re
 from collections.abc import Mapping
@@ -270,6 +271,8 @@ def load_lattice_flow(directory: str | pathlib.Path):
     from ._flow import LatticeFlow, LatticeLayerReport
     from ._free import GaussianLatticeBase
 
+    if not isinstance(directory, (str, os.PathLike)):
+        raise FlowFileError(f"load_lattice_flow needs a directory path, got {type(directory).__name__}")
     d = pathlib.Path(directory)
     if not (d / "flow.json").is_file():
         raise FlowFileError(f"{d} is not a saved lattice flow: flow.json is missing (write one with LatticeFlow.save)")
