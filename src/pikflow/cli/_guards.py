@@ -19,9 +19,9 @@ field count is taken as ``len(fields)`` or 1), so a refused run could not have f
 from __future__ import annotations
 
 import math
-import os
 
 from .._errors import ConfigError
+from .._memory import available_memory
 
 #: Work (floating-point operations, estimated) above which a run is refused: ~1e16 is days to weeks on a CPU.
 WORK_LIMIT = 1e16
@@ -115,21 +115,6 @@ def check_ranges(data: dict, where: str = "config") -> None:
             for v in vals:
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
                     raise ConfigError(f"{where}: [{section}] {key} must hold finite numbers, got {v!r}")
-
-
-def available_memory() -> int:
-    """Bytes of memory available to a run: ``MemAvailable`` of /proc/meminfo, else the free physical pages."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 16 * 2**30
 
 
 def _get(data: dict, section: str, key: str, default):

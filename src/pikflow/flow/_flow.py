@@ -16,6 +16,7 @@ import numpy as np
 
 from .._atomic import atomic_directory, verify_manifest
 from .._errors import FlowFileError, SamplingError
+from .._memory import available_memory
 from .._version import __version__
 from ._base import GaussianBase
 from ._integrate import LOGDETS, push
@@ -170,6 +171,8 @@ class Flow:
 
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"n must be a positive integer, got {n!r}")
+        if not isinstance(method, str) or not isinstance(logdet, str):
+            raise SamplingError(f"method and logdet must be strings, got {method!r} and {logdet!r}")
         if method == "auto":
             method = "table" if self.n_fields == 1 and logdet == "auto" else "rk4"
         if method not in METHODS:
@@ -178,6 +181,16 @@ class Flow:
             logdet = "exact" if self.n_fields <= 8 else "continuous"
         if logdet not in LOGDETS:
             raise SamplingError(f"logdet must be 'auto' or one of {LOGDETS}, got {logdet!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise SamplingError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+        if isinstance(table_nodes, bool) or not isinstance(table_nodes, (int, np.integer)) or table_nodes < 2:
+            raise SamplingError(f"table_nodes must be an integer >= 2, got {table_nodes!r}")
+        need = 8.0 * n * self.n_fields * ((self.steps + 1) if keep_layers else 3) + 8.0 * table_nodes * (self.steps + 1)
+        if need > available_memory():
+            raise SamplingError(
+                f"{n} samples (x {self.steps + 1} layers kept: {keep_layers}) and {table_nodes} table nodes need "
+                f"{need / 2**30:.3g} GiB, more than the memory available: draw fewer (in several calls)"
+            )
         if batch_size is None:
             batch_size = 1 << 20 if method == "table" else 1 << 16
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
