@@ -57,6 +57,8 @@ _TRANSFORMS = (auto_symbol, auto_number, factorial_notation, convert_xor)
 #: Largest number (in decimal digits) an expression may spell out: beyond float64 (1e308) and cheap to refuse.
 MAX_DIGITS = 400
 _NUMBER_CALLS = ("Integer", "Float", "Rational")
+#: Largest constant power of a compound expression (``(phi + 1)**1000``): SymPy expands such powers.
+MAX_EXPONENT = 100
 
 
 def _digits(node) -> float | None:
@@ -88,7 +90,8 @@ def _digits(node) -> float | None:
 
 
 def check_number_sizes(text: str, *, what: str = "expression") -> None:
-    """Raise :class:`ActionError` for a number too large to evaluate (``9**9**9``, ``1e999999``).
+    """Raise :class:`ActionError` for a number too large to evaluate (``9**9**9``, ``1e999999``) or a power too
+    large to expand (``(phi + 1)**9**9``).
 
     SymPy evaluates constant powers exactly while parsing: ``9**9**9`` has 369 million digits
     and would run for minutes. The text is read as a Python AST (never executed) and every
@@ -99,6 +102,13 @@ def check_number_sizes(text: str, *, what: str = "expression") -> None:
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return  # not plain Python syntax: SymPy's parser reports it
     for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not isinstance(node.left, ast.Name):
+            e = _digits(node.right)
+            if e is not None and e > math.log10(MAX_EXPONENT) and _digits(node.left) is None:
+                raise ActionError(
+                    f"the {what} raises an expression to a power above {MAX_EXPONENT} ({ast.unparse(node)[:60]}): "
+                    "expanding it would not end; use a smaller power"
+                )
         d = _digits(node)
         if d is not None and d > MAX_DIGITS:
             size = f"about {d:.3g} digits" if math.isfinite(d) else "more digits than a float64 holds"
