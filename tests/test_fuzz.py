@@ -95,6 +95,9 @@ def _density_case(text):
 @example("9**9**9")  # found: SymPy evaluated the 369-million-digit power (hung)
 @example("Integer(10)**Integer(10)**9*phi")
 @example("Float('1e999999')")
+@example("exp(1e300)*phi**2")  # found: SymPy evaluated e**(1e300) with mpmath (hung)
+@example("(phi+1)**9**9")  # found: the expansion of the power did not end
+@example("sin(1e300)")
 @example("__import__('os').system('true')")
 @example("phi.__class__")
 def test_fuzz_density_strings(text):

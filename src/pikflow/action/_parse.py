@@ -57,6 +57,8 @@ _TRANSFORMS = (auto_symbol, auto_number, factorial_notation, convert_xor)
 #: Largest number (in decimal digits) an expression may spell out: beyond float64 (1e308) and cheap to refuse.
 MAX_DIGITS = 400
 _NUMBER_CALLS = ("Integer", "Float", "Rational")
+#: Largest digits of a constant inside a function (``sin(1e300)``: exact argument reduction would not end).
+MAX_FUNCTION_ARGUMENT = 15
 #: Largest constant power of a compound expression (``(phi + 1)**1000``): SymPy expands such powers.
 MAX_EXPONENT = 100
 
@@ -79,6 +81,15 @@ def _digits(node) -> float | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _NUMBER_CALLS:
         ds = [_digits(a) for a in node.args]
         return max(ds) if ds and all(d is not None for d in ds) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1:
+        d = _digits(node.args[0])  # an allowed function of a constant: SymPy evaluates it exactly
+        if d is None:
+            return None
+        if node.func.id in ("exp", "cosh", "sinh"):
+            return 0.4343 * 10**d if d < MAX_DIGITS else math.inf
+        if node.func.id in ("log", "sqrt", "Abs", "abs"):
+            return d
+        return d if d <= MAX_FUNCTION_ARGUMENT else math.inf
     if isinstance(node, ast.BinOp):
         a, b = _digits(node.left), _digits(node.right)
         if a is None or b is None:
@@ -111,10 +122,11 @@ def check_number_sizes(text: str, *, what: str = "expression") -> None:
                 )
         d = _digits(node)
         if d is not None and d > MAX_DIGITS:
-            size = f"about {d:.3g} digits" if math.isfinite(d) else "more digits than a float64 holds"
+            size = f" (about {d:.3g} digits)" if math.isfinite(d) else ""
             raise ActionError(
-                f"the {what} spells out a number with {size} ({ast.unparse(node)[:60]}): numbers of more than "
-                f"{MAX_DIGITS} digits are refused (float64 ends at 1.8e308); write a smaller one"
+                f"the {what} holds a constant too large to evaluate{size}: {ast.unparse(node)[:60]}. Numbers of "
+                f"more than {MAX_DIGITS} digits, and trigonometric arguments beyond 1e{MAX_FUNCTION_ARGUMENT}, are "
+                "refused (float64 ends at 1.8e308); write a smaller one"
             )
 
 
