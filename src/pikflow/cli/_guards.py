@@ -107,20 +107,20 @@ def check_ranges(data: dict, where: str = "config") -> None:
         elif isinstance(rule, int):
             if not isinstance(v, int) or v < rule:
                 raise ConfigError(f"{where}: {name} must be an integer >= {rule}, got {v!r}")
-        elif not math.isfinite(v) or v < 0 or (rule == _POS and v == 0):
+        elif not (isinstance(v, int) or math.isfinite(v)) or v < 0 or (rule == _POS and v == 0):
             raise ConfigError(f"{where}: {name} must be a finite {rule} number, got {v!r}")
     for section, key in FINITE_LISTS:
         vals = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
         if isinstance(vals, list):
             for v in vals:
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+                if isinstance(v, float) and not math.isfinite(v):
                     raise ConfigError(f"{where}: [{section}] {key} must hold finite numbers, got {v!r}")
 
 
 def _get(data: dict, section: str, key: str, default):
     table = data.get(section)
     v = table.get(key, default) if isinstance(table, dict) else default
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (isinstance(v, int) or math.isfinite(v)):
         return float(default)
     return float(min(max(v, 0), 1e300))
 
