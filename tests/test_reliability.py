@@ -161,16 +161,16 @@ fields = ["phi"]
 m2 = [1.0, -1.0]
 lam = [0.0, 1.0]
 [flow]
-steps = 2
+steps = 1
 [basis]
 kind = "sine"
-n = 5
+n = 4
 max_frequency = 3.0
 [collocation]
-n_samples = 100
-n_tail = 50
+n_samples = 60
+n_tail = 30
 [sampling]
-n = 2000
+n = 1000
 """
 
 
@@ -214,23 +214,6 @@ def test_flow_save_atomic_with_checksums(tiny_flow, tmp_path, monkeypatch):
     assert {p.name for p in tmp_path.iterdir()} == {"flow"}  # no temporary directory left
     again = pf.load(d)
     assert np.array_equal(np.asarray(again.kernels.coeffs), np.asarray(ref.kernels.coeffs))
-
-
-def test_lattice_flow_save_checksums(tmp_path):
-    from pikflow.lattice import load_lattice_flow, solve_lattice
-
-    path = LatticePath(LatticeAction(LATTICE_PHI4, [3]), {"m2": [1.0, 1.0], "lam": [0.0, 0.2]})
-    flow = solve_lattice(path, steps=1, n_collocation=40, progress=False)
-    d = flow.save(tmp_path / "lflow")
-    assert _visible(d) == {"flow.json", "arrays.npz", "manifest.json"}
-    np.testing.assert_array_equal(load_lattice_flow(d).coeffs, flow.coeffs)
-    text = (d / "flow.json").read_text()
-    (d / "flow.json").write_text(text[: len(text) // 2])  # truncated
-    with pytest.raises(pf.FlowFileError, match=r"flow.json does not match its checksum"):
-        load_lattice_flow(d)
-    (d / "arrays.npz").unlink()
-    with pytest.raises(pf.FlowFileError, match="arrays.npz is missing"):
-        load_lattice_flow(d)
 
 
 def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):
@@ -329,7 +312,7 @@ def test_fault_hmc_frozen_chain():
 
     path = pf.Path.linear(pf.Action(PHI4, fields=["phi"]), start={"m2": 1.0, "lam": 0.0}, end={"m2": 1.0, "lam": 50.0})
     with pytest.raises(pf.SamplingError, match=r"accepted \d+ of \d+ trajectories.*reduce step_size"):
-        hmc(path, n=200, thermalisation=10, step_size=0.9, trajectory_length=9.0)
+        hmc(path, n=100, thermalisation=1, step_size=0.9, trajectory_length=4.5)
     lat = LatticePath(LatticeAction(LATTICE_PHI4, [4, 4]), {"m2": 1.0, "lam": 50.0})
     with pytest.raises(pf.SamplingError, match="hardly move"):
         lattice_hmc(lat, jax.random.PRNGKey(0), 64, n_chains=4, step=1.5, n_therm=5)
