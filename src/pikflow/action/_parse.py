@@ -11,6 +11,7 @@ import ast
 import keyword
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from tokenize import TokenError
 
@@ -109,7 +110,9 @@ def check_number_sizes(text: str, *, what: str = "expression") -> None:
     constant subexpression's size is bounded first.
     """
     try:
-        tree = ast.parse(text.replace("^", "**").strip(), mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning of odd literals: SymPy's parser reports those
+            tree = ast.parse(text.replace("^", "**").strip(), mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         return  # not plain Python syntax: SymPy's parser reports it
     for node in ast.walk(tree):
