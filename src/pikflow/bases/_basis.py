@@ -84,14 +84,14 @@ def _check_count(value, what: str) -> None:
     """Raise :class:`BasisError` unless ``value`` is an integer in ``[1, MAX_FUNCTIONS]``."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not (ok and 1 <= value <= MAX_FUNCTIONS and int(value) == value):
-        raise BasisError(f"{what} must be an integer in [1, {MAX_FUNCTIONS}], got {value!r}")
+        raise BasisError(f"{what} must be an integer >= 1 (and <= {MAX_FUNCTIONS}), got {value!r}")
 
 
 def _check_positive(value, what: str) -> None:
     """Raise :class:`BasisError` unless ``value`` is a finite positive number."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if not (ok and 0 < value < np.inf and float(value) < np.inf):
-        raise BasisError(f"{what} must be a finite positive number, got {value!r}")
+        raise BasisError(f"{what} must be positive (and finite), got {value!r}")
 
 
 class Polynomial(AbstractBasis):
