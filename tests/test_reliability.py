@@ -463,6 +463,7 @@ def _check_output(out: pathlib.Path, complete: dict | None):
         pf.load(out / "flow")  # checksums verified
 
 
+@pytest.mark.slow
 def test_kill_run_at_random_points(tmp_path):
     """SIGKILL ``pikflow run`` at three random points of its run; then a run completes and cleans up."""
     cfg = _write(tmp_path, TINY)
