@@ -148,7 +148,7 @@ def _zero_d_terms(data: dict, n_fields: int) -> tuple[list, list]:
     keep = data.get("sampling", {}).get("keep_layers", True) if isinstance(data.get("sampling"), dict) else True
     memory = [
         (("flow.steps", bkey), layers * nb * 8, "kernel coefficients (2 steps + 1 layers x basis)"),
-        (("collocation.n_samples", "collocation.n_tail", bkey), 4 * n_col * nb * 8, "collocation matrix"),
+        (("collocation.n_samples", "collocation.n_tail", bkey), n_col * nb * 8, "collocation matrix"),
         (
             ("sampling.n", "flow.steps") if keep is not False else ("sampling.n",),
             n * nf * 8 * ((steps + 1) if keep is not False else 2),
@@ -193,8 +193,8 @@ def _lattice_terms(data: dict) -> tuple[list, list]:
     n = g("sampling", "n", 10_000)
     hmc_n = g("lattice", "hmc_samples", 4000)
     memory = [
-        (("action.lattice",), 64 * volume * 8, "a few lattice-sized arrays"),
-        (("lattice.collocation", "action.lattice"), 4 * n_col * volume * 8, "collocation configurations"),
+        (("action.lattice",), 8 * volume * 8, "the lattice-sized arrays (momenta, FFTs)"),
+        (("lattice.collocation", "action.lattice"), 2 * n_col * volume * 8, "collocation configurations"),
         (("sampling.n", "action.lattice"), n * volume * 8, "samples (x volume)"),
         (("sampling.batch_size", "action.lattice"), 64 * min(g("sampling", "batch_size", 1000), n) * volume, "batch"),
         (("lattice.hmc_samples", "action.lattice"), hmc_n * volume * 8, "reference HMC configurations"),
