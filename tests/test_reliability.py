@@ -214,6 +214,12 @@ def test_flow_save_atomic_with_checksums(tiny_flow, tmp_path, monkeypatch):
     assert {p.name for p in tmp_path.iterdir()} == {"flow"}  # no temporary directory left
     again = pf.load(d)
     assert np.array_equal(np.asarray(again.kernels.coeffs), np.asarray(ref.kernels.coeffs))
+    # a directory with other files in it is not replaced: the flow's files are renamed in, the others stay
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("mine")
+    tiny_flow.save(shared)
+    assert (shared / "notes.txt").read_text() == "mine" and pf.load(shared).steps == tiny_flow.steps
 
 
 def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):

@@ -26,6 +26,8 @@ from ._errors import FlowFileError, OutputError
 
 #: Name of the checksum manifest inside a saved flow directory.
 MANIFEST = "manifest.json"
+#: Files of saved flows (0-D and lattice): a directory holding only these is replaced as a whole.
+FLOW_FILES = frozenset({"flow.json", "kernels.eqx", "arrays.npz", MANIFEST})
 #: The ``format`` tag of the manifest.
 MANIFEST_FORMAT = "pikflow-manifest"
 
@@ -132,7 +134,9 @@ def atomic_directory(directory: str | pathlib.Path, error=OutputError) -> Iterat
 
     On an exception (or a kill) the temporary directory is removed (or left hidden, to be
     removed by the next write) and ``directory`` keeps its previous content. An
-    :class:`OSError` becomes ``error`` with the reason.
+    :class:`OSError` becomes ``error`` with the reason. A ``directory`` that holds other
+    files as well is not replaced: the new files are renamed into it one by one, the
+    manifest first, so that a kill part-way leaves files that fail their checksums.
     """
     d = pathlib.Path(directory)
     tmp = None
@@ -143,8 +147,16 @@ def atomic_directory(directory: str | pathlib.Path, error=OutputError) -> Iterat
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; a saved flow gets the usual permissions
         yield tmp
         write_manifest(tmp)
-        replace_directory(tmp, d)
-        tmp = None
+        ours = {p.name for p in tmp.iterdir()}
+        theirs = {p.name for p in d.iterdir() if not p.name.startswith(".")} if d.is_dir() else set()
+        if theirs - ours - FLOW_FILES:  # other files live there too: replace ours one by one, never the directory
+            os.replace(tmp / MANIFEST, d / MANIFEST)  # first: until every file is in, the checksums fail
+            for name in sorted(ours - {MANIFEST}):
+                os.replace(tmp / name, d / name)
+            _fsync(d)
+        else:
+            replace_directory(tmp, d)
+            tmp = None
     except OSError as err:
         raise error(f"cannot write {d}: {describe_os_error(err)}") from None
     finally:
