@@ -106,7 +106,7 @@ def check_ranges(data: dict, where: str = "config") -> None:
                 raise ConfigError(f"{where}: {name} must be an integer in [0, 2**32), got {v!r}")
         elif isinstance(rule, int):
             if not isinstance(v, int) or v < rule:
-                raise ConfigError(f"{where}: {name} must be an integer >= {rule}, got {v!r}")
+                raise ConfigError(f"{where}: {name} must be >= {rule} (an integer), got {v!r}")
         elif not (isinstance(v, int) or math.isfinite(v)) or v < 0 or (rule == _POS and v == 0):
             raise ConfigError(f"{where}: {name} must be a finite {rule} number, got {v!r}")
     for section, key in FINITE_LISTS:
