@@ -12,7 +12,7 @@ import keyword
 import math
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from tokenize import TokenError
 
 import sympy as sp
@@ -196,7 +196,7 @@ def as_names(value: object, *, what: str) -> list:
     """``value`` (a list or tuple of names) as a list; raise :class:`ActionError` for anything else."""
     if isinstance(value, (str, sp.Symbol)):
         return [value]
-    if not isinstance(value, (list, tuple, set, frozenset, dict)):
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, bytearray)):
         raise ActionError(f"{what} must be a list of names like ['phi'], got {type(value).__name__}: {value!r}")
     return list(value)
 
