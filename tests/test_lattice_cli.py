@@ -193,9 +193,12 @@ def test_save_load_round_trip(tmp_path):
     key = jax.random.PRNGKey(3)
     a, b = flow.sample(key, 64), back.sample(key, 64)
     assert np.array_equal(a.fields, b.fields) and np.array_equal(a.log_w, b.log_w)  # bitwise
-    # damaged files: FlowFileError saying what to do
+    # damaged files: FlowFileError saying what to do (the checksums first; then, without them, the parser)
     meta = json.loads((tmp_path / "f" / "flow.json").read_text())
     (tmp_path / "f" / "flow.json").write_text(json.dumps({**meta, "version": 99}))
+    with pytest.raises(FlowFileError, match="flow.json does not match its checksum"):
+        pl.LatticeFlow.load(tmp_path / "f")
+    (tmp_path / "f" / "manifest.json").unlink()
     with pytest.raises(FlowFileError, match="reads version 1: solve the flow again"):
         pl.LatticeFlow.load(tmp_path / "f")
     (tmp_path / "f" / "flow.json").write_text(json.dumps(meta))

@@ -33,3 +33,7 @@ class ConfigError(PikflowError):
 
 class FlowFileError(PikflowError):
     """A saved flow that cannot be read (missing, corrupt, or from another version)."""
+
+
+class OutputError(PikflowError):
+    """An output that cannot be written (unwritable ``--out``, a full disk)."""

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 import sympy as sp
 
 from .._errors import ActionError
-from ._parse import as_expression, as_symbol
+from ._parse import as_expression, as_names, as_symbol
 
 
 class Action:
@@ -47,6 +47,8 @@ class Action:
         couplings: Iterable[sp.Symbol | str] | None = None,
     ):
         expr = as_expression(expr, what="action")
+        fields = None if fields is None else as_names(fields, what="fields")
+        couplings = None if couplings is None else as_names(couplings, what="couplings")
         # every symbol is real: derivatives of Abs, sign, ... then stay real
         self.expr = expr.xreplace({s: real_symbol(s) for s in expr.free_symbols})
         free = self.expr.free_symbols

@@ -7,8 +7,12 @@ name becomes a plain :class:`sympy.Symbol` (a field or a coupling).
 
 from __future__ import annotations
 
+import ast
 import keyword
+import math
 import re
+import warnings
+from collections.abc import Iterable, Mapping
 from tokenize import TokenError
 
 import sympy as sp
@@ -51,6 +55,84 @@ _NUMBERS = {
 _TRANSFORMS = (auto_symbol, auto_number, factorial_notation, convert_xor)
 
 
+#: Largest number (in decimal digits) an expression may spell out: beyond float64 (1e308) and cheap to refuse.
+MAX_DIGITS = 400
+_NUMBER_CALLS = ("Integer", "Float", "Rational")
+#: Largest digits of a constant inside a function (``sin(1e300)``: exact argument reduction would not end).
+MAX_FUNCTION_ARGUMENT = 15
+#: Largest constant power of a compound expression (``(phi + 1)**1000``): SymPy expands such powers.
+MAX_EXPONENT = 100
+
+
+def _digits(node) -> float | None:
+    """Upper bound on log10 |value| of a constant AST subtree (``None`` if it holds a name)."""
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, bool) or not isinstance(v, (int, float, complex, str)):
+            return None
+        try:
+            x = abs(complex(v)) if not isinstance(v, int) else abs(v)
+        except ValueError:
+            return None
+        if not math.isfinite(x):
+            return math.inf
+        return math.log10(x) if x > 1 else 0.0
+    if isinstance(node, ast.UnaryOp):
+        return _digits(node.operand)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _NUMBER_CALLS:
+        ds = [_digits(a) for a in node.args]
+        return max(ds) if ds and all(d is not None for d in ds) else None
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and len(node.args) == 1:
+        d = _digits(node.args[0])  # an allowed function of a constant: SymPy evaluates it exactly
+        if d is None:
+            return None
+        if node.func.id in ("exp", "cosh", "sinh"):
+            return 0.4343 * 10**d if d < MAX_DIGITS else math.inf
+        if node.func.id in ("log", "sqrt", "Abs", "abs"):
+            return d
+        return d if d <= MAX_FUNCTION_ARGUMENT else math.inf
+    if isinstance(node, ast.BinOp):
+        a, b = _digits(node.left), _digits(node.right)
+        if a is None or b is None:
+            return None
+        if isinstance(node.op, ast.Pow):
+            return a * 10**b if b < MAX_DIGITS else (math.inf if a > 0 else 0.0)
+        return a + b + 1
+    return None
+
+
+def check_number_sizes(text: str, *, what: str = "expression") -> None:
+    """Raise :class:`ActionError` for a number too large to evaluate (``9**9**9``, ``1e999999``) or a power too
+    large to expand (``(phi + 1)**9**9``).
+
+    SymPy evaluates constant powers exactly while parsing: ``9**9**9`` has 369 million digits
+    and would run for minutes. The text is read as a Python AST (never executed) and every
+    constant subexpression's size is bounded first.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SyntaxWarning of odd literals: SymPy's parser reports those
+            tree = ast.parse(text.replace("^", "**").strip(), mode="eval")
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return  # not plain Python syntax: SymPy's parser reports it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not isinstance(node.left, ast.Name):
+            e = _digits(node.right)
+            if e is not None and e > math.log10(MAX_EXPONENT) and _digits(node.left) is None:
+                raise ActionError(
+                    f"the {what} raises an expression to a power above {MAX_EXPONENT} ({ast.unparse(node)[:60]}): "
+                    "expanding it would not end; use a smaller power"
+                )
+        d = _digits(node)
+        if d is not None and d > MAX_DIGITS:
+            size = f" (about {d:.3g} digits)" if math.isfinite(d) else ""
+            raise ActionError(
+                f"the {what} holds a constant too large to evaluate{size}: {ast.unparse(node)[:60]}. Numbers of "
+                f"more than {MAX_DIGITS} digits, and trigonometric arguments beyond 1e{MAX_FUNCTION_ARGUMENT}, are "
+                "refused (float64 ends at 1.8e308); write a smaller one"
+            )
+
+
 def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
     """Parse ``text`` (SymPy syntax, ``**`` or ``^`` for powers) into a SymPy expression.
 
@@ -69,6 +151,7 @@ def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
                 f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it (e.g. 'lam' for 'lambda')"
             )
     _check_brackets(text, what)
+    check_number_sizes(text, what=what)
     global_dict = {**_NUMBERS, **ALLOWED_FUNCTIONS}
     try:
         expr = parse_expr(text, local_dict={}, global_dict=global_dict, transformations=_TRANSFORMS, evaluate=True)
@@ -139,3 +222,21 @@ def as_symbol(name: object, *, what: str = "symbol") -> sp.Symbol:
     if isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name):
         return sp.Symbol(name)
     raise ActionError(f"the {what} {name!r} must be a SymPy Symbol or a valid Python identifier")
+
+
+def as_names(value: object, *, what: str) -> list:
+    """``value`` (a list or tuple of names) as a list; raise :class:`ActionError` for anything else."""
+    if isinstance(value, (str, sp.Symbol)):
+        return [value]
+    if not isinstance(value, Iterable) or isinstance(value, (bytes, bytearray)):
+        raise ActionError(f"{what} must be a list of names like ['phi'], got {type(value).__name__}: {value!r}")
+    return list(value)
+
+
+def as_mapping(value: object, *, what: str) -> dict:
+    """``value`` (a mapping, or ``None``) as a dict; raise :class:`ActionError` for anything else."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ActionError(f"{what} must be a mapping like {{'lam': [0, 1]}}, got {type(value).__name__}: {value!r}")
+    return dict(value)

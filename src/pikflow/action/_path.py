@@ -15,7 +15,7 @@ import sympy as sp
 
 from .._errors import ActionError
 from ._action import Action, by_name, is_even
-from ._parse import as_expression
+from ._parse import as_expression, as_mapping
 
 #: The RG-time symbol used by every path.
 t = sp.Symbol("t", real=True)
@@ -48,7 +48,7 @@ class Path:
             raise ActionError(f"Path needs an Action, got {type(action).__name__}")
         if t in action.fields or "t" in map(str, action.fields):
             raise ActionError("'t' is the RG time of the path and cannot be a field name; rename the field")
-        couplings = dict(couplings or {})
+        couplings = as_mapping(couplings, what="couplings")
         self.action = action
         self.coupling_exprs: dict[sp.Symbol, sp.Expr] = {}
         self._linear: dict[str, tuple[float, float]] = {}
@@ -74,8 +74,8 @@ class Path:
     @classmethod
     def linear(cls, action: Action, start: Mapping, end: Mapping) -> Path:
         r"""Couplings linear in ``t`` from ``start`` to ``end`` (paper eq. 22b)."""
-        start = {str(k): v for k, v in start.items()}
-        end = {str(k): v for k, v in end.items()}
+        start = {str(k): v for k, v in as_mapping(start, what="start").items()}
+        end = {str(k): v for k, v in as_mapping(end, what="end").items()}
         unknown = sorted(set(end) - set(start)) + sorted(set(start) - set(end))
         if unknown:
             raise ActionError(f"coupling(s) {unknown} are given at one end of the path only: give both start and end")

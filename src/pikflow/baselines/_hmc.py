@@ -43,6 +43,8 @@ from ..diagnostics import GammaResult, gamma_method
 
 __all__ = ["HMC", "HMCResult", "hmc"]
 
+#: Acceptance below which a run is refused (frozen chains: estimates and errors meaningless).
+MIN_ACCEPTANCE = 0.01
 #: Positions written per compiled call are bounded by this many floats (memory).
 _CHUNK_FLOATS = 1 << 21
 
@@ -358,7 +360,8 @@ class HMC:
         ------
         PikflowError
             For bad sizes; :class:`~pikflow.SamplingError` when the chains leave the
-            finite numbers (reduce ``step_size``).
+            finite numbers or accept fewer than :data:`MIN_ACCEPTANCE` of the measured
+            trajectories (frozen chains; reduce ``step_size``).
         """
         from ..progress import progress_bar
 
@@ -439,6 +442,12 @@ class HMC:
                 f"reduce step_size (now {self.step_size:g})"
             )
         steps = n_calls * chunk * chains
+        if not acc.sum() >= MIN_ACCEPTANCE * steps:
+            raise SamplingError(
+                f"HMC at t = {float(t):g} accepted {int(acc.sum())} of {steps} trajectories (acceptance "
+                f"{float(acc.sum() / steps):.4f} < {MIN_ACCEPTANCE}): the chains hardly move, so their estimates "
+                f"and error bars are not to be trusted; reduce step_size (now {self.step_size:g})"
+            )
         result = HMCResult(
             positions=np.moveaxis(pos, 1, 0),
             t=float(t),

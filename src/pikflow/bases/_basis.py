@@ -76,6 +76,24 @@ def _monomial_exponents(n: int, degree: int):
                 yield total, exps
 
 
+#: Most functions (or degree) a basis may have: the collocation matrix needs more points than functions.
+MAX_FUNCTIONS = 100_000
+
+
+def _check_count(value, what: str) -> None:
+    """Raise :class:`BasisError` unless ``value`` is an integer in ``[1, MAX_FUNCTIONS]``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and 1 <= value <= MAX_FUNCTIONS and int(value) == value):
+        raise BasisError(f"{what} must be an integer >= 1 (and <= {MAX_FUNCTIONS}), got {value!r}")
+
+
+def _check_positive(value, what: str) -> None:
+    """Raise :class:`BasisError` unless ``value`` is a finite positive number."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not (ok and 0 < value < np.inf and float(value) < np.inf):
+        raise BasisError(f"{what} must be positive (and finite), got {value!r}")
+
+
 class Polynomial(AbstractBasis):
     r"""Monomials :math:`\prod_a \phi_a^{n_a}` of total degree up to ``degree``.
 
@@ -86,8 +104,7 @@ class Polynomial(AbstractBasis):
     kind = "polynomial"
 
     def __init__(self, degree: int = 9, *, parity: str = "auto"):
-        if int(degree) != degree or degree < 1:
-            raise BasisError(f"polynomial degree must be an integer >= 1, got {degree!r}")
+        _check_count(degree, "polynomial degree")
         self.degree, self.parity = int(degree), resolve_parity(parity, True) if parity != "auto" else "auto"
 
     def scalar_functions(self, fields, parity):
@@ -122,10 +139,15 @@ class Sine(AbstractBasis):
         self, frequencies: Sequence[float] | None = None, *, n: int = 25, max_frequency: float = 6.0, parity="auto"
     ):
         if frequencies is None:
-            if int(n) != n or n < 1:
-                raise BasisError(f"number of frequencies must be an integer >= 1, got {n!r}")
+            _check_count(n, "number of frequencies")
+            _check_positive(max_frequency, "max_frequency")
             frequencies = (np.arange(1, int(n) + 1) * float(max_frequency) / int(n)).tolist()
-        freqs = [float(w) for w in frequencies]
+        try:
+            freqs = [float(w) for w in frequencies]
+        except (TypeError, ValueError):
+            raise BasisError(f"frequencies must be a list of positive numbers, got {frequencies!r}") from None
+        if len(freqs) > MAX_FUNCTIONS:
+            raise BasisError(f"{len(freqs)} frequencies: a basis takes at most {MAX_FUNCTIONS} functions")
         if not freqs or not all(np.isfinite(freqs)) or any(w <= 0 for w in freqs):
             raise BasisError(f"frequencies must be finite and positive, got {frequencies!r}")
         if len(set(freqs)) != len(freqs):
@@ -173,10 +195,8 @@ class Hermite(AbstractBasis):
     kind = "hermite"
 
     def __init__(self, degree: int = 20, *, scale: float = 1.5, parity: str = "auto"):
-        if int(degree) != degree or degree < 1:
-            raise BasisError(f"Hermite degree must be an integer >= 1, got {degree!r}")
-        if not (np.isfinite(scale) and scale > 0):
-            raise BasisError(f"Hermite scale must be positive, got {scale!r}")
+        _check_count(degree, "Hermite degree")
+        _check_positive(scale, "Hermite scale")
         self.degree, self.scale, self.parity = int(degree), float(scale), parity
         resolve_parity(parity, True)
 
@@ -211,10 +231,8 @@ class Radial(AbstractBasis):
     kind = "radial"
 
     def __init__(self, degree: int = 12, *, scale: float = 1.5):
-        if int(degree) != degree or degree < 1:
-            raise BasisError(f"radial degree must be an integer >= 1, got {degree!r}")
-        if not (np.isfinite(scale) and scale > 0):
-            raise BasisError(f"radial scale must be positive, got {scale!r}")
+        _check_count(degree, "radial degree")
+        _check_positive(scale, "radial scale")
         self.degree, self.scale, self.parity = int(degree), float(scale), "odd"
 
     def vector_functions(self, fields, symmetric):

@@ -207,14 +207,17 @@ def validate(data: dict, *, where: str = "config") -> None:
             raise ConfigError(f"{where}: the section [{need}] is missing")
     if "density" not in data["action"]:
         raise ConfigError(f'{where}: [action] needs density = "..." (the action in SymPy syntax)')
+    from ._guards import check_ranges, check_resources
     from ._lattice import check_lattice
     from ._smc import smc_settings
 
+    check_ranges(data, where)
     check_lattice(data, where)
     try:
         smc_settings(data)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
+    check_resources(data, where)
 
 
 def _suggest(key: str, options) -> str:

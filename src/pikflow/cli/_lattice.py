@@ -161,6 +161,7 @@ def build_lattice(data: dict):
         numeric at ``t = 1`` (matched base), or a start that is not Gaussian (free base).
     """
     from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, target_values
+    from ..lattice._bounded import check_bounded_below
 
     check_lattice(data)
     settings = lattice_settings(data)
@@ -170,6 +171,10 @@ def build_lattice(data: dict):
         raise ConfigError(f"[action] density: {err}") from None
     try:
         path = LatticePath(action, dict(data.get("path", {})))
+    except PikflowError as err:
+        raise ConfigError(f"[path]: {err}") from None
+    try:
+        check_bounded_below(path, None if settings["base"] == "free" else [1.0])
     except PikflowError as err:
         raise ConfigError(f"[path]: {err}") from None
     if settings["base"] == "free":
@@ -241,9 +246,14 @@ def run_lattice(args, data: dict, source: str) -> int:
     if args.n is not None:
         if args.n < 1:
             raise ConfigError(f"--n must be >= 1, got {args.n}")
+        from ._guards import check_resources
+
+        check_resources(data, "--n", n=args.n)
         settings["n"] = args.n
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from ._output import RunOutput
+
+    output = RunOutput(args.out)  # writes go to output.stage, moved into --out by commit()
+    out = output.stage
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  lattice {list(path.lattice.shape)}, density {path.action.source}")
@@ -265,7 +275,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     flow.save(out / "flow")
     smc_opts = smc_settings(data)
     if smc_opts is not None:
-        return _run_smc(flow, data, source, smc_opts, out, progress)
+        return _run_smc(flow, data, source, smc_opts, output, progress)
     key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
     t0 = _time.perf_counter()
     samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress)
@@ -323,16 +333,18 @@ def run_lattice(args, data: dict, source: str) -> int:
     chain = _imh_magnetisation(samples, key_imh, imh_chain) / volume
     results["plots"] = _plots(flow, samples, chain, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
-    _summary(results, out)
+    output.commit()
+    _summary(results, output.out)
     return 0
 
 
-def _run_smc(flow, data: dict, source: str, smc_opts: dict, out: pathlib.Path, progress: bool) -> int:
+def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bool) -> int:
     """``[sampling] method = "smc"`` on a lattice: SMC with PIK transport, abs_m / chi / binder per step time."""
     from .._version import __version__
     from ..lattice import magnetisation_moments, smc_observables, target_values
     from . import _smc
 
+    out = output.stage
     path, volume = flow.path, flow.path.lattice.volume
     result = _smc.run_smc(flow, smc_opts, magnetisation_moments(), progress=progress)
     derived = {
@@ -355,6 +367,8 @@ def _run_smc(flow, data: dict, source: str, smc_opts: dict, out: pathlib.Path, p
     results["warnings"] = _smc.warnings_of(result)
     results["plots"] = [_smc.plot(result, out)]
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    output.commit()
+    out = output.out
     _smc.print_summary(result)
     for name, v in results["observables"].items():
         print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (SMC, {result.replicas} replicas)")

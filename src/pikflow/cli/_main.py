@@ -10,11 +10,14 @@ import warnings
 
 import numpy as np
 
-from .._errors import PikflowError
+from .._atomic import describe_os_error
+from .._errors import ConfigError, PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
 from ._config import EXAMPLE_DESCRIPTIONS, EXAMPLES, build, config_source, example_path, refine_options
+from ._guards import check_resources
 from ._lattice import is_lattice, run_lattice
+from ._output import RunOutput, discard_pending
 from ._smc import smc_settings
 
 _load_benchmarks()
@@ -60,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     except PikflowError as err:
         print(f"pikflow: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a write that failed past the checks (disk full, permissions changed)
+        print(f"pikflow: error: cannot write the output: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    finally:
+        discard_pending()
     return 0
 
 
@@ -100,9 +108,12 @@ def _run(args) -> int:
         return run_lattice(args, data, source)
     path, opts, sampling, observables = build(data)
     if args.n is not None:
+        if args.n < 1:
+            raise ConfigError(f"--n must be >= 1, got {args.n}")
+        check_resources(data, "--n", n=args.n)
         sampling["n"] = args.n
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    output = RunOutput(args.out)  # writes go to output.stage, moved into --out by commit()
+    out = output.stage
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  S_t = {path.expr}")
@@ -116,7 +127,7 @@ def _run(args) -> int:
         flow, refinement = _refine(flow, refine_opts, opts.get("seed", 0), n_ess, progress)
     flow.save(out / "flow")
     if smc_settings(data) is not None:
-        return _run_smc(flow, data, source, observables, out, progress)
+        return _run_smc(flow, data, source, observables, output, progress)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if refine_opts is not None and refine_opts["online"]:
@@ -137,14 +148,17 @@ def _run(args) -> int:
 
     results["plots"] = plot_all(flow, samples, out, reference)
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    _print_summary(results, out)
+    output.commit()
+    _print_summary(results, output.out)
     return 0
 
 
-def _run_smc(flow, data: dict, source: str, observables: dict, out: pathlib.Path, progress: bool) -> int:
+def _run_smc(flow, data: dict, source: str, observables: dict, output, progress: bool) -> int:
     """``[sampling] method = "smc"``: SMC along the solved path; results.json with an ``smc`` block."""
     from .._version import __version__
     from . import _smc
+
+    out = output.stage
 
     result = _smc.run_smc(flow, _smc.smc_settings(data), _smc.zero_d_observables(flow, observables), progress=progress)
     results = {"pikflow_version": __version__, "config_source": source, "config": data, "action": str(flow.path.expr)}
@@ -155,6 +169,8 @@ def _run_smc(flow, data: dict, source: str, observables: dict, out: pathlib.Path
         results["exact"] = _exact(flow, reference, results)
     results["plots"] = [_smc.plot(result, out)]
     (out / "results.json").write_text(json.dumps(results, indent=2))
+    output.commit()
+    out = output.out
     _smc.print_summary(result)
     ex = results.get("exact", {})
     if ex:

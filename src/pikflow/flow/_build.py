@@ -43,6 +43,8 @@ from ._flow import Flow, LayerReport
 from ._integrate import rk4_step
 
 MODES = ("sequential", "parallel")
+#: Most RK4 steps of a flow (its 2 steps + 1 kernels are kept in memory).
+MAX_STEPS = 1_000_000
 
 
 def solve(
@@ -93,8 +95,18 @@ def solve(
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
-    if mode not in MODES:
+    if steps > MAX_STEPS:
+        raise SolveError(f"steps = {steps} is more than {MAX_STEPS}: a flow that long cannot be stored; use fewer")
+    if not isinstance(mode, str) or mode not in MODES:
         raise SolveError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(form, str):
+        raise SolveError(f"form must be 'chi' or 'constant', got {form!r}")
+    if basis is not None and not isinstance(basis, AbstractBasis):
+        raise SolveError(f"basis must be a pikflow basis (Sine, Polynomial, ...), got {type(basis).__name__}")
+    if collocation is not None and not isinstance(collocation, Collocation):
+        raise SolveError(f"collocation must be a pikflow.Collocation, got {type(collocation).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise SolveError(f"seed must be an integer in [0, 2**32), got {seed!r}")
     if basis is None:
         basis = default_basis(path.n_fields, rotation_invariant=path.is_rotation_invariant())
     if solver is None:  # symmetric multi-component actions leave null spaces (rotations): min-norm SVD

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import time as _time
 from collections.abc import Mapping
@@ -13,7 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._atomic import atomic_directory, verify_manifest
 from .._errors import FlowFileError, SamplingError
+from .._memory import available_memory
 from .._version import __version__
 from ._base import GaussianBase
 from ._integrate import LOGDETS, push
@@ -172,6 +175,8 @@ class Flow:
 
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"n must be a positive integer, got {n!r}")
+        if not isinstance(method, str) or not isinstance(logdet, str):
+            raise SamplingError(f"method and logdet must be strings, got {method!r} and {logdet!r}")
         if method == "auto":
             method = "table" if logdet == "auto" and (self.n_fields == 1 or self._radial()) else "rk4"
         if method not in METHODS:
@@ -180,6 +185,16 @@ class Flow:
             logdet = "exact" if self.n_fields <= 8 else "continuous"
         if logdet not in LOGDETS:
             raise SamplingError(f"logdet must be 'auto' or one of {LOGDETS}, got {logdet!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+            raise SamplingError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+        if isinstance(table_nodes, bool) or not isinstance(table_nodes, (int, np.integer)) or table_nodes < 2:
+            raise SamplingError(f"table_nodes must be an integer >= 2, got {table_nodes!r}")
+        need = 8.0 * n * self.n_fields * ((self.steps + 1) if keep_layers else 3) + 8.0 * table_nodes * (self.steps + 1)
+        if need > available_memory():
+            raise SamplingError(
+                f"{n} samples (x {self.steps + 1} layers kept: {keep_layers}) and {table_nodes} table nodes need "
+                f"{need / 2**30:.3g} GiB, more than the memory available: draw fewer (in several calls)"
+            )
         if batch_size is None:
             batch_size = self._default_batch(method, logdet, keep_layers)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
@@ -307,10 +322,14 @@ class Flow:
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | pathlib.Path) -> pathlib.Path:
-        """Write the kernels (``kernels.eqx``, Equinox serialisation) and ``flow.json`` (metadata)."""
+        """Write the kernels (``kernels.eqx``, Equinox serialisation), ``flow.json`` (metadata) and ``manifest.json``.
+
+        The directory is written atomically (a temporary sibling renamed into place, see
+        :mod:`pikflow._atomic`): a kill leaves the previous flow or none, never a mixture.
+        ``manifest.json`` holds the SHA-256 of each file, verified by :meth:`load`. An
+        unwritable directory or a full disk raises :class:`FlowFileError`.
+        """
         d = pathlib.Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        eqx.tree_serialise_leaves(d / "kernels.eqx", self.kernels)
         meta = {
             "format": 1,
             "pikflow_version": __version__,
@@ -321,7 +340,10 @@ class Flow:
             "solve_seconds": self.solve_seconds,
             "reports": [dataclasses.asdict(r) for r in self.reports],
         }
-        (d / "flow.json").write_text(json.dumps(meta, indent=2))
+        text = json.dumps(meta, indent=2)
+        with atomic_directory(d, error=FlowFileError) as tmp:
+            eqx.tree_serialise_leaves(tmp / "kernels.eqx", self.kernels)
+            (tmp / "flow.json").write_text(text)
         return d
 
     @classmethod
@@ -331,10 +353,13 @@ class Flow:
         from ..bases import basis_from_spec
         from ..equations import WegnerEquation
 
+        if not isinstance(directory, (str, os.PathLike)):
+            raise FlowFileError(f"load needs a directory path, got {type(directory).__name__}: {directory!r}")
         d = pathlib.Path(directory)
         for name in ("flow.json", "kernels.eqx"):
             if not (d / name).is_file():
                 raise FlowFileError(f"{d} is not a saved flow: {name} is missing (write one with Flow.save)")
+        verify_manifest(d)
         try:
             meta = json.loads((d / "flow.json").read_text())
             if not isinstance(meta, Mapping):

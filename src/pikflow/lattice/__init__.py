@@ -33,6 +33,7 @@ from ._basis import (
     lattice_basis,
     tamed_power,
 )
+from ._bounded import check_bounded_below
 from ._conventions import (
     HOPPING_DENSITY,
     NF_DENSITY,
@@ -111,6 +112,7 @@ __all__ = [
     "SmoothedProducts",
     "Symmetry",
     "chain_observables",
+    "check_bounded_below",
     "d",
     "default_basis",
     "default_scales",

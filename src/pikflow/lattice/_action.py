@@ -26,7 +26,7 @@ from sympy.core.function import AppliedUndef
 from sympy.parsing.sympy_parser import parse_expr
 
 from .._errors import ActionError
-from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression
+from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression, as_mapping, check_number_sizes
 from ..action._path import coupling_expression
 from ..action._path import t as T
 from ._lattice import Lattice
@@ -103,6 +103,7 @@ def parse_density(text: str) -> sp.Expr:
     for word in re.findall(r"[A-Za-z_]\w*", text):
         if keyword.iskeyword(word):
             raise ActionError(f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it")
+    check_number_sizes(text, what=what)
     local = {"phi": phi, "mu": mu, "d": d, "shift": shift, "sum_mu": sum_mu}
     try:
         return parse_expr(
@@ -276,7 +277,7 @@ class LatticePath:
             raise ActionError(f"LatticePath needs a LatticeAction, got {type(action).__name__}")
         self.action = action
         self.lattice = action.lattice
-        couplings = dict(couplings or {})
+        couplings = as_mapping(couplings, what="couplings")
         self.coupling_exprs = {}
         for name, value in couplings.items():
             self.coupling_exprs[action.coupling(name)] = coupling_expression(str(name), value)[0]
@@ -294,8 +295,8 @@ class LatticePath:
     @classmethod
     def linear(cls, action: LatticeAction, start: Mapping, end: Mapping) -> LatticePath:
         """Couplings linear in ``t`` from ``start`` to ``end`` (paper eq. 22b)."""
-        start = {str(k): v for k, v in start.items()}
-        end = {str(k): v for k, v in end.items()}
+        start = {str(k): v for k, v in as_mapping(start, what="start").items()}
+        end = {str(k): v for k, v in as_mapping(end, what="end").items()}
         if set(start) != set(end):
             raise ActionError(f"give every coupling at both ends: start has {sorted(start)}, end has {sorted(end)}")
         return cls(action, {k: (start[k], end[k]) for k in start})

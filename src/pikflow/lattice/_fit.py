@@ -30,6 +30,7 @@ import sympy as sp
 from .._errors import PikflowError, SolveError
 from ._action import LatticePath, T
 from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
+from ._bounded import check_bounded_below
 from ._flow import LatticeFlow, solve_lattice
 from ._free import GaussianLatticeBase
 
@@ -220,6 +221,7 @@ def fit_lattice(
         raise PikflowError(f"select must be a positive integer (samples per candidate flow), got {select!r}")
     if not isinstance(base, (str, GaussianLatticeBase)):
         raise PikflowError(f"base must be one of {list(BASE_KINDS)} or a GaussianLatticeBase, got {base!r}")
+    check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
     info: dict = {}
     reference = None
     if isinstance(base, str) and base == "free":

@@ -27,9 +27,11 @@ import lineax as lx
 import numpy as np
 
 from .._errors import PikflowError, SamplingError, SolveError
+from .._memory import available_memory
 from ..progress import progress_bar
 from ._action import LatticePath
 from ._basis import LatticeBasis, lattice_basis
+from ._bounded import check_bounded_below
 from ._free import GaussianLatticeBase
 
 
@@ -113,8 +115,16 @@ class LatticeFlow:
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
-        if logdet not in ("continuous", "exact"):
+        if not isinstance(logdet, str) or logdet not in ("continuous", "exact"):
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
+        if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
+            raise SamplingError(f"batch must be a positive integer, got {batch!r}")
+        need = 8.0 * n * self.path.lattice.volume
+        if need > available_memory():
+            raise SamplingError(
+                f"{n} samples of {self.path.lattice.volume} sites need {need / 2**30:.3g} GiB, more than the "
+                "memory available: draw fewer (in several calls)"
+            )
         if logdet == "exact":
             batch = max(1, min(batch, 2**16 // self.path.lattice.volume))
         fields, logw = [], []
@@ -331,6 +341,7 @@ def solve_lattice(
         raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
+    check_bounded_below(path)
     if basis is None:
         basis = lattice_basis(path.lattice, symmetry=path.symmetry())
     if basis.lattice != path.lattice:

@@ -11,6 +11,8 @@ A saved flow is a directory, like the 0-D :meth:`pikflow.Flow.save`:
   (eqs. 32-34) at every stage, the base precision :math:`K_0(k)`, the spectral
   precision of a matched path :math:`\hat S_t = (1-t)\frac12\phi^TK_0\phi + t\hat S_1`
   and the precisions of smoothed-power families.
+* ``manifest.json``: the SHA-256 and size of both files, verified on load; the directory
+  is written atomically (a temporary sibling renamed into place).
 
 Floating-point numbers inside expressions are stored with every digit (placeholders plus
 exact decimal strings), so a loaded flow is the same program: for the same key it gives
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import re
 from collections.abc import Mapping
@@ -29,6 +32,7 @@ import numpy as np
 import sympy as sp
 from mpmath.libmp import repr_dps, to_str
 
+from .._atomic import atomic_directory, verify_manifest
 from .._errors import FlowFileError, PikflowError
 from .._version import __version__
 
@@ -210,7 +214,9 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
     flow
         A :class:`LatticeFlow` (from :func:`solve_lattice` or :func:`fit_lattice`).
     directory
-        Created if needed; existing ``flow.json`` / ``arrays.npz`` in it are replaced.
+        Created if needed, atomically: the files are written into a temporary sibling that
+        then replaces ``directory`` (a kill leaves the previous flow or none), with a
+        ``manifest.json`` of SHA-256 checksums that :func:`load_lattice_flow` verifies.
 
     Returns
     -------
@@ -220,8 +226,8 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
     Raises
     ------
     FlowFileError
-        A basis family or path that cannot be stored, or an expression that does not
-        survive the round trip through text.
+        A basis family or path that cannot be stored, an expression that does not
+        survive the round trip through text, or a directory that cannot be written.
     """
     from ._flow import LatticeFlow
 
@@ -259,10 +265,10 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
     except (TypeError, ValueError) as err:
         raise FlowFileError(f"cannot write flow.info as JSON: {err}; keep numbers, strings, lists and dicts") from None
     d = pathlib.Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    with open(d / "arrays.npz", "wb") as fh:
-        np.savez(fh, **arrays)
-    (d / "flow.json").write_text(text)
+    with atomic_directory(d, error=FlowFileError) as tmp:
+        with open(tmp / "arrays.npz", "wb") as fh:
+            np.savez(fh, **arrays)
+        (tmp / "flow.json").write_text(text)
     return d
 
 
@@ -276,18 +282,22 @@ def load_lattice_flow(directory: str | pathlib.Path):
     Raises
     ------
     FlowFileError
-        A missing, corrupt or truncated file, another format version, or arrays whose
+        A missing, corrupt or truncated file (checked against ``manifest.json``), another
+        format version, or arrays whose
         shapes do not fit the basis, lattice or number of steps.
     """
     from ._flow import LatticeFlow, LatticeLayerReport
     from ._free import GaussianLatticeBase
 
+    if not isinstance(directory, (str, os.PathLike)):
+        raise FlowFileError(f"load_lattice_flow needs a directory path, got {type(directory).__name__}")
     d = pathlib.Path(directory)
     if not (d / "flow.json").is_file():
         raise FlowFileError(f"{d} is not a saved lattice flow: flow.json is missing (write one with LatticeFlow.save)")
     if not (d / "arrays.npz").is_file():
         hint = " (it holds a 0-D flow: read it with pikflow.load)" if (d / "kernels.eqx").is_file() else ""
         raise FlowFileError(f"{d} is not a saved lattice flow: arrays.npz is missing{hint}")
+    verify_manifest(d)
     try:
         meta = json.loads((d / "flow.json").read_text())
         if not isinstance(meta, Mapping):

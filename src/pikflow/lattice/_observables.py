@@ -122,6 +122,10 @@ def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:
     return {"abs_m": Estimate(v[0], e[0]), "m2": Estimate(v[1], e[1])}
 
 
+#: Acceptance of the reference HMC below which its chains count as frozen (refused).
+MIN_HMC_ACCEPTANCE = 0.01
+
+
 @functools.lru_cache(maxsize=8)
 def _hmc_runner(path: LatticePath, time: float, n_chains: int, n_leapfrog: int):
     """The compiled HMC block (scan over trajectories of all chains), cached so repeated runs do not recompile."""
@@ -184,6 +188,9 @@ def hmc(
         A progress bar over trajectories (thermalisation and production), labelled ``desc``.
         The chain is the same with or without it (the trajectories' keys do not change).
 
+    Raises :class:`SamplingError` when fewer than :data:`MIN_HMC_ACCEPTANCE` of the production
+    trajectories are accepted (a frozen chain, whose configurations are not samples).
+
     Returns
     -------
     fields : numpy.ndarray, shape ``(n_chains, n_samples // n_chains, *lattice)``
@@ -215,7 +222,14 @@ def hmc(
         x, _ = _run_blocks(run, x, jax.random.split(kt, n_therm), h, bar)
     _, (xs, acc) = _run_blocks(run, x, jax.random.split(kr, per), h, bar)
     bar.close()
-    return np.asarray(jnp.swapaxes(xs, 0, 1)), float(np.mean(np.asarray(acc)))
+    acceptance = float(np.mean(np.asarray(acc)))
+    if not acceptance >= MIN_HMC_ACCEPTANCE:
+        raise SamplingError(
+            f"the reference HMC at t = {time:g} accepted {acceptance:.4f} of its trajectories (leapfrog step "
+            f"{h:.3g}): its chains hardly move, so their configurations are not samples of the target; use "
+            "step='auto' or a smaller step"
+        )
+    return np.asarray(jnp.swapaxes(xs, 0, 1)), acceptance
 
 
 def _run_blocks(run, x, keys, h, bar):

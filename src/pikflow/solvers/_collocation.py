@@ -51,9 +51,15 @@ class Collocation:
                 raise SolveError(f"collocation {name} must be a non-negative integer, got {v!r}")
         if self.n_samples + self.n_tail < 2:
             raise SolveError("collocation needs at least two points (n_samples + n_tail)")
-        if not (np.isfinite(self.tail_gap) and self.tail_gap > 0):
+        for name in ("tail_gap", "radius"):
+            v = getattr(self, name)
+            if (v is not None or name == "tail_gap") and (
+                isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or abs(v) > 1e300
+            ):
+                raise SolveError(f"collocation {name} must be a positive number, got {v!r}")
+        if not (np.isfinite(float(self.tail_gap)) and self.tail_gap > 0):
             raise SolveError(f"collocation tail_gap must be positive, got {self.tail_gap!r}")
-        if self.radius is not None and not (np.isfinite(self.radius) and self.radius > 0):
+        if self.radius is not None and not (np.isfinite(float(self.radius)) and self.radius > 0):
             raise SolveError(f"collocation radius must be positive, got {self.radius!r}")
 
 

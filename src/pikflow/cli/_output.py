@@ -1,0 +1,73 @@
+"""The output directory of ``pikflow run``, written atomically.
+
+A run writes its flow, plots and ``results.json`` into a hidden staging directory inside
+``--out`` (``.pikflow-run.tmp-*``); :meth:`RunOutput.commit` then removes the previous
+``results.json``, renames the new flow and plots into place and renames ``results.json``
+last. ``results.json`` marks a complete output: a run killed at any point leaves either
+the previous complete output (killed before the commit) or no ``results.json`` (killed
+during it), never a half-written file. The next run removes the hidden leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import tempfile
+
+from .._atomic import clean_stale, describe_os_error, replace_directory
+from .._errors import OutputError
+
+_STAGE = "pikflow-run"
+_PENDING: set[pathlib.Path] = set()
+
+
+class RunOutput:
+    """A staging directory in ``out`` (``self.stage``) for one run; :meth:`commit` puts its content in place.
+
+    Raises :class:`OutputError` if ``out`` cannot be created or written.
+    """
+
+    def __init__(self, out: str | pathlib.Path):
+        self.out = pathlib.Path(out)
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            clean_stale(self.out, _STAGE)
+            self.stage = pathlib.Path(tempfile.mkdtemp(prefix=f".{_STAGE}.tmp-", dir=self.out))
+        except OSError as err:
+            raise OutputError(f"cannot write the output directory {self.out}: {describe_os_error(err)}") from None
+        _PENDING.add(self.stage)
+
+    def commit(self) -> None:
+        """Move the staged files into ``out``: old ``results.json`` removed first, the new one renamed last."""
+        try:
+            names = sorted(p.name for p in self.stage.iterdir())
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / "results.json").unlink()
+            for name in names:
+                if name == "results.json":
+                    continue
+                src, dst = self.stage / name, self.out / name
+                if src.is_dir():
+                    replace_directory(src, dst)
+                else:
+                    os.replace(src, dst)
+            if "results.json" in names:
+                os.replace(self.stage / "results.json", self.out / "results.json")
+        except OSError as err:
+            raise OutputError(f"cannot write the output in {self.out}: {describe_os_error(err)}") from None
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Remove the staging directory (a failed run leaves the previous output as it was)."""
+        shutil.rmtree(self.stage, ignore_errors=True)
+        _PENDING.discard(self.stage)
+
+
+def discard_pending() -> None:
+    """Remove the staging directories of runs that did not commit (called when ``pikflow`` exits)."""
+    for stage in list(_PENDING):
+        shutil.rmtree(stage, ignore_errors=True)
+        _PENDING.discard(stage)
