@@ -42,7 +42,7 @@ def register(name: str, help: str):
 
 def _load_all() -> None:
     """Import the benchmark modules (each registers itself)."""
-    from . import _hmc, _lattice, _scan, _solvers, _speed  # noqa: F401
+    from . import _hmc, _lattice, _scan, _solvers, _speed, _wells  # noqa: F401
 
 
 __all__ = ["BENCHMARKS", "DEFAULT", "Benchmark", "register"]

@@ -235,8 +235,10 @@ class Flow:
             self.equation.cache[key] = eqx.filter_jit(
                 lambda kernels, base, x: rk4_log_density(kernels, base, x, steps=steps, logdet=logdet)
             )
-        out = [np.asarray(self.equation.cache[key](self.kernels, self.base, pts[i : i + 65536]))
-               for i in range(0, len(pts), 65536)]
+        out = [
+            np.asarray(self.equation.cache[key](self.kernels, self.base, pts[i : i + 65536]))
+            for i in range(0, len(pts), 65536)
+        ]
         return np.concatenate(out)
 
     def _resolve(self, method: str, logdet: str) -> tuple[str, str]:
@@ -373,7 +375,9 @@ class Flow:
 
     def __repr__(self) -> str:
         kind = self.settings["basis"]["kind"]
-        return f"Flow({self.path!r}, steps={self.steps}, basis={kind}, n_basis={self.equation.n_basis})"
+        power = self.settings.get("time_power", 1.0)
+        clock = f", time_power={power:g}" if power != 1.0 else ""
+        return f"Flow({self.path!r}, steps={self.steps}, basis={kind}, n_basis={self.equation.n_basis}{clock})"
 
 
 def _as_points(phi, n_fields: int) -> np.ndarray:
