@@ -68,11 +68,13 @@ def reliability_warnings(
     - ``deviations`` (name -> signed deviation from an exact value in units of the
       estimate's error) beyond :data:`MAX_SIGMA`.
 
-    ``fix`` is the suggestion appended to the hole and deviation warnings (default: more
-    steps, a wider basis, refinement).
+    ``fix`` is the suggestion appended to the hole and deviation warnings (default: a
+    denser schedule early or more steps, which closed the measured holes; then a wider
+    basis or refinement).
     """
     fix = fix or (
-        "try more steps, a wider basis (more frequencies, a larger max_frequency) or refinement (pikflow.refine)"
+        "denser layers where the flow moves fast help most: schedule=2 (tau = t**2; [flow] schedule) or more "
+        "steps (100); then a wider basis (more frequencies, a larger max_frequency) or refinement (pikflow.refine)"
     )
     out = []
     if not np.isfinite(ess) or ess < UNRELIABLE_ESS or ess * n < 100:

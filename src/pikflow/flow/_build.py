@@ -160,6 +160,10 @@ def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key
         if colloc.radius is not None
         else tail_radius(eq.action_fn, t, n_fields, colloc.tail_gap)
     )
+    if samples.shape[0]:  # a pushed sample far beyond the tails ran away (a stiff early step): replace it
+        far = jnp.linalg.norm(samples, axis=1, keepdims=True) > 2.0 * radius
+        grid = tail_points(jax.random.fold_in(key, 2), radius, samples.shape[0], n_fields)
+        samples = jnp.where(far | ~jnp.isfinite(samples), grid, samples)
     pts = jnp.concatenate([samples, tail_points(key, radius, colloc.n_tail, n_fields)])
     kernel, r, info = solver.fit(eq, pts, t, init, first, jax.random.fold_in(key, 1))
     ns = samples.shape[0]

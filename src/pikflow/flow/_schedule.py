@@ -6,7 +6,7 @@ straight path from a Gaussian to a deep well, :math:`L(0)` is 20-60 times :math:
 because the quartic term squeezes the base's tails at once; equally spaced RK4 steps
 then overshoot there (the map folds or squashes the tails: a hole). Reparametrising the
 path by :math:`\tau = t^p` (:meth:`pikflow.Path.reparametrised`) gives the speed
-:math:`p\,t^{p-1} L(t^p)`. ``schedule="auto"`` picks :math:`p \in \{1, 1.5, 2, 3, 4\}`
+:math:`p\,t^{p-1} L(t^p)`. ``schedule="auto"`` picks :math:`p \in \{1, 1.5, 2\}`
 minimising its maximum, and keeps :math:`p = 1` unless that lowers the maximum by at least
 :data:`MIN_GAIN`. :math:`L` comes from exact quadrature, so this needs one field
 component (otherwise :math:`p = 1`).
@@ -18,7 +18,7 @@ import numpy as np
 
 from .._errors import SolveError
 
-POWERS = (1.0, 1.5, 2.0, 3.0, 4.0)
+POWERS = (1.0, 1.5, 2.0)
 #: the power is changed from 1 only when the largest speed drops by at least this factor.
 MIN_GAIN = 1.5
 
