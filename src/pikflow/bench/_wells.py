@@ -83,7 +83,7 @@ def run(args) -> dict:
         except PikflowError as err:  # a flow that cannot even be sampled is a measured limit, not a crash
             rows.append({"a": a, "h": h, "error": str(err), "ok": False})
     lines = [
-        "| a (barrier) | h (tilt) | ESS/N | target ESS/N | <phi> | <phi^2> | log Z | solve s | verdict |",
+        "| a (barrier) | h (tilt) | ESS/N | target ESS/N | ⟨φ⟩ | ⟨φ²⟩ | log Z | solve s | verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -82,10 +82,16 @@ def reliability_warnings(
             f"ESS/N = {ess:.3g} ({ess * n:.0f} effective samples): the IMH chain hardly moves and its errors are "
             "not to be trusted; use more samples, or a better flow (steps, collocation, basis)"
         )
-    if target_ess is not None and (target_ess < HOLE_ESS or target_ess < ess - HOLE_GAP):
+    if target_ess is not None and target_ess < ess - HOLE_GAP:
         out.append(
             f"the ESS/N seen from samples of the target is {target_ess:.3g} (from the flow's own samples "
             f"{ess:.3g}): the flow misses part of the target (a hole), so its estimates are biased; {fix}"
+        )
+    elif target_ess is not None and target_ess < HOLE_ESS:
+        out.append(
+            f"the ESS/N seen from samples of the target is {target_ess:.3g} (from the flow's own samples "
+            f"{ess:.3g}): the flow covers the target poorly (a hole or heavy-tailed weights), so estimates and "
+            f"errors may be off; {fix}"
         )
     bad = {k: v for k, v in (deviations or {}).items() if np.isfinite(v) and abs(v) > MAX_SIGMA}
     if bad:
