@@ -27,7 +27,7 @@ def thermodynamic_speed(path, times) -> np.ndarray:
     r""":math:`L(t) = \sqrt{\mathrm{Var}_t(d\hat S_t/dt)}` at ``times`` by quadrature (one component)."""
     from ..exact import reference_for
 
-    ref = reference_for(path)
+    ref = reference_for(path, n_grid=801)  # 4800 nodes: ample for a variance that only picks p
     out = []
     for x in times:
         m1 = ref.expectation(x, lambda p, x=x: ref.dsdt(x, p))
@@ -46,11 +46,16 @@ def choose_power(path, schedule) -> tuple[float, dict]:
         return float(schedule), {"schedule": "power"}
     if path.n_fields != 1:
         return 1.0, {"schedule": "auto", "reason": "several components: no quadrature for the speed"}
-    tau = np.linspace(0.0, 1.0, 41)
-    try:
-        speed = thermodynamic_speed(path, tau)
-    except (ValueError, ArithmeticError, FloatingPointError):
-        return 1.0, {"schedule": "auto", "reason": "the speed could not be computed by quadrature"}
+    tau = np.linspace(0.0, 1.0, 21)
+    cached = getattr(path, "_speed_cache", None)
+    if cached is not None:
+        speed = cached
+    else:
+        try:
+            speed = thermodynamic_speed(path, tau)
+        except (ValueError, ArithmeticError, FloatingPointError):
+            return 1.0, {"schedule": "auto", "reason": "the speed could not be computed by quadrature"}
+        path._speed_cache = speed  # the path is immutable: solve it again without recomputing
     tt = np.linspace(0.0, 1.0, 401)
     peaks = {p: float(np.max(p * tt ** (p - 1) * np.interp(tt**p, tau, speed))) for p in POWERS}
     best = min(peaks, key=peaks.get)
