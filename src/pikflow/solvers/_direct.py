@@ -62,19 +62,9 @@ def least_squares(A, b, linear_solver: lx.AbstractLinearSolver | None = None):
     linear_solver = lx.QR() if linear_solver is None else linear_solver
     norms = jnp.linalg.norm(A, axis=0)
     scale = jnp.where(norms > 0, norms, 1.0)
-    op = lx.MatrixLinearOperator(A / scale)
-    sol = lx.linear_solve(op, b, solver=linear_solver, throw=False)
-    ok = (sol.result == lx.RESULTS.successful) & jnp.all(jnp.isfinite(sol.value))
-    if not isinstance(linear_solver, lx.SVD):  # numerically rank-deficient (deep wells): min-norm SVD instead
-
-        def svd(_):
-            again = lx.linear_solve(op, b, solver=lx.SVD(), throw=False)
-            return again.value, again.result == lx.RESULTS.successful
-
-        value, ok = jax.lax.cond(ok, lambda _: (sol.value, ok), svd, None)
-    else:
-        value = sol.value
-    return jnp.where(ok & (norms > 0), value / scale, jnp.nan)
+    sol = lx.linear_solve(lx.MatrixLinearOperator(A / scale), b, solver=linear_solver, throw=False)
+    ok = sol.result == lx.RESULTS.successful
+    return jnp.where(ok & (norms > 0), sol.value / scale, jnp.nan)
 
 
 class DirectSolver(AbstractKernelSolver):
