@@ -93,7 +93,7 @@ def solve(
     schedule
         Where the layers sit along the path (:mod:`pikflow.flow._schedule`): ``"auto"``
         (default) reparametrises the path by :math:`\tau = t^p` when that lowers the
-        largest speed :math:`\sqrt{\mathrm{Var}_t(d\hat S_t/dt)}` by 1.5x or more (one
+        largest speed :math:`\sqrt{\mathrm{Var}_t(d\hat S_t/dt)}` by 3x or more (one
         component; deep wells from a Gaussian, where equal steps leave a hole), else keeps
         it; ``"uniform"`` never does; a number is the power :math:`p`. The flow's
         :attr:`~pikflow.Flow.path` is then the reparametrised path (same base and target;

@@ -20,7 +20,7 @@ from .._errors import SolveError
 
 POWERS = (1.0, 1.5, 2.0)
 #: the power is changed from 1 only when the largest speed drops by at least this factor.
-MIN_GAIN = 1.5
+MIN_GAIN = 3.0
 
 
 def thermodynamic_speed(path, times) -> np.ndarray:
