@@ -60,6 +60,7 @@ def test_results_json(run_dir):
     assert abs(mid["value"] - ref.expectation(0.5, np.abs)) < 4 * mid["error"]
     assert r["ess"] > 0.999
     assert r["exact"]["kernel_t1_max_rel_error"] < 1e-3
+    assert r["target_ess"] > 0.99 and r["warnings"] == []  # the hole check, from exact samples of the target
     for name in ("kernel_t1.png", "histogram.png", "residuals.png"):
         assert (run_dir / name).stat().st_size > 1000
     flow = pf.load(run_dir / "flow")

@@ -122,6 +122,20 @@ class Path:
             for b in range(a + 1, self.n_fields)
         )
 
+    def reparametrised(self, power: float) -> Path:
+        r"""The same actions along a new clock: :math:`\hat S'_t = \hat S_{\tau(t)}`, :math:`\tau = t^{p}`.
+
+        Base and target are unchanged (:math:`\tau(0) = 0`, :math:`\tau(1) = 1`); with
+        :math:`p > 1` the early times, where the flow moves fastest, get more layers.
+        """
+        power = float(power)
+        if not (np.isfinite(power) and power > 0):
+            raise ActionError(f"the time power must be a positive number, got {power!r}")
+        if power == 1.0:
+            return self
+        tau = t ** sp.Float(power) if power != int(power) else t ** int(power)
+        return Path(self.action, {k: v.xreplace({t: tau}) for k, v in self.coupling_exprs.items()})
+
     def spec(self) -> dict:
         """A JSON-serialisable description from which :meth:`from_spec` rebuilds the path."""
         return {

@@ -39,6 +39,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "form": ((str,), "'chi' (eq. 20) or 'constant' (free c_t); default 'chi'"),
         "logdet": ((str,), "'auto', 'exact' (RK4 map Jacobian) or 'continuous'; default 'auto'"),
         "seed": ((int,), "seed of the collocation samples (lattice: and of the matched base's HMC); default 0"),
+        "schedule": (
+            (str, int, float),
+            "'auto' (layers denser where p_t changes fastest: tau = t**p, one component), 'uniform', or a power p",
+        ),
     },
     "basis": {
         "kind": ((str,), "'sine', 'polynomial', 'hermite', 'radial' or 'custom'; default by field count"),
@@ -246,6 +250,7 @@ def build(data: dict):
         "steps": flow.get("steps", 25),
         "form": flow.get("form", "chi"),
         "seed": flow.get("seed", 0),
+        "schedule": flow.get("schedule", "auto"),
     }
     if "basis" in data:
         opts["basis"] = basis_from_spec(data["basis"])

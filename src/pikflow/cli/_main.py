@@ -144,6 +144,7 @@ def _run(args) -> int:
     reference = _reference(flow)
     if reference is not None:
         results["exact"] = _exact(flow, reference, results)
+    _hole_check(flow, samples, results)
     from ._plots import plot_all
 
     results["plots"] = plot_all(flow, samples, out, reference)
@@ -294,6 +295,21 @@ def _results(flow, samples, observables: dict, data: dict, source: str) -> dict:
     }
 
 
+def _hole_check(flow, samples, results: dict) -> None:
+    """``target_ess`` (exact or HMC samples of the target pulled back through the flow) and ``warnings``."""
+    from ..diagnostics import reliability_warnings
+
+    samples.check(flow)
+    exact = {k: v for k, v in results.get("exact", {}).items() if isinstance(v, dict) and "deviation_sigma" in v}
+    deviations = dict(samples.deviations)
+    if exact:  # the configured observables instead of <phi>, <phi**2>
+        deviations = {"log_z": deviations["log_z"], **{f"<{k}>": v["deviation_sigma"] for k, v in exact.items()}}
+    results["target_ess"] = samples.target_ess
+    results["warnings"] = reliability_warnings(
+        samples.ess, samples.n_samples, target_ess=samples.target_ess, deviations=deviations
+    )
+
+
 def _reference(flow):
     if flow.n_fields != 1:
         return None
@@ -343,6 +359,8 @@ def _print_summary(r: dict, out: pathlib.Path) -> None:
         f"  ESS/N = {r['ess']:.6f}   IMH acceptance = {r['imh_acceptance']:.4f}   "
         f"max layer residual = {r['max_layer_residual']:.2e}"
     )
+    if r.get("target_ess") is not None:
+        print(f"  ESS/N seen from samples of the target (hole check) = {r['target_ess']:.6f}")
     lz = r["log_z"]
     ex = r.get("exact", {})
     print(f"  log Z = {lz['value']:.8f} +- {lz['error']:.2g}" + (f"   (exact {ex['log_z']:.8f})" if ex else ""))
@@ -371,4 +389,6 @@ def _print_summary(r: dict, out: pathlib.Path) -> None:
             )
         if "layers_over_tol" in res:
             print(f"    {res['layers_over_tol']} of {len(layers)} layers over tol {res['tol']:.2g}")
+    for w in r.get("warnings", []):
+        print(f"  WARNING: {w}")
     print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")

@@ -4,12 +4,16 @@ r"""Sampler diagnostics: importance weights, IMH chains and autocorrelation erro
   size, :math:`\log Z` and reweighted observables from log importance weights.
 - :func:`imh_chain`: independent Metropolis-Hastings with the flow as proposal,
   which makes the sampler exact; its acceptance rate is the headline number.
+- :func:`target_ess`: the hole check, ESS/N seen from samples of the target;
+  :func:`reliability_warnings`: tiny ESS, holes, disagreement with exact values.
 - :func:`gamma_method`: Wolff's Gamma method (automatic windowing) for the error and
   integrated autocorrelation time of chain averages.
 """
 
 from ._gamma import GammaResult as GammaResult
 from ._gamma import gamma_method as gamma_method
+from ._holes import reliability_warnings as reliability_warnings
+from ._holes import target_ess as target_ess
 from ._imh import IMHResult as IMHResult
 from ._imh import imh_chain as imh_chain
 from ._weights import ess_fraction as ess_fraction
@@ -23,5 +27,7 @@ __all__ = [
     "gamma_method",
     "imh_chain",
     "log_mean_weight",
+    "reliability_warnings",
     "reweight",
+    "target_ess",
 ]

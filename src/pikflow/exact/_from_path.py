@@ -9,8 +9,8 @@ from .._errors import ActionError
 from ._zero_dim import QuadratureReference
 
 
-def reference_for(path) -> QuadratureReference:
-    """The :class:`QuadratureReference` of a path with a single real field."""
+def reference_for(path, **options) -> QuadratureReference:
+    """The :class:`QuadratureReference` of a path with a single real field (``options``: e.g. ``n_grid``)."""
     if path.n_fields != 1:
         raise ActionError(f"exact quadrature references need one field component, the path has {path.n_fields}")
     (phi,) = path.fields
@@ -20,4 +20,5 @@ def reference_for(path) -> QuadratureReference:
     return QuadratureReference(
         lambda t, x: np.broadcast_to(s_fn(t, x), np.shape(x)).astype(float),
         lambda t, x: np.broadcast_to(d_fn(t, x), np.shape(x)).astype(float),
+        **options,
     )

@@ -41,6 +41,7 @@ from ..solvers._parallel import mala_points, quantile_points
 from ._base import GaussianBase
 from ._flow import Flow, LayerReport
 from ._integrate import rk4_step
+from ._schedule import choose_power
 
 MODES = ("sequential", "parallel")
 #: Most RK4 steps of a flow (its 2 steps + 1 kernels are kept in memory).
@@ -58,6 +59,7 @@ def solve(
     seed: int = 0,
     progress: bool = True,
     mode: str = "sequential",
+    schedule: str | float = "auto",
 ) -> Flow:
     r"""Solve the kernel equation (eq. 14, with eq. 20) at every layer of ``path`` and return the :class:`Flow`.
 
@@ -90,6 +92,14 @@ def solve(
     mode
         ``"sequential"`` (points pushed through the earlier layers) or ``"parallel"``
         (points from :math:`p_t` itself, every layer at once; see the module docstring).
+    schedule
+        Where the layers sit along the path (:mod:`pikflow.flow._schedule`): ``"auto"``
+        (default) reparametrises the path by :math:`\tau = t^p` when that lowers the
+        largest speed :math:`\sqrt{\mathrm{Var}_t(d\hat S_t/dt)}` by 3x or more (one
+        component; deep wells from a Gaussian, where equal steps leave a hole), else keeps
+        it; ``"uniform"`` never does; a number is the power :math:`p`. The flow's
+        :attr:`~pikflow.Flow.path` is then the reparametrised path (same base and target;
+        its time ``t`` is :math:`\tau^{1/p}` of the given path).
     """
     if not isinstance(path, Path):
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
@@ -120,6 +130,8 @@ def solve(
         raise SolveError(f"the {solver.kind} solver supports form {type(solver).forms}, got {form!r}: use form='chi'")
     colloc = solver.default_collocation() if collocation is None else collocation
     path.check_normalisable()
+    power, schedule_info = choose_power(path, schedule)
+    path = path.reparametrised(power)
     mean, precision = path.gaussian_base()
     base = GaussianBase(mean, precision)
     eq = WegnerEquation.cached(path, basis, form=form)
@@ -137,6 +149,7 @@ def solve(
     run = _sequential if mode == "sequential" else _parallel
     kernels, reports, info = run(eq, solver, colloc, steps, base, times, seed, progress)
     settings = dict(steps=steps, form=form, seed=seed, collocation=dataclasses.asdict(colloc), basis=basis.spec())
+    settings.update(time_power=power, schedule=schedule_info)
     if not isinstance(solver, DirectSolver) or mode != "sequential":
         settings.update(solver=solver.spec(), mode=mode, layers=info)
     return Flow(
@@ -159,6 +172,10 @@ def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key
         if colloc.radius is not None
         else tail_radius(eq.action_fn, t, n_fields, colloc.tail_gap)
     )
+    if samples.shape[0]:  # a pushed sample far beyond the tails ran away (a stiff early step): replace it
+        far = jnp.linalg.norm(samples, axis=1, keepdims=True) > 2.0 * radius
+        grid = tail_points(jax.random.fold_in(key, 2), radius, samples.shape[0], n_fields)
+        samples = jnp.where(far | ~jnp.isfinite(samples), grid, samples)
     pts = jnp.concatenate([samples, tail_points(key, radius, colloc.n_tail, n_fields)])
     kernel, r, info = solver.fit(eq, pts, t, init, first, jax.random.fold_in(key, 1))
     ns = samples.shape[0]

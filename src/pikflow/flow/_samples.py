@@ -10,6 +10,10 @@ log-weight :math:`\log w = -\hat S_t(\phi) - \log q_t(\phi)` makes every estimat
 
 Samples that are not finite (configuration or log-density) get weight zero, are counted
 in ``n_nonfinite`` and are never averaged in.
+
+:meth:`Samples.check` adds the hole check (ESS/N seen from exact or HMC samples of the
+target, :func:`pikflow.diagnostics.target_ess`) and the comparison with exact values, and
+lists what is not to be trusted in :attr:`Samples.warnings`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
-from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, reweight
+from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, reliability_warnings, reweight
+from ..diagnostics import target_ess as _target_ess
 from ..lowering import lower_observable
 
 
@@ -47,7 +52,9 @@ class Samples:
         ``"table"`` (the tabulated map, one-component or radial; exact for the map applied).
     """
 
-    def __init__(self, *, times, phi, log_q, log_w, fields, logdet, seed, sample_seconds, layers_kept=True):
+    def __init__(
+        self, *, times, phi, log_q, log_w, fields, logdet, seed, sample_seconds, layers_kept=True, sampler=None
+    ):
         self.times, self.phi, self.log_q = np.asarray(times), phi, log_q
         finite = np.isfinite(log_w) & np.all(np.isfinite(phi), axis=-1) if layers_kept else np.isfinite(log_w)
         if not layers_kept:
@@ -56,6 +63,12 @@ class Samples:
         self.fields, self.logdet, self.seed = tuple(fields), logdet, seed
         self.sample_seconds = float(sample_seconds)
         self.layers_kept = layers_kept
+        #: how the samples were drawn (``method``, ``logdet``, ``table_nodes``): the hole check inverts the same map.
+        self.sampler = dict(sampler or {})
+        #: ESS/N seen from samples of the target (set by :meth:`check`; None before).
+        self.target_ess: float | None = None
+        #: signed deviations from exact values in units of the error (set by :meth:`check`, one component).
+        self.deviations: dict[str, float] = {}
         self.n_nonfinite = int(np.sum(~finite[-1]))
         if self.n_nonfinite == self.n_samples:
             raise SamplingError("every sample is non-finite: the flow diverged; check the layer residuals")
@@ -129,6 +142,55 @@ class Samples:
         r"""The reweighted observable at every step time (parameter-conditional, paper Fig. 8)."""
         return {float(t): self.observable(observable, t) for t in self.times}
 
+    def check(self, flow, *, reference=None, n_reference: int | None = None, seed: int | None = None) -> list[str]:
+        r"""The hole check and the comparison with exact values; returns (and stores) :attr:`warnings`.
+
+        ``reference``: samples of the target ``(n, n_fields)``; default exact samples by
+        inverse CDF from quadrature for one component (``n_reference`` = :math:`10^5`),
+        HMC otherwise (:func:`pikflow.baselines.hmc`, ``n_reference`` = 20000 trajectories
+        in 16 chains). They are pulled back through ``flow`` (the flow these samples came
+        from) with :meth:`~pikflow.Flow.log_density`, giving :attr:`target_ess`
+        (:func:`pikflow.diagnostics.target_ess`). For one component the exact
+        :math:`\log Z`, :math:`\langle\phi\rangle` and :math:`\langle\phi^2\rangle`
+        are compared too (:attr:`deviations`).
+        """
+        seed = self.seed if seed is None else int(seed)
+        ref = None
+        if flow.n_fields == 1:
+            from ..exact import reference_for
+
+            try:
+                ref = reference_for(flow.path)
+            except (ValueError, ArithmeticError):
+                ref = None
+        if reference is None:
+            if ref is not None:
+                reference = ref.sample(1.0, n_reference or 100_000, seed=seed + 1)[:, None]
+            else:
+                from ..baselines import hmc
+
+                n_ref = n_reference or 20_000
+                res = hmc(flow.path, 1.0, n=-(-n_ref // 16), chains=16, thermalisation=200, seed=seed + 1)
+                reference = res.positions.reshape(-1, flow.n_fields)
+        reference = np.asarray(reference, dtype=float).reshape(-1, flow.n_fields)
+        opts = {k: v for k, v in self.sampler.items() if k in ("method", "logdet", "table_nodes")}
+        log_q = flow.log_density(reference, **opts)
+        action = jax.vmap(flow.equation.action_fn, in_axes=(0, None))
+        log_w_ref = -np.asarray(action(jnp.asarray(reference), 1.0)) - log_q
+        self.target_ess = _target_ess(self.log_w[-1], log_w_ref)
+        if ref is not None:
+            lz = self.log_z()
+            self.deviations = {"log_z": (lz.value - ref.log_z(1.0)) / lz.error}
+            for name, fn in (("phi", lambda x: x), ("phi**2", np.square)):
+                est = Estimate(*map(float, reweight(self.log_w[-1], fn(self.final[:, 0]))))
+                self.deviations[f"<{name}>"] = (est.value - ref.expectation(1.0, fn)) / est.error
+        return self.warnings
+
+    @property
+    def warnings(self) -> list[str]:
+        """What is not to be trusted (tiny ESS; after :meth:`check` also holes and deviations), with fixes."""
+        return reliability_warnings(self.ess, self.n_samples, target_ess=self.target_ess, deviations=self.deviations)
+
     def summary(self) -> dict:
         """The headline numbers as a JSON-ready dict."""
         return {
@@ -137,6 +199,8 @@ class Samples:
             "ess": self.ess,
             "imh_acceptance": self.imh_acceptance,
             "log_z": self.log_z().to_dict(),
+            "target_ess": self.target_ess,
+            "warnings": self.warnings,
             "logdet": self.logdet,
             "sample_seconds": self.sample_seconds,
         }
