@@ -90,3 +90,19 @@ def test_the_reported_well_at_default_settings():
     assert s.check(flow) == []
     assert s.target_ess > 0.9
     assert all(abs(v) < 4 for v in s.deviations.values()), s.deviations
+
+
+def test_a_reparametrised_clock_reports_the_given_paths_times(small_flow):
+    """schedule=2 runs the flow on s with t = s**2: samples, path estimates and SMC are indexed by the given t."""
+    path = small_flow.path
+    flow = pf.solve(path, steps=8, schedule=2.0, progress=False)
+    np.testing.assert_allclose(flow.step_times, (np.arange(9) / 8) ** 2)
+    s = flow.sample(50_000, seed=4, progress=False)
+    np.testing.assert_allclose(s.times, flow.step_times)
+    ref = pf.exact.reference_for(path)
+    est = s.observable("phi**2", t=0.25)  # s = 0.5 on the flow's clock
+    assert abs(est.value - ref.expectation(0.25, np.square)) < 4 * est.error
+    with pytest.raises(pf.SamplingError, match="not a step time"):
+        s.observable("phi**2", t=0.5)
+    r = pf.smc(flow, 200, seed=0, replicas=4, transport="none", mcmc_steps=1, progress=False)
+    np.testing.assert_allclose(r.times, flow.step_times)

@@ -217,7 +217,7 @@ class Flow:
             bar.update(m)
         bar.close()
         seconds = _time.perf_counter() - start
-        times = np.arange(self.steps + 1) / self.steps
+        times = self.step_times
         return Samples(
             times=times,
             phi=phi,
@@ -230,6 +230,18 @@ class Flow:
             layers_kept=keep_layers,
             sampler=sampler,
         )
+
+    @property
+    def step_times(self) -> np.ndarray:
+        r"""The step times as times of the path given to :func:`~pikflow.solve`.
+
+        With a reparametrised clock (``schedule``: :math:`\tau = s^p`) the flow's steps are
+        equally spaced in :math:`s`; these are the given path's times :math:`s^p` of every
+        step, so :meth:`Samples.observable` and the path estimates are indexed by the time
+        the user wrote the path in.
+        """
+        s = np.arange(self.steps + 1) / self.steps
+        return s ** float(self.settings.get("time_power", 1.0))
 
     def log_density(self, phi, *, method: str = "auto", logdet: str = "auto", table_nodes: int = 8192):
         r""":math:`\log q_1(\phi)` of the sampler at any configurations ``phi`` ``(n, n_fields)`` (flow run backwards).

@@ -40,7 +40,8 @@ class Samples:
     Attributes
     ----------
     times
-        Step times :math:`0, 1/\text{steps}, \dots, 1`.
+        Step times :math:`0, 1/\text{steps}, \dots, 1` (with a reparametrised clock, the
+        given path's times of the steps, :attr:`Flow.step_times`).
     phi
         Configurations, shape ``(len(times), N, n_fields)`` (only the last step if
         sampled with ``keep_layers=False``).
@@ -90,9 +91,9 @@ class Samples:
         return self.phi[-1]
 
     def _index(self, t: float) -> int:
-        i = int(round(float(t) * (len(self.times) - 1)))
-        if not (0 <= i < len(self.times)) or abs(self.times[i] - t) > 1e-9:
-            raise SamplingError(f"t = {t} is not a step time: use a multiple of 1/{len(self.times) - 1}")
+        i = int(np.argmin(np.abs(self.times - float(t))))
+        if abs(self.times[i] - float(t)) > 1e-9:
+            raise SamplingError(f"t = {t} is not a step time: use one of {np.round(self.times, 6).tolist()}")
         if not self.layers_kept:
             if i != len(self.times) - 1:
                 raise SamplingError("only t = 1 was kept: sample with keep_layers=True for observables along t")

@@ -73,7 +73,7 @@ class PathEstimates:
         """The estimate of ``name`` at step time ``t``."""
         k = int(np.argmin(np.abs(self.times - t)))
         if abs(self.times[k] - t) > 1e-9:
-            raise SamplingError(f"t = {t} is not a step time: use a multiple of 1/{len(self.times) - 1}")
+            raise SamplingError(f"t = {t} is not a step time: use one of {np.round(self.times, 6).tolist()}")
         return self.estimates[name][k]
 
     def to_dict(self) -> dict:
@@ -166,7 +166,7 @@ def path_estimates(
         raise SamplingError(f"method must be 'auto', 'table' or 'rk4', got {method!r}")
     fns = tuple(lower(e, flow.path.fields, time=False, what="observable") for e in exprs.values())
     key_exprs = tuple(sp.srepr(e) for e in exprs.values())
-    times = np.arange(flow.steps + 1) / flow.steps
+    times = flow.step_times
     k_times, n_obs = len(times), len(fns)
     sums = np.zeros((k_times, n_obs, 4))
     w_sums = np.zeros((k_times, 2))

@@ -51,6 +51,9 @@ class AnnealingProblem:
     langevin_terms
         ``(x, t) -> (v, div v, grad S_t, dS_t/dt)`` for one configuration (App. C); ``None``
         when not available.
+    path_times
+        The times reported for the steps (default ``times``): the given path's times when the
+        flow runs on a reparametrised clock (:attr:`pikflow.Flow.step_times`).
     logdet
         ``"exact"`` (the log-Jacobian of the applied map: exact weights) or ``"continuous"``
         (:math:`-\int\partial\cdot v\,dt` on the RK4 stages: exact up to :math:`O(\Delta t^4)`).
@@ -65,6 +68,7 @@ class AnnealingProblem:
     transport: Callable | None = None
     langevin_terms: Callable | None = None
     logdet: str = "exact"
+    path_times: np.ndarray | None = None
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=float)
@@ -75,6 +79,10 @@ class AnnealingProblem:
         if self.logdet not in LOGDETS:
             raise SamplingError(f"logdet must be one of {LOGDETS}, got {self.logdet!r}")
         object.__setattr__(self, "times", times)
+        path_times = times if self.path_times is None else np.asarray(self.path_times, dtype=float)
+        if path_times.shape != times.shape:
+            raise SamplingError("path_times must have one entry per step time")
+        object.__setattr__(self, "path_times", path_times)
         object.__setattr__(self, "event_shape", tuple(int(s) for s in self.event_shape))
 
     @property
@@ -119,6 +127,7 @@ def flow_problem(flow, *, logdet: str = "exact") -> AnnealingProblem:
 
     return AnnealingProblem(
         times=np.arange(steps + 1) / steps,
+        path_times=flow.step_times,
         event_shape=(flow.n_fields,),
         base_sample=flow.base.sample,
         log_gamma=lambda x, t: -eq.action_fn(x, t),

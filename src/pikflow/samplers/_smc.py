@@ -242,7 +242,7 @@ def smc(
     bar.close()
     seconds = _time.perf_counter() - t_start
     return SMCResult.from_records(
-        times=problem.times, names=names, logz0=np.asarray(logz0), moments0=np.asarray(m0), ess0=np.asarray(ess0),
+        times=problem.path_times, names=names, logz0=np.asarray(logz0), moments0=np.asarray(m0), ess0=np.asarray(ess0),
         records=records, particles=np.asarray(state[0]), log_w=np.asarray(state[1]), seconds=seconds,
         settings=dict(
             n=n, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample,
