@@ -256,13 +256,15 @@ def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH):
     return jnp.concatenate([o[0] for o in outs]), jnp.concatenate([o[1] for o in outs])
 
 
-def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False):
+def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False, dt: float | None = None):
     """RK4 over the stage layers, adding the integral of ΔΩ to ``lq``; ``reverse``: from t = 1 back to 0.
+
+    ``dt`` is the step (default ``1 / steps``: the whole path; the solve pushes one step of ``1 / steps``).
 
     Every RK4 stage is one fused evaluation (:meth:`LatticeBasis.gradient_and_laplacian`: the
     velocity and the divergence from the same transforms), all steps in one ``lax.scan``.
     """
-    dt = 1.0 / steps
+    dt = 1.0 / steps if dt is None else dt
     sign = 1.0 if reverse else -1.0
     both = jax.vmap(basis.gradient_and_laplacian, (None, 0))
 
@@ -382,7 +384,7 @@ def solve_lattice(
         return sol, res, jnp.sum(~ok)
 
     vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient_and_laplacian(a, x)[0], (None, 0)))
-    push_one = jax.jit(_make_push(basis, 1))
+    push_one = jax.jit(_make_push(basis, 1, dt=dt))  # one RK4 step of size dt through (a0, am, a1)
     X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
     if outlier is None:
         limit = jnp.inf
