@@ -188,15 +188,18 @@ def hmc(
         A progress bar over trajectories (thermalisation and production), labelled ``desc``.
         The chain is the same with or without it (the trajectories' keys do not change).
 
-    Raises :class:`SamplingError` when fewer than :data:`MIN_HMC_ACCEPTANCE` of the production
-    trajectories are accepted (a frozen chain, whose configurations are not samples).
-
     Returns
     -------
     fields : numpy.ndarray, shape ``(n_chains, n_samples // n_chains, *lattice)``
         Configurations after every trajectory (after ``n_therm`` thermalisation trajectories).
     acceptance : float
         The Metropolis acceptance rate.
+
+    Raises
+    ------
+    SamplingError
+        When fewer than :data:`MIN_HMC_ACCEPTANCE` of the production trajectories are
+        accepted (a frozen chain, whose configurations are not samples).
     """
     if n_samples < n_chains:
         raise PikflowError(f"n_samples ({n_samples}) must be at least n_chains ({n_chains})")
