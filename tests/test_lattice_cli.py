@@ -145,7 +145,7 @@ def test_bad_shapes(tmp_path, shape, message):
         (("extra", "[lattice]\nstep = 3\n"), r"unknown key 'step' in \[lattice\] \(did you mean 'steps'"),
         (("extra", "[flow]\nsteps = 3\n"), r"\[flow\] steps is not used by lattice runs \(use \[lattice\] steps\)"),
         (("extra", "[observables]\nx = 'phi'\n"), r"\[observables\] is not used by lattice runs"),
-        (("extra", "[sampling]\nmethod = 'table'\n"), r"\[sampling\] method is not used by lattice runs"),
+        (("extra", "[sampling]\nmethod = 'table'\n"), r"\[sampling\] method of a lattice run is 'auto'"),
     ],
 )
 def test_config_errors(tmp_path, edit, message):
