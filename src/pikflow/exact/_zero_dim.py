@@ -2,7 +2,7 @@ r"""Exact 0-D references by one-dimensional quadrature (numpy/scipy only).
 
 For a path of actions :math:`S_t(\phi)` of one real variable the density
 :math:`p_t \propto e^{-S_t}` is transported by the velocity ("kernel") that solves the
-Wegner / continuity equation (paper eq. 14, SCIENCE.md sections 1 and 6)
+Wegner / continuity equation (paper eq. 14, the user guide)
 
 .. math::  \partial_\phi v_t - v_t\,\partial_\phi S_t
            = \partial_t S_t - \langle \partial_t S_t \rangle_t .
@@ -199,7 +199,7 @@ class QuadratureReference:
         return np.exp(-np.asarray(self.action(t, phi), dtype=float) - self.log_z(t))
 
     def kernel(self, t, phi):
-        r"""Exact velocity :math:`v_t(\phi)` (integrated eq. 14, SCIENCE.md section 6).
+        r"""Exact velocity :math:`v_t(\phi)` (integrated eq. 14, the user guide).
 
         .. math::  v_t(\phi) = e^{S_t(\phi)} \int_{-\infty}^{\phi} e^{-S_t(\psi)}
                    \bigl(\partial_t S_t(\psi) - \langle \partial_t S_t\rangle_t\bigr)\,d\psi .

@@ -261,7 +261,7 @@ class LatticePath:
 
     with :math:`\rho_t` the density with couplings as functions of ``t`` (eq. 22b for
     pairs) and :math:`K_0` an optional translation-invariant precision (diagonal in
-    momentum space, the matched base of SCIENCE.md 3b) with weight :math:`w(t) = 1 - t`.
+    momentum space, the matched base of the user guide) with weight :math:`w(t) = 1 - t`.
 
     Parameters
     ----------
@@ -308,7 +308,7 @@ class LatticePath:
         r""":math:`\hat S_t = (1-t)\,\hat S_0 + t\,\hat S_1` from a Gaussian (or zero-mode mixture) base to the target.
 
         :math:`\hat S_0 = \tfrac12\phi^T K_0\phi - \log\cosh(bM)`, :math:`M = \sum_n\phi_n`: the
-        Gaussian of SCIENCE.md 3b for :math:`b = 0`, the two-Gaussian mixture of
+        Gaussian of the user guide for :math:`b = 0`, the two-Gaussian mixture of
         :class:`GaussianLatticeBase` (``m0 > 0``, :math:`b = K_0(0)m_0`) otherwise.
 
         Parameters

@@ -1,7 +1,7 @@
 r"""Translation-invariant bases for the potential :math:`\Omega_t` of the gradient form (paper eqs. 32-34).
 
 The kernel is :math:`v_t = -\partial\Omega_t` with :math:`\Omega_t = \sum_j a_j T_j(\phi)`, and
-eq. 34 with the unknown constant :math:`c_t` (SCIENCE.md section 3) reads
+eq. 34 with the unknown constant :math:`c_t` (the user guide) reads
 
 .. math::  \sum_j a_j\, \bigl[\Delta T_j - \partial\hat S_t\cdot\partial T_j\bigr](\phi) - c_t
            = -\frac{d\hat S_t}{dt}(\phi).
@@ -22,7 +22,7 @@ Families
     :math:`T_p = V\, m^p`, :math:`m = M/V`, for even powers ``p``.
 :class:`SmoothedPowers`
     :math:`T_{s,p} = \sum_n \psi_s(n)^p`, :math:`\psi_s = e^{-s\hat k^2}\phi` (heat-kernel
-    smoothing by FFT) over a ladder of scales (SCIENCE.md 3b).
+    smoothing by FFT) over a ladder of scales (the user guide).
 :class:`LocalHermite`
     :math:`\sum_n \prod_i He_{k_i}(\phi_{n+o_i})`, products of probabilists' Hermite
     polynomials (the Ornstein-Uhlenbeck eigenfunctions, paper sec. IV B 2) of sites
@@ -43,7 +43,7 @@ from .._errors import BasisError
 from ._action import lower_site_expressions, shift_sites, site, site_symbols
 from ._lattice import Lattice
 
-#: The default ladder of smoothing scales (SCIENCE.md 3b: 7 scales gave ESS/N 0.95).
+#: The default ladder of smoothing scales (the user guide: 7 scales gave ESS/N 0.95).
 DEFAULT_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 
 
@@ -91,7 +91,7 @@ class FourierTwoPoint(LatticeFamily):
 
     :math:`T_o = \frac{1}{2V}\sum_{k\in o}|\tilde\phi_k|^2`, :math:`\partial T_o = P_o\phi`
     (projector on the orbit), :math:`\Delta T_o = |o|`. With them the free-field
-    potential :math:`\Omega = \tfrac12\phi^T A\phi` (SCIENCE.md section 3) is exact.
+    potential :math:`\Omega = \tfrac12\phi^T A\phi` (the user guide) is exact.
 
     The orbits are those of ``symmetry`` (a :class:`Symmetry`, e.g. ``path.symmetry()``) with
     :math:`k\to-k`; ``None``: the lattice's whole point group (an isotropic action). With
@@ -235,7 +235,7 @@ def _rpow(r, k: float):
 
 
 class SmoothedPowers(LatticeFamily):
-    r"""Multi-scale terms :math:`T_{s,p} = \sum_n f_p(\psi_s(n))`, :math:`\psi_s = e^{-s(K-K_{\min})}\phi` (SCIENCE 3b).
+    r"""Multi-scale terms :math:`T_{s,p} = \sum_n f_p(\psi_s(n))`, :math:`\psi_s = e^{-s(K-K_{\min})}\phi`.
 
     ``precision`` :math:`K(k)` sets the smoothing: the inverse of the operator of eq. 34 on
     quartic terms at a Gaussian action :math:`\frac12\phi^TK\phi` is
@@ -345,7 +345,7 @@ class SmoothedProducts(SmoothedPowers):
 
     :math:`q(x) = x^2(1+x^2/c^2)^{-1/2}` (tamed square, ``tame`` as in :class:`SmoothedPowers`).
     Quartic terms whose momentum structure :math:`e^{-a(K_1+K_2)-b(K_3+K_4)}` mixes two scales
-    enrich the :math:`\lambda/\sum_iK(k_i)` structure of the kernel (SCIENCE.md 3b) beyond
+    enrich the :math:`\lambda/\sum_iK(k_i)` structure of the kernel (the user guide) beyond
     single-scale powers. :math:`\partial T_{ab} = S_a[q'_aq_b] + S_b[q_aq'_b]`,
     :math:`\Delta T_{ab} = \sum_n h_{aa}q''_aq_b + 2h_{ab}q'_aq'_b + h_{bb}q_aq''_b` with
     :math:`h_{ab} = \frac1V\sum_k f_a(k)f_b(k)`.
@@ -597,7 +597,7 @@ def lattice_basis(
     z2: bool | None = None,
     symmetry=None,
 ) -> LatticeBasis:
-    r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; SCIENCE.md 3, 3b).
+    r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; the user guide).
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ Hopping form:
 :math:`S = \sum_n[-2\kappa\sum_\mu\varphi_n\varphi_{n+\mu}
 + (1-2\lambda_\kappa)\varphi_n^2 + \lambda_\kappa\varphi_n^4]`
 with :math:`\phi = \sqrt{2\kappa}\,\varphi`, :math:`m^2 = (1-2\lambda_\kappa)/\kappa - 2d`,
-:math:`\lambda = \lambda_\kappa/\kappa^2` (SCIENCE.md section 6).
+:math:`\lambda = \lambda_\kappa/\kappa^2` (the user guide).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ r"""The default lattice pipeline: base, path, basis and solve in one call (issue
 :func:`fit_lattice` takes a :class:`LatticePath` whose end (``t = 1``) is the target and
 returns a solved :class:`LatticeFlow`:
 
-* ``base="matched"`` (default; SCIENCE.md 3b): a short reference HMC run at the target
+* ``base="matched"`` (default; the user guide): a short reference HMC run at the target
   gives the two-point function :math:`G(k)`; the base is the Gaussian with precision
   :math:`K_0 = 1/G` (sampled exactly by FFT) and the path becomes
   :math:`\hat S_t = (1-t)\frac12\phi^TK_0\phi + t\hat S_1` (the path's start values are
@@ -171,7 +171,7 @@ def fit_lattice(
         A :class:`LatticePath`; its value at ``t = 1`` is the target.
     base
         ``"matched"`` (default): a short HMC run at the target fits a Gaussian base to its
-        two-point function (SCIENCE.md 3b) and, where the magnetisation's Binder cumulant is
+        two-point function (the user guide) and, where the magnetisation's Binder cumulant is
         positive, also the two-Gaussian mixture along the zero mode
         (:func:`matched_base` with ``mixture=True``); both are solved and the better kept.
         ``"gaussian"`` or ``"mixture"``: only that one. ``"free"``: the path's own Gaussian

@@ -1,6 +1,6 @@
 r"""Solving the elliptic :math:`\Omega_t` equation layer by layer and sampling the lattice flow.
 
-Per layer (paper eq. 34 with the constant of SCIENCE.md section 3)
+Per layer (paper eq. 34 with the constant of the user guide)
 
 .. math::  \sum_j a_j\,[\Delta - \partial\hat S_t\cdot\partial] T_j(\phi_c) - c_t
            = -\frac{d\hat S_t}{dt}(\phi_c)

@@ -168,7 +168,7 @@ class GaussianLatticeBase(eqx.Module):
 
 
 def free_kernel(path: LatticePath, time: float, field):
-    r"""The exact free-field kernel :math:`v = -\tfrac12 K_t^{-1}\dot K_t\,\phi` (SCIENCE.md section 3).
+    r"""The exact free-field kernel :math:`v = -\tfrac12 K_t^{-1}\dot K_t\,\phi` (the user guide).
 
     Valid for paths whose action is quadratic at every time (``K_t`` diagonal in momentum
     space, so :math:`K_t` and :math:`\dot K_t` commute); :math:`\dot K` by a central

@@ -1,6 +1,6 @@
 r"""Lattice observables with errors, a reference HMC sampler and the matched Gaussian base.
 
-Observables (SCIENCE.md section 7), with :math:`M = \sum_n\phi_n`, :math:`m = M/V`:
+Observables (the user guide), with :math:`M = \sum_n\phi_n`, :math:`m = M/V`:
 ``abs_m`` :math:`=\langle|m|\rangle`, ``chi`` :math:`= V(\langle m^2\rangle - \langle|m|\rangle^2)`,
 ``binder`` :math:`= 1 - \langle M^4\rangle/(3\langle M^2\rangle^2)`, and the connected two-point
 function :math:`G(r)` (:func:`flow_two_point`, :func:`chain_two_point`). Errors of these
@@ -257,7 +257,7 @@ def _run_blocks(run, x, keys, h, bar):
 def matched_base(
     fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None
 ) -> GaussianLatticeBase:
-    r"""The Gaussian base whose propagator is the two-point function of ``fields`` (SCIENCE.md 3b).
+    r"""The Gaussian base whose propagator is the two-point function of ``fields`` (the user guide).
 
     :math:`G(k) = \langle|\tilde\phi_k|^2\rangle / V` estimated from configurations of shape
     ``(n, *lattice)`` (optionally with log weights via :func:`matched_base_weighted`),
