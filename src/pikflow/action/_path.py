@@ -259,9 +259,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def coupling_expression(name: str, value: object) -> tuple[sp.Expr, tuple[float, float] | None]:
     """A coupling of a path as an expression in ``t``, and its ``(start, end)`` if it is linear in ``t``.
 
-    ``value`` is ``[start, end]`` (linear in ``t``, paper eq. 22b), a number (constant), or an
-    expression (string or SymPy) in ``t`` only. Shared by :class:`Path` and the lattice paths.
+    ``value`` is ``[start, end]`` (linear in ``t``, paper eq. 22b), a number (constant), an
+    expression (string or SymPy) in ``t`` only, or knots ``[[0, v0], [t1, v1], ..., [1, vK]]``
+    (piecewise linear through them: e.g. a preparatory segment from a Gaussian, then a
+    physical segment of a parameter scan). Shared by :class:`Path` and the lattice paths.
     """
+    if isinstance(value, (tuple, list)) and value and all(isinstance(v, (tuple, list)) for v in value):
+        return piecewise_linear(name, value), None
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ActionError(f"coupling {name!r}: give [start, end], got {value!r}")
@@ -281,3 +285,21 @@ def coupling_expression(name: str, value: object) -> tuple[sp.Expr, tuple[float,
     if bad:
         raise ActionError(f"coupling {name!r} = {expr} may depend on t only, not on {sorted(map(str, bad))}")
     return by_name(expr, [t]), None
+
+
+def piecewise_linear(name: str, knots) -> sp.Expr:
+    """The piecewise-linear coupling through ``knots`` ``[[t, value], ...]`` from ``t = 0`` to ``t = 1``."""
+    try:
+        pts = [(float(a), float(b)) for a, b in knots]
+    except (TypeError, ValueError):
+        raise ActionError(f"coupling {name!r}: knots must be pairs [t, value] of numbers, got {knots!r}") from None
+    ts = [a for a, _ in pts]
+    if len(pts) < 2 or ts[0] != 0.0 or ts[-1] != 1.0 or any(b <= a for a, b in zip(ts, ts[1:], strict=False)):
+        raise ActionError(f"coupling {name!r}: knots [[t, value], ...] need t increasing from 0 to 1, got t = {ts}")
+    if not all(np.isfinite(v) for _, v in pts):
+        raise ActionError(f"coupling {name!r}: knot values must be finite, got {knots!r}")
+    pieces = []
+    for (t0, v0), (t1, v1) in zip(pts, pts[1:], strict=False):
+        line = sp.Float(v0) + (t - sp.Float(t0)) * sp.Float((v1 - v0) / (t1 - t0))
+        pieces.append((line, t < sp.Float(t1)) if t1 < 1.0 else (line, True))
+    return sp.Piecewise(*pieces)

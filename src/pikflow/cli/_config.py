@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from ._scan import SCAN_SCHEMA
 from ._smc import SMC_SCHEMA
 
 #: section -> key -> (type(s), description). "*" means any key (couplings, observables).
@@ -146,6 +147,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
 }
 
 SCHEMA["smc"] = SMC_SCHEMA
+SCHEMA["scan"] = SCAN_SCHEMA
 
 EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8")
 
@@ -213,12 +215,14 @@ def validate(data: dict, *, where: str = "config") -> None:
         raise ConfigError(f'{where}: [action] needs density = "..." (the action in SymPy syntax)')
     from ._guards import check_ranges, check_resources
     from ._lattice import check_lattice
+    from ._scan import scan_settings
     from ._smc import smc_settings
 
     check_ranges(data, where)
     check_lattice(data, where)
     try:
         smc_settings(data)
+        scan_settings(data)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     check_resources(data, where)

@@ -241,7 +241,13 @@ def run_lattice(args, data: dict, source: str) -> int:
     from .._version import __version__
     from ..diagnostics import imh_chain
     from ..lattice import flow_observables, flow_two_point, reweighted_observables, target_values
+    from ._scan import run_scan, scan_settings
 
+    scan = scan_settings(data)
+    if scan is not None:  # one SMC run per size along the [path] as written: no flow, no matched base
+        from ._output import RunOutput
+
+        return run_scan(data, source, scan, RunOutput(args.out), progress=not args.quiet)
     path, settings = build_lattice(data)
     if args.n is not None:
         if args.n < 1:

@@ -16,6 +16,9 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   :func:`flow_observables` (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
 - SMC on a lattice flow: :func:`lattice_problem` (:func:`pikflow.samplers.smc` takes the flow directly),
   :func:`magnetisation_moments`, :func:`smc_observables`.
+- Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
+  :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
+  :class:`LatticeScan`; :func:`binder_crossings`; :func:`path_problem`.
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
 
@@ -72,10 +75,15 @@ from ._observables import (
     reweighted_observables,
     two_point_series,
 )
+from ._scan import LatticeScan, binder_crossings, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
 from ._symmetry import Symmetry
 
 __all__ = [
+    "LatticeScan",
+    "binder_crossings",
+    "path_problem",
+    "scan_lattice",
     "lattice_problem",
     "magnetisation_moments",
     "smc_observables",

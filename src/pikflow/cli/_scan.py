@@ -1,0 +1,171 @@
+"""``[scan]`` in a lattice ``pikflow run``: one SMC run per size along the ``[path]``, Binder crossings, plots."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from .._errors import ConfigError, PikflowError
+
+#: ``[scan]`` key -> (types, description); merged into the TOML schema.
+SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
+    "points": ((int,), "scan points, evenly spaced in t_range; default 31"),
+    "sizes": ((list,), "linear lattice sizes L, e.g. [8, 16, 32]; default the [action] lattice alone"),
+    "t_range": ((list,), "[t_lo, t_hi]: the physical segment of the [path] to report; default [0, 1]"),
+    "steps": ((int,), "annealing steps over t_range; default 4 * (points - 1)"),
+    "prep_steps": ((int,), "annealing steps over the preparatory segment [0, t_lo]; default steps // 2"),
+    "particles": ((int,), "SMC particles per replica; default 2000"),
+    "replicas": ((int,), "independent replicas giving the errors; default 4"),
+    "mcmc": ((str,), "'hmc' or 'mala' (BlackJAX) moves after each step; default 'hmc'"),
+    "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
+    "seed": ((int,), "seed; default [sampling] seed"),
+}
+
+
+def scan_settings(data: dict) -> dict[str, Any] | None:
+    """The validated ``[scan]`` settings, or ``None`` without a ``[scan]`` section."""
+    if "scan" not in data:
+        return None
+    if "lattice" not in data.get("action", {}):
+        raise ConfigError("[scan] is for lattice runs (give [action] lattice); a 0-D scan is `pikflow bench scan`")
+    s = dict(data["scan"])
+    out = {
+        "points": s.get("points", 31),
+        "sizes": s.get("sizes"),
+        "t_range": tuple(s.get("t_range", (0.0, 1.0))),
+        "steps": s.get("steps"),
+        "prep_steps": s.get("prep_steps"),
+        "particles": s.get("particles", 2000),
+        "replicas": s.get("replicas", 4),
+        "mcmc": s.get("mcmc", "hmc"),
+        "mcmc_steps": s.get("mcmc_steps", 2),
+        "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
+    }
+    for key, low in (("points", 2), ("particles", 2), ("replicas", 2), ("mcmc_steps", 0)):
+        if out[key] < low:
+            raise ConfigError(f"[scan] {key} must be >= {low}, got {out[key]!r}")
+    for key in ("steps", "prep_steps"):
+        if out[key] is not None and out[key] < 1:
+            raise ConfigError(f"[scan] {key} must be >= 1, got {out[key]!r}")
+    lo_hi = out["t_range"]
+    if len(lo_hi) != 2 or not all(isinstance(x, (int, float)) for x in lo_hi) or not 0 <= lo_hi[0] < lo_hi[1] <= 1:
+        raise ConfigError(f"[scan] t_range must be [t_lo, t_hi] with 0 <= t_lo < t_hi <= 1, got {list(lo_hi)!r}")
+    if out["sizes"] is not None:
+        sizes = out["sizes"]
+        if not sizes or not all(isinstance(L, int) and not isinstance(L, bool) and 3 <= L <= 256 for L in sizes):
+            raise ConfigError(f"[scan] sizes must be a list of integers from 3 to 256, got {sizes!r}")
+        if sorted(sizes) != list(sizes) or len(set(sizes)) != len(sizes):
+            raise ConfigError(f"[scan] sizes must increase, got {sizes!r}")
+    if out["mcmc"] not in ("hmc", "mala"):
+        raise ConfigError(f"[scan] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
+    return out
+
+
+def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:
+    """Build the path, scan it at every size, write ``results.json`` and the plots into ``output``."""
+    from .._version import __version__
+    from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, check_bounded_below, scan_lattice
+
+    try:
+        path = LatticePath(LatticeAction(data["action"]["density"], data["action"]["lattice"]), dict(data["path"]))
+        check_bounded_below(path)
+    except PikflowError as err:
+        raise ConfigError(f"[path]: {err}") from None
+    try:
+        GaussianLatticeBase.from_path(path)
+    except PikflowError as err:
+        raise ConfigError(f"[scan] samples the [path] from t = 0, which must be a Gaussian: {err}") from None
+    print(f"pikflow {__version__}: {source}")
+    print(f"  scan of S_t = {path.density}")
+    sizes = settings["sizes"] or [path.lattice.shape[0]]
+    print(f"  sizes {sizes}, {settings['points']} points in t {settings['t_range']}")
+    scan = scan_lattice(path, progress=progress, **settings)
+    out = output.stage
+    results = {
+        "pikflow_version": __version__,
+        "config_source": source,
+        "config": data,
+        "kind": "lattice-scan",
+        "density": str(path.action.source),
+        "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
+        **scan.summary(),
+    }
+    results["warnings"] = _warnings(scan)
+    results["plots"] = plot_scan(scan, out)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    output.commit()
+    for size, sec in scan.seconds.items():
+        print(f"  {size}: {len(scan.points[size])} points in {sec:.1f} s")
+    for c in scan.crossings:
+        pretty = ", ".join(f"{k} = {v['value']:.4f} +- {v['error']:.2g}" for k, v in c["couplings"].items())
+        print(f"  Binder crossing {c['sizes'][0]} / {c['sizes'][1]}: {pretty}")
+    print(f"  wrote {output.out / 'results.json'} and {len(results['plots'])} plots")
+    return 0
+
+
+def _warnings(scan) -> list[str]:
+    from ._smc import warnings_of
+
+    out = []
+    for size, result in scan.runs.items():
+        out += [f"{size}: {w}" for w in warnings_of(result)]
+    if len(scan.points) > 1 and not scan.crossings:
+        out.append("the Binder cumulants of the sizes do not cross inside t_range: no critical coupling found there")
+    return out
+
+
+def scan_variable(scan) -> str:
+    """The coupling that changes most along the scan (the x axis of the plots)."""
+    rows = next(iter(scan.points.values()))
+    spread = {k: abs(rows[-1]["couplings"][k] - rows[0]["couplings"][k]) for k in rows[0]["couplings"]}
+    return max(spread, key=spread.get)
+
+
+def plot_scan(scan, out) -> list[str]:
+    """``scan_binder.png`` (U per size, error bands), ``scan_collapse.png`` (χ/L^{7/4} against (g − g_c) L) and
+    ``scan_log_z.png``; the collapse uses the 2-D Ising exponents γ/ν = 7/4, ν = 1 and the first crossing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    var = scan_variable(scan)
+    files = []
+    crossing = scan.crossings[0]["couplings"][var]["value"] if scan.crossings else None
+    for name, ylabel, fname in (
+        ("binder", "Binder cumulant U", "scan_binder.png"),
+        ("log_z", "log Z", "scan_log_z.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for size, rows in scan.points.items():
+            x = np.array([r["couplings"][var] for r in rows])
+            v, e = scan.series(size, name)
+            ax.plot(x, v, label=size)
+            ax.fill_between(x, v - e, v + e, alpha=0.3)
+        if crossing is not None and name == "binder":
+            ax.axvline(crossing, color="k", ls=":", label=f"crossing {var} = {crossing:.3f}")
+        ax.set_xlabel(var)
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / fname, dpi=120)
+        plt.close(fig)
+        files.append(fname)
+    if crossing is not None:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for size, rows in scan.points.items():
+            L = int(size.split("x")[0])
+            x = (np.array([r["couplings"][var] for r in rows]) - crossing) * L
+            v, e = scan.series(size, "chi")
+            ax.errorbar(x, v / L**1.75, e / L**1.75, fmt=".", label=size)
+        ax.set_xlabel(f"({var} - {var}_c) L")
+        ax.set_ylabel("chi / L^(7/4)")
+        ax.set_title("finite-size collapse, 2-D Ising exponents")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "scan_collapse.png", dpi=120)
+        plt.close(fig)
+        files.append("scan_collapse.png")
+    return files

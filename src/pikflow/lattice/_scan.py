@@ -1,0 +1,227 @@
+r"""Parameter scans on lattices: one sequential run along a physical path gives every point (paper sec. IV A 3).
+
+A path :math:`\hat S_t` whose couplings run over physical values (for instance :math:`m^2`
+from the symmetric to the broken phase at fixed :math:`\lambda`, reached from a Gaussian
+through a preparatory segment, written with knots ``[[t, value], ...]``) is sampled once by
+sequential Monte Carlo (:func:`pikflow.samplers.smc`): particles start from the exact
+Gaussian at :math:`t = 0`, are reweighted by :math:`\hat S_{t_k} - \hat S_{t_{k+1}}` from step to
+step, resampled when the ESS falls, and moved by MCMC kernels that leave
+:math:`p_{t_{k+1}}` invariant. Every step time is a physical point with exact weights, so
+the run reports, at ``points`` evenly spaced times of ``t_range``,
+
+* :math:`\langle|m|\rangle`, :math:`\chi = V(\langle m^2\rangle - \langle|m|\rangle^2)` and the
+  Binder cumulant :math:`U = 1 - \langle m^4\rangle/(3\langle m^2\rangle^2)`,
+* :math:`\log Z_t` (the product of the mean incremental weights; exact at :math:`t = 0`),
+
+each with the spread of independent replicas as its error. Scans at several lattice sizes
+locate the Binder-cumulant crossings (:func:`binder_crossings`), the finite-size estimate of
+the critical coupling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time as _time
+from collections.abc import Sequence
+
+import numpy as np
+import sympy as sp
+
+from .._errors import SamplingError
+from ..action._path import t as T
+from ..samplers import AnnealingProblem, smc
+from ._action import LatticeAction, LatticePath
+from ._free import GaussianLatticeBase
+from ._smc import magnetisation_moments, smc_observables
+
+#: The observables of every scan point.
+SCAN_OBSERVABLES = ("abs_m", "chi", "binder", "log_z")
+
+
+def resized(path: LatticePath, shape: Sequence[int]) -> LatticePath:
+    """The same density and couplings (as functions of ``t``) on a lattice of another ``shape``."""
+    action = LatticeAction(path.action.expr, list(shape))
+    return LatticePath(action, {str(k): v for k, v in path.coupling_exprs.items()})
+
+
+def scan_times(points: int, t_range: tuple[float, float], steps: int, prep_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Step times from 0 to 1 that contain the ``points`` evenly spaced scan times of ``t_range``.
+
+    ``steps`` annealing steps cover ``t_range`` (rounded up to a multiple of ``points - 1``),
+    ``prep_steps`` cover ``[0, t_lo]`` and, in proportion, ``[t_hi, 1]``. Returns the step
+    times and the indices of the scan points among them.
+    """
+    lo, hi = t_range
+    per = max(1, int(np.ceil(steps / max(points - 1, 1))))
+    inner = np.linspace(lo, hi, (points - 1) * per + 1)
+    pre = np.linspace(0.0, lo, prep_steps + 1)[:-1] if lo > 0 else np.zeros(0)
+    n_post = int(np.ceil((1.0 - hi) / (inner[1] - inner[0])))  # the same resolution as the scan
+    post = np.linspace(hi, 1.0, n_post + 1)[1:] if hi < 1 else np.zeros(0)
+    times = np.concatenate([pre, inner, post])
+    return times, len(pre) + per * np.arange(points)
+
+
+def path_problem(path: LatticePath, times: np.ndarray) -> AnnealingProblem:
+    r"""The annealing problem of a path alone (no flow): the exact Gaussian at ``t = 0`` and :math:`-\hat S_t`."""
+    base = GaussianLatticeBase.from_path(path)
+    return AnnealingProblem(
+        times=times,
+        event_shape=tuple(path.lattice.shape),
+        base_sample=base.sample,
+        log_gamma=lambda x, t: -path.value(x, t),
+    )
+
+
+@dataclasses.dataclass
+class LatticeScan:
+    r"""A scan on one or several lattice sizes: per size, the points; and the Binder crossings.
+
+    Attributes
+    ----------
+    points
+        ``"16x16" -> [{"t", "couplings", "abs_m", "chi", "binder", "log_z"}, ...]`` with
+        :class:`~pikflow.Estimate` values.
+    crossings
+        Binder crossings of consecutive sizes (:func:`binder_crossings`).
+    runs
+        ``"16x16" -> SMCResult`` of each size.
+    seconds
+        ``"16x16" ->`` wall time of that size's run.
+    """
+
+    points: dict
+    crossings: list
+    runs: dict
+    seconds: dict
+    settings: dict
+
+    def series(self, size: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Values and errors of one observable along the scan of one size."""
+        pts = self.points[size]
+        return np.array([p[name].value for p in pts]), np.array([p[name].error for p in pts])
+
+    def summary(self) -> dict:
+        """The ``scan`` and ``crossings`` blocks of ``results.json``."""
+        est = lambda e: {"value": e.value, "error": e.error}  # noqa: E731
+        return {
+            "scan": {
+                size: [
+                    {"t": p["t"], "couplings": p["couplings"], **{k: est(p[k]) for k in SCAN_OBSERVABLES}} for p in pts
+                ]
+                for size, pts in self.points.items()
+            },
+            "crossings": self.crossings,
+            "scan_seconds": self.seconds,
+            "scan_settings": self.settings,
+        }
+
+
+def size_label(shape: Sequence[int]) -> str:
+    """``(16, 16) -> "16x16"``."""
+    return "x".join(str(int(s)) for s in shape)
+
+
+def couplings_at(path: LatticePath, time: float) -> dict[str, float]:
+    """The numeric couplings of ``path`` at ``time``."""
+    return {str(k): float(sp.sympify(v).subs(T, time)) for k, v in path.coupling_exprs.items()}
+
+
+def scan_lattice(
+    path: LatticePath,
+    *,
+    sizes: Sequence[int] | None = None,
+    points: int = 31,
+    t_range: tuple[float, float] = (0.0, 1.0),
+    steps: int | None = None,
+    prep_steps: int | None = None,
+    particles: int = 1000,
+    replicas: int = 4,
+    mcmc: str = "mala",
+    mcmc_steps: int = 4,
+    resample: float = 0.5,
+    seed: int = 0,
+    progress: bool = True,
+) -> LatticeScan:
+    r"""Sample ``path`` once per lattice size by SMC and report its observables at ``points`` times.
+
+    Parameters
+    ----------
+    path
+        A :class:`LatticePath` whose ``t = 0`` end is Gaussian (sampled exactly).
+    sizes
+        Linear sizes :math:`L` (a lattice :math:`L^d`); default the path's own lattice.
+    points, t_range
+        The scan points: ``points`` evenly spaced times in ``t_range``.
+    steps, prep_steps
+        Annealing steps over ``t_range`` (default :math:`4(\text{points} - 1)`) and over the
+        preparatory segment ``[0, t_lo]`` (default ``steps // 2``).
+    particles, replicas, mcmc, mcmc_steps, resample, seed
+        As for :func:`pikflow.samplers.smc`; errors are the spread of the ``replicas``.
+    """
+    lo, hi = (float(x) for x in t_range)
+    if not 0.0 <= lo < hi <= 1.0:
+        raise SamplingError(f"t_range must satisfy 0 <= lo < hi <= 1, got {t_range!r}")
+    if int(points) < 2:
+        raise SamplingError(f"a scan needs at least 2 points, got {points!r}")
+    points = int(points)
+    steps = 4 * (points - 1) if steps is None else int(steps)
+    prep_steps = max(1, steps // 2) if prep_steps is None else int(prep_steps)
+    d = path.lattice.d
+    shapes = [tuple(path.lattice.shape)] if sizes is None else [(int(L),) * d for L in sizes]
+    times, index = scan_times(points, (lo, hi), steps, prep_steps)
+    out, runs, seconds = {}, {}, {}
+    for shape in shapes:
+        p = path if shape == tuple(path.lattice.shape) else resized(path, shape)
+        volume = int(np.prod(shape))
+        label = size_label(shape)
+        start = _time.perf_counter()
+        result = smc(
+            path_problem(p, times), particles, seed=seed, transport="none", mcmc=mcmc, mcmc_steps=mcmc_steps,
+            resample=resample, replicas=replicas, observables=magnetisation_moments(), progress=progress,
+        )  # fmt: skip
+        seconds[label] = _time.perf_counter() - start
+        runs[label] = result
+        rows = []
+        for i in index:
+            ti = float(times[i])
+            obs = smc_observables(result, volume, ti)
+            rows.append({"t": ti, "couplings": couplings_at(p, ti), **obs, "log_z": result.log_z_estimate(ti)})
+        out[label] = rows
+    settings = dict(
+        points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,
+        mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, seed=seed, sizes=[size_label(s) for s in shapes],
+    )  # fmt: skip
+    scan = LatticeScan(out, [], runs, seconds, settings)
+    scan.crossings = binder_crossings(scan, path)
+    return scan
+
+
+def binder_crossings(scan: LatticeScan, path: LatticePath) -> list[dict]:
+    r"""Where the Binder cumulants of consecutive sizes cross, with errors.
+
+    For sizes :math:`L_a < L_b`, :math:`D(t) = U_{L_b}(t) - U_{L_a}(t)` changes sign between two
+    scan points; the crossing :math:`t_c` is the linear interpolation of :math:`D`, and its
+    error propagates the replica errors of :math:`D` at both points through the slope,
+    :math:`\delta t_c = \delta D(t_c)/|D'|`. Each coupling is reported at :math:`t_c` with the
+    error :math:`|dg/dt|\,\delta t_c`.
+    """
+    labels = list(scan.points)
+    out = []
+    for a, b in zip(labels, labels[1:], strict=False):
+        ua, ea = scan.series(a, "binder")
+        ub, eb = scan.series(b, "binder")
+        ts = np.array([p["t"] for p in scan.points[a]])
+        D, eD = ub - ua, np.hypot(ea, eb)
+        for i in np.flatnonzero(np.sign(D[:-1]) * np.sign(D[1:]) < 0):
+            f = D[i] / (D[i] - D[i + 1])
+            dt = ts[i + 1] - ts[i]
+            tc = ts[i] + f * dt
+            slope = abs(D[i + 1] - D[i]) / dt
+            err = float(np.hypot((1 - f) * eD[i], f * eD[i + 1]) / slope)
+            c0, c1 = couplings_at(path, ts[i]), couplings_at(path, ts[i + 1])
+            couplings = {k: {"value": c0[k] + f * (c1[k] - c0[k]), "error": abs(c1[k] - c0[k]) / dt * err} for k in c0}
+            out.append({"sizes": [a, b], "t": {"value": float(tc), "error": err}, "couplings": couplings})
+    return out
+
+
+__all__ = ["LatticeScan", "binder_crossings", "path_problem", "resized", "scan_lattice", "scan_times"]

@@ -1,0 +1,121 @@
+"""Lattice parameter scans ([scan], pikflow.lattice.scan_lattice) against exact free-field answers.
+
+A free field K_t(k) = m2(t) + khat^2 has log Z(t) = (V/2) log 2pi - (1/2) sum_k log K_t(k) exactly, and
+its magnetisation m is Gaussian with variance 1/(V m2), so chi = V(<m^2> - <|m|>^2) = (1 - 2/pi)/m2.
+Errors are the spread of 8 independent replicas; |deviation| < 4 sigma (a t-distribution with 7
+degrees of freedom exceeds 4 with probability 0.5% per number; the seed is fixed, so the test is
+deterministic).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import pikflow as pf
+import pikflow.lattice as pl
+from pikflow import ConfigError
+from pikflow.cli import main
+from pikflow.cli._config import load_config
+from pikflow.lattice._scan import LatticeScan, binder_crossings, scan_times
+
+FREE_SCAN = """
+[action]
+density = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))"
+lattice = [4, 4]
+[path]
+m2 = [[0, 1.0], [0.5, 0.7], [1, 0.4]]
+[scan]
+points = 5
+particles = 2000
+replicas = 8
+"""
+
+
+def _exact_log_z(L, m2):
+    k = 2 * np.pi * np.fft.fftfreq(L)
+    khat2 = (4 * np.sin(k / 2) ** 2)[:, None] + (4 * np.sin(k / 2) ** 2)[None, :]
+    return 0.5 * L * L * np.log(2 * np.pi) - 0.5 * np.sum(np.log(m2 + khat2))
+
+
+def test_free_field_scan_from_toml(tmp_path):
+    cfg = tmp_path / "scan.toml"
+    cfg.write_text(FREE_SCAN)
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "out" / "results.json").read_text())
+    rows = r["scan"]["4x4"]
+    assert [round(row["t"], 12) for row in rows] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    m2s = [row["couplings"]["m2"] for row in rows]
+    np.testing.assert_allclose(m2s, [1.0, 0.85, 0.7, 0.55, 0.4])  # the knots, piecewise linear
+    assert rows[0]["log_z"]["error"] == 0.0 and rows[0]["log_z"]["value"] == pytest.approx(_exact_log_z(4, 1.0))
+    for row, m2 in zip(rows[1:], m2s[1:], strict=True):
+        lz, chi = row["log_z"], row["chi"]
+        assert abs(lz["value"] - _exact_log_z(4, m2)) < 4 * lz["error"], (m2, lz)
+        assert abs(chi["value"] - (1 - 2 / np.pi) / m2) < 4 * chi["error"], (m2, chi)
+    assert r["crossings"] == [] and r["warnings"] == []
+    for name in r["plots"]:
+        assert (tmp_path / "out" / name).stat().st_size > 1000
+
+
+def _fake_scan(ts, curves):
+    """A LatticeScan whose Binder cumulants are the given curves (errors 0.01) on a path m2 = -t."""
+    pts = {
+        size: [
+            {"t": t, "couplings": {"m2": -t}, "binder": pf.Estimate(u, 0.01), "chi": pf.Estimate(1, 0)}
+            for t, u in zip(ts, us, strict=True)
+        ]
+        for size, us in curves.items()
+    }
+    return LatticeScan(pts, [], {}, {}, {})
+
+
+def test_binder_crossing_interpolates_with_propagated_error():
+    ts = np.linspace(0, 1, 11)
+    path = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (4, 4)), {"m2": "-t", "lam": 1.0})
+    # U_8 = 0.6 t, U_16 = 1.2 t - 0.318: D = 0.6 t - 0.318 crosses 0 at t = 0.53, 30% of the way from 0.5 to 0.6
+    scan = _fake_scan(ts, {"8x8": 0.6 * ts, "16x16": 1.2 * ts - 0.318})
+    (c,) = binder_crossings(scan, path)
+    assert c["sizes"] == ["8x8", "16x16"]
+    assert c["t"]["value"] == pytest.approx(0.53)
+    # delta t_c = hypot((1 - f) dD_5, f dD_6) / |D'|, dD = hypot(0.01, 0.01), f = 0.3, D' = 0.6
+    assert c["t"]["error"] == pytest.approx(np.hypot(0.7, 0.3) * np.hypot(0.01, 0.01) / 0.6, rel=1e-9)
+    assert c["couplings"]["m2"]["value"] == pytest.approx(-0.53)
+    assert c["couplings"]["lam"] == {"value": 1.0, "error": 0.0}
+    assert binder_crossings(_fake_scan(ts, {"8x8": ts, "16x16": ts + 0.1}), path) == []
+
+
+def test_scan_times_contain_the_points():
+    times, idx = scan_times(5, (0.25, 0.75), 8, 3)
+    np.testing.assert_allclose(times[idx], np.linspace(0.25, 0.75, 5))
+    assert times[0] == 0 and times[-1] == 1 and np.all(np.diff(times) > 0)
+
+
+@pytest.mark.parametrize(
+    "knots,match",
+    [([[0, 1.0], [0.5, 2.0]], "from 0 to 1"), ([[0, 1.0], [0.6, 2.0], [0.4, 1], [1, 0]], "increasing"),
+     ([[0, 1.0], [1, "x"]], "pairs")],
+)  # fmt: skip
+def test_bad_knots_are_refused(knots, match):
+    action = pf.Action("m2/2*phi**2", fields=["phi"])
+    with pytest.raises(pf.ActionError, match=match):
+        pf.Path(action, {"m2": knots})
+
+
+@pytest.mark.parametrize(
+    "section,match",
+    [({"sizes": [8, 4]}, "increase"), ({"t_range": [0.5, 0.2]}, "t_range"), ({"points": 1}, "points"),
+     ({"mcmc": "gibbs"}, "mcmc"), ({"sizes": [2]}, "sizes")],
+)  # fmt: skip
+def test_bad_scan_sections_are_refused(section, match, tmp_path):
+    body = FREE_SCAN.split("[scan]")[0] + "[scan]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in section.items())
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(body)
+    with pytest.raises(ConfigError, match=match):
+        load_config(cfg)
+
+
+def test_scan_needs_a_lattice(tmp_path):
+    cfg = tmp_path / "zero_d.toml"
+    cfg.write_text("[action]\ndensity = 'm2/2*phi**2'\n[path]\nm2 = [1.0, 2.0]\n[scan]\npoints = 3\n")
+    with pytest.raises(ConfigError, match="lattice runs"):
+        load_config(cfg)
