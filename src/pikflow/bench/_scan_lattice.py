@@ -1,0 +1,152 @@
+r"""``pikflow bench scan-lattice``: one SMC scan along m² against one HMC run per point, at equal errors.
+
+The path starts at a Gaussian (:math:`m^2 = ` ``--m2-gauss``, :math:`\lambda = 0`), reaches
+:math:`(m^2_a, \lambda)` at ``t = --prep`` and then runs :math:`m^2` linearly to :math:`m^2_b` at
+fixed :math:`\lambda` (knots, :func:`pikflow.Path`-style). :func:`pikflow.lattice.scan_lattice`
+samples it once per size and reports ``--points`` points of the physical segment. At
+``--check`` of them, evenly spread, :func:`pikflow.lattice.hmc` (tuned step, ``--reference``
+trajectories, Gamma-method errors on the concatenated chains) measures the same observables.
+
+Cost at equal errors: HMC needs :math:`\text{seconds}_{\rm HMC}\,(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
+per point to reach the scan's error there (errors fall like :math:`1/\sqrt{\text{cost}}`), so a
+whole HMC scan costs ``points`` times the mean of that over the checked points; the ratio to
+the scan's wall time (compilation included, so the ratio is conservative) is reported per
+observable. HMC's seconds exclude compilation (a short warm-up call compiles it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from . import register
+from ._common import write_json
+
+OBSERVABLES = ("abs_m", "chi", "binder")
+
+
+def _arguments(p):
+    p.add_argument("--L", type=int, nargs="+", default=[8, 16], help="lattice sizes (default 8 16)")
+    p.add_argument("--lam", type=float, default=1.0, help="quartic coupling along the scan (default 1)")
+    p.add_argument("--m2", type=float, nargs=2, default=[-0.5, -2.0], help="m2 from, to (default -0.5 -2)")
+    p.add_argument("--m2-gauss", type=float, default=0.5, help="m2 of the Gaussian start (default 0.5)")
+    p.add_argument("--prep", type=float, default=0.25, help="t where the physical segment starts (default 0.25)")
+    p.add_argument("--points", type=int, default=31, help="scan points (default 31)")
+    p.add_argument("--steps", type=int, default=None, help="annealing steps over the scan (default 4 (points-1))")
+    p.add_argument("--particles", type=int, default=2000, help="SMC particles per replica (default 2000)")
+    p.add_argument("--replicas", type=int, default=4, help="SMC replicas (default 4)")
+    p.add_argument("--check", type=int, default=5, help="points checked by HMC per size (default 5)")
+    p.add_argument("--reference", type=int, default=4000, help="HMC trajectories per checked point (default 4000)")
+    p.add_argument("--chains", type=int, default=8, help="HMC chains (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+def scan_path(L: int, args):
+    """The knots path of the benchmark on an L x L lattice."""
+    import pikflow.lattice as pl
+
+    a, b = args.m2
+    couplings = {
+        "m2": [[0.0, args.m2_gauss], [args.prep, a], [1.0, b]],
+        "lam": [[0.0, 0.0], [args.prep, args.lam], [1.0, args.lam]],
+    }
+    return pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), couplings)
+
+
+def _hmc_point(path, t, args, seed):
+    import jax
+
+    import pikflow.lattice as pl
+
+    per = max(args.reference // args.chains, 20)
+    key = jax.random.PRNGKey(seed)
+    pl.hmc(path, key, 20 * args.chains, time=t, n_chains=args.chains, n_therm=20, step="auto")  # compile
+    t0 = time.perf_counter()
+    fields, acc = pl.hmc(path, key, per * args.chains, time=t, n_chains=args.chains, step="auto")
+    secs = time.perf_counter() - t0
+    M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
+    obs = pl.chain_observables(M.reshape(-1), path.lattice.volume)
+    return {"seconds": secs, "acceptance": float(acc), "observables": {k: v.to_dict() for k, v in obs.items()}}
+
+
+@register("scan-lattice", "a lattice m2 scan by SMC against one HMC run per point, at equal errors", config=False)(
+    _arguments
+)
+def run(args) -> dict:
+    import pikflow.lattice as pl
+
+    progress = not args.quiet
+    res = {"settings": {k: v for k, v in vars(args).items() if k not in ("func",)}, "sizes": {}}
+    for L in args.L:
+        path = scan_path(L, args)
+        scan = pl.scan_lattice(
+            path, points=args.points, t_range=(args.prep, 1.0), steps=args.steps, particles=args.particles,
+            replicas=args.replicas, mcmc="hmc", seed=args.seed, progress=progress,
+        )  # fmt: skip
+        label = f"{L}x{L}"
+        rows = scan.points[label]
+        picks = np.unique(np.round(np.linspace(0, len(rows) - 1, args.check)).astype(int))
+        checks = []
+        for i in picks:
+            row = rows[i]
+            h = _hmc_point(path, row["t"], args, args.seed + 100 + int(i))
+            entry = {"t": row["t"], "m2": row["couplings"]["m2"], "hmc": h, "scan": {}, "pull": {}, "hmc_cost": {}}
+            for k in OBSERVABLES:
+                s, r = row[k], h["observables"][k]
+                entry["scan"][k] = s.to_dict()
+                entry["pull"][k] = (s.value - r["value"]) / math.hypot(s.error, r["error"])
+                entry["hmc_cost"][k] = h["seconds"] * (r["error"] / s.error) ** 2 if s.error > 0 else math.nan
+            checks.append(entry)
+        scan_secs = scan.seconds[label]
+        ratio = {k: args.points * float(np.mean([c["hmc_cost"][k] for c in checks])) / scan_secs for k in OBSERVABLES}
+        res["sizes"][label] = {
+            "scan_seconds": scan_secs,
+            "final_ess": scan.runs[label].final_ess,
+            "min_ess": float(scan.runs[label].ess.min()),
+            "checks": checks,
+            "hmc_over_scan_at_equal_errors": ratio,
+            "max_abs_pull": max(abs(p) for c in checks for p in c["pull"].values()),
+            "summary": scan.summary()["scan"][label],
+        }
+    res["crossings"] = _crossings(res, args)
+    _print(res)
+    write_json(args, res)
+    return res
+
+
+def _crossings(res, args) -> list:
+    """Binder crossings of consecutive sizes from the per-size summaries (same t grid)."""
+    import pikflow.lattice as pl
+
+    points = {}
+    for label, v in res["sizes"].items():
+        points[label] = [
+            {"t": r["t"], "couplings": r["couplings"], "binder": _est(r["binder"]), "chi": _est(r["chi"])}
+            for r in v["summary"]
+        ]
+    scan = pl.LatticeScan(points, [], {}, {}, {})
+    return pl.binder_crossings(scan, scan_path(args.L[0], args))
+
+
+def _est(d):
+    from .. import Estimate
+
+    return Estimate(d["value"], d["error"])
+
+
+def _print(res):
+    print()
+    print("| L | scan s | final ESS/N | max pull vs HMC | HMC/scan at equal errors (abs_m, chi, binder) |")
+    print("|---|---|---|---|---|")
+    for label, v in res["sizes"].items():
+        r = v["hmc_over_scan_at_equal_errors"]
+        print(
+            f"| {label} | {v['scan_seconds']:.1f} | {v['final_ess']:.3f} | {v['max_abs_pull']:.2f} | "
+            + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES)
+            + " |"
+        )
+    for c in res["crossings"]:
+        m2 = c["couplings"]["m2"]
+        print(f"Binder crossing {c['sizes'][0]} / {c['sizes'][1]}: m2_c = {m2['value']:.4f} +- {m2['error']:.2g}")
