@@ -42,7 +42,10 @@ class AnnealingProblem:
     event_shape
         Shape of one configuration (``(n_fields,)`` in 0-D, the lattice shape on a lattice).
     base_sample
-        ``(key, n) -> (x, log_q0)``: ``n`` exact base samples and their normalised log-density.
+        ``(key, n) -> (x, log_q0)``: ``n`` exact base samples and their normalised log-density;
+        with ``replica_base``, ``(key, n, r) -> (x, log_q0)`` for replica ``r`` (a multilevel
+        hierarchy: replica ``r`` draws from replica ``r``'s coarse samples, so replicas stay
+        independent).
     log_gamma
         ``(x, t) -> -S_t(x)`` for one configuration.
     transport
@@ -69,6 +72,7 @@ class AnnealingProblem:
     langevin_terms: Callable | None = None
     logdet: str = "exact"
     path_times: np.ndarray | None = None
+    replica_base: bool = False
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=float)

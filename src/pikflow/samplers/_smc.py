@@ -139,13 +139,13 @@ def _build(problem, settings, observables):
 
     @jax.jit
     def start(keys, step_size):
-        def one(key):
-            x, lq = problem.base_sample(key, n)
+        def one(key, r):
+            x, lq = problem.base_sample(key, n, r) if problem.replica_base else problem.base_sample(key, n)
             logw = jax.vmap(lg, (0, None))(x, times[0]) - lq
             logz0 = jax.nn.logsumexp(logw) - jnp.log(n)
             return (x, logw, jnp.arange(n), step_size), logz0, moments(x, logw), _ess(logw)
 
-        return jax.vmap(one)(keys)
+        return jax.vmap(one)(keys, jnp.arange(keys.shape[0]))
 
     return start, step
 
