@@ -73,11 +73,17 @@ def noise_width(shape: Sequence[int], mass2: float = 1.0) -> float:
 
 @dataclasses.dataclass
 class Level:
-    """One level of a hierarchy: size, its ESS/N, log Z ratio, observables and cost."""
+    """One level of a hierarchy: size, ESS/N, log Z ratio, observables and cost.
+
+    ``ess`` is the SMC weights' ESS/N at ``t = 1`` before the final resampling (replica mean),
+    ``min_ess`` its lowest over the steps, ``base_ess`` the ESS/N of the upsampled base alone as an
+    importance sampler of the fine target (no SMC: the number a single-step flow would start from).
+    """
 
     L: int
     ess: float
     min_ess: float
+    base_ess: float | None
     log_z: Estimate | None
     observables: dict
     seconds: float
@@ -88,7 +94,8 @@ class Level:
     def summary(self) -> dict:
         est = lambda e: None if e is None else e.to_dict()  # noqa: E731
         return {
-            "L": self.L, "ess": self.ess, "min_ess": self.min_ess, "log_z_ratio": est(self.log_z),
+            "L": self.L, "ess": self.ess, "min_ess": self.min_ess, "base_ess": self.base_ess,
+            "log_z_ratio": est(self.log_z),
             "observables": {k: v.to_dict() for k, v in self.observables.items()}, "seconds": self.seconds,
             "sigma": self.sigma, "couplings": self.couplings, "resamplings": self.resamplings,
         }  # fmt: skip
@@ -121,6 +128,16 @@ def _level_problem(coarse: LatticePath, fine: LatticePath, pool, sigma: float, s
         log_gamma=lambda x, t: -((1 - t) * S_0(x) + t * S_1(x)),
         replica_base=True,
     )
+
+
+def _base_ess(problem, key, n: int) -> float:
+    r"""ESS/N of the level's base as an importance sampler of the fine target, :math:`w = e^{\hat S_0 - \hat S_1}`."""
+    x, _ = problem.base_sample(key, n, 0)
+    lg = jax.vmap(problem.log_gamma, (0, None))
+    lw = np.asarray(lg(x, 1.0) - lg(x, 0.0))
+    lw = np.where(np.isfinite(lw), lw - np.max(lw), -np.inf)
+    w = np.exp(lw)
+    return float(w.sum() ** 2 / (n * (w**2).sum()))
 
 
 def _resample(key, particles, log_w):
@@ -186,21 +203,24 @@ def multilevel(
         pool = fields[:, pick]
         M = fields.reshape(replicas, -1, volume).sum(-1).reshape(-1)
     obs = chain_observables(M, volume) if M.size >= 10 else {}
-    levels = [Level(sizes[0], 1.0, 1.0, None, obs, _time.perf_counter() - start, None, _couplings(coarse))]
+    levels = [Level(sizes[0], 1.0, 1.0, None, None, obs, _time.perf_counter() - start, None, _couplings(coarse))]
     for i, L in enumerate(sizes[1:], start=1):
         fine = target(L)
         s = noise_width(fine.lattice.shape) if sigma == "free" else float(sigma)
         t0 = _time.perf_counter()
+        problem = _level_problem(coarse, fine, pool, s, steps)
         result = smc(
-            _level_problem(coarse, fine, pool, s, steps), particles, seed=seed + i, transport="none", mcmc=mcmc,
+            problem, particles, seed=seed + i, transport="none", mcmc=mcmc,
             mcmc_steps=mcmc_steps, replicas=replicas, observables=magnetisation_moments(), progress=progress,
         )  # fmt: skip
+        base_ess = _base_ess(problem, jax.random.fold_in(key, 1000 + i), particles)
         pool = _resample(jax.random.fold_in(key, i), result.particles, result.log_w)
         levels.append(
             Level(
                 L,
-                result.final_ess,
+                float(result.ess[-1].mean()),
                 float(result.ess.min()),
+                base_ess,
                 result.log_z_estimate(),
                 smc_observables(result, fine.lattice.volume),
                 _time.perf_counter() - t0,
