@@ -62,3 +62,44 @@ def test_free_field_hierarchy_is_exact():
 def test_sizes_must_double():
     with pytest.raises(pf.SamplingError, match="double"):
         multilevel(_target, [4, 12], progress=False)
+
+
+ML_TOML = """
+[action]
+density = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))"
+lattice = [8, 8]
+[path]
+m2 = [1.0, 0.5]
+[multilevel]
+coarsest = 4
+particles = 300
+steps = 4
+"""
+
+
+def test_multilevel_from_toml(tmp_path):
+    """A [multilevel] run writes levels with ESS, seconds and observables; chi of the free field within errors."""
+    import json
+
+    from pikflow.cli import main
+
+    (tmp_path / "ml.toml").write_text(ML_TOML)
+    assert main(["run", str(tmp_path / "ml.toml"), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [lev["L"] for lev in r["levels"]] == [4, 8] and r["target"] == {"m2": 0.5}
+    assert 0 < r["levels"][1]["base_ess"] <= 1 and r["levels"][1]["seconds"] > 0
+    chi = r["observables"]["chi"]  # 4 replicas x 300 particles: finite-N bias ~ 1/N is below the replica error here
+    assert abs(chi["value"] - (1 - 2 / np.pi) / M2) < 5 * chi["error"], chi
+
+
+@pytest.mark.parametrize(
+    "section,match",
+    [("coarsest = 3", "halved"), ("sigma = -1", "sigma"), ("mcmc = 'gibbs'", "mcmc"), ("replicas = 1", "replicas")],
+)
+def test_bad_multilevel_sections(section, match, tmp_path):
+    from pikflow import ConfigError
+    from pikflow.cli._config import load_config
+
+    (tmp_path / "bad.toml").write_text(ML_TOML.split("[multilevel]")[0] + "[multilevel]\n" + section + "\n")
+    with pytest.raises(ConfigError, match=match):
+        load_config(tmp_path / "bad.toml")

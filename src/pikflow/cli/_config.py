@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from ._multilevel import MULTILEVEL_SCHEMA
 from ._scan import SCAN_SCHEMA
 from ._smc import SMC_SCHEMA
 
@@ -148,6 +149,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
 
 SCHEMA["smc"] = SMC_SCHEMA
 SCHEMA["scan"] = SCAN_SCHEMA
+SCHEMA["multilevel"] = MULTILEVEL_SCHEMA
 
 EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8")
 
@@ -215,6 +217,7 @@ def validate(data: dict, *, where: str = "config") -> None:
         raise ConfigError(f'{where}: [action] needs density = "..." (the action in SymPy syntax)')
     from ._guards import check_ranges, check_resources
     from ._lattice import check_lattice
+    from ._multilevel import multilevel_settings
     from ._scan import scan_settings
     from ._smc import smc_settings
 
@@ -223,6 +226,7 @@ def validate(data: dict, *, where: str = "config") -> None:
     try:
         smc_settings(data)
         scan_settings(data)
+        multilevel_settings(data)
     except ConfigError as err:
         raise ConfigError(f"{where}: {err}") from None
     check_resources(data, where)

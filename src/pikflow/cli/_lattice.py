@@ -248,6 +248,13 @@ def run_lattice(args, data: dict, source: str) -> int:
         from ._output import RunOutput
 
         return run_scan(data, source, scan, RunOutput(args.out), progress=not args.quiet)
+    from ._multilevel import multilevel_settings, run_multilevel
+
+    levels = multilevel_settings(data)
+    if levels is not None:  # coarsest lattice by HMC, then upsampling + SMC level by level
+        from ._output import RunOutput
+
+        return run_multilevel(data, source, levels, RunOutput(args.out), progress=not args.quiet)
     path, settings = build_lattice(data)
     if args.n is not None:
         if args.n < 1:

@@ -1,0 +1,110 @@
+"""``[multilevel]`` in a lattice ``pikflow run``: from a small lattice up to the ``[action]`` lattice."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .._errors import ConfigError, PikflowError
+
+#: ``[multilevel]`` key -> (types, description); merged into the TOML schema.
+MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
+    "coarsest": (
+        (int,),
+        "linear size of the coarsest lattice (HMC); sizes double up to the [action] lattice",
+    ),
+    "sigma": ((int, float, str), "noise width of every level, or 'free' (the free-field block width); default 'free'"),
+    "particles": ((int,), "SMC particles per replica at every level; default 1000"),
+    "replicas": ((int,), "independent hierarchies giving the errors; default 4"),
+    "steps": ((int,), "SMC steps per level from the upsampled base to the fine target; default 20"),
+    "mcmc": ((str,), "'hmc' or 'mala' moves; default 'hmc'"),
+    "mcmc_steps": ((int,), "MCMC moves per step; default 2"),
+    "seed": ((int,), "seed; default [sampling] seed"),
+}
+
+
+def multilevel_settings(data: dict) -> dict[str, Any] | None:
+    """The validated ``[multilevel]`` settings (with the ``sizes``), or ``None`` without the section."""
+    if "multilevel" not in data:
+        return None
+    shape = data.get("action", {}).get("lattice")
+    if shape is None:
+        raise ConfigError("[multilevel] is for lattice runs (give [action] lattice)")
+    if len(set(shape)) != 1:
+        raise ConfigError(f"[multilevel] needs a hypercubic lattice (all sizes equal), got {shape}")
+    s = dict(data["multilevel"])
+    L, L0 = int(shape[0]), s.get("coarsest", 4)
+    sizes = [L0]
+    while sizes[-1] < L:
+        sizes.append(2 * sizes[-1])
+    if L0 < 2 or sizes[-1] != L or len(sizes) < 2:
+        raise ConfigError(
+            f"[multilevel] coarsest = {L0} must be the lattice size {L} halved one or more times (e.g. {L // 4})"
+        )
+    sigma = s.get("sigma", "free")
+    if isinstance(sigma, str) and sigma != "free" or not isinstance(sigma, str) and not sigma > 0:
+        raise ConfigError(f"[multilevel] sigma must be a positive number or 'free', got {sigma!r}")
+    out = {
+        "sizes": sizes,
+        "sigma": sigma,
+        "particles": s.get("particles", 1000),
+        "replicas": s.get("replicas", 4),
+        "steps": s.get("steps", 20),
+        "mcmc": s.get("mcmc", "hmc"),
+        "mcmc_steps": s.get("mcmc_steps", 2),
+        "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
+    }
+    for key, low in (("particles", 10), ("replicas", 2), ("steps", 1), ("mcmc_steps", 0)):
+        if out[key] < low:
+            raise ConfigError(f"[multilevel] {key} must be >= {low}, got {out[key]!r}")
+    if out["mcmc"] not in ("hmc", "mala"):
+        raise ConfigError(f"[multilevel] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
+    return out
+
+
+def run_multilevel(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:
+    """Sample the target level by level, write ``results.json`` (with ``levels``) into ``output``."""
+    from .._version import __version__
+    from ..lattice import LatticeAction, LatticePath, check_bounded_below, multilevel, target_values
+
+    density = data["action"]["density"]
+    try:
+        path = LatticePath(LatticeAction(density, data["action"]["lattice"]), dict(data["path"]))
+        values = target_values(path)
+        check_bounded_below(LatticePath(path.action, values), [1.0])
+    except PikflowError as err:
+        raise ConfigError(f"[path]: the values at t = 1 are the multilevel target: {err}") from None
+    d = path.lattice.d
+    target = lambda L: LatticePath(LatticeAction(density, [L] * d), values)  # noqa: E731
+    print(f"pikflow {__version__}: {source}")
+    print(f"  multilevel sizes {settings['sizes']}, target {values}")
+    levels = multilevel(target, progress=progress, **settings)
+    final = levels[-1]
+    results = {
+        "pikflow_version": __version__,
+        "config_source": source,
+        "config": data,
+        "kind": "lattice-multilevel",
+        "lattice": list(path.lattice.shape),
+        "volume": path.lattice.volume,
+        "density": str(path.action.source),
+        "target": values,
+        "sampler": "multilevel",
+        "ess": final.ess,
+        "log_z_ratio": final.log_z.to_dict(),
+        "observables": {k: v.to_dict() for k, v in final.observables.items()},
+        "levels": [lev.summary() for lev in levels],
+        "warnings": [
+            f"level {lev.L}: the SMC ESS/N fell to {lev.min_ess:.2g}; use more steps or particles"
+            for lev in levels[1:]
+            if lev.min_ess < 0.01
+        ],
+    }
+    (output.stage / "results.json").write_text(json.dumps(results, indent=2, default=float))
+    output.commit()
+    for lev in levels:
+        obs = ", ".join(f"{k} {v}" for k, v in lev.observables.items())
+        base = "" if lev.base_ess is None else f", base alone {lev.base_ess:.3g}"
+        print(f"  L = {lev.L}: ESS/N {lev.ess:.3f} (lowest {lev.min_ess:.3f}{base}), {lev.seconds:.1f} s; {obs}")
+    print(f"  wrote {output.out / 'results.json'}")
+    return 0
