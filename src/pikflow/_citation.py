@@ -17,6 +17,10 @@ PAPERS = {
         "(the method: independent kernels from the Wegner equation, residual-driven refinement; "
         "pikflow's equation and figure numbers refer to it)."
     ),
+    "superres": (
+        "M. Bauer, R. Kapust, J. M. Pawlowski, F. L. Temmen, 'Super-resolving normalising flows for lattice field "
+        "theories' (2024) (the multilevel base: block upsampling plus zero-block-sum noise, pikflow.lattice.multilevel)."
+    ),
     "wolff": "U. Wolff, 'Monte Carlo errors with less errors', Comput. Phys. Commun. 156 (2004) 143 (Gamma method).",
 }
 

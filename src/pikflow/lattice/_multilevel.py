@@ -6,8 +6,8 @@ coarse configuration :math:`\phi` on :math:`L^d` to a fine one on :math:`(2L)^d`
 .. math::  \Psi = U\phi + \zeta,
 
 where :math:`U` copies every coarse site into its :math:`2^d` block and :math:`\zeta` is Gaussian
-noise of width :math:`\sigma` with zero sum over every block (the super-resolving flows of
-Singha, Chakrabarti et al., eqs. 17-21 there). The block mean :math:`U^\dagger` gives the coarse
+noise of width :math:`\sigma` with zero sum over every block (the super-resolving normalising
+flows of Bauer, Kapust, Pawlowski and Temmen, eqs. 17-21 there). The block mean :math:`U^\dagger` gives the coarse
 field back, :math:`U^\dagger\Psi = \phi`, so the base on the fine lattice has the analytic action
 
 .. math::  \hat S_0(\Psi) = \hat S_{\rm coarse}(U^\dagger\Psi) + \frac{|\zeta|^2}{2\sigma^2},
