@@ -19,7 +19,7 @@ PAPERS = {
     ),
     "superres": (
         "M. Bauer, R. Kapust, J. M. Pawlowski, F. L. Temmen, 'Super-resolving normalising flows for lattice field "
-        "theories' (2024) (the multilevel base: block upsampling plus zero-block-sum noise, pikflow.lattice.multilevel)."
+        "theories' (2024) (the multilevel base: block upsampling plus zero-block-sum noise)."
     ),
     "wolff": "U. Wolff, 'Monte Carlo errors with less errors', Comput. Phys. Commun. 156 (2004) 143 (Gamma method).",
 }
