@@ -391,3 +391,15 @@ def test_basis_spec_round_trip(basis):
         for g, w in zip(got, want, strict=True):
             assert all(same(a, b) for a, b in zip(g, w, strict=True))
     assert repr(basis).startswith(type(basis).__name__)
+
+
+def test_normalisable_check_handles_overflow_without_warnings():
+    """exp(phi**2) overflows to +inf far out (inf - inf, 0 * inf at g = 0): still bounded, and no RuntimeWarning."""
+    import warnings
+
+    action = pf.Action(PHI4 + " + g*exp(phi**2)", fields=["phi"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pf.Path(action, {"m2": 1.0, "lam": 0.5, "g": [0.0, 1.0]}).check_normalisable()
+    with pytest.raises(pf.ActionError, match="not bounded below"):
+        pf.Path(action, {"m2": 1.0, "lam": 0.5, "g": -1.0}).check_normalisable()

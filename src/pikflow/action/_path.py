@@ -180,8 +180,15 @@ class Path:
             pts = radii[:, None, None] * dirs[None]  # (radius, direction, field)
             with np.errstate(all="ignore"):
                 vals = np.broadcast_to(np.asarray(fn(*np.moveaxis(pts, -1, 0), time), dtype=float), pts.shape[:2])
+            if np.isnan(vals).any():  # e.g. 0 * inf of a coupling that vanishes at this t: substitute t first
+                fn_t = sp.lambdify(list(self.fields), self.at(time), modules="numpy")
+                with np.errstate(all="ignore"):
+                    vals = np.broadcast_to(np.asarray(fn_t(*np.moveaxis(pts, -1, 0)), dtype=float), pts.shape[:2])
             vals = np.where(np.isnan(vals), -np.inf, vals)
-            grows = (np.diff(vals[1:], axis=0) > 0).all(axis=0) & (vals[-1] - vals[0] > 50.0)
+            far = vals[1:]
+            with np.errstate(invalid="ignore"):  # inf - inf: an action that overflows to +inf far out still grows
+                steps_up = (np.diff(far, axis=0) > 0) | (np.isposinf(far[1:]) & np.isposinf(far[:-1]))
+                grows = steps_up.all(axis=0) & (vals[-1] - vals[0] > 50.0)
             if not grows.all():
                 u = dirs[np.argmin(grows)]
                 axis = np.flatnonzero(np.abs(u) > 1e-12)
