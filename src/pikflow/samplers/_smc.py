@@ -235,7 +235,8 @@ def smc(
         rec = jax.tree.map(np.asarray, rec)
         records.append(rec)
         bar.set_postfix(
-            ess=f"{rec['ess'].min():.3f}", acc=f"{np.nanmean(rec['acceptance']):.2f}",
+            ess=f"{rec['ess'].min():.3f}",
+            acc=f"{np.nanmean(rec['acceptance']):.2f}" if np.isfinite(rec["acceptance"]).any() else "-",
             resampled=int(sum(r["resampled"].sum() for r in records)),
         )  # fmt: skip
         bar.update(1)
