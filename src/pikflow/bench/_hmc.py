@@ -71,7 +71,7 @@ def exact_values_at(path, observable, times) -> list[float] | None:
         return None
     import sympy as sp
 
-    from ..action._parse import as_expression
+    from ..action import as_expression
     from ..exact import reference_for
 
     ref = reference_for(path)
