@@ -8,7 +8,7 @@ import pathlib
 
 def flow_inputs(args):
     """``(source, path, solve options, sampling options, observables)`` from ``CONFIG``/``--example``."""
-    from ..cli._config import build, config_source
+    from ..cli import build, config_source
 
     data, source = config_source(args.config, args.example)
     return (source, *build(data))

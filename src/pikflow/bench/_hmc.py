@@ -45,7 +45,7 @@ def _arguments(p):
 # ---------------------------------------------------------------------- shared helpers
 def inputs(args):
     """``(source, path, solve opts, sampling opts, observables, hmc opts)`` with the CLI overrides."""
-    from ..cli._config import build, config_source, hmc_options
+    from ..cli import build, config_source, hmc_options
 
     data, source = config_source(args.config, args.example)
     path, opts, sampling, observables = build(data)

@@ -74,7 +74,7 @@ def _o_n_inputs(n_fields: int):
     """The O(N) model of the O(2) example with ``n_fields`` components (``--on N``)."""
     from .. import Action, Path
     from .._errors import ConfigError
-    from ..cli._config import build, config_source
+    from ..cli import build, config_source
 
     if n_fields < 2:
         raise ConfigError(f"--on needs N >= 2 components, got {n_fields}")
