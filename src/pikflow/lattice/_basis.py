@@ -121,16 +121,40 @@ class LatticeBasis:
         return self.fused.columns(field, dS)
 
     @property
-    def fused(self):
-        """The :class:`~pikflow.lattice._fused.FusedEvaluator` of this basis (built on first use)."""
-        if getattr(self, "_fused", None) is None:
-            from ._fused import FusedEvaluator
+    def components(self) -> int:
+        """The number of field components per site (1, or ``n`` of the multi-component families)."""
+        return max(getattr(f, "components", 1) for f in self.families)
 
-            self._fused = FusedEvaluator(self)
+    @property
+    def fused(self):
+        """The :class:`~pikflow.lattice._fused.FusedEvaluator` of this basis (built on first use).
+
+        With ``n > 1`` components: :class:`FamilyEvaluator` (each family's own transforms).
+        """
+        if getattr(self, "_fused", None) is None:
+            if self.components > 1:
+                self._fused = FamilyEvaluator(self)
+            else:
+                from ._fused import FusedEvaluator
+
+                self._fused = FusedEvaluator(self)
         return self._fused
 
     def __repr__(self) -> str:
         return "LatticeBasis(" + ", ".join(f"{type(f).__name__}[{f.n}]" for f in self.families) + ")"
+
+
+class FamilyEvaluator:
+    r""":math:`(\partial\Omega, \Delta\Omega)` and the rows of eq. 34 family by family (as the fused one)."""
+
+    def __init__(self, basis: LatticeBasis):
+        self.basis = basis
+
+    def __call__(self, a, field):
+        return self.basis.gradient(a, field), self.basis.laplacian(a, field)
+
+    def columns(self, field, dS):
+        return self.basis.columns(field, dS)
 
 
 def kept_scales(lattice: Lattice, precision, scales: Sequence[float]) -> list[float]:
@@ -140,6 +164,8 @@ def kept_scales(lattice: Lattice, precision, scales: Sequence[float]) -> list[fl
     with each other (huge cancelling coefficients in the least squares).
     """
     K = lattice.khat2() if precision is None else np.asarray(precision, dtype=float)
+    if K.ndim > lattice.d:  # n components: their common smoothing (SmoothedPowers)
+        K = 1.0 / np.mean(1.0 / K, axis=0)
     Kr = K - K.min()
     kmin = Kr[Kr > 1e-12 * max(Kr.max(), 1e-300)].min() if np.any(Kr > 0) else 1.0
     return [float(s) for s in scales if np.exp(-s * kmin) >= 0.05]
@@ -159,6 +185,7 @@ def lattice_basis(
     max_sites: int = 2,
     z2: bool | None = None,
     symmetry=None,
+    components: int | None = None,
 ) -> LatticeBasis:
     r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; the user guide).
 
@@ -188,7 +215,26 @@ def lattice_basis(
         The action's :class:`Symmetry` (``path.symmetry()``): the Fourier orbits and the local
         terms are symmetrised only under its point group. ``None``: the lattice's whole point
         group (an isotropic action).
+    components
+        Field components per site (default ``symmetry.components``, or 1). With ``n > 1`` the
+        families are built from :math:`O(n)` invariants (:class:`FourierTwoPoint` summed over
+        components that share :math:`G(k)`, even powers of :math:`|m|` and of :math:`|\psi_s|`);
+        the local Hermite family is single-component only.
     """
+    if components is None:
+        components = 1 if symmetry is None else symmetry.components
+    if components > 1:
+        if local_range is not None:
+            raise BasisError("the local Hermite family is for single-component fields: set local_range=None")
+        fams_c: list[LatticeFamily] = []
+        if fourier:
+            fams_c.append(FourierTwoPoint(lattice, symmetry, components=components))
+        if magnetisation:
+            fams_c.append(Magnetisation(lattice, magnetisation, components=components))
+        kept = kept_scales(lattice, precision, scales) if scales and powers else []
+        if kept:
+            fams_c.append(SmoothedPowers(lattice, kept, powers, precision=precision, tame=tame, components=components))
+        return LatticeBasis(fams_c)
     if z2 is None:
         z2 = True if symmetry is None else symmetry.z2
     fams: list[LatticeFamily] = []

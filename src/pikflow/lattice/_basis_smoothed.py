@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
-from ._basis_spectral import LatticeFamily, site_sum, tamed_power, tamed_power_derivatives
+from ._basis_spectral import LatticeFamily, radial_parts, site_sum, tamed_power, tamed_power_derivatives
 from ._lattice import Lattice
 
 #: The default ladder of smoothing scales (the user guide: 7 scales gave ESS/N 0.95).
@@ -45,12 +45,19 @@ class SmoothedPowers(LatticeFamily):
         *,
         precision=None,
         tame: float | None = None,
+        components: int = 1,
     ):
         self.lattice = lattice
         self.scales = tuple(float(s) for s in scales)
         self.powers = tuple(int(p) for p in powers)
+        self.components = int(components)
         if any(s < 0 for s in self.scales) or any(p < 2 for p in self.powers):
             raise BasisError(f"scales must be >= 0 and powers >= 2, got {list(scales)}, {list(powers)}")
+        if self.components > 1 and any(p % 2 for p in self.powers):
+            raise BasisError(
+                f"with {self.components} components the smoothed powers are even powers of |psi_s| (O(n) "
+                f"invariants), got powers {list(powers)}"
+            )
         if tame is not None and not tame > 0:
             raise BasisError(f"tame must be a positive multiple of the field's width (or None), got {tame!r}")
         if precision is None:
@@ -58,6 +65,8 @@ class SmoothedPowers(LatticeFamily):
             G = 1.0 / (K + 1.0)
         else:
             K = np.asarray(precision, dtype=float)
+            if self.components > 1 and K.shape == (self.components, *lattice.shape):
+                K = 1.0 / np.mean(1.0 / K, axis=0)  # one smoothing for every component (equal K for O(n))
             if K.shape != lattice.shape or not np.all(K > 0):
                 raise BasisError(f"precision must be positive with the lattice's shape {list(lattice.shape)}")
             G = 1.0 / K
@@ -68,9 +77,50 @@ class SmoothedPowers(LatticeFamily):
         self.h = jnp.asarray(np.mean(filt**2, axis=tuple(range(1, filt.ndim))))
         sigma = np.sqrt(np.mean(filt**2 * G, axis=tuple(range(1, filt.ndim))))
         self.tame = tame
-        self.widths = None if tame is None else tuple(float(tame * x) for x in sigma)
+        # the width of |psi_s| with n components is sqrt(n) times that of one component
+        self.widths = None if tame is None else tuple(float(tame * x * np.sqrt(self.components)) for x in sigma)
         self.n = len(self.scales) * len(self.powers)
-        self.names = [f"sum psi_{s}**{p}" for s in self.scales for p in self.powers]
+        bar = "|psi_{}|" if self.components > 1 else "psi_{}"
+        self.names = [f"sum {bar.format(s)}**{p}" for s in self.scales for p in self.powers]
+
+    # ---- n > 1 components: radial functions F(|psi_s|) of the local invariant
+    def _psi_c(self, field):
+        """``(scales, n, *lattice)``: every component smoothed at every scale."""
+        axes = tuple(range(-self.lattice.d, 0))
+        ft = jnp.fft.fftn(field, axes=axes)
+        filt = self.filters.reshape((len(self.scales), 1) + self.lattice.shape)
+        return jnp.real(jnp.fft.ifftn(filt * ft[None], axes=axes))
+
+    def _radial(self, field):
+        """Per power ``(F, F'/r, F'')`` of :math:`r = |\\psi_s|` (shape ``(scales, *lattice)`` each), and ``psi``."""
+        psi = self._psi_c(field)
+        r2 = jnp.sum(psi * psi, axis=1)
+        w = self._w(self.lattice.d)
+        return [radial_parts(r2, p, w) for p in self.powers], psi
+
+    def _radial_laplacians(self, parts):
+        d, n = self.lattice.d, self.components
+        return self._stack([self.h * site_sum(f2 + (n - 1) * f1r, d) for _, f1r, f2 in parts])
+
+    def _values_c(self, field):
+        parts, _ = self._radial(field)
+        return self._stack([site_sum(f, self.lattice.d) for f, _, _ in parts])
+
+    def _columns_c(self, field, dS):
+        parts, psi = self._radial(field)
+        proj = jnp.sum(self._psi_c(dS) * psi, axis=1)  # sum_a (S_s dS)_a psi_{s,a}
+        drift = self._stack([site_sum(proj * f1r, self.lattice.d) for _, f1r, _ in parts])
+        return self._radial_laplacians(parts) - drift
+
+    def _gradient_c(self, a, field):
+        parts, psi = self._radial(field)
+        a = a.reshape(len(self.scales), len(self.powers))
+        shape = (-1,) + (1,) * self.lattice.d
+        over = sum(a[:, j].reshape(shape) * f1r for j, (_, f1r, _) in enumerate(parts))
+        axes = tuple(range(-self.lattice.d, 0))
+        filt = self.filters.reshape((len(self.scales), 1) + self.lattice.shape)
+        inner = jnp.fft.fftn(over[:, None] * psi, axes=axes)
+        return jnp.real(jnp.fft.ifftn(jnp.sum(filt * inner, axis=0), axes=axes))
 
     def _psi(self, field):
         ft = jnp.fft.fftn(field)
@@ -88,14 +138,20 @@ class SmoothedPowers(LatticeFamily):
         return jnp.stack(per_power, axis=1).reshape(-1)
 
     def values(self, field):
+        if self.components > 1:
+            return self._values_c(field)
         psi, w = self._psi(field), self._w(field.ndim)
         return self._stack([self._sum(tamed_power(psi, p, w)) for p in self.powers])
 
     def laplacians(self, field):
+        if self.components > 1:
+            return self._radial_laplacians(self._radial(field)[0])
         psi, w = self._psi(field), self._w(field.ndim)
         return self._stack([self.h * self._sum(tamed_power_derivatives(psi, p, w)[1]) for p in self.powers])
 
     def columns(self, field, dS):
+        if self.components > 1:
+            return self._columns_c(field, dS)
         psi, w = self._psi(field), self._w(field.ndim)
         sdS = self._psi(dS)
         out = []
@@ -105,6 +161,8 @@ class SmoothedPowers(LatticeFamily):
         return self._stack(out)
 
     def gradient(self, a, field):
+        if self.components > 1:
+            return self._gradient_c(a, field)
         psi, w = self._psi(field), self._w(field.ndim)
         a = a.reshape(len(self.scales), len(self.powers))
         shape = (-1,) + (1,) * field.ndim
@@ -139,6 +197,8 @@ class SmoothedProducts(SmoothedPowers):
     """
 
     def __init__(self, lattice: Lattice, scales: Sequence[float] = DEFAULT_SCALES, *, precision=None, tame=None):
+        if precision is not None and np.ndim(precision) != lattice.d:
+            raise BasisError("SmoothedProducts is for single-component fields only (precision of the lattice's shape)")
         super().__init__(lattice, scales, (4,), precision=precision, tame=tame)
         ns = len(self.scales)
         self.pairs = [(a, b) for a in range(ns) for b in range(a + 1, ns)]

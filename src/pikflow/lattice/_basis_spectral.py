@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._errors import BasisError
 from ._lattice import Lattice
@@ -69,31 +70,46 @@ class FourierTwoPoint(LatticeFamily):
     is not in the span.
     """
 
-    def __init__(self, lattice: Lattice, symmetry=None):
+    def __init__(self, lattice: Lattice, symmetry=None, *, components: int = 1, shared: bool | None = None):
         self.lattice = lattice
         self.symmetry = symmetry
+        self.components = int(components)
         ids, sizes = lattice.momentum_orbits() if symmetry is None else symmetry.orbits()
+        if self.components > 1:
+            # n components: T_o = 1/(2V) sum_a sum_{k in o} |phi_a(k)|^2 when they share G(k) (O(n), or permutations
+            # that mix them all), else one term per component and orbit
+            self.shared = bool(symmetry.shared_components if shared is None and symmetry else shared is not False)
+            n_orb = len(sizes)
+            offs = np.zeros(self.components, dtype=np.int64) if self.shared else np.arange(self.components) * n_orb
+            ids = np.asarray(ids)[None] + offs.reshape((-1,) + (1,) * lattice.d)
+            sizes = np.bincount(ids.reshape(-1))
+        else:
+            self.shared = True
         self.ids = jnp.asarray(ids)
         self.sizes = jnp.asarray(sizes, dtype=float)
         self.n = len(sizes)
         self.names = [f"fourier[{i}]" for i in range(self.n)]
+        self._axes = None if self.components == 1 else tuple(range(-lattice.d, 0))
 
     def _seg(self, x):
         return jax.ops.segment_sum(x.reshape(-1), self.ids.reshape(-1), num_segments=self.n)
 
+    def _ft(self, x):
+        return jnp.fft.fftn(x, axes=self._axes)
+
     def values(self, field):
-        ft = jnp.fft.fftn(field)
+        ft = self._ft(field)
         return self._seg(jnp.abs(ft) ** 2) / (2 * self.lattice.volume)
 
     def laplacians(self, field):
         return self.sizes
 
     def columns(self, field, dS):
-        prod = jnp.real(jnp.conj(jnp.fft.fftn(dS)) * jnp.fft.fftn(field))
+        prod = jnp.real(jnp.conj(self._ft(dS)) * self._ft(field))
         return self.sizes - self._seg(prod) / self.lattice.volume
 
     def gradient(self, a, field):
-        return jnp.real(jnp.fft.ifftn(a[self.ids] * jnp.fft.fftn(field)))
+        return jnp.real(jnp.fft.ifftn(a[self.ids] * self._ft(field), axes=self._axes))
 
     def laplacian(self, a, field):
         return jnp.dot(a, self.sizes)
@@ -116,11 +132,18 @@ class Magnetisation(LatticeFamily):
         *,
         width: float | None = None,
         log_cosh: float | None = None,
+        components: int = 1,
     ):
         self.lattice = lattice
         self.powers = tuple(int(p) for p in powers)
+        self.components = int(components)
         if any(p < 1 for p in self.powers):
             raise BasisError(f"magnetisation powers must be positive integers, got {list(powers)}")
+        if self.components > 1 and (any(p % 2 or p < 2 for p in self.powers) or log_cosh is not None):
+            raise BasisError(
+                f"with {self.components} components the magnetisation terms are even powers of |m| (O(n) "
+                f"invariants), without log cosh; got powers {list(powers)}"
+            )
         if width is not None and not width > 0:
             raise BasisError(f"the magnetisation taming width must be positive (or None), got {width!r}")
         if log_cosh is not None and not log_cosh > 0:
@@ -128,9 +151,22 @@ class Magnetisation(LatticeFamily):
         self.width = None if width is None else float(width)
         self.log_cosh = None if log_cosh is None else float(log_cosh)
         self.n = len(self.powers) + (self.log_cosh is not None)
-        self.names = [f"V*m**{p}" for p in self.powers]
+        self.names = [f"V*{'|m|' if self.components > 1 else 'm'}**{p}" for p in self.powers]
         if self.log_cosh is not None:
             self.names.append(f"log cosh({self.log_cosh:.4g} M)")
+
+    def _radial(self, field):
+        r"""``n > 1``: per term :math:`T_p = V F_p(|m|)`, :math:`F_p'/|m|` and :math:`\Delta T_p`, and :math:`m_a`."""
+        d = self.lattice.d
+        m = jnp.mean(field, axis=tuple(range(-d, 0)))
+        r2 = jnp.sum(m * m)
+        vals, over, laps = [], [], []
+        for p in self.powers:
+            f, f1r, f2 = radial_parts(r2, p, self.width)
+            vals.append(self.lattice.volume * f)
+            over.append(f1r)
+            laps.append(f2 + (self.components - 1) * f1r)
+        return jnp.stack(vals), jnp.stack(over), jnp.stack(laps), m
 
     def _parts(self, field):
         """Per term: value, first and second derivative in :math:`m` (scaled as documented)."""
@@ -151,17 +187,45 @@ class Magnetisation(LatticeFamily):
         return jnp.stack(vals), jnp.stack(d1), jnp.stack(d2)
 
     def values(self, field):
-        return self._parts(field)[0]
+        return self._parts(field)[0] if self.components == 1 else self._radial(field)[0]
 
     def laplacians(self, field):
-        return self._parts(field)[2]
+        return self._parts(field)[2] if self.components == 1 else self._radial(field)[2]
 
     def columns(self, field, dS):
+        if self.components > 1:
+            _, over, lap, m = self._radial(field)
+            return lap - over * jnp.dot(m, jnp.sum(dS, axis=tuple(range(-self.lattice.d, 0))))
         _, d1, d2 = self._parts(field)
         return d2 - d1 * jnp.sum(dS)
 
     def gradient(self, a, field):
+        if self.components > 1:
+            _, over, _, m = self._radial(field)
+            g = jnp.dot(a, over) * m
+            return jnp.broadcast_to(g.reshape((-1,) + (1,) * self.lattice.d), field.shape)
         return jnp.broadcast_to(jnp.dot(a, self._parts(field)[1]), field.shape)
+
+
+def radial_parts(r2, p: int, width):
+    r"""Even ``p``: :math:`F(r) = f_p(r)` (:func:`tamed_power`), :math:`F'(r)/r`, :math:`F''(r)`, from :math:`r^2`.
+
+    The pieces of an :math:`O(n)`-invariant term :math:`F(|x|)`, :math:`x\in\mathbb R^n`: its
+    gradient is :math:`(F'/r)\,x` and its Laplacian :math:`F'' + (n-1)F'/r`; all are polynomials
+    in :math:`r^2` times powers of :math:`1 + r^2/c^2`, so no square root is taken.
+    """
+    if p % 2 or p < 2:
+        raise BasisError(f"radial powers must be even and >= 2, got {p}")
+    h = p // 2
+    low = r2 ** (h - 1)
+    if width is None or p <= 2:
+        return r2**h, p * low, p * (p - 1) * low
+    u2 = r2 / width**2
+    r = 1 + u2
+    a = p + 2 * u2
+    rp = _rpow(r, p / 2)
+    f = r2**h * _rpow(r, (p - 2) / 2)
+    return f, low * rp * a, low * rp / r * ((p - 1) * a * r - p * u2 * a + 4 * u2 * r)
 
 
 def tamed_power(x, p: int, width):
