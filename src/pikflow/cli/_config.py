@@ -21,7 +21,7 @@ from ._smc import SMC_SCHEMA
 SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "action": {
         "density": ((str,), "the action (0-D: the whole action) in SymPy syntax; lattice: the density per site"),
-        "fields": ((list,), "field names; default: every symbol not in [path]"),
+        "fields": ((list,), "field names; default: every symbol not in [path] (lattice: the symbols inside shift)"),
         "lattice": (
             (list,),
             "lattice shape, e.g. [8, 8] (1 to 4 sizes, each >= 3; periodic): makes this a lattice run, whose density "
@@ -151,7 +151,7 @@ SCHEMA["smc"] = SMC_SCHEMA
 SCHEMA["scan"] = SCAN_SCHEMA
 SCHEMA["multilevel"] = MULTILEVEL_SCHEMA
 
-EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8")
+EXAMPLES = ("phi4-0d", "o2-0d", "asymmetric-0d", "phi4-lattice-8x8", "o2-lattice-8x8")
 
 #: One line per built-in example, shown by ``pikflow examples``.
 EXAMPLE_DESCRIPTIONS = {
@@ -159,6 +159,7 @@ EXAMPLE_DESCRIPTIONS = {
     "o2-0d": "0-D O(2) model, two components: the radial basis, m2 1 -> -2, lam 0 -> 1/2",
     "asymmetric-0d": "0-D phi^4 with a cubic term (g = 1/2): no phi -> -phi symmetry, even and odd basis terms",
     "phi4-lattice-8x8": "2-D lattice phi^4 on 8x8 at (m2, lam) = (-1, 1), matched base fitted to a short HMC run",
+    "o2-lattice-8x8": "2-D lattice O(2) model on 8x8 at (m2, lam) = (-1, 1): two components, O(2)-invariant basis",
 }
 
 

@@ -36,7 +36,11 @@ ZERO_D_SECTIONS = {
     "hmc": "[lattice] hmc_samples / hmc_chains for the matched base",
 }
 #: Keys of shared sections a lattice configuration takes.
-LATTICE_KEYS = {"action": ("lattice", "density"), "flow": ("seed",), "sampling": ("n", "seed", "batch_size", "method")}
+LATTICE_KEYS = {
+    "action": ("lattice", "density", "fields"),
+    "flow": ("seed",),
+    "sampling": ("n", "seed", "batch_size", "method"),
+}
 #: Default number of samples of a lattice run (``[sampling] n``).
 DEFAULT_N = 10_000
 
@@ -166,7 +170,7 @@ def build_lattice(data: dict):
     check_lattice(data)
     settings = lattice_settings(data)
     try:
-        action = LatticeAction(data["action"]["density"], data["action"]["lattice"])
+        action = LatticeAction(data["action"]["density"], data["action"]["lattice"], data["action"].get("fields"))
     except PikflowError as err:
         raise ConfigError(f"[action] density: {err}") from None
     try:
@@ -287,6 +291,8 @@ def run_lattice(args, data: dict, source: str) -> int:
     )
     flow.save(out / "flow")
     smc_opts = smc_settings(data)
+    if smc_opts is not None and path.action.n > 1:
+        raise ConfigError("[sampling] method = 'smc' is for single-component lattice fields; use 'auto'")
     if smc_opts is not None:
         return _run_smc(flow, data, source, smc_opts, output, progress)
     key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
@@ -295,7 +301,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     sample_seconds = _time.perf_counter() - t0
     volume = path.lattice.volume
     obs, acceptance = flow_observables(samples, volume, key_imh)
-    two_point = flow_two_point(samples, key_imh)
+    two_point = flow_two_point(samples, key_imh, components=path.action.n)
     rew = reweighted_observables(samples, volume)
     residuals = [dataclass_dict(r) for r in flow.reports]
     results = {
@@ -306,6 +312,7 @@ def run_lattice(args, data: dict, source: str) -> int:
         "lattice": list(path.lattice.shape),
         "volume": volume,
         "density": str(path.action.source),
+        "fields": list(path.action.field_names),
         "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
         "target": target_values(path),
         "symmetry": info.get("symmetry"),
@@ -343,7 +350,7 @@ def run_lattice(args, data: dict, source: str) -> int:
         "flow": "flow",
     }
     results["warnings"] = reliability_warnings(results["ess"], results["target_ess"], len(samples.log_w))
-    chain = _imh_magnetisation(samples, key_imh, imh_chain) / volume
+    chain = _imh_magnetisation(samples, key_imh, imh_chain, path.action.n) / volume
     results["plots"] = _plots(flow, samples, chain, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     output.commit()
@@ -406,15 +413,24 @@ def _json_default(x):
     return str(x)
 
 
-def _imh_magnetisation(samples, key, imh_chain):
-    """The magnetisation along the IMH chain (the same chain as :func:`flow_observables` with the same key)."""
+def _imh_magnetisation(samples, key, imh_chain, components: int = 1):
+    """The magnetisation (:math:`|M|` for ``n > 1`` components) along the IMH chain (as :func:`flow_observables`)."""
     import numpy as np
 
     lw = np.asarray(samples.log_w, dtype=float)
     flat = np.asarray(samples.fields).reshape(len(lw), -1)
     ok = np.isfinite(lw) & np.all(np.isfinite(flat), axis=1)
     res = imh_chain(key, np.where(ok, lw, -np.inf))
-    return np.asarray(res.chain(np.where(ok, flat.sum(axis=1), 0.0)))
+    return np.asarray(res.chain(np.where(ok, _magnetisation(flat, components), 0.0)))
+
+
+def _magnetisation(flat, components: int):
+    """:math:`M` per flattened configuration, or :math:`|M|` of the vector magnetisation of ``n > 1`` components."""
+    import numpy as np
+
+    if components == 1:
+        return flat.sum(axis=1)
+    return np.linalg.norm(flat.reshape(flat.shape[0], components, -1).sum(axis=2), axis=1)
 
 
 def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
@@ -427,7 +443,8 @@ def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
     names = []
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     lw = np.asarray(samples.log_w, dtype=float)
-    m = samples.magnetisation() / flow.path.lattice.volume
+    n = flow.path.action.n
+    m = _magnetisation(np.asarray(samples.fields).reshape(len(lw), -1), n) / flow.path.lattice.volume
     ok = np.isfinite(lw) & np.isfinite(m)
     lo, hi = np.percentile(m[ok], [0.5, 99.5])  # blown-up samples (zero weight) must not set the range
     lo, hi = min(lo, float(np.min(chain_m))), max(hi, float(np.max(chain_m)))
@@ -437,7 +454,7 @@ def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
     ax.hist(m[ok], bins=bins, density=True, histtype="step", color="gray", ls=":", label="flow samples (unweighted)")
     ax.hist(chain_m, bins=bins, density=True, histtype="step", color="k", lw=1.5, label="after the IMH step")
     ax.hist(m[ok], bins=bins, weights=w, density=True, histtype="step", color="tab:orange", label="reweighted")
-    ax.set_xlabel(r"$m = \frac{1}{V}\sum_n\phi_n$")
+    ax.set_xlabel(r"$m = \frac{1}{V}\sum_n\phi_n$" if n == 1 else r"$|m|$, $m_a = \frac{1}{V}\sum_n\phi_{a,n}$")
     ax.set_ylabel("density")
     ax.set_title("magnetisation per site at t = 1")
     ax.legend(fontsize=8)

@@ -4,7 +4,8 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   SymPy (``action.symmetry()``, ``path.symmetry()``); bases and the matched base are symmetrised
   only under it.
 - :class:`Lattice`, :class:`LatticeAction` (a density string or SymPy expression in
-  ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``), :class:`LatticePath`.
+  ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``; several components per site, e.g. an
+  O(n) model in ``phi1, phi2``: configurations of shape ``(n, *lattice)``), :class:`LatticePath`.
 - Symbolic gradient and Laplacian stencils lowered to JAX (``jnp.roll``).
 - :class:`GaussianLatticeBase` (exact FFT sampling; optionally a two-Gaussian zero-mode mixture),
   :func:`free_kernel` (exact
@@ -72,6 +73,7 @@ from ._observables import (
     flow_observables,
     flow_two_point,
     hmc,
+    magnetisations,
     matched_base,
     matched_base_weighted,
     mixture_moments,
@@ -89,6 +91,7 @@ __all__ = [
     "binder_crossings",
     "path_problem",
     "scan_lattice",
+    "magnetisations",
     "lattice_problem",
     "magnetisation_moments",
     "smc_observables",

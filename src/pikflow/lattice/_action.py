@@ -4,8 +4,9 @@ A density is a SymPy expression in ``phi`` (the field at site :math:`n`),
 ``shift(phi, mu)`` / ``shift(phi, mu, -1)`` (the field at :math:`n \pm \hat\mu`),
 ``sum_mu(...)`` (the sum over the :math:`d` directions, ``mu`` the direction index,
 ``0 .. d-1``), ``d`` and couplings; the action is :math:`\hat S = \sum_n \rho(n)`.
-Internally the density is expanded into *site symbols*: ``phi`` for the offset 0 and
-``phi_1_m1`` for the field at :math:`n + (1, -1)`. From the expanded density the
+Several fields per site (e.g. ``phi1, phi2`` of an O(n) model) are allowed. Internally the
+density is expanded into *site symbols* (:mod:`._density`): ``phi`` for the offset 0 and
+``phi_1_m1`` for the field at :math:`n + (1, -1)`, ``f[1,-1]`` for another field ``f``. From the expanded density the
 gradient stencil :math:`\partial \hat S/\partial\phi_n = \sum_o
 (\partial\rho/\partial\phi_o)(n - o)` (every term in which the site appears) and the
 field-space Laplacian :math:`\sum_n \partial^2\hat S/\partial\phi_n^2` are derived in
@@ -14,146 +15,36 @@ SymPy once and lowered to JAX with ``jnp.roll``.
 
 from __future__ import annotations
 
-import keyword
-import re
-from collections.abc import Callable, Mapping, Sequence
-from tokenize import TokenError
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
-from sympy.core.function import AppliedUndef
-from sympy.parsing.sympy_parser import parse_expr
 
 from .._errors import ActionError
-from ..action._parse import _NUMBERS, _TRANSFORMS, ALLOWED_FUNCTIONS, as_expression, as_mapping, check_number_sizes
+from ..action._parse import as_mapping
 from ..action._path import coupling_expression
 from ..action._path import t as T
+from ._density import (  # noqa: F401  (re-exported: the symbolic layer's names, as before the split)
+    _RESERVED,
+    _field_names,
+    d,
+    expand_density,
+    lower_site_expressions,
+    mu,
+    parse_density,
+    phi,
+    shift,
+    shift_arguments,
+    shift_sites,
+    site,
+    site_key,
+    site_offset,
+    site_symbols,
+    sum_mu,
+)
 from ._lattice import Lattice
-
-#: The field at site n (offset 0), as used in densities.
-phi = sp.Symbol("phi", real=True)
-#: The direction index inside ``sum_mu``.
-mu = sp.Symbol("mu", integer=True)
-#: The lattice dimension (replaced by the number of directions).
-d = sp.Symbol("d", integer=True)
-#: ``shift(expr, mu, step=1)``: ``expr`` at the site ``n + step * e_mu``.
-shift = sp.Function("shift")
-#: ``sum_mu(expr)``: the sum of ``expr`` over the directions ``mu = 0 .. d-1``.
-sum_mu = sp.Function("sum_mu")
-
-_SITE_RE = re.compile(r"^phi((?:_m?\d+)+)$")
-_RESERVED = {"phi", "mu", "d", "shift", "sum_mu", "t"}
-
-
-def site(offset: Sequence[int]) -> sp.Symbol:
-    """The site symbol of the field at ``n + offset`` (``phi`` for the zero offset)."""
-    if not any(offset):
-        return phi
-    return sp.Symbol("phi" + "".join(f"_m{-o}" if o < 0 else f"_{o}" for o in offset), real=True)
-
-
-def site_offset(sym: sp.Symbol, d: int) -> tuple[int, ...] | None:
-    """The offset of a site symbol, or ``None`` if ``sym`` is not one."""
-    name = str(sym)
-    if name == "phi":
-        return (0,) * d
-    m = _SITE_RE.match(name)
-    if not m:
-        return None
-    parts = [p for p in m.group(1).split("_") if p]
-    if len(parts) != d:
-        return None
-    return tuple(-int(p[1:]) if p.startswith("m") else int(p) for p in parts)
-
-
-def site_symbols(expr: sp.Expr, d: int) -> dict[sp.Symbol, tuple[int, ...]]:
-    """The site symbols of ``expr`` and their offsets."""
-    out = {}
-    for s in expr.free_symbols:
-        o = site_offset(s, d)
-        if o is not None:
-            out[s] = o
-    return out
-
-
-def shift_sites(expr: sp.Expr, by: Sequence[int], d: int) -> sp.Expr:
-    """``expr`` with every site symbol moved by the offset ``by``."""
-    by = tuple(int(b) for b in by)
-    return expr.xreplace(
-        {s: site(tuple(a + b for a, b in zip(o, by, strict=True))) for s, o in site_symbols(expr, d).items()}
-    )
-
-
-def parse_density(text: str) -> sp.Expr:
-    """Parse a density string (``phi``, ``shift``, ``sum_mu``, ``mu``, ``d``, couplings) into SymPy, unexpanded.
-
-    Raises
-    ------
-    ActionError
-        Malformed text or a Python keyword used as a name.
-    """
-    what = "lattice density"
-    if not isinstance(text, str):
-        raise ActionError(f"the {what} must be a string or a SymPy expression, got {type(text).__name__}")
-    if not text.strip():
-        raise ActionError(
-            f"the {what} is empty: e.g. '(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4'"
-        )
-    for word in re.findall(r"[A-Za-z_]\w*", text):
-        if keyword.iskeyword(word):
-            raise ActionError(f"the {what} {text!r} uses the Python keyword {word!r} as a name; rename it")
-    check_number_sizes(text, what=what)
-    local = {"phi": phi, "mu": mu, "d": d, "shift": shift, "sum_mu": sum_mu}
-    try:
-        return parse_expr(
-            text, local_dict=local, global_dict={**_NUMBERS, **ALLOWED_FUNCTIONS}, transformations=_TRANSFORMS
-        )
-    except (SyntaxError, TypeError, ValueError, AttributeError, TokenError) as err:
-        raise ActionError(f"cannot parse the {what} {text!r}: {err}") from None
-    except Exception as err:  # noqa: BLE001  (parse_expr can raise anything SymPy raises)
-        raise ActionError(f"cannot parse the {what} {text!r}: {type(err).__name__}: {err}") from None
-
-
-def expand_density(expr: sp.Expr, dim: int) -> sp.Expr:
-    """Resolve ``d``, ``sum_mu`` and ``shift`` in ``expr`` into site symbols of a ``dim``-dimensional lattice."""
-    by_name = {"phi": phi, "mu": mu, "d": d}
-    expr = expr.xreplace({s: by_name[str(s)] for s in expr.free_symbols if str(s) in by_name})
-    expr = expr.xreplace({d: sp.Integer(dim)})
-
-    def resolve(e):
-        if isinstance(e, AppliedUndef):
-            name = e.func.__name__
-            if name == "sum_mu":
-                if len(e.args) != 1:
-                    raise ActionError(f"sum_mu takes one argument, got {e}")
-                return sp.Add(*[resolve(e.args[0].xreplace({mu: sp.Integer(k)})) for k in range(dim)])
-            if name == "shift":
-                if len(e.args) not in (2, 3):
-                    raise ActionError(f"write shift(expr, mu) or shift(expr, mu, -1), got {e}")
-                direction = e.args[1]
-                step = e.args[2] if len(e.args) == 3 else sp.Integer(1)
-                if direction.free_symbols:
-                    raise ActionError(f"{e}: the direction 'mu' of shift is only defined inside sum_mu(...)")
-                if not (direction.is_integer and 0 <= int(direction) < dim):
-                    raise ActionError(f"{e}: the direction must be an integer 0..{dim - 1} (or mu inside sum_mu)")
-                if not step.is_integer:
-                    raise ActionError(f"{e}: the step of shift must be an integer (e.g. 1 or -1)")
-                by = [0] * dim
-                by[int(direction)] = int(step)
-                return shift_sites(resolve(e.args[0]), by, dim)
-            raise ActionError(
-                f"the density uses the unknown function {name!r}; allowed: shift, sum_mu and "
-                f"{sorted(k for k in ALLOWED_FUNCTIONS if k not in ('pi', 'E'))}"
-            )
-        if e.args:
-            return e.func(*[resolve(a) for a in e.args])
-        return e
-
-    out = sp.expand(resolve(expr))
-    if mu in out.free_symbols:
-        raise ActionError("the density uses 'mu' outside sum_mu(...): wrap the terms with mu in sum_mu(...)")
-    return as_expression(out, what="lattice density")
 
 
 class LatticeAction:
@@ -162,26 +53,35 @@ class LatticeAction:
     Parameters
     ----------
     density
-        A string or SymPy expression in ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``,
+        A string or SymPy expression in the field(s), ``shift(field, mu[, -1])``, ``sum_mu``,
         ``d`` and couplings (use :data:`pikflow.lattice.phi`, ``shift``, ``sum_mu``,
         ``mu``, ``d`` from Python).
     lattice
         A :class:`Lattice` or its shape.
+    fields
+        The names of the field components, in order (``n`` components per site). Default: the
+        symbols that appear inside ``shift(...)``, with ``phi`` whenever it appears, sorted by
+        name; every other symbol is a coupling. A single field has configurations of the
+        lattice's shape, ``n > 1`` fields have shape ``(n, *lattice)`` (:attr:`field_shape`).
 
     Examples
     --------
     >>> S = LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4", [8, 8])
     >>> sorted(map(str, S.couplings))
     ['lam', 'm2']
+    >>> O2 = LatticeAction("(m2 + 2*d)/2*(a**2 + b**2) - sum_mu(a*shift(a, mu) + b*shift(b, mu))", [8, 8])
+    >>> O2.field_names, O2.field_shape
+    (('a', 'b'), (2, 8, 8))
     """
 
-    def __init__(self, density: sp.Expr | str, lattice: Lattice | Sequence[int]):
+    def __init__(self, density: sp.Expr | str, lattice: Lattice | Sequence[int], fields: Sequence[str] | None = None):
         self.lattice = lattice if isinstance(lattice, Lattice) else Lattice(lattice)
         raw = parse_density(density) if isinstance(density, str) else density
         if not isinstance(raw, sp.Expr):
             raise ActionError(f"the lattice density must be a string or a SymPy expression, got {type(raw).__name__}")
         self.source = raw
-        expr = expand_density(raw, self.lattice.d)
+        self.field_names: tuple[str, ...] = _field_names(raw, fields)
+        expr = expand_density(raw, self.lattice.d, self.field_names)
         self.expr = expr.xreplace({s: sp.Symbol(str(s), real=True) for s in expr.free_symbols})
         sites = site_symbols(self.expr, self.lattice.d)
         if phi not in sites and not sites:
@@ -192,6 +92,16 @@ class LatticeAction:
         self.couplings: tuple[sp.Symbol, ...] = tuple(
             sorted((s for s in self.expr.free_symbols if s not in sites), key=str)
         )
+
+    @property
+    def n(self) -> int:
+        """The number of field components per site."""
+        return len(self.field_names)
+
+    @property
+    def field_shape(self) -> tuple[int, ...]:
+        """The shape of one configuration: the lattice's for one field, ``(n, *lattice)`` for ``n > 1``."""
+        return self.lattice.shape if self.n == 1 else (self.n, *self.lattice.shape)
 
     @property
     def d(self) -> int:
@@ -210,7 +120,7 @@ class LatticeAction:
         expr = self.expr
         if values:
             expr = sp.expand(expr.xreplace({self.coupling(k): sp.nsimplify(v) for k, v in values.items()}))
-        return Symmetry.of_density(expr, self.lattice)
+        return Symmetry.of_density(expr, self.lattice, self.field_names)
 
     def coupling(self, name) -> sp.Symbol:
         """The coupling symbol called ``name``."""
@@ -223,35 +133,6 @@ class LatticeAction:
 
     def __repr__(self) -> str:
         return f"LatticeAction({self.source}, {self.lattice})"
-
-
-def lower_site_expressions(exprs: Sequence[sp.Expr], dim: int) -> Callable:
-    """Lower site-wise expressions (site symbols and ``t``) to ``f(phi, t) -> list of arrays of phi.shape``.
-
-    Every site symbol becomes ``jnp.roll(phi, -offset)`` (the field at ``n + offset``).
-    """
-    exprs = [sp.sympify(e) for e in exprs]
-    offsets = sorted({o for e in exprs for o in site_symbols(e, dim).values()})
-    args = [sp.Symbol(f"x{i}", real=True) for i in range(len(offsets))]
-    table = {site(o): a for o, a in zip(offsets, args, strict=True)}
-    flat = []
-    for e in exprs:
-        e = e.xreplace(table).xreplace({s: T for s in e.free_symbols if str(s) == "t"})
-        unknown = {str(s) for s in e.free_symbols} - {str(a) for a in args} - {"t"}
-        if unknown:
-            raise ActionError(
-                f"the lattice expression {e} still depends on {sorted(unknown)}: give every coupling a value"
-            )
-        flat.append(e)
-    raw = sp.lambdify([*args, T], flat, modules="jax", cse=True, docstring_limit=0)
-    axes = tuple(range(-dim, 0))
-
-    def f(field, time=0.0):
-        rolled = [jnp.roll(field, tuple(-o for o in off), axis=axes) for off in offsets]
-        out = raw(*rolled, time)
-        return [jnp.broadcast_to(jnp.asarray(o, dtype=field.dtype), field.shape) for o in out]
-
-    return f
 
 
 class LatticePath:
@@ -277,13 +158,14 @@ class LatticePath:
             raise ActionError(f"LatticePath needs a LatticeAction, got {type(action).__name__}")
         self.action = action
         self.lattice = action.lattice
+        self.field_shape: tuple[int, ...] = action.field_shape
         couplings = as_mapping(couplings, what="couplings")
         self.coupling_exprs = {}
         for name, value in couplings.items():
             self.coupling_exprs[action.coupling(name)] = coupling_expression(str(name), value)[0]
         missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
         if missing:
-            raise ActionError(_missing_couplings(missing, [str(c) for c in self.coupling_exprs]))
+            raise ActionError(_missing_couplings(missing, [str(c) for c in self.coupling_exprs], action.field_names))
         self.density: sp.Expr = sp.expand(action.expr.xreplace(self.coupling_exprs))
         self.spectral_precision: np.ndarray | None = None
         self.spectral_weight: sp.Expr = sp.Integer(0)
@@ -324,8 +206,10 @@ class LatticePath:
         """
         path = cls(action, {k: float(v) for k, v in values.items()})
         K0 = np.asarray(precision, dtype=float)
-        if K0.shape != action.lattice.shape or not np.all(K0 > 0) or not np.all(np.isfinite(K0)):
-            raise ActionError(f"the base precision must be positive and finite with shape {action.lattice.shape}")
+        if K0.shape != action.field_shape or not np.all(K0 > 0) or not np.all(np.isfinite(K0)):
+            raise ActionError(f"the base precision must be positive and finite with shape {action.field_shape}")
+        if action.n > 1 and (zero_mode or linear):
+            raise ActionError("a zero-mode mixture or a mean of the base is only for single-component fields")
         if not (np.isfinite(zero_mode) and zero_mode >= 0):
             raise ActionError(f"the zero-mode coupling b must be a finite number >= 0, got {zero_mode!r}")
         path.density = sp.expand(T * path.density)
@@ -348,17 +232,24 @@ class LatticePath:
         r"""The local density :math:`\rho_t` at a fixed time."""
         return self.density.xreplace({T: sp.Float(time)})
 
-    def gradient_density(self) -> sp.Expr:
-        r"""The stencil :math:`\partial_{\phi_n}\sum_m\rho_t(m) = \sum_o (\partial\rho_t/\partial\phi_o)(n-o)`."""
+    def gradient_density(self, field: str | None = None) -> sp.Expr:
+        r"""The stencil :math:`\partial_{\phi_n}\sum_m\rho_t(m) = \sum_o (\partial\rho_t/\partial\phi_o)(n-o)`.
+
+        ``field``: the derivative by that component (default: the only one, or ``phi``).
+        """
         dim = self.d
+        if field is None and self.action.n > 1:
+            raise ActionError(f"name the component: one of {list(self.action.field_names)}")
+        sites = site_symbols(self.density, dim, None if self.action.n == 1 else field)
         return sp.expand(
-            sp.Add(
-                *[
-                    shift_sites(sp.diff(self.density, s), [-x for x in o], dim)
-                    for s, o in site_symbols(self.density, dim).items()
-                ]
-            )
+            sp.Add(*[shift_sites(sp.diff(self.density, s), [-x for x in o], dim) for s, o in sites.items()])
         )
+
+    def gradient_densities(self) -> list[sp.Expr]:
+        """:meth:`gradient_density` of every component, in the order of ``action.field_names``."""
+        if self.action.n == 1:
+            return [self.gradient_density()]
+        return [self.gradient_density(f) for f in self.action.field_names]
 
     def laplacian_density(self) -> sp.Expr:
         r"""A site density whose sum is :math:`\sum_n \partial^2 \hat S_t/\partial\phi_n^2` (local part)."""
@@ -378,11 +269,11 @@ class LatticePath:
         if self._symmetry is None:
             from ._symmetry import Symmetry
 
-            sym = Symmetry.of_density(self.density, self.lattice)
+            sym = Symmetry.of_density(self.density, self.lattice, self.action.field_names)
             if self.spectral_precision is not None:
                 sym = sym.restrict_to_spectrum(self.spectral_precision)
                 if self.linear:  # the base's -hM is odd under phi -> -phi
-                    sym = type(sym)(sym.lattice, sym.group, False)
+                    sym = dataclasses.replace(sym, z2=False)
             self._symmetry = sym
         return self._symmetry
 
@@ -391,7 +282,7 @@ class LatticePath:
         if self._lowered is None:
             dens, dsdt = self.density, sp.diff(self.density, T)
             self._lowered = lower_site_expressions(
-                [dens, dsdt, self.gradient_density(), self.laplacian_density()], self.d
+                [dens, dsdt, *self.gradient_densities(), self.laplacian_density()], self.d, self.action.field_names
             )
             K0 = self.spectral_precision  # numpy: never cache a traced array
             w = sp.lambdify([T], self.spectral_weight, modules="jax")
@@ -403,7 +294,8 @@ class LatticePath:
         K0 = self._spectral[0]
         axes = self.lattice.axes
         ft = jnp.fft.fftn(field, axes=axes)
-        energy = 0.5 * jnp.sum(K0 * jnp.abs(ft) ** 2, axis=axes) / self.lattice.volume
+        every = tuple(range(-len(self.field_shape), 0))  # the lattice axes, and the component axis if n > 1
+        energy = 0.5 * jnp.sum(K0 * jnp.abs(ft) ** 2, axis=every) / self.lattice.volume
         grad = jnp.real(jnp.fft.ifftn(K0 * ft, axes=axes))
         if self.zero_mode:
             # the mixture base's -log cosh(b M) (GaussianLatticeBase with m0 > 0): value, uniform gradient
@@ -435,14 +327,15 @@ class LatticePath:
 
     def gradient(self, field, time):
         r""":math:`\partial\hat S_t/\partial\phi_n`, same shape as ``field`` (the lowered stencil)."""
-        out = self._lower()(field, time)[2]
+        parts = self._lower()(field, time)[2:-1]
+        out = parts[0] if len(parts) == 1 else jnp.stack(parts, axis=-self.d - 1)
         if self.spectral_precision is not None:
             out = out + self._spectral[1](time) * self._quadratic(field)[1]
         return out
 
     def laplacian(self, field, time):
         r""":math:`\sum_n\partial^2\hat S_t/\partial\phi_n^2` (trace of the Hessian)."""
-        out = jnp.sum(self._lower()(field, time)[3])
+        out = jnp.sum(self._lower()(field, time)[-1])
         if self.spectral_precision is not None:
             lap = jnp.sum(self.spectral_precision)
             if self.zero_mode:
@@ -461,16 +354,17 @@ class LatticePath:
         return f"LatticePath({self.density}{extra}, {self.lattice})"
 
 
-def _missing_couplings(missing: list[str], given: list[str]) -> str:
-    """Couplings of a lattice density without a value, with a hint when one looks like a misspelt ``phi``."""
+def _missing_couplings(missing: list[str], given: list[str], fields: Sequence[str] = ("phi",)) -> str:
+    """Couplings of a lattice density without a value, with a hint when one looks like a misspelt field."""
     import difflib
 
     hints = [
-        f"{n!r} looks like {c[0]!r}" for n in missing if (c := difflib.get_close_matches(n, ["phi", *given], 1, 0.5))
+        f"{n!r} looks like {c[0]!r}" for n in missing if (c := difflib.get_close_matches(n, [*fields, *given], 1, 0.5))
     ]
     hint = f" ({'; '.join(hints)}: if misspelt, correct the density)" if hints else ""
     return (
-        f"coupling(s) {missing} have no value on the path: the lattice field is always 'phi' and every other symbol "
+        f"coupling(s) {missing} have no value on the path: the lattice field(s) are {list(fields)} (the symbols "
+        "inside shift(...), and phi; name them with fields = [...]) and every other symbol "
         f"is a coupling, given so far {sorted(given)}{hint}. Give each a number, [start, end] or an expression in t "
         "([path] in a configuration)"
     )

@@ -21,7 +21,7 @@ import sympy as sp
 
 from .._errors import ActionError
 from ..action._path import t as T
-from ._action import LatticePath, site_symbols
+from ._action import LatticePath, site_key, site_symbols
 
 #: Largest number of sites of the probe tile (periods at most 8 in 1-2 dimensions, 4 in 3-4).
 MAX_TILE = 256
@@ -33,17 +33,32 @@ def _period(size: int, dim: int) -> int:
     return max(p for p in range(1, top + 1) if size % p == 0)
 
 
-def _probes(tile: tuple[int, ...], seed: int) -> tuple[np.ndarray, list[str]]:
-    """Unit-RMS probe configurations on the tile, and their names for the message."""
+def _probes(tile: tuple[int, ...], seed: int, fields: tuple[str, ...] = ("phi",)) -> tuple[np.ndarray, list[str]]:
+    """Unit-RMS probe configurations on the tile (``(n, *tile)`` for ``n > 1`` fields), and their names."""
+    n = len(fields)
     ones = np.ones(tile)
-    configs, names = [ones, -ones], ["constant phi -> +inf", "constant phi -> -inf"]
-    if all(p % 2 == 0 for p in tile):
-        stag = np.indices(tile).sum(axis=0) % 2 * 2.0 - 1.0
-        configs.append(stag)
-        names.append("staggered phi (+1, -1, ...) -> inf")
+    stag = np.indices(tile).sum(axis=0) % 2 * 2.0 - 1.0
+    if n == 1:
+        configs, names = [ones, -ones], ["constant phi -> +inf", "constant phi -> -inf"]
+        if all(p % 2 == 0 for p in tile):
+            configs.append(stag)
+            names.append("staggered phi (+1, -1, ...) -> inf")
+    else:
+        configs, names = [np.stack([ones] * n), -np.stack([ones] * n)], ["all fields constant -> +inf", "-inf"]
+        for a, f in enumerate(fields):
+            for sign in (1, -1):
+                c = np.zeros((n, *tile))
+                c[a] = sign
+                configs.append(c)
+                names.append(f"constant {f} -> {'+' if sign > 0 else '-'}inf, the others 0")
+            if all(p % 2 == 0 for p in tile):
+                c = np.zeros((n, *tile))
+                c[a] = stag
+                configs.append(c)
+                names.append(f"staggered {f} -> inf, the others 0")
     rng = np.random.default_rng(seed)
     for _ in range(16):
-        r = rng.normal(size=tile)
+        r = rng.normal(size=tile if n == 1 else (n, *tile))
         configs.append(r / np.sqrt(np.mean(r**2)))
         names.append("a random configuration scaled to inf")
     return np.stack(configs), names
@@ -66,7 +81,8 @@ def check_bounded_below(path: LatticePath, times: Sequence[float] | None = None,
     times = np.asarray(times, dtype=float)
     dim = path.d
     tile = tuple(_period(L, dim) for L in path.lattice.shape)
-    probes, names = _probes(tile, seed)
+    fields = tuple(path.action.field_names)
+    probes, names = _probes(tile, seed, fields)
     sites = site_symbols(path.density, dim)
     extra = path.density.free_symbols - set(sites) - {T}
     if extra:
@@ -75,9 +91,14 @@ def check_bounded_below(path: LatticePath, times: Sequence[float] | None = None,
     fn = sp.lambdify([*syms, T], path.density, modules="numpy")
     axes = tuple(range(-dim, 0))
     radii = np.array([0.0, 10.0, 100.0, 1000.0])
-    pts = radii.reshape((-1,) + (1,) * (dim + 1)) * probes[None]  # (radius, probe, *tile)
+    pts = radii.reshape((-1,) + (1,) * (probes.ndim)) * probes[None]  # (radius, probe, [n,] *tile)
     # the field at n + o for every site symbol (periodic on the tile, hence on the lattice)
-    shifted = [np.roll(pts, [-x for x in sites[s]], axis=axes) for s in syms]
+    if len(fields) == 1:
+        shifted = [np.roll(pts, [-x for x in sites[s]], axis=axes) for s in syms]
+    else:
+        comp = [fields.index(site_key(s, dim)[0]) for s in syms]
+        shifted = [np.roll(pts[:, :, a], [-x for x in sites[s]], axis=axes) for s, a in zip(syms, comp, strict=True)]
+        pts = pts[:, :, 0]
     for time in times:
         with np.errstate(all="ignore"):
             dens = np.broadcast_to(np.asarray(fn(*shifted, float(time)), dtype=float), pts.shape)

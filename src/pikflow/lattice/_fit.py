@@ -80,6 +80,19 @@ def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float |
     """
     K0 = np.asarray(base.precision)
     sym = path.symmetry()
+    if path.action.n > 1:
+        # O(n) invariants: the Fourier two-point term summed over components and even powers of the smoothed
+        # local invariant |psi_s| (lattice_basis with components > 1)
+        return lattice_basis(
+            path.lattice,
+            magnetisation=(),
+            scales=default_scales(K0),
+            powers=(4, 6),
+            precision=K0,
+            tame=tame,
+            local_range=None,
+            symmetry=sym,
+        )
     basis = lattice_basis(
         path.lattice,
         magnetisation=() if sym.z2 else (1,),
@@ -232,6 +245,11 @@ def fit_lattice(
         info["target"] = values
         symmetry = LatticePath(path.action, values).symmetry()
         info["symmetry"] = str(symmetry)
+        if isinstance(base, str) and base == "mixture" and path.action.n > 1:
+            raise PikflowError(
+                f"base='mixture' is for single-component fields; this action has {path.action.n} components "
+                "(the magnetisation of an O(n) model is a shell, not two peaks): use base='gaussian' or 'matched'"
+            )
         if isinstance(base, str) and base == "mixture" and not symmetry.z2:
             raise PikflowError(
                 "base='mixture' needs an action symmetric under phi -> -phi (the mixture's two peaks are "
@@ -253,11 +271,12 @@ def fit_lattice(
                 desc="HMC at the target (fits the matched base)",
             )
             info.update(hmc_seconds=_time.perf_counter() - t0, hmc_acceptance=acc)
-            reference = np.asarray(fields).reshape(-1, *path.lattice.shape)
+            reference = np.asarray(fields).reshape(-1, *path.field_shape)
             kinds = []
             if base in ("matched", "gaussian") or isinstance(basis, LatticeBasis):
                 kinds.append(("gaussian", matched_base(reference, symmetry=symmetry)))
-            if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis) and symmetry.z2:
+            single = path.action.n == 1
+            if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis) and symmetry.z2 and single:
                 mix = matched_base(reference, mixture=True, symmetry=symmetry)
                 if mix.m0 > 0 or base == "mixture":
                     kinds.append(("mixture", mix))

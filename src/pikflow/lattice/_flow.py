@@ -119,14 +119,14 @@ class LatticeFlow:
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
             raise SamplingError(f"batch must be a positive integer, got {batch!r}")
-        need = 8.0 * n * self.path.lattice.volume
+        need = 8.0 * n * int(np.prod(self.path.field_shape))
         if need > available_memory():
             raise SamplingError(
                 f"{n} samples of {self.path.lattice.volume} sites need {need / 2**30:.3g} GiB, more than the "
                 "memory available: draw fewer (in several calls)"
             )
         if logdet == "exact":
-            batch = max(1, min(batch, 2**16 // self.path.lattice.volume))
+            batch = max(1, min(batch, 2**16 // int(np.prod(self.path.field_shape))))
         fields, logw = [], []
         bar = progress_bar(total=n, desc="sampling", disable=not progress)
         for i, start in enumerate(range(0, n, batch)):
@@ -179,8 +179,8 @@ class LatticeFlow:
         cannot see: regions where :math:`q` is far below :math:`p` (holes), see :meth:`target_ess`.
         """
         x = jnp.asarray(fields, dtype=float)
-        if x.shape[1:] != self.path.lattice.shape:
-            raise SamplingError(f"configurations must have shape (n, {', '.join(map(str, self.path.lattice.shape))})")
+        if x.shape[1:] != self.path.field_shape:
+            raise SamplingError(f"configurations must have shape (n, {', '.join(map(str, self.path.field_shape))})")
         if self._reverse is None:
             self._reverse = jax.jit(_make_push(self.basis, self.steps, reverse=True))
         out = []
@@ -355,20 +355,21 @@ def solve_lattice(
     def row(x, t):
         return basis.fused_columns(x, path.gradient(x, t)), -path.dsdt(x, t)
 
-    axes = tuple(range(1, path.d + 1))
+    nd = len(path.field_shape)  # the lattice axes, and the component axis of n > 1 fields
+    axes = tuple(range(1, nd + 1))
 
     def kept(X, factor):
         # relative to the current ensemble (fields may legitimately grow along the path, e.g. towards a
         # small mass): a configuration whose rms field exceeds `factor` times the median one has run away
         finite = jnp.all(jnp.isfinite(X), axis=axes)
-        rms = jnp.sqrt(jnp.mean(jnp.where(finite.reshape((-1,) + (1,) * path.d), X, 0.0) ** 2, axis=axes))
+        rms = jnp.sqrt(jnp.mean(jnp.where(finite.reshape((-1,) + (1,) * nd), X, 0.0) ** 2, axis=axes))
         median = jnp.nanmedian(jnp.where(finite, rms, jnp.nan))
         return finite & (rms < factor * median)
 
     @jax.jit
     def assemble(X, t, limit):
         ok = kept(X, limit)
-        X = jnp.where(ok.reshape((-1,) + (1,) * path.d), X, 0.0)
+        X = jnp.where(ok.reshape((-1,) + (1,) * nd), X, 0.0)
         cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
         # a configuration far out in the tail can be finite with an ordinary rms field and still have a
         # right-hand side dS/dt so large that its row alone decides the least squares: drop rows whose

@@ -58,6 +58,9 @@ class GaussianLatticeBase(eqx.Module):
         A uniform mean :math:`\mu`: the Gaussian :math:`N(\mu\mathbf 1, K^{-1})`, whose action is
         :math:`\tfrac12\phi^TK\phi - hM + \text{const}`, :math:`h = K(0)\mu` (the matched base of an
         action without :math:`Z_2` symmetry, where :math:`\langle\phi\rangle \ne 0`; not with ``m0 > 0``).
+    components
+        ``n > 1``: ``precision`` has shape ``(n, *lattice)``, one :math:`K_a(k)` per component (the
+        components independent), and samples have shape ``(..., n, *lattice)``; no ``m0`` nor ``mean``.
     """
 
     precision: Float[Array, ...]
@@ -65,9 +68,16 @@ class GaussianLatticeBase(eqx.Module):
     m0: float = eqx.field(static=True)
     mean: float = eqx.field(static=True)
     shape: tuple[int, ...] = eqx.field(static=True)
+    components: int = eqx.field(static=True)
 
-    def __init__(self, precision, m0: float = 0.0, mean: float = 0.0):
+    def __init__(self, precision, m0: float = 0.0, mean: float = 0.0, components: int = 1):
+        self.components = int(components)
         K = np.asarray(precision, dtype=float)
+        if self.components > 1 and (K.ndim < 2 or K.shape[0] != self.components or m0 or mean):
+            raise ActionError(
+                f"a {self.components}-component base needs a precision of shape ({self.components}, *lattice) "
+                f"and no m0 or mean, got shape {K.shape}, m0 {m0!r}, mean {mean!r}"
+            )
         if K.ndim < 1 or not np.all(np.isfinite(K)) or not np.all(K > 0):
             raise ActionError(
                 "the base precision K(k) must be finite and positive at every momentum "
@@ -97,7 +107,13 @@ class GaussianLatticeBase(eqx.Module):
     @property
     def lattice(self) -> Lattice:
         """The lattice."""
-        return Lattice(self.shape)
+        return Lattice(self.shape if self.components == 1 else self.shape[1:])
+
+    @property
+    def _axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """For a batch ``(n_samples, *shape)``: the FFT (lattice) axes and every axis of a configuration."""
+        every = tuple(range(1, len(self.shape) + 1))
+        return (every if self.components == 1 else every[1:]), every
 
     @classmethod
     def free(cls, lattice: Lattice, m2: float) -> GaussianLatticeBase:
@@ -105,7 +121,9 @@ class GaussianLatticeBase(eqx.Module):
         return cls(m2 + lattice.khat2())
 
     @classmethod
-    def from_propagator(cls, propagator, m0: float = 0.0, mean: float = 0.0) -> GaussianLatticeBase:
+    def from_propagator(
+        cls, propagator, m0: float = 0.0, mean: float = 0.0, components: int = 1
+    ) -> GaussianLatticeBase:
         r"""The Gaussian with two-point function :math:`G(k) = \langle|\tilde\phi_k|^2\rangle/V`: :math:`K = 1/G`.
 
         With ``m0 > 0``, the mixture whose components have the propagator ``G`` (the zero
@@ -114,7 +132,7 @@ class GaussianLatticeBase(eqx.Module):
         G = np.asarray(propagator, dtype=float)
         if not np.all(G > 0):
             raise ActionError("the propagator G(k) must be positive at every momentum")
-        return cls(1.0 / G, m0, mean)
+        return cls(1.0 / G, m0, mean, components)
 
     @classmethod
     def from_path(cls, path: LatticePath, time: float = 0.0) -> GaussianLatticeBase:
@@ -131,32 +149,46 @@ class GaussianLatticeBase(eqx.Module):
                 f"the action at t = {time}, density {dens}, is not a quadratic form in the field: it cannot be "
                 "sampled exactly; start the path at a Gaussian (e.g. lam = [0, ...]) or use a matched base"
             )
-        delta = jnp.zeros(path.lattice.shape).at[(0,) * path.d].set(1.0)
-        K = np.real(np.fft.fftn(np.asarray(path.gradient(delta, time))))
+        n = path.action.n
+        if n == 1:
+            delta = jnp.zeros(path.lattice.shape).at[(0,) * path.d].set(1.0)
+            K = np.real(np.fft.fftn(np.asarray(path.gradient(delta, time))))
+        else:
+            K = []
+            for a in range(n):
+                delta = jnp.zeros(path.field_shape).at[(a,) + (0,) * path.d].set(1.0)
+                grad = np.asarray(path.gradient(delta, time))
+                if np.any(np.delete(grad, a, axis=0) != 0):
+                    raise ActionError(
+                        f"the quadratic part of the action at t = {time} couples component {a} to the others: only "
+                        "independent components can be sampled exactly; use a matched base"
+                    )
+                K.append(np.real(np.fft.fftn(grad[a])))
+            K = np.stack(K)
         if not np.all(K > 0):
             raise ActionError(
                 f"the base action at t = {time} has non-positive K(k) (min {K.min():.3g}): exp(-S_0) is not "
                 "normalisable; make the start mass positive"
             )
-        return cls(K)
+        return cls(K, components=n)
 
     def sample(self, key, n: int):
-        """``n`` exact samples, shape ``(n, *lattice)``, and their normalised log-density."""
-        axes = tuple(range(1, len(self.shape) + 1))
+        """``n`` exact samples, shape ``(n, *shape)``, and their normalised log-density."""
+        axes, every = self._axes
         kz, ks = (key, None) if self.m0 == 0 else jax.random.split(key)
         z = jax.random.normal(kz, (n, *self.shape))
         field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
         if self.m0 == 0:
-            return field + self.mean, self.log_norm - 0.5 * jnp.sum(z * z, axis=axes)
+            return field + self.mean, self.log_norm - 0.5 * jnp.sum(z * z, axis=every)
         sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
         field = field + sign * self.m0
         return field, self.log_prob(field)
 
     def log_prob(self, field):
-        """Normalised log-density of configurations ``(..., *lattice)``."""
+        """Normalised log-density of configurations ``(..., *shape)``."""
         axes = tuple(range(field.ndim - len(self.shape), field.ndim))
-        ft = jnp.fft.fftn(field - self.mean, axes=axes)
-        quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / self.precision.size
+        ft = jnp.fft.fftn(field - self.mean, axes=axes if self.components == 1 else axes[1:])
+        quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / (self.precision.size // self.components)
         out = self.log_norm - 0.5 * quad
         if self.m0 != 0:
             out = out + log_cosh(self.zero_mode_coupling * jnp.sum(field, axis=axes))

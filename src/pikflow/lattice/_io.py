@@ -84,12 +84,25 @@ def _family_spec(fam, i: int, arrays: dict) -> dict:
     from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
 
     kind = type(fam)
+    comps = {} if getattr(fam, "components", 1) == 1 else {"components": fam.components}
     if kind is FourierTwoPoint:
-        return {"kind": "fourier", **_symmetry_spec(fam)}
+        return {"kind": "fourier", **_symmetry_spec(fam), **comps, **({"shared": fam.shared} if comps else {})}
     if kind is Magnetisation:
-        return {"kind": "magnetisation", "powers": list(fam.powers), "width": fam.width, "log_cosh": fam.log_cosh}
+        return {
+            "kind": "magnetisation",
+            "powers": list(fam.powers),
+            "width": fam.width,
+            "log_cosh": fam.log_cosh,
+            **comps,
+        }
     if kind in (SmoothedPowers, SmoothedProducts):
-        spec = {"kind": "smoothed_powers", "scales": list(fam.scales), "powers": list(fam.powers), "tame": fam.tame}
+        spec = {
+            "kind": "smoothed_powers",
+            "scales": list(fam.scales),
+            "powers": list(fam.powers),
+            "tame": fam.tame,
+            **comps,
+        }
         if kind is SmoothedProducts:
             spec = {"kind": "smoothed_products", "scales": list(fam.scales), "tame": fam.tame}
         if fam.precision is not None:
@@ -123,13 +136,18 @@ def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
 
     kind = spec["kind"]
     symmetry = Symmetry.from_spec(spec["symmetry"], lattice) if "symmetry" in spec else None
+    n = int(spec.get("components", 1))
     if kind == "fourier":
-        return FourierTwoPoint(lattice, symmetry)
+        return FourierTwoPoint(lattice, symmetry, components=n, shared=spec.get("shared"))
     if kind == "magnetisation":
-        return Magnetisation(lattice, spec["powers"], width=spec.get("width"), log_cosh=spec.get("log_cosh"))
+        return Magnetisation(
+            lattice, spec["powers"], width=spec.get("width"), log_cosh=spec.get("log_cosh"), components=n
+        )
     if kind == "smoothed_powers":
         precision = arrays[spec["precision"]] if spec.get("precision") else None
-        return SmoothedPowers(lattice, spec["scales"], spec["powers"], precision=precision, tame=spec["tame"])
+        return SmoothedPowers(
+            lattice, spec["scales"], spec["powers"], precision=precision, tame=spec["tame"], components=n
+        )
     if kind == "smoothed_products":
         precision = arrays[spec["precision"]] if spec.get("precision") else None
         return SmoothedProducts(lattice, spec["scales"], precision=precision, tame=spec["tame"])
@@ -156,6 +174,8 @@ def _path_spec(path, arrays: dict) -> dict:
         "couplings": {str(k): _expr_to_spec(v) for k, v in path.coupling_exprs.items()},
         "matched": path.spectral_precision is not None,
     }
+    if path.action.field_names != ("phi",):
+        spec["fields"] = list(path.action.field_names)
     if path.spectral_precision is not None:
         if sp.simplify(path.spectral_weight - (1 - T)) != 0:
             raise FlowFileError(
@@ -172,7 +192,7 @@ def _path_spec(path, arrays: dict) -> dict:
 def _path_from_spec(spec: Mapping, arrays):
     from ._action import LatticeAction, LatticePath
 
-    action = LatticeAction(_density_from_spec(spec["density"]), list(spec["lattice"]))
+    action = LatticeAction(_density_from_spec(spec["density"]), list(spec["lattice"]), spec.get("fields"))
     couplings = {name: _coupling_from_spec(c) for name, c in spec["couplings"].items()}
     if spec["matched"]:
         values = {}
@@ -247,6 +267,7 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         "steps": int(flow.steps),
         "base_m0": float(flow.base.m0),
         "base_mean": float(flow.base.mean),
+        "base_components": int(flow.base.components),
         "reports": [dataclasses.asdict(r) for r in flow.reports],
         "info": flow.info,
     }
@@ -326,10 +347,13 @@ def load_lattice_flow(directory: str | pathlib.Path):
                 f"{(2 * steps + 1, basis.n)}"
             )
         base = GaussianLatticeBase(
-            arrays["base_precision"], float(meta.get("base_m0", 0.0)), float(meta.get("base_mean", 0.0))
+            arrays["base_precision"],
+            float(meta.get("base_m0", 0.0)),
+            float(meta.get("base_mean", 0.0)),
+            int(meta.get("base_components", 1)),
         )
-        if base.shape != path.lattice.shape:
-            raise ValueError(f"base precision of shape {base.shape} on the lattice {list(path.lattice.shape)}")
+        if base.shape != path.field_shape:
+            raise ValueError(f"base precision of shape {base.shape} for fields of shape {list(path.field_shape)}")
         reports = [LatticeLayerReport(**r) for r in meta["reports"]]
         info = dict(meta.get("info") or {})
     except FlowFileError:

@@ -1,6 +1,8 @@
 r"""Lattice observables with errors, a reference HMC sampler and the matched Gaussian base.
 
-Observables (the user guide), with :math:`M = \sum_n\phi_n`, :math:`m = M/V`:
+Observables (the user guide), with :math:`M = \sum_n\phi_n`, :math:`m = M/V` (with ``n > 1``
+components the vector :math:`m_a = \frac1V\sum_n\phi_{a,n}` and :math:`|m|` its length, so
+:math:`m^2\to|m|^2`, :math:`M^4\to|M|^4` below):
 ``abs_m`` :math:`=\langle|m|\rangle`, ``chi`` :math:`= V(\langle m^2\rangle - \langle|m|\rangle^2)`,
 ``binder`` :math:`= 1 - \langle M^4\rangle/(3\langle M^2\rangle^2)`, and the connected two-point
 function :math:`G(r)` (:func:`flow_two_point`, :func:`chain_two_point`). Errors of these
@@ -26,12 +28,20 @@ from ._free import GaussianLatticeBase
 
 
 def chain_observables(magnetisation, volume: int) -> dict[str, Estimate]:
-    r"""``abs_m``, ``chi``, ``binder`` with Gamma-method errors from a Markov chain of :math:`M`."""
+    r"""``abs_m``, ``chi``, ``binder`` with Gamma-method errors from a Markov chain of :math:`M`.
+
+    ``magnetisation``: shape ``(n_chain,)``, or ``(n_chain, n)`` for the vector :math:`M_a` of
+    ``n`` components (then :math:`|m|`, :math:`|m|^2`, :math:`|m|^4`).
+    """
     M = np.asarray(magnetisation, dtype=float)
-    if M.ndim != 1 or M.size < 10:
-        raise SamplingError(f"need a 1-D chain of at least 10 magnetisations, got shape {M.shape}")
+    if M.ndim not in (1, 2) or M.shape[0] < 10:
+        raise SamplingError(f"need a chain of at least 10 magnetisations (n,) or (n, components), got {M.shape}")
     m = M / volume
-    a1, a2, a4 = np.abs(m), m**2, m**4
+    if m.ndim == 2:
+        a2 = np.sum(m**2, axis=1)
+        a1, a4 = np.sqrt(a2), a2**2
+    else:
+        a1, a2, a4 = np.abs(m), m**2, m**4
     b1, b2, b4 = a1.mean(), a2.mean(), a4.mean()
     out = {"abs_m": Estimate(b1, gamma_method(a1).error)}
     chi = volume * (b2 - b1**2)
@@ -55,21 +65,32 @@ def flow_observables(samples, volume: int, key) -> tuple[dict[str, Estimate], fl
     lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
     fields = np.asarray(samples.fields)
     res = imh_chain(key, lw)
-    M = np.where(ok, fields.reshape(len(lw), -1).sum(axis=1), 0.0)
-    return chain_observables(res.chain(M), volume), res.acceptance
+    M = np.where(ok[:, None], magnetisations(fields, volume), 0.0)
+    return chain_observables(res.chain(M if M.shape[1] > 1 else M[:, 0]), volume), res.acceptance
 
 
-def two_point_series(fields) -> np.ndarray:
+def magnetisations(fields, volume: int) -> np.ndarray:
+    r""":math:`M_a = \sum_n\phi_{a,n}` per configuration, shape ``(n_samples, components)`` (``components``
+    is ``fields[0].size // volume``: 1 for configurations of the lattice's shape)."""
+    x = np.asarray(fields)
+    return x.reshape(x.shape[0], -1, volume).sum(axis=2)
+
+
+def two_point_series(fields, components: int = 1) -> np.ndarray:
     r"""Per configuration, :math:`C(r) = \frac1{Vd}\sum_\mu\sum_x\phi(x)\phi(x+r\hat e_\mu)` for :math:`r \le L/2`.
 
     The lattice autocorrelation by FFT, :math:`\frac1V\mathcal F^{-1}|\tilde\phi|^2`, read
-    along every axis and averaged over them. ``fields`` has shape ``(n, *lattice)``;
+    along every axis and averaged over them. ``fields`` has shape ``(n, *lattice)``
+    (``(n, components, *lattice)`` with ``components > 1``: :math:`\phi\cdot\phi`, summed over components);
     returns shape ``(n, L_min // 2 + 1)``.
     """
     x = np.asarray(fields, dtype=float)
-    shape = x.shape[1:]
-    axes = tuple(range(1, x.ndim))
+    first = 1 if components == 1 else 2
+    shape = x.shape[first:]
+    axes = tuple(range(first, x.ndim))
     auto = np.real(np.fft.ifftn(np.abs(np.fft.fftn(x, axes=axes)) ** 2, axes=axes))  # sum_x phi(x) phi(x+y), /V below
+    if components > 1:
+        auto = auto.sum(axis=1)
     R = min(shape) // 2
     per_axis = []
     for mu in range(len(shape)):
@@ -82,24 +103,33 @@ def two_point_series(fields) -> np.ndarray:
     return np.mean(per_axis, axis=0) / np.prod(shape)
 
 
-def chain_two_point(fields) -> list[Estimate]:
+def chain_two_point(fields, components: int = 1) -> list[Estimate]:
     r"""The connected two-point function :math:`G(r) = \langle C(r)\rangle - \langle m\rangle^2` along a chain.
 
     :math:`C(r)` as in :func:`two_point_series`; Gamma-method errors of the linearised
-    fluctuations :math:`C_i(r) - 2\bar m\,m_i`. ``fields``: the chain, shape ``(n, *lattice)``.
+    fluctuations :math:`C_i(r) - 2\bar m\,m_i`. ``fields``: the chain, shape ``(n, *lattice)``
+    (``(n, components, *lattice)``: :math:`\bar m\cdot\bar m` with the vector magnetisation).
     """
     x = np.asarray(fields, dtype=float)
     if x.shape[0] < 10:
         raise SamplingError(f"need a chain of at least 10 configurations, got {x.shape[0]}")
-    return _connected(two_point_series(x), x.reshape(x.shape[0], -1).mean(axis=1))
+    return _connected(two_point_series(x, components), _site_means(x, components))
+
+
+def _site_means(x, components: int):
+    """The magnetisation per site, ``(n,)`` or ``(n, components)``."""
+    return x.reshape(x.shape[0], -1).mean(axis=1) if components == 1 else x.reshape(*x.shape[:2], -1).mean(axis=2)
 
 
 def _connected(C, m) -> list[Estimate]:
-    mbar = m.mean()
+    mbar = m.mean(axis=0)
+    if m.ndim == 2:  # vector magnetisation: mbar . mbar and the linearised 2 mbar . m_i
+        lin = m @ mbar
+        return [Estimate(C[:, r].mean() - mbar @ mbar, _err(C[:, r] - 2 * lin)) for r in range(C.shape[1])]
     return [Estimate(C[:, r].mean() - mbar**2, _err(C[:, r] - 2 * mbar * m)) for r in range(C.shape[1])]
 
 
-def flow_two_point(samples, key) -> list[Estimate]:
+def flow_two_point(samples, key, components: int = 1) -> list[Estimate]:
     r"""The connected two-point function :math:`G(r)` after the IMH step (same chain as :func:`flow_observables`).
 
     Entry ``r`` is :math:`G(r)`, :math:`r = 0..L_{\min}/2`; for a free field
@@ -109,14 +139,15 @@ def flow_two_point(samples, key) -> list[Estimate]:
     lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
     res = imh_chain(key, lw)
     fields = np.where(ok.reshape((-1,) + (1,) * (samples.fields.ndim - 1)), np.asarray(samples.fields), 0.0)
-    C = two_point_series(fields)
-    m = fields.reshape(len(lw), -1).mean(axis=1)
+    C = two_point_series(fields, components)
+    m = _site_means(fields, components)
     return _connected(np.asarray(res.chain(C)), np.asarray(res.chain(m)))
 
 
 def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:
     r""":math:`\langle|m|\rangle`, :math:`\langle m^2\rangle` reweighted (delta-method errors; prefer IMH)."""
-    M = samples.magnetisation() / volume
+    Mv = magnetisations(samples.fields, volume) / volume
+    M = Mv[:, 0] if Mv.shape[1] == 1 else np.sqrt(np.sum(Mv**2, axis=1))  # |m| with n > 1 components
     lw = np.where(np.isfinite(samples.log_w) & np.isfinite(M), samples.log_w, -np.inf)
     v, e = reweight(lw, np.stack([np.abs(M), M**2], axis=1))
     return {"abs_m": Estimate(v[0], e[0]), "m2": Estimate(v[1], e[1])}
@@ -191,7 +222,8 @@ def hmc(
     Returns
     -------
     fields : numpy.ndarray, shape ``(n_chains, n_samples // n_chains, *lattice)``
-        Configurations after every trajectory (after ``n_therm`` thermalisation trajectories).
+        Configurations after every trajectory (after ``n_therm`` thermalisation trajectories);
+        ``(..., n, *lattice)`` for ``n > 1`` field components.
     acceptance : float
         The Metropolis acceptance rate.
 
@@ -203,7 +235,7 @@ def hmc(
     """
     if n_samples < n_chains:
         raise PikflowError(f"n_samples ({n_samples}) must be at least n_chains ({n_chains})")
-    shape = path.lattice.shape
+    shape = path.field_shape
     run = _hmc_runner(path, float(time), int(n_chains), int(n_leapfrog))
     auto = isinstance(step, str)
     if auto and step != "auto":
@@ -255,7 +287,7 @@ def _run_blocks(run, x, keys, h, bar):
 
 
 def matched_base(
-    fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None
+    fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None, components=None
 ) -> GaussianLatticeBase:
     r"""The Gaussian base whose propagator is the two-point function of ``fields`` (the user guide).
 
@@ -275,8 +307,14 @@ def matched_base(
     :math:`\sigma^2 = \langle m^2\rangle - m_0^2`, with the Binder cumulant
     :math:`U = 1 - \langle m^4\rangle/(3\langle m^2\rangle^2)` (a Gaussian has :math:`U = 0`, two sharp
     peaks :math:`U = 2/3`); for :math:`U \le 0` it is the Gaussian. The non-zero momenta keep :math:`G(k)`.
+
+    With ``components`` :math:`n > 1` (default ``symmetry.components``) ``fields`` has shape
+    ``(N, n, *lattice)``; :math:`G_a(k)` per component, averaged over the components when they
+    share it (:attr:`Symmetry.shared_components`: :math:`O(n)`); no mixture or mean.
     """
-    return matched_base_weighted(fields, None, symmetrise=symmetrise, floor=floor, mixture=mixture, symmetry=symmetry)
+    return matched_base_weighted(
+        fields, None, symmetrise=symmetrise, floor=floor, mixture=mixture, symmetry=symmetry, components=components
+    )
 
 
 def mixture_moments(m2: float, m4: float) -> tuple[float, float]:
@@ -292,11 +330,22 @@ def mixture_moments(m2: float, m4: float) -> tuple[float, float]:
 
 
 def matched_base_weighted(
-    fields, log_w=None, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None
+    fields,
+    log_w=None,
+    *,
+    symmetrise: bool = True,
+    floor: float = 1e-6,
+    mixture: bool = False,
+    symmetry=None,
+    components=None,
 ) -> GaussianLatticeBase:
     r"""As :func:`matched_base`, with importance weights ``exp(log_w)`` (iterated reweighting from a flow)."""
     from ._lattice import Lattice
 
+    if components is None:
+        components = 1 if symmetry is None else symmetry.components
+    if components > 1:
+        return _matched_components(fields, log_w, symmetrise, floor, mixture, symmetry, int(components))
     x = np.asarray(fields, dtype=float)
     shape = x.shape[1:]
     lat = Lattice(shape)
@@ -330,3 +379,40 @@ def matched_base_weighted(
         mean = float(w @ m)
         G.flat[0] = lat.volume * max(float(w @ m**2) - mean**2, 1e-3 * float(w @ m**2))
     return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0, mean)
+
+
+def _weights(log_w, n: int) -> np.ndarray:
+    if log_w is None:
+        return np.full(n, 1.0 / n)
+    lw = np.asarray(log_w, dtype=float)
+    lw = np.where(np.isfinite(lw), lw, -np.inf)
+    w = np.exp(lw - lw.max())
+    return w / w.sum()
+
+
+def _matched_components(fields, log_w, symmetrise, floor, mixture, symmetry, n: int) -> GaussianLatticeBase:
+    """:func:`matched_base_weighted` for ``n > 1`` components: :math:`G_a(k)` per component, shared if symmetric."""
+    from ._lattice import Lattice
+
+    if mixture:
+        raise PikflowError("the zero-mode mixture base is for single-component fields; use the Gaussian base")
+    if symmetry is not None and not symmetry.z2:
+        raise PikflowError(
+            "a multi-component action without phi -> -phi symmetry (a non-zero <phi>) has no matched base yet: "
+            "add the symmetric terms, or use base='free' with a Gaussian start"
+        )
+    x = np.asarray(fields, dtype=float)
+    shape = tuple(symmetry.lattice.shape) if symmetry is not None else x.shape[2:]
+    if x.ndim < 3 or x.shape[x.ndim - len(shape) - 1 :] != (n, *shape):
+        raise PikflowError(f"{n}-component configurations must have shape (N, {n}, *lattice), got {x.shape}")
+    x = x.reshape(-1, n, *shape)
+    lat = Lattice(shape)
+    axes = tuple(range(2, x.ndim))
+    power = np.abs(np.fft.fftn(x, axes=axes)) ** 2 / lat.volume
+    G = np.tensordot(_weights(log_w, x.shape[0]), power, axes=1)  # (n, *lattice)
+    if symmetrise:
+        ids, sizes = lat.momentum_orbits() if symmetry is None else symmetry.orbits()
+        G = np.stack([(np.bincount(ids.reshape(-1), weights=g.reshape(-1)) / sizes)[ids] for g in G])
+    if symmetry is None or symmetry.shared_components:
+        G = np.broadcast_to(G.mean(axis=0), G.shape).copy()
+    return GaussianLatticeBase.from_propagator(np.maximum(G, floor), components=n)

@@ -25,7 +25,7 @@ def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
     path, basis, steps = flow.path, flow.basis, flow.steps
     coeffs = jnp.asarray(flow.coeffs)
     dt = 1.0 / steps
-    volume = int(np.prod(path.lattice.shape))
+    volume = int(np.prod(path.field_shape))  # degrees of freedom: sites times components
 
     def velocity(a, x):
         return -basis.gradient_and_laplacian(a, x)[0]
@@ -60,7 +60,7 @@ def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
 
     return AnnealingProblem(
         times=np.arange(steps + 1) / steps,
-        event_shape=tuple(path.lattice.shape),
+        event_shape=tuple(path.field_shape),
         base_sample=flow.base.sample,
         log_gamma=lambda x, t: -path.value(x, t),
         transport=transport,
