@@ -274,11 +274,10 @@ def eqx_inexact(x):
 
 
 def test_fault_nonfinite_lattice_coefficients(monkeypatch):
-    import pikflow.lattice._flow as lflow
-
     import jax.numpy as jnp
     import optimistix as optx
 
+    import pikflow.lattice._flow as lflow
     import pikflow.solvers as solvers
 
     def nan_solve(solver, A, b, *args):
