@@ -76,6 +76,8 @@ class LatticeFlow:
         self.steps = int(steps)
         self.reports = list(reports)
         self.info: dict = {}
+        #: target configurations for the hole check (:func:`fit_lattice` sets them; not saved)
+        self.reference = None
         self._exact_fn = None
         self._reverse = None
         self._push = jax.jit(_make_push(basis, steps))
