@@ -185,11 +185,14 @@ def test_cli_lattice_levers(tmp_path, capsys):
         ("[hmc]\nchains = 4\n[lattice]\nhmc_chains = 4\n", r"give \[hmc\] chains or \[lattice\] hmc_chains, not both"),
         ('[observables]\nx = "phi**2 + foo(phi)"\n', r"\[observables\] x = .*site density"),
         ('[observables]\nx = "g*phi**2"\n', r"\[observables\] x = "),
+        ('[observables]\nx = "phi**2"\n', r"lattice SMC run reports abs_m, chi and binder only"),
     ],
 )
 def test_cli_lattice_lever_errors(tmp_path, capsys, extra, message):
     """Bad lattice levers are refused before the solve, naming the setting (exit 2, no traceback)."""
     text = FREE + extra
+    if "SMC run" in message:
+        text = FREE.replace("[sampling]", '[sampling]\nmethod = "smc"') + extra
     if "hmc_chains" in extra:  # [lattice] is already in FREE
         text = FREE.replace('base = "free"', 'base = "free"\nhmc_chains = 4') + "[hmc]\nchains = 4\n"
     (tmp_path / "c.toml").write_text(text)

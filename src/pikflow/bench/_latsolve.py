@@ -13,6 +13,7 @@ the wall time of the solve (compilation included), each over ``--repeats`` collo
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -72,13 +73,14 @@ def measure(shape, m2: float, lam: float, *, repeats: int = 2, n: int = 4000, pr
             )
             row = {"seconds": time.perf_counter() - t0, **_score(flow, ref, n, rep)}
             rows[name].append(row)
+            print(f"  {shape} seed {rep} {name}: {row}", file=sys.stderr, flush=True)
             if name == "direct":
                 t0 = time.perf_counter()
                 new, steps = enrich_lattice(flow, tol=1e-3, reference=ref, select=2000, seed=rep, progress=progress)
                 extra = {"kept": [s.family for s in steps if s.kept], "tried": len(steps)}
-                rows["direct + refine"].append(
-                    {"seconds": row["seconds"] + time.perf_counter() - t0, **_score(new, ref, n, rep), **extra}
-                )
+                row = {"seconds": row["seconds"] + time.perf_counter() - t0, **_score(new, ref, n, rep), **extra}
+                rows["direct + refine"].append(row)
+                print(f"  {shape} seed {rep} direct + refine: {row}", file=sys.stderr, flush=True)
     out = {}
     for name, rs in rows.items():
         out[name] = {

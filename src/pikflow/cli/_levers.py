@@ -78,6 +78,11 @@ def check_lattice_levers(data: dict, where: str = "config") -> None:
         if extra:
             takes = [f"[{section}] {k}" for k in keys]
             raise ConfigError(f"{where}: [{section}] {extra} not used by lattice runs{hint}; they take {takes}")
+    if data.get("observables") and data.get("sampling", {}).get("method") == "smc":
+        raise ConfigError(
+            f"{where}: [observables] are measured on the flow + IMH run of a lattice; the lattice SMC run reports "
+            "abs_m, chi and binder only: remove [observables] or [sampling] method = 'smc'"
+        )
     h, lat = data.get("hmc", {}), data.get("lattice", {})
     for a, b in (("chains", "hmc_chains"), ("n", "hmc_samples")):
         if a in h and b in lat:
