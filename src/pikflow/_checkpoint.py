@@ -108,13 +108,6 @@ class LayerCheckpoint:
         np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
         write_bytes_atomic(self.directory / f"layer-{i:05d}.npz", buf.getvalue())
 
-    def drop(self, i: int, *names: str) -> None:
-        """Rewrite layer ``i``'s file without ``names`` (state a later layer supersedes)."""
-        data = self.load(i)
-        if data is not None and any(n in data for n in names):
-            self.resumed -= 1
-            self.save(i, **{k: v for k, v in data.items() if k not in names})
-
 
 def open_checkpoint(checkpoint, settings: dict, arrays=()) -> LayerCheckpoint | None:
     """A :class:`LayerCheckpoint` in ``checkpoint`` (a path, or None for no checkpoint) for this solve."""
