@@ -144,7 +144,8 @@ def test_bad_shapes(tmp_path, shape, message):
         (("extra", "[lattice]\nfourier = false\nscales = []\n"), r"leave no basis terms"),
         (("extra", "[lattice]\nstep = 3\n"), r"unknown key 'step' in \[lattice\] \(did you mean 'steps'"),
         (("extra", "[flow]\nsteps = 3\n"), r"\[flow\] steps is not used by lattice runs \(use \[lattice\] steps\)"),
-        (("extra", "[observables]\nx = 'phi'\n"), r"\[observables\] is not used by lattice runs"),
+        (("extra", "[refine]\ncentres = 4\n"), r"\[refine\] \['centres'\] not used by lattice runs"),
+        (("extra", "[basis]\nkind = 'sine'\n"), r"\[basis\] is not used by lattice runs"),
         (("extra", "[sampling]\nmethod = 'table'\n"), r"\[sampling\] method of a lattice run is 'auto'"),
     ],
 )

@@ -274,9 +274,16 @@ def eqx_inexact(x):
 
 
 def test_fault_nonfinite_lattice_coefficients(monkeypatch):
-    import pikflow.lattice._flow as lflow
+    import jax.numpy as jnp
+    import optimistix as optx
 
-    monkeypatch.setattr(lflow, "least_squares", lambda A, b, rcond=1e-12: np.full(A.shape[1], np.nan))
+    import pikflow.lattice._flow as lflow
+    import pikflow.solvers as solvers
+
+    def nan_solve(solver, A, b, *args):
+        return solvers.LayerSolution(jnp.full(A.shape[1], jnp.nan), optx.RESULTS.successful, {"steps": 0})
+
+    monkeypatch.setattr(solvers, "solve_system", nan_solve)
     path = LatticePath(LatticeAction(LATTICE_PHI4, [3]), {"m2": [1.0, 1.0], "lam": [0.0, 0.3]})
     with pytest.raises(pf.SolveError, match="non-finite coefficients"):
         lflow.solve_lattice(path, steps=1, n_collocation=40, progress=False)

@@ -98,20 +98,39 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "batch_size": ((int,), "samples per compiled batch; default 2**20 (table) or 2**16 (rk4); lattice runs: 1000"),
         "keep_layers": ((bool,), "keep every step's samples (path observables); default true"),
     },
-    "observables": {"*": ((str,), "name = SymPy expression in the fields, e.g. 'Abs(phi)'")},
+    "observables": {
+        "*": (
+            (str,),
+            "name = SymPy expression in the fields, e.g. 'Abs(phi)'; lattice runs: a site density averaged over "
+            "the sites, e.g. 'phi**2' or 'phi*shift(phi, 0)'",
+        )
+    },
     "refine": {
-        "tol": ((int, float), "absolute tolerance on each layer's largest residual (eq. 27); default 1e-2"),
-        "max_rounds": ((int,), "most refinement rounds (0: only report residuals); default 3"),
+        "tol": (
+            (int, float),
+            "absolute tolerance on each layer's largest residual (eq. 27); lattice runs: on the largest relative "
+            "layer residual (basis enrichment); default 1e-2",
+        ),
+        "max_rounds": (
+            (int,),
+            "most refinement rounds (0: only report residuals); lattice runs: families of the enrichment ladder "
+            "tried; default 3",
+        ),
         "centres": ((int,), "most new Wendland centres per layer and round; default 16"),
         "overlap": ((int, float), "Wendland width in units of the centre spacing; default 4"),
         "n_points": ((int,), "flow samples per layer used as collocation points; default 2000"),
         "online": ((bool,), "detect out-of-domain samples while sampling and refine those layers; default false"),
     },
     "hmc": {
-        "step_size": ((int, float), "HMC leapfrog step; default 1/25 (the paper's)"),
+        "step_size": (
+            (int, float, str),
+            "HMC leapfrog step; default 1/25 (the paper's); lattice runs: default 0.15, or 'auto' (adapted to an "
+            "acceptance of 0.8 during thermalisation)",
+        ),
+        "leapfrog_steps": ((int,), "lattice runs: leapfrog steps per trajectory; default 10"),
         "trajectory_length": ((int, float), "molecular-dynamics time per trajectory; default 1 (the paper's)"),
-        "chains": ((int,), "chains of the vectorised HMC run; default 2048"),
-        "n": ((int,), "measured trajectories per chain of the vectorised run; default 1000"),
+        "chains": ((int,), "chains of the vectorised HMC run; default 2048 (lattice runs: that of fit_lattice)"),
+        "n": ((int,), "measured trajectories per chain of the vectorised run; default 1000 (lattice: 500)"),
         "n_single": ((int,), "measured trajectories of the single-chain run; default 100000"),
         "thermalisation": ((int,), "trajectories discarded per chain; default 200"),
         "workers": ((int,), "host threads the vectorised chains are split over; default: CPU cores (at most 8)"),
@@ -301,6 +320,11 @@ def hmc_options(data: dict) -> dict[str, Any]:
     import os
 
     h = data.get("hmc", {})
+    if isinstance(h.get("step_size"), str) or "leapfrog_steps" in h:
+        raise ConfigError(
+            "[hmc] step_size = 'auto' and leapfrog_steps are for lattice runs; a 0-D [hmc] takes a numeric "
+            "step_size and trajectory_length"
+        )
     opts = {
         "step_size": float(h.get("step_size", 1 / 25)),
         "trajectory_length": float(h.get("trajectory_length", 1.0)),

@@ -76,6 +76,7 @@ RANGES: dict[tuple[str, str], int | str] = {
     ("hmc", "n"): 1,
     ("hmc", "n_single"): 1,
     ("hmc", "thermalisation"): 0,
+    ("hmc", "leapfrog_steps"): 1,
     ("hmc", "workers"): 1,
     ("hmc", "seed"): _SEED,
     ("lattice", "steps"): 1,
@@ -192,6 +193,13 @@ def _lattice_terms(data: dict) -> tuple[list, list]:
     nb = volume / 2 ** len(shape) + 20  # momentum orbits of the Fourier term and a few more families
     n = g("sampling", "n", 10_000)
     hmc_n = g("lattice", "hmc_samples", 4000)
+    hmc_keys, hmc_work = ("lattice.hmc_samples", "action.lattice"), hmc_n
+    if isinstance(data.get("hmc"), dict):  # [hmc] of a lattice run: chains x (n + thermalisation) trajectories
+        chains = g("hmc", "chains", g("lattice", "hmc_chains", 8))
+        hmc_n = chains * g("hmc", "n", hmc_n / chains)
+        leap = g("hmc", "leapfrog_steps", 10) / 10
+        hmc_work = (hmc_n + chains * g("hmc", "thermalisation", 200)) * leap
+        hmc_keys = ("hmc.chains", "hmc.n", "hmc.thermalisation", "hmc.leapfrog_steps", "action.lattice")
     memory = [
         (("action.lattice",), 8 * volume * 8, "the lattice-sized arrays (momenta, FFTs)"),
         (("lattice.collocation", "action.lattice"), 2 * n_col * volume * 8, "collocation configurations"),
@@ -207,8 +215,17 @@ def _lattice_terms(data: dict) -> tuple[list, list]:
             "the layer solves",
         ),
         (("sampling.n", "lattice.steps", "action.lattice"), n * layers * volume * logv * 50, "sampling"),
-        (("lattice.hmc_samples", "action.lattice"), hmc_n * 100 * volume * logv * 50, "the matched-base HMC"),
+        (hmc_keys, hmc_work * 100 * volume * logv * 50, "the matched-base HMC"),
     ]
+    if isinstance(data.get("solver"), dict):  # iterative layer solvers: epochs / steps over the system
+        it = max(g("solver", "epochs", 600), g("solver", "warm_epochs", 600), g("solver", "max_steps", 100))
+        work.append(
+            (
+                ("solver.epochs", "solver.warm_epochs", "solver.max_steps"),
+                layers * it * n_col * nb * 4,
+                "the layer fits",
+            )
+        )
     return memory, work
 
 

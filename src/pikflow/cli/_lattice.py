@@ -16,12 +16,30 @@ from __future__ import annotations
 
 import inspect
 import json
-import pathlib
 import time as _time
 from typing import Any
 
-from .._citation import PAPER
 from .._errors import ConfigError, PikflowError
+from ._lattice_report import (
+    _imh_magnetisation,
+    _json_default,
+    _log_q_check,
+    _plots,
+    _summary,
+    dataclass_dict,
+    reliability_warnings,
+)
+from ._levers import (
+    check_lattice_levers,
+    checkpoint_dir,
+    drop_checkpoint,
+    lattice_hmc,
+    lattice_observables,
+    lattice_solver,
+    lattice_solver_spec,
+    observable_estimates,
+    refine_lattice,
+)
 from ._smc import smc_settings
 
 #: ``[lattice]`` keys that override the default basis (:func:`pikflow.lattice.default_basis`).
@@ -30,10 +48,6 @@ BASIS_KEYS = ("fourier", "scales", "powers", "tame", "magnetisation", "local_ran
 ZERO_D_SECTIONS = {
     "basis": "the basis overrides in [lattice] (fourier, scales, powers, tame, magnetisation, local_range, ...)",
     "collocation": "[lattice] collocation",
-    "solver": "nothing: lattice layers are always solved by least squares",
-    "observables": "nothing: a lattice run always reports abs_m, chi and binder",
-    "refine": "nothing: refinement is 0-D only for now",
-    "hmc": "[lattice] hmc_samples / hmc_chains for the matched base",
 }
 #: Keys of shared sections a lattice configuration takes.
 LATTICE_KEYS = {
@@ -128,6 +142,7 @@ def check_lattice(data: dict, where: str = "config") -> None:
     for key in ("n", "batch_size"):
         if key in smp and smp[key] < 1:
             raise ConfigError(f"{where}: [sampling] {key} must be >= 1, got {smp[key]!r}")
+    check_lattice_levers(data, where)
 
 
 def lattice_settings(data: dict) -> dict[str, Any]:
@@ -194,21 +209,29 @@ def build_lattice(data: dict):
     return path, settings
 
 
-def fit_from_settings(path, settings: dict, *, progress: bool = True):
-    """Fit the flow of ``path`` as the settings say (base, basis overrides, steps, collocation, HMC)."""
+def fit_from_settings(
+    path, settings: dict, *, progress: bool = True, solver=None, hmc: dict | None = None, checkpoint=None
+):
+    """Fit the flow of ``path`` as the settings say (base, basis overrides, steps, collocation, HMC).
+
+    ``solver`` (``[solver]``), ``hmc`` (``fit_lattice`` HMC arguments from ``[hmc]``, see
+    :func:`~pikflow.cli._levers.lattice_hmc`) and ``checkpoint`` (a directory) are passed on.
+    """
     from ..lattice import fit_lattice
 
     over = settings["basis"]
+    hmc = hmc or {"hmc_samples": settings["hmc_samples"], "hmc_chains": settings["hmc_chains"]}
     return fit_lattice(
         path,
         base=settings["base"],
         basis=(lambda flow_path, base: _basis(flow_path, base, over)) if over else None,
         steps=settings["steps"],
         n_collocation=settings["collocation"],
-        hmc_samples=settings["hmc_samples"],
-        hmc_chains=settings["hmc_chains"],
         seed=settings["seed"],
+        solver=solver,
+        checkpoint=checkpoint,
         progress=progress,
+        **hmc,
     )
 
 
@@ -244,7 +267,7 @@ def run_lattice(args, data: dict, source: str) -> int:
 
     from .._version import __version__
     from ..diagnostics import imh_chain
-    from ..lattice import flow_observables, flow_two_point, reweighted_observables, target_values
+    from ..lattice import flow_observables, flow_two_point, reweighted_observables
     from ._scan import run_scan, scan_settings
 
     scan = scan_settings(data)
@@ -267,10 +290,14 @@ def run_lattice(args, data: dict, source: str) -> int:
 
         check_resources(data, "--n", n=args.n)
         settings["n"] = args.n
+    solver = lattice_solver(data)
+    hmc_kw = lattice_hmc(data, settings)
+    user_obs = lattice_observables(data, path)  # parsed before the (long) solve
     from ._output import RunOutput
 
     output = RunOutput(args.out)  # writes go to output.stage, moved into --out by commit()
     out = output.stage
+    ckpt, default_ckpt = checkpoint_dir(args, output.out)
     progress = not args.quiet
     print(f"pikflow {__version__}: {source}")
     print(f"  lattice {list(path.lattice.shape)}, density {path.action.source}")
@@ -278,7 +305,10 @@ def run_lattice(args, data: dict, source: str) -> int:
         print(f"  S_t = {path.density}")
     else:
         print(f"  target S_1 = {path.at(1.0)}  (from a base matched to it: {settings['base']})")
-    flow = fit_from_settings(path, settings, progress=progress)
+    flow = fit_from_settings(path, settings, progress=progress, solver=solver, hmc=hmc_kw, checkpoint=ckpt)
+    refinement = None
+    if "refine" in data:
+        flow, refinement = refine_lattice(flow, data, settings, solver, ckpt, progress)
     info = flow.info
     print(f"  symmetry of the action (detected): {info.get('symmetry')}")
     hmc_s = info.get("hmc_seconds")
@@ -294,95 +324,103 @@ def run_lattice(args, data: dict, source: str) -> int:
     if smc_opts is not None and path.action.n > 1:
         raise ConfigError("[sampling] method = 'smc' is for single-component lattice fields; use 'auto'")
     if smc_opts is not None:
-        return _run_smc(flow, data, source, smc_opts, output, progress)
+        code = _run_smc(flow, data, source, smc_opts, output, progress)
+        drop_checkpoint(ckpt, default_ckpt)
+        return code
     key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
     t0 = _time.perf_counter()
     samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress)
     sample_seconds = _time.perf_counter() - t0
     volume = path.lattice.volume
     obs, acceptance = flow_observables(samples, volume, key_imh)
+    obs.update(observable_estimates(user_obs, samples, key_imh))
     two_point = flow_two_point(samples, key_imh, components=path.action.n)
     rew = reweighted_observables(samples, volume)
     residuals = [dataclass_dict(r) for r in flow.reports]
-    results = {
-        "pikflow_version": __version__,
-        "config_source": source,
-        "config": data,
-        "kind": "lattice",
-        "lattice": list(path.lattice.shape),
-        "volume": volume,
-        "density": str(path.action.source),
-        "fields": list(path.action.field_names),
-        "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
-        "target": target_values(path),
-        "symmetry": info.get("symmetry"),
-        "base": info.get("base"),
-        "base_m0": info.get("m0", 0.0),
-        "basis": repr(flow.basis),
-        "n_basis": flow.basis.n,
-        "steps": flow.steps,
-        "layers": len(flow.reports),
-        "n_collocation": settings["collocation"],
-        "n_samples": int(settings["n"]),
-        "n_nonfinite": samples.n_nonfinite,
-        "n_runaway": samples.n_runaway,
-        "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
-        "log_q_error_max": _log_q_check(flow, settings),
-        "ess": float(samples.ess()),
-        "target_ess": info.get("target_ess"),
-        "imh_acceptance": float(acceptance),
-        "observables": {k: v.to_dict() for k, v in obs.items()},
-        "reweighted_observables": {k: v.to_dict() for k, v in rew.items()},
-        "two_point": {
-            "r": list(range(len(two_point))),
-            "value": [g.value for g in two_point],
-            "error": [g.error for g in two_point],
-        },
-        "hmc_seconds": hmc_s,
-        "hmc_acceptance": info.get("hmc_acceptance"),
-        "hmc_samples": settings["hmc_samples"] if hmc_s is not None else None,
-        "candidates": info.get("attempts"),
-        "solve_seconds": info["solve_seconds"],
-        "sample_seconds": sample_seconds,
-        "samples_per_second": settings["n"] / sample_seconds,
-        "layer_residuals": residuals,
-        "max_layer_residual": max(r["residual"] for r in residuals),
-        "flow": "flow",
-    }
+    results = _lattice_header(flow, data, source)
+    results.update(
+        {
+            "density": str(path.action.source),
+            "fields": list(path.action.field_names),
+            "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
+            "symmetry": info.get("symmetry"),
+            "base_m0": info.get("m0", 0.0),
+            "basis": repr(flow.basis),
+            "n_basis": flow.basis.n,
+            "solver": lattice_solver_spec(solver),
+            "layers": len(flow.reports),
+            "n_collocation": settings["collocation"],
+            "n_samples": int(settings["n"]),
+            "n_nonfinite": samples.n_nonfinite,
+            "n_runaway": samples.n_runaway,
+            "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
+            "log_q_error_max": _log_q_check(flow, settings),
+            "ess": float(samples.ess()),
+            "target_ess": info.get("target_ess"),
+            "imh_acceptance": float(acceptance),
+            "observables": {k: v.to_dict() for k, v in obs.items()},
+            "reweighted_observables": {k: v.to_dict() for k, v in rew.items()},
+            "two_point": {
+                "r": list(range(len(two_point))),
+                "value": [g.value for g in two_point],
+                "error": [g.error for g in two_point],
+            },
+            "hmc_seconds": hmc_s,
+            "hmc_acceptance": info.get("hmc_acceptance"),
+            "hmc_samples": hmc_kw["hmc_samples"] if hmc_s is not None else None,
+            "candidates": info.get("attempts"),
+            "solve_seconds": info["solve_seconds"],
+            "sample_seconds": sample_seconds,
+            "samples_per_second": settings["n"] / sample_seconds,
+            "layer_residuals": residuals,
+            "max_layer_residual": max(r["residual"] for r in residuals),
+        }
+    )
+    if refinement is not None:
+        results["refinement"] = refinement
     results["warnings"] = reliability_warnings(results["ess"], results["target_ess"], len(samples.log_w))
     chain = _imh_magnetisation(samples, key_imh, imh_chain, path.action.n) / volume
     results["plots"] = _plots(flow, samples, chain, out)
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     output.commit()
+    drop_checkpoint(ckpt, default_ckpt)
     _summary(results, output.out)
     return 0
 
 
-def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bool) -> int:
-    """``[sampling] method = "smc"`` on a lattice: SMC with PIK transport, abs_m / chi / binder per step time."""
+def _lattice_header(flow, data: dict, source: str) -> dict:
+    """The first keys of a lattice run's ``results.json``, shared by the flow and the SMC branches."""
     from .._version import __version__
-    from ..lattice import magnetisation_moments, smc_observables, target_values
-    from . import _smc
+    from ..lattice import target_values
 
-    out = output.stage
-    path, volume = flow.path, flow.path.lattice.volume
-    result = _smc.run_smc(flow, smc_opts, magnetisation_moments(), progress=progress)
-    derived = {
-        "chi": lambda r, t: smc_observables(r, volume, t)["chi"],
-        "binder": lambda r, t: smc_observables(r, volume, t)["binder"],
-    }
-    results = {
+    path = flow.path
+    return {
         "pikflow_version": __version__,
         "config_source": source,
         "config": data,
         "kind": "lattice",
         "lattice": list(path.lattice.shape),
-        "volume": volume,
+        "volume": path.lattice.volume,
         "target": target_values(path),
         "base": flow.info.get("base"),
         "steps": flow.steps,
         "flow": "flow",
     }
+
+
+def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bool) -> int:
+    """``[sampling] method = "smc"`` on a lattice: SMC with PIK transport, abs_m / chi / binder per step time."""
+    from ..lattice import magnetisation_moments, smc_observables
+    from . import _smc
+
+    out = output.stage
+    volume = flow.path.lattice.volume
+    result = _smc.run_smc(flow, smc_opts, magnetisation_moments(), progress=progress)
+    derived = {
+        "chi": lambda r, t: smc_observables(r, volume, t)["chi"],
+        "binder": lambda r, t: smc_observables(r, volume, t)["binder"],
+    }
+    results = _lattice_header(flow, data, source)
     results.update(_smc.results_block(result, ["abs_m"], derived))
     results["warnings"] = _smc.warnings_of(result)
     results["plots"] = [_smc.plot(result, out)]
@@ -394,136 +432,3 @@ def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bo
         print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (SMC, {result.replicas} replicas)")
     print(f"  wrote {out / 'results.json'}, plot {results['plots'][0]}, flow in {out / 'flow'}")
     return 0
-
-
-def dataclass_dict(report) -> dict:
-    """A layer report as a JSON-ready dict."""
-    import dataclasses
-
-    return {k: float(v) for k, v in dataclasses.asdict(report).items()}
-
-
-def _json_default(x):
-    import numpy as np
-
-    if isinstance(x, (np.floating, np.integer, np.bool_)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
-def _imh_magnetisation(samples, key, imh_chain, components: int = 1):
-    """The magnetisation (:math:`|M|` for ``n > 1`` components) along the IMH chain (as :func:`flow_observables`)."""
-    import numpy as np
-
-    lw = np.asarray(samples.log_w, dtype=float)
-    flat = np.asarray(samples.fields).reshape(len(lw), -1)
-    ok = np.isfinite(lw) & np.all(np.isfinite(flat), axis=1)
-    res = imh_chain(key, np.where(ok, lw, -np.inf))
-    return np.asarray(res.chain(np.where(ok, _magnetisation(flat, components), 0.0)))
-
-
-def _magnetisation(flat, components: int):
-    """:math:`M` per flattened configuration, or :math:`|M|` of the vector magnetisation of ``n > 1`` components."""
-    import numpy as np
-
-    if components == 1:
-        return flat.sum(axis=1)
-    return np.linalg.norm(flat.reshape(flat.shape[0], components, -1).sum(axis=2), axis=1)
-
-
-def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    names = []
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    lw = np.asarray(samples.log_w, dtype=float)
-    n = flow.path.action.n
-    m = _magnetisation(np.asarray(samples.fields).reshape(len(lw), -1), n) / flow.path.lattice.volume
-    ok = np.isfinite(lw) & np.isfinite(m)
-    lo, hi = np.percentile(m[ok], [0.5, 99.5])  # blown-up samples (zero weight) must not set the range
-    lo, hi = min(lo, float(np.min(chain_m))), max(hi, float(np.max(chain_m)))
-    pad = 0.05 * (hi - lo + 1e-12)
-    bins = np.linspace(lo - pad, hi + pad, 80)
-    w = np.exp(lw[ok] - lw[ok].max())
-    ax.hist(m[ok], bins=bins, density=True, histtype="step", color="gray", ls=":", label="flow samples (unweighted)")
-    ax.hist(chain_m, bins=bins, density=True, histtype="step", color="k", lw=1.5, label="after the IMH step")
-    ax.hist(m[ok], bins=bins, weights=w, density=True, histtype="step", color="tab:orange", label="reweighted")
-    ax.set_xlabel(r"$m = \frac{1}{V}\sum_n\phi_n$" if n == 1 else r"$|m|$, $m_a = \frac{1}{V}\sum_n\phi_{a,n}$")
-    ax.set_ylabel("density")
-    ax.set_title("magnetisation per site at t = 1")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "magnetisation.png", dpi=120)
-    names.append("magnetisation.png")
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    t = [r.t for r in flow.reports]
-    ax.semilogy(t, [max(r.residual, 1e-300) for r in flow.reports], "o-", ms=3, label="collocation configurations")
-    ax.set_xlabel("t")
-    ax.set_ylabel(r"$\|Aa-b\|/\|b-\bar b\|$")
-    ax.set_title(f"relative residual per layer (eq. 34 of {PAPER})", fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "residuals.png", dpi=120)
-    names.append("residuals.png")
-    plt.close("all")
-    return names
-
-
-def _log_q_check(flow, settings) -> float | None:
-    """Largest |continuous - exact log q| on 8 samples (V JVPs each; skipped above 256 sites)."""
-    if flow.path.lattice.volume > 256:
-        return None
-    import jax
-    import numpy as np
-
-    key = jax.random.PRNGKey(int(settings["sampling_seed"]) + 99)
-    return float(np.abs(flow.log_density_error(key, 8)).max())
-
-
-#: Below this ESS/N (from either side) the IMH estimates and their errors are not to be trusted.
-UNRELIABLE_ESS = 0.01
-
-
-def reliability_warnings(ess: float, target_ess: float | None, n: int) -> list[str]:
-    """Warnings for a flow too poor for its estimates to be trusted (printed and in ``results.json``).
-
-    With ESS/N below :data:`UNRELIABLE_ESS`, or fewer than 100 effective samples, the IMH
-    chain hardly moves and its Gamma-method errors understate the real error (measured at
-    32x32 near criticality: ESS/N 0.000, observables off by 3-8 sigma of their own errors).
-    ``target_ess`` (from the reference HMC configurations) flags holes the same way.
-    """
-    out = []
-    if ess < UNRELIABLE_ESS or ess * n < 100:
-        out.append(
-            f"ESS/N = {ess:.3g} ({ess * n:.0f} effective samples): the IMH chain hardly moves and its errors are "
-            "not to be trusted; use more samples, or a better flow (steps, collocation, basis)"
-        )
-    if target_ess is not None and target_ess < UNRELIABLE_ESS:
-        out.append(
-            f"the ESS/N seen from the reference HMC configurations is {target_ess:.3g}: the flow misses part of "
-            "the target (a hole), so its estimates are biased"
-        )
-    return out
-
-
-def _summary(r: dict, out: pathlib.Path) -> None:
-    print(
-        f"  samples: {r['n_samples']} ({r['n_nonfinite']} non-finite, {r['n_runaway']} ran away with zero weight) "
-        f"in {r['sample_seconds']:.2f} s "
-        f"(compilation included)"
-    )
-    print(
-        f"  ESS/N = {r['ess']:.4f}   IMH acceptance = {r['imh_acceptance']:.4f}   "
-        f"max layer residual = {r['max_layer_residual']:.2e}"
-    )
-    for name, v in r["observables"].items():
-        print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (after IMH, Gamma-method error)")
-    for w in r["warnings"]:
-        print(f"  WARNING: {w}")
-    print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")

@@ -17,6 +17,7 @@ from ..bench import _load_all as _load_benchmarks
 from ._config import EXAMPLE_DESCRIPTIONS, EXAMPLES, build, config_source, example_path, refine_options
 from ._guards import check_resources
 from ._lattice import is_lattice, run_lattice
+from ._levers import checkpoint_dir, drop_checkpoint
 from ._output import RunOutput, discard_pending
 from ._smc import smc_settings
 
@@ -35,6 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default="pikflow-out", help="output directory (default: pikflow-out)")
     run.add_argument("--n", type=int, help="override [sampling] n")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="per-layer checkpoints of the solve: a killed run resumes from them bit for bit "
+        "(default: OUT/.pikflow-checkpoint, removed when the run completes)",
+    )
     bench = sub.add_parser("bench", help="benchmarks, reported as ratios (not tests); `pikflow bench KIND -h`")
     kinds = bench.add_subparsers(dest="bench_kind")
     for name, b in BENCHMARKS.items():
@@ -118,7 +125,8 @@ def _run(args) -> int:
     print(f"pikflow {__version__}: {source}")
     print(f"  S_t = {path.expr}")
     _print_fields(path)
-    flow = solve(path, progress=progress, **opts)
+    ckpt, default_ckpt = checkpoint_dir(args, output.out)
+    flow = solve(path, progress=progress, checkpoint=ckpt if opts.get("mode") != "parallel" else None, **opts)
     print(f"  solved {len(flow.reports)} layers in {flow.solve_seconds:.2f} s ({flow!r})")
     refine_opts = refine_options(data)
     refinement = None
@@ -127,7 +135,9 @@ def _run(args) -> int:
         flow, refinement = _refine(flow, refine_opts, opts.get("seed", 0), n_ess, progress)
     flow.save(out / "flow")
     if smc_settings(data) is not None:
-        return _run_smc(flow, data, source, observables, output, progress)
+        code = _run_smc(flow, data, source, observables, output, progress)
+        drop_checkpoint(ckpt, default_ckpt)
+        return code
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if refine_opts is not None and refine_opts["online"]:
@@ -150,6 +160,7 @@ def _run(args) -> int:
     results["plots"] = plot_all(flow, samples, out, reference)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     output.commit()
+    drop_checkpoint(ckpt, default_ckpt)
     _print_summary(results, output.out)
     return 0
 

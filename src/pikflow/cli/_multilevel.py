@@ -74,6 +74,8 @@ def run_multilevel(data: dict, source: str, settings: dict, output, *, progress:
         check_bounded_below(LatticePath(path.action, values), [1.0])
     except PikflowError as err:
         raise ConfigError(f"[path]: the values at t = 1 are the multilevel target: {err}") from None
+    if path.action.n > 1:
+        raise ConfigError("[multilevel] is for single-component lattice fields so far; remove it for an O(N) run")
     d = path.lattice.d
     target = lambda L: LatticePath(LatticeAction(density, [L] * d), values)  # noqa: E731
     print(f"pikflow {__version__}: {source}")

@@ -69,7 +69,8 @@ def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool)
     from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, check_bounded_below, scan_lattice
 
     try:
-        path = LatticePath(LatticeAction(data["action"]["density"], data["action"]["lattice"]), dict(data["path"]))
+        action = LatticeAction(data["action"]["density"], data["action"]["lattice"], data["action"].get("fields"))
+        path = LatticePath(action, dict(data["path"]))
         check_bounded_below(path)
     except PikflowError as err:
         raise ConfigError(f"[path]: {err}") from None
@@ -77,6 +78,8 @@ def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool)
         GaussianLatticeBase.from_path(path)
     except PikflowError as err:
         raise ConfigError(f"[scan] samples the [path] from t = 0, which must be a Gaussian: {err}") from None
+    if path.action.n > 1:
+        raise ConfigError("[scan] is for single-component lattice fields so far; remove [scan] for an O(N) run")
     print(f"pikflow {__version__}: {source}")
     print(f"  scan of S_t = {path.density}")
     sizes = settings["sizes"] or [path.lattice.shape[0]]

@@ -22,6 +22,8 @@ The solver (:class:`~pikflow.solvers.DirectSolver`, :class:`~pikflow.solvers.Ada
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import time as _time
 
 import equinox as eqx
@@ -60,6 +62,7 @@ def solve(
     progress: bool = True,
     mode: str = "sequential",
     schedule: str | float = "auto",
+    checkpoint=None,
 ) -> Flow:
     r"""Solve the kernel equation (eq. 14, with eq. 20) at every layer of ``path`` and return the :class:`Flow`.
 
@@ -100,6 +103,12 @@ def solve(
         it; ``"uniform"`` never does; a number is the power :math:`p`. The flow's
         :attr:`~pikflow.Flow.path` is then the reparametrised path (same base and target;
         its time ``t`` is :math:`\tau^{1/p}` of the given path).
+    checkpoint
+        A directory for per-layer checkpoints (sequential mode; :mod:`pikflow._checkpoint`):
+        each finished layer's kernel, report and (at the end of a step) the pushed collocation
+        samples are written there atomically; a rerun of the same solve skips the finished
+        layers and gives the same flow bit for bit (``flow.resumed_layers`` counts them). A
+        checkpoint of another solve is ignored with a ``CheckpointWarning`` and overwritten.
     """
     if not isinstance(path, Path):
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
@@ -144,15 +153,22 @@ def solve(
             )
     if mode == "parallel" and path.n_fields > 1 and colloc.n_samples == 0:
         raise SolveError("layer-parallel mode draws its points by MALA: set collocation n_samples > 0")
+    if checkpoint is not None and mode != "sequential":
+        raise SolveError("checkpoints are for the sequential mode (the parallel mode solves every layer at once)")
     times = np.arange(2 * steps + 1) / (2 * steps)
     start = _time.perf_counter()
-    run = _sequential if mode == "sequential" else _parallel
-    kernels, reports, info = run(eq, solver, colloc, steps, base, times, seed, progress)
+    resumed = 0
+    if mode == "sequential":
+        kernels, reports, info, resumed = _sequential(
+            eq, solver, colloc, steps, base, times, seed, progress, checkpoint
+        )
+    else:
+        kernels, reports, info = _parallel(eq, solver, colloc, steps, base, times, seed, progress)
     settings = dict(steps=steps, form=form, seed=seed, collocation=dataclasses.asdict(colloc), basis=basis.spec())
     settings.update(time_power=power, schedule=schedule_info)
     if not isinstance(solver, DirectSolver) or mode != "sequential":
         settings.update(solver=solver.spec(), mode=mode, layers=info)
-    return Flow(
+    flow = Flow(
         path=path,
         equation=eq,
         base=base,
@@ -162,6 +178,8 @@ def solve(
         settings=settings,
         solve_seconds=_time.perf_counter() - start,
     )
+    flow.resumed_layers = resumed
+    return flow
 
 
 def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key, init, first):
@@ -242,7 +260,7 @@ def _layer_info(stats) -> dict:
     return {"loss": float(stats["loss"]), "iterations": int(stats["iterations"])}
 
 
-def _sequential(eq, solver, colloc, steps, base, times, seed, progress):
+def _sequential(eq, solver, colloc, steps, base, times, seed, progress, checkpoint=None):
     from ..progress import progress_bar
 
     layer, half_points, full_points, advance = _compiled(eq, solver, colloc, steps)
@@ -251,20 +269,27 @@ def _sequential(eq, solver, colloc, steps, base, times, seed, progress):
     key, sub = jax.random.split(key)
     points, _ = base.sample(sub, colloc.n_samples)
     init = solver.initial(eq, jax.random.fold_in(key, 7))
+    ckpt = _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points)
     n_first = getattr(solver, "first_layers", 1)
     kernels, reports, info = [], [], []
     n_points = colloc.n_samples + colloc.n_tail
     bar = progress_bar(total=len(times), desc=f"solving layers ({solver.kind})", disable=not progress)
 
-    def run(points, i):
+    def run(points, i, saved=None):
         nonlocal key, init
-        key, sub = jax.random.split(key)
-        k, stats = layer(points, jnp.asarray(times[i]), sub, init, i < n_first)
-        stats = jax.device_get(stats)
-        _check(eq, solver, times[i], stats)
+        key, sub = jax.random.split(key)  # split on resumed layers too: later layers get the same keys
+        if saved is not None:  # finished before: the very arrays an uninterrupted solve computed
+            k = eqx.tree_deserialise_leaves(io.BytesIO(saved["kernel"].tobytes()), init)
+            meta = json.loads(str(saved["meta"]))
+            reports.append(LayerReport(**{**meta["report"], "worst_phi": tuple(meta["report"]["worst_phi"])}))
+            info.append(meta["info"])
+        else:
+            k, stats = layer(points, jnp.asarray(times[i]), sub, init, i < n_first)
+            stats = jax.device_get(stats)
+            _check(eq, solver, times[i], stats)
+            reports.append(LayerReport.from_stats(times[i], stats, n_points))
+            info.append(_layer_info(stats))
         kernels.append(k)
-        reports.append(LayerReport.from_stats(times[i], stats, n_points))
-        info.append(_layer_info(stats))
         init = k
         bar.update(1)
         if direct:
@@ -273,16 +298,61 @@ def _sequential(eq, solver, colloc, steps, base, times, seed, progress):
             bar.set_postfix(loss=f"{info[-1]['loss']:.1e}", it=info[-1]["iterations"])
         return k
 
-    k0 = run(points, 0)
+    def load(i):
+        return None if ckpt is None else ckpt.load(i)
+
+    def save(i, **extra):
+        if ckpt is not None:
+            buf = io.BytesIO()
+            eqx.tree_serialise_leaves(buf, kernels[i])
+            meta = json.dumps({"report": dataclasses.asdict(reports[i]), "info": info[i]})
+            ckpt.save(i, kernel=np.frombuffer(buf.getvalue(), np.uint8), meta=np.asarray(meta), **extra)
+
+    saved = load(0)
+    k0 = run(points, 0, saved)
+    if saved is None:
+        save(0)
     for i in range(steps):
-        km = run(half_points(k0, points), 2 * i + 1)
+        mid, end = load(2 * i + 1), load(2 * i + 2)
+        if mid is not None and end is not None and "points" in end:
+            run(None, 2 * i + 1, mid)
+            k0 = run(None, 2 * i + 2, end)
+            points = jnp.asarray(end["points"])
+            continue
+        km = run(half_points(k0, points) if mid is None else None, 2 * i + 1, mid)
+        if mid is None:
+            save(2 * i + 1)
         k1 = run(full_points(k0, km, points), 2 * i + 2)
         points = advance(k0, km, k1, points)
         if not bool(jnp.all(jnp.isfinite(points))):
             raise SolveError(f"collocation samples became non-finite after the layer at t = {times[2 * i + 2]:.4g}")
+        save(2 * i + 2, points=np.asarray(points))
         k0 = k1
     bar.close()
-    return stack_kernels(kernels), reports, info
+    return stack_kernels(kernels), reports, info, (0 if ckpt is None else ckpt.resumed)
+
+
+def _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points):
+    """The checkpoint of this solve, fingerprinted by its settings and probe values of the equation."""
+    if checkpoint is None:
+        return None
+    from .._checkpoint import open_checkpoint
+
+    x = points[:8] if points.shape[0] else jnp.zeros((1, eq.path.n_fields))
+    probes = [points, jax.vmap(eq.rhs_fn, (0, None))(x, 0.4), jax.vmap(eq.gradient_fn, (0, None))(x, 0.7)]
+    if isinstance(solver, DirectSolver):
+        probes += list(eq.system(x, jnp.asarray(0.5)))
+    spec = dict(
+        kind="0-D",
+        path=eq.path.spec(),
+        form=eq.form,
+        solver=solver.spec(),
+        basis=eq.basis.spec(),
+        collocation=dataclasses.asdict(colloc),
+        steps=steps,
+        seed=seed,
+    )
+    return open_checkpoint(checkpoint, spec, probes)
 
 
 def _parallel(eq, solver, colloc, steps, base, times, seed, progress):

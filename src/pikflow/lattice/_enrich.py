@@ -21,6 +21,7 @@ basis term, and every layer is solved again with it.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import numpy as np
 
@@ -82,6 +83,8 @@ def enrich_lattice(
     select: int = 2000,
     n_collocation: int = 1000,
     seed: int = 0,
+    solver=None,
+    checkpoint=None,
     progress: bool = False,
 ) -> tuple[LatticeFlow, list[EnrichmentStep]]:
     r"""Enrich ``flow``'s basis where the residual of eq. 34 says so, and solve again.
@@ -104,8 +107,11 @@ def enrich_lattice(
         configurations does not make a better flow: at 8x8, (-1, 1) the default ladder
         lowered the mean residual from 0.031 to 0.026 while opening a hole (``target_ess``
         0.93 -> 0.00) that the flow-side ESS/N (0.97 -> 0.86) barely showed. Give a reference.
-    n_collocation, seed
-        Collocation configurations of the new solves (as in :func:`solve_lattice`).
+    n_collocation, seed, solver
+        Collocation configurations, seed and layer solver of the new solves (as in :func:`solve_lattice`).
+    checkpoint
+        A directory for per-layer checkpoints of the new solves (one subdirectory per tried family,
+        see :func:`solve_lattice`): a killed enrichment resumes bit for bit.
     progress
         Progress bars of the solves.
 
@@ -128,7 +134,7 @@ def enrich_lattice(
 
     current, steps = flow, []
     current_score = score(flow)
-    for fam in ladder:
+    for k, fam in enumerate(ladder):
         res = current.residuals()
         if res.max() <= tol:
             break
@@ -142,6 +148,8 @@ def enrich_lattice(
                 steps=current.steps,
                 n_collocation=n_collocation,
                 seed=seed,
+                solver=solver,
+                checkpoint=None if checkpoint is None else pathlib.Path(checkpoint) / f"family-{k}",
                 progress=progress,
             )
         except SolveError as err:

@@ -20,6 +20,7 @@ inverts eq. 34 on quartic terms) and tamed cross-scale products
 
 from __future__ import annotations
 
+import pathlib
 import time as _time
 from collections.abc import Callable
 
@@ -172,8 +173,11 @@ def fit_lattice(
     hmc_samples: int = 4000,
     hmc_chains: int = 8,
     hmc_step: float | str = 0.15,
+    hmc_options: dict | None = None,
     seed: int = 0,
     select: int = 2000,
+    solver=None,
+    checkpoint=None,
     progress: bool = True,
 ) -> LatticeFlow:
     r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
@@ -201,10 +205,17 @@ def fit_lattice(
     hmc_samples, hmc_chains, hmc_step
         The reference HMC run that fits the matched base (``hmc_step="auto"`` adapts the
         leapfrog step during thermalisation, see :func:`hmc`; needed on large lattices).
+    hmc_options
+        Further keyword arguments of :func:`hmc` (``n_leapfrog``, ``n_therm``).
     seed
         Seeds the HMC run, the collocation configurations and the selection samples.
     select
         Samples per candidate flow when choosing between candidates (bases, widths).
+    solver
+        How each layer is solved (see :func:`solve_lattice`); default the direct SVD solve.
+    checkpoint
+        A directory for per-layer checkpoints (see :func:`solve_lattice`): each candidate
+        solve keeps its own in ``candidate-<base>-<width>``, so a killed fit resumes bit for bit.
     progress
         Progress bars.
 
@@ -268,6 +279,7 @@ def fit_lattice(
                 n_chains=hmc_chains,
                 step=hmc_step,
                 progress=progress,
+                **(hmc_options or {}),
                 desc="HMC at the target (fits the matched base)",
             )
             info.update(hmc_seconds=_time.perf_counter() - t0, hmc_acceptance=acc)
@@ -313,6 +325,8 @@ def fit_lattice(
                     steps=steps,
                     n_collocation=n_collocation,
                     seed=seed,
+                    solver=solver,
+                    checkpoint=None if checkpoint is None else pathlib.Path(checkpoint) / f"candidate-{kind}-{tame}",
                     progress=progress,
                     desc=f"{label}: solving layers",
                 )
@@ -351,4 +365,5 @@ def fit_lattice(
         solve_seconds=_time.perf_counter() - t0,
     )
     flow.info = info
+    flow.reference = reference  # the target configurations of the hole check (not saved)
     return flow

@@ -19,6 +19,7 @@ the :math:`O(\Delta t^4)` time-discretisation error; weights cannot correct an e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time as _time
 
 import jax
@@ -37,21 +38,25 @@ from ._free import GaussianLatticeBase
 
 @dataclasses.dataclass(frozen=True)
 class LatticeLayerReport:
-    """One layer's solve: time, relative residual, the constant :math:`c_t`, the wall time, dropped configurations."""
+    """One layer's solve: time, relative residual, :math:`c_t`, wall time, dropped configurations, solver iterations."""
 
     t: float
     residual: float
     constant: float
     seconds: float
     dropped: int = 0
+    iterations: int = 0
 
 
 def least_squares(A, b, rcond: float = 1e-12):
-    r"""Least squares :math:`\min\|A x - b\|` with unit-norm columns and Lineax SVD (truncated at ``rcond``)."""
-    norms = jnp.linalg.norm(A, axis=0)
-    scale = jnp.where(norms > 0, norms, 1.0)
-    sol = lx.linear_solve(lx.MatrixLinearOperator(A / scale), b, solver=lx.SVD(rcond=rcond), throw=False)
-    return sol.value / scale
+    r"""Least squares :math:`\min\|A x - b\|` with unit-norm columns and Lineax SVD (truncated at ``rcond``).
+
+    The default direct solve of a lattice layer (:func:`pikflow.solvers.solve_system` with
+    ``DirectSolver(lx.SVD())``).
+    """
+    from ..solvers import DirectSolver, solve_system
+
+    return solve_system(DirectSolver(lx.SVD()), A, b, rcond=rcond).value
 
 
 class LatticeFlow:
@@ -71,6 +76,8 @@ class LatticeFlow:
         self.steps = int(steps)
         self.reports = list(reports)
         self.info: dict = {}
+        #: target configurations for the hole check (:func:`fit_lattice` sets them; not saved)
+        self.reference = None
         self._exact_fn = None
         self._reverse = None
         self._push = jax.jit(_make_push(basis, steps))
@@ -303,6 +310,8 @@ def solve_lattice(
     rcond: float = 1e-12,
     chunk: int = 256,
     outlier: float | None = 8.0,
+    solver=None,
+    checkpoint=None,
     progress: bool = True,
     desc: str = "solving layers",
 ) -> LatticeFlow:
@@ -334,6 +343,16 @@ def solve_lattice(
         not finite, have run away from :math:`p_t`; they are left out of the layer's least
         squares (so a few runaways cannot dominate the fit) and counted in ``reports[i].dropped``.
         ``None``: keep all (a non-finite one then raises :class:`SolveError`).
+    solver
+        How each layer's least squares is solved (:func:`pikflow.solvers.solve_system`):
+        ``None`` or a :class:`~pikflow.solvers.DirectSolver` (default ``lx.SVD`` cut at ``rcond``),
+        a :class:`~pikflow.solvers.LevenbergMarquardtSolver` or an
+        :class:`~pikflow.solvers.AdamSolver` (both warm-started from the previous layer).
+    checkpoint
+        A directory for per-layer checkpoints (:mod:`pikflow._checkpoint`): finished layers
+        are written there as they are solved, and a rerun of the same solve (same path, basis,
+        base, settings) skips them and gives the same flow bit for bit. A checkpoint of another
+        solve is ignored with a ``CheckpointWarning`` and overwritten.
     progress
         Show a progress bar over layers.
     desc
@@ -350,7 +369,105 @@ def solve_lattice(
         raise PikflowError(f"the basis lives on {basis.lattice}, the path on {path.lattice}")
     if base is None:
         base = GaussianLatticeBase.from_path(path)
+    solver = _lattice_solver(solver)
+    if outlier is None:
+        limit = jnp.inf
+    elif not outlier > 1:
+        raise PikflowError(f"outlier must be a factor > 1 (or None), got {outlier!r}")
+    else:
+        limit = float(outlier)
     dt = 1.0 / steps
+    assemble = _assembler(path, basis, solver, chunk, rcond)
+    vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient_and_laplacian(a, x)[0], (None, 0)))
+    push_one = jax.jit(_make_push(basis, 1, dt=dt))  # one RK4 step of size dt through (a0, am, a1)
+    X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
+    ckpt = _open_checkpoint(checkpoint, path, basis, base, solver, X, (steps, n_collocation, seed, rcond, outlier))
+    coeffs, reports = [], []
+    # only Adam's schedule depends on the layer (a second compilation otherwise)
+    n_first = getattr(solver, "first_layers", 1) if hasattr(solver, "warm_epochs") else 2 * steps + 1
+    bar = progress_bar(total=2 * steps + 1, desc=desc, disable=not progress)
+
+    def layer(i, Xc, t, init, saved=None):
+        if saved is not None:  # finished before: the same arrays an uninterrupted solve computed
+            sol, rep = saved["sol"], saved["report"]
+            report = LatticeLayerReport(float(rep[0]), float(rep[1]), float(rep[2]), float(rep[3]), *map(int, rep[4:]))
+        else:
+            t0 = _time.perf_counter()
+            init = jnp.zeros(basis.n + 1) if init is None else init
+            sol, res, dropped, iters = assemble(Xc, t, limit, init, i < n_first)
+            sol = np.asarray(sol)
+            if int(dropped) > n_collocation // 2:
+                raise SolveError(
+                    f"{int(dropped)} of {n_collocation} collocation configurations ran away by t = {t:.3g}: the "
+                    "flow is unstable; use more steps, a smaller tame width or a matched base"
+                )
+            if not np.all(np.isfinite(sol)):
+                raise SolveError(
+                    f"the solve at t = {t:.4g} gave non-finite coefficients: shrink the basis or raise rcond"
+                )
+            seconds = _time.perf_counter() - t0
+            report = LatticeLayerReport(float(t), float(res), float(sol[-1]), seconds, int(dropped), int(iters))
+        coeffs.append(sol[:-1])
+        reports.append(report)
+        bar.update(1)
+        return jnp.asarray(sol)
+
+    def load(i):
+        return None if ckpt is None else ckpt.load(i)
+
+    def save(i, **extra):
+        if ckpt is not None:
+            r = reports[i]
+            rep = [r.t, r.residual, r.constant, r.seconds, r.dropped, r.iterations]
+            ckpt.save(i, sol=np.append(coeffs[i], r.constant), report=np.asarray(rep, dtype=float), **extra)
+
+    s0 = load(0)
+    a0 = layer(0, X, 0.0, None, s0)
+    if s0 is None:
+        save(0)
+    for i in range(steps):
+        t = i * dt
+        mid, end = load(2 * i + 1), load(2 * i + 2)
+        if mid is not None and end is not None and "X" in end:
+            layer(2 * i + 1, None, t + 0.5 * dt, None, mid)
+            a0 = layer(2 * i + 2, None, t + dt, None, end)
+            X = jnp.asarray(end["X"])
+            continue
+        Xh = X + 0.5 * dt * vel(a0[:-1], X)
+        am = layer(2 * i + 1, Xh, t + 0.5 * dt, a0, mid)
+        if mid is None:
+            save(2 * i + 1)
+        Xm = X + dt * vel(am[:-1], Xh)
+        a1 = layer(2 * i + 2, Xm, t + dt, am)
+        X, _ = push_one(jnp.stack([a0[:-1], am[:-1], a1[:-1]]), X, jnp.zeros(X.shape[0]))
+        if outlier is None and not bool(jnp.all(jnp.isfinite(X))):
+            raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
+        save(2 * i + 2, X=np.asarray(X))
+        a0 = a1
+    bar.close()
+    flow = LatticeFlow(path, basis, base, np.stack(coeffs), steps, reports)
+    if ckpt is not None:
+        flow.info["resumed_layers"] = ckpt.resumed
+    return flow
+
+
+def _lattice_solver(solver):
+    """The solver of a lattice layer: default ``DirectSolver(lx.SVD())`` (cut at ``rcond``); checked."""
+    from ..solvers import AdamSolver, DirectSolver, LevenbergMarquardtSolver
+
+    if solver is None:
+        return DirectSolver(lx.SVD())
+    if not isinstance(solver, (DirectSolver, AdamSolver, LevenbergMarquardtSolver)):
+        raise PikflowError(
+            "solver must be a DirectSolver, LevenbergMarquardtSolver or AdamSolver (or None), "
+            f"got {type(solver).__name__}"
+        )
+    return solver
+
+
+def _assembler(path: LatticePath, basis: LatticeBasis, solver, chunk: int, rcond: float):
+    """The jitted layer solve: assemble eq. 34 on the kept configurations and solve it with ``solver``."""
+    from ..solvers import solve_system
 
     def row(x, t):
         return basis.fused_columns(x, path.gradient(x, t)), -path.dsdt(x, t)
@@ -366,8 +483,8 @@ def solve_lattice(
         median = jnp.nanmedian(jnp.where(finite, rms, jnp.nan))
         return finite & (rms < factor * median)
 
-    @jax.jit
-    def assemble(X, t, limit):
+    @functools.partial(jax.jit, static_argnums=4)
+    def assemble(X, t, limit, init, first):
         ok = kept(X, limit)
         X = jnp.where(ok.reshape((-1,) + (1,) * nd), X, 0.0)
         cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
@@ -379,54 +496,34 @@ def solve_lattice(
         ok = ok & (jnp.abs(b - bm) <= limit * jnp.maximum(b_sd, 1e-300)) & jnp.all(jnp.isfinite(cols), axis=1)
         A = jnp.where(ok[:, None], jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1), 0.0)
         b = jnp.where(ok, b, 0.0)
-        sol = least_squares(A, b, rcond)
+        solution = solve_system(solver, A, b, init, first, rcond)
+        sol = solution.value
         mean = jnp.sum(b) / jnp.maximum(jnp.sum(ok), 1)
         res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm((b - mean) * ok)
-        return sol, res, jnp.sum(~ok)
+        return sol, res, jnp.sum(~ok), solution.stats["steps"]
 
-    vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient_and_laplacian(a, x)[0], (None, 0)))
-    push_one = jax.jit(_make_push(basis, 1, dt=dt))  # one RK4 step of size dt through (a0, am, a1)
-    X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
-    if outlier is None:
-        limit = jnp.inf
-    elif not outlier > 1:
-        raise PikflowError(f"outlier must be a factor > 1 (or None), got {outlier!r}")
-    else:
-        limit = float(outlier)
-    coeffs, reports = [], []
-    bar = progress_bar(total=2 * steps + 1, desc=desc, disable=not progress)
+    return assemble
 
-    def layer(Xc, t):
-        t0 = _time.perf_counter()
-        sol, res, dropped = assemble(Xc, t, limit)
-        sol = np.asarray(sol)
-        if int(dropped) > n_collocation // 2:
-            raise SolveError(
-                f"{int(dropped)} of {n_collocation} collocation configurations ran away by t = {t:.3g}: the flow is "
-                "unstable; use more steps, a smaller tame width or a matched base"
-            )
-        if not np.all(np.isfinite(sol)):
-            raise SolveError(f"the solve at t = {t:.4g} gave non-finite coefficients: shrink the basis or raise rcond")
-        coeffs.append(sol[:-1])
-        reports.append(
-            LatticeLayerReport(float(t), float(res), float(sol[-1]), _time.perf_counter() - t0, int(dropped))
-        )
-        bar.update(1)
-        return jnp.asarray(sol[:-1])
 
-    a0 = layer(X, 0.0)
-    for i in range(steps):
-        t = i * dt
-        Xh = X + 0.5 * dt * vel(a0, X)
-        am = layer(Xh, t + 0.5 * dt)
-        Xm = X + dt * vel(am, Xh)
-        a1 = layer(Xm, t + dt)
-        X, _ = push_one(jnp.stack([a0, am, a1]), X, jnp.zeros(X.shape[0]))
-        if outlier is None and not bool(jnp.all(jnp.isfinite(X))):
-            raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
-        a0 = a1
-    bar.close()
-    return LatticeFlow(path, basis, base, np.stack(coeffs), steps, reports)
+def _open_checkpoint(checkpoint, path, basis, base, solver, X, settings):
+    """The checkpoint of this solve, fingerprinted by its settings and probe values of path, basis and base."""
+    if checkpoint is None:
+        return None
+    from .._checkpoint import open_checkpoint
+
+    x = X[:2]
+    a = jnp.linspace(-1.0, 1.0, basis.n)
+    probes = [X, path.gradient(x[0], 0.5), path.dsdt(x[0], 0.3), path.dsdt(x[1], 1.0), base.log_prob(x)]
+    probes.append(jax.vmap(basis.gradient_and_laplacian, (None, 0))(a, x)[0])
+    spec = {
+        "kind": "lattice",
+        "lattice": list(path.lattice.shape),
+        "density": str(path.action.source),
+        "basis": repr(basis),
+        "solver": solver.spec(),
+        "settings": [None if s is None else float(s) for s in settings],
+    }
+    return open_checkpoint(checkpoint, spec, probes)
 
 
 @dataclasses.dataclass

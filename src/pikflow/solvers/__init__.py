@@ -7,11 +7,16 @@ All solvers are interchangeable objects for :func:`pikflow.solve`:
   :class:`SineKernel` (eq. 25, learnable frequencies) or an :class:`MLPKernel`;
 * :class:`LevenbergMarquardtSolver`: frequencies and coefficients of eq. 25 as a nonlinear
   least-squares problem (Optimistix), by variable projection.
+
+Each of them also solves a linear least-squares layer (a lattice layer, eq. 34) through
+:func:`solve_system`, returning a :class:`LayerSolution` (value, result code, stats).
 """
 
 from ._collocation import Collocation as Collocation
 from ._direct import AbstractKernelSolver as AbstractKernelSolver
 from ._direct import DirectSolver as DirectSolver
+from ._linear import LayerSolution as LayerSolution
+from ._linear import solve_system as solve_system
 from ._models import MLPKernel as MLPKernel
 from ._models import SineKernel as SineKernel
 from ._nonlinear import LevenbergMarquardtSolver as LevenbergMarquardtSolver
@@ -26,7 +31,9 @@ __all__ = [
     "AdamSolver",
     "Collocation",
     "DirectSolver",
+    "LayerSolution",
     "LevenbergMarquardtSolver",
     "MLPKernel",
     "SineKernel",
+    "solve_system",
 ]

@@ -41,18 +41,35 @@ OPTIONS = {
 MODES = ("sequential", "parallel")
 
 
-def solver_from_config(table: dict[str, Any], n_fields: int) -> tuple[Any, str]:
-    """``(solver or None, mode)`` from a validated ``[solver]`` table; None means the default direct solver."""
+def solver_from_config(table: dict[str, Any], n_fields: int, *, lattice: bool = False):
+    """``(solver or None, mode)`` from a validated ``[solver]`` table; None means the default direct solver.
+
+    ``lattice=True``: the solver of a lattice layer (a fixed basis, :func:`~pikflow.solvers.solve_system`);
+    only the options of :data:`~pikflow.solvers._linear.LATTICE_OPTIONS` apply, the mode is sequential,
+    and the solver alone is returned (None: the direct SVD default).
+    """
     kind = table.get("kind", "direct")
     if kind not in OPTIONS:
         raise ConfigError(f"[solver] kind must be one of {sorted(OPTIONS)}, got {kind!r}")
     mode = table.get("mode", "sequential")
-    if mode not in MODES:
-        raise ConfigError(f"[solver] mode must be one of {list(MODES)}, got {mode!r}")
+    if mode not in MODES or (lattice and mode != "sequential"):
+        allowed_modes = ["sequential"] if lattice else list(MODES)
+        raise ConfigError(
+            f"[solver] mode must be one of {allowed_modes}" + (" on a lattice" if lattice else "") + f", got {mode!r}"
+        )
     cls, allowed = OPTIONS[kind]
+    if lattice:
+        from ._linear import LATTICE_OPTIONS
+
+        allowed = LATTICE_OPTIONS[kind]
     extra = sorted(set(table) - set(allowed) - {"kind", "mode"})
     if extra:
-        raise ConfigError(f"[solver] option(s) {extra} do not apply to kind = {kind!r}; it takes {list(allowed)}")
+        where = " on a lattice (a fixed basis)" if lattice else ""
+        raise ConfigError(
+            f"[solver] option(s) {extra} do not apply to kind = {kind!r}{where}; it takes {list(allowed)}"
+        )
+    if lattice:
+        return _lattice_solver(kind, cls, {k: v for k, v in table.items() if k in allowed})
     opts = {k: v for k, v in table.items() if k in allowed}
     if kind == "direct":
         if "linear_solver" not in opts:
@@ -63,5 +80,17 @@ def solver_from_config(table: dict[str, Any], n_fields: int) -> tuple[Any, str]:
         return DirectSolver(LINEAR_SOLVERS[name]()), mode
     try:
         return cls(**opts), mode
+    except PikflowError as err:
+        raise ConfigError(f"[solver]: {err}") from None
+
+
+def _lattice_solver(kind: str, cls, opts: dict):
+    if kind == "direct":
+        name = opts.get("linear_solver", "svd")
+        if name not in LINEAR_SOLVERS:
+            raise ConfigError(f"[solver] linear_solver must be one of {sorted(LINEAR_SOLVERS)}, got {name!r}")
+        return None if name == "svd" else DirectSolver(LINEAR_SOLVERS[name]())
+    try:
+        return cls(**opts)
     except PikflowError as err:
         raise ConfigError(f"[solver]: {err}") from None
