@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import PikflowError, SamplingError, SolveError
 from .._memory import available_memory
 from ..progress import progress_bar
@@ -135,6 +136,8 @@ class LatticeFlow:
             if logdet == "exact":
                 x1, ld = self._exact(jnp.asarray(self.coeffs), x0)
                 lq1 = lq0 - ld
+            elif device_count() > 1:  # chunks of PUSH_BATCH per device, split over the sample mesh
+                x1, lq1 = _in_chunks(*self._sharded_push(), x0, lq0, size=PUSH_BATCH * device_count(), pad=True)
             else:
                 x1, lq1 = _in_chunks(self._push_donated, jnp.asarray(self.coeffs), x0, lq0)
             fields.append(np.asarray(x1))
@@ -142,6 +145,17 @@ class LatticeFlow:
             bar.update(m)
         bar.close()
         return LatticeSamples(np.concatenate(fields), np.concatenate(logw))
+
+    def _sharded_push(self):
+        """The push compiled for the sample mesh (samples split, coefficients and outputs replicated)."""
+        if getattr(self, "_sharded", None) is None or self._sharded[0] != device_count():
+            fn = jax.jit(
+                _make_push(self.basis, self.steps),
+                in_shardings=(replicated(), sharded(), sharded()),
+                out_shardings=(replicated(), replicated()),
+            )
+            self._sharded = (device_count(), fn, replicate(jnp.asarray(self.coeffs)))
+        return self._sharded[1:]
 
     @property
     def _exact(self):
@@ -239,10 +253,14 @@ class LatticeFlow:
 PUSH_BATCH = 128
 
 
-def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH):
-    """``push(coeffs, x, lq)`` on chunks of ``size`` configurations (the last one padded with zeros: one shape)."""
+def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH, pad: bool = False):
+    """``push(coeffs, x, lq)`` on chunks of ``size`` configurations (the last one padded with zeros: one shape).
+
+    ``pad``: pad a single short chunk too, and split every chunk over the sample mesh
+    (:func:`pikflow._devices.split_rows`).
+    """
     n = x.shape[0]
-    if n <= size:
+    if n <= size and not pad:
         return push(coeffs, x, lq)
     outs = []
     for start in range(0, n, size):
@@ -251,6 +269,8 @@ def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH):
         if m < size:
             xc = jnp.concatenate([xc, jnp.zeros((size - m, *xc.shape[1:]), xc.dtype)])
             lc = jnp.concatenate([lc, jnp.zeros(size - m, lc.dtype)])
+        if pad:
+            xc, lc = split_rows(xc), split_rows(lc)
         xo, lo = push(coeffs, xc, lc)
         outs.append((xo[:m], lo[:m]))
     return jnp.concatenate([o[0] for o in outs]), jnp.concatenate([o[1] for o in outs])
