@@ -51,6 +51,12 @@ def device_info() -> dict:
     }
 
 
+def run_info() -> dict:
+    """``{"devices": {"count", "platform", "kind"}, "processes": n}``: the block ``results.json`` records."""
+    info = device_info()
+    return {"devices": {k: info[k] for k in ("count", "platform", "kind")}, "processes": info["processes"]}
+
+
 @functools.cache
 def _mesh(devices: tuple) -> Mesh:
     return Mesh(np.array(devices), (SAMPLES,))

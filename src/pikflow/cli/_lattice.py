@@ -21,6 +21,7 @@ import time as _time
 from typing import Any
 
 from .._citation import PAPER
+from .._devices import run_info
 from .._errors import ConfigError, PikflowError
 from ._smc import smc_settings
 
@@ -332,6 +333,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     results["warnings"] = reliability_warnings(results["ess"], results["target_ess"], len(samples.log_w))
     chain = _imh_magnetisation(samples, key_imh, imh_chain) / volume
     results["plots"] = _plots(flow, samples, chain, out)
+    results.update(run_info())
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     output.commit()
     _summary(results, output.out)
@@ -366,6 +368,7 @@ def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bo
     results.update(_smc.results_block(result, ["abs_m"], derived))
     results["warnings"] = _smc.warnings_of(result)
     results["plots"] = [_smc.plot(result, out)]
+    results.update(run_info())
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     output.commit()
     out = output.out
