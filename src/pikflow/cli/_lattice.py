@@ -279,7 +279,8 @@ def run_lattice(args, data: dict, source: str) -> int:
         return _run_smc(flow, data, source, smc_opts, output, progress)
     key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
     t0 = _time.perf_counter()
-    samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress)
+    # streamed: each batch is reduced to the weights, magnetisations and C(r) (no configurations kept)
+    samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress, keep_fields=False)
     sample_seconds = _time.perf_counter() - t0
     volume = path.lattice.volume
     obs, acceptance = flow_observables(samples, volume, key_imh)
@@ -401,10 +402,9 @@ def _imh_magnetisation(samples, key, imh_chain):
     import numpy as np
 
     lw = np.asarray(samples.log_w, dtype=float)
-    flat = np.asarray(samples.fields).reshape(len(lw), -1)
-    ok = np.isfinite(lw) & np.all(np.isfinite(flat), axis=1)
+    ok = samples.finite
     res = imh_chain(key, np.where(ok, lw, -np.inf))
-    return np.asarray(res.chain(np.where(ok, flat.sum(axis=1), 0.0)))
+    return np.asarray(res.chain(np.where(ok, samples.magnetisation(), 0.0)))
 
 
 def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:

@@ -19,6 +19,7 @@ the :math:`O(\Delta t^4)` time-discretisation error; weights cannot correct an e
 from __future__ import annotations
 
 import dataclasses
+import math
 import time as _time
 
 import jax
@@ -28,12 +29,12 @@ import numpy as np
 
 from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import PikflowError, SamplingError, SolveError
-from .._memory import available_memory
 from ..progress import progress_bar
 from ._action import LatticePath
 from ._basis import LatticeBasis, lattice_basis
 from ._bounded import check_bounded_below
 from ._free import GaussianLatticeBase
+from ._stream import check_sample_memory, reductions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,14 @@ class LatticeFlow:
         return self._push(jnp.asarray(self.coeffs), fields, log_q)
 
     def sample(
-        self, key, n: int, *, batch: int = 1000, logdet: str = "continuous", progress: bool = False
+        self,
+        key,
+        n: int,
+        *,
+        batch: int = 1000,
+        logdet: str = "continuous",
+        progress: bool = False,
+        keep_fields: bool = True,
     ) -> LatticeSamples:
         r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`.
 
@@ -113,6 +121,11 @@ class LatticeFlow:
             of the applied map by forward-mode autodiff (exact weights; :math:`V` times the cost).
         progress
             Show a progress bar.
+        keep_fields
+            Keep every configuration (``n`` x volume float64). ``False``: each batch is reduced
+            as it is drawn to what the lattice estimates need (per sample the magnetisation,
+            the two-point series :math:`C(r)` and whether the configuration is finite), so
+            memory is one batch plus :math:`O(n L)`, whatever the volume.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
@@ -120,15 +133,11 @@ class LatticeFlow:
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
             raise SamplingError(f"batch must be a positive integer, got {batch!r}")
-        need = 8.0 * n * self.path.lattice.volume
-        if need > available_memory():
-            raise SamplingError(
-                f"{n} samples of {self.path.lattice.volume} sites need {need / 2**30:.3g} GiB, more than the "
-                "memory available: draw fewer (in several calls)"
-            )
         if logdet == "exact":
             batch = max(1, min(batch, 2**16 // self.path.lattice.volume))
-        fields, logw = [], []
+        check_sample_memory(self.path.lattice.shape, n, min(batch, n), keep_fields)
+        fields = np.empty((n, *self.path.lattice.shape)) if keep_fields else None  # filled batch by batch
+        logw, reduced = [], []
         bar = progress_bar(total=n, desc="sampling", disable=not progress)
         for i, start in enumerate(range(0, n, batch)):
             m = min(batch, n - start)
@@ -140,11 +149,25 @@ class LatticeFlow:
                 x1, lq1 = _in_chunks(*self._sharded_push(), x0, lq0, size=PUSH_BATCH * device_count(), pad=True)
             else:
                 x1, lq1 = _in_chunks(self._push_donated, jnp.asarray(self.coeffs), x0, lq0)
-            fields.append(np.asarray(x1))
             logw.append(np.asarray(-self._target(x1) - lq1))
+            if keep_fields:
+                fields[start : start + m] = np.asarray(x1)
+            else:  # reduced now: the batch's configurations are freed before the next one is drawn
+                reduced.append(reductions(np.asarray(x1)))
+            del x0, lq0, x1, lq1
             bar.update(m)
         bar.close()
-        return LatticeSamples(np.concatenate(fields), np.concatenate(logw))
+        if keep_fields:
+            return LatticeSamples(fields, np.concatenate(logw))
+        finite, mag, two = (np.concatenate(r) for r in zip(*reduced, strict=True))
+        return LatticeSamples(
+            None,
+            np.concatenate(logw),
+            fields_finite=finite,
+            magnetisation_values=mag,
+            two_point_values=two,
+            lattice_shape=tuple(self.path.lattice.shape),
+        )
 
     def _sharded_push(self):
         """The push compiled for the sample mesh (samples split, coefficients and outputs replicated)."""
@@ -456,12 +479,20 @@ class LatticeSamples:
     weights are kept (counted by :attr:`n_nonfinite`) and weigh zero in every estimate.
     """
 
-    fields: np.ndarray
+    fields: np.ndarray | None
     log_w: np.ndarray
+    #: without ``fields`` (``sample(..., keep_fields=False)``): per sample, whether the configuration is
+    #: finite, its magnetisation and its two-point series (:func:`~pikflow.lattice.two_point_series`)
+    fields_finite: np.ndarray | None = None
+    magnetisation_values: np.ndarray | None = None
+    two_point_values: np.ndarray | None = None
+    lattice_shape: tuple | None = None
 
     @property
     def finite(self) -> np.ndarray:
         """Per sample: configuration and weight both finite (the others weigh zero everywhere)."""
+        if self.fields is None:
+            return np.isfinite(self.log_w) & self.fields_finite
         axes = tuple(range(1, self.fields.ndim))
         return np.isfinite(self.log_w) & np.all(np.isfinite(self.fields), axis=axes)
 
@@ -484,7 +515,23 @@ class LatticeSamples:
 
     def magnetisation(self) -> np.ndarray:
         r""":math:`M = \sum_n \phi_n` per sample."""
+        if self.fields is None:
+            return self.magnetisation_values
         return self.fields.reshape(self.fields.shape[0], -1).sum(axis=1)
+
+    def two_point(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""Per sample :math:`C(r)` (:func:`~pikflow.lattice.two_point_series`) and the mean field :math:`m`.
+
+        Non-finite configurations give zeros (they weigh zero in every estimate).
+        """
+        ok = self.finite
+        if self.fields is None:
+            C, m = self.two_point_values, self.magnetisation_values / math.prod(self.lattice_shape)
+            return np.where(ok[:, None], C, 0.0), np.where(ok, m, 0.0)
+        from ._observables import two_point_series
+
+        x = np.where(ok.reshape((-1,) + (1,) * (self.fields.ndim - 1)), self.fields, 0.0)
+        return two_point_series(x), x.reshape(len(x), -1).mean(axis=1)
 
     def ess(self) -> float:
         """ESS/N of the importance weights (non-finite ones count as zero)."""

@@ -53,9 +53,8 @@ def flow_observables(samples, volume: int, key) -> tuple[dict[str, Estimate], fl
     """
     ok = samples.finite
     lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
-    fields = np.asarray(samples.fields)
     res = imh_chain(key, lw)
-    M = np.where(ok, fields.reshape(len(lw), -1).sum(axis=1), 0.0)
+    M = np.where(ok, samples.magnetisation(), 0.0)
     return chain_observables(res.chain(M), volume), res.acceptance
 
 
@@ -108,9 +107,7 @@ def flow_two_point(samples, key) -> list[Estimate]:
     ok = samples.finite
     lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
     res = imh_chain(key, lw)
-    fields = np.where(ok.reshape((-1,) + (1,) * (samples.fields.ndim - 1)), np.asarray(samples.fields), 0.0)
-    C = two_point_series(fields)
-    m = fields.reshape(len(lw), -1).mean(axis=1)
+    C, m = samples.two_point()  # from the configurations, or streamed (sample(..., keep_fields=False))
     return _connected(np.asarray(res.chain(C)), np.asarray(res.chain(m)))
 
 
