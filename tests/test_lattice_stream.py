@@ -72,3 +72,20 @@ def test_sample_refuses_before_drawing(flow, monkeypatch):
     monkeypatch.setattr(stream, "available_memory", lambda: 10_000)
     with pytest.raises(SamplingError, match="keep_fields=False"):
         flow.sample(jax.random.PRNGKey(0), 10_000, batch=10, keep_fields=True)
+
+
+def test_cli_guard_counts_streamed_samples():
+    """pikflow run streams lattice samples: 10^5 of 128x128 fit in 4 GiB; 10^9 do not, naming [sampling] n."""
+    from pikflow import ConfigError
+    from pikflow.cli._guards import check_resources
+
+    data = {
+        "action": {"lattice": [128, 128], "density": "m2/2*phi**2"},
+        "lattice": {"collocation": 200, "hmc_samples": 1000},
+        "sampling": {"n": 100_000},
+    }
+    check_resources(data, memory=4 * 2**30)
+    with pytest.raises(ConfigError, match=r"\[sampling\] n = 1000000000"):
+        check_resources({**data, "sampling": {"n": 10**9}}, memory=4 * 2**30)
+    with pytest.raises(ConfigError, match=r"\[sampling\] batch_size = 100000"):
+        check_resources({**data, "sampling": {"n": 100_000, "batch_size": 100_000}}, memory=4 * 2**30)

@@ -19,10 +19,10 @@ import numpy as np
 from .._errors import SamplingError
 from .._memory import available_memory
 
-#: float64 arrays of one batch's size alive at once while a batch is pushed and reduced: the base draw,
-#: its log-density, the RK4 stages and their FFTs (complex), the pushed batch and its reductions
-#: (measured: peak RSS growth per batch configuration at 64x64 and 128x128, see docs/guide/scaling.md)
-BATCH_COPIES = 24
+#: float64 arrays of one batch's size alive at once while a batch is pushed and reduced, at least: the
+#: base draw, the RK4 stages, their FFTs (complex) and the pushed batch. A lower bound: the peak RSS
+#: measured grows by 10 to 17 batch-sized arrays (128x128 and 64x64, batches of 250 and 1000)
+BATCH_COPIES = 8
 
 
 def sample_memory(shape, n: int, batch: int, keep_fields: bool) -> dict[str, float]:
