@@ -15,8 +15,11 @@ def flow_inputs(args):
 
 
 def write_json(args, result: dict) -> None:
-    """Write ``result`` to ``--json FILE`` if given."""
+    """Write ``result`` to ``--json FILE`` if given, with the ``device`` it ran on (kind, count, processes)."""
     if getattr(args, "json_file", None):
+        from .._devices import device_info
+
+        result = {**result, "device": device_info()}
         p = pathlib.Path(args.json_file)
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(result, indent=2))

@@ -203,7 +203,8 @@ def _lattice_terms(data: dict) -> tuple[list, list]:
     memory = [
         (("action.lattice",), 8 * volume * 8, "the lattice-sized arrays (momenta, FFTs)"),
         (("lattice.collocation", "action.lattice"), 2 * n_col * volume * 8, "collocation configurations"),
-        (("sampling.n", "action.lattice"), n * volume * 8, "samples (x volume)"),
+        # samples are streamed (LatticeFlow.sample(keep_fields=False)): per sample its weight, magnetisation, C(r)
+        (("sampling.n",), n * (5 + min(shape) // 2) * 8, "per-sample weights and observables"),
         (("sampling.batch_size", "action.lattice"), 64 * min(g("sampling", "batch_size", 1000), n) * volume, "batch"),
         (("lattice.hmc_samples", "action.lattice"), hmc_n * volume * 8, "reference HMC configurations"),
     ]

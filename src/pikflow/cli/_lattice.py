@@ -19,6 +19,7 @@ import json
 import time as _time
 from typing import Any
 
+from .._devices import run_info
 from .._errors import ConfigError, PikflowError
 from ._lattice_report import (
     _imh_magnetisation,
@@ -329,7 +330,12 @@ def run_lattice(args, data: dict, source: str) -> int:
         return code
     key_s, key_imh = jax.random.split(jax.random.PRNGKey(settings["sampling_seed"]))
     t0 = _time.perf_counter()
-    samples = flow.sample(key_s, settings["n"], batch=settings["batch_size"], progress=progress)
+    # streamed: each batch is reduced to the weights, magnetisations and C(r) (no configurations kept)
+    # streamed: each batch is reduced to the weights, magnetisations and C(r); configurations are kept only for
+    # user [observables] (site densities), which need them
+    samples = flow.sample(
+        key_s, settings["n"], batch=settings["batch_size"], progress=progress, keep_fields=bool(user_obs)
+    )
     sample_seconds = _time.perf_counter() - t0
     volume = path.lattice.volume
     obs, acceptance = flow_observables(samples, volume, key_imh)
@@ -381,6 +387,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     results["warnings"] = reliability_warnings(results["ess"], results["target_ess"], len(samples.log_w))
     chain = _imh_magnetisation(samples, key_imh, imh_chain, path.action.n) / volume
     results["plots"] = _plots(flow, samples, chain, out)
+    results.update(run_info())
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     output.commit()
     drop_checkpoint(ckpt, default_ckpt)
@@ -424,6 +431,7 @@ def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bo
     results.update(_smc.results_block(result, ["abs_m"], derived))
     results["warnings"] = _smc.warnings_of(result)
     results["plots"] = [_smc.plot(result, out)]
+    results.update(run_info())
     (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
     output.commit()
     out = output.out

@@ -25,23 +25,16 @@ def _json_default(x):
 
 
 def _imh_magnetisation(samples, key, imh_chain, components: int = 1):
-    """The magnetisation (:math:`|M|` for ``n > 1`` components) along the IMH chain (as :func:`flow_observables`)."""
+    """The magnetisation (:math:`|M|` for ``n > 1`` components) along the IMH chain (as :func:`flow_observables`).
+
+    Works on streamed samples too (``keep_fields=False``): only the per-sample magnetisations are used.
+    """
     import numpy as np
 
     lw = np.asarray(samples.log_w, dtype=float)
-    flat = np.asarray(samples.fields).reshape(len(lw), -1)
-    ok = np.isfinite(lw) & np.all(np.isfinite(flat), axis=1)
+    ok = samples.finite
     res = imh_chain(key, np.where(ok, lw, -np.inf))
-    return np.asarray(res.chain(np.where(ok, _magnetisation(flat, components), 0.0)))
-
-
-def _magnetisation(flat, components: int):
-    """:math:`M` per flattened configuration, or :math:`|M|` of the vector magnetisation of ``n > 1`` components."""
-    import numpy as np
-
-    if components == 1:
-        return flat.sum(axis=1)
-    return np.linalg.norm(flat.reshape(flat.shape[0], components, -1).sum(axis=2), axis=1)
+    return np.asarray(res.chain(np.where(ok, samples.magnetisation(), 0.0)))
 
 
 def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
@@ -55,7 +48,7 @@ def _plots(flow, samples, chain_m, out: pathlib.Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     lw = np.asarray(samples.log_w, dtype=float)
     n = flow.path.action.n
-    m = _magnetisation(np.asarray(samples.fields).reshape(len(lw), -1), n) / flow.path.lattice.volume
+    m = samples.magnetisation() / flow.path.lattice.volume
     ok = np.isfinite(lw) & np.isfinite(m)
     lo, hi = np.percentile(m[ok], [0.5, 99.5])  # blown-up samples (zero weight) must not set the range
     lo, hi = min(lo, float(np.min(chain_m))), max(hi, float(np.max(chain_m)))

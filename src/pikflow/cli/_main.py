@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 
 from .._atomic import describe_os_error
+from .._devices import run_info
 from .._errors import ConfigError, PikflowError
 from ..bench import BENCHMARKS, DEFAULT
 from ..bench import _load_all as _load_benchmarks
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         help="per-layer checkpoints of the solve: a killed run resumes from them bit for bit "
         "(default: OUT/.pikflow-checkpoint, removed when the run completes)",
     )
+    _distributed_args(run)
     bench = sub.add_parser("bench", help="benchmarks, reported as ratios (not tests); `pikflow bench KIND -h`")
     kinds = bench.add_subparsers(dest="bench_kind")
     for name, b in BENCHMARKS.items():
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in (None, "run"):
             if args.command is None:
                 args = parser.parse_args(["run", *argv])
+            _join(args)
             return _run(args)
         if args.command == "bench":
             BENCHMARKS[args.bench_kind].run(args)
@@ -95,6 +98,34 @@ def _list_examples() -> None:
     for name in EXAMPLES:
         print(f"{name:18s} {EXAMPLE_DESCRIPTIONS[name]}")
         print(f"{'':18s} {example_path(name)}")
+
+
+def _distributed_args(p) -> None:
+    g = p.add_argument_group("several processes (hosts)", "every process runs the same command; process 0 writes")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0 (jax.distributed.initialize)")
+    g.add_argument("--num-processes", type=int, metavar="N", help="number of processes")
+    g.add_argument("--process-id", type=int, metavar="I", help="this process, 0 to N-1")
+
+
+#: environment variables that start a multi-process run without the command-line flags (JAX's own names)
+DISTRIBUTED_ENV = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def _join(args) -> None:
+    """Join a multi-process run (``--coordinator`` ... or JAX's environment variables); silence processes > 0."""
+    import os
+
+    flags = (args.coordinator, args.num_processes, args.process_id)
+    if all(f is None for f in flags) and not any(os.environ.get(v) for v in DISTRIBUTED_ENV):
+        return
+    if any(f is None for f in flags) and any(f is not None for f in flags):
+        raise ConfigError("--coordinator, --num-processes and --process-id go together: give all three (or none)")
+    from .._devices import initialize, is_main_process
+
+    initialize(*flags)
+    if not is_main_process():  # process 0 alone prints and writes; the others compute their share
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the rest of the process)
+        args.quiet = True
 
 
 def _source_args(p):
@@ -158,6 +189,7 @@ def _run(args) -> int:
     from ._plots import plot_all
 
     results["plots"] = plot_all(flow, samples, out, reference)
+    results.update(run_info())
     (out / "results.json").write_text(json.dumps(results, indent=2))
     output.commit()
     drop_checkpoint(ckpt, default_ckpt)
@@ -180,6 +212,7 @@ def _run_smc(flow, data: dict, source: str, observables: dict, output, progress:
     if reference is not None:
         results["exact"] = _exact(flow, reference, results)
     results["plots"] = [_smc.plot(result, out)]
+    results.update(run_info())
     (out / "results.json").write_text(json.dumps(results, indent=2))
     output.commit()
     out = output.out

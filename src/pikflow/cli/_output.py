@@ -17,6 +17,7 @@ import shutil
 import tempfile
 
 from .._atomic import clean_stale, describe_os_error, replace_directory
+from .._devices import is_main_process
 from .._errors import OutputError
 
 _STAGE = "pikflow-run"
@@ -31,6 +32,12 @@ class RunOutput:
 
     def __init__(self, out: str | pathlib.Path):
         self.out = pathlib.Path(out)
+        #: only process 0 of a multi-process run writes ``out``; the others stage privately and discard
+        self.writes = is_main_process()
+        if not self.writes:
+            self.stage = pathlib.Path(tempfile.mkdtemp(prefix=f"{_STAGE}-process-"))
+            _PENDING.add(self.stage)
+            return
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             clean_stale(self.out, _STAGE)
@@ -41,6 +48,9 @@ class RunOutput:
 
     def commit(self) -> None:
         """Move the staged files into ``out``: old ``results.json`` removed first, the new one renamed last."""
+        if not self.writes:
+            self.discard()
+            return
         try:
             names = sorted(p.name for p in self.stage.iterdir())
             with contextlib.suppress(FileNotFoundError):

@@ -359,7 +359,7 @@ def _parallel(eq, solver, colloc, steps, base, times, seed, progress):
     from ..progress import progress_bar
 
     n_layers = len(times)
-    n_dev = jax.device_count()
+    n_dev = jax.local_device_count()  # this process's devices (every process of a multi-host run solves alone)
     padded = -(-n_layers // n_dev) * n_dev
     t_all = np.concatenate([times, np.full(padded - n_layers, times[-1])])
     key = jax.random.PRNGKey(seed)
@@ -371,7 +371,7 @@ def _parallel(eq, solver, colloc, steps, base, times, seed, progress):
     bar = progress_bar(total=n_layers, desc=f"solving layers in parallel ({solver.kind})", disable=not progress)
     # one equal block of layers per device, dispatched asynchronously: the layers never communicate,
     # so each device runs its own vmapped solve (no cross-device collectives in the iterative fits)
-    devices = jax.devices()
+    devices = jax.local_devices()
     block = padded // n_dev
     outs = []
     for d, dev in enumerate(devices):

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._atomic import atomic_directory, verify_manifest
+from .._devices import constrain_rows, gather_rows, replicate
 from .._errors import FlowFileError, SamplingError
 from .._memory import available_memory
 from .._version import __version__
@@ -202,6 +203,7 @@ class Flow:
             fn = self._push_fn(logdet)
             args = (self.kernels,)
             key = jax.random.PRNGKey(seed)
+        args, key = replicate((args, key))  # on every device (and process) of the sample mesh
         n_kept = self.steps + 1 if keep_layers else 1
         phi = np.empty((n_kept, n, self.n_fields))  # filled batch by batch: no copies of the whole output
         log_q, log_w = np.empty((n_kept, n)), np.empty((n_kept, n))
@@ -335,12 +337,13 @@ class Flow:
             @eqx.filter_jit
             def jitted(table, key, m):
                 phi, lq = table.sample(key, m, all_times=keep_layers)
+                phi, lq = constrain_rows((phi, lq), m, axis=int(keep_layers))  # split over the devices
                 pts = phi if radial else phi[..., None]
                 if keep_layers:
                     s = jax.vmap(lambda p, tt: jax.vmap(action, in_axes=(0, None))(p, tt))(pts, times)
                 else:
                     s = jax.vmap(action, in_axes=(0, None))(pts, 1.0)
-                return phi, lq, -s - lq
+                return gather_rows((phi, lq, -s - lq), m, axis=int(keep_layers))
 
             def fn(table, key, m):  # numpy (times, m, fields), (times, m), (times, m): axes added outside jit
                 phi, lq, lw = (np.asarray(a) for a in jitted(table, key, m))
@@ -362,10 +365,10 @@ class Flow:
 
             @eqx.filter_jit
             def fn(kernels, key, m):
-                phi0, lq0 = base.sample(key, m)
+                phi0, lq0 = constrain_rows(base.sample(key, m), m)  # drawn whole, then split over the devices
                 phis, lqs = push(kernels, phi0, lq0, steps=steps, logdet=logdet)
                 s = jax.vmap(lambda ps, tt: jax.vmap(action, in_axes=(0, None))(ps, tt))(phis, times)
-                return phis, lqs, -s - lqs
+                return gather_rows((phis, lqs, -s - lqs), m, axis=1)
 
             self.equation.cache[key] = fn
         return self.equation.cache[key]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time as _time
 
 import jax
@@ -27,13 +28,14 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import PikflowError, SamplingError, SolveError
-from .._memory import available_memory
 from ..progress import progress_bar
 from ._action import LatticePath
 from ._basis import LatticeBasis, lattice_basis
 from ._bounded import check_bounded_below
 from ._free import GaussianLatticeBase
+from ._stream import check_sample_memory, reductions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +102,14 @@ class LatticeFlow:
         return self._push(jnp.asarray(self.coeffs), fields, log_q)
 
     def sample(
-        self, key, n: int, *, batch: int = 1000, logdet: str = "continuous", progress: bool = False
+        self,
+        key,
+        n: int,
+        *,
+        batch: int = 1000,
+        logdet: str = "continuous",
+        progress: bool = False,
+        keep_fields: bool = True,
     ) -> LatticeSamples:
         r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`.
 
@@ -119,6 +128,11 @@ class LatticeFlow:
             of the applied map by forward-mode autodiff (exact weights; :math:`V` times the cost).
         progress
             Show a progress bar.
+        keep_fields
+            Keep every configuration (``n`` x volume float64). ``False``: each batch is reduced
+            as it is drawn to what the lattice estimates need (per sample the magnetisation,
+            the two-point series :math:`C(r)` and whether the configuration is finite), so
+            memory is one batch plus :math:`O(n L)`, whatever the volume.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
@@ -126,15 +140,13 @@ class LatticeFlow:
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
             raise SamplingError(f"batch must be a positive integer, got {batch!r}")
-        need = 8.0 * n * int(np.prod(self.path.field_shape))
-        if need > available_memory():
-            raise SamplingError(
-                f"{n} samples of {self.path.lattice.volume} sites need {need / 2**30:.3g} GiB, more than the "
-                "memory available: draw fewer (in several calls)"
-            )
+        field_shape = tuple(self.path.field_shape)  # the lattice, or (components, *lattice)
+        components = self.path.action.n
         if logdet == "exact":
-            batch = max(1, min(batch, 2**16 // int(np.prod(self.path.field_shape))))
-        fields, logw = [], []
+            batch = max(1, min(batch, 2**16 // math.prod(field_shape)))
+        check_sample_memory(self.path.lattice.shape, n, min(batch, n), keep_fields, components=components)
+        fields = np.empty((n, *field_shape)) if keep_fields else None  # filled batch by batch
+        logw, reduced = [], []
         bar = progress_bar(total=n, desc="sampling", disable=not progress)
         for i, start in enumerate(range(0, n, batch)):
             m = min(batch, n - start)
@@ -142,13 +154,41 @@ class LatticeFlow:
             if logdet == "exact":
                 x1, ld = self._exact(jnp.asarray(self.coeffs), x0)
                 lq1 = lq0 - ld
+            elif device_count() > 1:  # chunks of PUSH_BATCH per device, split over the sample mesh
+                x1, lq1 = _in_chunks(*self._sharded_push(), x0, lq0, size=PUSH_BATCH * device_count(), pad=True)
             else:
                 x1, lq1 = _in_chunks(self._push_donated, jnp.asarray(self.coeffs), x0, lq0)
-            fields.append(np.asarray(x1))
             logw.append(np.asarray(-self._target(x1) - lq1))
+            if keep_fields:
+                fields[start : start + m] = np.asarray(x1)
+            else:  # reduced now: the batch's configurations are freed before the next one is drawn
+                reduced.append(reductions(np.asarray(x1), components))
+            del x0, lq0, x1, lq1
             bar.update(m)
         bar.close()
-        return LatticeSamples(np.concatenate(fields), np.concatenate(logw))
+        if keep_fields:
+            return LatticeSamples(fields, np.concatenate(logw), components=components)
+        finite, mag, two = (np.concatenate(r) for r in zip(*reduced, strict=True))
+        return LatticeSamples(
+            None,
+            np.concatenate(logw),
+            fields_finite=finite,
+            magnetisation_values=mag,
+            two_point_values=two,
+            lattice_shape=tuple(self.path.lattice.shape),
+            components=components,
+        )
+
+    def _sharded_push(self):
+        """The push compiled for the sample mesh (samples split, coefficients and outputs replicated)."""
+        if getattr(self, "_sharded", None) is None or self._sharded[0] != device_count():
+            fn = jax.jit(
+                _make_push(self.basis, self.steps),
+                in_shardings=(replicated(), sharded(), sharded()),
+                out_shardings=(replicated(), replicated()),
+            )
+            self._sharded = (device_count(), fn, replicate(jnp.asarray(self.coeffs)))
+        return self._sharded[1:]
 
     @property
     def _exact(self):
@@ -246,10 +286,14 @@ class LatticeFlow:
 PUSH_BATCH = 128
 
 
-def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH):
-    """``push(coeffs, x, lq)`` on chunks of ``size`` configurations (the last one padded with zeros: one shape)."""
+def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH, pad: bool = False):
+    """``push(coeffs, x, lq)`` on chunks of ``size`` configurations (the last one padded with zeros: one shape).
+
+    ``pad``: pad a single short chunk too, and split every chunk over the sample mesh
+    (:func:`pikflow._devices.split_rows`).
+    """
     n = x.shape[0]
-    if n <= size:
+    if n <= size and not pad:
         return push(coeffs, x, lq)
     outs = []
     for start in range(0, n, size):
@@ -258,6 +302,8 @@ def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH):
         if m < size:
             xc = jnp.concatenate([xc, jnp.zeros((size - m, *xc.shape[1:]), xc.dtype)])
             lc = jnp.concatenate([lc, jnp.zeros(size - m, lc.dtype)])
+        if pad:
+            xc, lc = split_rows(xc), split_rows(lc)
         xo, lo = push(coeffs, xc, lc)
         outs.append((xo[:m], lo[:m]))
     return jnp.concatenate([o[0] for o in outs]), jnp.concatenate([o[1] for o in outs])
@@ -534,12 +580,22 @@ class LatticeSamples:
     weights are kept (counted by :attr:`n_nonfinite`) and weigh zero in every estimate.
     """
 
-    fields: np.ndarray
+    fields: np.ndarray | None
     log_w: np.ndarray
+    #: without ``fields`` (``sample(..., keep_fields=False)``): per sample, whether the configuration is
+    #: finite, its magnetisation and its two-point series (:func:`~pikflow.lattice.two_point_series`)
+    fields_finite: np.ndarray | None = None
+    magnetisation_values: np.ndarray | None = None
+    two_point_values: np.ndarray | None = None
+    lattice_shape: tuple | None = None
+    #: field components per site (``fields`` has shape ``(n, components, *lattice)`` when > 1)
+    components: int = 1
 
     @property
     def finite(self) -> np.ndarray:
         """Per sample: configuration and weight both finite (the others weigh zero everywhere)."""
+        if self.fields is None:
+            return np.isfinite(self.log_w) & self.fields_finite
         axes = tuple(range(1, self.fields.ndim))
         return np.isfinite(self.log_w) & np.all(np.isfinite(self.fields), axis=axes)
 
@@ -560,9 +616,32 @@ class LatticeSamples:
         top = self.log_w[ok].max()
         return int((~ok | (np.where(ok, self.log_w, top) < top - 700)).sum())
 
+    def magnetisations(self) -> np.ndarray:
+        r""":math:`M_a = \sum_n \phi_{a,n}` per sample, shape ``(n_samples, components)``."""
+        if self.fields is None:
+            return self.magnetisation_values.reshape(len(self.log_w), self.components)
+        return self.fields.reshape(self.fields.shape[0], self.components, -1).sum(axis=2)
+
     def magnetisation(self) -> np.ndarray:
-        r""":math:`M = \sum_n \phi_n` per sample."""
-        return self.fields.reshape(self.fields.shape[0], -1).sum(axis=1)
+        r""":math:`M = \sum_n \phi_n` per sample (:math:`|M|` of the vector :math:`M_a` for several components)."""
+        M = self.magnetisations()
+        return M[:, 0] if self.components == 1 else np.sqrt(np.sum(M**2, axis=1))
+
+    def two_point(self) -> tuple[np.ndarray, np.ndarray]:
+        r"""Per sample :math:`C(r)` (:func:`~pikflow.lattice.two_point_series`) and the mean field :math:`m`.
+
+        Non-finite configurations give zeros (they weigh zero in every estimate).
+        """
+        ok = self.finite
+        mask = ok if self.components == 1 else ok[:, None]
+        if self.fields is None:
+            m = self.magnetisations() / math.prod(self.lattice_shape)
+            m = m[:, 0] if self.components == 1 else m
+            return np.where(ok[:, None], self.two_point_values, 0.0), np.where(mask, m, 0.0)
+        from ._observables import _site_means, two_point_series
+
+        x = np.where(ok.reshape((-1,) + (1,) * (self.fields.ndim - 1)), self.fields, 0.0)
+        return two_point_series(x, self.components), _site_means(x, self.components)
 
     def ess(self) -> float:
         """ESS/N of the importance weights (non-finite ones count as zero)."""

@@ -63,9 +63,8 @@ def flow_observables(samples, volume: int, key) -> tuple[dict[str, Estimate], fl
     """
     ok = samples.finite
     lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
-    fields = np.asarray(samples.fields)
     res = imh_chain(key, lw)
-    M = np.where(ok[:, None], magnetisations(fields, volume), 0.0)
+    M = np.where(ok[:, None], samples.magnetisations(), 0.0)  # from the configurations, or streamed
     return chain_observables(res.chain(M if M.shape[1] > 1 else M[:, 0]), volume), res.acceptance
 
 
@@ -138,15 +137,13 @@ def flow_two_point(samples, key, components: int = 1) -> list[Estimate]:
     ok = samples.finite
     lw = np.where(ok, np.asarray(samples.log_w, dtype=float), -np.inf)
     res = imh_chain(key, lw)
-    fields = np.where(ok.reshape((-1,) + (1,) * (samples.fields.ndim - 1)), np.asarray(samples.fields), 0.0)
-    C = two_point_series(fields, components)
-    m = _site_means(fields, components)
+    C, m = samples.two_point()  # from the configurations, or streamed (sample(..., keep_fields=False))
     return _connected(np.asarray(res.chain(C)), np.asarray(res.chain(m)))
 
 
 def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:
     r""":math:`\langle|m|\rangle`, :math:`\langle m^2\rangle` reweighted (delta-method errors; prefer IMH)."""
-    Mv = magnetisations(samples.fields, volume) / volume
+    Mv = samples.magnetisations() / volume
     M = Mv[:, 0] if Mv.shape[1] == 1 else np.sqrt(np.sum(Mv**2, axis=1))  # |m| with n > 1 components
     lw = np.where(np.isfinite(samples.log_w) & np.isfinite(M), samples.log_w, -np.inf)
     v, e = reweight(lw, np.stack([np.abs(M), M**2], axis=1))

@@ -10,7 +10,6 @@ biases the weights.
 
 from __future__ import annotations
 
-import blackjax
 import jax
 import jax.numpy as jnp
 
@@ -27,6 +26,8 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10)
     (``leapfrog_steps`` steps per trajectory, unit mass); ``size`` the number of real
     degrees of freedom of a configuration.
     """
+    import blackjax  # here, not at import: importing blackjax computes arrays (starts the JAX backend)
+
     if kind not in TARGET_ACCEPTANCE:
         raise SamplingError(f"mcmc must be one of {tuple(TARGET_ACCEPTANCE)}, got {kind!r}")
     if kind == "mala":
