@@ -147,7 +147,10 @@ class Flow:
         n
             Number of samples.
         seed
-            Seed: the same seed gives the same samples (on the same platform).
+            Seed: the same seed gives the same samples (on the same platform), on any number
+            of devices and processes (the batches are split over all of them along the sample
+            axis, :mod:`pikflow._devices`; configurations bit for bit, log-weights within
+            float64 rounding).
         method
             ``"table"``: the tabulated monotone map of a one-component flow
             (:mod:`pikflow.flow._tabulated`), or the tabulated radial map of an
