@@ -9,20 +9,9 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * the paper's Fig. 6 scenario (under-resolved last layers): :func:`underresolve`.
 """
 
-from ._refine import (
-    STATUSES,
-    LayerRound,
-    OnlineRefinement,
-    Refinement,
-    RefinementRound,
-    correct_layer,
-    detect_ood,
-    refine,
-    refine_online,
-    select_centres,
-    underresolve,
-    with_kernels,
-)
+from ._online import OnlineRefinement, detect_ood, refine_online, underresolve
+from ._records import STATUSES, LayerRound, Refinement, RefinementRound
+from ._refine import correct_layer, refine, select_centres, with_kernels
 from ._residual import LayerResidual, kernel_residual, layer_points, layer_residual, residual_summary, stage_points
 from ._wendland import CorrectedKernel, correction_columns, smoothness, wendland, wendland_g
 
