@@ -200,3 +200,12 @@ n = 300
     (tmp_path / "bad.toml").write_text(text.replace('fields = ["phi1", "phi2"]', 'fields = ["phi1", "psi"]'))
     assert main(["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "the field 'psi' does not appear in the density" in capsys.readouterr().err
+
+
+def test_o2_example_is_valid():
+    from pikflow.cli._config import example_path, load_config
+    from pikflow.cli._lattice import build_lattice
+
+    path, settings = build_lattice(load_config(example_path("o2-lattice-8x8")))
+    assert path.action.field_names == ("phi1", "phi2") and path.field_shape == (2, 8, 8)
+    assert path.symmetry().on and settings["base"] == "matched"
