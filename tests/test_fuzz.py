@@ -428,8 +428,8 @@ def no_numerics(monkeypatch):
     """Replace the numerical stages by :class:`_Reached` (sampling, solving, HMC)."""
     import pikflow.flow._build as build_mod
     import pikflow.lattice._fit as fit_mod
-    import pikflow.lattice._flow as lflow_mod
     import pikflow.lattice._observables as obs_mod
+    import pikflow.lattice._solve as lflow_mod
 
     def stop(*a, **k):
         raise _Reached

@@ -62,7 +62,7 @@ from ._fit import (
     fit_lattice,
     target_values,
 )
-from ._flow import LatticeFlow, LatticeLayerReport, LatticeSamples, least_squares, solve_lattice
+from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase, free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice
@@ -80,8 +80,10 @@ from ._observables import (
     reweighted_observables,
     two_point_series,
 )
+from ._samples import LatticeSamples
 from ._scan import LatticeScan, binder_crossings, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
+from ._solve import least_squares, solve_lattice
 from ._symmetry import Symmetry
 
 __all__ = [

@@ -28,7 +28,8 @@ import numpy as np
 from .._errors import PikflowError, SolveError
 from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
 from ._fit import DEFAULT_TAME, score_flow
-from ._flow import LatticeFlow, solve_lattice
+from ._flow import LatticeFlow
+from ._solve import solve_lattice
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,263 @@
+r"""Solving the elliptic :math:`\Omega_t` equation layer by layer (paper eq. 34): :func:`solve_lattice`.
+
+Per layer the equation is collocated on configurations (base samples pushed forward with
+the layers already solved, so they follow :math:`p_t`), assembled with the basis's fused
+columns and solved by :func:`pikflow.solvers.solve_system` (direct SVD with column scaling
+by default; Levenberg-Marquardt or Adam), with per-layer checkpoints.
+"""
+
+from __future__ import annotations
+
+import functools
+import time as _time
+
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+
+from .._errors import PikflowError, SolveError
+from ..progress import progress_bar
+from ._action import LatticePath
+from ._basis import LatticeBasis, lattice_basis
+from ._bounded import check_bounded_below
+from ._flow import LatticeFlow, LatticeLayerReport, _make_push
+from ._free import GaussianLatticeBase
+
+
+def least_squares(A, b, rcond: float = 1e-12):
+    r"""Least squares :math:`\min\|A x - b\|` with unit-norm columns and Lineax SVD (truncated at ``rcond``).
+
+    The default direct solve of a lattice layer (:func:`pikflow.solvers.solve_system` with
+    ``DirectSolver(lx.SVD())``).
+    """
+    from ..solvers import DirectSolver, solve_system
+
+    return solve_system(DirectSolver(lx.SVD()), A, b, rcond=rcond).value
+
+
+def solve_lattice(
+    path: LatticePath,
+    basis: LatticeBasis | None = None,
+    *,
+    base: GaussianLatticeBase | None = None,
+    steps: int = 25,
+    n_collocation: int = 2000,
+    seed: int = 0,
+    rcond: float = 1e-12,
+    chunk: int = 256,
+    outlier: float | None = 8.0,
+    solver=None,
+    checkpoint=None,
+    progress: bool = True,
+    desc: str = "solving layers",
+) -> LatticeFlow:
+    r"""Solve eq. 34 for :math:`\Omega_t` at every RK4 stage of ``path`` and return the :class:`LatticeFlow`.
+
+    Parameters
+    ----------
+    path
+        The :class:`LatticePath`; its start must be Gaussian (or a matched base given).
+    basis
+        Default :func:`lattice_basis` (Fourier two-point, magnetisation, smoothed
+        powers, local Hermite to range 1), symmetrised under the path's detected symmetry.
+    base
+        The exactly sampled base; default the Gaussian :math:`\hat S_0` of the path.
+    steps
+        RK4 steps (``2 steps + 1`` layers).
+    n_collocation
+        Collocation configurations (base samples pushed with the solved layers).
+    seed
+        Seed of the collocation configurations.
+    rcond
+        Relative singular-value cut of the least-squares solve (unit-norm columns).
+    chunk
+        Configurations per vmapped chunk when assembling (bounds memory).
+    outlier
+        Collocation configurations whose root-mean-square field exceeds ``outlier`` times
+        the median one of the current set, whose right-hand side :math:`d\hat S_t/dt` lies more
+        than ``outlier`` robust standard deviations (1.4826 MAD) from the median, or that are
+        not finite, have run away from :math:`p_t`; they are left out of the layer's least
+        squares (so a few runaways cannot dominate the fit) and counted in ``reports[i].dropped``.
+        ``None``: keep all (a non-finite one then raises :class:`SolveError`).
+    solver
+        How each layer's least squares is solved (:func:`pikflow.solvers.solve_system`):
+        ``None`` or a :class:`~pikflow.solvers.DirectSolver` (default ``lx.SVD`` cut at ``rcond``),
+        a :class:`~pikflow.solvers.LevenbergMarquardtSolver` or an
+        :class:`~pikflow.solvers.AdamSolver` (both warm-started from the previous layer).
+    checkpoint
+        A directory for per-layer checkpoints (:mod:`pikflow._checkpoint`): finished layers
+        are written there as they are solved, and a rerun of the same solve (same path, basis,
+        base, settings) skips them and gives the same flow bit for bit. A checkpoint of another
+        solve is ignored with a ``CheckpointWarning`` and overwritten.
+    progress
+        Show a progress bar over layers.
+    desc
+        The progress bar's label (:func:`fit_lattice` names the candidate it solves).
+    """
+    if not isinstance(path, LatticePath):
+        raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
+        raise PikflowError(f"steps must be a positive integer, got {steps!r}")
+    check_bounded_below(path)
+    if basis is None:
+        basis = lattice_basis(path.lattice, symmetry=path.symmetry())
+    if basis.lattice != path.lattice:
+        raise PikflowError(f"the basis lives on {basis.lattice}, the path on {path.lattice}")
+    if base is None:
+        base = GaussianLatticeBase.from_path(path)
+    solver = _lattice_solver(solver)
+    if outlier is None:
+        limit = jnp.inf
+    elif not outlier > 1:
+        raise PikflowError(f"outlier must be a factor > 1 (or None), got {outlier!r}")
+    else:
+        limit = float(outlier)
+    dt = 1.0 / steps
+    assemble = _assembler(path, basis, solver, chunk, rcond)
+    vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient_and_laplacian(a, x)[0], (None, 0)))
+    push_one = jax.jit(_make_push(basis, 1, dt=dt))  # one RK4 step of size dt through (a0, am, a1)
+    X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
+    ckpt = _open_checkpoint(checkpoint, path, basis, base, solver, X, (steps, n_collocation, seed, rcond, outlier))
+    coeffs, reports = [], []
+    # only Adam's schedule depends on the layer (a second compilation otherwise)
+    n_first = getattr(solver, "first_layers", 1) if hasattr(solver, "warm_epochs") else 2 * steps + 1
+    bar = progress_bar(total=2 * steps + 1, desc=desc, disable=not progress)
+
+    def layer(i, Xc, t, init, saved=None):
+        if saved is not None:  # finished before: the same arrays an uninterrupted solve computed
+            sol, rep = saved["sol"], saved["report"]
+            report = LatticeLayerReport(float(rep[0]), float(rep[1]), float(rep[2]), float(rep[3]), *map(int, rep[4:]))
+        else:
+            t0 = _time.perf_counter()
+            init = jnp.zeros(basis.n + 1) if init is None else init
+            sol, res, dropped, iters = assemble(Xc, t, limit, init, i < n_first)
+            sol = np.asarray(sol)
+            if int(dropped) > n_collocation // 2:
+                raise SolveError(
+                    f"{int(dropped)} of {n_collocation} collocation configurations ran away by t = {t:.3g}: the "
+                    "flow is unstable; use more steps, a smaller tame width or a matched base"
+                )
+            if not np.all(np.isfinite(sol)):
+                raise SolveError(
+                    f"the solve at t = {t:.4g} gave non-finite coefficients: shrink the basis or raise rcond"
+                )
+            seconds = _time.perf_counter() - t0
+            report = LatticeLayerReport(float(t), float(res), float(sol[-1]), seconds, int(dropped), int(iters))
+        coeffs.append(sol[:-1])
+        reports.append(report)
+        bar.update(1)
+        return jnp.asarray(sol)
+
+    def load(i):
+        return None if ckpt is None else ckpt.load(i)
+
+    def save(i, **extra):
+        if ckpt is not None:
+            r = reports[i]
+            rep = [r.t, r.residual, r.constant, r.seconds, r.dropped, r.iterations]
+            ckpt.save(i, sol=np.append(coeffs[i], r.constant), report=np.asarray(rep, dtype=float), **extra)
+
+    s0 = load(0)
+    a0 = layer(0, X, 0.0, None, s0)
+    if s0 is None:
+        save(0)
+    for i in range(steps):
+        t = i * dt
+        mid, end = load(2 * i + 1), load(2 * i + 2)
+        if mid is not None and end is not None and "X" in end:
+            layer(2 * i + 1, None, t + 0.5 * dt, None, mid)
+            a0 = layer(2 * i + 2, None, t + dt, None, end)
+            X = jnp.asarray(end["X"])
+            continue
+        Xh = X + 0.5 * dt * vel(a0[:-1], X)
+        am = layer(2 * i + 1, Xh, t + 0.5 * dt, a0, mid)
+        if mid is None:
+            save(2 * i + 1)
+        Xm = X + dt * vel(am[:-1], Xh)
+        a1 = layer(2 * i + 2, Xm, t + dt, am)
+        X, _ = push_one(jnp.stack([a0[:-1], am[:-1], a1[:-1]]), X, jnp.zeros(X.shape[0]))
+        if outlier is None and not bool(jnp.all(jnp.isfinite(X))):
+            raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
+        save(2 * i + 2, X=np.asarray(X))
+        a0 = a1
+    bar.close()
+    flow = LatticeFlow(path, basis, base, np.stack(coeffs), steps, reports)
+    if ckpt is not None:
+        flow.info["resumed_layers"] = ckpt.resumed
+    return flow
+
+
+def _lattice_solver(solver):
+    """The solver of a lattice layer: default ``DirectSolver(lx.SVD())`` (cut at ``rcond``); checked."""
+    from ..solvers import AdamSolver, DirectSolver, LevenbergMarquardtSolver
+
+    if solver is None:
+        return DirectSolver(lx.SVD())
+    if not isinstance(solver, (DirectSolver, AdamSolver, LevenbergMarquardtSolver)):
+        raise PikflowError(
+            "solver must be a DirectSolver, LevenbergMarquardtSolver or AdamSolver (or None), "
+            f"got {type(solver).__name__}"
+        )
+    return solver
+
+
+def _assembler(path: LatticePath, basis: LatticeBasis, solver, chunk: int, rcond: float):
+    """The jitted layer solve: assemble eq. 34 on the kept configurations and solve it with ``solver``."""
+    from ..solvers import solve_system
+
+    def row(x, t):
+        return basis.fused_columns(x, path.gradient(x, t)), -path.dsdt(x, t)
+
+    nd = len(path.field_shape)  # the lattice axes, and the component axis of n > 1 fields
+    axes = tuple(range(1, nd + 1))
+
+    def kept(X, factor):
+        # relative to the current ensemble (fields may legitimately grow along the path, e.g. towards a
+        # small mass): a configuration whose rms field exceeds `factor` times the median one has run away
+        finite = jnp.all(jnp.isfinite(X), axis=axes)
+        rms = jnp.sqrt(jnp.mean(jnp.where(finite.reshape((-1,) + (1,) * nd), X, 0.0) ** 2, axis=axes))
+        median = jnp.nanmedian(jnp.where(finite, rms, jnp.nan))
+        return finite & (rms < factor * median)
+
+    @functools.partial(jax.jit, static_argnums=4)
+    def assemble(X, t, limit, init, first):
+        ok = kept(X, limit)
+        X = jnp.where(ok.reshape((-1,) + (1,) * nd), X, 0.0)
+        cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
+        # a configuration far out in the tail can be finite with an ordinary rms field and still have a
+        # right-hand side dS/dt so large that its row alone decides the least squares: drop rows whose
+        # right-hand side lies more than `limit` robust standard deviations (1.4826 MAD) from the median
+        bm = jnp.nanmedian(jnp.where(ok, b, jnp.nan))
+        b_sd = 1.4826 * jnp.nanmedian(jnp.where(ok, jnp.abs(b - bm), jnp.nan))
+        ok = ok & (jnp.abs(b - bm) <= limit * jnp.maximum(b_sd, 1e-300)) & jnp.all(jnp.isfinite(cols), axis=1)
+        A = jnp.where(ok[:, None], jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1), 0.0)
+        b = jnp.where(ok, b, 0.0)
+        solution = solve_system(solver, A, b, init, first, rcond)
+        sol = solution.value
+        mean = jnp.sum(b) / jnp.maximum(jnp.sum(ok), 1)
+        res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm((b - mean) * ok)
+        return sol, res, jnp.sum(~ok), solution.stats["steps"]
+
+    return assemble
+
+
+def _open_checkpoint(checkpoint, path, basis, base, solver, X, settings):
+    """The checkpoint of this solve, fingerprinted by its settings and probe values of path, basis and base."""
+    if checkpoint is None:
+        return None
+    from .._checkpoint import open_checkpoint
+
+    x = X[:2]
+    a = jnp.linspace(-1.0, 1.0, basis.n)
+    probes = [X, path.gradient(x[0], 0.5), path.dsdt(x[0], 0.3), path.dsdt(x[1], 1.0), base.log_prob(x)]
+    probes.append(jax.vmap(basis.gradient_and_laplacian, (None, 0))(a, x)[0])
+    spec = {
+        "kind": "lattice",
+        "lattice": list(path.lattice.shape),
+        "density": str(path.action.source),
+        "basis": repr(basis),
+        "solver": solver.spec(),
+        "settings": [None if s is None else float(s) for s in settings],
+    }
+    return open_checkpoint(checkpoint, spec, probes)
