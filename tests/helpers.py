@@ -30,19 +30,6 @@ from pikflow.diagnostics import gamma_method, reweight
 PHI4 = "m2/2*phi**2 + lam/4*phi**4"
 #: The O(2) model in 0-D.
 O2 = "m2/2*(phi1**2 + phi2**2) + lam/4*(phi1**2 + phi2**2)**2"
-#: The paper's φ⁴ path as a 0-D TOML run (small settings).
-PHI4_TOML = """
-[action]
-expression = "m2/2*phi**2 + lam/4*phi**4"
-[path]
-m2 = [1.0, -2.0]
-lam = [0.0, 0.5]
-[flow]
-steps = 10
-[sampling]
-samples = 20000
-seed = 0
-"""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -224,16 +224,7 @@ def lower_site_expressions(exprs: Sequence[sp.Expr], dim: int, fields: Sequence[
     offsets = sorted({o for e in exprs for o in site_symbols(e, dim).values()})
     args = [sp.Symbol(f"x{i}", real=True) for i in range(len(offsets))]
     table = {site(o): a for o, a in zip(offsets, args, strict=True)}
-    flat = []
-    for e in exprs:
-        e = e.xreplace(table).xreplace({s: T for s in e.free_symbols if str(s) == "t"})
-        unknown = {str(s) for s in e.free_symbols} - {str(a) for a in args} - {"t"}
-        if unknown:
-            raise ActionError(
-                f"the lattice expression {e} still depends on {sorted(unknown)}: give every coupling a value"
-            )
-        flat.append(e)
-    raw = sp.lambdify([*args, T], flat, modules="jax", cse=True, docstring_limit=0)
+    raw = _lambdify_sites(exprs, table, args)
     axes = tuple(range(-dim, 0))
 
     def f(field, time=0.0):
@@ -252,16 +243,7 @@ def _lower_components(exprs: Sequence[sp.Expr], dim: int, fields: tuple[str, ...
     )
     args = [sp.Symbol(f"x{i}", real=True) for i in range(len(keys))]
     table = {site(o, fields[a]): x for (a, o), x in zip(keys, args, strict=True)}
-    flat = []
-    for e in exprs:
-        e = e.xreplace(table).xreplace({s: T for s in e.free_symbols if str(s) == "t"})
-        unknown = {str(s) for s in e.free_symbols} - {str(a) for a in args} - {"t"}
-        if unknown:
-            raise ActionError(
-                f"the lattice expression {e} still depends on {sorted(unknown)}: give every coupling a value"
-            )
-        flat.append(e)
-    raw = sp.lambdify([*args, T], flat, modules="jax", cse=True, docstring_limit=0)
+    raw = _lambdify_sites(exprs, table, args)
     axes = tuple(range(-dim, 0))
 
     def f(field, time=0.0):
@@ -273,3 +255,17 @@ def _lower_components(exprs: Sequence[sp.Expr], dim: int, fields: tuple[str, ...
         return [jnp.broadcast_to(jnp.asarray(o, dtype=field.dtype), shape) for o in out]
 
     return f
+
+
+def _lambdify_sites(exprs, table: dict, args: list) -> Callable:
+    """The site expressions, site symbols replaced by ``args``, lowered to one JAX function of ``(*args, t)``."""
+    flat = []
+    for e in exprs:
+        e = e.xreplace(table).xreplace({s: T for s in e.free_symbols if str(s) == "t"})
+        unknown = {str(s) for s in e.free_symbols} - {str(a) for a in args} - {"t"}
+        if unknown:
+            raise ActionError(
+                f"the lattice expression {e} still depends on {sorted(unknown)}: give every coupling a value"
+            )
+        flat.append(e)
+    return sp.lambdify([*args, T], flat, modules="jax", cse=True, docstring_limit=0)
