@@ -92,6 +92,7 @@ class Level:
     resamplings: int = 0
 
     def summary(self) -> dict:
+        """The level as a JSON-ready dict (an entry of ``levels`` in ``results.json``)."""
         est = lambda e: None if e is None else e.to_dict()  # noqa: E731
         return {
             "L": self.L, "ess": self.ess, "min_ess": self.min_ess, "base_ess": self.base_ess,
