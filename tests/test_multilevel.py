@@ -96,7 +96,15 @@ def test_multilevel_from_toml(tmp_path):
 
 @pytest.mark.parametrize(
     "section,match",
-    [("coarsest = 3", "halved"), ("sigma = -1", "sigma"), ("mcmc = 'gibbs'", "mcmc"), ("replicas = 1", "replicas")],
+    [
+        ("coarsest = 3", "halved"),
+        ("sigma = -1", "sigma"),
+        ("mcmc = 'gibbs'", "mcmc"),
+        ("replicas = 1", "replicas"),
+        ("coarsest = 0", "at least 2"),
+        ("coarsest = -4", "at least 2"),
+        ("particles = 100000000", "particles"),
+    ],
 )
 def test_bad_multilevel_sections(section, match, tmp_path):
     from pikflow import ConfigError

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from .._memory import available_memory
 
 #: ``[multilevel]`` key -> (types, description); merged into the TOML schema.
 MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -34,10 +35,12 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         raise ConfigError(f"[multilevel] needs a hypercubic lattice (all sizes equal), got {shape}")
     s = dict(data["multilevel"])
     L, L0 = int(shape[0]), s.get("coarsest", 4)
+    if not 2 <= L0 < L:  # before the doubling loop: 0 or a negative size would never reach L
+        raise ConfigError(f"[multilevel] coarsest = {L0} must be at least 2 and below the lattice size {L}")
     sizes = [L0]
     while sizes[-1] < L:
         sizes.append(2 * sizes[-1])
-    if L0 < 2 or sizes[-1] != L or len(sizes) < 2:
+    if sizes[-1] != L or len(sizes) < 2:
         raise ConfigError(
             f"[multilevel] coarsest = {L0} must be the lattice size {L} halved one or more times (e.g. {L // 4})"
         )
@@ -54,9 +57,20 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
-    for key, low in (("particles", 10), ("replicas", 2), ("steps", 1), ("mcmc_steps", 0)):
-        if out[key] < low:
-            raise ConfigError(f"[multilevel] {key} must be >= {low}, got {out[key]!r}")
+    for key, low, high in (
+        ("particles", 10, 10**6),
+        ("replicas", 2, 10**3),
+        ("steps", 1, 10**5),
+        ("mcmc_steps", 0, 10**3),
+    ):
+        if not low <= out[key] <= high:
+            raise ConfigError(f"[multilevel] {key} must be from {low} to {high}, got {out[key]!r}")
+    need = 8.0 * 20 * out["particles"] * out["replicas"] * L ** len(shape)  # particles, moves, pool: ~20 copies
+    if need > available_memory():
+        raise ConfigError(
+            f"[multilevel] {out['particles']} particles x {out['replicas']} replicas on {shape} need about "
+            f"{need / 2**30:.3g} GiB, more than the memory available: use fewer particles or replicas"
+        )
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
     return out

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConfigError, PikflowError
+from .._memory import available_memory
 
 #: ``[scan]`` key -> (types, description); merged into the TOML schema.
 SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -43,12 +44,17 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
-    for key, low in (("points", 2), ("particles", 2), ("replicas", 2), ("mcmc_steps", 0)):
-        if out[key] < low:
-            raise ConfigError(f"[scan] {key} must be >= {low}, got {out[key]!r}")
+    for key, low, high in (
+        ("points", 2, 10**4),
+        ("particles", 2, 10**6),
+        ("replicas", 2, 10**3),
+        ("mcmc_steps", 0, 10**3),
+    ):
+        if not low <= out[key] <= high:
+            raise ConfigError(f"[scan] {key} must be from {low} to {high}, got {out[key]!r}")
     for key in ("steps", "prep_steps"):
-        if out[key] is not None and out[key] < 1:
-            raise ConfigError(f"[scan] {key} must be >= 1, got {out[key]!r}")
+        if out[key] is not None and not 1 <= out[key] <= 10**6:
+            raise ConfigError(f"[scan] {key} must be from 1 to 10**6, got {out[key]!r}")
     lo_hi = out["t_range"]
     if len(lo_hi) != 2 or not all(isinstance(x, (int, float)) for x in lo_hi) or not 0 <= lo_hi[0] < lo_hi[1] <= 1:
         raise ConfigError(f"[scan] t_range must be [t_lo, t_hi] with 0 <= t_lo < t_hi <= 1, got {list(lo_hi)!r}")
@@ -60,6 +66,13 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
             raise ConfigError(f"[scan] sizes must increase, got {sizes!r}")
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[scan] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
+    volume = max(out["sizes"] or [max(data["action"]["lattice"])]) ** len(data["action"]["lattice"])
+    need = 8.0 * 20 * out["particles"] * out["replicas"] * volume  # particles, moves and records: ~20 copies
+    if need > available_memory():
+        raise ConfigError(
+            f"[scan] {out['particles']} particles x {out['replicas']} replicas of {volume} sites need about "
+            f"{need / 2**30:.3g} GiB, more than the memory available: use fewer particles or replicas"
+        )
     return out
 
 
