@@ -13,7 +13,7 @@ pikflow solves the gradient form (eqs. 32-34) :math:`[\Delta - \partial\hat S_t\
 \Omega_t = -d\hat S_t/dt + c_t` with a Fourier two-point basis (one coefficient per
 momentum orbit). The exact answer is :math:`\Omega = \tfrac12\phi^T A\phi`,
 :math:`A = \tfrac12 K^{-1}\dot K`, i.e. :math:`v = -\tfrac12 K^{-1}\dot K\phi`
-(SCIENCE.md section 3). The script compares the solved coefficients with :math:`A(k)`,
+(paper eq. 34). The script compares the solved coefficients with :math:`A(k)`,
 then samples the flow and prints the ESS (it must be 1 up to the RK4 error of the
 log-density).
 """

@@ -10,7 +10,7 @@ elliptic equation (eq. 34)
 .. math::
     [\Delta - \partial\hat S_t\cdot\partial]\,\Omega_t = -\frac{d\hat S_t}{dt} + c_t
 
-in translation-invariant bases (SCIENCE.md 3, 3b). Two set-ups are compared:
+in translation-invariant bases (paper eq. 34; the user guide's lattice page). Two set-ups are compared:
 
 (a) free base :math:`m^2: 1 \to -1`, :math:`\lambda: 0 \to 1` (eq. 22b) with the
     :func:`~pikflow.lattice.lattice_basis` defaults (Fourier two-point, :math:`V m^4, V m^6`,

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
-from .._memory import available_memory
+from ._scan import check_particle_memory
 
 #: ``[multilevel]`` key -> (types, description); merged into the TOML schema.
 MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -65,12 +65,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
     ):
         if not low <= out[key] <= high:
             raise ConfigError(f"[multilevel] {key} must be from {low} to {high}, got {out[key]!r}")
-    need = 8.0 * 20 * out["particles"] * out["replicas"] * L ** len(shape)  # particles, moves, pool: ~20 copies
-    if need > available_memory():
-        raise ConfigError(
-            f"[multilevel] {out['particles']} particles x {out['replicas']} replicas on {shape} need about "
-            f"{need / 2**30:.3g} GiB, more than the memory available: use fewer particles or replicas"
-        )
+    check_particle_memory("multilevel", out["particles"], out["replicas"], L ** len(shape))
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
     return out

@@ -67,13 +67,18 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[scan] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
     volume = max(out["sizes"] or [max(data["action"]["lattice"])]) ** len(data["action"]["lattice"])
-    need = 8.0 * 20 * out["particles"] * out["replicas"] * volume  # particles, moves and records: ~20 copies
+    check_particle_memory("scan", out["particles"], out["replicas"], volume)
+    return out
+
+
+def check_particle_memory(section: str, particles: int, replicas: int, sites: int) -> None:
+    """Refuse an SMC-based run whose particles (with their moves and records, ~20 copies) exceed the memory."""
+    need = 8.0 * 20 * particles * replicas * sites
     if need > available_memory():
         raise ConfigError(
-            f"[scan] {out['particles']} particles x {out['replicas']} replicas of {volume} sites need about "
+            f"[{section}] {particles} particles x {replicas} replicas of {sites} sites need about "
             f"{need / 2**30:.3g} GiB, more than the memory available: use fewer particles or replicas"
         )
-    return out
 
 
 def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:
