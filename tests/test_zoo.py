@@ -47,13 +47,13 @@ def test_zoo_agrees_with_reference(name, solver, form, paths, flows):
     sigma = np.hypot(est.error, ref_err)
     assert sigma > 0 and abs(est.value - ref) < 4 * sigma, (name, solver, form, est, ref, ref_err)
     ess = samples.ess() if case.lattice else samples.ess
-    # measured: >= 0.99 for every 0-D case, 0.99 (free 4x4) and 0.9 (phi4 8x8) on lattices
+    # measured: >= 0.99 for every 0-D case, 0.99 (free 4x4), 0.9 (phi4 8x8) and 0.998 (O(2) 8x8) on lattices
     assert ess >= (0.8 if case.lattice else 0.99), ess
     if name == "o2-0d":
         assert flow.settings["basis"]["kind"] == "radial"  # the O(N)-equivariant default
 
 
-@pytest.mark.parametrize("name", ["phi4-0d", "o2-0d", "free-4x4"])
+@pytest.mark.parametrize("name", ["phi4-0d", "o2-0d", "free-4x4", "o2-8x8"])
 def test_zoo_save_load_sample_identical(name, flows, tmp_path):
     case = ZOO[name]
     flow = flows(name)
