@@ -89,3 +89,29 @@ def test_cli_guard_counts_streamed_samples():
         check_resources({**data, "sampling": {"n": 10**9}}, memory=4 * 2**30)
     with pytest.raises(ConfigError, match=r"\[sampling\] batch_size = 100000"):
         check_resources({**data, "sampling": {"n": 100_000, "batch_size": 100_000}}, memory=4 * 2**30)
+
+
+def test_cli_guard_counts_smc_particles():
+    """[smc] particles x replicas x sites are counted: 1000 x 4 on 64x64 fit in 4 GiB; 10^5 x 4 do not."""
+    from pikflow import ConfigError
+    from pikflow.cli._guards import check_resources
+
+    data = {
+        "action": {"lattice": [64, 64], "density": "m2/2*phi**2"},
+        "lattice": {"collocation": 200, "hmc_samples": 1000},
+        "sampling": {"n": 1000, "method": "smc"},
+        "smc": {"particles": 1000, "replicas": 4},
+    }
+    check_resources(data, memory=4 * 2**30)  # 4e3 particles x 4096 sites x 8 B x 20 copies = 2.6 GB
+    with pytest.raises(ConfigError, match=r"SMC particles.*\[smc\] particles = 100000"):
+        check_resources({**data, "smc": {"particles": 100_000, "replicas": 4}}, memory=4 * 2**30)
+    # the same particles without method = "smc" are not counted
+    check_resources({**data, "sampling": {"n": 1000}, "smc": {"particles": 100_000}}, memory=4 * 2**30)
+    # 0-D: O(3) particles
+    zero_d = {
+        "action": {"density": "phi1**2 + phi2**2 + phi3**2", "fields": ["phi1", "phi2", "phi3"]},
+        "sampling": {"n": 1000, "method": "smc"},
+        "smc": {"particles": 10**8, "replicas": 4},
+    }
+    with pytest.raises(ConfigError, match=r"SMC particles"):
+        check_resources(zero_d, memory=4 * 2**30)

@@ -180,7 +180,25 @@ def _zero_d_terms(data: dict, n_fields: int) -> tuple[list, list]:
         hmc = ("hmc.step_size", "hmc.trajectory_length", "hmc.chains", "hmc.n", "hmc.n_single")
         work.append((hmc, (traj + g("hmc", "n_single", 1e5)) * leap * nf * 10, "the HMC reference"))
         memory.append((("hmc.chains", "hmc.n"), g("hmc", "chains", 2048) * g("hmc", "n", 1000) * 16, "HMC chains"))
+    _add_smc_terms(data, nf, layers, memory, work)
     return memory, work
+
+
+#: Copies of the particle array an SMC step holds at once (moves, proposals, gradients, resampling).
+SMC_COPIES = 20
+
+
+def _add_smc_terms(data: dict, sites: float, layers: float, memory: list, work: list) -> None:
+    """The particles of ``[sampling] method = "smc"`` (:func:`pikflow.samplers.smc`): memory and work."""
+    if not isinstance(data.get("sampling"), dict) or data["sampling"].get("method") != "smc":
+        return
+    g = lambda s, k, d: _get(data, s, k, d)  # noqa: E731
+    particles = g("smc", "particles", 1000) * g("smc", "replicas", 4)
+    keys = ("smc.particles", "smc.replicas")
+    memory.append((keys, particles * sites * 8 * SMC_COPIES, "SMC particles (all replicas, with their moves)"))
+    leap = g("smc", "leapfrog_steps", 10) if data.get("smc", {}).get("mcmc") == "hmc" else 1.0
+    moves = g("smc", "mcmc_steps", 2) * leap + 4  # gradient evaluations per particle and annealing step
+    work.append((keys + ("smc.mcmc_steps",), particles * layers * moves * sites * 50, "the SMC run"))
 
 
 def _lattice_terms(data: dict) -> tuple[list, list]:
@@ -227,6 +245,8 @@ def _lattice_terms(data: dict) -> tuple[list, list]:
                 "the layer fits",
             )
         )
+    n_comp = len(data["action"].get("fields") or [None]) if isinstance(data["action"].get("fields"), list) else 1
+    _add_smc_terms(data, volume * n_comp, layers, memory, work)
     return memory, work
 
 
