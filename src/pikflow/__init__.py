@@ -27,6 +27,7 @@ from ._errors import (  # noqa: E402
     SolveError,
 )
 from ._estimate import Estimate  # noqa: E402
+from ._load import load  # noqa: E402
 from ._version import __version__  # noqa: E402
 from .action import Action, Path, t  # noqa: E402
 from .bases import Custom, Hermite, Polynomial, Radial, Sine  # noqa: E402
@@ -35,8 +36,6 @@ from .flow import Flow, Samples, solve  # noqa: E402
 from .refine import CorrectedKernel, refine, refine_online, residual_summary  # noqa: E402
 from .samplers import smc  # noqa: E402
 from .solvers import AdamSolver, Collocation, DirectSolver, LevenbergMarquardtSolver  # noqa: E402
-
-load = Flow.load
 
 __all__ = [
     "Action",
