@@ -30,6 +30,10 @@ res["path_ess"] = pe.ess
 lat = load_lattice_flow(f"{flows}/lattice")
 s = lat.sample(jax.random.PRNGKey(5), 301, batch=200)
 res["lattice_phi"], res["lattice_log_w"] = s.fields, s.log_w
+for name, f in (("smc_zero_d", flow), ("smc_lattice", lat)):  # particles split over the devices
+    r = pf.smc(f, 256, seed=4, replicas=2, mcmc_steps=1, progress=False)
+    res[f"{name}_x"], res[f"{name}_log_w"] = r.particles, r.log_w
+    res[f"{name}_log_z"] = r.log_z  # (steps + 1, replicas)
 info = run_info()
 if is_main_process():
     np.savez(out, devices=info["devices"]["count"], processes=info["processes"], **res)

@@ -88,6 +88,12 @@ def test_same_samples_on_any_devices_and_processes(runs, name):
         np.testing.assert_allclose(other[f"{kind}_log_w"], one[f"{kind}_log_w"], rtol=1e-12, atol=0, err_msg=kind)
     np.testing.assert_allclose(other["path_phi2"], one["path_phi2"], rtol=1e-12)
     np.testing.assert_allclose(other["path_ess"], one["path_ess"], rtol=1e-12)
+    # SMC with the particles split over the devices: the same run within float64 rounding (sums over
+    # particles are added in another order; the random numbers and the resampling are the same)
+    for kind in ("smc_zero_d", "smc_lattice"):
+        for what in ("x", "log_w", "log_z"):
+            a, b = other[f"{kind}_{what}"], one[f"{kind}_{what}"]
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=f"{kind} {what}")
 
 
 def test_reference_run_is_not_degenerate(runs):
@@ -97,6 +103,9 @@ def test_reference_run_is_not_degenerate(runs):
     assert np.all(np.isfinite(one["rk4_log_w"])) and np.all(np.isfinite(one["lattice_log_w"]))
     assert len(np.unique(one["rk4_phi"][-1])) == 1003
     assert not np.array_equal(one["rk4_phi"][-1], one["table_phi"][-1])
+    for kind in ("smc_zero_d", "smc_lattice"):  # real particles that moved and were weighted
+        assert one[f"{kind}_x"].shape[:2] == (2, 256) and np.all(np.isfinite(one[f"{kind}_x"]))
+        assert len(np.unique(one[f"{kind}_x"][0].reshape(256, -1)[:, 0])) > 10 and np.ptp(one[f"{kind}_log_z"][-1]) > 0
 
 
 @pytest.mark.parametrize(

@@ -154,6 +154,42 @@ def gather_rows(tree, m: int, axis: int = 0):
     return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(jax.lax.slice_in_dim(x, 0, m, axis=axis), rep), tree)
 
 
+def particle_axis_sharded(n: int) -> bool:
+    """Whether SMC states of ``n`` particles per replica are split over the devices (``n`` a multiple of them)."""
+    return device_count() > 1 and n % device_count() == 0
+
+
+def constrain_particles(tree, n: int, axis: int = 1):
+    """Inside ``jit``: split every leaf with a particle ``axis`` of length ``n`` over the mesh (SMC states).
+
+    SMC states are ``(replicas, n, ...)``: the particles of a replica are split along the
+    mesh axis ``"samples"`` and XLA (GSPMD) inserts the collectives that resampling and the
+    weight sums need. Leaves without that axis (per-replica step sizes) are replicated. A no-op
+    on one device or when ``n`` is not a multiple of the device count (then every device
+    holds the whole state, as on one device).
+    """
+    if not particle_axis_sharded(n):
+        return tree
+    mesh = sample_mesh()
+
+    def one(x):
+        if x.ndim > axis and x.shape[axis] == n:
+            spec = PartitionSpec(*([None] * axis), SAMPLES)
+        else:
+            spec = PartitionSpec()
+        return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, spec))
+
+    return jax.tree.map(one, tree)
+
+
+def replicate_particles(tree, n: int):
+    """Inside ``jit``: every leaf held whole on every device (what each process reads), if the particles are split."""
+    if not particle_axis_sharded(n):
+        return tree
+    rep = replicated()
+    return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, rep), tree)
+
+
 def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None):
     """Join a multi-process run: :func:`jax.distributed.initialize`, every process a JAX controller.
 
