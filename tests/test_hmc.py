@@ -128,6 +128,11 @@ def test_hmc_bad_input():
         HMC(PAPER, step_size=0)
     with pytest.raises(pf.PikflowError, match="n must be"):
         hmc(PAPER, n=2)
+    for bad in ("x", 1.5, [1, 2, 3]):
+        with pytest.raises(pf.PikflowError, match="seed must be an integer or a JAX PRNG key"):
+            hmc(PAPER, n=10, thermalisation=0, seed=bad)
+    with pytest.raises(pf.PikflowError, match="'auto'"):
+        HMC(PAPER, step_size="fast")
 
 
 # ------------------------------------------------------------------ free energy

@@ -36,6 +36,9 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from ._hmc_result import HMCResult
+from ._hmc_target import as_key as _as_key
+from ._hmc_target import check_positive as _check_positive
+from ._hmc_target import is_auto as _is_auto
 from ._hmc_target import target_potential
 
 __all__ = ["HMC", "HMCResult", "hmc"]
@@ -429,33 +432,6 @@ def _trajectory_integrator(n_leapfrog: int):
         return one_step
 
     return integrator
-
-
-def _is_auto(step) -> bool:
-    if isinstance(step, str):
-        if step != "auto":
-            raise PikflowError(f"step_size must be a positive number or 'auto', got {step!r}")
-        return True
-    return False
-
-
-def _check_positive(name: str, val) -> None:
-    if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not (math.isfinite(val) and val > 0):
-        raise PikflowError(f"{name} must be a positive number, got {val!r}")
-
-
-def _as_key(seed):
-    """A raw ``uint32[2]`` PRNG key from an integer seed or a (raw or typed) JAX key."""
-    if isinstance(seed, bool):
-        raise PikflowError(f"seed must be an integer or a JAX PRNG key, got {seed!r}")
-    if isinstance(seed, int | np.integer):
-        return jax.random.PRNGKey(int(seed))
-    key = jnp.asarray(seed)
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    if key.shape != (2,) or key.dtype != jnp.uint32:
-        raise PikflowError(f"seed must be an integer or a JAX PRNG key, got an array {key.dtype}{list(key.shape)}")
-    return key
 
 
 def hmc(

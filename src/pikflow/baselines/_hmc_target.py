@@ -6,6 +6,7 @@ Every target becomes one JAX function ``S(x, t)`` of a flat configuration ``x`` 
 components per site) for a lattice path (paper sec. IV B). The lattice potential keeps the
 lowered gradient stencil of the path (:meth:`~pikflow.lattice.LatticePath.gradient`) as its
 derivative, so the leapfrog kicks use the symbolic gradient, not a second autodiff pass.
+Also the checks of the sampler's inputs (step, seed or key).
 """
 
 from __future__ import annotations
@@ -97,3 +98,35 @@ def target_potential(target, dim, fields):
         "HMC needs a pikflow Path, LatticePath, Flow, WegnerEquation, Action, or a callable S(x[, t]); "
         f"got {type(target).__name__}"
     )
+
+
+def is_auto(step) -> bool:
+    """Whether ``step`` asks for the adaptive step (``"auto"``); any other string is an error."""
+    if isinstance(step, str):
+        if step != "auto":
+            raise PikflowError(f"step_size must be a positive number or 'auto', got {step!r}")
+        return True
+    return False
+
+
+def check_positive(name: str, val) -> None:
+    """A :class:`PikflowError` naming ``name`` unless ``val`` is a finite positive number."""
+    if isinstance(val, bool) or not isinstance(val, int | float | np.floating) or not (math.isfinite(val) and val > 0):
+        raise PikflowError(f"{name} must be a positive number, got {val!r}")
+
+
+def as_key(seed):
+    """A raw ``uint32[2]`` PRNG key from an integer seed or a (raw or typed) JAX key."""
+    if isinstance(seed, bool):
+        raise PikflowError(f"seed must be an integer or a JAX PRNG key, got {seed!r}")
+    if isinstance(seed, int | np.integer):
+        return jax.random.PRNGKey(int(seed))
+    try:
+        key = jnp.asarray(seed)
+    except TypeError:
+        raise PikflowError(f"seed must be an integer or a JAX PRNG key, got {seed!r}") from None
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    if key.shape != (2,) or key.dtype != jnp.uint32:
+        raise PikflowError(f"seed must be an integer or a JAX PRNG key, got an array {key.dtype}{list(key.shape)}")
+    return key
