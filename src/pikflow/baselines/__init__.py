@@ -15,12 +15,14 @@ from ._free_energy import ThermodynamicIntegration as ThermodynamicIntegration
 from ._free_energy import gaussian_log_z as gaussian_log_z
 from ._free_energy import thermodynamic_integration as thermodynamic_integration
 from ._hmc import HMC as HMC
+from ._hmc import MIN_ACCEPTANCE as MIN_ACCEPTANCE
 from ._hmc import HMCResult as HMCResult
 from ._hmc import hmc as hmc
 
 __all__ = [
     "HMC",
     "HMCResult",
+    "MIN_ACCEPTANCE",
     "ThermodynamicIntegration",
     "gaussian_log_z",
     "hmc",

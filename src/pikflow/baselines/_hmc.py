@@ -25,7 +25,6 @@ Gamma method (:func:`pikflow.diagnostics.gamma_method`) with the chains as repli
 
 from __future__ import annotations
 
-import inspect
 import math
 import time as _time
 from collections.abc import Mapping
@@ -34,10 +33,13 @@ from concurrent.futures import ThreadPoolExecutor
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
 from .._errors import PikflowError, SamplingError
 from ._hmc_result import HMCResult
+from ._hmc_target import as_key as _as_key
+from ._hmc_target import check_positive as _check_positive
+from ._hmc_target import is_auto as _is_auto
+from ._hmc_target import target_potential
 
 __all__ = ["HMC", "HMCResult", "hmc"]
 
@@ -45,66 +47,35 @@ __all__ = ["HMC", "HMCResult", "hmc"]
 MIN_ACCEPTANCE = 0.01
 #: Positions written per compiled call are bounded by this many floats (memory).
 _CHUNK_FLOATS = 1 << 21
-
-
-def _target_potential(target, dim, fields):
-    """``(action(x, t), dim, fields, path)`` for a Path, Flow, WegnerEquation, Action or callable."""
-    from ..action import Action, Path
-    from ..lowering import lower
-
-    path = None
-    if hasattr(target, "path") and hasattr(target, "kernels"):  # a Flow
-        target = target.path
-    if hasattr(target, "action_fn") and hasattr(target, "path"):  # a WegnerEquation
-        path, fn = target.path, target.action_fn
-        return fn, path.n_fields, tuple(path.fields), path
-    if isinstance(target, Path):
-        path = target
-        return lower(path.expr, path.fields, what="action"), path.n_fields, tuple(path.fields), path
-    if isinstance(target, Action):
-        if target.couplings:
-            raise PikflowError(
-                f"the action has couplings {[str(c) for c in target.couplings]} without values: "
-                "give a Path (pikflow.Path(action, {...})) and the time t, or substitute the couplings"
-            )
-        fn = lower(target.expr, target.fields, time=False, what="action")
-        return (lambda x, t: fn(x)), target.n_fields, tuple(target.fields), None
-    if isinstance(target, sp.Basic | str):
-        raise PikflowError("give the action as a pikflow.Path or pikflow.Action (the fields must be named)")
-    if callable(target):
-        if dim is None or isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim <= 0:
-            raise PikflowError(
-                "a callable action S(x) or S(x, t) acts on a flat array: give its length as dim=... (a positive int)"
-            )
-        try:
-            n_args = len(inspect.signature(target).parameters)
-        except (TypeError, ValueError):
-            n_args = 2
-        fn = target if n_args >= 2 else (lambda x, t: target(x))
-        if fields is None:
-            fields = tuple(sp.Symbol(f"x{i}", real=True) for i in range(dim))
-        return fn, int(dim), tuple(fields), None
-    raise PikflowError(
-        f"HMC needs a pikflow Path, Flow, WegnerEquation, Action, or a callable S(x[, t]); got {type(target).__name__}"
-    )
+#: ``step_size="auto"``: trajectories per adaptation block, the acceptance aimed at, and the rate
+#: of the rescaling :math:`\epsilon \to \epsilon\,e^{r(a - a_0)}` after each block (thermalisation only).
+ADAPT_BLOCK, ADAPT_TARGET, ADAPT_RATE = 25, 0.8, 2.0
+#: Leapfrog steps per trajectory with ``step_size="auto"`` when ``n_leapfrog`` is not given.
+AUTO_LEAPFROG = 25
 
 
 class HMC:
-    r"""A compiled HMC sampler (BlackJAX leapfrog) for :math:`\hat S_t`, reusable at any ``t``.
+    r"""A compiled HMC sampler (BlackJAX leapfrog) for :math:`\hat S_t`, reusable at any ``t`` and step.
 
     Parameters
     ----------
     target
         The action: a :class:`~pikflow.Path` (sampled at the ``t`` given to
-        :meth:`run`), a :class:`~pikflow.Flow` or :class:`~pikflow.WegnerEquation`
-        (their path), an :class:`~pikflow.Action` without couplings, or a JAX-traceable
-        callable ``S(x)`` or ``S(x, t)`` of one flat configuration ``x`` of length
-        ``dim`` (any field, a lattice included, flattened).
+        :meth:`run`), a :class:`~pikflow.lattice.LatticePath` (configurations of its
+        ``field_shape``, flattened; the leapfrog uses its gradient stencil), a
+        :class:`~pikflow.Flow` or :class:`~pikflow.WegnerEquation` (their path), an
+        :class:`~pikflow.Action` without couplings, or a JAX-traceable callable ``S(x)``
+        or ``S(x, t)`` of one flat configuration ``x`` of length ``dim``.
     step_size
-        Leapfrog step :math:`\epsilon` (default 1/25, the paper's).
+        Leapfrog step :math:`\epsilon` (default 1/25, the paper's), or ``"auto"``: start at
+        ``trajectory_length / n_leapfrog`` and adapt it during thermalisation only (see
+        :meth:`run`), so the measured chain is exact.
     trajectory_length
         Molecular-dynamics time :math:`\tau` per trajectory (default 1, the paper's):
         ``round(trajectory_length / step_size)`` leapfrog steps.
+    n_leapfrog
+        Leapfrog steps per trajectory, instead of ``trajectory_length / step_size``
+        (default 25 with ``step_size="auto"``).
     dim, fields
         Only for a callable ``target``: the length of ``x``, and optionally the field
         symbols that string observables refer to (default ``x0, x1, ...``).
@@ -125,19 +96,27 @@ class HMC:
         self,
         target,
         *,
-        step_size: float = 1 / 25,
+        step_size: float | str = 1 / 25,
         trajectory_length: float = 1.0,
+        n_leapfrog: int | None = None,
         dim: int | None = None,
         fields=None,
         inverse_mass=None,
     ):
-        self.action, self.dim, self.fields, self.path = _target_potential(target, dim, fields)
-        for name, val in (("step_size", step_size), ("trajectory_length", trajectory_length)):
-            if isinstance(val, bool) or not isinstance(val, int | float) or not (math.isfinite(val) and val > 0):
-                raise PikflowError(f"{name} must be a positive number, got {val!r}")
+        self.action, self.dim, self.fields, self.path, self.shape = target_potential(target, dim, fields)
+        _check_positive("trajectory_length", trajectory_length)
+        if n_leapfrog is not None and (
+            isinstance(n_leapfrog, bool) or not isinstance(n_leapfrog, int | np.integer) or n_leapfrog < 1
+        ):
+            raise PikflowError(f"n_leapfrog must be a positive integer, got {n_leapfrog!r}")
+        self.adaptive = _is_auto(step_size)
+        if self.adaptive:
+            n_leapfrog = AUTO_LEAPFROG if n_leapfrog is None else n_leapfrog
+            step_size = trajectory_length / n_leapfrog
+        _check_positive("step_size", step_size)
         self.step_size = float(step_size)
-        self.trajectory_length = float(trajectory_length)
-        self.n_leapfrog = max(1, int(round(trajectory_length / step_size)))
+        self.n_leapfrog = max(1, int(round(trajectory_length / step_size))) if n_leapfrog is None else int(n_leapfrog)
+        self.trajectory_length = self.n_leapfrog * self.step_size
         inv = np.ones(self.dim) if inverse_mass is None else np.asarray(inverse_mass, dtype=float).reshape(-1)
         if inv.shape != (self.dim,) or not np.all(np.isfinite(inv) & (inv > 0)):
             raise PikflowError(f"inverse_mass must be {self.dim} positive numbers (a diagonal), got {inverse_mass!r}")
@@ -145,7 +124,7 @@ class HMC:
         self._compiled: dict = {}
 
     # ------------------------------------------------------------------ compiled pieces
-    def _algorithm(self, t):
+    def _algorithm(self, t, step):
         import blackjax
 
         action = self.action
@@ -153,19 +132,25 @@ class HMC:
         def logdensity(x):
             return -action(x, t)
 
-        return blackjax.hmc(logdensity, self.step_size, jnp.asarray(self.inverse_mass), self.n_leapfrog)
+        # one BlackJAX "integration step" is the whole trajectory of n_leapfrog leapfrog steps
+        integrator = _trajectory_integrator(self.n_leapfrog)
+        return blackjax.hmc(logdensity, step, jnp.asarray(self.inverse_mass), 1, integrator=integrator)
 
     def _functions(self, n_chains: int, chunk: int):
-        """Ahead-of-time compiled ``init(x, t)`` and ``advance(state, key, t)`` for these shapes."""
+        """Ahead-of-time compiled ``init(x, t)`` and ``advance(state, key, t, step)`` for these shapes.
+
+        ``t`` and the leapfrog step are traced: one compilation serves every time, every
+        step (the adaptation included) and every ``n``, for a given ``(n_chains, chunk)``.
+        """
         key = (n_chains, chunk)
         if key in self._compiled:
             return self._compiled[key]
 
         def init(x, t):
-            return jax.vmap(self._algorithm(t).init)(x)
+            return jax.vmap(self._algorithm(t, self.step_size).init)(x)
 
-        def advance(state, key, t):
-            alg = self._algorithm(t)
+        def advance(state, key, t, step):
+            alg = self._algorithm(t, step)
 
             def body(st, k):
                 st, info = jax.vmap(alg.step)(jax.random.split(k, n_chains), st)
@@ -179,7 +164,7 @@ class HMC:
         t_spec = jax.ShapeDtypeStruct((), jnp.float64)
         init_c = jax.jit(init).lower(x_spec, t_spec).compile()
         state_spec = jax.eval_shape(init, x_spec, t_spec)
-        adv_c = jax.jit(advance).lower(state_spec, jax.random.PRNGKey(0), t_spec).compile()
+        adv_c = jax.jit(advance).lower(state_spec, jax.random.PRNGKey(0), t_spec, t_spec).compile()
         self._compiled[key] = (init_c, adv_c, _time.perf_counter() - t0)
         return self._compiled[key]
 
@@ -191,12 +176,14 @@ class HMC:
         n: int = 10_000,
         chains: int = 1,
         thermalisation: int = 1000,
-        seed: int = 0,
+        seed=0,
         workers: int = 1,
         init=None,
-        chunk: int | None = None,
+        chunk: int | str | None = None,
         observables: Mapping | None = None,
         progress: bool = False,
+        step_size: float | str | None = None,
+        desc: str | None = None,
     ) -> HMCResult:
         r"""Run ``chains`` HMC chains at time ``t``: thermalise, then measure ``n`` trajectories each.
 
@@ -209,27 +196,39 @@ class HMC:
         chains
             Chains run in parallel (:func:`jax.vmap`); 1 is the paper's single chain.
         thermalisation
-            Trajectories per chain discarded first (rounded up to whole chunks).
+            Trajectories per chain discarded first (rounded up to whole chunks; with an
+            adaptive step, ``max(1, thermalisation // 25)`` blocks of 25).
         seed
-            Seed; the same seed, ``chains``, ``workers`` and ``chunk`` give the same chains.
+            An integer seed or a JAX PRNG key; the same seed, ``chains``, ``workers`` and
+            ``chunk`` give the same chains.
         workers
             Host threads the chains are split over (``chains`` must be a multiple);
             use the number of CPU cores to saturate them.
         init
-            Starting configurations, shape ``(chains, dim)`` or ``(dim,)``
-            (default: independent standard normal draws).
+            Starting configurations, shape ``(chains, dim)``, ``(dim,)``, or the field
+            shape with or without a leading ``chains`` (default: standard normal draws).
         chunk
             Trajectories per compiled call (default: all of ``n`` up to a memory bound).
-            Fix it to reuse one compilation for runs of different ``n``.
+            Fix it to reuse one compilation for runs of different ``n``; ``"block"``: one
+            adaptation block (25), fewer only where memory requires, so that the
+            thermalisation and the measurement share one compilation for every ``n``.
         observables
             ``{name: observable}`` (SymPy, string or callable): their Gamma-method
             estimates are stored in :attr:`HMCResult.estimates`.
-        progress
-            Show a progress bar.
+        progress, desc
+            Show a progress bar, labelled ``desc``; the chains do not depend on it.
+        step_size
+            This run's leapfrog step instead of the sampler's, or ``"auto"``: start at
+            the sampler's step and, during thermalisation only, rescale it after every
+            block of 25 trajectories by :math:`e^{2(a - 0.8)}` (:math:`a`: the block's
+            acceptance over all chains) towards an acceptance of 0.8. The measured
+            trajectories then use the final step, fixed, so the chain is exact. The step
+            is a traced argument: no recompilation.
 
         Returns
         -------
         HMCResult
+            With ``step_size`` the step of the measured trajectories.
 
         Raises
         ------
@@ -246,51 +245,52 @@ class HMC:
                 raise PikflowError(f"{name} must be an integer >= {lo}, got {val!r}")
         if not math.isfinite(float(t)):
             raise PikflowError(f"t must be a finite number, got {t!r}")
+        adaptive, step = self._run_step(step_size)
         workers = min(int(workers), int(chains))
         if chains % workers:
             raise PikflowError(f"chains ({chains}) must be a multiple of workers ({workers})")
         per = chains // workers
-        if chunk is None:
-            cap = max(1, _CHUNK_FLOATS // (per * self.dim))
-            n_calls = -(-n // cap)
-            chunk = -(-n // n_calls)
-        elif isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
-            raise PikflowError(f"chunk must be a positive integer, got {chunk!r}")
-        chunk = int(chunk)
+        chunk = self._chunk(chunk, n, per)
         init_c, adv_c, compile_seconds = self._functions(per, chunk)
-
-        key = jax.random.PRNGKey(seed)
-        if init is None:
-            x0 = np.asarray(jax.random.normal(jax.random.fold_in(key, 1 << 20), (chains, self.dim)))
+        block = min(ADAPT_BLOCK, chunk) if adaptive else chunk
+        n_therm_calls = (max(1, thermalisation // block) if adaptive else -(-thermalisation // block)) * (
+            thermalisation > 0
+        )
+        if adaptive and block != chunk:
+            _, therm_c, secs = self._functions(per, block)
+            compile_seconds += secs
         else:
-            x0 = np.broadcast_to(np.asarray(init, dtype=float), (chains, self.dim)).copy()
-            if not np.all(np.isfinite(x0)):
-                raise PikflowError("init must be finite")
+            therm_c = adv_c
+
+        key = _as_key(seed)
+        x0 = self._start(init, chains, key)
         tt = jnp.asarray(float(t), dtype=jnp.float64)
         states = [init_c(jnp.asarray(x0[w * per : (w + 1) * per]), tt) for w in range(workers)]
-
-        n_therm_calls = -(-thermalisation // chunk) if thermalisation else 0
         n_calls = -(-n // chunk)
         pos = np.empty((n_calls * chunk, chains, self.dim))
-        acc = np.zeros(chains)
-        prob = np.zeros(chains)
-        div = np.zeros(chains)
-        total = (n_therm_calls + n_calls) * chunk * chains
-        bar = progress_bar(total=total, desc=f"HMC t={float(t):g}", disable=not progress)
+        acc, prob, div = np.zeros(chains), np.zeros(chains), np.zeros(chains)
+        total = (n_therm_calls * block + n_calls * chunk) * chains
+        label = f"HMC t={float(t):g}" if desc is None else desc
+        bar = progress_bar(total=total, desc=label, disable=not progress)
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
 
-        def thermalise(w):
-            st = states[w]
-            for i in range(n_therm_calls):
-                st, p, *_ = adv_c(st, jax.random.fold_in(jax.random.fold_in(key, w), i), tt)
-                bar.update(chunk * per)
-            states[w] = jax.block_until_ready(st)
+        def in_parallel(fn):
+            return [fn(0)] if pool is None else list(pool.map(fn, range(workers)))
+
+        def thermalise(i, h):
+            def one(w):
+                states[w], _, a, _, _ = therm_c(states[w], jax.random.fold_in(jax.random.fold_in(key, w), i), tt, h)
+                bar.update(block * per)
+                return float(np.sum(np.asarray(a)))
+
+            return sum(in_parallel(one)) / (block * chains)
 
         def measure(w):
             st = states[w]
             cols = slice(w * per, (w + 1) * per)
             for i in range(n_calls):
                 k = jax.random.fold_in(jax.random.fold_in(key, w), n_therm_calls + i)
-                st, p, a, pr, dv = adv_c(st, k, tt)
+                st, p, a, pr, dv = adv_c(st, k, tt, step)
                 pos[i * chunk : (i + 1) * chunk, cols] = np.asarray(p)
                 acc[cols] += np.asarray(a)
                 prob[cols] += np.asarray(pr)
@@ -298,53 +298,140 @@ class HMC:
                 bar.update(chunk * per)
             states[w] = st
 
-        def in_parallel(fn):
+        try:
             t0 = _time.perf_counter()
-            if workers == 1:
-                fn(0)
-            else:
-                with ThreadPoolExecutor(workers) as ex:
-                    list(ex.map(fn, range(workers)))
-            return _time.perf_counter() - t0
-
-        therm_seconds = in_parallel(thermalise)
-        sample_seconds = in_parallel(measure)
-        bar.close()
-        pos = pos[:n]
-        if not np.all(np.isfinite(pos)):
-            raise SamplingError(
-                f"HMC at t = {float(t):g} produced non-finite configurations: the leapfrog is unstable; "
-                f"reduce step_size (now {self.step_size:g})"
-            )
+            for i in range(n_therm_calls):
+                a = thermalise(i, step)
+                if adaptive:
+                    step = float(step * np.exp(ADAPT_RATE * (a - ADAPT_TARGET)))
+            jax.block_until_ready(states)
+            therm_seconds = _time.perf_counter() - t0
+            t0 = _time.perf_counter()
+            in_parallel(measure)
+            sample_seconds = _time.perf_counter() - t0
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.shutdown()
         steps = n_calls * chunk * chains
-        if not acc.sum() >= MIN_ACCEPTANCE * steps:
-            raise SamplingError(
-                f"HMC at t = {float(t):g} accepted {int(acc.sum())} of {steps} trajectories (acceptance "
-                f"{float(acc.sum() / steps):.4f} < {MIN_ACCEPTANCE}): the chains hardly move, so their estimates "
-                f"and error bars are not to be trusted; reduce step_size (now {self.step_size:g})"
-            )
+        self._check(pos[:n], acc, steps, t, step, adaptive)
         result = HMCResult(
-            positions=np.moveaxis(pos, 1, 0),
+            positions=np.moveaxis(pos[:n], 1, 0),
             t=float(t),
-            step_size=self.step_size,
+            step_size=step,
             n_leapfrog=self.n_leapfrog,
             acceptance=float(acc.sum() / steps),
             acceptance_probability=float(prob.sum() / steps),
             n_divergent=int(div.sum()),
-            thermalisation=n_therm_calls * chunk,
+            thermalisation=n_therm_calls * block,
             sample_seconds=sample_seconds,
             thermalisation_seconds=therm_seconds,
             compile_seconds=compile_seconds,
             workers=workers,
-            seed=int(seed),
+            seed=int(seed) if isinstance(seed, int | np.integer) else None,
             fields=self.fields,
         )
         for name, obs in dict(observables or {}).items():
             result.estimates[str(name)] = result.gamma(obs)
         return result
 
+    def _run_step(self, step_size) -> tuple[bool, float]:
+        """``(adaptive, first step)`` of a run: the sampler's, or ``run(step_size=...)``'s."""
+        if step_size is None:
+            return self.adaptive, self.step_size
+        if _is_auto(step_size):
+            return True, self.step_size
+        _check_positive("step_size", step_size)
+        return False, float(step_size)
+
+    def _chunk(self, chunk, n: int, per: int) -> int:
+        cap = max(1, _CHUNK_FLOATS // (per * self.dim))
+        if isinstance(chunk, str) and chunk == "block":
+            return min(ADAPT_BLOCK, cap)
+        if chunk is None:
+            n_calls = -(-n // cap)
+            return -(-n // n_calls)
+        if isinstance(chunk, bool) or not isinstance(chunk, int | np.integer) or chunk < 1:
+            raise PikflowError(f"chunk must be a positive integer or 'block', got {chunk!r}")
+        return int(chunk)
+
+    def _start(self, init, chains: int, key) -> np.ndarray:
+        """Starting configurations ``(chains, dim)``."""
+        if init is None:
+            return np.asarray(jax.random.normal(jax.random.fold_in(key, 1 << 20), (chains, self.dim)))
+        x0 = np.asarray(init, dtype=float)
+        if x0.shape == self.shape or x0.shape == (chains, *self.shape):
+            x0 = x0.reshape(*x0.shape[: x0.ndim - len(self.shape)], self.dim)
+        try:
+            x0 = np.broadcast_to(x0, (chains, self.dim)).copy()
+        except ValueError:
+            raise PikflowError(
+                f"init must have shape ({chains}, {self.dim}), ({self.dim},) or the field shape "
+                f"{self.shape} with or without a leading {chains}, got {x0.shape}"
+            ) from None
+        if not np.all(np.isfinite(x0)):
+            raise PikflowError("init must be finite")
+        return x0
+
+    def _check(self, pos, acc, steps: int, t, step: float, adaptive: bool) -> None:
+        hint = "use step_size='auto' or a smaller step" if not adaptive else "thermalise longer"
+        if not np.all(np.isfinite(pos)):
+            raise SamplingError(
+                f"HMC at t = {float(t):g} produced non-finite configurations: the leapfrog is unstable; "
+                f"reduce step_size (now {step:.3g}): {hint}"
+            )
+        if not acc.sum() >= MIN_ACCEPTANCE * steps:
+            raise SamplingError(
+                f"HMC at t = {float(t):g} accepted {int(acc.sum())} of {steps} trajectories (acceptance "
+                f"{float(acc.sum() / steps):.4f} < {MIN_ACCEPTANCE}): the chains hardly move, so their estimates "
+                f"and error bars are not to be trusted; reduce step_size (now {step:.3g}): {hint}"
+            )
+
     def __repr__(self) -> str:
-        return f"HMC(dim={self.dim}, step_size={self.step_size:g}, n_leapfrog={self.n_leapfrog})"
+        step = "auto" if self.adaptive else f"{self.step_size:g}"
+        return f"HMC(dim={self.dim}, step_size={step}, n_leapfrog={self.n_leapfrog})"
+
+
+def _trajectory_integrator(n_leapfrog: int):
+    r"""A BlackJAX integrator that makes ``n_leapfrog`` velocity-Verlet steps in one call.
+
+    The leapfrog of the module docstring with the adjacent half kicks merged,
+
+    .. math::  \pi \mathrel{+}= \tfrac\epsilon2 g,\quad
+               [\phi \mathrel{+}= \epsilon M^{-1}\pi,\ g = \nabla\log p(\phi),\
+               \pi \mathrel{+}= \epsilon g]_{\times(L-1)},\quad
+               \phi \mathrel{+}= \epsilon M^{-1}\pi,\ (\log p, g) = \ldots,\ \pi \mathrel{+}= \tfrac\epsilon2 g,
+
+    is BlackJAX's ``velocity_verlet`` applied ``L`` times, except that the value
+    :math:`\log p = -\hat S_t` is computed once, at the end (BlackJAX's ``velocity_verlet``
+    evaluates it at every step, which made a 64x64 lattice trajectory 1.5x slower). Given
+    to ``blackjax.hmc(..., num_integration_steps=1, integrator=...)``, so the momentum
+    draw, the energies, the divergence flag and the Metropolis step stay BlackJAX's.
+    """
+    from blackjax.mcmc.integrators import IntegratorState
+
+    def integrator(logdensity_fn, kinetic_energy_fn):
+        grad = jax.grad(logdensity_fn)
+        value_and_grad = jax.value_and_grad(logdensity_fn)
+        velocity = jax.grad(kinetic_energy_fn)
+
+        def one_step(state, step_size):
+            x, p, _, g = state
+            p = p + 0.5 * step_size * g
+
+            def inner(_, carry):
+                x, p = carry
+                x = x + step_size * velocity(p)
+                return x, p + step_size * grad(x)
+
+            x, p = jax.lax.fori_loop(0, n_leapfrog - 1, inner, (x, p))
+            x = x + step_size * velocity(p)
+            logp, g = value_and_grad(x)
+            return IntegratorState(x, p + 0.5 * step_size * g, logp, g)
+
+        return one_step
+
+    return integrator
 
 
 def hmc(
@@ -354,9 +441,10 @@ def hmc(
     n: int = 10_000,
     chains: int = 1,
     thermalisation: int = 1000,
-    step_size: float = 1 / 25,
+    step_size: float | str = 1 / 25,
     trajectory_length: float = 1.0,
-    seed: int = 0,
+    n_leapfrog: int | None = None,
+    seed=0,
     workers: int = 1,
     observables: Mapping | None = None,
     init=None,
@@ -368,7 +456,8 @@ def hmc(
 
     A one-call shortcut of :class:`HMC` and :meth:`HMC.run`; see there for every
     parameter. The defaults are the paper's setting: trajectory length 1, leapfrog
-    step 1/25 (25 steps), one chain, 1000 thermalisation trajectories.
+    step 1/25 (25 steps), one chain, 1000 thermalisation trajectories;
+    ``step_size="auto"`` adapts the step during thermalisation (see :meth:`HMC.run`).
 
     Examples
     --------
@@ -378,7 +467,9 @@ def hmc(
     >>> res.acceptance > 0.99
     True
     """
-    sampler = HMC(target, step_size=step_size, trajectory_length=trajectory_length, dim=dim, fields=fields)
+    sampler = HMC(
+        target, step_size=step_size, trajectory_length=trajectory_length, n_leapfrog=n_leapfrog, dim=dim, fields=fields
+    )
     return sampler.run(
         t,
         n=n,

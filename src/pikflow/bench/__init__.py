@@ -45,9 +45,9 @@ def register(name: str, help: str, *, config: bool = True):
     return wrap
 
 
-def _load_all() -> None:
+def load_all() -> None:
     """Import the benchmark modules (each registers itself)."""
     from . import _hmc, _latsolve, _lattice, _multilevel, _scan, _scan_lattice, _smc, _solvers, _speed, _wells  # noqa: F401
 
 
-__all__ = ["BENCHMARKS", "DEFAULT", "Benchmark", "register"]
+__all__ = ["BENCHMARKS", "DEFAULT", "Benchmark", "load_all", "register"]

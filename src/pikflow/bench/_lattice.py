@@ -236,7 +236,7 @@ def run(args) -> dict:
 
 
 def _print(res):
-    from ..cli._lattice import reliability_warnings
+    from ..cli import lattice_reliability_warnings as reliability_warnings
 
     p, h = res["pik"], res["hmc"]
     lat = "x".join(map(str, res["lattice"]))

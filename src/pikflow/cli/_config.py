@@ -261,8 +261,7 @@ def build(data: dict):
     """The path, solve options and sampling options a validated configuration describes."""
     from ..action import Action, Path
     from ..bases import basis_from_spec
-    from ..solvers import Collocation
-    from ..solvers._from_config import solver_from_config
+    from ..solvers import Collocation, solver_from_config
 
     if "lattice" in data["action"]:
         raise ConfigError("this is a lattice configuration ([action] lattice): run it with `pikflow run`")

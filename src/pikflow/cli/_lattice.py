@@ -80,7 +80,7 @@ def check_lattice(data: dict, where: str = "config") -> None:
             )
         return
     shape = data["action"]["lattice"]
-    from ..lattice._lattice import check_shape
+    from ..lattice import check_shape
 
     try:
         check_shape(shape)  # the same rule as pikflow.lattice.Lattice
@@ -103,7 +103,7 @@ def check_lattice(data: dict, where: str = "config") -> None:
             f"{where}: [sampling] method of a lattice run is 'auto' (the flow + IMH) or 'smc', got {method!r}"
         )
     lat = data.get("lattice", {})
-    from ..lattice._fit import BASE_KINDS
+    from ..lattice import BASE_KINDS
 
     if "base" in lat and lat["base"] not in BASE_KINDS:
         raise ConfigError(f"{where}: [lattice] base must be one of {list(BASE_KINDS)}, got {lat['base']!r}")
@@ -180,8 +180,7 @@ def build_lattice(data: dict):
         A density that does not parse, couplings missing or unknown, a target that is not
         numeric at ``t = 1`` (matched base), or a start that is not Gaussian (free base).
     """
-    from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, target_values
-    from ..lattice._bounded import check_bounded_below
+    from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, check_bounded_below, target_values
 
     check_lattice(data)
     settings = lattice_settings(data)

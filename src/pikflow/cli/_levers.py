@@ -48,14 +48,14 @@ def lattice_solver(data: dict, where: str = "config"):
     """The layer solver of a lattice run's ``[solver]`` table (None: the direct SVD default)."""
     if "solver" not in data:
         return None
-    from ..solvers._from_config import solver_from_config
+    from ..solvers import solver_from_config
 
     return solver_from_config(data["solver"], 1, lattice=True)
 
 
 def lattice_solver_spec(solver) -> dict:
     """The ``results.json`` entry of a lattice layer solver: its kind and the options that apply to a lattice."""
-    from ..solvers._linear import LATTICE_OPTIONS
+    from ..solvers import LATTICE_OPTIONS
 
     if solver is None:
         return {"kind": "direct", "linear_solver": "SVD"}

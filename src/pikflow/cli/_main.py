@@ -14,7 +14,7 @@ from .._atomic import describe_os_error
 from .._devices import run_info
 from .._errors import ConfigError, PikflowError
 from ..bench import BENCHMARKS, DEFAULT
-from ..bench import _load_all as _load_benchmarks
+from ..bench import load_all as _load_benchmarks
 from ._config import EXAMPLE_DESCRIPTIONS, EXAMPLES, build, config_source, example_path, refine_options
 from ._guards import check_resources
 from ._lattice import is_lattice, run_lattice

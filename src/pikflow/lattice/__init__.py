@@ -65,7 +65,7 @@ from ._fit import (
 from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase, free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
-from ._lattice import Lattice
+from ._lattice import Lattice, check_shape
 from ._multilevel import Level, multilevel
 from ._observables import (
     chain_observables,
@@ -131,6 +131,7 @@ __all__ = [
     "Symmetry",
     "chain_observables",
     "check_bounded_below",
+    "check_shape",
     "d",
     "default_basis",
     "default_scales",

@@ -229,16 +229,14 @@ class LatticeFlow:
         (:meth:`LatticeSamples.ess`) never sees a region the flow misses; this one, from target
         samples ``target_fields`` (e.g. a reference HMC run) pulled back with :meth:`log_density`,
         does: a value far below ``samples.ess()`` means :math:`q` has a hole and estimates are biased.
+        The rule of every space (:func:`pikflow.diagnostics.target_ess`): a target sample where
+        :math:`q = 0` (weight :math:`+\infty`) gives 0, one the flow cannot pull back (``nan``) is left out.
         """
+        from ..diagnostics import target_ess
+
         x = jnp.asarray(target_fields, dtype=float)
         log_wp = np.asarray(-self._target(x)) - self.log_density(x)
-        log_wq = np.where(samples.finite, samples.log_w, -np.inf)
-        finite = log_wp[np.isfinite(log_wp)]
-        if finite.size == 0 or not np.any(np.isfinite(log_wq)):
-            raise SamplingError("target_ess needs finite weights on both sides: the flow or its samples blew up")
-        lp = np.logaddexp.reduce(finite) - np.log(finite.size)
-        lq = np.logaddexp.reduce(log_wq) - np.log(len(log_wq))
-        return float(min(1.0, np.exp(lq - lp)))
+        return target_ess(np.where(samples.finite, samples.log_w, -np.inf), log_wp)
 
     def annealing_problem(self, *, logdet: str = "continuous"):
         """This flow as an :class:`~pikflow.samplers.AnnealingProblem` for SMC (see :func:`lattice_problem`)."""

@@ -16,13 +16,12 @@ from __future__ import annotations
 import functools
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
+from ..baselines import MIN_ACCEPTANCE
 from ..diagnostics import gamma_method, imh_chain, reweight
-from ..progress import progress_bar
 from ._action import LatticePath
 from ._free import GaussianLatticeBase
 
@@ -150,43 +149,20 @@ def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:
     return {"abs_m": Estimate(v[0], e[0]), "m2": Estimate(v[1], e[1])}
 
 
-#: Acceptance of the reference HMC below which its chains count as frozen (refused).
-MIN_HMC_ACCEPTANCE = 0.01
+#: Acceptance of the reference HMC below which its chains count as frozen (refused): the baselines' one.
+MIN_HMC_ACCEPTANCE = MIN_ACCEPTANCE
+
+
+#: The leapfrog step an adaptive (``step="auto"``) lattice HMC starts from.
+AUTO_START = 0.15
 
 
 @functools.lru_cache(maxsize=8)
-def _hmc_runner(path: LatticePath, time: float, n_chains: int, n_leapfrog: int):
-    """The compiled HMC block (scan over trajectories of all chains), cached so repeated runs do not recompile."""
-    S = lambda x: path.value(x, time)  # noqa: E731
-    dS = lambda x: path.gradient(x, time)  # noqa: E731
+def _sampler(path: LatticePath, n_leapfrog: int):
+    """The BlackJAX HMC of ``path``, cached: its compiled functions serve every time, step and ``n_samples``."""
+    from ..baselines import HMC
 
-    def trajectory(x, k, step):
-        k1, k2 = jax.random.split(k)
-        p = jax.random.normal(k1, x.shape)
-        h0 = S(x) + 0.5 * jnp.sum(p * p)
-        pn = p - 0.5 * step * dS(x)
-
-        def leap(c, _):
-            y, q = c
-            y = y + step * q
-            q = q - step * dS(y)
-            return (y, q), None
-
-        (y, pn), _ = jax.lax.scan(leap, (x, pn), None, length=n_leapfrog)
-        pn = pn + 0.5 * step * dS(y)
-        h1 = S(y) + 0.5 * jnp.sum(pn * pn)
-        acc = jnp.log(jax.random.uniform(k2)) < h0 - h1
-        return jnp.where(acc, y, x), acc
-
-    @jax.jit
-    def run(x0, keys, step):
-        def body(x, k):
-            x, acc = jax.vmap(trajectory, (0, 0, None))(x, jax.random.split(k, n_chains), step)
-            return x, (x, acc)
-
-        return jax.lax.scan(body, x0, keys)
-
-    return run
+    return HMC(path, step_size=AUTO_START, n_leapfrog=n_leapfrog)
 
 
 def hmc(
@@ -203,7 +179,11 @@ def hmc(
     progress: bool = False,
     desc: str = "HMC",
 ):
-    r"""Hybrid Monte Carlo for :math:`e^{-\hat S_t}` (reference sampler; leapfrog with the gradient stencil).
+    r"""Hybrid Monte Carlo for :math:`e^{-\hat S_t}` (reference sampler): :class:`pikflow.baselines.HMC` on a lattice.
+
+    The one BlackJAX HMC of pikflow, with the path's gradient stencil in the leapfrog; ``t``
+    and the step are traced, so repeated calls with the same ``path``, ``n_leapfrog`` and
+    ``n_chains`` reuse one compilation (any ``time``, ``step`` or ``n_samples``).
 
     Parameters
     ----------
@@ -212,9 +192,14 @@ def hmc(
         the production chain is exact), rescale it after every block of 25 trajectories by
         :math:`e^{2(a - 0.8)}` towards an acceptance :math:`a` of 0.8. A fixed step loses
         acceptance as the volume grows (0.15 gave 0.03 on 64x64 at :math:`(-1, 1)`).
+    n_therm
+        Thermalisation trajectories per chain, rounded up to whole blocks of 25
+        (``max(1, n_therm // 25)`` blocks with ``step="auto"``).
+    start
+        Starting configurations ``(n_chains, *field_shape)`` (default: 0.1 times normal draws).
     progress, desc
         A progress bar over trajectories (thermalisation and production), labelled ``desc``.
-        The chain is the same with or without it (the trajectories' keys do not change).
+        The chain is the same with or without it.
 
     Returns
     -------
@@ -228,59 +213,33 @@ def hmc(
     ------
     SamplingError
         When fewer than :data:`MIN_HMC_ACCEPTANCE` of the production trajectories are
-        accepted (a frozen chain, whose configurations are not samples).
+        accepted (a frozen chain, whose configurations are not samples), or a
+        configuration is not finite.
     """
+    if isinstance(step, str) and step != "auto":
+        raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
+    if not isinstance(step, str) and not (isinstance(step, int | float | np.floating) and step > 0):
+        raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
     if n_samples < n_chains:
         raise PikflowError(f"n_samples ({n_samples}) must be at least n_chains ({n_chains})")
-    shape = path.field_shape
-    run = _hmc_runner(path, float(time), int(n_chains), int(n_leapfrog))
-    auto = isinstance(step, str)
-    if auto and step != "auto":
-        raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
-    h = 0.15 if auto else float(step)
-    if not h > 0:
-        raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
+    sampler = _sampler(path, int(n_leapfrog))
+    shape = tuple(path.field_shape)
+    k_run, k0 = jax.random.split(key)
+    x = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else start
     per = n_samples // n_chains
-    kt, kr, k0 = jax.random.split(key, 3)
-    x = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else jnp.asarray(start)
-    n_blocks = max(1, n_therm // 25)
-    bar = progress_bar(total=(25 * n_blocks if auto else n_therm) + per, desc=desc, disable=not progress)
-    if auto:
-        for kb in jax.random.split(kt, n_blocks):
-            x, (_, acc) = run(x, jax.random.split(kb, 25), h)
-            h = float(h * np.exp(2 * (float(np.mean(np.asarray(acc))) - 0.8)))
-            bar.update(25)
-    else:
-        x, _ = _run_blocks(run, x, jax.random.split(kt, n_therm), h, bar)
-    _, (xs, acc) = _run_blocks(run, x, jax.random.split(kr, per), h, bar)
-    bar.close()
-    acceptance = float(np.mean(np.asarray(acc)))
-    if not acceptance >= MIN_HMC_ACCEPTANCE:
-        raise SamplingError(
-            f"the reference HMC at t = {time:g} accepted {acceptance:.4f} of its trajectories (leapfrog step "
-            f"{h:.3g}): its chains hardly move, so their configurations are not samples of the target; use "
-            "step='auto' or a smaller step"
-        )
-    return np.asarray(jnp.swapaxes(xs, 0, 1)), acceptance
-
-
-def _run_blocks(run, x, keys, h, bar):
-    """``run(x, keys, h)`` (a scan over trajectories), in about 20 blocks when ``bar`` shows progress.
-
-    The scan is sequential in ``keys``, so the blocks give the same chain as one call.
-    """
-    if bar.disable or len(keys) < 40:
-        out = run(x, keys, h)
-        bar.update(len(keys))
-        return out
-    size = -(-len(keys) // 20)
-    xs, accs = [], []
-    for i in range(0, len(keys), size):
-        x, (xb, ab) = run(x, keys[i : i + size], h)
-        xs.append(xb)
-        accs.append(ab)
-        bar.update(len(ab))
-    return x, (jnp.concatenate(xs), jnp.concatenate(accs))
+    res = sampler.run(
+        float(time),
+        n=per,
+        chains=int(n_chains),
+        thermalisation=int(n_therm),
+        seed=k_run,
+        init=x,
+        chunk="block",
+        progress=progress,
+        desc=desc,
+        step_size=step if isinstance(step, str) else float(step),
+    )
+    return res.positions.reshape(n_chains, per, *shape), res.acceptance
 
 
 def matched_base(
