@@ -254,3 +254,20 @@ def test_lattice_hmc_reproduces_the_exact_free_field():
             # 4 Gamma-method errors: a chance failure ~6e-5 per check; the errors are a few percent
             assert abs(g.mean - exact) < 4 * g.error and g.error < 0.1 * exact, (t, g, exact)
     assert list(_sampler(path, 10)._compiled) == [(8, 25)]  # one compilation for both runs
+
+
+def test_zero_d_hmc_takes_an_adaptive_step_from_toml():
+    """[hmc] step_size = 'auto' (and leapfrog_steps) in a 0-D configuration: the adapted chain samples
+    the exact Gaussian <phi^2> = 1/3 within 4 Gamma-method errors; bad values are ConfigErrors."""
+    from pikflow.cli import hmc_options
+
+    opts = hmc_options({"hmc": {"step_size": "auto", "leapfrog_steps": 8, "chains": 16, "n": 500}})
+    assert opts["step_size"] == "auto" and opts["n_leapfrog"] == 8
+    for bad, words in (({"step_size": "fast"}, "positive number or 'auto'"), ({"leapfrog_steps": 8}, "goes with")):
+        with pytest.raises(pf.ConfigError, match=words):
+            hmc_options({"hmc": bad})
+    path = pf.Path.from_expression("(1 + 2*t)/2*phi**2", ["phi"])
+    sampler = pf.baselines.HMC(path, step_size=opts["step_size"], n_leapfrog=opts["n_leapfrog"])
+    res = sampler.run(1.0, n=opts["n"], chains=opts["chains"], seed=3, observables={"phi2": "phi**2"})
+    est = res.estimates["phi2"]
+    assert abs(est.mean - 1 / 3) < 4 * est.error, est

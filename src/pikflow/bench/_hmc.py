@@ -95,7 +95,7 @@ def exact_values(path, observables: dict) -> dict:
 def hmc_sampler(path, h):
     from ..baselines import HMC
 
-    return HMC(path, step_size=h["step_size"], trajectory_length=h["trajectory_length"])
+    return HMC(path, step_size=h["step_size"], trajectory_length=h["trajectory_length"], n_leapfrog=h["n_leapfrog"])
 
 
 def _pull(a, b) -> float:

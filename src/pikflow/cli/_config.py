@@ -124,10 +124,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "hmc": {
         "step_size": (
             (int, float, str),
-            "HMC leapfrog step; default 1/25 (the paper's); lattice runs: default 0.15, or 'auto' (adapted to an "
-            "acceptance of 0.8 during thermalisation)",
+            "HMC leapfrog step; default 1/25 (the paper's); lattice runs: default 0.15; or 'auto' (adapted to an "
+            "acceptance of 0.8 during thermalisation only)",
         ),
-        "leapfrog_steps": ((int,), "lattice runs: leapfrog steps per trajectory; default 10"),
+        "leapfrog_steps": ((int,), "leapfrog steps per trajectory (lattice runs, or with step_size = 'auto'); default 10"),
         "trajectory_length": ((int, float), "molecular-dynamics time per trajectory; default 1 (the paper's)"),
         "chains": ((int,), "chains of the vectorised HMC run; default 2048 (lattice runs: that of fit_lattice)"),
         "n": ((int,), "measured trajectories per chain of the vectorised run; default 1000 (lattice: 500)"),
@@ -319,13 +319,17 @@ def hmc_options(data: dict) -> dict[str, Any]:
     import os
 
     h = data.get("hmc", {})
-    if isinstance(h.get("step_size"), str) or "leapfrog_steps" in h:
+    step = h.get("step_size", 1 / 25)
+    if isinstance(step, str) and step != "auto":
+        raise ConfigError(f"[hmc] step_size must be a positive number or 'auto', got {step!r}")
+    if "leapfrog_steps" in h and not step == "auto":
         raise ConfigError(
-            "[hmc] step_size = 'auto' and leapfrog_steps are for lattice runs; a 0-D [hmc] takes a numeric "
-            "step_size and trajectory_length"
+            "[hmc] leapfrog_steps goes with step_size = 'auto' (the step is then trajectory_length / "
+            "leapfrog_steps to start with); with a numeric step_size give trajectory_length instead"
         )
     opts = {
-        "step_size": float(h.get("step_size", 1 / 25)),
+        "step_size": step if step == "auto" else float(step),
+        "n_leapfrog": h.get("leapfrog_steps"),
         "trajectory_length": float(h.get("trajectory_length", 1.0)),
         "chains": h.get("chains", 2048),
         "n": h.get("n", 1000),
@@ -334,7 +338,9 @@ def hmc_options(data: dict) -> dict[str, Any]:
         "workers": h.get("workers", max(1, min(8, os.cpu_count() or 1))),
         "seed": h.get("seed", 0),
     }
-    for key in ("step_size", "trajectory_length"):
+    if opts["n_leapfrog"] is not None and opts["n_leapfrog"] < 1:
+        raise ConfigError(f"[hmc] leapfrog_steps must be >= 1, got {opts['n_leapfrog']!r}")
+    for key in ("step_size", "trajectory_length") if step != "auto" else ("trajectory_length",):
         if not opts[key] > 0:
             raise ConfigError(f"[hmc] {key} must be positive, got {opts[key]!r}")
     for key in ("chains", "n", "n_single", "workers"):
