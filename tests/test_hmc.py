@@ -261,8 +261,8 @@ def test_zero_d_hmc_takes_an_adaptive_step_from_toml():
     the exact Gaussian <phi^2> = 1/3 within 4 Gamma-method errors; bad values are ConfigErrors."""
     from pikflow.cli import hmc_options
 
-    opts = hmc_options({"hmc": {"step_size": "auto", "leapfrog_steps": 8, "chains": 16, "n": 500}})
-    assert opts["step_size"] == "auto" and opts["n_leapfrog"] == 8
+    opts = hmc_options({"hmc": {"step_size": "auto", "leapfrog_steps": 10, "chains": 16, "n": 500}})
+    assert opts["step_size"] == "auto" and opts["n_leapfrog"] == 10
     for bad, words in (({"step_size": "fast"}, "positive number or 'auto'"), ({"leapfrog_steps": 8}, "goes with")):
         with pytest.raises(pf.ConfigError, match=words):
             hmc_options({"hmc": bad})

@@ -127,7 +127,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             "HMC leapfrog step; default 1/25 (the paper's); lattice runs: default 0.15; or 'auto' (adapted to an "
             "acceptance of 0.8 during thermalisation only)",
         ),
-        "leapfrog_steps": ((int,), "leapfrog steps per trajectory (lattice runs, or with step_size = 'auto'); default 10"),
+        "leapfrog_steps": ((int,), "leapfrog steps per trajectory (lattice, or step_size = 'auto'); default 10"),
         "trajectory_length": ((int, float), "molecular-dynamics time per trajectory; default 1 (the paper's)"),
         "chains": ((int,), "chains of the vectorised HMC run; default 2048 (lattice runs: that of fit_lattice)"),
         "n": ((int,), "measured trajectories per chain of the vectorised run; default 1000 (lattice: 500)"),
