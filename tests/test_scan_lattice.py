@@ -32,10 +32,18 @@ replicas = 8
 """
 
 
-def _exact_log_z(L, m2):
+def _khat2(L):
     k = 2 * np.pi * np.fft.fftfreq(L)
-    khat2 = (4 * np.sin(k / 2) ** 2)[:, None] + (4 * np.sin(k / 2) ** 2)[None, :]
-    return 0.5 * L * L * np.log(2 * np.pi) - 0.5 * np.sum(np.log(m2 + khat2))
+    return (4 * np.sin(k / 2) ** 2)[:, None] + (4 * np.sin(k / 2) ** 2)[None, :]
+
+
+def _exact_log_z(L, m2):
+    return 0.5 * L * L * np.log(2 * np.pi) - 0.5 * np.sum(np.log(m2 + _khat2(L)))
+
+
+def _exact_dlogz_dt(L, m2, dm2_dt):
+    """d log Z/dt = -<dS/dt> = -(dm2/dt)/2 sum_k 1/(m2 + khat^2)."""
+    return -0.5 * dm2_dt * np.sum(1.0 / (m2 + _khat2(L)))
 
 
 def test_free_field_scan_from_toml(tmp_path):
@@ -52,6 +60,15 @@ def test_free_field_scan_from_toml(tmp_path):
         lz, chi = row["log_z"], row["chi"]
         assert abs(lz["value"] - _exact_log_z(4, m2)) < 4 * lz["error"], (m2, lz)
         assert abs(chi["value"] - (1 - 2 / np.pi) / m2) < 4 * chi["error"], (m2, chi)
+    for row, m2 in zip(rows, m2s, strict=True):  # the derivative, -<dS/dt>, at every point
+        d = row["dlogz_dt"]
+        assert d["error"] > 0 and abs(d["value"] - _exact_dlogz_dt(4, m2, -0.6)) < 4 * d["error"], (m2, d)
+    check = r["free_energy_check"]["4x4"]  # log Z gained over the scan = -integral of <dS/dt>
+    assert (
+        abs(check["log_z_gain"]["value"] - (_exact_log_z(4, 0.4) - _exact_log_z(4, 1.0)))
+        < 4 * (check["log_z_gain"]["error"])
+    )
+    assert abs(check["pull"]) < 4, check
     assert r["crossings"] == [] and r["warnings"] == []
     for name in r["plots"]:
         assert (tmp_path / "out" / name).stat().st_size > 1000

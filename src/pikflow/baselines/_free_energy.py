@@ -43,9 +43,26 @@ def _as_path(target):
 
     if hasattr(target, "path") and hasattr(target, "kernels"):  # a Flow
         target = target.path
-    if not isinstance(target, Path):
-        raise PikflowError(f"thermodynamic integration needs a pikflow.Path (or Flow), got {type(target).__name__}")
+    if not isinstance(target, Path) and not _is_lattice_path(target):
+        raise PikflowError(
+            f"thermodynamic integration needs a pikflow.Path, a lattice path or a Flow, got {type(target).__name__}"
+        )
     return target
+
+
+def _is_lattice_path(target) -> bool:
+    """A :class:`pikflow.lattice.LatticePath` (duck-typed: the baselines stage does not import the lattice space)."""
+    return hasattr(target, "field_shape") and hasattr(target, "dsdt") and hasattr(target, "value")
+
+
+def _dsdt_function(path):
+    r""":math:`d\hat S_t/dt` of a batch of flat configurations ``(m, dim)`` at one ``t``, compiled."""
+    from ..lowering import lower
+
+    if _is_lattice_path(path):
+        shape = tuple(path.field_shape)
+        return jax.jit(jax.vmap(lambda x, t: path.dsdt(x.reshape(shape), t), in_axes=(0, None)))
+    return jax.jit(jax.vmap(lower(path.dsdt, path.fields, what="dS/dt"), in_axes=(0, None)))
 
 
 def gaussian_log_z(path) -> float:
@@ -127,7 +144,7 @@ def thermodynamic_integration(
     n: int = 20_000,
     chains: int = 16,
     thermalisation: int = 500,
-    step_size: float = 1 / 25,
+    step_size: float | str = 1 / 25,
     trajectory_length: float = 1.0,
     seed: int = 0,
     workers: int = 1,
@@ -144,13 +161,17 @@ def thermodynamic_integration(
     Parameters
     ----------
     path
-        A :class:`~pikflow.Path` (or a :class:`~pikflow.Flow`, for its path).
+        A :class:`~pikflow.Path`, a :class:`~pikflow.lattice.LatticePath` or a
+        :class:`~pikflow.Flow` (for its path). Lattice configurations are flattened for
+        the HMC (:class:`~pikflow.baselines.HMC`); ``log_z`` is then ``None`` (the ratio
+        alone: add the exact :math:`\log Z` of the Gaussian start).
     nodes
         Gauss-Legendre nodes (one HMC run each).
     start, end
         The interval of ``t``.
     n, chains, thermalisation, step_size, trajectory_length, seed, workers
-        The HMC runs (see :meth:`pikflow.baselines.HMC.run`); node ``i`` uses seed
+        The HMC runs (see :meth:`pikflow.baselines.HMC.run`; ``step_size="auto"`` adapts the
+        step during thermalisation); node ``i`` uses seed
         ``seed + i``.
     progress
         Show a progress bar per run.
@@ -159,8 +180,6 @@ def thermodynamic_integration(
     -------
     ThermodynamicIntegration
     """
-    from ..lowering import lower
-
     path = _as_path(path)
     if isinstance(nodes, bool) or not isinstance(nodes, int | np.integer) or nodes < 1:
         raise PikflowError(f"nodes must be a positive integer, got {nodes!r}")
@@ -170,7 +189,7 @@ def thermodynamic_integration(
     half = 0.5 * (end - start)
     times, weights = start + half * (x + 1.0), half * w
     sampler = HMC(path, step_size=step_size, trajectory_length=trajectory_length)
-    dsdt = jax.jit(jax.vmap(lower(path.dsdt, path.fields, what="dS/dt"), in_axes=(0, None)))
+    dsdt = _dsdt_function(path)
     results, seconds = [], 0.0
     for i, ti in enumerate(times):
         kw = dict(n=n, chains=chains, thermalisation=thermalisation, workers=workers, progress=progress)
@@ -181,7 +200,7 @@ def thermodynamic_integration(
     errors = np.array([g.error for g in results])
     ratio = Estimate(float(-np.dot(weights, means)), float(np.sqrt(np.dot(weights**2, errors**2))))
     log_z = None
-    if start == 0.0:
+    if start == 0.0 and not _is_lattice_path(path):
         try:
             log_z = Estimate(gaussian_log_z(path) + ratio.value, ratio.error)
         except PikflowError:

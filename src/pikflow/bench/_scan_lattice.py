@@ -7,6 +7,11 @@ samples it once per size and reports ``--points`` points of the physical segment
 ``--check`` of them, evenly spread, :func:`pikflow.lattice.hmc` (tuned step, ``--reference``
 trajectories, Gamma-method errors on the concatenated chains) measures the same observables.
 
+Free energy: the scan's :math:`\log Z_1 - \log Z_0` (replica errors) against HMC thermodynamic
+integration (:func:`pikflow.baselines.thermodynamic_integration`, Gauss-Legendre nodes on each
+linear segment of the path, ``--ti-nodes`` each, Gamma-method errors), and the scan's own
+check :math:`d\log Z/dt = -\langle d\hat S/dt\rangle` (:meth:`pikflow.lattice.LatticeScan.free_energy_check`).
+
 Cost at equal errors: HMC needs :math:`\text{seconds}_{\rm HMC}\,(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
 per point to reach the scan's error there (errors fall like :math:`1/\sqrt{\text{cost}}`), so a
 whole HMC scan costs ``points`` times the mean of that over the checked points; the ratio to
@@ -41,6 +46,10 @@ def _arguments(p):
     p.add_argument("--reference", type=int, default=4000, help="HMC trajectories per checked point (default 4000)")
     p.add_argument("--chains", type=int, default=8, help="HMC chains (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument(
+        "--ti-nodes", type=int, default=6, help="HMC thermodynamic-integration nodes per path segment (0: skip)"
+    )
+    p.add_argument("--ti-n", type=int, default=250, help="HMC trajectories per chain at each TI node (default 250)")
 
 
 def scan_path(L: int, args):
@@ -109,11 +118,46 @@ def run(args) -> dict:
             "hmc_over_scan_at_equal_errors": ratio,
             "max_abs_pull": max(abs(p) for c in checks for p in c["pull"].values()),
             "summary": scan.summary()["scan"][label],
+            "free_energy_check": scan.free_energy_check(label),
         }
+        if args.ti_nodes > 0:
+            res["sizes"][label]["free_energy"] = _free_energy(path, scan.runs[label], args)
     res["crossings"] = _crossings(res, args)
     _print(res)
     write_json(args, res)
     return res
+
+
+def _free_energy(path, run, args) -> dict:
+    """The scan's log Z_1 - log Z_0 against HMC thermodynamic integration over both linear segments."""
+    from ..baselines import thermodynamic_integration
+
+    t0 = time.perf_counter()
+    parts = [
+        thermodynamic_integration(
+            path,
+            nodes=args.ti_nodes,
+            start=a,
+            end=b,
+            n=args.ti_n,
+            chains=args.chains,
+            thermalisation=100,
+            step_size="auto",
+            seed=args.seed + 500 + 50 * i,
+        )  # fmt: skip
+        for i, (a, b) in enumerate(((0.0, args.prep), (args.prep, 1.0)))
+    ]
+    ti_value = sum(p.log_z_ratio.value for p in parts)
+    ti_error = math.sqrt(sum(p.log_z_ratio.error**2 for p in parts))
+    gain = run.log_z[-1] - run.log_z[0]
+    scan_value, scan_error = float(np.mean(gain)), float(np.std(gain, ddof=1) / math.sqrt(len(gain)))
+    return {
+        "scan": {"value": scan_value, "error": scan_error},
+        "hmc_ti": {"value": ti_value, "error": ti_error},
+        "pull": (scan_value - ti_value) / math.hypot(scan_error, ti_error),
+        "hmc_ti_seconds": time.perf_counter() - t0,
+        "hmc_ti_sample_seconds": sum(p.seconds for p in parts),
+    }
 
 
 def _crossings(res, args) -> list:
@@ -147,6 +191,15 @@ def _print(res):
             + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES)
             + " |"
         )
+    for label, v in res["sizes"].items():
+        c = v["free_energy_check"]
+        line = f"{label}: log Z gain over the scan {c['log_z_gain']['value']:.4f} +- {c['log_z_gain']['error']:.2g}"
+        line += f", -int <dS/dt> dt differs by {c['difference']['value']:.2g} ({c['pull']:+.1f} sigma)"
+        if "free_energy" in v:
+            f = v["free_energy"]
+            line += f"; log Z_1 - log Z_0: scan {f['scan']['value']:.4f} +- {f['scan']['error']:.2g}, HMC TI "
+            line += f"{f['hmc_ti']['value']:.4f} +- {f['hmc_ti']['error']:.2g} ({f['pull']:+.1f} sigma)"
+        print(line)
     for c in res["crossings"]:
         m2 = c["couplings"]["m2"]
         print(f"Binder crossing {c['sizes'][0]} / {c['sizes'][1]}: m2_c = {m2['value']:.4f} +- {m2['error']:.2g}")

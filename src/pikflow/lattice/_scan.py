@@ -12,8 +12,12 @@ the run reports, at ``points`` evenly spaced times of ``t_range``,
 * :math:`\langle|m|\rangle`, :math:`\chi = V(\langle m^2\rangle - \langle|m|\rangle^2)` and the
   Binder cumulant :math:`U = 1 - \langle m^4\rangle/(3\langle m^2\rangle^2)`,
 * :math:`\log Z_t` (the product of the mean incremental weights; exact at :math:`t = 0`),
+* its derivative :math:`d\log Z_t/dt = -\langle d\hat S_t/dt\rangle_t` (``dlogz_dt``), measured
+  on the same particles,
 
-each with the spread of independent replicas as its error. Scans at several lattice sizes
+each with the spread of independent replicas as its error. :meth:`LatticeScan.free_energy_check`
+compares the two: :math:`\log Z` gained over the scan range against the trapezoidal integral of
+:math:`-\langle d\hat S_t/dt\rangle` over every step time, replica by replica. Scans at several lattice sizes
 locate the Binder-cumulant crossings (:func:`binder_crossings`), the finite-size estimate of
 the critical coupling.
 """
@@ -28,6 +32,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import SamplingError
+from .._estimate import Estimate
 from ..action._path import t as T
 from ..samplers import AnnealingProblem, smc
 from ._action import LatticeAction, LatticePath
@@ -35,7 +40,7 @@ from ._free import GaussianLatticeBase
 from ._smc import magnetisation_moments, smc_observables
 
 #: The observables of every scan point.
-SCAN_OBSERVABLES = ("abs_m", "chi", "binder", "log_z")
+SCAN_OBSERVABLES = ("abs_m", "chi", "binder", "log_z", "dlogz_dt")
 
 
 def resized(path: LatticePath, shape: Sequence[int]) -> LatticePath:
@@ -79,7 +84,7 @@ class LatticeScan:
     Attributes
     ----------
     points
-        ``"16x16" -> [{"t", "couplings", "abs_m", "chi", "binder", "log_z"}, ...]`` with
+        ``"16x16" -> [{"t", "couplings", "abs_m", "chi", "binder", "log_z", "dlogz_dt"}, ...]`` with
         :class:`~pikflow.Estimate` values.
     crossings
         Binder crossings of consecutive sizes (:func:`binder_crossings`).
@@ -100,8 +105,38 @@ class LatticeScan:
         pts = self.points[size]
         return np.array([p[name].value for p in pts]), np.array([p[name].error for p in pts])
 
+    def free_energy_check(self, size: str) -> dict:
+        r""":math:`\log Z_{t_{hi}} - \log Z_{t_{lo}}` of the run against :math:`-\int\langle d\hat S_t/dt\rangle dt`.
+
+        The integral is the trapezoidal rule over every step time of the scan range (the
+        couplings must be linear, or smooth, inside it: knots only at its ends), computed per
+        replica; the difference of the two, replica by replica, has the replica spread as its
+        error (the two come from the same particles, so their errors are correlated).
+        Returns ``{"log_z_gain", "integral", "difference"}`` (:class:`~pikflow.Estimate` as dicts)
+        and ``pull`` = difference / error.
+        """
+        run = self.runs[size]
+        lo, hi = self.settings["t_range"]
+        i0, i1 = run._index(lo), run._index(hi)
+        ts = run.times[i0 : i1 + 1]
+        f = -run.moments["dsdt"][i0 : i1 + 1]  # (steps, replicas)
+        integral = np.sum(0.5 * (f[1:] + f[:-1]) * np.diff(ts)[:, None], axis=0)
+        gain = run.log_z[i1] - run.log_z[i0]
+
+        def est(v):
+            return Estimate(float(np.mean(v)), float(np.std(v, ddof=1) / np.sqrt(len(v))))
+
+        diff = est(gain - integral)
+        return {
+            "t_range": [float(ts[0]), float(ts[-1])],
+            "log_z_gain": est(gain).to_dict(),
+            "integral": est(integral).to_dict(),
+            "difference": diff.to_dict(),
+            "pull": diff.value / diff.error if diff.error > 0 else float("nan"),
+        }
+
     def summary(self) -> dict:
-        """The ``scan`` and ``crossings`` blocks of ``results.json``."""
+        """The ``scan``, ``crossings`` and ``free_energy_check`` blocks of ``results.json``."""
         est = lambda e: {"value": e.value, "error": e.error}  # noqa: E731
         return {
             "scan": {
@@ -111,6 +146,7 @@ class LatticeScan:
                 for size, pts in self.points.items()
             },
             "crossings": self.crossings,
+            "free_energy_check": {size: self.free_energy_check(size) for size in self.runs},
             "scan_seconds": self.seconds,
             "scan_settings": self.settings,
         }
@@ -175,9 +211,10 @@ def scan_lattice(
         volume = int(np.prod(shape))
         label = size_label(shape)
         start = _time.perf_counter()
+        observables = {**magnetisation_moments(), "dsdt": lambda x, t, p=p: p.dsdt(x, t)}
         result = smc(
             path_problem(p, times), particles, seed=seed, transport="none", mcmc=mcmc, mcmc_steps=mcmc_steps,
-            resample=resample, replicas=replicas, observables=magnetisation_moments(), progress=progress,
+            resample=resample, replicas=replicas, observables=observables, progress=progress,
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result
@@ -185,7 +222,16 @@ def scan_lattice(
         for i in index:
             ti = float(times[i])
             obs = smc_observables(result, volume, ti)
-            rows.append({"t": ti, "couplings": couplings_at(p, ti), **obs, "log_z": result.log_z_estimate(ti)})
+            ds = result.observable("dsdt", ti)
+            rows.append(
+                {
+                    "t": ti,
+                    "couplings": couplings_at(p, ti),
+                    **obs,
+                    "log_z": result.log_z_estimate(ti),
+                    "dlogz_dt": Estimate(-ds.value, ds.error),
+                }
+            )
         out[label] = rows
     settings = dict(
         points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,

@@ -34,6 +34,7 @@ seed gives the same run within float64 rounding (not bit for bit; tested on 4 de
 
 from __future__ import annotations
 
+import inspect
 import time as _time
 import weakref
 from collections.abc import Callable, Mapping
@@ -50,6 +51,16 @@ from ._problem import as_problem
 from ._result import SMCResult
 
 TRANSPORTS = ("pik", "none", "langevin")
+
+
+def _takes_time(fn) -> bool:
+    """Whether an observable is ``f(x, t)`` (two positional parameters) rather than ``f(x)``."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    return len(positional) >= 2
 
 
 def _check_int(name, value, low):
@@ -94,9 +105,11 @@ def _build(problem, settings, observables):
     lg = problem.log_gamma
     move = make_move(mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps)
 
-    def moments(x, logw):
+    timed = {k: _takes_time(observables[k]) for k in names}
+
+    def moments(x, logw, t):
         w = _normalised(logw)
-        vals = [jax.vmap(observables[k])(x) for k in names]
+        vals = [jax.vmap(observables[k], (0, None))(x, t) if timed[k] else jax.vmap(observables[k])(x) for k in names]
         return jnp.stack([jnp.sum(w * v) for v in vals]) if names else jnp.zeros(0)
 
     def advance(k, key, x):
@@ -138,7 +151,7 @@ def _build(problem, settings, observables):
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
         record = dict(
             dlogz=dlogz, ess=ess, resampled=do, acceptance=acc, step_size=eps, unique=unique,
-            nonfinite=nonfinite, moments=moments(x, logw),
+            nonfinite=nonfinite, moments=moments(x, logw, times[k + 1]),
         )  # fmt: skip
         return (x, logw, anc, new_eps), record
 
@@ -156,7 +169,7 @@ def _build(problem, settings, observables):
             x, lq = problem.base_sample(key, n, r) if problem.replica_base else problem.base_sample(key, n)
             logw = jax.vmap(lg, (0, None))(x, times[0]) - lq
             logz0 = jax.nn.logsumexp(logw) - jnp.log(n)
-            return (x, logw, jnp.arange(n), step_size), logz0, moments(x, logw), _ess(logw)
+            return (x, logw, jnp.arange(n), step_size), logz0, moments(x, logw, times[0]), _ess(logw)
 
         state, logz0, m0, ess0 = jax.vmap(one)(keys, jnp.arange(keys.shape[0]))
         return constrain_particles(state, n), *replicate_particles((logz0, m0, ess0), n)
@@ -209,8 +222,8 @@ def smc(
     replicas
         Independent runs: the estimates' errors are their spread.
     observables
-        ``name -> f(x)`` for one configuration (JAX); their weighted means are recorded at
-        every step time.
+        ``name -> f(x)`` or ``f(x, t)`` for one configuration (JAX; ``t`` the step time, e.g.
+        for :math:`d\hat S_t/dt`); their weighted means are recorded at every step time.
     logdet
         Override the problem's log-Jacobian (``"exact"`` or ``"continuous"``).
     """
