@@ -63,6 +63,11 @@ def test_free_field_scan_from_toml(tmp_path):
     for row, m2 in zip(rows, m2s, strict=True):  # the derivative, -<dS/dt>, at every point
         d = row["dlogz_dt"]
         assert d["error"] > 0 and abs(d["value"] - _exact_dlogz_dt(4, m2, -0.6)) < 4 * d["error"], (m2, d)
+    for row, m2 in zip(rows, m2s, strict=True):  # G(r) = (1/V) sum_k cos(k r)/(m2 + khat^2), r = 0, 1, 2
+        k = 2 * np.pi * np.fft.fftfreq(4)
+        exact = [np.sum(np.cos(k * r)[:, None] / (m2 + _khat2(4))) / 16 for r in range(3)]
+        for g, e in zip(row["two_point"], exact, strict=True):
+            assert g["error"] > 0 and abs(g["value"] - e) < 4 * g["error"], (m2, g, e)
     check = r["free_energy_check"]["4x4"]  # log Z gained over the scan = -integral of <dS/dt>
     assert (
         abs(check["log_z_gain"]["value"] - (_exact_log_z(4, 0.4) - _exact_log_z(4, 1.0)))

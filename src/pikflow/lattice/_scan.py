@@ -14,6 +14,9 @@ the run reports, at ``points`` evenly spaced times of ``t_range``,
 * :math:`\log Z_t` (the product of the mean incremental weights; exact at :math:`t = 0`),
 * its derivative :math:`d\log Z_t/dt = -\langle d\hat S_t/dt\rangle_t` (``dlogz_dt``), measured
   on the same particles,
+* the connected two-point function :math:`G(r) = \langle C(r)\rangle - \langle m\rangle^2`,
+  :math:`r = 0..L/2`, with :math:`C(r)` as in :func:`~pikflow.lattice.two_point_series`
+  (``two_point``),
 
 each with the spread of independent replicas as its error. :meth:`LatticeScan.free_energy_check`
 compares the two: :math:`\log Z` gained over the scan range against the trapezoidal integral of
@@ -28,6 +31,7 @@ import dataclasses
 import time as _time
 from collections.abc import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
@@ -66,6 +70,30 @@ def scan_times(points: int, t_range: tuple[float, float], steps: int, prep_steps
     return times, len(pre) + per * np.arange(points)
 
 
+def two_point_observables(shape: Sequence[int]) -> dict:
+    r"""SMC observables ``m`` and ``C0..C{L/2}``: the mean field and :math:`C(r)` of one configuration.
+
+    :math:`C(r) = \frac1{Vd}\sum_\mu\sum_x\phi(x)\phi(x + r\hat e_\mu)` from one FFT
+    (:math:`\frac1V\mathcal F^{-1}|\tilde\phi|^2`; XLA shares it between the entries).
+    """
+    shape = tuple(int(s) for s in shape)
+    volume, d, R = int(np.prod(shape)), len(shape), min(shape) // 2
+
+    def corr(x, r):
+        auto = jnp.real(jnp.fft.ifftn(jnp.abs(jnp.fft.fftn(x)) ** 2)) / volume
+        return sum(auto[tuple(r if i == mu else 0 for i in range(d))] for mu in range(d)) / d
+
+    out = {"m": lambda x: jnp.mean(x)}
+    out.update({f"C{r}": (lambda x, r=r: corr(x, r)) for r in range(R + 1)})
+    return out
+
+
+def two_point_estimates(result, shape: Sequence[int], t: float) -> list[Estimate]:
+    """The connected :math:`G(r)` at step time ``t`` of a run that recorded :func:`two_point_observables`."""
+    R = min(int(s) for s in shape) // 2
+    return [result.derived(lambda mo, r=r: mo[f"C{r}"] - mo["m"] ** 2, t) for r in range(R + 1)]
+
+
 def path_problem(path: LatticePath, times: np.ndarray) -> AnnealingProblem:
     r"""The annealing problem of a path alone (no flow): the exact Gaussian at ``t = 0`` and :math:`-\hat S_t`."""
     base = GaussianLatticeBase.from_path(path)
@@ -84,7 +112,7 @@ class LatticeScan:
     Attributes
     ----------
     points
-        ``"16x16" -> [{"t", "couplings", "abs_m", "chi", "binder", "log_z", "dlogz_dt"}, ...]`` with
+        ``"16x16" -> [{"t", "couplings", "abs_m", "chi", "binder", "log_z", "dlogz_dt", "two_point"}, ...]`` with
         :class:`~pikflow.Estimate` values.
     crossings
         Binder crossings of consecutive sizes (:func:`binder_crossings`).
@@ -141,7 +169,13 @@ class LatticeScan:
         return {
             "scan": {
                 size: [
-                    {"t": p["t"], "couplings": p["couplings"], **{k: est(p[k]) for k in SCAN_OBSERVABLES}} for p in pts
+                    {
+                        "t": p["t"],
+                        "couplings": p["couplings"],
+                        **{k: est(p[k]) for k in SCAN_OBSERVABLES},
+                        **({"two_point": [est(g) for g in p["two_point"]]} if "two_point" in p else {}),
+                    }
+                    for p in pts
                 ]
                 for size, pts in self.points.items()
             },
@@ -211,7 +245,8 @@ def scan_lattice(
         volume = int(np.prod(shape))
         label = size_label(shape)
         start = _time.perf_counter()
-        observables = {**magnetisation_moments(), "dsdt": lambda x, t, p=p: p.dsdt(x, t)}
+        observables = {**magnetisation_moments(), **two_point_observables(shape)}
+        observables["dsdt"] = lambda x, t, p=p: p.dsdt(x, t)
         result = smc(
             path_problem(p, times), particles, seed=seed, transport="none", mcmc=mcmc, mcmc_steps=mcmc_steps,
             resample=resample, replicas=replicas, observables=observables, progress=progress,
@@ -230,6 +265,7 @@ def scan_lattice(
                     **obs,
                     "log_z": result.log_z_estimate(ti),
                     "dlogz_dt": Estimate(-ds.value, ds.error),
+                    "two_point": two_point_estimates(result, shape, ti),
                 }
             )
         out[label] = rows
@@ -270,4 +306,13 @@ def binder_crossings(scan: LatticeScan, path: LatticePath) -> list[dict]:
     return out
 
 
-__all__ = ["LatticeScan", "binder_crossings", "path_problem", "resized", "scan_lattice", "scan_times"]
+__all__ = [
+    "LatticeScan",
+    "binder_crossings",
+    "path_problem",
+    "resized",
+    "scan_lattice",
+    "scan_times",
+    "two_point_estimates",
+    "two_point_observables",
+]
