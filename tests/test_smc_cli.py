@@ -87,3 +87,35 @@ def test_smc_config_errors(tmp_path, capsys, extra, message):
     assert main(["run", str(tmp_path / "bad.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+O2_FREE = """
+[action]
+lattice = [4, 4]
+density = "(m2 + 2*d)/2*(phi1**2 + phi2**2) - sum_mu(phi1*shift(phi1, mu) + phi2*shift(phi2, mu))"
+fields = ["phi1", "phi2"]
+[path]
+m2 = [1.0, 0.5]
+[lattice]
+base = "free"
+steps = 4
+collocation = 200
+[sampling]
+method = "smc"
+[smc]
+particles = 1000
+replicas = 8
+"""
+
+
+def test_o2_lattice_smc_run_agrees_with_the_exact_free_field(tmp_path):
+    """Two components: the vector magnetisation m_a ~ N(0, 1/(V m2)) per component, so
+    <|m|> = sqrt(pi/(2 V m2)), chi = V(<|m|^2> - <|m|>^2) = (2 - pi/2)/m2 at m2 = 0.5 and
+    binder = 1 - <|m|^4>/(3 <|m|^2>^2) = 1 - 8/12 = 1/3;
+    within 4 replica errors (t_7 pulls: a 0.5% two-sided tail)."""
+    _, r = _run(tmp_path, O2_FREE, "o2")
+    assert r["sampler"] == "smc" and r["kind"] == "lattice"
+    exact = {"abs_m": np.sqrt(np.pi / (2 * 16 * 0.5)), "chi": (2 - np.pi / 2) / 0.5, "binder": 1 / 3}
+    for name, value in exact.items():
+        v = r["observables"][name]
+        assert v["error"] > 0 and abs(v["value"] - value) < 4 * v["error"], (name, v, value)

@@ -321,8 +321,6 @@ def run_lattice(args, data: dict, source: str) -> int:
     )
     flow.save(out / "flow")
     smc_opts = smc_settings(data)
-    if smc_opts is not None and path.action.n > 1:
-        raise ConfigError("[sampling] method = 'smc' is for single-component lattice fields; use 'auto'")
     if smc_opts is not None:
         code = _run_smc(flow, data, source, smc_opts, output, progress)
         drop_checkpoint(ckpt, default_ckpt)
@@ -421,7 +419,7 @@ def _run_smc(flow, data: dict, source: str, smc_opts: dict, output, progress: bo
 
     out = output.stage
     volume = flow.path.lattice.volume
-    result = _smc.run_smc(flow, smc_opts, magnetisation_moments(), progress=progress)
+    result = _smc.run_smc(flow, smc_opts, magnetisation_moments(flow.path.action.n), progress=progress)
     derived = {
         "chi": lambda r, t: smc_observables(r, volume, t)["chi"],
         "binder": lambda r, t: smc_observables(r, volume, t)["binder"],

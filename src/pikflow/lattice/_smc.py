@@ -69,17 +69,30 @@ def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
     )
 
 
-def magnetisation_moments() -> dict:
-    r"""Observables :math:`|m|, m^2, m^4` of the magnetisation density :math:`m = \frac1V\sum_n\phi_n`."""
-    return {
-        "abs_m": lambda x: jnp.abs(jnp.mean(x)),
-        "m2": lambda x: jnp.mean(x) ** 2,
-        "m4": lambda x: jnp.mean(x) ** 4,
-    }
+def magnetisation_moments(components: int = 1) -> dict:
+    r"""Observables :math:`|m|, m^2, m^4` of the magnetisation density :math:`m = \frac1V\sum_n\phi_n`.
+
+    With ``components > 1`` a configuration has shape ``(components, *lattice)`` and :math:`m`
+    is the vector :math:`m_a = \frac1V\sum_n\phi_{a,n}`: the observables are :math:`|m|`,
+    :math:`|m|^2` and :math:`|m|^4`.
+    """
+    if components == 1:
+        return {
+            "abs_m": lambda x: jnp.abs(jnp.mean(x)),
+            "m2": lambda x: jnp.mean(x) ** 2,
+            "m4": lambda x: jnp.mean(x) ** 4,
+        }
+
+    def sq(x):
+        return jnp.sum(jnp.mean(x.reshape(components, -1), axis=1) ** 2)
+
+    return {"abs_m": lambda x: jnp.sqrt(sq(x)), "m2": sq, "m4": lambda x: sq(x) ** 2}
 
 
 def smc_observables(result, volume: int, t: float | None = None) -> dict:
     r"""``abs_m``, ``chi`` :math:`= V(\langle m^2\rangle - \langle|m|\rangle^2)` and ``binder`` from an SMC run.
+
+    ``volume`` is the number of sites; with several components :math:`m^2` is :math:`|m|^2`.
 
     Each is computed per replica from that replica's weighted means and given the replica
     spread as its error (``result`` must have recorded :func:`magnetisation_moments`).
