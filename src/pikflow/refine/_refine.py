@@ -405,9 +405,9 @@ def refine(
                 continue
             layer = kernels.layer(i)
             s, tl = pts[i]
-            cand = None if masks is None else masks[i]
+            extra = {} if masks is None else {"candidates": masks[i]}
             new, k, sigma, _, r_after = correct_layer(
-                flow, layer, t, s, tl, int(used[i]), centres, cand, overlap=widths[i]
+                flow, layer, t, s, tl, int(used[i]), centres, overlap=widths[i], **extra
             )
             after = summarise(i, t, s, r_after[: len(s)], r_after[len(s) :])
             if k and _not_worse(after, before):
