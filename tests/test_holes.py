@@ -33,6 +33,10 @@ def test_a_region_without_flow_probability_is_a_hole():
     assert target_ess(lw_flow, np.array([0.0, np.nan])) == pytest.approx(1.0)  # an un-invertible point is left out
     w = reliability_warnings(0.99, 10_000, target_ess=0.0)
     assert len(w) == 1 and "hole" in w[0] and "schedule" in w[0]
+    # no hole but poor coverage (the barrier-6/8 wells at 25 steps: 0.18-0.28 from both sides):
+    # the warning names the lever measured to close them, with its setting
+    w = reliability_warnings(0.18, 100_000, target_ess=0.19)
+    assert len(w) == 1 and "covers the target poorly" in w[0] and "steps=100" in w[0] and "[flow] steps" in w[0]
     assert reliability_warnings(0.99, 10_000, target_ess=0.97, deviations={"<phi>": 1.2}) == []
     assert "+5.0 sigma" in reliability_warnings(0.99, 10_000, deviations={"<phi>": 5.0})[0]
     assert "hardly moves" in reliability_warnings(0.005, 10_000)[0]

@@ -5,13 +5,15 @@ r"""Sampler diagnostics: importance weights, IMH chains and autocorrelation erro
 - :func:`imh_chain`: independent Metropolis-Hastings with the flow as proposal,
   which makes the sampler exact; its acceptance rate is the headline number.
 - :func:`target_ess`: the hole check, ESS/N seen from samples of the target;
-  :func:`reliability_warnings`: tiny ESS, holes, disagreement with exact values.
+  :func:`reliability_warnings`: tiny ESS, holes, disagreement with exact values, each
+  with the lever measured to work (:data:`FIX`).
 - :func:`gamma_method`: Wolff's Gamma method (automatic windowing) for the error and
   integrated autocorrelation time of chain averages.
 """
 
 from ._gamma import GammaResult as GammaResult
 from ._gamma import gamma_method as gamma_method
+from ._holes import FIX as FIX
 from ._holes import reliability_warnings as reliability_warnings
 from ._holes import target_ess as target_ess
 from ._imh import IMHResult as IMHResult
@@ -21,6 +23,7 @@ from ._weights import log_mean_weight as log_mean_weight
 from ._weights import reweight as reweight
 
 __all__ = [
+    "FIX",
     "GammaResult",
     "IMHResult",
     "ess_fraction",

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._errors import SamplingError
 
-__all__ = ["HOLE_ESS", "UNRELIABLE_ESS", "reliability_warnings", "target_ess"]
+__all__ = ["FIX", "HOLE_ESS", "UNRELIABLE_ESS", "reliability_warnings", "target_ess"]
 
 #: Below this ESS/N (flow side) or 100 effective samples, the estimates and errors are not trusted.
 UNRELIABLE_ESS = 0.01
@@ -27,6 +27,16 @@ HOLE_ESS = 0.5
 HOLE_GAP = 0.2
 #: Deviations from exact values beyond this many standard errors are reported.
 MAX_SIGMA = 4.0
+#: The default suggestion of the hole and deviation warnings: the levers measured to work on the
+#: double-well ladder of ``pikflow bench wells`` (docs/guide/sampling.md, "Measured limit").
+#: Measured not to help there: a wider or p_t-scaled basis (``frequency_range="auto"``), residual
+#: or missed-sample refinement, and SMC with PIK transport (biased by mode imbalance).
+FIX = (
+    "more RK4 steps help most: steps=100 ([flow] steps = 100) took the barrier-6 and -8 double wells from "
+    "target ESS/N 0.18-0.28 to 0.97-0.99, and steps=200 the strongly tilted barrier-8 well from a folded map "
+    "to 0.92; layers dense where the flow moves fast help too: schedule=2 (tau = t**2; [flow] schedule), "
+    "which closed the hole of the reported barrier-4 well"
+)
 
 
 def target_ess(log_w_flow, log_w_reference) -> float:
@@ -68,14 +78,11 @@ def reliability_warnings(
     - ``deviations`` (name -> signed deviation from an exact value in units of the
       estimate's error) beyond :data:`MAX_SIGMA`.
 
-    ``fix`` is the suggestion appended to the hole and deviation warnings (default: a
-    denser schedule early or more steps, which closed the measured holes; then a wider
-    basis or refinement).
+    ``fix`` is the suggestion appended to the hole and deviation warnings (default
+    :data:`FIX`: more steps, which closed the measured deep wells, and a denser schedule
+    early, which closed the reported one).
     """
-    fix = fix or (
-        "denser layers where the flow moves fast help most: schedule=2 (tau = t**2; [flow] schedule) or more "
-        "steps (100); then a wider basis (more frequencies, a larger max_frequency) or refinement (pikflow.refine)"
-    )
+    fix = fix or FIX
     out = []
     if not np.isfinite(ess) or ess < UNRELIABLE_ESS or ess * n < 100:
         out.append(

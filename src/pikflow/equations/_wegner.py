@@ -117,6 +117,25 @@ class WegnerEquation:
             return cols - self.column_fn(chi, t)[None, :], rhs - self.rhs_fn(chi, t)
         return jnp.concatenate([cols, -jnp.ones_like(rhs)[:, None]], axis=1), rhs
 
+    def scaled_system(self, points: jax.Array, t: jax.Array, scale: jax.Array) -> tuple[jax.Array, jax.Array]:
+        r"""The system of eq. 19 for the basis stretched by ``scale``: columns for :math:`K_j(\phi/s)`.
+
+        :math:`\mathcal L_t K_j(\cdot/s) = (\partial\cdot K_j)(\phi/s)/s - K_j(\phi/s)\cdot\partial\hat S_t`,
+        from the lowered basis values and divergences (numerically, not symbolically), so
+        one compiled function serves every layer's scale; ``form`` as in :meth:`system`.
+        """
+
+        def columns(phi):
+            x = phi / scale
+            return self.divergences(x) / scale - self.values(x) @ self.gradient_fn(phi, t)
+
+        cols = jax.vmap(columns)(points)
+        rhs = jax.vmap(self.rhs_fn, in_axes=(0, None))(points, t)
+        if self.form == "chi":
+            chi = jnp.asarray(self.chi)
+            return cols - columns(chi)[None, :], rhs - self.rhs_fn(chi, t)
+        return jnp.concatenate([cols, -jnp.ones_like(rhs)[:, None]], axis=1), rhs
+
     def operator(self, velocity, divergence, phi: jax.Array, t: jax.Array) -> jax.Array:
         r""":math:`\mathcal L_t v = \partial\cdot v - v\cdot\partial\hat S_t` at one configuration, for any kernel."""
         return divergence(phi) - jnp.dot(velocity(phi), self.gradient_fn(phi, t))

@@ -42,10 +42,13 @@ from ..solvers._models import stack_kernels
 from ..solvers._parallel import mala_points, quantile_points
 from ._base import GaussianBase
 from ._flow import Flow, LayerReport
+from ._frequency import layer_scale
 from ._integrate import rk4_step
 from ._schedule import choose_power
 
 MODES = ("sequential", "parallel")
+#: ``solve(frequency_range=...)``: stretch the basis to the width of p_t, or keep it as given.
+FREQUENCY_RANGES = ("auto", "fixed")
 #: Most RK4 steps of a flow (its 2 steps + 1 kernels are kept in memory).
 MAX_STEPS = 1_000_000
 
@@ -63,6 +66,7 @@ def solve(
     mode: str = "sequential",
     schedule: str | float = "auto",
     checkpoint=None,
+    frequency_range: str = "fixed",
 ) -> Flow:
     r"""Solve the kernel equation (eq. 14, with eq. 20) at every layer of ``path`` and return the :class:`Flow`.
 
@@ -109,6 +113,13 @@ def solve(
         samples are written there atomically; a rerun of the same solve skips the finished
         layers and gives the same flow bit for bit (``flow.resumed_layers`` counts them). A
         checkpoint of another solve is ignored with a ``CheckpointWarning`` and overwritten.
+    frequency_range
+        ``"fixed"`` (default): the basis as given at every layer. ``"auto"``: with the
+        direct solver and one field component the basis is stretched per layer to the
+        width of :math:`p_t`, :math:`K_j(\phi/s_t)` (every frequency divided by
+        :math:`s_t`, :mod:`pikflow.flow._frequency`; :math:`s_0 = 1`); otherwise as
+        ``"fixed"``. Opt-in: on the deep wells of ``pikflow bench wells`` it lowered ESS/N
+        (barrier 6: 0.18 to 0.04, barrier 8: 0.28 to 0.0007; docs/guide/sampling.md).
     """
     if not isinstance(path, Path):
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
@@ -126,6 +137,8 @@ def solve(
         raise SolveError(f"collocation must be a pikflow.Collocation, got {type(collocation).__name__}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
         raise SolveError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if not isinstance(frequency_range, str) or frequency_range not in FREQUENCY_RANGES:
+        raise SolveError(f"frequency_range must be one of {FREQUENCY_RANGES}, got {frequency_range!r}")
     if basis is None:
         basis = default_basis(path.n_fields, rotation_invariant=path.is_rotation_invariant())
     if solver is None:  # symmetric multi-component actions leave null spaces (rotations): min-norm SVD
@@ -138,6 +151,7 @@ def solve(
     if form not in type(solver).forms:
         raise SolveError(f"the {solver.kind} solver supports form {type(solver).forms}, got {form!r}: use form='chi'")
     colloc = solver.default_collocation() if collocation is None else collocation
+    scaled = frequency_range == "auto" and path.n_fields == 1 and isinstance(solver, DirectSolver)
     path.check_normalisable()
     power, schedule_info = choose_power(path, schedule)
     path = path.reparametrised(power)
@@ -160,12 +174,13 @@ def solve(
     resumed = 0
     if mode == "sequential":
         kernels, reports, info, resumed = _sequential(
-            eq, solver, colloc, steps, base, times, seed, progress, checkpoint
+            eq, solver, colloc, steps, base, times, seed, progress, checkpoint, scaled
         )
     else:
-        kernels, reports, info = _parallel(eq, solver, colloc, steps, base, times, seed, progress)
+        kernels, reports, info = _parallel(eq, solver, colloc, steps, base, times, seed, progress, scaled)
     settings = dict(steps=steps, form=form, seed=seed, collocation=dataclasses.asdict(colloc), basis=basis.spec())
     settings.update(time_power=power, schedule=schedule_info)
+    settings.update(frequency_range="auto" if scaled else "fixed")
     if not isinstance(solver, DirectSolver) or mode != "sequential":
         settings.update(solver=solver.spec(), mode=mode, layers=info)
     flow = Flow(
@@ -182,8 +197,11 @@ def solve(
     return flow
 
 
-def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key, init, first):
-    """Fit one layer on ``samples`` plus tail points; the kernel and its residual statistics (eq. 27)."""
+def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key, init, first, scaled=False):
+    """Fit one layer on ``samples`` plus tail points; the kernel and its residual statistics (eq. 27).
+
+    ``scaled``: the basis is stretched to the width of :math:`p_t` (:func:`~pikflow.flow._frequency.layer_scale`).
+    """
     n_fields = eq.path.n_fields
     radius = (
         jnp.asarray(colloc.radius, float)
@@ -195,7 +213,12 @@ def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key
         grid = tail_points(jax.random.fold_in(key, 2), radius, samples.shape[0], n_fields)
         samples = jnp.where(far | ~jnp.isfinite(samples), grid, samples)
     pts = jnp.concatenate([samples, tail_points(key, radius, colloc.n_tail, n_fields)])
-    kernel, r, info = solver.fit(eq, pts, t, init, first, jax.random.fold_in(key, 1))
+    if scaled:
+        kernel, r, info = solver.fit(
+            eq, pts, t, init, first, jax.random.fold_in(key, 1), scale=layer_scale(eq.action_fn, t)
+        )
+    else:
+        kernel, r, info = solver.fit(eq, pts, t, init, first, jax.random.fold_in(key, 1))
     ns = samples.shape[0]
     r_s = r[:ns] if ns else r
     worst = jnp.argmax(jnp.abs(r))
@@ -222,16 +245,16 @@ def _layer_body(eq: WegnerEquation, solver, colloc: Collocation, samples, t, key
     return kernel, stats
 
 
-def _compiled(eq: WegnerEquation, solver, colloc: Collocation, steps: int):
+def _compiled(eq: WegnerEquation, solver, colloc: Collocation, steps: int, scaled: bool = False):
     """The jitted per-layer functions of the sequential mode, cached on the equation."""
-    key = ("sequential", solver, colloc, steps)
+    key = ("sequential", solver, colloc, steps, scaled)
     if key in eq.cache:
         return eq.cache[key]
     dt = 1.0 / steps
 
     @eqx.filter_jit
     def layer(points, t, key, init, first):
-        return _layer_body(eq, solver, colloc, points, t, key, init, first)
+        return _layer_body(eq, solver, colloc, points, t, key, init, first, scaled)
 
     @eqx.filter_jit
     def half_points(k0, points):  # Euler to t + dt/2
@@ -260,16 +283,18 @@ def _layer_info(stats) -> dict:
     return {"loss": float(stats["loss"]), "iterations": int(stats["iterations"])}
 
 
-def _sequential(eq, solver, colloc, steps, base, times, seed, progress, checkpoint=None):
+def _sequential(eq, solver, colloc, steps, base, times, seed, progress, checkpoint=None, scaled=False):
     from ..progress import progress_bar
 
-    layer, half_points, full_points, advance = _compiled(eq, solver, colloc, steps)
+    layer, half_points, full_points, advance = _compiled(eq, solver, colloc, steps, scaled)
     direct = isinstance(solver, DirectSolver)
     key = jax.random.PRNGKey(seed)
     key, sub = jax.random.split(key)
     points, _ = base.sample(sub, colloc.n_samples)
     init = solver.initial(eq, jax.random.fold_in(key, 7))
-    ckpt = _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points)
+    if scaled:  # the structure of every solved layer (a checkpointed kernel is read into it)
+        init = type(init)(init.coeffs, init.values, init.divergences, jnp.ones(()))
+    ckpt = _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points, scaled)
     n_first = getattr(solver, "first_layers", 1)
     kernels, reports, info = [], [], []
     n_points = colloc.n_samples + colloc.n_tail
@@ -332,7 +357,7 @@ def _sequential(eq, solver, colloc, steps, base, times, seed, progress, checkpoi
     return stack_kernels(kernels), reports, info, (0 if ckpt is None else ckpt.resumed)
 
 
-def _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points):
+def _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points, scaled=False):
     """The checkpoint of this solve, fingerprinted by its settings and probe values of the equation."""
     if checkpoint is None:
         return None
@@ -352,10 +377,12 @@ def _open_checkpoint(checkpoint, eq, solver, colloc, steps, seed, points):
         steps=steps,
         seed=seed,
     )
+    if scaled:  # a key only when set, so checkpoints of fixed-basis solves stay valid
+        spec["frequency_range"] = "auto"
     return open_checkpoint(checkpoint, spec, probes)
 
 
-def _parallel(eq, solver, colloc, steps, base, times, seed, progress):
+def _parallel(eq, solver, colloc, steps, base, times, seed, progress, scaled=False):
     from ..progress import progress_bar
 
     n_layers = len(times)
@@ -367,7 +394,7 @@ def _parallel(eq, solver, colloc, steps, base, times, seed, progress):
     start_points, _ = base.sample(sub, max(colloc.n_samples, 1))
     keys = jax.random.split(key, padded)
     init = solver.initial(eq, jax.random.fold_in(key, 7))
-    fn = _compiled_parallel(eq, solver, colloc)
+    fn = _compiled_parallel(eq, solver, colloc, scaled)
     bar = progress_bar(total=n_layers, desc=f"solving layers in parallel ({solver.kind})", disable=not progress)
     # one equal block of layers per device, dispatched asynchronously: the layers never communicate,
     # so each device runs its own vmapped solve (no cross-device collectives in the iterative fits)
@@ -397,9 +424,9 @@ def _parallel(eq, solver, colloc, steps, base, times, seed, progress):
     return kernels, reports, info
 
 
-def _compiled_parallel(eq: WegnerEquation, solver, colloc: Collocation):
+def _compiled_parallel(eq: WegnerEquation, solver, colloc: Collocation, scaled: bool = False):
     """One jitted function solving every layer (``jax.vmap`` over layer times), cached on the equation."""
-    key = ("parallel", solver, colloc)
+    key = ("parallel", solver, colloc, scaled)
     if key in eq.cache:
         return eq.cache[key]
     n_fields, ns = eq.path.n_fields, colloc.n_samples
@@ -416,7 +443,7 @@ def _compiled_parallel(eq: WegnerEquation, solver, colloc: Collocation):
                 samples = mala_points(
                     eq.action_fn, eq.gradient_fn, t, start_points, k_pts, colloc.mala_steps, eq.symmetric
                 )
-            return _layer_body(eq, solver, colloc, samples, t, k_layer, init, True)
+            return _layer_body(eq, solver, colloc, samples, t, k_layer, init, True, scaled)
 
         if type(solver).vmappable:
             return jax.vmap(one)(times, keys)

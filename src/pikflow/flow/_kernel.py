@@ -74,25 +74,39 @@ class LinearKernel(AbstractKernel):
     r"""A kernel linear in its coefficients: :math:`v(\phi) = \sum_j k_j K_j(\phi)` (eq. 18).
 
     ``values`` and ``divergences`` are the basis functions and their divergences
-    (from :class:`~pikflow.WegnerEquation`); only ``coeffs`` is an array leaf.
+    (from :class:`~pikflow.WegnerEquation`); ``coeffs`` is an array leaf, and so is
+    ``scale`` when the basis is stretched per layer (``pikflow.solve(frequency_range="auto")``):
+    then :math:`v(\phi) = \sum_j k_j K_j(\phi/s)` and
+    :math:`\partial\cdot v = \sum_j k_j (\partial\cdot K_j)(\phi/s)/s`, i.e. every
+    frequency of the sine basis (eq. 25) is divided by the layer's scale :math:`s_t`.
     """
 
     kind: ClassVar[str] = "linear"
     coeffs: Float[Array, "... basis"]
     values: Callable = eqx.field(static=True)
     divergences: Callable = eqx.field(static=True)
+    scale: Float[Array, "..."] | None = None  # noqa: UP037
 
     def to_spec(self):
-        return {"kind": self.kind, "shape": list(self.coeffs.shape)}
+        spec = {"kind": self.kind, "shape": list(self.coeffs.shape)}
+        if self.scale is not None:
+            spec["scaled"] = True
+        return spec
 
     @classmethod
     def skeleton(cls, spec, equation):
         if spec["shape"][-1] != equation.n_basis:
             raise ValueError(f"{spec['shape'][-1]} coefficients per layer for a basis of {equation.n_basis} functions")
-        return cls(jnp.zeros(tuple(spec["shape"])), equation.values, equation.divergences)
+        shape = tuple(spec["shape"])
+        scale = jnp.ones(shape[:-1]) if spec.get("scaled") else None
+        return cls(jnp.zeros(shape), equation.values, equation.divergences, scale)
 
     def __call__(self, phi):
-        return jnp.tensordot(self.coeffs, self.values(phi), axes=1)
+        if self.scale is None:
+            return jnp.tensordot(self.coeffs, self.values(phi), axes=1)
+        return jnp.tensordot(self.coeffs, self.values(phi / self.scale), axes=1)
 
     def divergence(self, phi):
-        return jnp.dot(self.coeffs, self.divergences(phi))
+        if self.scale is None:
+            return jnp.dot(self.coeffs, self.divergences(phi))
+        return jnp.dot(self.coeffs, self.divergences(phi / self.scale)) / self.scale

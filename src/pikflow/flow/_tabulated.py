@@ -217,7 +217,13 @@ def _velocity_fn(flow):
         return b1, b2
 
     def fast_eval(kernel, p):
-        const, lin, a_sin, a_cos = split(kernel.coeffs)
+        if kernel.scale is not None:  # v(phi) = u(phi / s), v' = u'(phi / s) / s
+            v, dv = unscaled(kernel.coeffs, p / kernel.scale)
+            return v, dv / kernel.scale
+        return unscaled(kernel.coeffs, p)
+
+    def unscaled(coeffs, p):
+        const, lin, a_sin, a_cos = split(coeffs)
         theta = w1 * p
         sn, cs = jnp.sin(theta), jnp.cos(theta)
         v, dv = jnp.zeros_like(p), jnp.zeros_like(p)

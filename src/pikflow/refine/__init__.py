@@ -6,9 +6,12 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * the refinement loop to a tolerance, never making a layer worse: :func:`refine`;
 * out-of-domain detection while sampling and local correction: :func:`detect_ood`,
   :func:`refine_online`;
+* where the flow misses the target (reference samples of largest weight, pulled back),
+  the centres of ``refine(centres_at="missed")``: :func:`missed_points`;
 * the paper's Fig. 6 scenario (under-resolved last layers): :func:`underresolve`.
 """
 
+from ._missed import missed_points, missed_weights
 from ._online import OnlineRefinement, detect_ood, refine_online, underresolve
 from ._records import STATUSES, LayerRound, Refinement, RefinementRound
 from ._refine import correct_layer, refine, select_centres, with_kernels
@@ -29,6 +32,8 @@ __all__ = [
     "kernel_residual",
     "layer_points",
     "layer_residual",
+    "missed_points",
+    "missed_weights",
     "refine",
     "refine_online",
     "residual_summary",

@@ -183,12 +183,14 @@ def underresolve(flow: Flow, *, t_from: float = 0.6, n_basis: int = 3, n_points:
     for i, t in enumerate(flow.times):
         if t < t_from - 1e-12:
             continue
-        A, b = flow.equation.system(jnp.asarray(np.concatenate(pts[i])), jnp.asarray(float(t)))
+        x, tt = jnp.asarray(np.concatenate(pts[i])), jnp.asarray(float(t))
+        scale = flow.kernels.scale
+        A, b = flow.equation.system(x, tt) if scale is None else flow.equation.scaled_system(x, tt, scale[i])
         A = np.asarray(A)
         cols = list(range(n_basis)) + ([A.shape[1] - 1] if form == "constant" else [])
         c, *_ = np.linalg.lstsq(A[:, cols], np.asarray(b), rcond=None)
         coeffs[i] = 0.0
         coeffs[i, :n_basis] = c[:n_basis]
-    kernels = LinearKernel(jnp.asarray(coeffs), flow.kernels.values, flow.kernels.divergences)
+    kernels = LinearKernel(jnp.asarray(coeffs), flow.kernels.values, flow.kernels.divergences, flow.kernels.scale)
     settings = {**flow.settings, "underresolved": {"t_from": t_from, "n_basis": n_basis, "n_points": n_points}}
     return with_kernels(flow, kernels, settings=settings)

@@ -47,6 +47,7 @@ def select_centres(
     overlap: float = 4.0,
     relative: float = 0.1,
     columns=None,
+    candidates=None,
 ) -> tuple[np.ndarray, float]:
     r"""Greedy centres where :math:`|r|` is largest, and the Wendland width from their spacing.
 
@@ -63,7 +64,10 @@ def select_centres(
     ``(m, n_fields)``) the selection is the adaptive greedy of Schaback and Wendland (the
     paper's ref. 57): after each new centre the least-squares correction with the centres
     so far is subtracted, and the next centre goes where the *remaining* residual is
-    largest. Without it, the centres follow the initial :math:`|r|`.
+    largest. Without it, the centres follow the initial :math:`|r|`. ``candidates`` (a
+    boolean mask over ``points``) restricts where centres may go (``refine(centres_at="missed")``:
+    the pulled-back reference samples the flow misses); the width still comes from the
+    residual's region over all points.
 
     Returns
     -------
@@ -90,7 +94,7 @@ def select_centres(
     scale = float(np.max(np.linalg.norm(pts, axis=1))) or 1.0
     h = max(diameter / n_centres ** (1.0 / d), 0.01 * scale)
     sigma = float(overlap * h)
-    allowed = np.ones(len(pts), bool)
+    allowed = np.ones(len(pts), bool) if candidates is None else np.asarray(candidates, bool).copy()
     if antisymmetric:  # W(|phi - c|) - W(|phi + c|) nearly vanishes for c near 0
         allowed &= 2 * np.linalg.norm(pts, axis=1) >= 0.5 * h
     chosen: list[np.ndarray] = []
@@ -152,7 +156,9 @@ def _solve(equation, points, t, centres, sigma, rows, r, antisymmetric, ell):
     return jnp.where(ok, sol.value / scale, 0.0), ok
 
 
-def correct_layer(flow, kernel: CorrectedKernel, t: float, samples, tails, slot: int, n_centres: int, **select):
+def correct_layer(
+    flow, kernel: CorrectedKernel, t: float, samples, tails, slot: int, n_centres: int, candidates=None, **select
+):
     r"""One correction of one layer (eqs. 28-29): centres, collocation solve, corrected kernel.
 
     Parameters
@@ -169,6 +175,8 @@ def correct_layer(flow, kernel: CorrectedKernel, t: float, samples, tails, slot:
         First free centre slot.
     n_centres
         Most centres to add.
+    candidates
+        Optional boolean mask over ``samples`` then ``tails``: where centres may go.
     **select
         Passed to :func:`select_centres` (``overlap``, ``relative``).
 
@@ -195,6 +203,8 @@ def correct_layer(flow, kernel: CorrectedKernel, t: float, samples, tails, slot:
     def columns(c, sigma):
         return _columns(eq, jpts, tt, jnp.asarray(c)[None, :], jnp.asarray([sigma]), rows, anti, ell)
 
+    if candidates is not None:
+        select["candidates"] = np.concatenate([np.asarray(candidates, bool), np.zeros(len(padded) - m, bool)])
     centres, sigma = select_centres(padded, wr, min(n_centres, free), antisymmetric=anti, columns=columns, **select)
     k, n = centres.shape
     sig = np.full(k, sigma)
@@ -264,6 +274,8 @@ def refine(
     samples=None,
     seed: int = 0,
     progress: bool = True,
+    centres_at: str = "residual",
+    n_missed: int = 64,
 ) -> Refinement:
     r"""Refine a flow's kernels until every layer's residual (eq. 27) is under ``tol``.
 
@@ -309,6 +321,14 @@ def refine(
         Seed of the collocation samples and of the ESS samples.
     progress
         Show a progress bar over rounds.
+    centres_at
+        ``"residual"`` (default): centres where :math:`|r_\chi|` is largest among all the
+        layer's points. ``"missed"`` (one field component): the ``n_missed`` exact samples
+        of the target with the largest weights :math:`w = p/q` (where the flow misses the
+        target, :func:`~pikflow.refine.missed_points`), pulled back to every layer, are
+        added to the collocation points and the centres are placed only among them.
+    n_missed
+        Reference samples kept by ``centres_at="missed"``.
 
     Returns
     -------
@@ -338,6 +358,18 @@ def refine(
             else (s, tl)
             for i, (s, tl) in enumerate(pts)
         ]
+    if centres_at not in ("residual", "missed"):
+        raise PikflowError(f"refine: centres_at must be 'residual' or 'missed', got {centres_at!r}")
+    masks = None
+    if centres_at == "missed":
+        from ._missed import missed_points
+
+        missed = missed_points(flow, n_missed=n_missed, seed=seed)
+        masks = [
+            np.concatenate([np.zeros(len(s), bool), np.ones(len(m), bool), np.zeros(len(tl), bool)])
+            for (s, tl), m in zip(pts, missed, strict=True)
+        ]
+        pts = [(np.concatenate([s, m]), tl) for (s, tl), m in zip(pts, missed, strict=True)]
     antisym = bool(flow.equation.symmetric)
     old = flow.kernels.n_centres if isinstance(flow.kernels, CorrectedKernel) else 0
     kernels = empty_correction(flow.kernels, n_layers, flow.n_fields, max_rounds * centres, antisymmetric=antisym)
@@ -373,7 +405,10 @@ def refine(
                 continue
             layer = kernels.layer(i)
             s, tl = pts[i]
-            new, k, sigma, _, r_after = correct_layer(flow, layer, t, s, tl, int(used[i]), centres, overlap=widths[i])
+            extra = {} if masks is None else {"candidates": masks[i]}
+            new, k, sigma, _, r_after = correct_layer(
+                flow, layer, t, s, tl, int(used[i]), centres, overlap=widths[i], **extra
+            )
             after = summarise(i, t, s, r_after[: len(s)], r_after[len(s) :])
             if k and _not_worse(after, before):
                 kernels = _set_layer(kernels, i, new)
@@ -399,6 +434,8 @@ def refine(
     settings = dict(
         tol=tol, max_rounds=max_rounds, centres=centres, n_points=n_points, n_ess=n_ess, overlap=overlap, seed=seed
     )
+    if centres_at != "residual":
+        settings.update(centres_at=centres_at, n_missed=n_missed)
     if int(used.max()) > 0 and refined is not flow:
         kernels = trim(kernels)
         reports = [

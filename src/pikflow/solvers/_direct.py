@@ -87,8 +87,9 @@ class DirectSolver(AbstractKernelSolver):
     def initial(self, equation, key):
         return LinearKernel(jnp.zeros(equation.n_basis), equation.values, equation.divergences)
 
-    def fit(self, equation, points, t, init, first, key):
-        A, b = equation.system(points, t)
+    def fit(self, equation, points, t, init, first, key, scale=None):
+        r"""As :meth:`AbstractKernelSolver.fit`; ``scale``: the basis stretched to :math:`K_j(\phi/s)` (a scalar)."""
+        A, b = equation.system(points, t) if scale is None else equation.scaled_system(points, t, scale)
         x = self.solve(A, b)
         n = equation.n_basis
         info = dict(
@@ -96,7 +97,7 @@ class DirectSolver(AbstractKernelSolver):
             constant=x[n] if equation.form == "constant" else jnp.nan,
             rhs_rms=jnp.sqrt(jnp.mean(b**2)),
         )
-        return LinearKernel(x[:n], equation.values, equation.divergences), b - A @ x, info
+        return LinearKernel(x[:n], equation.values, equation.divergences, scale), b - A @ x, info
 
     def spec(self):
         return {"kind": self.kind, "linear_solver": type(self.linear_solver).__name__}
