@@ -72,7 +72,8 @@ def test_results_json(run_dir):
     [
         ("[action]\ndensity='phi**2'\n[path]\n[flow]\nstepz=3\n", "did you mean 'steps'"),
         ("[action]\ndensity='phi**2'\n[path]\n[sampler]\nn=3\n", "unknown section"),
-        ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nsteps='many'\n", "must be int"),
+        ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nsteps='many'\n", "positive integer or 'auto'"),
+        ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nsteps=2.5\n", "must be int"),
         ("[path]\nm2=[1.0, 2.0]\n", r"\[action\] is missing"),
         ("[action]\ndensity='m2*phi**2 +'\n[path]\nm2=[1.0, 2.0]\n", "cannot parse"),
         ("[action]\ndensity='m2*phi**2'\n[path]\nm3=[1.0, 2.0]\n", "unknown coupling"),

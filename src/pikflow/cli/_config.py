@@ -37,7 +37,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         )
     },
     "flow": {
-        "steps": ((int,), "RK4 steps (2*steps+1 kernels); default 25"),
+        "steps": (
+            (int, str),
+            "RK4 steps (2*steps+1 kernels), or 'auto' (default): 25, or 100 or 200 where 25 fold the map",
+        ),
         "form": ((str,), "'chi' (eq. 20) or 'constant' (free c_t); default 'chi'"),
         "logdet": ((str,), "'auto', 'exact' (RK4 map Jacobian) or 'continuous'; default 'auto'"),
         "seed": ((int,), "seed of the collocation samples (lattice: and of the matched base's HMC); default 0"),
@@ -273,8 +276,10 @@ def build(data: dict):
     except PikflowError as err:
         raise type(err)(f"[action]/[path]: {err}") from None
     flow = data.get("flow", {})
+    if isinstance(flow.get("steps"), str) and flow["steps"] != "auto":
+        raise ConfigError(f"[flow] steps must be a positive integer or 'auto', got {flow['steps']!r}")
     opts: dict[str, Any] = {
-        "steps": flow.get("steps", 25),
+        "steps": flow.get("steps", "auto"),
         "form": flow.get("form", "chi"),
         "seed": flow.get("seed", 0),
         "schedule": flow.get("schedule", "auto"),

@@ -40,6 +40,7 @@ from ..solvers import AbstractKernelSolver, Collocation, DirectSolver
 from ..solvers._collocation import tail_points, tail_radius
 from ..solvers._models import stack_kernels
 from ..solvers._parallel import mala_points, quantile_points
+from ._auto_steps import solve_auto_steps
 from ._base import GaussianBase
 from ._flow import Flow, LayerReport
 from ._frequency import layer_scale
@@ -56,7 +57,7 @@ MAX_STEPS = 1_000_000
 def solve(
     path: Path,
     *,
-    steps: int = 25,
+    steps: int | str = "auto",
     basis: AbstractBasis | None = None,
     solver: AbstractKernelSolver | None = None,
     collocation: Collocation | None = None,
@@ -76,7 +77,9 @@ def solve(
         The path of actions; its start must be Gaussian (sampled exactly) and every
         :math:`\hat S_t` normalisable (both checked).
     steps
-        RK4 steps; the kernels live at the ``2 * steps + 1`` stage times.
+        RK4 steps; the kernels live at the ``2 * steps + 1`` stage times. ``"auto"`` (default):
+        25, or 100 or 200 when the RK4 map of the shorter flow folds on more than 1% of the
+        base (deep or tilted wells; :mod:`pikflow.flow._auto_steps`).
     basis
         Basis of the kernel for the :class:`~pikflow.solvers.DirectSolver` (eq. 18);
         default :func:`pikflow.bases.default_basis`. Solvers with their own kernel model
@@ -123,8 +126,13 @@ def solve(
     """
     if not isinstance(path, Path):
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
+    if isinstance(steps, str) and steps == "auto":
+        return solve_auto_steps(
+            solve, path, progress, basis=basis, solver=solver, collocation=collocation, form=form, seed=seed,
+            mode=mode, schedule=schedule, checkpoint=checkpoint, frequency_range=frequency_range,
+        )  # fmt: skip
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
-        raise PikflowError(f"steps must be a positive integer, got {steps!r}")
+        raise PikflowError(f"steps must be a positive integer or 'auto', got {steps!r}")
     if steps > MAX_STEPS:
         raise SolveError(f"steps = {steps} is more than {MAX_STEPS}: a flow that long cannot be stored; use fewer")
     if not isinstance(mode, str) or mode not in MODES:
