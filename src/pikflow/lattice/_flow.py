@@ -29,6 +29,7 @@ from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import SamplingError
 from ..progress import progress_bar
 from ._basis import LatticeBasis
+from ._compiled import push_fn, rk4_push, target_fn
 from ._samples import LatticeSamples
 from ._stream import check_sample_memory, reductions
 
@@ -66,10 +67,11 @@ class LatticeFlow:
         self.reference = None
         self._exact_fn = None
         self._reverse = None
-        self._push = jax.jit(_make_push(basis, steps))
+        # compiled once per structure (lattice, families, steps; _compiled.py): the constants are arguments
+        self._push = push_fn(basis, steps)
         # sampling owns its base draws: their buffers are donated to the fused scan (no copies per batch)
-        self._push_donated = jax.jit(_make_push(basis, steps), donate_argnums=(1, 2))
-        self._target = jax.jit(jax.vmap(lambda x: path.value(x, 1.0)))
+        self._push_donated = push_fn(basis, steps, donate=True)
+        self._target = target_fn(path, 1.0)
 
     @property
     def times(self) -> np.ndarray:
@@ -213,7 +215,7 @@ class LatticeFlow:
         if x.shape[1:] != self.path.field_shape:
             raise SamplingError(f"configurations must have shape (n, {', '.join(map(str, self.path.field_shape))})")
         if self._reverse is None:
-            self._reverse = jax.jit(_make_push(self.basis, self.steps, reverse=True))
+            self._reverse = push_fn(self.basis, self.steps, reverse=True)
         out = []
         for start in range(0, x.shape[0], batch):
             chunk = x[start : start + batch]
@@ -299,31 +301,9 @@ def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False, dt: float
     ``dt`` is the step (default ``1 / steps``: the whole path; the solve pushes one step of ``1 / steps``).
 
     Every RK4 stage is one fused evaluation (:meth:`LatticeBasis.gradient_and_laplacian`: the
-    velocity and the divergence from the same transforms), all steps in one ``lax.scan``.
+    velocity and the divergence from the same transforms), all steps in one ``lax.scan``. The
+    basis's constants are baked into this closure; :func:`._compiled.push_fn` passes them as
+    arguments instead (one compilation for every basis of the same structure).
     """
-    dt = 1.0 / steps if dt is None else dt
-    sign = 1.0 if reverse else -1.0
-    both = jax.vmap(basis.gradient_and_laplacian, (None, 0))
-
-    def stage(a, x):
-        g, lap = both(a, x)
-        return sign * g, lap
-
-    def push(coeffs, x, lq):
-        if reverse:
-            coeffs = coeffs[::-1]
-
-        def body(carry, i):
-            x, lq = carry
-            a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
-            k1, l1 = stage(a0, x)
-            k2, l2 = stage(am, x + 0.5 * dt * k1)
-            k3, l3 = stage(am, x + 0.5 * dt * k2)
-            k4, l4 = stage(a1, x + dt * k3)
-            dlq = l1 + 2 * l2 + 2 * l3 + l4
-            return (x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), lq + dt / 6 * dlq), None
-
-        (x, lq), _ = jax.lax.scan(body, (x, lq), jnp.arange(steps))
-        return x, lq
-
-    return push
+    push = rk4_push(lambda p, a, x: basis.gradient_and_laplacian(a, x), steps, reverse, dt)
+    return lambda coeffs, x, lq: push(None, coeffs, x, lq)
