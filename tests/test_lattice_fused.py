@@ -154,3 +154,13 @@ def test_constants_as_arguments_compile_once_and_change_nothing():
     xs, lqs = shared.push(x0, lq0)
     assert _rel(xs, xf) < RTOL
     assert _rel(lqs - lq0, lqf - lq0) < RTOL
+    # float32 evaluation, float64 accumulation: the same flow to float32 rounding (eps 1.2e-7, amplified by
+    # 4 * steps evaluations and by the action's O(V) sum in log w, here |log w| ~ 10)
+    low = shared.sample(key, 40, precision="float32")
+    assert 1e-9 < _rel(jnp.asarray(low.fields), jnp.asarray(a.fields)) < 1e-5
+    assert low.log_w.dtype == np.float64
+    assert float(np.max(np.abs(low.log_w - a.log_w))) < 1e-3
+    with pytest.raises(pf.PikflowError, match="precision"):
+        shared.sample(key, 4, precision="float16")
+    with pytest.raises(pf.PikflowError, match="float32"):
+        shared.sample(key, 4, precision="float32", logdet="exact")

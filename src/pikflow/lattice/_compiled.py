@@ -50,23 +50,41 @@ def clear_cache() -> None:
     misses.clear()
 
 
-def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = None):
+#: The precisions of the velocity evaluation (:meth:`LatticeFlow.sample`'s ``precision``).
+PRECISIONS = ("float64", "float32")
+
+
+def _as(dtype, tree):
+    """Every floating leaf of ``tree`` cast to ``dtype`` (integer leaves, e.g. orbit indices, unchanged)."""
+    return jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, tree)
+
+
+def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = None, precision: str = "float64"):
     r"""``push(params, coeffs, x, lq)``: RK4 over the stage layers, adding :math:`\int\Delta\Omega\,dt` to ``lq``.
 
     ``evaluate(params, a, field)`` gives :math:`(\partial\Omega, \Delta\Omega)` of one configuration;
     ``reverse``: from :math:`t = 1` back to 0; ``dt`` the step (default ``1 / steps``). All steps in
-    one ``lax.scan``, one fused evaluation per RK4 stage.
+    one ``lax.scan``, one fused evaluation per RK4 stage. ``precision="float32"``: each evaluation
+    (its input, coefficients and constants) in float32, its results cast back; the RK4 state and
+    :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
     """
     dt = 1.0 / steps if dt is None else dt
     sign = 1.0 if reverse else -1.0
     both = jax.vmap(evaluate, (None, None, 0))
+    low = jnp.float32 if precision == "float32" else None
 
     def push(params, coeffs, x, lq):
         if reverse:
             coeffs = coeffs[::-1]
+        if low is not None:
+            params = _as(low, params)
 
         def stage(a, y):
-            g, lap = both(params, a, y)
+            if low is None:
+                g, lap = both(params, a, y)
+            else:
+                g, lap = both(params, a.astype(low), y.astype(low))
+                g, lap = g.astype(y.dtype), lap.astype(y.dtype)
             return sign * g, lap
 
         def body(carry, i):
@@ -85,16 +103,25 @@ def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = Non
     return push
 
 
-def push_fn(basis, steps: int, *, reverse: bool = False, dt: float | None = None, donate: bool = False):
+def push_fn(
+    basis,
+    steps: int,
+    *,
+    reverse: bool = False,
+    dt: float | None = None,
+    donate: bool = False,
+    precision: str = "float64",
+):
     """The compiled push ``(coeffs, x, lq) -> (x, lq)`` of ``basis`` (:func:`rk4_push`), shared by structure.
 
-    ``donate``: the buffers of ``x`` and ``lq`` are donated (the caller owns them).
+    ``donate``: the buffers of ``x`` and ``lq`` are donated (the caller owns them). ``precision``:
+    of the velocity evaluation (:func:`rk4_push`).
     """
     ev = basis.fused
-    key = ("push", ev.key, int(steps), bool(reverse), None if dt is None else float(dt), bool(donate))
+    key = ("push", ev.key, int(steps), bool(reverse), None if dt is None else float(dt), bool(donate), precision)
 
     def build():
-        push = rk4_push(ev.evaluate, int(steps), reverse, dt)
+        push = rk4_push(ev.evaluate, int(steps), reverse, dt, precision)
         return jax.jit(push, donate_argnums=(2, 3) if donate else ())
 
     return functools.partial(_cached(key, build), ev.params)

@@ -29,7 +29,7 @@ from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import SamplingError
 from ..progress import progress_bar
 from ._basis import LatticeBasis
-from ._compiled import push_fn, rk4_push, target_fn
+from ._compiled import PRECISIONS, push_fn, rk4_push, target_fn
 from ._samples import LatticeSamples
 from ._stream import check_sample_memory, reductions
 
@@ -96,6 +96,7 @@ class LatticeFlow:
         logdet: str = "continuous",
         progress: bool = False,
         keep_fields: bool = True,
+        precision: str = "float64",
     ) -> LatticeSamples:
         r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`.
 
@@ -119,6 +120,17 @@ class LatticeFlow:
             as it is drawn to what the lattice estimates need (per sample the magnetisation,
             the two-point series :math:`C(r)` and whether the configuration is finite), so
             memory is one batch plus :math:`O(n L)`, whatever the volume.
+        precision
+            ``"float64"`` (default) or ``"float32"``: the velocity :math:`-\partial\Omega_t` and the
+            divergence :math:`\Delta\Omega_t` evaluated in float32 (the pointwise powers and the
+            transforms), the RK4 state, :math:`\log q` and the weights accumulated in float64
+            (``logdet="continuous"`` only). What is exact: the configurations are those of the map
+            actually applied (RK4 with float32 velocities), and :math:`-\hat S_1` is evaluated on them
+            in float64. What is not: :math:`\log q_1` is the continuous integral of the float32
+            :math:`\Delta\Omega_t`, an approximation of the applied map's log-density, exactly as in
+            float64 (:math:`O(\Delta t^4)`, plus float32 rounding of each evaluation); the weights
+            correct the flow's sampling error, not that approximation. Compare ``samples.ess()`` and
+            the estimates with a float64 run before relying on it.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
@@ -126,6 +138,14 @@ class LatticeFlow:
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
             raise SamplingError(f"batch must be a positive integer, got {batch!r}")
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise SamplingError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        if precision != "float64" and (logdet != "continuous" or device_count() > 1):
+            raise SamplingError(
+                "precision='float32' is for logdet='continuous' on one device: the exact log-determinant and the "
+                "sharded push evaluate in float64"
+            )
+        push = self._push_donated if precision == "float64" else self._push_low(precision)
         field_shape = tuple(self.path.field_shape)  # the lattice, or (components, *lattice)
         components = self.path.action.n
         if logdet == "exact":
@@ -143,7 +163,7 @@ class LatticeFlow:
             elif device_count() > 1:  # chunks of PUSH_BATCH per device, split over the sample mesh
                 x1, lq1 = _in_chunks(*self._sharded_push(), x0, lq0, size=PUSH_BATCH * device_count(), pad=True)
             else:
-                x1, lq1 = _in_chunks(self._push_donated, jnp.asarray(self.coeffs), x0, lq0)
+                x1, lq1 = _in_chunks(push, jnp.asarray(self.coeffs), x0, lq0)
             logw.append(np.asarray(-self._target(x1) - lq1))
             if keep_fields:
                 fields[start : start + m] = np.asarray(x1)
@@ -164,6 +184,10 @@ class LatticeFlow:
             lattice_shape=tuple(self.path.lattice.shape),
             components=components,
         )
+
+    def _push_low(self, precision: str):
+        """The donated push with the evaluation in ``precision`` (compiled once per structure)."""
+        return push_fn(self.basis, self.steps, donate=True, precision=precision)
 
     def _sharded_push(self):
         """The push compiled for the sample mesh (samples split, coefficients and outputs replicated)."""
