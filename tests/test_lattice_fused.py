@@ -112,3 +112,55 @@ def test_non_fused_family_falls_back():
     g, lap = basis.gradient_and_laplacian(a, x)
     assert _rel(g, basis.gradient(a, x)) < RTOL
     assert abs(float(lap - basis.laplacian(a, x))) <= RTOL * abs(float(basis.laplacian(a, x)))
+
+
+def test_constants_as_arguments_compile_once_and_change_nothing():
+    """Two candidates of one structure (other taming width, base precision and zero mode) share every compiled
+    function, and give the same layers, samples and weights as a solve compiled for the second one alone."""
+    from pikflow.lattice import solve_lattice
+    from pikflow.lattice._compiled import clear_cache, misses
+
+    shape, steps = (6, 6), 2
+    S = LatticeAction(PHI4_DENSITY, list(shape))
+    rng = np.random.default_rng(5)
+    K = np.asarray(S.lattice.khat2()) + 0.3 + 0.05 * rng.random(shape)
+
+    def candidate(K, m0, tame):
+        g = GaussianLatticeBase(K, m0=m0)
+        path = LatticePath.matched(S, {"m2": -2.0, "lam": 2.0}, K, g.zero_mode_coupling)
+        return path, default_basis(path, g, tame=tame), g
+
+    def solve(cand):
+        path, basis, g = cand
+        return solve_lattice(path, basis, base=g, steps=steps, n_collocation=200, seed=1, progress=False)
+
+    first, second = candidate(K, 0.2, 10.0), candidate(1.3 * K, 0.4, 5.0)
+    clear_cache()
+    solve(first)
+    compiled = dict(misses)
+    assert set(compiled) == {"assemble", "velocity", "push", "target"}
+    shared = solve(second)
+    assert dict(misses) == compiled  # no new compilation for the second candidate
+    clear_cache()
+    alone = solve(second)  # compiled with the second candidate's own numbers as the template
+    assert _rel(jnp.asarray(shared.coeffs), jnp.asarray(alone.coeffs)) < RTOL
+    key = jax.random.PRNGKey(3)
+    a, b = shared.sample(key, 40), alone.sample(key, 40)
+    assert _rel(jnp.asarray(a.fields), jnp.asarray(b.fields)) < RTOL
+    assert _rel(jnp.asarray(a.log_w), jnp.asarray(b.log_w)) < RTOL
+    # and the push with the constants baked in (the code before the constants became arguments)
+    x0, lq0 = second[2].sample(key, 7)
+    xf, lqf = jax.jit(_make_push(second[1], steps))(jnp.asarray(shared.coeffs), x0, lq0)
+    xs, lqs = shared.push(x0, lq0)
+    assert _rel(xs, xf) < RTOL
+    assert _rel(lqs - lq0, lqf - lq0) < RTOL
+    # float32 evaluation, float64 accumulation: the same flow to float32 rounding (eps 1.2e-7, amplified by
+    # 4 * steps evaluations and by the action's O(V) sum in log w, here |log w| ~ 10)
+    low = shared.sample(key, 40, precision="float32")
+    assert 1e-9 < _rel(jnp.asarray(low.fields), jnp.asarray(a.fields)) < 1e-5
+    assert low.log_w.dtype == np.float64
+    assert float(np.max(np.abs(low.log_w - a.log_w))) < 1e-3
+    with pytest.raises(pf.PikflowError, match="precision"):
+        shared.sample(key, 4, precision="float16")
+    with pytest.raises(pf.PikflowError, match="float32"):
+        shared.sample(key, 4, precision="float32", logdet="exact")

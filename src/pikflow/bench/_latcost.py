@@ -34,8 +34,22 @@ def _spread(values) -> dict:
     return {"median": float(np.median(v)), "min": float(v.min()), "max": float(v.max()), "values": v.tolist()}
 
 
-def cost_table(flow, target, *, n_samples: int = 2000, n_hmc: int = 4000, chains: int = 16, repeats: int = 3, seed=0):
-    """Flow sample vs HMC trajectory cost, ``repeats`` alternating repeats (see the module docstring)."""
+def cost_table(
+    flow,
+    target,
+    *,
+    n_samples: int = 2000,
+    n_hmc: int = 4000,
+    chains: int = 16,
+    repeats: int = 3,
+    seed=0,
+    float32: bool = False,
+):
+    """Flow sample vs HMC trajectory cost, ``repeats`` alternating repeats (see the module docstring).
+
+    ``float32``: also the flow sample with the evaluation in float32 (``LatticeFlow.sample``'s
+    ``precision``), timed in the same alternation, and ESS/N of both on the same draws.
+    """
     import jax
 
     from ..lattice import hmc
@@ -43,23 +57,37 @@ def cost_table(flow, target, *, n_samples: int = 2000, n_hmc: int = 4000, chains
     key = jax.random.PRNGKey(seed + 11)
     n_therm = 200
 
-    def flow_run():
-        s = flow.sample(key, n_samples)
-        return s.log_w
+    def flow_run(precision="float64"):
+        s = flow.sample(key, n_samples, precision=precision)
+        return s
 
     def hmc_run():
         return hmc(target, jax.random.PRNGKey(seed + 12), n_hmc, n_chains=chains, step="auto", n_therm=n_therm)
 
-    flow_run()
+    ref = flow_run()
+    low = flow_run("float32") if float32 else None
     _, acc = hmc_run()
     per_hmc = n_hmc // chains * chains + n_therm * chains  # trajectories, thermalisation included
     evals = 4 * flow.steps
-    sample_ms, traj_ms = [], []
+    sample_ms, traj_ms, low_ms = [], [], []
     for _ in range(repeats):
         sample_ms.append(_timed(flow_run, 1)[0] / n_samples * 1e3)
         traj_ms.append(_timed(hmc_run, 1)[0] / per_hmc * 1e3)
+        if float32:
+            low_ms.append(_timed(lambda: flow_run("float32"), 1)[0] / n_samples * 1e3)
     ratio = [a / b for a, b in zip(sample_ms, traj_ms, strict=True)]
+    extra = {}
+    if float32:
+        extra["float32"] = {
+            "ms_per_sample": _spread(low_ms),
+            "speedup": _spread([a / b for a, b in zip(sample_ms, low_ms, strict=True)]),
+            "ess_float64": float(ref.ess()),
+            "ess_float32": float(low.ess()),
+            "n_nonfinite_float32": int(low.n_nonfinite),
+            "max_abs_log_w_difference": float(np.nanmax(np.abs(low.log_w - ref.log_w))),
+        }
     return {
+        **extra,
         "evaluations_per_sample": evals,
         "us_per_evaluation": _spread(np.asarray(sample_ms) / evals * 1e3),
         "ms_per_sample": _spread(sample_ms),
@@ -149,6 +177,13 @@ def print_cost(cost: dict, profile: dict | None, scan: dict | None) -> None:
         f"{fmt(cost['ms_per_hmc_trajectory'])}"
     )
     print(f"  flow sample / HMC trajectory: {fmt(cost['sample_over_trajectory'])}")
+    if "float32" in cost:
+        f = cost["float32"]
+        print(
+            f"  float32 evaluation: ms per flow sample {fmt(f['ms_per_sample'])}, speed-up {fmt(f['speedup'])}, "
+            f"ESS/N {f['ess_float32']:.4f} (float64 {f['ess_float64']:.4f}), max |d log w| "
+            f"{f['max_abs_log_w_difference']:.2g}"
+        )
     if profile:
         print(f"one evaluation by parts (us per configuration, batch {profile['batch']}):")
         for k, v in profile["us_per_configuration"].items():

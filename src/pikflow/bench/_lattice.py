@@ -70,6 +70,11 @@ def _arguments(p):
     p.add_argument("--chains", type=int, default=16, help="chains of the reference HMC (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument(
+        "--float32",
+        action="store_true",
+        help="also time flow samples with the evaluation in float32 (LatticeFlow.sample precision) and their ESS/N",
+    )
+    p.add_argument(
         "--cost-repeats",
         type=int,
         default=3,
@@ -227,6 +232,7 @@ def run(args) -> dict:
             chains=args.chains,
             repeats=args.cost_repeats,
             seed=args.seed,
+            float32=args.float32,
         )
         res["evaluation_profile"] = evaluation_profile(flow, batch=min(n_cost, 1000))
         res["push_batch_ms_per_sample"] = push_batch_scan(flow, n=n_cost)

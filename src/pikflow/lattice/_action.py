@@ -15,6 +15,7 @@ SymPy once and lowered to JAX with ``jnp.roll``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 
@@ -277,6 +278,45 @@ class LatticePath:
             self._symmetry = sym
         return self._symmetry
 
+    # ---------------------------------------------------------------- constants as arguments (issue #20)
+    def traced_parameters(self):
+        r"""The numbers of the matched Gaussian part (:math:`K_0`, :math:`b`, :math:`h`) and the structure key.
+
+        Returns ``(params, key)``: ``params`` a pytree of arrays that :meth:`with_parameters` puts back
+        into a copy of this path (under ``jax.jit`` as traced arguments), ``key`` a hashable summary of
+        everything else the compiled functions bake in (the symbolic density with every float's exact
+        bits, the lattice, which spectral terms are present). Paths of equal keys share compiled code.
+        """
+        K0 = self.spectral_precision
+        params = {
+            "K0": None if K0 is None else jnp.asarray(K0),
+            "zero_mode": jnp.asarray(self.zero_mode),
+            "linear": jnp.asarray(self.linear),
+        }
+        floats = tuple(sorted(float(a).hex() for a in self.density.atoms(sp.Float)))
+        key = (
+            "path",
+            tuple(self.lattice.shape),
+            tuple(self.action.field_names),
+            sp.srepr(self.density),
+            floats,
+            sp.srepr(sp.sympify(self.spectral_weight)),
+            K0 is None,
+            self.zero_mode != 0,
+            self.linear != 0,
+        )
+        return params, key
+
+    def with_parameters(self, params) -> LatticePath:
+        """A copy of this path with the numbers of :meth:`traced_parameters` replaced by ``params`` (traceable)."""
+        self._lower()
+        clone = copy.copy(self)
+        clone.spectral_precision = params["K0"]
+        clone._spectral = (params["K0"], *self._spectral[1:])
+        clone.zero_mode, clone.linear = params["zero_mode"], params["linear"]
+        clone._zero_on, clone._linear_on = bool(self.zero_mode), bool(self.linear)
+        return clone
+
     # ---------------------------------------------------------------- lowered pieces
     def _lower(self):
         if self._lowered is None:
@@ -297,7 +337,7 @@ class LatticePath:
         every = tuple(range(-len(self.field_shape), 0))  # the lattice axes, and the component axis if n > 1
         energy = 0.5 * jnp.sum(K0 * jnp.abs(ft) ** 2, axis=every) / self.lattice.volume
         grad = jnp.real(jnp.fft.ifftn(K0 * ft, axes=axes))
-        if self.zero_mode:
+        if getattr(self, "_zero_on", self.zero_mode):
             # the mixture base's -log cosh(b M) (GaussianLatticeBase with m0 > 0): value, uniform gradient
             from ._free import log_cosh_term
 
@@ -305,7 +345,7 @@ class LatticePath:
             value, slope, _ = log_cosh_term(self.zero_mode, M, self.lattice.volume)
             energy = energy - value
             grad = grad - slope.reshape(jnp.shape(M) + (1,) * self.d)
-        if self.linear:
+        if getattr(self, "_linear_on", self.linear):
             # a base with a mean mu: -h M, h = K0(0) mu (GaussianLatticeBase with mean)
             energy = energy - self.linear * jnp.sum(field, axis=axes)
             grad = grad - self.linear
@@ -338,7 +378,7 @@ class LatticePath:
         out = jnp.sum(self._lower()(field, time)[-1])
         if self.spectral_precision is not None:
             lap = jnp.sum(self.spectral_precision)
-            if self.zero_mode:
+            if getattr(self, "_zero_on", self.zero_mode):
                 from ._free import log_cosh_term
 
                 lap = lap - log_cosh_term(self.zero_mode, jnp.sum(field), self.lattice.volume)[2]

@@ -149,11 +149,17 @@ class FamilyEvaluator:
 
     def __init__(self, basis: LatticeBasis):
         self.basis = basis
+        # constants stay baked in: compiled code is shared only with this basis (the cache holds it)
+        self.params: dict = {}
+        self.key = ("family", id(basis))
 
     def __call__(self, a, field):
         return self.basis.gradient(a, field), self.basis.laplacian(a, field)
 
-    def columns(self, field, dS):
+    def evaluate(self, params, a, field):
+        return self(a, field)
+
+    def columns(self, field, dS, params=None):
         return self.basis.columns(field, dS)
 
 

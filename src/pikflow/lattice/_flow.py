@@ -29,6 +29,7 @@ from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import SamplingError
 from ..progress import progress_bar
 from ._basis import LatticeBasis
+from ._compiled import PRECISIONS, push_fn, rk4_push, target_fn
 from ._samples import LatticeSamples
 from ._stream import check_sample_memory, reductions
 
@@ -66,10 +67,11 @@ class LatticeFlow:
         self.reference = None
         self._exact_fn = None
         self._reverse = None
-        self._push = jax.jit(_make_push(basis, steps))
+        # compiled once per structure (lattice, families, steps; _compiled.py): the constants are arguments
+        self._push = push_fn(basis, steps)
         # sampling owns its base draws: their buffers are donated to the fused scan (no copies per batch)
-        self._push_donated = jax.jit(_make_push(basis, steps), donate_argnums=(1, 2))
-        self._target = jax.jit(jax.vmap(lambda x: path.value(x, 1.0)))
+        self._push_donated = push_fn(basis, steps, donate=True)
+        self._target = target_fn(path, 1.0)
 
     @property
     def times(self) -> np.ndarray:
@@ -94,6 +96,7 @@ class LatticeFlow:
         logdet: str = "continuous",
         progress: bool = False,
         keep_fields: bool = True,
+        precision: str = "float64",
     ) -> LatticeSamples:
         r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`.
 
@@ -117,6 +120,17 @@ class LatticeFlow:
             as it is drawn to what the lattice estimates need (per sample the magnetisation,
             the two-point series :math:`C(r)` and whether the configuration is finite), so
             memory is one batch plus :math:`O(n L)`, whatever the volume.
+        precision
+            ``"float64"`` (default) or ``"float32"``: the velocity :math:`-\partial\Omega_t` and the
+            divergence :math:`\Delta\Omega_t` evaluated in float32 (the pointwise powers and the
+            transforms), the RK4 state, :math:`\log q` and the weights accumulated in float64
+            (``logdet="continuous"`` only). What is exact: the configurations are those of the map
+            actually applied (RK4 with float32 velocities), and :math:`-\hat S_1` is evaluated on them
+            in float64. What is not: :math:`\log q_1` is the continuous integral of the float32
+            :math:`\Delta\Omega_t`, an approximation of the applied map's log-density, exactly as in
+            float64 (:math:`O(\Delta t^4)`, plus float32 rounding of each evaluation); the weights
+            correct the flow's sampling error, not that approximation. Compare ``samples.ess()`` and
+            the estimates with a float64 run before relying on it.
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
             raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
@@ -124,6 +138,14 @@ class LatticeFlow:
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
             raise SamplingError(f"batch must be a positive integer, got {batch!r}")
+        if not isinstance(precision, str) or precision not in PRECISIONS:
+            raise SamplingError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        if precision != "float64" and (logdet != "continuous" or device_count() > 1):
+            raise SamplingError(
+                "precision='float32' is for logdet='continuous' on one device: the exact log-determinant and the "
+                "sharded push evaluate in float64"
+            )
+        push = self._push_donated if precision == "float64" else self._push_low(precision)
         field_shape = tuple(self.path.field_shape)  # the lattice, or (components, *lattice)
         components = self.path.action.n
         if logdet == "exact":
@@ -141,7 +163,7 @@ class LatticeFlow:
             elif device_count() > 1:  # chunks of PUSH_BATCH per device, split over the sample mesh
                 x1, lq1 = _in_chunks(*self._sharded_push(), x0, lq0, size=PUSH_BATCH * device_count(), pad=True)
             else:
-                x1, lq1 = _in_chunks(self._push_donated, jnp.asarray(self.coeffs), x0, lq0)
+                x1, lq1 = _in_chunks(push, jnp.asarray(self.coeffs), x0, lq0)
             logw.append(np.asarray(-self._target(x1) - lq1))
             if keep_fields:
                 fields[start : start + m] = np.asarray(x1)
@@ -162,6 +184,10 @@ class LatticeFlow:
             lattice_shape=tuple(self.path.lattice.shape),
             components=components,
         )
+
+    def _push_low(self, precision: str):
+        """The donated push with the evaluation in ``precision`` (compiled once per structure)."""
+        return push_fn(self.basis, self.steps, donate=True, precision=precision)
 
     def _sharded_push(self):
         """The push compiled for the sample mesh (samples split, coefficients and outputs replicated)."""
@@ -213,7 +239,7 @@ class LatticeFlow:
         if x.shape[1:] != self.path.field_shape:
             raise SamplingError(f"configurations must have shape (n, {', '.join(map(str, self.path.field_shape))})")
         if self._reverse is None:
-            self._reverse = jax.jit(_make_push(self.basis, self.steps, reverse=True))
+            self._reverse = push_fn(self.basis, self.steps, reverse=True)
         out = []
         for start in range(0, x.shape[0], batch):
             chunk = x[start : start + batch]
@@ -297,31 +323,9 @@ def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False, dt: float
     ``dt`` is the step (default ``1 / steps``: the whole path; the solve pushes one step of ``1 / steps``).
 
     Every RK4 stage is one fused evaluation (:meth:`LatticeBasis.gradient_and_laplacian`: the
-    velocity and the divergence from the same transforms), all steps in one ``lax.scan``.
+    velocity and the divergence from the same transforms), all steps in one ``lax.scan``. The
+    basis's constants are baked into this closure; :func:`._compiled.push_fn` passes them as
+    arguments instead (one compilation for every basis of the same structure).
     """
-    dt = 1.0 / steps if dt is None else dt
-    sign = 1.0 if reverse else -1.0
-    both = jax.vmap(basis.gradient_and_laplacian, (None, 0))
-
-    def stage(a, x):
-        g, lap = both(a, x)
-        return sign * g, lap
-
-    def push(coeffs, x, lq):
-        if reverse:
-            coeffs = coeffs[::-1]
-
-        def body(carry, i):
-            x, lq = carry
-            a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
-            k1, l1 = stage(a0, x)
-            k2, l2 = stage(am, x + 0.5 * dt * k1)
-            k3, l3 = stage(am, x + 0.5 * dt * k2)
-            k4, l4 = stage(a1, x + dt * k3)
-            dlq = l1 + 2 * l2 + 2 * l3 + l4
-            return (x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), lq + dt / 6 * dlq), None
-
-        (x, lq), _ = jax.lax.scan(body, (x, lq), jnp.arange(steps))
-        return x, lq
-
-    return push
+    push = rk4_push(lambda p, a, x: basis.gradient_and_laplacian(a, x), steps, reverse, dt)
+    return lambda coeffs, x, lq: push(None, coeffs, x, lq)

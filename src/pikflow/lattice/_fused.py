@@ -19,9 +19,19 @@ Laplacian; here:
 The real part of :math:`\mathcal F^{-1}[f\,\mathcal F x]` equals :math:`\mathcal F^{-1}[\bar f\,\mathcal F x]`
 with the Hermitian part :math:`\bar f(k) = (f(k) + f(-k))/2`, so the half-spectrum filters are
 symmetrised: the same numbers as the families' complex transforms, to rounding (tested).
+
+Constants as arguments: every per-basis number the evaluation needs (the deduplicated
+filters, the taming widths, :math:`h_s`, :math:`h_{ab}`, the magnetisation widths and
+:math:`\log\cosh` coupling) is a leaf of :attr:`FusedEvaluator.params`, passed to
+:meth:`FusedEvaluator.evaluate` and :meth:`FusedEvaluator.columns` as a traced argument, and
+everything baked into the compiled code is in :attr:`FusedEvaluator.key`. Two bases with equal
+keys evaluate with one compiled function (:mod:`._compiled`): the candidates of
+:func:`fit_lattice` (taming widths, base precisions) share one compilation.
 """
 
 from __future__ import annotations
+
+import copy
 
 import jax
 import jax.numpy as jnp
@@ -97,10 +107,56 @@ class FusedEvaluator:
             if not np.array_equal(half_spectrum(ids), ids[..., : ids.shape[-1] // 2 + 1]):
                 raise BasisError("the Fourier two-point orbits must hold -k with k (they do for lattice_orbits)")
             self._orbit_half.append(ids[..., : ids.shape[-1] // 2 + 1])
+        self.params, self.key = self._params_and_key()
+
+    def _params_and_key(self):
+        """The traced constants (a pytree of arrays) and the hashable structure baked into compiled code."""
+        d = self.d
+        smoothed, mags = [], []
+        skey = []
+        for fam, lo, hi, idx in self.smoothed:
+            w = fam._w(d)
+            hab = fam.hab if type(fam) is SmoothedProducts else None
+            smoothed.append({"w": w, "h": jnp.asarray(fam.h), "hab": hab})
+            pairs = tuple(map(tuple, fam.pairs)) if type(fam) is SmoothedProducts else None
+            skey.append((type(fam).__name__, lo, hi, tuple(idx.tolist()), fam.powers, pairs, w is None))
+        okey = []
+        for fam, lo, hi in self.other:
+            if type(fam) is Magnetisation:
+                width = None if fam.width is None else jnp.asarray(fam.width)
+                b = None if fam.log_cosh is None else jnp.asarray(fam.log_cosh)
+                mags.append({"width": width, "log_cosh": b})
+                okey.append(("mag", lo, hi, fam.powers, fam.width is None, fam.log_cosh is None, fam.components))
+            elif type(fam).__name__ == "LocalHermite":  # lowered from its SymPy terms: they are the structure
+                okey.append(("local", lo, hi, tuple(str(t) for t in fam.terms)))
+            else:  # unknown family: its own compiled code (the cache holds the object, so the id stays unique)
+                okey.append(("family", lo, hi, id(fam)))
+        fkey = tuple(
+            (lo, hi, ids.tobytes(), ids.shape, np.asarray(fam.sizes).tobytes())
+            for (fam, lo, hi), ids in zip(self.fourier, self._orbit_half, strict=True)
+        )
+        params = {
+            "filters": None if self.filters is None else jnp.asarray(self.filters),
+            "smoothed": smoothed,
+            "mag": mags,
+        }
+        key = ("fused", self.shape, self.basis.n, fkey, self.n_scales, tuple(skey), tuple(okey))
+        return params, key
+
+    def _magnetisation(self, fam, p):
+        """``fam`` with its width and log cosh coupling taken from the traced parameters ``p``."""
+        clone = copy.copy(fam)
+        clone.width, clone.log_cosh = p["width"], p["log_cosh"]
+        return clone
 
     # ---- one configuration
     def __call__(self, a, field):
         r""":math:`(\sum_j a_j\partial T_j(\phi),\ \sum_j a_j\Delta T_j(\phi))` for one configuration ``field``."""
+        return self.evaluate(self.params, a, field)
+
+    def evaluate(self, params, a, field):
+        """:meth:`__call__` with the constants ``params`` (:attr:`params` of an evaluator of equal :attr:`key`)."""
+        filters = params["filters"]
         ft = jnp.fft.rfftn(field)
         spec = None
         lap = jnp.zeros((), dtype=field.dtype)
@@ -109,22 +165,23 @@ class FusedEvaluator:
             spec = c * ft if spec is None else spec + c * ft
             lap = lap + jnp.dot(a[lo:hi], fam.sizes)
         if self.smoothed:
-            psi = jnp.fft.irfftn(self.filters * ft[None], s=self.shape, axes=self.axes)
+            psi = jnp.fft.irfftn(filters * ft[None], s=self.shape, axes=self.axes)
             inner = [None] * self.n_scales
-            for fam, lo, hi, idx in self.smoothed:
-                contrib, lp = self._smoothed_part(fam, a[lo:hi], psi[idx])
+            for (fam, lo, hi, idx), p in zip(self.smoothed, params["smoothed"], strict=True):
+                contrib, lp = self._smoothed_part(fam, p, a[lo:hi], psi[idx])
                 lap = lap + lp
                 for j, u in enumerate(idx.tolist()):
                     inner[u] = contrib[j] if inner[u] is None else inner[u] + contrib[j]
             used = [u for u in range(self.n_scales) if inner[u] is not None]
             inner_ft = jnp.fft.rfftn(jnp.stack([inner[u] for u in used]), axes=self.axes)
-            filt = self.filters if len(used) == self.n_scales else self.filters[np.asarray(used)]
+            filt = filters if len(used) == self.n_scales else filters[np.asarray(used)]
             part = jnp.sum(filt * inner_ft, axis=0)
             spec = part if spec is None else spec + part
         grad = jnp.zeros_like(field) if spec is None else jnp.fft.irfftn(spec, s=self.shape)
+        mags = iter(params["mag"])
         for fam, lo, hi in self.other:
             if type(fam) is Magnetisation:
-                _, d1, d2 = fam._parts(field)
+                _, d1, d2 = self._magnetisation(fam, next(mags))._parts(field)
                 grad = grad + jnp.dot(a[lo:hi], d1)
                 lap = lap + jnp.dot(a[lo:hi], d2)
             else:
@@ -132,13 +189,13 @@ class FusedEvaluator:
                 lap = lap + fam.laplacian(a[lo:hi], field)
         return grad, lap
 
-    def _smoothed_part(self, fam, a, psi):
+    def _smoothed_part(self, fam, p, a, psi):
         """Per scale of ``fam``: the real-space gradient contribution (before smoothing) and the Laplacian."""
         d = self.d
         shape = (-1,) + (1,) * d
         if type(fam) is SmoothedProducts:
-            q, q1, q2 = _tamed_square(psi, fam._w(d))
-            h = fam.hab
+            q, q1, q2 = _tamed_square(psi, p["w"])
+            h = p["hab"]
             inner = [jnp.zeros(self.shape, dtype=psi.dtype) for _ in fam.scales]
             lap_density = jnp.zeros(self.shape, dtype=psi.dtype)
             for j, (x, y) in enumerate(fam.pairs):
@@ -148,22 +205,23 @@ class FusedEvaluator:
                     h[x, x] * q2[x] * q[y] + 2 * h[x, y] * q1[x] * q1[y] + h[y, y] * q[x] * q2[y]
                 )
             return jnp.stack(inner), site_sum(lap_density, d)
-        w = fam._w(d)
+        w, h = p["w"], p["h"]
         a = a.reshape(len(fam.scales), len(fam.powers))
         inner, lap_density = 0.0, 0.0
-        for j, p in enumerate(fam.powers):
-            d1, d2 = tamed_power_derivatives(psi, p, w)
+        for j, power in enumerate(fam.powers):
+            d1, d2 = tamed_power_derivatives(psi, power, w)
             inner = inner + a[:, j].reshape(shape) * d1
-            lap_density = lap_density + (a[:, j] * fam.h).reshape(shape) * d2
+            lap_density = lap_density + (a[:, j] * h).reshape(shape) * d2
         return inner, site_sum(lap_density.reshape(-1), 1)
 
     # ---- the rows of eq. 34 (the solve's columns)
-    def columns(self, field, dS):
+    def columns(self, field, dS, params=None):
         r""":math:`\Delta T_j - \partial\hat S\cdot\partial T_j` of every basis function (:meth:`LatticeBasis.columns`).
 
         :math:`\phi` and :math:`\partial\hat S` are transformed once each; the smoothed fields of both come
-        back in one batched inverse transform.
+        back in one batched inverse transform. ``params``: the constants (default :attr:`params`).
         """
+        params = self.params if params is None else params
         ft, fd = jnp.fft.rfftn(field), jnp.fft.rfftn(dS)
         out = {}
         for (fam, lo, _), ids in zip(self.fourier, self._orbit_half, strict=True):
@@ -171,11 +229,14 @@ class FusedEvaluator:
             seg = jax.ops.segment_sum(prod.reshape(-1), ids.reshape(-1), num_segments=fam.n)
             out[lo] = fam.sizes - seg / fam.lattice.volume
         if self.smoothed:
-            spec = self.filters[None] * jnp.stack([ft, fd])[:, None]
+            spec = params["filters"][None] * jnp.stack([ft, fd])[:, None]
             both = jnp.fft.irfftn(spec, s=self.shape, axes=tuple(a + 1 for a in self.axes))
-            for fam, lo, _, idx in self.smoothed:
-                out[lo] = self._smoothed_columns(fam, both[0][idx], both[1][idx])
+            for (fam, lo, _, idx), p in zip(self.smoothed, params["smoothed"], strict=True):
+                out[lo] = self._smoothed_columns(fam, p, both[0][idx], both[1][idx])
+        mags = iter(params["mag"])
         for fam, lo, _ in self.other:
+            if type(fam) is Magnetisation:
+                fam = self._magnetisation(fam, next(mags))
             out[lo] = fam.columns(field, dS)
         pieces = zip(self._offsets, self.basis.sizes, strict=True)
         return jnp.concatenate([jnp.broadcast_to(out[k], (n,)) for k, n in pieces])
@@ -190,11 +251,11 @@ class FusedEvaluator:
             w[-1] = 1.0
         return w
 
-    def _smoothed_columns(self, fam, psi, sdS):
+    def _smoothed_columns(self, fam, p, psi, sdS):
         d = self.d
         if type(fam) is SmoothedProducts:
-            q, q1, q2 = _tamed_square(psi, fam._w(d))
-            h = fam.hab
+            q, q1, q2 = _tamed_square(psi, p["w"])
+            h = p["hab"]
             return jnp.stack(
                 [
                     site_sum(
@@ -207,9 +268,9 @@ class FusedEvaluator:
                     for x, y in fam.pairs
                 ]
             )
-        w = fam._w(d)
+        w, h = p["w"], p["h"]
         out = []
-        for p in fam.powers:
-            d1, d2 = tamed_power_derivatives(psi, p, w)
-            out.append(fam.h * site_sum(d2, d) - site_sum(sdS * d1, d))
+        for power in fam.powers:
+            d1, d2 = tamed_power_derivatives(psi, power, w)
+            out.append(h * site_sum(d2, d) - site_sum(sdS * d1, d))
         return fam._stack(out)

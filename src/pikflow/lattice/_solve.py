@@ -21,7 +21,8 @@ from ..progress import progress_bar
 from ._action import LatticePath
 from ._basis import LatticeBasis, lattice_basis
 from ._bounded import check_bounded_below
-from ._flow import LatticeFlow, LatticeLayerReport, _make_push
+from ._compiled import assembler_fn, push_fn, velocity_fn
+from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase
 
 
@@ -114,9 +115,10 @@ def solve_lattice(
     else:
         limit = float(outlier)
     dt = 1.0 / steps
-    assemble = _assembler(path, basis, solver, chunk, rcond)
-    vel = jax.jit(jax.vmap(lambda a, x: -basis.gradient_and_laplacian(a, x)[0], (None, 0)))
-    push_one = jax.jit(_make_push(basis, 1, dt=dt))  # one RK4 step of size dt through (a0, am, a1)
+    # compiled once per structure (_compiled.py): the path's and the basis's numbers are arguments
+    assemble = assembler_fn(path, basis, solver, chunk, rcond, _make_assembler)
+    vel = velocity_fn(basis)
+    push_one = push_fn(basis, 1, dt=dt)  # one RK4 step of size dt through (a0, am, a1)
     X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
     ckpt = _open_checkpoint(checkpoint, path, basis, base, solver, X, (steps, n_collocation, seed, rcond, outlier))
     coeffs, reports = [], []
@@ -202,14 +204,16 @@ def _lattice_solver(solver):
     return solver
 
 
-def _assembler(path: LatticePath, basis: LatticeBasis, solver, chunk: int, rcond: float):
-    """The jitted layer solve: assemble eq. 34 on the kept configurations and solve it with ``solver``."""
+def _make_assembler(template: LatticePath, evaluator, solver, chunk: int, rcond: float):
+    """The jitted layer solve ``assemble((path params, basis params), X, t, limit, init, first)``.
+
+    It assembles eq. 34 on the kept configurations and solves it with ``solver``: the path is
+    ``template`` with the parameters ``params[0]`` (:meth:`LatticePath.with_parameters`), the columns
+    those of the basis's evaluator ``evaluator`` with the parameters ``params[1]``.
+    """
     from ..solvers import solve_system
 
-    def row(x, t):
-        return basis.fused_columns(x, path.gradient(x, t)), -path.dsdt(x, t)
-
-    nd = len(path.field_shape)  # the lattice axes, and the component axis of n > 1 fields
+    nd = len(template.field_shape)  # the lattice axes, and the component axis of n > 1 fields
     axes = tuple(range(1, nd + 1))
 
     def kept(X, factor):
@@ -220,8 +224,13 @@ def _assembler(path: LatticePath, basis: LatticeBasis, solver, chunk: int, rcond
         median = jnp.nanmedian(jnp.where(finite, rms, jnp.nan))
         return finite & (rms < factor * median)
 
-    @functools.partial(jax.jit, static_argnums=4)
-    def assemble(X, t, limit, init, first):
+    @functools.partial(jax.jit, static_argnums=5)
+    def assemble(params, X, t, limit, init, first):
+        path = template.with_parameters(params[0])
+
+        def row(x, t):
+            return evaluator.columns(x, path.gradient(x, t), params[1]), -path.dsdt(x, t)
+
         ok = kept(X, limit)
         X = jnp.where(ok.reshape((-1,) + (1,) * nd), X, 0.0)
         cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)

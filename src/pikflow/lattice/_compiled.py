@@ -1,0 +1,171 @@
+r"""Compiled lattice functions shared by every basis and path of the same structure (issue #20).
+
+The per-candidate numbers of a flow (the basis's filters, taming widths and :math:`h`
+factors, the base precision :math:`K_0` and zero-mode coupling of a matched path) are
+traced *arguments* of the compiled functions here, never constants baked into them. The
+functions are cached at module level by the *structure* that is baked in (lattice shape,
+families and their powers, deduplicated scales, the path's symbolic density, RK4 steps), so
+the 2-4 candidates of :func:`fit_lattice` and repeated :func:`solve_lattice` calls compile once:
+
+* :func:`push_fn`: the fused RK4 push of eqs. 11 and 32 (velocity and :math:`\Delta\Omega`);
+* :func:`velocity_fn`: :math:`v = -\partial\Omega` of a batch;
+* :func:`assembler_fn`: one layer's collocated eq. 34 and its least squares;
+* :func:`target_fn`: :math:`\hat S_t` of a batch at a fixed time.
+
+Each returns a callable without the constants (they are bound with :func:`functools.partial`);
+the numbers are those of the per-object compiled code, to float64 rounding (tested).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+
+import jax
+import jax.numpy as jnp
+
+#: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
+CACHE_SIZE = 64
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+#: Cache misses (a new structure: one more compilation per input shape), for tests and benchmarks.
+misses = collections.Counter()
+
+
+def _cached(key, build):
+    fn = _CACHE.get(key)
+    if fn is None:
+        misses[key[0]] += 1
+        fn = build()
+        _CACHE[key] = fn
+        if len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(key)
+    return fn
+
+
+def clear_cache() -> None:
+    """Forget every compiled function (the next call of each structure compiles again)."""
+    _CACHE.clear()
+    misses.clear()
+
+
+#: The precisions of the velocity evaluation (:meth:`LatticeFlow.sample`'s ``precision``).
+PRECISIONS = ("float64", "float32")
+
+
+def _as(dtype, tree):
+    """Every floating leaf of ``tree`` cast to ``dtype`` (integer leaves, e.g. orbit indices, unchanged)."""
+    return jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, tree)
+
+
+def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = None, precision: str = "float64"):
+    r"""``push(params, coeffs, x, lq)``: RK4 over the stage layers, adding :math:`\int\Delta\Omega\,dt` to ``lq``.
+
+    ``evaluate(params, a, field)`` gives :math:`(\partial\Omega, \Delta\Omega)` of one configuration;
+    ``reverse``: from :math:`t = 1` back to 0; ``dt`` the step (default ``1 / steps``). All steps in
+    one ``lax.scan``, one fused evaluation per RK4 stage. ``precision="float32"``: each evaluation
+    (its input, coefficients and constants) in float32, its results cast back; the RK4 state and
+    :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
+    """
+    dt = 1.0 / steps if dt is None else dt
+    sign = 1.0 if reverse else -1.0
+    both = jax.vmap(evaluate, (None, None, 0))
+    low = jnp.float32 if precision == "float32" else None
+
+    def push(params, coeffs, x, lq):
+        if reverse:
+            coeffs = coeffs[::-1]
+        if low is not None:
+            params = _as(low, params)
+
+        def stage(a, y):
+            if low is None:
+                g, lap = both(params, a, y)
+            else:
+                g, lap = both(params, a.astype(low), y.astype(low))
+                g, lap = g.astype(y.dtype), lap.astype(y.dtype)
+            return sign * g, lap
+
+        def body(carry, i):
+            x, lq = carry
+            a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
+            k1, l1 = stage(a0, x)
+            k2, l2 = stage(am, x + 0.5 * dt * k1)
+            k3, l3 = stage(am, x + 0.5 * dt * k2)
+            k4, l4 = stage(a1, x + dt * k3)
+            dlq = l1 + 2 * l2 + 2 * l3 + l4
+            return (x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), lq + dt / 6 * dlq), None
+
+        (x, lq), _ = jax.lax.scan(body, (x, lq), jnp.arange(steps))
+        return x, lq
+
+    return push
+
+
+def push_fn(
+    basis,
+    steps: int,
+    *,
+    reverse: bool = False,
+    dt: float | None = None,
+    donate: bool = False,
+    precision: str = "float64",
+):
+    """The compiled push ``(coeffs, x, lq) -> (x, lq)`` of ``basis`` (:func:`rk4_push`), shared by structure.
+
+    ``donate``: the buffers of ``x`` and ``lq`` are donated (the caller owns them). ``precision``:
+    of the velocity evaluation (:func:`rk4_push`).
+    """
+    ev = basis.fused
+    key = ("push", ev.key, int(steps), bool(reverse), None if dt is None else float(dt), bool(donate), precision)
+
+    def build():
+        push = rk4_push(ev.evaluate, int(steps), reverse, dt, precision)
+        return jax.jit(push, donate_argnums=(2, 3) if donate else ())
+
+    return functools.partial(_cached(key, build), ev.params)
+
+
+def velocity_fn(basis):
+    r"""The compiled :math:`v = -\partial\Omega` ``(a, fields) -> velocities`` of ``basis``, shared by structure."""
+    ev = basis.fused
+
+    def build():
+        return jax.jit(jax.vmap(lambda p, a, x: -ev.evaluate(p, a, x)[0], (None, None, 0)))
+
+    return functools.partial(_cached(("velocity", ev.key), build), ev.params)
+
+
+def target_fn(path, time: float = 1.0):
+    r"""The compiled :math:`\hat S_t` of a batch at ``time`` (``fields -> values``), shared by structure."""
+    params, pkey = path.traced_parameters()
+
+    def build():
+        return jax.jit(jax.vmap(lambda p, x: path.with_parameters(p).value(x, time), (None, 0)))
+
+    return functools.partial(_cached(("target", pkey, float(time)), build), params)
+
+
+def _solver_key(solver):
+    try:
+        hash(solver)
+    except TypeError:
+        return ("id", id(solver))  # the cache entry holds the solver, so its id stays unique
+    return solver
+
+
+def assembler_fn(path, basis, solver, chunk: int, rcond: float, make):
+    """``make(path, evaluator, solver, chunk, rcond)`` compiled once per structure, constants bound.
+
+    ``make`` builds the jitted ``assemble(params, X, t, limit, init, first)`` with ``params`` =
+    ``(path parameters, basis parameters)`` (:meth:`LatticePath.with_parameters`, :attr:`FusedEvaluator.params`).
+    """
+    ev = basis.fused
+    pparams, pkey = path.traced_parameters()
+    key = ("assemble", pkey, ev.key, _solver_key(solver), int(chunk), float(rcond))
+
+    def build():
+        return make(path, ev, solver, int(chunk), float(rcond))
+
+    return functools.partial(_cached(key, build), (pparams, ev.params))
