@@ -75,6 +75,7 @@ def measure_well(a: float, h: float, *, n: int = 100_000, seed: int = 0, **solve
         "a": a,
         "h": h,
         "steps": flow.steps,
+        "auto_steps": flow.settings.get("auto_steps"),  # the step counts tried by steps="auto"
         "n_basis": flow.equation.n_basis,
         "ess": s.ess,
         "target_ess": s.target_ess,
