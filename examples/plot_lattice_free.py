@@ -21,7 +21,6 @@ log-density).
 # %%
 # The action, written as a density per site
 # -----------------------------------------
-import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -61,5 +60,5 @@ ax.set_title("solved (dots) vs exact (lines)")
 # %%
 # Sampling: exact base in Fourier space, RK4 flow, importance weights
 # -------------------------------------------------------------------
-samples = flow.sample(jax.random.PRNGKey(1), 2000)
+samples = flow.sample(2000, seed=1)
 print(f"ESS/N = {samples.ess():.6f} from {len(samples.log_w)} samples, non-finite: {samples.n_nonfinite}")

@@ -74,7 +74,7 @@ flows = {
 results = {}
 for name, make in flows.items():
     flow = make()
-    samples = flow.sample(jax.random.PRNGKey(1), 2000)
+    samples = flow.sample(2000, seed=1)
     obs, acceptance = flow_observables(samples, L * L, jax.random.PRNGKey(2))
     results[name] = samples
     seen_from_hmc = flow.target_ess(configs.reshape(-1, L, L)[::4], samples)

@@ -67,3 +67,18 @@ def test_zoo_save_load_sample_identical(name, flows, tmp_path):
     fb = b.fields if case.lattice else b.final
     np.testing.assert_array_equal(np.asarray(fa), np.asarray(fb))
     np.testing.assert_array_equal(np.asarray(a.log_w), np.asarray(b.log_w))
+
+
+def test_lattice_sample_takes_the_zero_d_signature(flows):
+    """LatticeFlow.sample(n, seed=s) is LatticeFlow.sample(PRNGKey(s), n), bit for bit; wrong calls are refused."""
+    import jax
+
+    flow = flows("free-4x4")
+    a, b = flow.sample(300, seed=5), flow.sample(jax.random.PRNGKey(5), 300)
+    np.testing.assert_array_equal(a.fields, b.fields)
+    np.testing.assert_array_equal(a.log_w, b.log_w)
+    assert not np.array_equal(a.fields, flow.sample(300, seed=6).fields)
+    with pytest.raises(pf.SamplingError, match="not both"):
+        flow.sample(jax.random.PRNGKey(5), 300, seed=5)
+    with pytest.raises(pf.SamplingError, match="call sample"):
+        flow.sample()

@@ -89,9 +89,9 @@ class LatticeFlow:
 
     def sample(
         self,
-        key,
-        n: int,
-        *,
+        *args,
+        n: int | None = None,
+        seed: int | None = None,
         batch: int = 1000,
         logdet: str = "continuous",
         progress: bool = False,
@@ -100,10 +100,13 @@ class LatticeFlow:
     ) -> LatticeSamples:
         r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`.
 
+        Called as ``sample(n, seed=0)``, the signature of :meth:`pikflow.Flow.sample` (the key is
+        ``jax.random.PRNGKey(seed)``), or as ``sample(key, n)`` with a JAX key.
+
         Parameters
         ----------
-        key, n
-            PRNG key and number of samples.
+        n, seed
+            Number of samples and seed (default 0); or a PRNG key and ``n`` as two positional arguments.
         batch
             Samples per compiled call (``logdet="exact"``: at most :math:`2^{16}/V`).
         logdet
@@ -132,8 +135,7 @@ class LatticeFlow:
             correct the flow's sampling error, not that approximation. Compare ``samples.ess()`` and
             the estimates with a float64 run before relying on it.
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-            raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
+        key, n = _key_and_count(args, n, seed)
         if not isinstance(logdet, str) or logdet not in ("continuous", "exact"):
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
@@ -292,6 +294,26 @@ class LatticeFlow:
 #: every configuration) must stay in cache: measured at 16x16 (2 shared cores) 4.2 / 4.4 / 10.8 / 22.2 ms
 #: a sample for batches of 125 / 250 / 500 / 1000 (``pikflow bench lattice`` prints this scan).
 PUSH_BATCH = 128
+
+
+def _key_and_count(args: tuple, n, seed):
+    """``(key, n)`` from ``sample(n, seed=...)``, ``sample(n=..., seed=...)`` or ``sample(key, n)``."""
+    is_count = lambda x: isinstance(x, (int, np.integer)) and not isinstance(x, bool)  # noqa: E731
+    if len(args) == 2 and n is None or len(args) == 1 and n is not None and not is_count(args[0]):
+        key, n = args if n is None else (args[0], n)
+        if seed is not None:
+            raise SamplingError("give a PRNG key or a seed, not both: sample(n, seed=...) or sample(key, n)")
+    elif len(args) == 1 and n is None or not args and n is not None:
+        n = args[0] if args else n
+        seed = 0 if seed is None else seed
+        if not is_count(seed) or not 0 <= seed < 2**32:
+            raise SamplingError(f"seed must be an integer in [0, 2**32), got {seed!r}")
+        key = jax.random.PRNGKey(int(seed))
+    else:
+        raise SamplingError("call sample(n, seed=...) (or sample(key, n) with a JAX PRNG key)")
+    if not is_count(n) or n <= 0:
+        raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
+    return key, int(n)
 
 
 def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH, pad: bool = False):
