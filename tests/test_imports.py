@@ -22,12 +22,9 @@ NOT_FOR_STAGES = ("lattice", "cli", "bench")
 #: (importing module, imported stage) pairs that break the stage order today (issue #13, item 10).
 KNOWN_LATER = {
     ("pikflow.equations._wegner", "bases"),  # the Wegner equation takes an AbstractBasis
-    ("pikflow.solvers._direct", "flow"),  # the kernels live in flow._kernel
-    ("pikflow.solvers._models", "flow"),
     ("pikflow.refine._online", "flow"),
     ("pikflow.refine._records", "flow"),
     ("pikflow.refine._refine", "flow"),
-    ("pikflow.refine._wendland", "flow"),
     ("pikflow.flow._samples", "diagnostics"),  # Samples' ESS, IMH and hole check
     ("pikflow.flow._samples", "baselines"),  # the hole check's HMC reference
 }

@@ -1,12 +1,12 @@
 """Flows: kernels per layer, RK4 integration with exact log-densities, samples, save/load."""
 
+from ..equations import AbstractKernel as AbstractKernel
+from ..equations import LinearKernel as LinearKernel
+from ..equations import register_kernel as register_kernel
 from ._base import GaussianBase as GaussianBase
 from ._build import solve as solve
 from ._flow import Flow as Flow
 from ._flow import LayerReport as LayerReport
-from ._kernel import AbstractKernel as AbstractKernel
-from ._kernel import LinearKernel as LinearKernel
-from ._kernel import register_kernel as register_kernel
 from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates

@@ -19,9 +19,9 @@ from .._devices import constrain_rows, gather_rows, replicate
 from .._errors import FlowFileError, SamplingError
 from .._memory import available_memory
 from .._version import __version__
+from ..equations import AbstractKernel, kernel_skeleton
 from ._base import GaussianBase
 from ._integrate import LOGDETS, push
-from ._kernel import AbstractKernel, kernel_skeleton
 
 #: sampling methods of :meth:`Flow.sample`.
 METHODS = ("table", "rk4")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._kernel import AbstractKernel
+from ..equations import AbstractKernel
 
 LOGDETS = ("exact", "continuous")
 

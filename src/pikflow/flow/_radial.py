@@ -42,7 +42,7 @@ from jaxtyping import Array, Float
 from scipy import special
 
 from .._errors import SamplingError
-from ._kernel import AbstractKernel, LinearKernel
+from ..equations import AbstractKernel, LinearKernel
 from ._tabulated import CHECKED_CELLS, W_MAX, TableInfo, TabulatedMap, _push_nodes, hermite_cells
 
 #: relative tolerance of the checks that a flow is radial (isotropic base, kernel along phi)

@@ -47,7 +47,7 @@ from jax.scipy.special import ndtri
 from jaxtyping import Array, Float
 
 from .._errors import SamplingError
-from ._kernel import AbstractKernel
+from ..equations import AbstractKernel
 
 #: :math:`|w| \le` this covers every :math:`u = (k + 1/2) 2^{-52}`, :math:`k < 2^{52}`.
 W_MAX = 37.0
@@ -174,7 +174,7 @@ def _velocity_fn(flow):
     """
     from ..bases import Sine
     from ..bases._basis import resolve_parity
-    from ._kernel import LinearKernel
+    from ..equations import LinearKernel
 
     eq, kernels = flow.equation, flow.kernels
     basis = getattr(eq, "basis", None)

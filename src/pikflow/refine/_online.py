@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import PikflowError, SamplingError
+from ..equations import LinearKernel
 from ..flow import Flow
-from ..flow._kernel import LinearKernel
 from ._records import Refinement
 from ._refine import _check, refine, with_kernels
 from ._residual import (

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..flow._kernel import AbstractKernel, kernel_skeleton, register_kernel
+from ..equations import AbstractKernel, kernel_skeleton, register_kernel
 
 _TINY = 1e-300  # keeps d|x|/dx finite at x = 0 (where W'(0) = 0 anyway)
 

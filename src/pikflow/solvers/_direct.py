@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import lineax as lx
 from jaxtyping import Array, Float
 
-from ..flow._kernel import AbstractKernel, LinearKernel
+from ..equations import AbstractKernel, LinearKernel
 
 
 class AbstractKernelSolver(eqx.Module):

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..flow._kernel import AbstractKernel, register_kernel
+from ..equations import AbstractKernel, register_kernel
 
 
 def _batch_shape(leaf: jax.Array, core: int) -> list[int]:
