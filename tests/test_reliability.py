@@ -360,7 +360,7 @@ CORPUS = {
     "binary-garbage": ("\x00\x01\x02[[[", [], "not valid TOML"),
     "unknown-section": (_zero_d(actoin="x = 1"), [], "unknown section [actoin]"),
     "unknown-key": (_zero_d(flow="stepz = 3"), [], "did you mean 'steps'"),
-    "steps-string": (_zero_d(flow='steps = "10"'), [], "[flow] steps must be int"),
+    "steps-string": (_zero_d(flow='steps = "10"'), [], "[flow] steps must be a positive integer or 'auto'"),
     "steps-zero": (_zero_d(flow="steps = 0"), [], "[flow] steps must be >= 1 (an integer)"),
     "steps-negative": (_zero_d(flow="steps = -3"), [], "[flow] steps must be >= 1 (an integer)"),
     "steps-huge": (_zero_d(flow="steps = 10000000000"), [], "[flow] steps = 10000000000"),
