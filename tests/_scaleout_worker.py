@@ -30,6 +30,9 @@ res["path_ess"] = pe.ess
 lat = load_lattice_flow(f"{flows}/lattice")
 s = lat.sample(jax.random.PRNGKey(5), 301, batch=200)
 res["lattice_phi"], res["lattice_log_w"] = s.fields, s.log_w
+# the layer-parallel solve: one block of layers per device (per process: its local devices)
+par = pf.solve(flow.path, steps=4, basis=pf.Polynomial(3), mode="parallel", progress=False)
+res["parallel_coeffs"] = np.asarray(par.kernels.coeffs)
 for name, f in (("smc_zero_d", flow), ("smc_lattice", lat)):  # particles split over the devices
     r = pf.smc(f, 256, seed=4, replicas=2, mcmc_steps=1, progress=False)
     res[f"{name}_x"], res[f"{name}_log_w"] = r.particles, r.log_w

@@ -88,6 +88,9 @@ def test_same_samples_on_any_devices_and_processes(runs, name):
         np.testing.assert_allclose(other[f"{kind}_log_w"], one[f"{kind}_log_w"], rtol=1e-12, atol=0, err_msg=kind)
     np.testing.assert_allclose(other["path_phi2"], one["path_phi2"], rtol=1e-12)
     np.testing.assert_allclose(other["path_ess"], one["path_ess"], rtol=1e-12)
+    # layer-parallel solves: every layer is the same program on its own device (blocks of other sizes may
+    # fuse differently: float64 rounding)
+    np.testing.assert_allclose(other["parallel_coeffs"], one["parallel_coeffs"], rtol=1e-9, atol=1e-12)
     # SMC with the particles split over the devices: the same run within float64 rounding (sums over
     # particles are added in another order; the random numbers and the resampling are the same)
     for kind in ("smc_zero_d", "smc_lattice"):
@@ -100,6 +103,8 @@ def test_reference_run_is_not_degenerate(runs):
     """The compared samples are real draws (finite, distinct, two methods differing): the equality is not vacuous."""
     one = runs["1"]
     assert one["rk4_phi"].shape == (5, 1003, 1) and one["lattice_phi"].shape == (301, 4, 4)
+    assert one["parallel_coeffs"].shape[0] == 9 and np.all(np.isfinite(one["parallel_coeffs"]))
+    assert np.ptp(one["parallel_coeffs"][:, 1:]) > 0  # real, distinct layers
     assert np.all(np.isfinite(one["rk4_log_w"])) and np.all(np.isfinite(one["lattice_log_w"]))
     assert len(np.unique(one["rk4_phi"][-1])) == 1003
     assert not np.array_equal(one["rk4_phi"][-1], one["table_phi"][-1])
