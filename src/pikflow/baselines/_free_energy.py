@@ -34,6 +34,7 @@ from .._errors import PikflowError
 from .._estimate import Estimate
 from ..diagnostics import GammaResult
 from ._hmc import HMC
+from ._hmc_target import _is_lattice_path
 
 __all__ = ["ThermodynamicIntegration", "gaussian_log_z", "thermodynamic_integration"]
 
@@ -48,11 +49,6 @@ def _as_path(target):
             f"thermodynamic integration needs a pikflow.Path, a lattice path or a Flow, got {type(target).__name__}"
         )
     return target
-
-
-def _is_lattice_path(target) -> bool:
-    """A :class:`pikflow.lattice.LatticePath` (duck-typed: the baselines stage does not import the lattice space)."""
-    return hasattr(target, "field_shape") and hasattr(target, "dsdt") and hasattr(target, "value")
 
 
 def _dsdt_function(path):

@@ -15,8 +15,8 @@ Each of them also solves a linear least-squares layer (a lattice layer, eq. 34) 
 from ._collocation import Collocation as Collocation
 from ._direct import AbstractKernelSolver as AbstractKernelSolver
 from ._direct import DirectSolver as DirectSolver
+from ._from_config import LATTICE_OPTIONS as LATTICE_OPTIONS
 from ._from_config import solver_from_config as solver_from_config
-from ._linear import LATTICE_OPTIONS as LATTICE_OPTIONS
 from ._linear import LayerSolution as LayerSolution
 from ._linear import solve_system as solve_system
 from ._models import MLPKernel as MLPKernel

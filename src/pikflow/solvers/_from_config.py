@@ -39,13 +39,17 @@ OPTIONS = {
     ),
 }
 MODES = ("sequential", "parallel")
+#: Options that shape a fitted basis or model; a lattice layer has a fixed basis, so they do not apply there.
+BASIS_OPTIONS = ("model", "n_frequencies", "max_frequency", "width", "depth", "ridge")
+#: ``[solver]`` options of each kind that apply to a lattice layer (:func:`~pikflow.solvers.solve_system`).
+LATTICE_OPTIONS = {kind: tuple(o for o in opts if o not in BASIS_OPTIONS) for kind, (_, opts) in OPTIONS.items()}
 
 
 def solver_from_config(table: dict[str, Any], n_fields: int, *, lattice: bool = False):
     """``(solver or None, mode)`` from a validated ``[solver]`` table; None means the default direct solver.
 
     ``lattice=True``: the solver of a lattice layer (a fixed basis, :func:`~pikflow.solvers.solve_system`);
-    only the options of :data:`~pikflow.solvers._linear.LATTICE_OPTIONS` apply, the mode is sequential,
+    only the options of :data:`LATTICE_OPTIONS` apply, the mode is sequential,
     and the solver alone is returned (None: the direct SVD default).
     """
     kind = table.get("kind", "direct")
@@ -59,8 +63,6 @@ def solver_from_config(table: dict[str, Any], n_fields: int, *, lattice: bool = 
         )
     cls, allowed = OPTIONS[kind]
     if lattice:
-        from ._linear import LATTICE_OPTIONS
-
         allowed = LATTICE_OPTIONS[kind]
     extra = sorted(set(table) - set(allowed) - {"kind", "mode"})
     if extra:

@@ -127,21 +127,4 @@ def _adam(solver: AdamSolver, As, b, y0, first: bool):
     return best * u * rb, result, n
 
 
-#: ``[solver]`` options of each kind that apply to a lattice layer (a fixed basis: no frequencies, no model).
-LATTICE_OPTIONS = {
-    "direct": ("linear_solver",),
-    "levenberg-marquardt": ("method", "rtol", "atol", "max_steps"),
-    "adam": (
-        "learning_rate",
-        "epochs",
-        "warm_learning_rate",
-        "warm_epochs",
-        "patience",
-        "batch_size",
-        "first_layers",
-        "seed",
-    ),
-}
-
-
-__all__ = ["LATTICE_OPTIONS", "LayerSolution", "solve_system"]
+__all__ = ["LayerSolution", "solve_system"]
