@@ -174,8 +174,8 @@ def _build(problem, settings, observables):
         state, logz0, m0, ess0 = jax.vmap(one)(keys, jnp.arange(keys.shape[0]))
         return constrain_particles(state, n), *replicate_particles((logz0, m0, ess0), n)
 
-    # the final particles and weights, readable on every process
-    finish = jax.jit(lambda state: replicate_particles(state[:2], n))
+    # the final particles, weights and time-0 ancestors, readable on every process
+    finish = jax.jit(lambda state: replicate_particles(state[:3], n))
     return start, step, finish
 
 
@@ -270,11 +270,12 @@ def smc(
         )  # fmt: skip
         bar.update(1)
     bar.close()
-    particles, log_w = finish(state)
+    particles, log_w, ancestors = finish(state)
     seconds = _time.perf_counter() - t_start
     return SMCResult.from_records(
         times=problem.path_times, names=names, logz0=np.asarray(logz0), moments0=np.asarray(m0), ess0=np.asarray(ess0),
-        records=records, particles=np.asarray(particles), log_w=np.asarray(log_w), seconds=seconds,
+        records=records, particles=np.asarray(particles), log_w=np.asarray(log_w), ancestors=np.asarray(ancestors),
+        seconds=seconds,
         settings=dict(
             n=n, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample,
             replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps, steps=problem.steps,
