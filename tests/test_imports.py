@@ -6,8 +6,12 @@
   another package. The root's own infrastructure modules (``pikflow._errors``,
   ``pikflow._devices``, ``pikflow._atomic``, ...) are shared by every layer and allowed.
 * No stage imports a later stage, in the pipeline's order below, nor a space or the CLI.
-  The imports that break the order today are listed in :data:`KNOWN_LATER`: a new one
-  fails, and so does an entry that no longer occurs (remove it from the list).
+  The order is the data flow: the symbolic layer and its lowering; the bases, then the
+  equations written on a basis (eqs. 14, 20, 34); the per-layer solvers; the statistics
+  (diagnostics) and reference samplers (baselines) that a flow's samples are checked with;
+  the flow; the refinement of a solved flow; the samplers built on flows. Any import that
+  breaks it would be listed in :data:`KNOWN_LATER` (empty today): a new one fails, and so
+  does an entry that no longer occurs.
 """
 
 import ast
@@ -16,18 +20,11 @@ import pathlib
 import pikflow
 
 ROOT = pathlib.Path(pikflow.__file__).parent
-STAGES = "action lowering equations bases solvers refine flow diagnostics baselines samplers".split()
+STAGES = "action lowering bases equations solvers diagnostics baselines flow refine samplers".split()
 NOT_FOR_STAGES = ("lattice", "cli", "bench")
 
-#: (importing module, imported stage) pairs that break the stage order today (issue #13, item 10).
-KNOWN_LATER = {
-    ("pikflow.equations._wegner", "bases"),  # the Wegner equation takes an AbstractBasis
-    ("pikflow.refine._online", "flow"),
-    ("pikflow.refine._records", "flow"),
-    ("pikflow.refine._refine", "flow"),
-    ("pikflow.flow._samples", "diagnostics"),  # Samples' ESS, IMH and hole check
-    ("pikflow.flow._samples", "baselines"),  # the hole check's HMC reference
-}
+#: (importing module, imported stage) pairs that break the stage order (issue #13, item 10): none left.
+KNOWN_LATER: set[tuple[str, str]] = set()
 
 
 def _imports():
