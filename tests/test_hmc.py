@@ -285,3 +285,23 @@ def test_thermodynamic_integration_on_a_lattice_matches_the_exact_free_field():
     exact = -0.5 * np.sum(np.log((0.4 + khat2) / (1.0 + khat2)))
     assert ti.log_z is None and ti.log_z_ratio.error > 0
     assert abs(ti.log_z_ratio.value - exact) < 4 * ti.log_z_ratio.error, (ti.log_z_ratio, exact)
+
+
+def test_step_jitter_breaks_a_resonant_trajectory_length():
+    """A unit Gaussian with trajectory length 2*pi: every trajectory ends where it started (frozen chains).
+
+    With the step jittered by +-50 % the lengths spread over [pi, 3 pi] and the chains mix: <x^2> = 1
+    within 4 Gamma-method errors and tau_int is small. Without jitter the chains barely move, so
+    their spread stays that of the starting points (standard normal draws of 4 chains).
+    """
+    kw = dict(step_size=2 * np.pi / 63, n_leapfrog=63, dim=1)
+    frozen = HMC(lambda x: 0.5 * x @ x, **kw).run(n=400, chains=4, thermalisation=0, seed=3)
+    drift = np.abs(frozen.positions[:, -1, 0] - frozen.positions[:, 0, 0])
+    assert np.all(drift < 0.05), drift  # leapfrog with a small step: the orbit closes
+    mixed = HMC(lambda x: 0.5 * x @ x, jitter=0.5, **kw).run(n=2000, chains=4, thermalisation=50, seed=3)
+    est = mixed.gamma(lambda x: x[:, 0] ** 2)
+    assert abs(est.mean - 1.0) < 4 * est.error, est
+    assert est.tau_int < 3.0, est
+    assert "jitter=0.5" in repr(HMC(lambda x: 0.5 * x @ x, jitter=0.5, **kw))
+    with pytest.raises(pf.PikflowError, match="jitter"):
+        HMC(lambda x: 0.5 * x @ x, jitter=1.5, **kw)

@@ -81,6 +81,13 @@ class HMC:
         symbols that string observables refer to (default ``x0, x1, ...``).
     inverse_mass
         Diagonal inverse mass matrix (default ones: :math:`\pi \sim \mathcal N(0, 1)`).
+    jitter
+        Draw every trajectory's leapfrog step, per chain, uniformly from
+        :math:`[(1 - j)\epsilon, (1 + j)\epsilon]` (default 0: a fixed step). A fixed trajectory
+        length can resonate with a mode whose period it matches (a Gaussian mode of period
+        :math:`\tau` comes back to where it started: that chain does not move); the random length
+        breaks the resonance and keeps the chain exact (each trajectory is reversible and
+        volume-preserving for its step). 0.2 is a common choice.
 
     Examples
     --------
@@ -102,8 +109,12 @@ class HMC:
         dim: int | None = None,
         fields=None,
         inverse_mass=None,
+        jitter: float = 0.0,
     ):
         self.action, self.dim, self.fields, self.path, self.shape = target_potential(target, dim, fields)
+        if isinstance(jitter, bool) or not isinstance(jitter, int | float) or not 0.0 <= jitter < 1.0:
+            raise PikflowError(f"jitter must be a fraction in [0, 1) of the leapfrog step, got {jitter!r}")
+        self.jitter = float(jitter)
         _check_positive("trajectory_length", trajectory_length)
         if n_leapfrog is not None and (
             isinstance(n_leapfrog, bool) or not isinstance(n_leapfrog, int | np.integer) or n_leapfrog < 1
@@ -153,7 +164,13 @@ class HMC:
             alg = self._algorithm(t, step)
 
             def body(st, k):
-                st, info = jax.vmap(alg.step)(jax.random.split(k, n_chains), st)
+                if self.jitter:  # a step per chain and trajectory, uniform in [(1 - j) step, (1 + j) step]
+                    k, kj = jax.random.split(k)
+                    u = jax.random.uniform(kj, (n_chains,), minval=-1.0, maxval=1.0)
+                    one = lambda kk, s, e: self._algorithm(t, e).step(kk, s)  # noqa: E731
+                    st, info = jax.vmap(one)(jax.random.split(k, n_chains), st, step * (1.0 + self.jitter * u))
+                else:
+                    st, info = jax.vmap(alg.step)(jax.random.split(k, n_chains), st)
                 return st, (st.position, info.is_accepted, info.acceptance_rate, info.is_divergent)
 
             st, (pos, acc, prob, div) = jax.lax.scan(body, state, jax.random.split(key, chunk))
@@ -389,7 +406,8 @@ class HMC:
 
     def __repr__(self) -> str:
         step = "auto" if self.adaptive else f"{self.step_size:g}"
-        return f"HMC(dim={self.dim}, step_size={step}, n_leapfrog={self.n_leapfrog})"
+        jitter = f", jitter={self.jitter:g}" if self.jitter else ""
+        return f"HMC(dim={self.dim}, step_size={step}, n_leapfrog={self.n_leapfrog}{jitter})"
 
 
 def _trajectory_integrator(n_leapfrog: int):
