@@ -141,3 +141,17 @@ def test_scan_needs_a_lattice(tmp_path):
     cfg.write_text("[action]\ndensity = 'm2/2*phi**2'\n[path]\nm2 = [1.0, 2.0]\n[scan]\npoints = 3\n")
     with pytest.raises(ConfigError, match="lattice runs"):
         load_config(cfg)
+
+
+def test_bench_hmc_starts_ordered_at_the_classical_minimum():
+    """``bench scan-lattice --hmc-start ordered``: chains start at +-sqrt(-m2/lam) of the path at t (0.1 if m2 >= 0)."""
+    import argparse
+
+    from pikflow.bench._scan_lattice import ordered_start, scan_path
+
+    args = argparse.Namespace(m2=[-0.5, -2.0], m2_gauss=0.5, prep=0.25, lam=1.0)
+    path = scan_path(4, args)
+    for t, v in ((0.1, 0.1), (0.25, np.sqrt(0.5)), (0.625, np.sqrt(1.25)), (1.0, np.sqrt(2.0))):
+        x = ordered_start(path, t, 4)
+        assert x.shape == (4, 4, 4)
+        np.testing.assert_allclose(x[:, 1, 2], [v, -v, v, -v], rtol=1e-12)

@@ -6,6 +6,9 @@ fixed :math:`\lambda` (knots, :func:`pikflow.Path`-style). :func:`pikflow.lattic
 samples it once per size and reports ``--points`` points of the physical segment. At
 ``--check`` of them, evenly spread, :func:`pikflow.lattice.hmc` (tuned step, ``--reference``
 trajectories, Gamma-method errors on the concatenated chains) measures the same observables.
+With ``--hmc-start ordered`` (the default) half the chains start at the classical minimum
+:math:`+\sqrt{-m^2/\lambda}` and half at its mirror image (0.1 in the symmetric phase): from
+random starts, 500 trajectories per chain leave domain walls on 32x32 in the broken phase.
 
 Free energy: the scan's :math:`\log Z_1 - \log Z_0` (replica errors) against HMC thermodynamic
 integration (:func:`pikflow.baselines.thermodynamic_integration`, Gauss-Legendre nodes on each
@@ -45,6 +48,10 @@ def _arguments(p):
     p.add_argument("--check", type=int, default=5, help="points checked by HMC per size (default 5)")
     p.add_argument("--reference", type=int, default=4000, help="HMC trajectories per checked point (default 4000)")
     p.add_argument("--chains", type=int, default=8, help="HMC chains (default 8)")
+    p.add_argument(
+        "--hmc-start", choices=("ordered", "random"), default="ordered",
+        help="HMC starting configurations: ordered (+-sqrt(-m2/lam), default) or random",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument(
         "--ti-nodes", type=int, default=6, help="HMC thermodynamic-integration nodes per path segment (0: skip)"
@@ -64,6 +71,18 @@ def scan_path(L: int, args):
     return pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), couplings)
 
 
+def ordered_start(path, t: float, chains: int) -> np.ndarray:
+    r"""Half the chains at :math:`\sqrt{-m^2/\lambda}` on every site, half at minus that (0.1 if :math:`m^2 \ge 0`)."""
+    import sympy as sp
+
+    at = lambda e: float(e.xreplace({s: t for s in e.free_symbols if s.name == "t"}))  # noqa: E731
+    values = {str(k): at(sp.sympify(v)) for k, v in path.coupling_exprs.items()}
+    m2, lam = values["m2"], values["lam"]
+    v = math.sqrt(-m2 / lam) if m2 < 0 and lam > 0 else 0.1
+    signs = np.where(np.arange(chains) % 2 == 0, 1.0, -1.0)
+    return signs.reshape((-1,) + (1,) * len(path.field_shape)) * np.full((chains, *path.field_shape), v)
+
+
 def _hmc_point(path, t, args, seed):
     import jax
 
@@ -71,9 +90,10 @@ def _hmc_point(path, t, args, seed):
 
     per = max(args.reference // args.chains, 20)
     key = jax.random.PRNGKey(seed)
+    start = ordered_start(path, t, args.chains) if getattr(args, "hmc_start", "random") == "ordered" else None
     pl.hmc(path, key, 20 * args.chains, time=t, n_chains=args.chains, n_therm=20, step="auto")  # compile
     t0 = time.perf_counter()
-    fields, acc = pl.hmc(path, key, per * args.chains, time=t, n_chains=args.chains, step="auto")
+    fields, acc = pl.hmc(path, key, per * args.chains, time=t, n_chains=args.chains, step="auto", start=start)
     secs = time.perf_counter() - t0
     M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
     obs = pl.chain_observables(M.reshape(-1), path.lattice.volume)
