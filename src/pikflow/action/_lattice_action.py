@@ -88,10 +88,10 @@ class LatticeAction(Action):
             raise ActionError(f"the lattice density must be a string or a SymPy expression, got {type(raw).__name__}")
         self.source = raw
         declared = None if couplings is None else {str(c) for c in as_names(couplings, what="couplings")}
-        if fields is None and declared is not None:
-            fields = sorted(str(s) for s in raw.free_symbols if str(s) not in declared | (_RESERVED - {"phi"}))
         #: whether the fields were inferred rather than named
         self.fields_inferred = fields is None
+        if fields is None and declared is not None:
+            fields = sorted(str(s) for s in raw.free_symbols if str(s) not in declared | (_RESERVED - {"phi"}))
         self.field_names: tuple[str, ...] = _field_names(raw, fields)
         expr = expand_density(raw, self.lattice.d, self.field_names)
         self.expr = expr.xreplace({s: sp.Symbol(str(s), real=True) for s in expr.free_symbols})
