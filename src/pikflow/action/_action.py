@@ -3,7 +3,7 @@ r"""Actions :math:`\hat S(\phi)` written as SymPy expressions (paper eq. 1).
 An :class:`Action` holds a scalar SymPy expression, the field symbols it depends on
 (one or several real components) and its couplings (every other free symbol). With a
 geometry (``lattice=``) the expression is a lattice density (paper eq. 31) and the action
-is a :class:`~pikflow.lattice.LatticeAction`, a subclass: one type for every field space.
+is a :class:`~pikflow.action.LatticeAction`, a subclass: one type for every field space.
 It is pure SymPy: nothing here imports JAX.
 """
 
@@ -34,9 +34,9 @@ class Action:
         not a field is a coupling.
     lattice
         ``None`` (default): a 0-D action of ``len(fields)`` components. A lattice (a
-        :class:`~pikflow.lattice.Lattice` or its shape, e.g. ``[8, 8]``): ``expr`` is a density
+        :class:`~pikflow.action.Lattice` or its shape, e.g. ``[8, 8]``): ``expr`` is a density
         per site in the grammar ``shift(field, mu[, -1])``, ``sum_mu(...)``, ``d`` (paper
-        eq. 31) and the result is a :class:`~pikflow.lattice.LatticeAction` (its fields are
+        eq. 31) and the result is a :class:`~pikflow.action.LatticeAction` (its fields are
         then inferred as the shifted symbols when neither ``fields`` nor ``couplings`` is given).
 
     Attributes
