@@ -10,6 +10,7 @@ lowering to JAX is :func:`pikflow.lowering.lower_site_expressions`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
@@ -170,3 +171,7 @@ class LatticeAction(Action):
 
     def __repr__(self) -> str:
         return f"LatticeAction({self.source}, {self.lattice})"
+
+
+# the signature shown by help() and the API reference: that of the constructor's real arguments
+LatticeAction.__init__.__signature__ = inspect.signature(LatticeAction._build)
