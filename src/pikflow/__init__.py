@@ -14,7 +14,15 @@ import jax as _jax
 
 _jax.config.update("jax_enable_x64", True)
 
-from . import baselines, bases, diagnostics, exact, samplers  # noqa: E402
+# the lattice space registers its Path class (Path(lattice_action, ...) is a LatticePath)
+from . import (  # noqa: E402
+    baselines,
+    bases,
+    diagnostics,
+    exact,
+    lattice,  # noqa: E402
+    samplers,
+)
 from ._citation import citation  # noqa: E402
 from ._errors import (  # noqa: E402
     ActionError,
@@ -68,6 +76,7 @@ __all__ = [
     "citation",
     "diagnostics",
     "exact",
+    "lattice",
     "load",
     "refine",
     "refine_online",

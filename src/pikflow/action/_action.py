@@ -1,8 +1,10 @@
 r"""Actions :math:`\hat S(\phi)` written as SymPy expressions (paper eq. 1).
 
 An :class:`Action` holds a scalar SymPy expression, the field symbols it depends on
-(one or several real components) and its couplings (every other free symbol). It is
-pure SymPy: nothing here imports JAX.
+(one or several real components) and its couplings (every other free symbol). With a
+geometry (``lattice=``) the expression is a lattice density (paper eq. 31) and the action
+is a :class:`~pikflow.action.LatticeAction`, a subclass: one type for every field space.
+It is pure SymPy: nothing here imports JAX.
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ class Action:
     couplings
         The names of the couplings (parameters). If omitted, every free symbol that is
         not a field is a coupling.
+    lattice
+        ``None`` (default): a 0-D action of ``len(fields)`` components. A lattice (a
+        :class:`~pikflow.action.Lattice` or its shape, e.g. ``[8, 8]``): ``expr`` is a density
+        per site in the grammar ``shift(field, mu[, -1])``, ``sum_mu(...)``, ``d`` (paper
+        eq. 31) and the result is a :class:`~pikflow.action.LatticeAction` (its fields are
+        then inferred as the shifted symbols when neither ``fields`` nor ``couplings`` is given).
+
+    Attributes
+    ----------
+    fields, couplings
+        Tuples of real Symbols, in every space.
+    lattice
+        The geometry, ``None`` in 0-D.
 
     Examples
     --------
@@ -39,12 +54,29 @@ class Action:
     (lam, m2)
     """
 
+    #: The geometry of the field space: ``None`` for a 0-D action, a Lattice for a lattice action.
+    lattice = None
+
+    def __new__(cls, *args, lattice=None, **kwargs):
+        if cls is Action and lattice is not None:
+            from ._lattice_action import LatticeAction
+
+            expr = args[0] if args else kwargs.pop("expr", None)
+            fields = args[1] if len(args) > 1 else kwargs.pop("fields", None)
+            if len(args) > 2:
+                raise ActionError("Action takes the expression and the fields positionally; give the rest by name")
+            self = object.__new__(LatticeAction)
+            self._build(expr, lattice, fields, **kwargs)
+            return self
+        return super().__new__(cls)
+
     def __init__(
         self,
         expr: sp.Expr | str,
         fields: Iterable[sp.Symbol | str] | sp.Symbol | str | None = None,
         *,
         couplings: Iterable[sp.Symbol | str] | None = None,
+        lattice: None = None,
     ):
         expr = as_expression(expr, what="action")
         fields = None if fields is None else as_names(fields, what="fields")

@@ -133,8 +133,20 @@ def check_number_sizes(text: str, *, what: str = "expression") -> None:
             )
 
 
-def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
+def parse_expression(
+    text: str,
+    *,
+    what: str = "expression",
+    names: Mapping[str, object] | None = None,
+    example: str = "m2/2*phi**2 + lam/4*phi**4",
+) -> sp.Expr:
     """Parse ``text`` (SymPy syntax, ``**`` or ``^`` for powers) into a SymPy expression.
+
+    The one parser of every action string. ``names`` extends the namespace by a grammar's
+    own names (the lattice density's ``phi``, ``mu``, ``d``, ``shift`` and ``sum_mu``,
+    :func:`pikflow.action.parse_density`); the result is then returned unexpanded, with the
+    grammar's functions still in it, for the grammar to resolve. ``example`` is shown in
+    the messages.
 
     Raises
     ------
@@ -144,7 +156,7 @@ def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
     if not isinstance(text, str):
         raise ActionError(f"the {what} must be a string or a SymPy expression, got {type(text).__name__}")
     if not text.strip():
-        raise ActionError(f"the {what} is empty: write it in SymPy syntax, e.g. 'm2/2*phi**2 + lam/4*phi**4'")
+        raise ActionError(f"the {what} is empty: write it in SymPy syntax, e.g. {example!r}")
     for word in re.findall(r"[A-Za-z_]\w*", text):
         if keyword.iskeyword(word):
             raise ActionError(
@@ -154,13 +166,19 @@ def parse_expression(text: str, *, what: str = "expression") -> sp.Expr:
     check_number_sizes(text, what=what)
     global_dict = {**_NUMBERS, **ALLOWED_FUNCTIONS}
     try:
-        expr = parse_expr(text, local_dict={}, global_dict=global_dict, transformations=_TRANSFORMS, evaluate=True)
+        expr = parse_expr(
+            text, local_dict=dict(names or {}), global_dict=global_dict, transformations=_TRANSFORMS, evaluate=True
+        )
     except (SyntaxError, TypeError, ValueError, AttributeError, TokenError) as err:
         raise ActionError(
-            f"cannot parse the {what} {text!r}: {_reason(err)}. Write it in SymPy syntax, e.g. 'm2/2*phi**2'"
+            f"cannot parse the {what} {text!r}: {_reason(err)}. Write it in SymPy syntax, e.g. {example!r}"
         ) from None
     except Exception as err:  # parse_expr can raise anything SymPy raises while evaluating
         raise ActionError(f"cannot parse the {what} {text!r}: {type(err).__name__}: {err}") from None
+    if names:
+        if not isinstance(expr, sp.Expr) or isinstance(expr, sp.logic.boolalg.Boolean):
+            raise ActionError(f"the {what} must be a scalar expression, got {type(expr).__name__}: {expr!r}")
+        return expr
     return as_expression(expr, what=what)
 
 

@@ -3,7 +3,10 @@ r"""Paths of actions :math:`\hat S_t`, :math:`t \in [0, 1]` (paper eqs. 22a-b).
 A :class:`Path` is an action whose couplings are functions of the RG time ``t``:
 linear interpolation between two points (eq. 22b) or any expression in ``t`` the user
 writes. Everything the kernel equation needs is derived here, symbolically, once:
-:math:`d\hat S_t/dt` and :math:`\partial \hat S_t`.
+:math:`d\hat S_t/dt` and :math:`\partial \hat S_t`. ``Path(action, ...)`` of an action with
+a geometry (``action.lattice`` set) is the path class of that space, a subclass
+(:class:`~pikflow.lattice.LatticePath`), registered by its package with
+:func:`register_path_class` (``import pikflow`` registers the lattice one).
 """
 
 from __future__ import annotations
@@ -19,6 +22,19 @@ from ._parse import as_expression, as_mapping
 
 #: The RG-time symbol used by every path.
 t = sp.Symbol("t", real=True)
+
+#: The :class:`Path` subclass of each geometry type (``action.lattice``'s), filled by :func:`register_path_class`.
+_PATH_CLASSES: dict[type, type] = {}
+
+
+def register_path_class(geometry: type, cls: type) -> None:
+    """Make ``Path(action, ...)`` build a ``cls`` for an action whose ``lattice`` is a ``geometry``.
+
+    The space's package registers its path class on import (the symbolic layer imports no later stage).
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Path)):
+        raise TypeError(f"a path class must subclass Path, got {cls!r}")
+    _PATH_CLASSES[geometry] = cls
 
 
 class Path:
@@ -43,9 +59,31 @@ class Path:
     -1.5*phi**2 + 0.125*phi**4
     """
 
+    def __new__(cls, *args, **kwargs):
+        action = args[0] if args else kwargs.get("action")
+        geometry = getattr(action, "lattice", None)
+        if cls is Path and geometry is not None and isinstance(action, Action):
+            space = _PATH_CLASSES.get(type(geometry))
+            if space is None:
+                raise ActionError(
+                    f"no path class is registered for a {type(geometry).__name__}: import pikflow.lattice first"
+                )
+            return object.__new__(space)
+        return super().__new__(cls)
+
     def __init__(self, action: Action, couplings: Mapping[sp.Symbol | str, object] | None = None):
+        self._bind(action, couplings)
+        self.expr: sp.Expr = action.expr.xreplace(self.coupling_exprs)
+        extra = self.expr.free_symbols - set(action.fields) - {t}
+        if extra:
+            raise ActionError(f"the path still depends on unknown symbol(s) {sorted(map(str, extra))}")
+        self.dsdt: sp.Expr = sp.diff(self.expr, t)
+        self.gradient: list[sp.Expr] = [sp.diff(self.expr, f) for f in self.fields]
+
+    def _bind(self, action: Action, couplings: Mapping | None) -> None:
+        """Check ``action`` and give each of its couplings its expression in ``t`` (every space's path)."""
         if not isinstance(action, Action):
-            raise ActionError(f"Path needs an Action, got {type(action).__name__}")
+            raise ActionError(f"{type(self).__name__} needs an Action, got {type(action).__name__}")
         if t in action.fields or "t" in map(str, action.fields):
             raise ActionError("'t' is the RG time of the path and cannot be a field name; rename the field")
         couplings = as_mapping(couplings, what="couplings")
@@ -57,13 +95,15 @@ class Path:
             self.coupling_exprs[sym] = self._coupling_expression(str(sym), value)
         missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
         if missing:
-            raise ActionError(_missing_message(missing, action, [str(c) for c in self.coupling_exprs]))
-        self.expr: sp.Expr = action.expr.xreplace(self.coupling_exprs)
-        extra = self.expr.free_symbols - set(action.fields) - {t}
-        if extra:
-            raise ActionError(f"the path still depends on unknown symbol(s) {sorted(map(str, extra))}")
-        self.dsdt: sp.Expr = sp.diff(self.expr, t)
-        self.gradient: list[sp.Expr] = [sp.diff(self.expr, f) for f in self.fields]
+            raise ActionError(self._missing_message(missing, [str(c) for c in self.coupling_exprs]))
+
+    def _missing_message(self, missing: list[str], given: list[str]) -> str:
+        return _missing_message(missing, self.action, given)
+
+    @property
+    def lattice(self):
+        """The geometry of the path's field space: ``None`` in 0-D (``action.lattice``)."""
+        return self.action.lattice
 
     def _coupling_expression(self, name: str, value: object) -> sp.Expr:
         expr, ends = coupling_expression(name, value)
@@ -137,7 +177,8 @@ class Path:
         return Path(self.action, {k: v.xreplace({t: tau}) for k, v in self.coupling_exprs.items()})
 
     def spec(self) -> dict:
-        """A JSON-serialisable description from which :meth:`from_spec` rebuilds the path."""
+        """A JSON-serialisable description from which :meth:`from_spec` rebuilds the path (a lattice path's has
+        its ``lattice`` shape)."""
         return {
             "action": str(self.action.expr),
             "fields": [str(f) for f in self.fields],
@@ -152,7 +193,8 @@ class Path:
         """Rebuild a path from :meth:`spec`."""
         try:
             fields = list(spec["fields"])
-            action = Action(spec["action"], fields=fields, couplings=list(spec["couplings"]))
+            lattice = spec.get("lattice")
+            action = Action(spec["action"], fields=fields, couplings=list(spec["couplings"]), lattice=lattice)
             return cls(action, dict(spec["couplings"]))
         except KeyError as err:
             raise ActionError(f"path description lacks the entry {err}") from None

@@ -23,8 +23,11 @@ from .._errors import PikflowError
 
 
 def _is_lattice_path(target) -> bool:
-    """A lowered lattice path (duck-typed: the baselines stage comes before the lattice space)."""
-    return all(hasattr(target, a) for a in ("field_shape", "value", "gradient", "lattice"))
+    """A lowered lattice path: a path with a geometry (duck-typed: the baselines stage comes before the lattice
+    space)."""
+    return getattr(target, "lattice", None) is not None and all(
+        hasattr(target, a) for a in ("field_shape", "value", "gradient")
+    )
 
 
 def _lattice_potential(path):
@@ -64,13 +67,17 @@ def target_potential(target, dim, fields):
     if hasattr(target, "action_fn") and hasattr(target, "path"):  # a WegnerEquation
         path, fn = target.path, target.action_fn
         return fn, path.n_fields, tuple(path.fields), path, (path.n_fields,)
-    if isinstance(target, Path):
-        fn = lower(target.expr, target.fields, what="action")
-        return fn, target.n_fields, tuple(target.fields), target, (target.n_fields,)
-    if _is_lattice_path(target):
+    if _is_lattice_path(target):  # before Path: a lattice path is a Path too
         fn, shape = _lattice_potential(target)
         size = math.prod(shape)
         return fn, size, (_site_symbols(target, shape) if fields is None else tuple(fields)), target, shape
+    if isinstance(target, Path):
+        fn = lower(target.expr, target.fields, what="action")
+        return fn, target.n_fields, tuple(target.fields), target, (target.n_fields,)
+    if isinstance(target, Action) and target.lattice is not None:
+        raise PikflowError(
+            "a lattice action needs its couplings on a path: give pikflow.Path(action, {...}) and the time t"
+        )
     if isinstance(target, Action):
         if target.couplings:
             raise PikflowError(

@@ -126,6 +126,10 @@ def solve(
     """
     if not isinstance(path, Path):
         raise PikflowError(f"solve needs a pikflow.Path, got {type(path).__name__}")
+    if path.lattice is not None:
+        raise PikflowError(
+            "solve takes a 0-D path; a lattice path is solved by pikflow.lattice.fit_lattice (or solve_lattice)"
+        )
     if isinstance(steps, str) and steps == "auto":
         return solve_auto_steps(
             solve, path, progress, basis=basis, solver=solver, collocation=collocation, form=form, seed=seed,

@@ -24,15 +24,15 @@ import numpy as np
 import sympy as sp
 
 from .._errors import ActionError
-from ..action._parse import as_mapping
-from ..action._path import coupling_expression
+from ..action._lattice_action import LatticeAction
+from ..action._path import Path, register_path_class
 from ..action._path import t as T
+from ..lowering import lower_site_expressions
 from ._density import (  # noqa: F401  (re-exported: the symbolic layer's names, as before the split)
     _RESERVED,
     _field_names,
     d,
     expand_density,
-    lower_site_expressions,
     mu,
     parse_density,
     phi,
@@ -45,99 +45,17 @@ from ._density import (  # noqa: F401  (re-exported: the symbolic layer's names,
     site_symbols,
     sum_mu,
 )
-from ._lattice import Lattice
+from ._lattice import Lattice  # noqa: F401  (re-exported)
+
+__all__ = ["LatticeAction", "LatticePath", "d", "mu", "phi", "shift", "sum_mu"]
 
 
-class LatticeAction:
-    r"""A lattice action :math:`\hat S(\phi) = \sum_n \rho(\phi \text{ near } n)` (paper eq. 31).
-
-    Parameters
-    ----------
-    density
-        A string or SymPy expression in the field(s), ``shift(field, mu[, -1])``, ``sum_mu``,
-        ``d`` and couplings (use :data:`pikflow.lattice.phi`, ``shift``, ``sum_mu``,
-        ``mu``, ``d`` from Python).
-    lattice
-        A :class:`Lattice` or its shape.
-    fields
-        The names of the field components, in order (``n`` components per site). Default: the
-        symbols that appear inside ``shift(...)``, with ``phi`` whenever it appears, sorted by
-        name; every other symbol is a coupling. A single field has configurations of the
-        lattice's shape, ``n > 1`` fields have shape ``(n, *lattice)`` (:attr:`field_shape`).
-
-    Examples
-    --------
-    >>> S = LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4", [8, 8])
-    >>> sorted(map(str, S.couplings))
-    ['lam', 'm2']
-    >>> O2 = LatticeAction("(m2 + 2*d)/2*(a**2 + b**2) - sum_mu(a*shift(a, mu) + b*shift(b, mu))", [8, 8])
-    >>> O2.field_names, O2.field_shape
-    (('a', 'b'), (2, 8, 8))
-    """
-
-    def __init__(self, density: sp.Expr | str, lattice: Lattice | Sequence[int], fields: Sequence[str] | None = None):
-        self.lattice = lattice if isinstance(lattice, Lattice) else Lattice(lattice)
-        raw = parse_density(density) if isinstance(density, str) else density
-        if not isinstance(raw, sp.Expr):
-            raise ActionError(f"the lattice density must be a string or a SymPy expression, got {type(raw).__name__}")
-        self.source = raw
-        self.field_names: tuple[str, ...] = _field_names(raw, fields)
-        expr = expand_density(raw, self.lattice.d, self.field_names)
-        self.expr = expr.xreplace({s: sp.Symbol(str(s), real=True) for s in expr.free_symbols})
-        sites = site_symbols(self.expr, self.lattice.d)
-        if phi not in sites and not sites:
-            raise ActionError(f"the density {raw} does not depend on the field 'phi'")
-        bad = [str(s) for s in self.expr.free_symbols if s not in sites and str(s) in _RESERVED]
-        if bad:
-            raise ActionError(f"the density uses the reserved name(s) {bad} as couplings; rename them")
-        self.couplings: tuple[sp.Symbol, ...] = tuple(
-            sorted((s for s in self.expr.free_symbols if s not in sites), key=str)
-        )
-
-    @property
-    def n(self) -> int:
-        """The number of field components per site."""
-        return len(self.field_names)
-
-    @property
-    def field_shape(self) -> tuple[int, ...]:
-        """The shape of one configuration: the lattice's for one field, ``(n, *lattice)`` for ``n > 1``."""
-        return self.lattice.shape if self.n == 1 else (self.n, *self.lattice.shape)
-
-    @property
-    def d(self) -> int:
-        """The lattice dimension."""
-        return self.lattice.d
-
-    def symmetry(self, values: Mapping | None = None):
-        r"""The :class:`Symmetry` of the action, detected in SymPy (:meth:`Symmetry.of_density`).
-
-        With symbolic couplings a symmetry must hold for every value of them (``kx`` and ``ky``
-        on the two axes: no axis permutation); ``values`` (numbers for some or all couplings)
-        checks it at those values instead (``kx = ky = 1``: the permutation holds).
-        """
-        from ._symmetry import Symmetry
-
-        expr = self.expr
-        if values:
-            expr = sp.expand(expr.xreplace({self.coupling(k): sp.nsimplify(v) for k, v in values.items()}))
-        return Symmetry.of_density(expr, self.lattice, self.field_names)
-
-    def coupling(self, name) -> sp.Symbol:
-        """The coupling symbol called ``name``."""
-        for c in self.couplings:
-            if str(c) == str(name):
-                return c
-        raise ActionError(
-            f"the density has no coupling {str(name)!r}; its couplings are {list(map(str, self.couplings))}"
-        )
-
-    def __repr__(self) -> str:
-        return f"LatticeAction({self.source}, {self.lattice})"
-
-
-class LatticePath:
+class LatticePath(Path):
     r"""A path of lattice actions :math:`\hat S_t`, optionally with a spectral Gaussian part.
+
+    The :class:`~pikflow.Path` of a lattice action: ``pikflow.Path(action, couplings)`` builds
+    one when ``action.lattice`` is set. The coupling handling, :meth:`~pikflow.Path.linear`,
+    :meth:`at` and :attr:`fields` are :class:`~pikflow.Path`'s; :attr:`expr` is the density.
 
     .. math::  \hat S_t(\phi) = \sum_n \rho_t(n) + w(t)\, \tfrac12 \phi^T K_0 \phi,
 
@@ -157,16 +75,8 @@ class LatticePath:
     def __init__(self, action: LatticeAction, couplings: Mapping | None = None):
         if not isinstance(action, LatticeAction):
             raise ActionError(f"LatticePath needs a LatticeAction, got {type(action).__name__}")
-        self.action = action
-        self.lattice = action.lattice
+        self._bind(action, couplings)
         self.field_shape: tuple[int, ...] = action.field_shape
-        couplings = as_mapping(couplings, what="couplings")
-        self.coupling_exprs = {}
-        for name, value in couplings.items():
-            self.coupling_exprs[action.coupling(name)] = coupling_expression(str(name), value)[0]
-        missing = [str(c) for c in action.couplings if c not in self.coupling_exprs]
-        if missing:
-            raise ActionError(_missing_couplings(missing, [str(c) for c in self.coupling_exprs], action.field_names))
         self.density: sp.Expr = sp.expand(action.expr.xreplace(self.coupling_exprs))
         self.spectral_precision: np.ndarray | None = None
         self.spectral_weight: sp.Expr = sp.Integer(0)
@@ -174,15 +84,6 @@ class LatticePath:
         self.linear: float = 0.0
         self._lowered = None
         self._symmetry = None
-
-    @classmethod
-    def linear(cls, action: LatticeAction, start: Mapping, end: Mapping) -> LatticePath:
-        """Couplings linear in ``t`` from ``start`` to ``end`` (paper eq. 22b)."""
-        start = {str(k): v for k, v in as_mapping(start, what="start").items()}
-        end = {str(k): v for k, v in as_mapping(end, what="end").items()}
-        if set(start) != set(end):
-            raise ActionError(f"give every coupling at both ends: start has {sorted(start)}, end has {sorted(end)}")
-        return cls(action, {k: (start[k], end[k]) for k in start})
 
     @classmethod
     def matched(
@@ -229,9 +130,47 @@ class LatticePath:
         """The lattice dimension."""
         return self.lattice.d
 
-    def at(self, time: float) -> sp.Expr:
-        r"""The local density :math:`\rho_t` at a fixed time."""
-        return self.density.xreplace({T: sp.Float(time)})
+    @property
+    def expr(self) -> sp.Expr:
+        r"""The local density :math:`\rho_t` in site symbols (:meth:`at` fixes ``t``); the action sums it over sites."""
+        return self.density
+
+    def _missing_message(self, missing: list[str], given: list[str]) -> str:
+        return _missing_couplings(missing, given, self.action.field_names)
+
+    def reparametrised(self, power: float) -> LatticePath:
+        r"""The same actions along :math:`\tau = t^p` (:meth:`pikflow.Path.reparametrised`); not for matched paths."""
+        if self.spectral_precision is not None:
+            raise ActionError("a matched lattice path cannot be reparametrised: reparametrise the path it matches")
+        return super().reparametrised(power)
+
+    def spec(self) -> dict:
+        """A JSON-serialisable description from which :meth:`pikflow.Path.from_spec` rebuilds the path.
+
+        The density as written (``action``), its ``fields`` and the ``lattice`` shape; a matched
+        path holds arrays and is stored with its flow instead (:func:`save_lattice_flow`).
+        """
+        if self.spectral_precision is not None:
+            raise ActionError("a matched lattice path holds arrays: it is stored with its flow (save_lattice_flow)")
+        return {**super().spec(), "action": str(self.action.source), "lattice": list(self.lattice.shape)}
+
+    def _zero_dim_only(self, name: str):
+        raise ActionError(
+            f"{name} is for 0-D paths; a lattice path's checks are pikflow.lattice.check_bounded_below "
+            "(growth) and path.symmetry() (symmetries)"
+        )
+
+    def check_normalisable(self, times=None, *, seed: int = 0) -> None:
+        """0-D only: see :func:`pikflow.lattice.check_bounded_below`."""
+        self._zero_dim_only("check_normalisable")
+
+    def gaussian_base(self):
+        """0-D only: the lattice base is :class:`pikflow.lattice.GaussianLatticeBase`."""
+        self._zero_dim_only("gaussian_base")
+
+    def is_rotation_invariant(self) -> bool:
+        r"""Whether every :math:`\hat S_t` is :math:`O(n)` invariant in its components (:meth:`symmetry`)."""
+        return bool(self.symmetry().on)
 
     def gradient_density(self, field: str | None = None) -> sp.Expr:
         r"""The stencil :math:`\partial_{\phi_n}\sum_m\rho_t(m) = \sum_o (\partial\rho_t/\partial\phi_o)(n-o)`.
@@ -392,6 +331,9 @@ class LatticePath:
         if self.linear:
             extra += f" - (1-t) {self.linear:.4g} M"
         return f"LatticePath({self.density}{extra}, {self.lattice})"
+
+
+register_path_class(Lattice, LatticePath)
 
 
 def _missing_couplings(missing: list[str], given: list[str], fields: Sequence[str] = ("phi",)) -> str:
