@@ -146,6 +146,23 @@ def run(args) -> dict:
             mcmc_steps=args.mcmc_steps, observables=moments, progress=False,
         )  # fmt: skip
 
+    # HMC first: a run cut off later still has its reference
+    if args.reference > 0:
+        per = max(args.reference // args.chains, 20)
+        ((fields, hmc_acc), secs) = _timed(
+            lambda: pl.hmc(
+                target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto"
+            )
+        )
+        M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
+        hmc_obs = pl.chain_observables(M.reshape(-1), volume)
+        res["samplers"]["hmc"] = {
+            "seconds": secs,
+            "seconds_range": list(_timed.spread),
+            "acceptance": float(hmc_acc),
+            "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
+        }
+        _partial(args, res, "hmc")
     single = len(presets) == 1 and len(args.steps) == 1
     for steps in args.steps:
         for b in presets:
@@ -182,21 +199,6 @@ def run(args) -> dict:
                 }
                 _partial(args, res, "flow_imh")
 
-    if args.reference > 0:
-        per = max(args.reference // args.chains, 20)
-        ((fields, hmc_acc), secs) = _timed(
-            lambda: pl.hmc(
-                target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto"
-            )
-        )
-        M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
-        hmc_obs = pl.chain_observables(M.reshape(-1), volume)
-        res["samplers"]["hmc"] = {
-            "seconds": secs,
-            "seconds_range": list(_timed.spread),
-            "acceptance": float(hmc_acc),
-            "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
-        }
     _compare(res)
     _print(res)
     write_json(args, res)
@@ -207,7 +209,7 @@ def _partial(args, res, name):
     """Write the JSON so far (a cut-off run still reports) and say what was measured."""
     v = res["samplers"][name]
     if not args.quiet:
-        print(f"  {name}: {v['seconds']:.2f} s, ESS/N {v['ess']:.3f}", flush=True)
+        print(f"  {name}: {v['seconds']:.2f} s, ESS/N {v.get('ess', math.nan):.3f}", flush=True)
     write_json(args, res)
 
 
