@@ -9,6 +9,12 @@ samplers on the same target:
 * **flow + IMH**: ``--n`` flow samples and the independence Metropolis chain (Gamma-method errors);
 * **HMC**: :func:`pikflow.lattice.hmc` (tuned step), Gamma-method errors.
 
+``--basis`` (a comma-separated list of :data:`pikflow.lattice.BASIS_PRESETS`) and ``--steps``
+(a list) fit one flow per pair: PIK-SMC runs for each, plain SMC once per step count, and one
+transport step on all particles is timed (``transport_seconds``: median and range of 3). The
+ESS/N after every step is recorded (``ess_path``). HMC runs first and the JSON is rewritten
+after every sampler, so a run cut short still reports.
+
 The cost metric at equal errors is :math:`\text{error}^2\times\text{seconds}` of each
 observable (lower is better; it is independent of the run length for a sampler whose
 error falls like :math:`1/\sqrt{\text{cost}}`). Ratios are against PIK-SMC. The flow's set-up
