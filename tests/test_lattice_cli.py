@@ -142,6 +142,8 @@ def test_bad_shapes(tmp_path, shape, message):
         (("extra", "[lattice]\nlocal_range = 4\n"), r"\[lattice\] local_range = 4 is too long"),
         (("extra", "[lattice]\npowers = [4, 1]\n"), r"\[lattice\] powers must be a list of integers >= 2"),
         (("extra", "[lattice]\nfourier = false\nscales = []\n"), r"leave no basis terms"),
+        (("extra", "[lattice]\nbasis = 'cheap'\n"), r"\[lattice\] basis must be one of \['two-point'"),
+        (("extra", "[lattice]\nbasis = 'short'\npowers = [4]\n"), r"is a preset; it cannot be combined"),
         (("extra", "[lattice]\nstep = 3\n"), r"unknown key 'step' in \[lattice\] \(did you mean 'steps'"),
         (("extra", "[flow]\nsteps = 3\n"), r"\[flow\] steps is not used by lattice runs \(use \[lattice\] steps\)"),
         (("extra", "[refine]\ncentres = 4\n"), r"\[refine\] \['centres'\] not used by lattice runs"),
@@ -254,3 +256,16 @@ def test_reliability_warnings():
     assert len(reliability_warnings(0.005, 0.9, 10_000)) == 1  # 50 effective samples
     assert "hole" in reliability_warnings(0.9, 1e-5, 10_000)[0]
     assert len(reliability_warnings(0.5, None, 100)) == 1  # 50 effective samples, no reference
+
+
+def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch):
+    lattice = '[lattice]\nbasis = "two-point"\n'
+    text = f'[action]\nlattice = [4, 4]\ndensity = "{DENSITY}"\n[path]\nm2 = -1.0\nlam = 1.0\n{lattice}'
+    (tmp_path / "c.toml").write_text(text)
+    path, settings = build_lattice(load_config(tmp_path / "c.toml"))
+    seen = {}
+    monkeypatch.setattr(pl, "fit_lattice", lambda path, **kw: seen.update(kw))
+    from pikflow.cli._lattice import fit_from_settings
+
+    fit_from_settings(path, settings, progress=False)
+    assert seen["basis"] == "two-point" and seen["steps"] == 10

@@ -12,6 +12,7 @@ import pytest
 import sympy as sp
 
 import pikflow as pf
+import pikflow.lattice as pl
 from pikflow.exact import reference_for
 from pikflow.lattice import Lattice, LatticeAction, LatticePath, lattice_basis, solve_lattice
 from pikflow.lattice._smc import magnetisation_moments, smc_observables
@@ -128,6 +129,44 @@ def test_free_lattice_field_log_z_is_exact():
     obs = smc_observables(r, 16)
     assert abs(obs["abs_m"].value - np.sqrt(2 * s2 / np.pi)) < 4 * obs["abs_m"].error
     assert abs(obs["chi"].value - 16 * s2 * (1 - 2 / np.pi)) < 4 * obs["chi"].error
+
+
+@pytest.mark.parametrize("preset", ["two-point", "short"])
+def test_cheap_transport_presets_keep_smc_exact_on_the_free_field(preset):
+    """The cheap transport bases (fit_lattice(basis=preset)) on a free field between two masses.
+
+    The two-point term alone spans the exact kernel, so every preset must find it (the extra zero-mode and
+    smoothed terms solve to nothing): ESS/N 1 up to the RK4 step and log Z = the exact Gaussian one.
+    """
+    lat = Lattice((4, 4))
+    path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (1.0, 0.1)})
+    flow = pl.fit_lattice(path, base="free", basis=preset, steps=6, n_collocation=300, progress=False)
+    assert flow.info["basis_preset"] == preset
+    r = smc(flow, 500, seed=2, replicas=8, observables=magnetisation_moments(), logdet="exact", progress=False)
+    k = np.meshgrid(*[2 * np.pi * np.arange(4) / 4] * 2, indexing="ij")
+    exact = 0.5 * 16 * np.log(2 * np.pi) - 0.5 * np.log(0.1 + sum(4 * np.sin(kk / 2) ** 2 for kk in k)).sum()
+    assert r.ess.min() > 0.999
+    lz = r.log_z_estimate()
+    assert abs(lz.value - exact) < 4 * lz.error + 1e-6
+    chi = smc_observables(r, 16)["chi"]
+    assert abs(chi.value - 16 / (16 * 0.1) * (1 - 2 / np.pi)) < 4 * chi.error
+
+
+def test_basis_presets_grow_in_order_and_bad_names_fail():
+    lat = Lattice((4, 4))
+    path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (1.0, 0.1)})
+    base = pl.GaussianLatticeBase.from_path(path)
+    fams = [[type(f).__name__ for f in pl.preset_basis(p, path, base).families] for p in pl.BASIS_PRESETS]
+    assert fams[:3] == [
+        ["FourierTwoPoint"],
+        ["FourierTwoPoint", "Magnetisation"],
+        ["FourierTwoPoint", "Magnetisation", "SmoothedPowers"],
+    ]
+    sizes = [pl.preset_basis(p, path, base).n for p in pl.BASIS_PRESETS]
+    assert sizes == sorted(set(sizes)) and fams[3][0] == "FourierTwoPoint"
+    assert pl.preset_basis("magnetisation", path, base).names[-2:] == ["V*m**4", "V*m**6"]
+    with pytest.raises(pf.PikflowError, match="basis must be one of"):
+        pl.fit_lattice(path, base="free", basis="cheap", progress=False)
 
 
 def test_problem_and_argument_errors(paper_flow):

@@ -9,6 +9,12 @@ samplers on the same target:
 * **flow + IMH**: ``--n`` flow samples and the independence Metropolis chain (Gamma-method errors);
 * **HMC**: :func:`pikflow.lattice.hmc` (tuned step), Gamma-method errors.
 
+``--basis`` (a comma-separated list of :data:`pikflow.lattice.BASIS_PRESETS`) and ``--steps``
+(a list) fit one flow per pair: PIK-SMC runs for each, plain SMC once per step count, and one
+transport step on all particles is timed (``transport_seconds``: median and range of 3). The
+ESS/N after every step is recorded (``ess_path``). HMC runs first and the JSON is rewritten
+after every sampler, so a run cut short still reports.
+
 The cost metric at equal errors is :math:`\text{error}^2\times\text{seconds}` of each
 observable (lower is better; it is independent of the run length for a sampler whose
 error falls like :math:`1/\sqrt{\text{cost}}`). Ratios are against PIK-SMC. The flow's set-up
@@ -23,10 +29,15 @@ import time
 
 import numpy as np
 
+from .._errors import PikflowError
 from . import register
 from ._common import write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def _arguments(p):
@@ -36,19 +47,71 @@ def _arguments(p):
     p.add_argument("--lam", type=float, default=1.0, help="quartic coupling lam of eq. 31 (default 1)")
     p.add_argument("--particles", type=int, default=1000, help="SMC particles per replica (default 1000)")
     p.add_argument("--replicas", type=int, default=4, help="independent SMC replicas (default 4)")
-    p.add_argument("--steps", type=int, default=10, help="RK4 / annealing steps (default 10)")
+    p.add_argument(
+        "--steps", type=_int_list, default=[10], help="RK4 / annealing steps, comma-separated list (default 10)"
+    )
+    p.add_argument(
+        "--basis",
+        default="default",
+        help="transport basis presets (pikflow.lattice.BASIS_PRESETS), comma-separated (default 'default')",
+    )
     p.add_argument("--mcmc-steps", type=int, default=2, help="MALA moves per annealing step (default 2)")
-    p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000)")
-    p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000)")
+    p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000; 0: skip)")
+    p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000; 0: skip)")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
+    p.add_argument("--no-plain", action="store_true", help="skip plain SMC")
+    p.add_argument("--repeats", type=int, default=1, help="timed calls per sampler, median reported (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
+#: timed calls per sampler after the warm-up call (``--repeats``); the median is reported
+REPEATS = [1]
+
+
 def _timed(fn):
+    """``fn()`` timed after a first (compiling) call: the median seconds of :data:`REPEATS` calls."""
     fn()  # compile
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
+    secs = []
+    for _ in range(REPEATS[0]):
+        t0 = time.perf_counter()
+        out = fn()
+        secs.append(time.perf_counter() - t0)
+    _timed.spread = (min(secs), max(secs))
+    return out, float(np.median(secs))
+
+
+def _transport_seconds(flow, n: int, repeats: int = 3) -> dict:
+    """Seconds of one PIK transport step (RK4 map and log-Jacobian) on ``n`` particles: median and spread."""
+    import jax
+
+    import pikflow.lattice as pl
+
+    prob = pl.lattice_problem(flow)
+    step = jax.jit(jax.vmap(prob.transport, in_axes=(None, 0)))
+    x = prob.base_sample(jax.random.PRNGKey(0), n)[0]
+    jax.block_until_ready(step(0, x))
+    secs = []
+    for k in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(step(k % flow.steps, x))
+        secs.append(time.perf_counter() - t0)
+    return {"median": float(np.median(secs)), "min": float(np.min(secs)), "max": float(np.max(secs)), "n": n}
+
+
+def _smc_record(r, secs, volume) -> dict:
+    import pikflow.lattice as pl
+
+    return {
+        "seconds": secs,
+        "seconds_range": list(_timed.spread),
+        "ess": r.final_ess,
+        "ess_path": [float(x) for x in r.ess.mean(axis=1)],
+        "ess_path_min": [float(x) for x in r.ess.min(axis=1)],
+        "resamplings": r.n_resampled,
+        "acceptance": float(np.nanmean(r.acceptance[1:])),
+        "log_z": r.log_z_estimate().to_dict(),
+        "observables": {k: v.to_dict() for k, v in pl.smc_observables(r, volume).items()},
+    }
 
 
 @register("smc", "SMC with PIK transport vs plain SMC, flow + IMH and HMC on a lattice point (error^2 x seconds)")(
@@ -61,72 +124,113 @@ def run(args) -> dict:
 
     from ..samplers import smc
 
+    REPEATS[0] = max(1, args.repeats)
+    presets = [b.strip() for b in args.basis.split(",") if b.strip()]
+    for b in presets:
+        if b not in pl.BASIS_PRESETS:
+            raise PikflowError(f"--basis {b!r} is not one of {list(pl.BASIS_PRESETS)}")
     shape = [args.L] * args.dim
     volume = int(np.prod(shape))
     action = pl.LatticeAction(pl.PHI4_DENSITY, shape)
     target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
     progress = not args.quiet
-    t0 = time.perf_counter()
-    flow = pl.fit_lattice(target, steps=args.steps, seed=args.seed, progress=progress)
-    setup = time.perf_counter() - t0
     moments = pl.magnetisation_moments()
-    res = {"lattice": shape, "couplings": {"m2": args.m2, "lam": args.lam}, "setup_seconds": setup, "samplers": {}}
+    res = {
+        "lattice": shape,
+        "couplings": {"m2": args.m2, "lam": args.lam},
+        "particles": args.particles,
+        "replicas": args.replicas,
+        "mcmc_steps": args.mcmc_steps,
+        "setup_seconds": {},
+        "transport_seconds": {},
+        "samplers": {},
+    }
 
-    for name, transport in (("pik_smc", "pik"), ("plain_smc", "none")):
-        run_smc = lambda transport=transport: smc(  # noqa: E731
+    def run_smc(flow, transport):
+        return smc(
             flow, args.particles, seed=args.seed, transport=transport, replicas=args.replicas,
             mcmc_steps=args.mcmc_steps, observables=moments, progress=False,
         )  # fmt: skip
-        r, secs = _timed(run_smc)
-        res["samplers"][name] = {
+
+    # HMC first: a run cut off later still has its reference
+    if args.reference > 0:
+        per = max(args.reference // args.chains, 20)
+        ((fields, hmc_acc), secs) = _timed(
+            lambda: pl.hmc(
+                target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto"
+            )
+        )
+        M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
+        hmc_obs = pl.chain_observables(M.reshape(-1), volume)
+        res["samplers"]["hmc"] = {
             "seconds": secs,
-            "ess": r.final_ess,
-            "resamplings": r.n_resampled,
-            "acceptance": float(np.nanmean(r.acceptance[1:])),
-            "log_z": r.log_z_estimate().to_dict(),
-            "observables": {k: v.to_dict() for k, v in pl.smc_observables(r, volume).items()},
+            "seconds_range": list(_timed.spread),
+            "acceptance": float(hmc_acc),
+            "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
         }
+        _partial(args, res, "hmc")
+    single = len(presets) == 1 and len(args.steps) == 1
+    for steps in args.steps:
+        for b in presets:
+            name = "pik_smc" if single else f"pik_smc[{b},{steps}]"
+            t0 = time.perf_counter()
+            flow = pl.fit_lattice(target, basis=b, steps=steps, seed=args.seed, progress=progress)
+            res["setup_seconds"][name] = time.perf_counter() - t0
+            res["transport_seconds"][name] = _transport_seconds(flow, args.particles * args.replicas)
+            r, secs = _timed(lambda flow=flow: run_smc(flow, "pik"))
+            res["samplers"][name] = {
+                "basis": b,
+                "steps": steps,
+                "basis_terms": flow.basis.n,
+                **_smc_record(r, secs, volume),
+            }
+            _partial(args, res, name)
+            if not args.no_plain and b == presets[0]:
+                pname = "plain_smc" if single else f"plain_smc[{steps}]"
+                r, secs = _timed(lambda flow=flow: run_smc(flow, "none"))
+                res["samplers"][pname] = {"steps": steps, **_smc_record(r, secs, volume)}
+                _partial(args, res, pname)
+            if args.n > 0 and b == presets[-1] and steps == args.steps[0]:
+                key = jax.random.PRNGKey(args.seed + 1)
+                (samples, secs) = _timed(lambda flow=flow, key=key: flow.sample(key, args.n))
+                t0 = time.perf_counter()
+                obs, acc = pl.flow_observables(samples, volume, jax.random.PRNGKey(args.seed + 2))
+                secs += time.perf_counter() - t0
+                res["samplers"]["flow_imh"] = {
+                    "basis": b,
+                    "seconds": secs,
+                    "ess": float(samples.ess()),
+                    "acceptance": float(acc),
+                    "observables": {k: v.to_dict() for k, v in obs.items()},
+                }
+                _partial(args, res, "flow_imh")
 
-    key = jax.random.PRNGKey(args.seed + 1)
-    (samples, secs) = _timed(lambda: flow.sample(key, args.n))
-    t0 = time.perf_counter()
-    obs, acc = pl.flow_observables(samples, volume, jax.random.PRNGKey(args.seed + 2))
-    secs += time.perf_counter() - t0
-    res["samplers"]["flow_imh"] = {
-        "seconds": secs,
-        "ess": float(samples.ess()),
-        "acceptance": float(acc),
-        "observables": {k: v.to_dict() for k, v in obs.items()},
-    }
-
-    per = max(args.reference // args.chains, 20)
-    ((fields, hmc_acc), secs) = _timed(
-        lambda: pl.hmc(target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto")
-    )
-    M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
-    hmc_obs = pl.chain_observables(M.reshape(-1), volume)
-    res["samplers"]["hmc"] = {
-        "seconds": secs,
-        "acceptance": float(hmc_acc),
-        "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
-    }
     _compare(res)
     _print(res)
     write_json(args, res)
     return res
 
 
+def _partial(args, res, name):
+    """Write the JSON so far (a cut-off run still reports) and say what was measured."""
+    v = res["samplers"][name]
+    if not args.quiet:
+        print(f"  {name}: {v['seconds']:.2f} s, ESS/N {v.get('ess', math.nan):.3f}", flush=True)
+    write_json(args, res)
+
+
 def _compare(res):
     """error^2 x seconds per observable, ratios against PIK-SMC, pulls against HMC."""
     s = res["samplers"]
-    ref = s["hmc"]["observables"]
+    ref = s["hmc"]["observables"] if "hmc" in s else None
     for v in s.values():
         v["cost"] = {k: o["error"] ** 2 * v["seconds"] for k, o in v["observables"].items()}
         v["pull_vs_hmc"] = {
-            k: (o["value"] - ref[k]["value"]) / math.hypot(o["error"], ref[k]["error"])
+            k: (o["value"] - ref[k]["value"]) / math.hypot(o["error"], ref[k]["error"]) if ref else math.nan
             for k, o in v["observables"].items()
         }
-    base = s["pik_smc"]["cost"]
+    # ratios against PIK-SMC: the first PIK-SMC run (the only one with one basis and one step count)
+    base = next(v for k, v in s.items() if k.startswith("pik_smc"))["cost"]
     for v in s.values():
         v["cost_over_pik_smc"] = {k: v["cost"][k] / base[k] if base[k] > 0 else math.nan for k in v["cost"]}
 
@@ -134,10 +238,14 @@ def _compare(res):
 def _print(res):
     lat = "x".join(map(str, res["lattice"]))
     c = res["couplings"]
-    print(f"phi^4 on {lat}, (m2, lam) = ({c['m2']}, {c['lam']}); flow set-up {res['setup_seconds']:.1f} s")
+    setup = ", ".join(f"{k} {v:.1f} s" for k, v in res["setup_seconds"].items())
+    step = ", ".join(f"{k} {v['median'] * 1e3:.1f} ms" for k, v in res["transport_seconds"].items())
+    print(f"phi^4 on {lat}, (m2, lam) = ({c['m2']}, {c['lam']}); flow set-up: {setup}")
+    print(f"one transport step on all particles (median of 3): {step}")
     print()
     names = ", ".join(OBSERVABLES)
-    print("| sampler | seconds | ESS/N | " + " | ".join(OBSERVABLES) + f" | cost / PIK-SMC ({names}) |")
+    first = next(k for k in res["samplers"] if k.startswith("pik_smc"))
+    print("| sampler | seconds | ESS/N | " + " | ".join(OBSERVABLES) + f" | cost / {first} ({names}) |")
     print("|---|---|---|" + "---|" * len(OBSERVABLES) + "---|")
     for name, v in res["samplers"].items():
         ess = f"{v['ess']:.3f}" if "ess" in v else ""

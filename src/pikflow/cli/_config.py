@@ -151,6 +151,13 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             "must be a Gaussian (e.g. lam = [0, 1])",
         ),
         "steps": ((int,), "RK4 steps (2*steps+1 layers); default that of fit_lattice (10)"),
+        "basis": (
+            (str,),
+            "basis preset of the flow (and so of the SMC transport), cheapest first: 'two-point' (the Fourier "
+            "two-point term: a linear map, one FFT pair per evaluation), 'magnetisation' (plus V m^4, V m^6: the "
+            "zero mode's double well), 'short' (plus smoothed powers on 3 scales), 'default' (9 scales and "
+            "cross-scale products); see pikflow.lattice.preset_basis. Not combined with the basis overrides below",
+        ),
         "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (1000)"),
         "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
         "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),

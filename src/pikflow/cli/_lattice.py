@@ -117,6 +117,17 @@ def check_lattice(data: dict, where: str = "config") -> None:
             f"{where}: [lattice] local_range = {lat['local_range']} is too long for the lattice {shape}: "
             "use 2*local_range < L"
         )
+    if "basis" in lat:
+        from ..lattice import BASIS_PRESETS
+
+        if lat["basis"] not in BASIS_PRESETS:
+            raise ConfigError(f"{where}: [lattice] basis must be one of {list(BASIS_PRESETS)}, got {lat['basis']!r}")
+        given = [k for k in BASIS_KEYS if k in lat]
+        if given:
+            raise ConfigError(
+                f"{where}: [lattice] basis = {lat['basis']!r} is a preset; it cannot be combined with the basis "
+                f"overrides {given}: give one or the other"
+            )
     if "tame" in lat and not lat["tame"] > 0:
         raise ConfigError(f"{where}: [lattice] tame must be positive, got {lat['tame']!r}")
     if "hmc_samples" in lat and lat["hmc_samples"] < lat.get("hmc_chains", 8):
@@ -165,6 +176,7 @@ def lattice_settings(data: dict) -> dict[str, Any]:
         "hmc_chains": lat.get("hmc_chains", defaults["hmc_chains"]),
         "seed": data.get("flow", {}).get("seed", 0),
         "basis": {k: lat[k] for k in BASIS_KEYS if k in lat},
+        "basis_preset": lat.get("basis", "default"),
         "n": smp.get("n", DEFAULT_N),
         "sampling_seed": smp.get("seed", 0),
         "batch_size": smp.get("batch_size", 1000),
@@ -224,7 +236,7 @@ def fit_from_settings(
     return fit_lattice(
         path,
         base=settings["base"],
-        basis=(lambda flow_path, base: _basis(flow_path, base, over)) if over else None,
+        basis=(lambda flow_path, base: _basis(flow_path, base, over)) if over else settings.get("basis_preset"),
         steps=settings["steps"],
         n_collocation=settings["collocation"],
         seed=settings["seed"],

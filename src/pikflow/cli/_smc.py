@@ -12,7 +12,11 @@ from .._errors import ConfigError
 SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "particles": ((int,), "particles per replica; default 1000"),
     "replicas": ((int,), "independent runs giving the errors; default 4"),
-    "transport": ((str,), "'pik' (the flow's RK4 maps), 'none' (plain annealed SMC) or 'langevin' (App. C)"),
+    "transport": (
+        (str,),
+        "'pik' (the flow's RK4 maps), 'none' (plain annealed SMC) or 'langevin' (App. C); on lattices the "
+        "transport's cost is set by [lattice] basis ('two-point' | 'magnetisation' | 'short' | 'default')",
+    ),
     "mcmc": ((str,), "rejuvenation kernel: 'mala' or 'hmc' (BlackJAX); default 'mala'"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
     "step_size": ((int, float), "initial MCMC step size (adapted per step); default 0.2 size^(-1/3)"),

@@ -54,12 +54,15 @@ from ._conventions import (
 from ._enrich import EnrichmentStep, default_enrichments, enrich_lattice
 from ._fit import (
     BASE_KINDS,
+    BASIS_PRESETS,
     DEFAULT_TAME,
     HOLE_CHECK_SAMPLES,
+    SHORT_SCALE_LADDER,
     TAME_LADDER,
     default_basis,
     default_scales,
     fit_lattice,
+    preset_basis,
     target_values,
 )
 from ._flow import LatticeFlow, LatticeLayerReport
@@ -110,6 +113,9 @@ __all__ = [
     "DEFAULT_SCALES",
     "DEFAULT_TAME",
     "TAME_LADDER",
+    "BASIS_PRESETS",
+    "SHORT_SCALE_LADDER",
+    "preset_basis",
     "FourierTwoPoint",
     "GaussianLatticeBase",
     "HOPPING_DENSITY",

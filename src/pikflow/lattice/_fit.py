@@ -44,6 +44,10 @@ PRODUCT_SCALE_LADDER = (0.5, 2.0, 8.0, 32.0)
 DEFAULT_TAME = 10.0
 #: The taming widths :func:`fit_lattice` tries with the default basis (the best ESS/N is kept).
 TAME_LADDER = (10.0, 5.0)
+#: Scales of the ``"short"`` preset's smoothed powers (:func:`preset_basis`), same units as the default ladder.
+SHORT_SCALE_LADDER = (1.0, 4.0, 16.0)
+#: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`).
+BASIS_PRESETS = ("two-point", "magnetisation", "short", "default")
 
 
 def target_values(path: LatticePath) -> dict[str, float]:
@@ -115,6 +119,48 @@ def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float |
     return LatticeBasis(fams)
 
 
+def preset_basis(
+    name: str, path: LatticePath, base: GaussianLatticeBase, *, tame: float | None = DEFAULT_TAME
+) -> LatticeBasis:
+    r"""A basis of graded cost for a flow from ``base`` along ``path``, by name (:data:`BASIS_PRESETS`).
+
+    * ``"two-point"``: the Fourier two-point term alone, :math:`\Omega_t = \frac12\phi^TA_t\phi` (eq. 32 with
+      a linear velocity diagonal in momentum space: one forward and one inverse FFT per evaluation);
+      exact for a free field.
+    * ``"magnetisation"``: plus :math:`V m^4, V m^6` (:class:`Magnetisation`; without :math:`Z_2` symmetry
+      also :math:`V m, V m^3, V m^5`): a nonlinear velocity of the zero mode, whose double well near
+      criticality is what plain annealing resolves worst. Same FFT cost.
+    * ``"short"``: plus the smoothed powers :math:`f_4, f_6` (:class:`SmoothedPowers`) on the short ladder
+      :data:`SHORT_SCALE_LADDER` (taming width ``tame``).
+    * ``"default"``: :func:`default_basis` (nine scales and the cross-scale products).
+
+    With a mixture base (``base.m0 > 0``) every preset also holds its :math:`\log\cosh(bM)` term.
+    With several components the magnetisation terms are even powers of :math:`|m|`.
+    """
+    if name not in BASIS_PRESETS:
+        raise PikflowError(f"basis preset must be one of {list(BASIS_PRESETS)}, got {name!r}")
+    if name == "default":
+        return default_basis(path, base, tame=tame)
+    K0 = np.asarray(base.precision)
+    sym = path.symmetry()
+    single = path.action.n == 1
+    mag = () if name == "two-point" else ((4, 6) if sym.z2 or not single else (1, 3, 4, 5, 6))
+    scales = default_scales(K0, SHORT_SCALE_LADDER) if name == "short" else ()
+    basis = lattice_basis(
+        path.lattice,
+        magnetisation=mag,
+        scales=scales,
+        powers=((4, 6) if sym.z2 or not single else (3, 4, 5, 6)) if scales else (),
+        precision=K0,
+        tame=tame,
+        local_range=None,
+        symmetry=sym,
+    )
+    if base.m0 > 0:
+        basis = LatticeBasis([*basis.families, Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling)])
+    return basis
+
+
 #: The ``base`` values :func:`fit_lattice` accepts (besides a :class:`GaussianLatticeBase`).
 BASE_KINDS = ("matched", "gaussian", "mixture", "free")
 #: Target configurations (at most) pulled back through each candidate flow for :meth:`LatticeFlow.target_ess`.
@@ -168,7 +214,7 @@ def fit_lattice(
     path: LatticePath,
     *,
     base: str | GaussianLatticeBase = "matched",
-    basis: LatticeBasis | Callable[[LatticePath, GaussianLatticeBase], LatticeBasis] | None = None,
+    basis: str | LatticeBasis | Callable[[LatticePath, GaussianLatticeBase], LatticeBasis] | None = None,
     steps: int = 10,
     n_collocation: int = 1000,
     hmc_samples: int = 4000,
@@ -195,8 +241,10 @@ def fit_lattice(
         ``"gaussian"`` or ``"mixture"``: only that one. ``"free"``: the path's own Gaussian
         start. A :class:`GaussianLatticeBase`: the matched path with that base.
     basis
-        The basis for :math:`\Omega_t`. Default: :func:`default_basis` for every taming width
-        of :data:`TAME_LADDER`. A callable ``basis(flow_path, base)`` builds it once the base
+        The basis for :math:`\Omega_t`. Default (or ``"default"``): :func:`default_basis` for every
+        taming width of :data:`TAME_LADDER`. A preset name of :data:`BASIS_PRESETS` (``"two-point"``,
+        ``"magnetisation"``, ``"short"``): :func:`preset_basis`, cheaper transports for SMC. A callable
+        ``basis(flow_path, base)`` builds it once the base
         (and so :math:`K_0`) is known; a fixed :class:`LatticeBasis` is used with the matched
         Gaussian only (it cannot carry a mixture's zero-mode term).
     steps, n_collocation
@@ -246,8 +294,16 @@ def fit_lattice(
         raise PikflowError(f"select must be a positive integer (samples per candidate flow), got {select!r}")
     if not isinstance(base, (str, GaussianLatticeBase)):
         raise PikflowError(f"base must be one of {list(BASE_KINDS)} or a GaussianLatticeBase, got {base!r}")
+    preset = None
+    if isinstance(basis, str):
+        if basis not in BASIS_PRESETS:
+            raise PikflowError(
+                f"basis must be one of {list(BASIS_PRESETS)}, a LatticeBasis or a callable, got {basis!r}"
+            )
+        preset = basis
+        basis = None if preset == "default" else (lambda p, b: preset_basis(preset, p, b))
     check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
-    info: dict = {}
+    info: dict = {"basis_preset": preset if preset is not None else ("default" if basis is None else None)}
     reference = None
     if isinstance(base, str) and base == "free":
         bases = [("free", GaussianLatticeBase.from_path(path), path)]
