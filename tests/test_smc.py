@@ -169,6 +169,18 @@ def test_basis_presets_grow_in_order_and_bad_names_fail():
         pl.fit_lattice(path, base="free", basis="cheap", progress=False)
 
 
+def test_a_problem_compiles_once(paper_flow):
+    """Repeated runs on one AnnealingProblem reuse its compiled functions (it hashes by identity)."""
+    from pikflow.samplers._smc import _CACHES
+
+    flow, _ = paper_flow
+    p = flow_problem(flow)
+    a = smc(p, 50, seed=1, transport="none", replicas=2, progress=False)
+    b = smc(p, 50, seed=1, transport="none", replicas=2, progress=False)
+    assert p in _CACHES and len(_CACHES[p]) == 1
+    np.testing.assert_array_equal(a.log_w, b.log_w)
+
+
 def test_problem_and_argument_errors(paper_flow):
     flow, _ = paper_flow
     with pytest.raises(pf.SamplingError, match="transport"):

@@ -31,7 +31,7 @@ from .._errors import SamplingError
 LOGDETS = ("exact", "continuous")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # identity: the compiled SMC functions are cached per problem
 class AnnealingProblem:
     r"""A path with its step times, base, transport maps and (optionally) Langevin terms.
 
