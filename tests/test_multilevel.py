@@ -47,12 +47,20 @@ def test_noise_width_matches_sampled_free_field():
     assert abs(noise_width((8, 8)) ** 2 / var - 1) < 0.02
 
 
-def test_free_field_hierarchy_is_exact():
-    levels = multilevel(_target, [4, 8], particles=1000, replicas=8, steps=10, coarsest="exact", progress=False)
+@pytest.mark.parametrize("noise", ["white", "conditional"])
+def test_free_field_hierarchy_is_exact(noise):
+    """Z_0 independent of the lift's own offset for white noise; for the conditional lift (m_f^2 and a tuned on
+    the pool) its log_z0_offset, checked against dense matrices in test_levels.py."""
+    opts = {"noise": noise, "scale": "auto", "steps": 3} if noise == "conditional" else {"steps": 10}
+    levels = multilevel(_target, [4, 8], particles=1000, replicas=8, coarsest="exact", progress=False, **opts)
     fine = levels[-1]
     assert fine.L == 8 and fine.ess > 0.5
     sigma = fine.sigma
-    log_z0 = _log_z(4) + 16 / 2 * np.log(4) + (64 - 16) / 2 * np.log(2 * np.pi * sigma**2)
+    if noise == "white":
+        log_z0 = _log_z(4) + 16 / 2 * np.log(4) + (64 - 16) / 2 * np.log(2 * np.pi * sigma**2)
+    else:  # the tuned lift of a free field: m_f^2 near the target's, the base nearly exact
+        assert fine.lift["landscape"] and fine.base["ess"] > 0.5, fine.base
+        log_z0 = _log_z(4) + fine.lift["log_z0_offset"]
     est = log_z0 + fine.log_z.value
     assert abs(est - _log_z(8)) < 4 * fine.log_z.error, (est, _log_z(8), fine.log_z)
     chi = fine.observables["chi"]
