@@ -82,6 +82,8 @@ m2 = [1.0, 0.5]
 coarsest = 4
 particles = 200
 steps = 2
+noise = "conditional"
+mass2 = 0.5
 """
 
 
@@ -96,6 +98,7 @@ def test_multilevel_from_toml(tmp_path):
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [lev["L"] for lev in r["levels"]] == [4, 8] and r["target"] == {"m2": 0.5}
     assert 0 < r["levels"][1]["base_ess"] <= 1 and r["levels"][1]["seconds"] > 0
+    assert r["levels"][1]["lift"]["noise"] == "conditional" and r["levels"][1]["lift"]["mass2"] == 0.5
     assert set(r["observables"]) == {"abs_m", "chi", "binder"}
     # the coarsest level is HMC on the 4x4 free field (Gamma-method errors): chi = (1 - 2/pi)/m2 exactly
     chi = r["levels"][0]["observables"]["chi"]
@@ -112,6 +115,9 @@ def test_multilevel_from_toml(tmp_path):
         ("coarsest = 0", "at least 2"),
         ("coarsest = -4", "at least 2"),
         ("particles = 100000000", "particles"),
+        ("noise = 'pink'", "noise"),
+        ("mass2 = 0", "mass2"),
+        ("scale = 'big'", "scale"),
     ],
 )
 def test_bad_multilevel_sections(section, match, tmp_path):

@@ -28,6 +28,11 @@ def _arguments(p):
     p.add_argument("--replicas", type=int, default=4, help="independent replicas (default 4)")
     p.add_argument("--steps", type=int, default=20, help="SMC steps per level (default 20)")
     p.add_argument("--sigma", type=float, default=None, help="noise width (default: free-field block width)")
+    p.add_argument("--noise", choices=("white", "conditional"), default="white", help="lift noise (default white)")
+    p.add_argument("--mass2", default="auto", help="m_f^2 of the conditional noise, or auto (default)")
+    p.add_argument("--scale", default="1", help="field scale a, or auto (default 1)")
+    p.add_argument("--coarse-m2", type=float, default=None, help="m2 of the coarser levels (default: --m2)")
+    p.add_argument("--coarse-lam", type=float, default=None, help="lam of the coarser levels (default: --lam)")
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -41,13 +46,22 @@ def run(args) -> dict:
 
     import pikflow.lattice as pl
 
+    fine = {"m2": args.m2, "lam": args.lam}
+    coarse = {
+        "m2": args.m2 if args.coarse_m2 is None else args.coarse_m2,
+        "lam": args.lam if args.coarse_lam is None else args.coarse_lam,
+    }
     target = lambda L: pl.LatticePath(  # noqa: E731
-        pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": args.m2, "lam": args.lam}
+        pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), fine if L == args.sizes[-1] else coarse
     )
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    partial = lambda levels: write_json(args, {"settings": settings, "levels": [lev.summary() for lev in levels]})  # noqa: E731
+    num = lambda v: v if v == "auto" else float(v)  # noqa: E731
     t0 = time.perf_counter()
     levels = pl.multilevel(
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
-        sigma="free" if args.sigma is None else args.sigma, seed=args.seed, progress=not args.quiet,
+        sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
+        scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]
@@ -62,7 +76,7 @@ def run(args) -> dict:
     ref = pl.chain_observables(M, path.lattice.volume)
     final = levels[-1].observables
     res = {
-        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+        "settings": settings,
         "levels": [lev.summary() for lev in levels],
         "multilevel_seconds": total,
         "hmc": {"seconds": hmc_secs, "acceptance": float(acc), "observables": {k: v.to_dict() for k, v in ref.items()}},
@@ -80,20 +94,31 @@ def run(args) -> dict:
 def _print(res):
     s = res["settings"]
     print(f"\nphi^4 at (m2, lam) = ({s['m2']}, {s['lam']}), {s['particles']} particles x {s['replicas']} replicas")
-    print("| L | ESS/N | min ESS/N | base ESS/N | sigma | seconds | " + " | ".join(OBSERVABLES) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(OBSERVABLES))
+    print(
+        f"noise {s['noise']}, coarse levels at (m2, lam) = ({s['coarse_m2']}, {s['coarse_lam']}) (None: the target's)"
+    )
+    print("| L | ESS/N | min ESS/N | base ESS/N | Var log w (noise + coarse) | lift | seconds | "
+          + " | ".join(OBSERVABLES) + " |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|" + "---|" * len(OBSERVABLES))
     for lev in res["levels"]:
         cells = [f"{lev['observables'][k]['value']:.4f}({lev['observables'][k]['error']:.4f})" for k in OBSERVABLES]
-        sig = "" if lev["sigma"] is None else f"{lev['sigma']:.3f}"
+        b, lift = lev.get("base"), lev.get("lift") or {}
+        var = "" if b is None else f"{b['var']:.3g} ({b['within']:.3g} + {b['between']:.3g})"
+        sig = "" if lev["sigma"] is None else f"sigma {lev['sigma']:.3f}, "
+        sig = (
+            ""
+            if not lift
+            else sig + f"a {lift['scale']:.2f}" + (f", m_f^2 {lift['mass2']:.3g}" if "mass2" in lift else "")
+        )
         print(
-            f"| {lev['L']} | {lev['ess']:.3f} | {lev['min_ess']:.3f} | {_f(lev['base_ess'])} | {sig} | "
+            f"| {lev['L']} | {lev['ess']:.3f} | {lev['min_ess']:.3f} | {_f(lev['base_ess'])} | {var} | {sig} | "
             + f"{lev['seconds']:.1f} | "
             + " | ".join(cells)
             + " |"
         )
     h = res["hmc"]["observables"]
     print(
-        "| HMC | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
+        "| HMC | | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
         + " | ".join(f"{h[k]['value']:.4f}({h[k]['error']:.4f})" for k in OBSERVABLES)
         + " |"
     )

@@ -168,6 +168,7 @@ def multilevel(
     hmc_step: float | str = "auto",
     seed: int = 0,
     progress: bool = True,
+    on_level: Callable[[list[Level]], None] | None = None,
 ) -> list[Level]:
     r"""Sample the target on ``sizes[-1]`` through every size of ``sizes`` (each twice the one before).
 
@@ -193,6 +194,8 @@ def multilevel(
         :math:`\mathrm{Var}\log w` on 500 lifted samples of replica 0 (:func:`tune_lift`).
     coarsest
         ``"hmc"`` (``hmc_chains`` chains per replica) or ``"exact"`` (a Gaussian target).
+    on_level
+        Called with the levels so far after every level (e.g. to write partial results).
     """
     sizes = [int(L) for L in sizes]
     if len(sizes) < 2 or any(b != 2 * a for a, b in zip(sizes, sizes[1:], strict=False)):
@@ -256,6 +259,8 @@ def multilevel(
                 info,
             )  # fmt: skip
         )
+        if on_level is not None:
+            on_level(levels)
         coarse = fine
     return levels
 
