@@ -131,3 +131,61 @@ def _print(res):
 
 def _f(x):
     return "" if x is None else f"{x:.3g}"
+
+
+def _match_arguments(p):
+    p.add_argument("--sizes", type=int, nargs=2, default=[8, 16], help="coarse and fine size (default 8 16)")
+    p.add_argument("--m2", type=float, default=-1.0, help="m2 of the fine target (default -1)")
+    p.add_argument("--lam", type=float, default=1.0, help="lam of the fine target (default 1)")
+    p.add_argument(
+        "--coarse", nargs="*", default=[], metavar="M2,LAM", help="coarse couplings to try besides the target's"
+    )
+    p.add_argument("--samples", type=int, default=800, help="coarse HMC configurations (default 800)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+@register(
+    "multilevel-match",
+    "IR matching of one multilevel level: base Var(log w) for coarse couplings x lifts",
+    config=False,
+)(_match_arguments)
+def run_match(args) -> dict:
+    r"""The landscape of one level's base (no SMC): per coarse coupling (HMC pool on the coarse lattice) and lift
+    (white with :math:`a = 1`, white with tuned :math:`a`, conditional with tuned :math:`m_f^2, a`), the base's
+    ESS/N and :math:`\mathrm{Var}\log w` split into the noise (``within``) and coarse-marginal (``between``) parts."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import pikflow.lattice as pl
+    from pikflow.lattice._levels import log_weights, weight_diagnostics
+    from pikflow.lattice._multilevel import make_lift
+
+    Lc, Lf = args.sizes
+    path = lambda L, m2, lam: pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": m2, "lam": lam})  # noqa: E731
+    fine = path(Lf, args.m2, args.lam)
+    S_1 = jax.jit(jax.vmap(lambda p: fine.value(p, 1.0)))
+    couplings = [(args.m2, args.lam)] + [tuple(float(x) for x in c.split(",")) for c in args.coarse]
+    res = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "points": []}
+    print("| coarse (m2, lam) | lift | a | m_f^2 | base ESS/N | Var log w | noise part | coarse part |")
+    print("|---|---|---|---|---|---|---|---|")
+    key = jax.random.PRNGKey(args.seed)
+    for m2c, lamc in couplings:
+        coarse = path(Lc, m2c, lamc)
+        fields, _ = pl.hmc(coarse, key, 2 * args.samples, n_chains=8, step="auto", progress=False)
+        phi = jnp.asarray(np.asarray(fields).reshape(-1, Lc, Lc)[::2][: args.samples])
+        S_c = jax.jit(jax.vmap(lambda p, c=coarse: c.value(p, 1.0)))
+        for noise, m, a in (("white", 1.0, 1.0), ("white", 1.0, "auto"), ("conditional", "auto", "auto")):
+            lift, _ = make_lift(
+                noise, fine.lattice.shape, "free", m, a, S_c, S_1, phi[:250], jax.random.fold_in(key, 1)
+            )
+            d = weight_diagnostics(log_weights(lift, S_c, S_1, phi, jax.random.fold_in(key, 2)))
+            mf = None if lift.precision is None else float(np.asarray(lift.precision).flat[0])
+            res["points"].append({"coarse": [m2c, lamc], "noise": noise, "scale": lift.scale, "mass2": mf, **d})
+            print(
+                f"| ({m2c}, {lamc}) | {noise}{' tuned' if a == 'auto' else ''} | {lift.scale:.2f} | "
+                f"{'' if mf is None else f'{mf:.3g}'} | {d['ess']:.2g} | {d['var']:.3g} | {d['within']:.3g} | "
+                f"{d['between']:.3g} |"
+            )
+            write_json(args, res)
+    return res
