@@ -137,9 +137,7 @@ def _match_arguments(p):
     p.add_argument("--sizes", type=int, nargs=2, default=[8, 16], help="coarse and fine size (default 8 16)")
     p.add_argument("--m2", type=float, default=-1.0, help="m2 of the fine target (default -1)")
     p.add_argument("--lam", type=float, default=1.0, help="lam of the fine target (default 1)")
-    p.add_argument(
-        "--coarse", nargs="*", default=[], metavar="M2,LAM", help="coarse couplings to try besides the target's"
-    )
+    p.add_argument("--coarse", action="append", default=[], metavar="M2,LAM", help="coarse couplings to try (repeat)")
     p.add_argument("--samples", type=int, default=800, help="coarse HMC configurations (default 800)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
