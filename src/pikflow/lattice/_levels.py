@@ -34,6 +34,7 @@ conditional base *is* the fine target.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -73,6 +74,7 @@ def _ifft(x, d):
     return jnp.real(jnp.fft.ifftn(x, axes=tuple(range(x.ndim - d, x.ndim))))
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def coarse_symbol(G, d: int):
     r"""The coarse Fourier symbol :math:`c(q)` of :math:`C = PGP^T`, from :math:`C` applied to a coarse delta.
 
@@ -169,9 +171,17 @@ def log_weights(lift: Lift, S_c, S_1, phi, key, per: int = 2):
 
     ``S_c`` and ``S_1`` are batched coarse and fine actions, ``phi`` has shape ``(m, *coarse)``.
     """
-    psi = lift.lift(key, jnp.repeat(phi, per, axis=0))
-    lw = S_c(lift.coarse(psi)) + lift.extra(psi) - S_1(psi)
+    arrays = (lift.scale, lift.sigma, lift.precision, lift.symbol)
+    lw = _log_w(lift.noise, lift.fine_shape, S_c, S_1, per, arrays, jnp.asarray(phi), key)
     return np.asarray(lw).reshape(phi.shape[0], per)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _log_w(noise, fine_shape, S_c, S_1, per, arrays, phi, key):
+    """One compiled lift and weight evaluation per shape and actions (the tuning grid reuses it)."""
+    lift = Lift(noise, fine_shape, *arrays)
+    psi = lift.lift(key, jnp.repeat(phi, per, axis=0))
+    return S_c(lift.coarse(psi)) + lift.extra(psi) - S_1(psi)
 
 
 def weight_diagnostics(lw) -> dict:
