@@ -156,8 +156,7 @@ def run_match(args) -> dict:
     import numpy as np
 
     import pikflow.lattice as pl
-    from pikflow.lattice._levels import log_weights, weight_diagnostics
-    from pikflow.lattice._multilevel import make_lift
+    from pikflow.lattice import log_weights, make_lift, weight_diagnostics
 
     Lc, Lf = args.sizes
     path = lambda L, m2, lam: pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": m2, "lam": lam})  # noqa: E731

@@ -269,4 +269,4 @@ def _couplings(path: LatticePath) -> dict:
     return {str(k): float(v) for k, v in path.coupling_exprs.items() if getattr(v, "is_number", False)}
 
 
-__all__ = ["Level", "block_mean", "multilevel", "noise_width", "upsample"]
+__all__ = ["Level", "block_mean", "make_lift", "multilevel", "noise_width", "upsample"]
