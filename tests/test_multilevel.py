@@ -117,6 +117,8 @@ def test_multilevel_from_toml(tmp_path):
         ("particles = 100000000", "particles"),
         ("noise = 'pink'", "noise"),
         ("mass2 = 0", "mass2"),
+        ("mass2 = inf", "mass2"),
+        ("scale = 1e400", "scale"),
         ("scale = 'big'", "scale"),
     ],
 )

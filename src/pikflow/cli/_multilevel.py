@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
@@ -52,7 +53,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         raise ConfigError(f"[multilevel] sigma must be a positive number or 'free', got {sigma!r}")
     for key, default in (("mass2", "auto"), ("scale", 1.0)):
         v = s.get(key, default)
-        if isinstance(v, str) and v != "auto" or not isinstance(v, str) and not v > 0:
+        if v != "auto" and not _positive(v):
             raise ConfigError(f"[multilevel] {key} must be a positive number or 'auto', got {v!r}")
     if s.get("noise", "white") not in ("white", "conditional"):
         raise ConfigError(f"[multilevel] noise must be 'white' or 'conditional', got {s['noise']!r}")
@@ -81,6 +82,14 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
     return out
+
+
+def _positive(v) -> bool:
+    """A finite positive number (not a bool; huge integers overflow to not finite)."""
+    try:
+        return not isinstance(v, bool | str) and 0 < float(v) < math.inf
+    except (OverflowError, TypeError, ValueError):
+        return False
 
 
 def run_multilevel(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:
