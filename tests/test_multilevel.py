@@ -51,7 +51,9 @@ def test_noise_width_matches_sampled_free_field():
 def test_free_field_hierarchy_is_exact(noise):
     """Z_0 independent of the lift's own offset for white noise; for the conditional lift (m_f^2 and a tuned on
     the pool) its log_z0_offset, checked against dense matrices in test_levels.py."""
-    opts = {"noise": noise, "scale": "auto", "steps": 3} if noise == "conditional" else {"steps": 10}
+    opts = {"noise": "white", "scale": 1.0, "steps": 10}
+    if noise == "conditional":
+        opts = {"noise": noise, "scale": "auto", "steps": 3}
     levels = multilevel(_target, [4, 8], particles=1000, replicas=8, coarsest="exact", progress=False, **opts)
     fine = levels[-1]
     assert fine.L == 8 and fine.ess > 0.5

@@ -16,9 +16,9 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "linear size of the coarsest lattice (HMC); sizes double up to the [action] lattice",
     ),
     "sigma": ((int, float, str), "noise width of every level, or 'free' (the free-field block width); default 'free'"),
-    "noise": ((str,), "'white' (zero-block-sum white noise) or 'conditional' (Gaussian conditional); default 'white'"),
+    "noise": ((str,), "'conditional' (Gaussian conditional, default) or 'white' (zero-block-sum white noise)"),
     "mass2": ((int, float, str), "m_f^2 of the conditional noise's K = khat^2 + m_f^2, or 'auto'; default 'auto'"),
-    "scale": ((int, float, str), "field scale a (block mean = a * coarse field), or 'auto'; default 1"),
+    "scale": ((int, float, str), "field scale a (block mean = a * coarse field), or 'auto'; default 'auto'"),
     "particles": ((int,), "SMC particles per replica at every level; default 1000"),
     "replicas": ((int,), "independent hierarchies giving the errors; default 4"),
     "steps": ((int,), "SMC steps per level from the upsampled base to the fine target; default 20"),
@@ -51,18 +51,18 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
     sigma = s.get("sigma", "free")
     if isinstance(sigma, str) and sigma != "free" or not isinstance(sigma, str) and not sigma > 0:
         raise ConfigError(f"[multilevel] sigma must be a positive number or 'free', got {sigma!r}")
-    for key, default in (("mass2", "auto"), ("scale", 1.0)):
+    for key, default in (("mass2", "auto"), ("scale", "auto")):
         v = s.get(key, default)
         if v != "auto" and not _positive(v):
             raise ConfigError(f"[multilevel] {key} must be a positive number or 'auto', got {v!r}")
-    if s.get("noise", "white") not in ("white", "conditional"):
+    if s.get("noise", "conditional") not in ("white", "conditional"):
         raise ConfigError(f"[multilevel] noise must be 'white' or 'conditional', got {s['noise']!r}")
     out = {
         "sizes": sizes,
         "sigma": sigma,
-        "noise": s.get("noise", "white"),
+        "noise": s.get("noise", "conditional"),
         "mass2": s.get("mass2", "auto"),
-        "scale": s.get("scale", 1.0),
+        "scale": s.get("scale", "auto"),
         "particles": s.get("particles", 1000),
         "replicas": s.get("replicas", 4),
         "steps": s.get("steps", 20),

@@ -158,9 +158,9 @@ def multilevel(
     replicas: int = 4,
     steps: int = 20,
     sigma: float | str = "free",
-    noise: str = "white",
+    noise: str = "conditional",
     mass2: float | str = "auto",
-    scale: float | str = 1.0,
+    scale: float | str = "auto",
     mcmc: str = "hmc",
     mcmc_steps: int = 2,
     coarsest: str = "hmc",
@@ -186,8 +186,10 @@ def multilevel(
     sigma
         The white noise's width, or ``"free"``: :func:`noise_width` of the fine lattice.
     noise
-        ``"white"`` (zero-block-sum white noise) or ``"conditional"`` (the exact conditional of
-        the Gaussian :math:`K = \hat k^2 + m_f^2` given the block means): :class:`Lift`.
+        ``"conditional"`` (default: the exact conditional of the Gaussian
+        :math:`K = \hat k^2 + m_f^2` given the block means) or ``"white"`` (zero-block-sum white
+        noise, the first version): :class:`Lift`. Measured: the conditional lift's base has a
+        15-50 times smaller :math:`\mathrm{Var}\log w` and the SMC a higher ESS/N at equal cost.
     mass2, scale
         :math:`m_f^2` of the conditional noise and the field scale :math:`a` (:math:`P\Psi = a\phi`),
         numbers or ``"auto"``: per level, the values minimising the base's
