@@ -13,7 +13,10 @@ field back, :math:`U^\dagger\Psi = \phi`, so the base on the fine lattice has th
 .. math::  \hat S_0(\Psi) = \hat S_{\rm coarse}(U^\dagger\Psi) + \frac{|\zeta|^2}{2\sigma^2},
            \qquad \zeta = \Psi - UU^\dagger\Psi,
 
-and :math:`Z_0 = Z_{\rm coarse}\,2^{dV_c/2}\,(2\pi\sigma^2)^{(V_f - V_c)/2}`. Each level is
+and :math:`Z_0 = Z_{\rm coarse}\,2^{dV_c/2}\,(2\pi\sigma^2)^{(V_f - V_c)/2}`. The default lift
+instead completes the (scaled) block means with the exact conditional of a Gaussian
+(:class:`~pikflow.lattice.Lift`, module ``_levels``), with :math:`m_f^2` and the scale :math:`a`
+tuned per level on :math:`\mathrm{Var}\log w`. Each level is
 corrected before it feeds the next: sequential Monte Carlo (:func:`pikflow.samplers.smc`) along
 :math:`\hat S_t = (1-t)\hat S_0 + t\hat S_1` to the fine target, with exact incremental weights,
 resampling and HMC moves, then a final resampling by the weights. Replica :math:`r` of a level
