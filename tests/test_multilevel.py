@@ -47,12 +47,22 @@ def test_noise_width_matches_sampled_free_field():
     assert abs(noise_width((8, 8)) ** 2 / var - 1) < 0.02
 
 
-def test_free_field_hierarchy_is_exact():
-    levels = multilevel(_target, [4, 8], particles=1000, replicas=8, steps=10, coarsest="exact", progress=False)
+@pytest.mark.parametrize("noise", ["white", "conditional"])
+def test_free_field_hierarchy_is_exact(noise):
+    """Z_0 independent of the lift's own offset for white noise; for the conditional lift (m_f^2 and a tuned on
+    the pool) its log_z0_offset, checked against dense matrices in test_levels.py."""
+    opts = {"noise": "white", "scale": 1.0, "steps": 10}
+    if noise == "conditional":
+        opts = {"noise": noise, "scale": "auto", "steps": 3}
+    levels = multilevel(_target, [4, 8], particles=1000, replicas=8, coarsest="exact", progress=False, **opts)
     fine = levels[-1]
     assert fine.L == 8 and fine.ess > 0.5
     sigma = fine.sigma
-    log_z0 = _log_z(4) + 16 / 2 * np.log(4) + (64 - 16) / 2 * np.log(2 * np.pi * sigma**2)
+    if noise == "white":
+        log_z0 = _log_z(4) + 16 / 2 * np.log(4) + (64 - 16) / 2 * np.log(2 * np.pi * sigma**2)
+    else:  # the tuned lift of a free field: m_f^2 near the target's, the base nearly exact
+        assert fine.lift["landscape"] and fine.base["ess"] > 0.5, fine.base
+        log_z0 = _log_z(4) + fine.lift["log_z0_offset"]
     est = log_z0 + fine.log_z.value
     assert abs(est - _log_z(8)) < 4 * fine.log_z.error, (est, _log_z(8), fine.log_z)
     chi = fine.observables["chi"]
@@ -74,6 +84,8 @@ m2 = [1.0, 0.5]
 coarsest = 4
 particles = 200
 steps = 2
+noise = "conditional"
+mass2 = 0.5
 """
 
 
@@ -88,6 +100,7 @@ def test_multilevel_from_toml(tmp_path):
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [lev["L"] for lev in r["levels"]] == [4, 8] and r["target"] == {"m2": 0.5}
     assert 0 < r["levels"][1]["base_ess"] <= 1 and r["levels"][1]["seconds"] > 0
+    assert r["levels"][1]["lift"]["noise"] == "conditional" and r["levels"][1]["lift"]["mass2"] == 0.5
     assert set(r["observables"]) == {"abs_m", "chi", "binder"}
     # the coarsest level is HMC on the 4x4 free field (Gamma-method errors): chi = (1 - 2/pi)/m2 exactly
     chi = r["levels"][0]["observables"]["chi"]
@@ -104,6 +117,11 @@ def test_multilevel_from_toml(tmp_path):
         ("coarsest = 0", "at least 2"),
         ("coarsest = -4", "at least 2"),
         ("particles = 100000000", "particles"),
+        ("noise = 'pink'", "noise"),
+        ("mass2 = 0", "mass2"),
+        ("mass2 = inf", "mass2"),
+        ("scale = 1e400", "scale"),
+        ("scale = 'big'", "scale"),
     ],
 )
 def test_bad_multilevel_sections(section, match, tmp_path):

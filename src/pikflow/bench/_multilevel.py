@@ -28,6 +28,11 @@ def _arguments(p):
     p.add_argument("--replicas", type=int, default=4, help="independent replicas (default 4)")
     p.add_argument("--steps", type=int, default=20, help="SMC steps per level (default 20)")
     p.add_argument("--sigma", type=float, default=None, help="noise width (default: free-field block width)")
+    p.add_argument("--noise", choices=("white", "conditional"), default="conditional", help="lift noise (default)")
+    p.add_argument("--mass2", default="auto", help="m_f^2 of the conditional noise, or auto (default)")
+    p.add_argument("--scale", default="auto", help="field scale a, or auto (default)")
+    p.add_argument("--coarse-m2", type=float, default=None, help="m2 of the coarser levels (default: --m2)")
+    p.add_argument("--coarse-lam", type=float, default=None, help="lam of the coarser levels (default: --lam)")
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -41,13 +46,22 @@ def run(args) -> dict:
 
     import pikflow.lattice as pl
 
+    fine = {"m2": args.m2, "lam": args.lam}
+    coarse = {
+        "m2": args.m2 if args.coarse_m2 is None else args.coarse_m2,
+        "lam": args.lam if args.coarse_lam is None else args.coarse_lam,
+    }
     target = lambda L: pl.LatticePath(  # noqa: E731
-        pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": args.m2, "lam": args.lam}
+        pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), fine if L == args.sizes[-1] else coarse
     )
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    partial = lambda levels: write_json(args, {"settings": settings, "levels": [lev.summary() for lev in levels]})  # noqa: E731
+    num = lambda v: v if v == "auto" else float(v)  # noqa: E731
     t0 = time.perf_counter()
     levels = pl.multilevel(
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
-        sigma="free" if args.sigma is None else args.sigma, seed=args.seed, progress=not args.quiet,
+        sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
+        scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]
@@ -62,7 +76,7 @@ def run(args) -> dict:
     ref = pl.chain_observables(M, path.lattice.volume)
     final = levels[-1].observables
     res = {
-        "settings": {k: v for k, v in vars(args).items() if k != "func"},
+        "settings": settings,
         "levels": [lev.summary() for lev in levels],
         "multilevel_seconds": total,
         "hmc": {"seconds": hmc_secs, "acceptance": float(acc), "observables": {k: v.to_dict() for k, v in ref.items()}},
@@ -80,20 +94,31 @@ def run(args) -> dict:
 def _print(res):
     s = res["settings"]
     print(f"\nphi^4 at (m2, lam) = ({s['m2']}, {s['lam']}), {s['particles']} particles x {s['replicas']} replicas")
-    print("| L | ESS/N | min ESS/N | base ESS/N | sigma | seconds | " + " | ".join(OBSERVABLES) + " |")
-    print("|---|---|---|---|---|---|" + "---|" * len(OBSERVABLES))
+    print(
+        f"noise {s['noise']}, coarse levels at (m2, lam) = ({s['coarse_m2']}, {s['coarse_lam']}) (None: the target's)"
+    )
+    print("| L | ESS/N | min ESS/N | base ESS/N | Var log w (noise + coarse) | lift | seconds | "
+          + " | ".join(OBSERVABLES) + " |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|" + "---|" * len(OBSERVABLES))
     for lev in res["levels"]:
         cells = [f"{lev['observables'][k]['value']:.4f}({lev['observables'][k]['error']:.4f})" for k in OBSERVABLES]
-        sig = "" if lev["sigma"] is None else f"{lev['sigma']:.3f}"
+        b, lift = lev.get("base"), lev.get("lift") or {}
+        var = "" if b is None else f"{b['var']:.3g} ({b['within']:.3g} + {b['between']:.3g})"
+        sig = "" if lev["sigma"] is None else f"sigma {lev['sigma']:.3f}, "
+        sig = (
+            ""
+            if not lift
+            else sig + f"a {lift['scale']:.2f}" + (f", m_f^2 {lift['mass2']:.3g}" if "mass2" in lift else "")
+        )
         print(
-            f"| {lev['L']} | {lev['ess']:.3f} | {lev['min_ess']:.3f} | {_f(lev['base_ess'])} | {sig} | "
+            f"| {lev['L']} | {lev['ess']:.3f} | {lev['min_ess']:.3f} | {_f(lev['base_ess'])} | {var} | {sig} | "
             + f"{lev['seconds']:.1f} | "
             + " | ".join(cells)
             + " |"
         )
     h = res["hmc"]["observables"]
     print(
-        "| HMC | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
+        "| HMC | | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
         + " | ".join(f"{h[k]['value']:.4f}({h[k]['error']:.4f})" for k in OBSERVABLES)
         + " |"
     )
@@ -106,3 +131,58 @@ def _print(res):
 
 def _f(x):
     return "" if x is None else f"{x:.3g}"
+
+
+def _match_arguments(p):
+    p.add_argument("--sizes", type=int, nargs=2, default=[8, 16], help="coarse and fine size (default 8 16)")
+    p.add_argument("--m2", type=float, default=-1.0, help="m2 of the fine target (default -1)")
+    p.add_argument("--lam", type=float, default=1.0, help="lam of the fine target (default 1)")
+    p.add_argument("--coarse", action="append", default=[], metavar="M2,LAM", help="coarse couplings to try (repeat)")
+    p.add_argument("--samples", type=int, default=800, help="coarse HMC configurations (default 800)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+@register(
+    "multilevel-match",
+    "IR matching of one multilevel level: base Var(log w) for coarse couplings x lifts",
+    config=False,
+)(_match_arguments)
+def run_match(args) -> dict:
+    r"""The landscape of one level's base (no SMC): per coarse coupling (HMC pool on the coarse lattice) and lift
+    (white with :math:`a = 1`, white with tuned :math:`a`, conditional with tuned :math:`m_f^2, a`), the base's
+    ESS/N and :math:`\mathrm{Var}\log w` split into the noise (``within``) and coarse-marginal (``between``) parts."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import pikflow.lattice as pl
+    from pikflow.lattice import log_weights, make_lift, weight_diagnostics
+
+    Lc, Lf = args.sizes
+    path = lambda L, m2, lam: pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": m2, "lam": lam})  # noqa: E731
+    fine = path(Lf, args.m2, args.lam)
+    S_1 = jax.jit(jax.vmap(lambda p: fine.value(p, 1.0)))
+    couplings = [(args.m2, args.lam)] + [tuple(float(x) for x in c.split(",")) for c in args.coarse]
+    res = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "points": []}
+    print("| coarse (m2, lam) | lift | a | m_f^2 | base ESS/N | Var log w | noise part | coarse part |")
+    print("|---|---|---|---|---|---|---|---|")
+    key = jax.random.PRNGKey(args.seed)
+    for m2c, lamc in couplings:
+        coarse = path(Lc, m2c, lamc)
+        fields, _ = pl.hmc(coarse, key, 2 * args.samples, n_chains=8, step="auto", progress=False)
+        phi = jnp.asarray(np.asarray(fields).reshape(-1, Lc, Lc)[::2][: args.samples])
+        S_c = jax.jit(jax.vmap(lambda p, c=coarse: c.value(p, 1.0)))
+        for noise, m, a in (("white", 1.0, 1.0), ("white", 1.0, "auto"), ("conditional", "auto", "auto")):
+            lift, _ = make_lift(
+                noise, fine.lattice.shape, "free", m, a, S_c, S_1, phi[:250], jax.random.fold_in(key, 1)
+            )
+            d = weight_diagnostics(log_weights(lift, S_c, S_1, phi, jax.random.fold_in(key, 2)))
+            mf = None if lift.precision is None else float(np.asarray(lift.precision).flat[0])
+            res["points"].append({"coarse": [m2c, lamc], "noise": noise, "scale": lift.scale, "mass2": mf, **d})
+            print(
+                f"| ({m2c}, {lamc}) | {noise}{' tuned' if a == 'auto' else ''} | {lift.scale:.2f} | "
+                f"{'' if mf is None else f'{mf:.3g}'} | {d['ess']:.2g} | {d['var']:.3g} | {d['within']:.3g} | "
+                f"{d['between']:.3g} |"
+            )
+            write_json(args, res)
+    return res

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
@@ -15,6 +16,9 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "linear size of the coarsest lattice (HMC); sizes double up to the [action] lattice",
     ),
     "sigma": ((int, float, str), "noise width of every level, or 'free' (the free-field block width); default 'free'"),
+    "noise": ((str,), "'conditional' (Gaussian conditional, default) or 'white' (zero-block-sum white noise)"),
+    "mass2": ((int, float, str), "m_f^2 of the conditional noise's K = khat^2 + m_f^2, or 'auto'; default 'auto'"),
+    "scale": ((int, float, str), "field scale a (block mean = a * coarse field), or 'auto'; default 'auto'"),
     "particles": ((int,), "SMC particles per replica at every level; default 1000"),
     "replicas": ((int,), "independent hierarchies giving the errors; default 4"),
     "steps": ((int,), "SMC steps per level from the upsampled base to the fine target; default 20"),
@@ -47,9 +51,18 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
     sigma = s.get("sigma", "free")
     if isinstance(sigma, str) and sigma != "free" or not isinstance(sigma, str) and not sigma > 0:
         raise ConfigError(f"[multilevel] sigma must be a positive number or 'free', got {sigma!r}")
+    for key, default in (("mass2", "auto"), ("scale", "auto")):
+        v = s.get(key, default)
+        if v != "auto" and not _positive(v):
+            raise ConfigError(f"[multilevel] {key} must be a positive number or 'auto', got {v!r}")
+    if s.get("noise", "conditional") not in ("white", "conditional"):
+        raise ConfigError(f"[multilevel] noise must be 'white' or 'conditional', got {s['noise']!r}")
     out = {
         "sizes": sizes,
         "sigma": sigma,
+        "noise": s.get("noise", "conditional"),
+        "mass2": s.get("mass2", "auto"),
+        "scale": s.get("scale", "auto"),
         "particles": s.get("particles", 1000),
         "replicas": s.get("replicas", 4),
         "steps": s.get("steps", 20),
@@ -69,6 +82,14 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
     return out
+
+
+def _positive(v) -> bool:
+    """A finite positive number (not a bool; huge integers overflow to not finite)."""
+    try:
+        return not isinstance(v, bool | str) and 0 < float(v) < math.inf
+    except (OverflowError, TypeError, ValueError):
+        return False
 
 
 def run_multilevel(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:
@@ -116,6 +137,10 @@ def run_multilevel(data: dict, source: str, settings: dict, output, *, progress:
     for lev in levels:
         obs = ", ".join(f"{k} {v}" for k, v in lev.observables.items())
         base = "" if lev.base_ess is None else f", base alone {lev.base_ess:.3g}"
+        if lev.base is not None:
+            base += (
+                f" (Var log w {lev.base['var']:.3g}: {lev.base['within']:.3g} noise + {lev.base['between']:.3g} coarse)"
+            )
         print(f"  L = {lev.L}: ESS/N {lev.ess:.3f} (lowest {lev.min_ess:.3f}{base}), {lev.seconds:.1f} s; {obs}")
     print(f"  wrote {output.out / 'results.json'}")
     return 0

@@ -17,8 +17,9 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   :func:`flow_observables` (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
 - SMC on a lattice flow: :func:`lattice_problem` (:func:`pikflow.samplers.smc` takes the flow directly),
   :func:`magnetisation_moments`, :func:`smc_observables`.
-- Multilevel sampling: :func:`multilevel` (block upsampling plus zero-block-sum noise, SMC per
-  level to the fine target; :class:`Level` per size).
+- Multilevel sampling: :func:`multilevel` (block upsampling plus zero-block-sum white noise or
+  the conditional Gaussian, :class:`Lift`, :func:`make_lift`; SMC per level to the fine target;
+  :class:`Level` per size); a level's base diagnostics :func:`log_weights`, :func:`weight_diagnostics`.
 - Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
   :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
   :class:`LatticeScan`; :func:`binder_crossings`; :func:`path_problem`.
@@ -69,7 +70,8 @@ from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase, free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice, check_shape
-from ._multilevel import Level, multilevel
+from ._levels import Lift, log_weights, weight_diagnostics
+from ._multilevel import Level, make_lift, multilevel
 from ._observables import (
     chain_observables,
     chain_two_point,
@@ -91,6 +93,10 @@ from ._symmetry import Symmetry
 
 __all__ = [
     "Level",
+    "Lift",
+    "log_weights",
+    "make_lift",
+    "weight_diagnostics",
     "multilevel",
     "LatticeScan",
     "binder_crossings",
