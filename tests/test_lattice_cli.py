@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pikflow.lattice as pl
-from pikflow._errors import ConfigError, FlowFileError
+from pikflow._errors import ConfigError, FlowFileError, PikflowError
 from pikflow.cli import main
 from pikflow.cli._config import load_config
 from pikflow.cli._lattice import build_lattice
@@ -269,3 +269,21 @@ def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch):
 
     fit_from_settings(path, settings, progress=False)
     assert seen["basis"] == "two-point" and seen["steps"] == 10
+
+
+def test_fast_setup_keys_reach_fit_lattice(tmp_path):
+    """``[lattice] select`` and ``tames``: one taming width per base kind, scored on ``select`` samples."""
+    text = MATCHED.replace("scales = [0.1, 0.4]\n", "select = 100\ntames = [5.0]\n")
+    out, r = _run(tmp_path, text, "fast")
+    assert r["candidates"] and {c["tame"] for c in r["candidates"]} == {5.0}
+    assert len(r["candidates"]) == len({c["base"] for c in r["candidates"]})
+    assert all(c["runaway"] <= 100 for c in r["candidates"] if c.get("ok"))
+    for bad, match in (("tames = []", "tames must be a list"), ("tames = [5.0]\npowers = [4]", "drop the basis")):
+        (tmp_path / "bad.toml").write_text(MATCHED.replace("scales = [0.1, 0.4]", bad))
+        with pytest.raises(ConfigError, match=match):
+            load_config(tmp_path / "bad.toml")
+    path = pl.LatticePath(pl.LatticeAction(DENSITY, [4, 4]), {"m2": -1.0, "lam": 1.0})
+    with pytest.raises(PikflowError, match="positive taming widths"):
+        pl.fit_lattice(path, tames=[-1.0], progress=False)
+    with pytest.raises(PikflowError, match="leave basis= unset"):
+        pl.fit_lattice(path, tames=[5.0], basis="short", progress=False)

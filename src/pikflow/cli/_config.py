@@ -159,6 +159,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             "cross-scale products); see pikflow.lattice.preset_basis. Not combined with the basis overrides below",
         ),
         "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (1000)"),
+        "select": ((int,), "samples per candidate flow when choosing between them; default that of fit_lattice (2000)"),
+        "tames": (
+            (list,),
+            "taming widths tried with the default basis; default [10, 5]. A fast set-up, measured as good at the "
+            "lattice goal points: collocation = 500, select = 500, tames = [5]",
+        ),
         "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
         "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),
         "fourier": (

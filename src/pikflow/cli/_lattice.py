@@ -107,9 +107,17 @@ def check_lattice(data: dict, where: str = "config") -> None:
 
     if "base" in lat and lat["base"] not in BASE_KINDS:
         raise ConfigError(f"{where}: [lattice] base must be one of {list(BASE_KINDS)}, got {lat['base']!r}")
-    for key, low in (("steps", 1), ("collocation", 10), ("hmc_samples", 1), ("hmc_chains", 1), ("local_degree", 1)):
+    lows = (("steps", 1), ("collocation", 10), ("select", 10), ("hmc_samples", 1), ("hmc_chains", 1), ("local_degree", 1))
+    for key, low in lows:
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
+    if "tames" in lat:
+        widths = lat["tames"]
+        ok = all(isinstance(w, int | float) and not isinstance(w, bool) and 0 < w < float("inf") for w in widths)
+        if not widths or not ok:
+            raise ConfigError(f"{where}: [lattice] tames must be a list of positive widths, e.g. [5.0], got {widths!r}")
+        if "basis" in lat and lat["basis"] != "default" or any(k in lat for k in BASIS_KEYS):
+            raise ConfigError(f"{where}: [lattice] tames sets the widths of the default basis: drop the basis keys")
     if "local_range" in lat and lat["local_range"] < 0:
         raise ConfigError(f"{where}: [lattice] local_range must be >= 0, got {lat['local_range']!r}")
     if "local_range" in lat and 2 * lat["local_range"] >= min(shape):
@@ -172,6 +180,8 @@ def lattice_settings(data: dict) -> dict[str, Any]:
         "base": lat.get("base", "matched"),
         "steps": lat.get("steps", defaults["steps"]),
         "collocation": lat.get("collocation", defaults["n_collocation"]),
+        "select": lat.get("select", defaults["select"]),
+        "tames": lat.get("tames"),
         "hmc_samples": lat.get("hmc_samples", defaults["hmc_samples"]),
         "hmc_chains": lat.get("hmc_chains", defaults["hmc_chains"]),
         "seed": data.get("flow", {}).get("seed", 0),
@@ -239,6 +249,8 @@ def fit_from_settings(
         basis=(lambda flow_path, base: _basis(flow_path, base, over)) if over else settings.get("basis_preset"),
         steps=settings["steps"],
         n_collocation=settings["collocation"],
+        select=settings["select"],
+        tames=settings["tames"],
         seed=settings["seed"],
         solver=solver,
         checkpoint=checkpoint,

@@ -223,6 +223,7 @@ def fit_lattice(
     hmc_options: dict | None = None,
     seed: int = 0,
     select: int = 2000,
+    tames=None,
     solver=None,
     checkpoint=None,
     progress: bool = True,
@@ -260,6 +261,11 @@ def fit_lattice(
         Seeds the HMC run, the collocation configurations and the selection samples.
     select
         Samples per candidate flow when choosing between candidates (bases, widths).
+    tames
+        The taming widths tried with the default basis (default :data:`TAME_LADDER`). A fast
+        set-up, measured as good at the lattice goal points (ESS/N 0.996, 0.972 and 0.676 at
+        8x8 (-1, 1), 16x16 (-1, 1) and 16x16 (-2, 2), against 0.996, 0.974 and 0.685 with the
+        defaults) in a third of the time: ``n_collocation=500, select=500, tames=[5.0]``.
     solver
         How each layer is solved (see :func:`solve_lattice`); default the direct SVD solve.
     checkpoint
@@ -360,7 +366,16 @@ def fit_lattice(
             )
             for kind, g in kinds
         ]
-    tames = TAME_LADDER if basis is None else (None,)
+    if tames is not None:
+        if basis is not None:
+            raise PikflowError("tames= sets the taming widths of the default basis: leave basis= unset")
+        try:
+            tames = tuple(float(w) for w in tames)
+        except (TypeError, ValueError):
+            raise PikflowError(f"tames must be a list of positive taming widths, e.g. [5.0], got {tames!r}") from None
+        if not tames or not all(np.isfinite(w) and w > 0 for w in tames):
+            raise PikflowError(f"tames must be a list of positive taming widths, e.g. [5.0], got {tames!r}")
+    tames = (TAME_LADDER if tames is None else tames) if basis is None else (None,)
     t0 = _time.perf_counter()
     attempts, cands = [], []
     n_cand = len(bases) * len(tames)
