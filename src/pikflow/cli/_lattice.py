@@ -107,7 +107,8 @@ def check_lattice(data: dict, where: str = "config") -> None:
 
     if "base" in lat and lat["base"] not in BASE_KINDS:
         raise ConfigError(f"{where}: [lattice] base must be one of {list(BASE_KINDS)}, got {lat['base']!r}")
-    lows = (("steps", 1), ("collocation", 10), ("select", 10), ("hmc_samples", 1), ("hmc_chains", 1), ("local_degree", 1))
+    lows = (("steps", 1), ("collocation", 10), ("select", 10), ("hmc_samples", 1), ("hmc_chains", 1))
+    lows += (("local_degree", 1),)
     for key, low in lows:
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
