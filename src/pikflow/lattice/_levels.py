@@ -125,6 +125,7 @@ class Lift:
 
     @property
     def d(self) -> int:
+        """The number of lattice dimensions :math:`d` (a block has :math:`2^d` fine sites)."""
         return len(self.fine_shape)
 
     def coarse(self, psi):
