@@ -73,10 +73,9 @@ def scan_path(L: int, args):
 
 def ordered_start(path, t: float, chains: int) -> np.ndarray:
     r"""Half the chains at :math:`\sqrt{-m^2/\lambda}` on every site, half at minus that (0.1 if :math:`m^2 \ge 0`)."""
-    import sympy as sp
+    import pikflow.lattice as pl
 
-    at = lambda e: float(e.xreplace({s: t for s in e.free_symbols if s.name == "t"}))  # noqa: E731
-    values = {str(k): at(sp.sympify(v)) for k, v in path.coupling_exprs.items()}
+    values = pl.couplings_at(path, t)
     m2, lam = values["m2"], values["lam"]
     v = math.sqrt(-m2 / lam) if m2 < 0 and lam > 0 else 0.1
     signs = np.where(np.arange(chains) % 2 == 0, 1.0, -1.0)

@@ -86,7 +86,7 @@ from ._observables import (
     two_point_series,
 )
 from ._samples import LatticeSamples
-from ._scan import LatticeScan, binder_crossings, path_problem, scan_lattice
+from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
 from ._solve import least_squares, solve_lattice
 from ._symmetry import Symmetry
@@ -100,6 +100,7 @@ __all__ = [
     "multilevel",
     "LatticeScan",
     "binder_crossings",
+    "couplings_at",
     "path_problem",
     "scan_lattice",
     "magnetisations",
