@@ -7,6 +7,9 @@ from ._base import GaussianBase as GaussianBase
 from ._build import solve as solve
 from ._flow import Flow as Flow
 from ._flow import LayerReport as LayerReport
+from ._integrate import exact_log_det as exact_log_det
+from ._integrate import rk4 as rk4
+from ._integrate import rk4_scan as rk4_scan
 from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates
@@ -15,6 +18,9 @@ from ._tabulated import TableInfo as TableInfo
 from ._tabulated import TabulatedMap as TabulatedMap
 
 __all__ = [
+    "exact_log_det",
+    "rk4",
+    "rk4_scan",
     "AbstractKernel",
     "Flow",
     "GaussianBase",

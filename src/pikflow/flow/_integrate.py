@@ -29,25 +29,71 @@ from ..equations import AbstractKernel
 LOGDETS = ("exact", "continuous")
 
 
+def rk4(first, middle, last, x, dt):
+    r"""One classical RK4 step of a state of any shape, and the matching increment of a rate.
+
+    ``first``, ``middle``, ``last`` evaluate the layers at :math:`t`, :math:`t + \Delta t/2` (used
+    twice) and :math:`t + \Delta t`; each maps a state ``y`` to ``(v(y), r(y))``: the velocity
+    (eq. 11) and a scalar rate integrated alongside, e.g. :math:`\partial\cdot v` for the
+    continuous log-density (eq. 32 in the :math:`\Omega` form: :math:`-\Delta\Omega`). Returns
+    ``(x', dt/6 (r_1 + 2 r_2 + 2 r_3 + r_4))``. ``dt < 0`` steps backwards. The one integrator of
+    every field space: a 0-D configuration ``(n_fields,)``, a lattice batch ``(n, *field_shape)``.
+    """
+    k1, r1 = first(x)
+    k2, r2 = middle(x + 0.5 * dt * k1)
+    k3, r3 = middle(x + 0.5 * dt * k2)
+    k4, r4 = last(x + dt * k3)
+    return x + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), dt / 6.0 * (r1 + 2 * r2 + 2 * r3 + r4)
+
+
+def rk4_scan(stage, x, log_q, *, steps: int, dt: float | None = None, keep: bool = False):
+    r"""``steps`` RK4 steps of ``(x, log q)`` in one ``lax.scan``: step ``i`` uses layers ``2i, 2i+1, 2i+2``.
+
+    ``stage(k, y)`` gives ``(v, r)`` of layer ``k`` (a traced index) at ``y``; ``log q`` gains
+    :math:`\int r\,dt` (so ``r`` is :math:`d\log q/dt = -\partial\cdot v`). ``dt`` defaults to
+    ``1 / steps``. ``keep``: also return every step's state and ``log q`` (leading axis ``steps``).
+    """
+    dt = 1.0 / steps if dt is None else dt
+
+    def body(carry, i):
+        y, lq = carry
+        new, dlq = rk4(lambda z: stage(2 * i, z), lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), y, dt)
+        lq = lq + dlq
+        return (new, lq), ((new, lq) if keep else None)
+
+    (x, log_q), kept = jax.lax.scan(body, (x, log_q), jnp.arange(steps))
+    return ((x, log_q), kept) if keep else (x, log_q)
+
+
+def exact_log_det(step, x):
+    r""":math:`\log|\det\partial\,\text{step}(x)/\partial x|` of one configuration's map (any shape).
+
+    ``nan`` where the determinant is not positive (the map folded there): such a sample is
+    counted as non-finite, never given a wrong weight.
+    """
+    jac = jax.jacfwd(step)(x).reshape(x.size, x.size)
+    sign, logabs = jnp.linalg.slogdet(jac)
+    return jnp.where(sign > 0, logabs, jnp.nan)
+
+
+def _velocity_only(kernel):
+    return lambda y: (kernel(y), 0.0)
+
+
+def _with_divergence(kernel):
+    return lambda y: (kernel(y), kernel.divergence(y))
+
+
 def rk4_step(kernels: AbstractKernel, i, phi, dt):
-    """One RK4 step of a single configuration through layers ``2i, 2i+1, 2i+2``."""
-    ka, km, kb = kernels.layer(2 * i), kernels.layer(2 * i + 1), kernels.layer(2 * i + 2)
-    v1 = ka(phi)
-    v2 = km(phi + 0.5 * dt * v1)
-    v3 = km(phi + 0.5 * dt * v2)
-    v4 = kb(phi + dt * v3)
-    return phi + dt / 6.0 * (v1 + 2 * v2 + 2 * v3 + v4)
+    """One RK4 step of a single configuration through layers ``2i, 2i+1, 2i+2`` (:func:`rk4`)."""
+    layers = (kernels.layer(2 * i), kernels.layer(2 * i + 1), kernels.layer(2 * i + 2))
+    return rk4(*map(_velocity_only, layers), phi, dt)[0]
 
 
 def rk4_step_with_divergence(kernels: AbstractKernel, i, phi, dt):
     r"""RK4 step of :math:`(\phi, \log q)` with :math:`d\log q/dt = -\partial\cdot v`: returns (phi', -Δlog q)."""
-    ka, km, kb = kernels.layer(2 * i), kernels.layer(2 * i + 1), kernels.layer(2 * i + 2)
-    p2 = phi + 0.5 * dt * ka(phi)
-    p3 = phi + 0.5 * dt * km(p2)
-    p4 = phi + dt * km(p3)
-    phi_new = rk4_step(kernels, i, phi, dt)
-    div = ka.divergence(phi) + 2 * km.divergence(p2) + 2 * km.divergence(p3) + kb.divergence(p4)
-    return phi_new, dt / 6.0 * div
+    layers = (kernels.layer(2 * i), kernels.layer(2 * i + 1), kernels.layer(2 * i + 2))
+    return rk4(*map(_with_divergence, layers), phi, dt)
 
 
 def push(kernels: AbstractKernel, phi, log_q, *, steps: int, logdet: str):
@@ -60,9 +106,7 @@ def push(kernels: AbstractKernel, phi, log_q, *, steps: int, logdet: str):
     def one(i, p):
         if logdet == "exact":
             step = lambda x: rk4_step(kernels, i, x, dt)  # noqa: E731
-            new = step(p)
-            sign, logabs = jnp.linalg.slogdet(jax.jacfwd(step)(p))
-            return new, jnp.where(sign > 0, logabs, jnp.nan)
+            return step(p), exact_log_det(step, p)
         return rk4_step_with_divergence(kernels, i, p, dt)
 
     def body(carry, i):

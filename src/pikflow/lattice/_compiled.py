@@ -24,6 +24,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from ..flow import rk4_scan
+
 #: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
 CACHE_SIZE = 64
 _CACHE: collections.OrderedDict = collections.OrderedDict()
@@ -68,7 +70,6 @@ def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = Non
     (its input, coefficients and constants) in float32, its results cast back; the RK4 state and
     :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
     """
-    dt = 1.0 / steps if dt is None else dt
     sign = 1.0 if reverse else -1.0
     both = jax.vmap(evaluate, (None, None, 0))
     low = jnp.float32 if precision == "float32" else None
@@ -79,7 +80,8 @@ def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = Non
         if low is not None:
             params = _as(low, params)
 
-        def stage(a, y):
+        def stage(k, y):
+            a = coeffs[k]
             if low is None:
                 g, lap = both(params, a, y)
             else:
@@ -87,18 +89,7 @@ def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = Non
                 g, lap = g.astype(y.dtype), lap.astype(y.dtype)
             return sign * g, lap
 
-        def body(carry, i):
-            x, lq = carry
-            a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
-            k1, l1 = stage(a0, x)
-            k2, l2 = stage(am, x + 0.5 * dt * k1)
-            k3, l3 = stage(am, x + 0.5 * dt * k2)
-            k4, l4 = stage(a1, x + dt * k3)
-            dlq = l1 + 2 * l2 + 2 * l3 + l4
-            return (x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4), lq + dt / 6 * dlq), None
-
-        (x, lq), _ = jax.lax.scan(body, (x, lq), jnp.arange(steps))
-        return x, lq
+        return rk4_scan(stage, x, lq, steps=steps, dt=dt)
 
     return push
 

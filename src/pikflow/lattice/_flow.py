@@ -27,6 +27,7 @@ import numpy as np
 
 from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import SamplingError
+from ..flow import exact_log_det
 from ..progress import progress_bar
 from ._basis import LatticeBasis
 from ._compiled import PRECISIONS, push_fn, rk4_push, target_fn
@@ -209,8 +210,7 @@ class LatticeFlow:
 
             def one(coeffs, x):
                 f = lambda y: push(coeffs, y[None], jnp.zeros(1))[0][0]  # noqa: E731
-                jac = jax.jacfwd(f)(x).reshape(x.size, x.size)
-                return f(x), jnp.linalg.slogdet(jac)[1]
+                return f(x), exact_log_det(f, x)
 
             self._exact_fn = jax.jit(jax.vmap(one, (None, 0)))
         return self._exact_fn

@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -108,7 +107,7 @@ def flow_problem(flow, *, logdet: str = "exact") -> AnnealingProblem:
     ``logdet="exact"`` its log-Jacobian is that of the discrete map (forward-mode
     autodiff), so the incremental weights are exact for the map applied.
     """
-    from ..flow._integrate import rk4_step, rk4_step_with_divergence
+    from ..flow._integrate import exact_log_det, rk4_step, rk4_step_with_divergence
 
     if logdet not in LOGDETS:
         raise SamplingError(f"logdet must be one of {LOGDETS}, got {logdet!r}")
@@ -118,8 +117,7 @@ def flow_problem(flow, *, logdet: str = "exact") -> AnnealingProblem:
     def transport(k, x):
         if logdet == "exact":
             step = lambda y: rk4_step(kernels, k, y, dt)  # noqa: E731
-            sign, logabs = jnp.linalg.slogdet(jax.jacfwd(step)(x))
-            return step(x), jnp.where(sign > 0, logabs, jnp.nan)
+            return step(x), exact_log_det(step, x)
         new, integral = rk4_step_with_divergence(kernels, k, x, dt)
         return new, integral
 

@@ -1,0 +1,51 @@
+"""The one RK4 integrator of every field space (:func:`pikflow.flow.rk4`, :func:`pikflow.flow.rk4_scan`)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from pikflow.flow import exact_log_det, rk4, rk4_scan
+
+
+def test_rk4_is_the_fourth_order_taylor_map_of_a_linear_flow():
+    """For dx/dt = a x, one RK4 step multiplies by 1 + h + h²/2 + h³/6 + h⁴/24 (h = a dt), exactly."""
+    a, dt = -0.7, 0.3
+    x = jnp.arange(6.0).reshape(2, 3) - 1.5  # any state shape: a small "lattice batch"
+    stage = lambda y: (a * y, jnp.sum(y))  # noqa: E731
+    new, rate = rk4(stage, stage, stage, x, dt)
+    h = a * dt
+    np.testing.assert_allclose(new, x * (1 + h + h**2 / 2 + h**3 / 6 + h**4 / 24), rtol=1e-15)
+    # the rate is integrated with the same stages: sum(y) follows the same linear flow, so its
+    # integral over the step is (Simpson-like RK4 weights) sum(x) dt (1 + h/2 + h²/6 + h³/24)
+    np.testing.assert_allclose(rate, jnp.sum(x) * dt * (1 + h / 2 + h**2 / 6 + h**3 / 24), rtol=1e-14)
+    back, _ = rk4(stage, stage, stage, new, -dt)  # a step backwards undoes it to O(h^5)
+    np.testing.assert_allclose(back, x, atol=abs(h) ** 5)
+
+
+def test_rk4_scan_uses_layers_2i_2i1_2i2_and_integrates_the_rate():
+    """Layer k has velocity c_k (constant in x): after the steps x moved by Σ dt/6 (c_2i + 4 c_2i+1 + c_2i+2)."""
+    steps = 3
+    c = jnp.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0])
+    stage = lambda k, y: (jnp.full_like(y, c[k]), c[k])  # noqa: E731
+    x, lq = rk4_scan(stage, jnp.zeros(4), jnp.zeros(()), steps=steps)
+    expected = sum((c[2 * i] + 4 * c[2 * i + 1] + c[2 * i + 2]) / (6 * steps) for i in range(steps))
+    np.testing.assert_allclose(x, expected, rtol=1e-15)
+    np.testing.assert_allclose(lq, expected, rtol=1e-15)
+    (_, _), (xs, lqs) = rk4_scan(stage, jnp.zeros(4), jnp.zeros(()), steps=steps, keep=True)
+    assert xs.shape == (steps, 4) and lqs.shape == (steps,)
+    np.testing.assert_allclose(xs[-1], x, rtol=0)
+
+
+@pytest.mark.parametrize("shape", [(2,), (3, 3)])
+def test_exact_log_det_of_a_linear_map_and_nan_where_it_folds(shape):
+    n = int(np.prod(shape))
+    m = np.eye(n) + 0.3 * np.random.default_rng(0).standard_normal((n, n))
+    m = m if np.linalg.det(m) > 0 else m[::-1]  # a map with a positive determinant
+    step = lambda x: (jnp.asarray(m) @ x.ravel()).reshape(shape)  # noqa: E731
+    x = jnp.ones(shape)
+    np.testing.assert_allclose(exact_log_det(step, x), np.log(np.linalg.det(m)), rtol=1e-13)
+    flip = np.diag([-1.0] + [1.0] * (n - 1))  # a reflection: det < 0, the map folded
+    folded = lambda x: (jnp.asarray(flip @ m) @ x.ravel()).reshape(shape)  # noqa: E731
+    assert np.isnan(exact_log_det(folded, x))
+    assert jax.jit(exact_log_det, static_argnums=0)(step, x) == pytest.approx(np.log(np.linalg.det(m)), rel=1e-13)
