@@ -305,12 +305,20 @@ class Custom(AbstractBasis):
 _KINDS = {cls.kind: cls for cls in (Polynomial, Sine, Hermite, Radial, Custom)}
 
 
-def basis_from_spec(spec: dict) -> AbstractBasis:
-    """Build a basis from its :meth:`~AbstractBasis.spec` (the TOML ``[basis]`` table)."""
+def basis_from_spec(spec: dict, *, lattice=None) -> AbstractBasis:
+    """Build a basis from its :meth:`~AbstractBasis.spec` (the TOML ``[basis]`` table).
+
+    A potential basis (:class:`~pikflow.bases.AbstractPotentialBasis`, e.g. a lattice family)
+    is rebuilt on its geometry: ``basis_from_spec(spec, lattice=...)``.
+    """
+    from ._potential import _POTENTIAL_KINDS, potential_from_spec
+
     spec = dict(spec)
+    if spec.get("kind") in _POTENTIAL_KINDS:
+        return potential_from_spec(spec, lattice)
     kind = spec.pop("kind", None)
     if kind not in _KINDS:
-        raise BasisError(f"unknown basis kind {kind!r}: choose one of {sorted(_KINDS)}")
+        raise BasisError(f"unknown basis kind {kind!r}: choose one of {sorted(_KINDS) + sorted(_POTENTIAL_KINDS)}")
     try:
         return _KINDS[kind](**spec)
     except TypeError as err:

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
+from ..bases import AbstractPotentialBasis, register_basis
 from ._basis_local import LocalHermite, _patterns
 from ._basis_smoothed import DEFAULT_SCALES, SmoothedPowers, SmoothedProducts, _tamed_square
 from ._basis_spectral import (
@@ -70,8 +71,14 @@ __all__ = [
 ]
 
 
-class LatticeBasis:
-    r"""A basis for :math:`\Omega_t`: the concatenation of families (see :func:`lattice_basis`)."""
+class LatticeBasis(AbstractPotentialBasis):
+    r"""A basis for :math:`\Omega_t`: the concatenation of families (see :func:`lattice_basis`).
+
+    A :class:`~pikflow.bases.AbstractPotentialBasis` itself: ``spec()`` lists the families' specs,
+    and ``pikflow.bases.basis_from_spec(spec, lattice=...)`` rebuilds it.
+    """
+
+    kind = "lattice"
 
     def __init__(self, families: Sequence[LatticeFamily]):
         self.families = list(families)
@@ -85,6 +92,9 @@ class LatticeBasis:
         self.n = sum(self.sizes)
         self.names = [name for f in self.families for name in f.names]
         self._splits = np.cumsum(self.sizes)[:-1].tolist()
+
+    def spec(self) -> dict:
+        return {"kind": self.kind, "families": [f.spec() for f in self.families]}
 
     def _parts(self, a):
         return jnp.split(a, self._splits)
@@ -267,3 +277,53 @@ def lattice_basis(
             )
         )
     return LatticeBasis(fams)
+
+
+def _precision(spec):
+    return None if spec.get("precision") is None else np.asarray(spec["precision"], dtype=float)
+
+
+def _symmetry(spec, lattice):
+    from ._symmetry import Symmetry
+
+    return Symmetry.from_spec(spec["symmetry"], lattice) if "symmetry" in spec else None
+
+
+#: kind -> builder from a family's spec (registered with pikflow.bases: ``basis_from_spec(spec, lattice=...)``)
+_FAMILY_FACTORIES = {
+    "fourier": lambda s, lat: FourierTwoPoint(
+        lat, _symmetry(s, lat), components=int(s.get("components", 1)), shared=s.get("shared")
+    ),
+    "magnetisation": lambda s, lat: Magnetisation(
+        lat, s["powers"], width=s.get("width"), log_cosh=s.get("log_cosh"), components=int(s.get("components", 1))
+    ),
+    "smoothed_powers": lambda s, lat: SmoothedPowers(
+        lat, s["scales"], s["powers"], precision=_precision(s), tame=s["tame"], components=int(s.get("components", 1))
+    ),
+    "smoothed_products": lambda s, lat: SmoothedProducts(lat, s["scales"], precision=_precision(s), tame=s["tame"]),
+    "local_hermite": lambda s, lat: LocalHermite(
+        lat,
+        int(s["range"]),
+        int(s["degree"]),
+        max_sites=int(s["max_sites"]),
+        z2=bool(s["z2"]),
+        min_degree=int(s["min_degree"]),
+        symmetry=_symmetry(s, lat),
+    ),
+}
+
+
+def family_from_spec(spec, lattice: Lattice) -> LatticeFamily:
+    """A lattice family from its :meth:`~LatticeFamily.spec` on ``lattice``."""
+    kind = spec.get("kind")
+    if kind not in _FAMILY_FACTORIES:
+        raise BasisError(f"unknown lattice basis family kind {kind!r}: choose one of {sorted(_FAMILY_FACTORIES)}")
+    try:
+        return _FAMILY_FACTORIES[kind](spec, lattice)
+    except (KeyError, TypeError) as err:
+        raise BasisError(f"bad spec for the {kind} family: {err!r}") from None
+
+
+for _kind in _FAMILY_FACTORIES:
+    register_basis(_kind, family_from_spec)
+register_basis("lattice", lambda s, lat: LatticeBasis([family_from_spec(f, lat) for f in s["families"]]))

@@ -9,7 +9,8 @@ import numpy as np
 import sympy as sp
 
 from .._errors import BasisError
-from ._action import lower_site_expressions, shift_sites, site, site_symbols
+from ..lowering import lower_site_expressions
+from ._action import shift_sites, site, site_symbols
 from ._basis_spectral import LatticeFamily
 from ._lattice import Lattice
 
@@ -58,6 +59,19 @@ class LocalHermite(LatticeFamily):
     whole point group, reflections and rotations of equal axes). Values,
     gradient stencils and Laplacians are derived in SymPy and lowered with ``jnp.roll``.
     """
+
+    kind = "local_hermite"
+
+    def spec(self) -> dict:
+        return {
+            "kind": self.kind,
+            "range": self.range,
+            "degree": self.degree,
+            "max_sites": self.max_sites,
+            "z2": self.z2,
+            "min_degree": self.min_degree,
+            **self._symmetry_spec(),
+        }
 
     def __init__(
         self,

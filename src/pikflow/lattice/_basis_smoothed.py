@@ -83,6 +83,18 @@ class SmoothedPowers(LatticeFamily):
         bar = "|psi_{}|" if self.components > 1 else "psi_{}"
         self.names = [f"sum {bar.format(s)}**{p}" for s in self.scales for p in self.powers]
 
+    kind = "smoothed_powers"
+
+    def spec(self) -> dict:
+        """Scales, powers, taming and (when given) the precision :math:`K(k)` as nested lists."""
+        spec = {"kind": self.kind, "scales": list(self.scales), "powers": list(self.powers), "tame": self.tame}
+        spec.update(self._components_spec())
+        if type(self) is SmoothedProducts:
+            del spec["powers"]
+        if self.precision is not None:
+            spec["precision"] = np.asarray(self.precision, dtype=float).tolist()
+        return spec
+
     # ---- n > 1 components: radial functions F(|psi_s|) of the local invariant
     def _psi_c(self, field):
         """``(scales, n, *lattice)``: every component smoothed at every scale."""
@@ -208,6 +220,8 @@ class SmoothedProducts(SmoothedPowers):
         self.hab = jnp.asarray(f @ f.T / f.shape[1])
         self.n = len(self.pairs)
         self.names = [f"sum q(psi_{self.scales[a]}) q(psi_{self.scales[b]})" for a, b in self.pairs]
+
+    kind = "smoothed_products"
 
     def _q(self, psi):
         return _tamed_square(psi, self._w(psi.ndim - 1))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
+from ..bases import AbstractPotentialBasis
 from ._lattice import Lattice
 
 
@@ -29,32 +30,22 @@ def site_sum(x, ndim: int):
     return flat @ jnp.ones(flat.shape[-1], dtype=flat.dtype)
 
 
-class LatticeFamily:
-    """A family of translation-invariant basis functions :math:`T_j(\\phi)` for :math:`\\Omega`."""
+class LatticeFamily(AbstractPotentialBasis):
+    """A family of translation-invariant basis functions :math:`T_j(\\phi)` for :math:`\\Omega` (a potential basis).
+
+    The interface is :class:`pikflow.bases.AbstractPotentialBasis` (values, Laplacians, rows of
+    eq. 34, gradient and Laplacian of :math:`\\Omega`); :meth:`spec` describes the family and
+    :func:`pikflow.bases.basis_from_spec` (with ``lattice=``) rebuilds it.
+    """
 
     lattice: Lattice
-    n: int
-    names: list[str]
 
-    def values(self, field):
-        """:math:`T_j(\\phi)`, shape ``(n,)``."""
-        raise NotImplementedError
+    def _components_spec(self) -> dict:
+        return {} if getattr(self, "components", 1) == 1 else {"components": self.components}
 
-    def laplacians(self, field):
-        """:math:`\\Delta T_j(\\phi)`, shape ``(n,)``."""
-        raise NotImplementedError
-
-    def columns(self, field, dS):
-        r""":math:`\Delta T_j - \partial\hat S\cdot\partial T_j` for the action gradient ``dS``, shape ``(n,)``."""
-        raise NotImplementedError
-
-    def gradient(self, a, field):
-        r""":math:`\sum_j a_j \partial T_j(\phi)`, shape of ``field``."""
-        raise NotImplementedError
-
-    def laplacian(self, a, field):
-        r""":math:`\sum_j a_j \Delta T_j(\phi)`."""
-        return jnp.dot(a, self.laplacians(field))
+    def _symmetry_spec(self) -> dict:
+        """The family's :class:`Symmetry` (absent: the lattice's whole point group)."""
+        return {} if self.symmetry is None else {"symmetry": self.symmetry.to_spec()}
 
 
 class FourierTwoPoint(LatticeFamily):
@@ -90,6 +81,12 @@ class FourierTwoPoint(LatticeFamily):
         self.n = len(sizes)
         self.names = [f"fourier[{i}]" for i in range(self.n)]
         self._axes = None if self.components == 1 else tuple(range(-lattice.d, 0))
+
+    kind = "fourier"
+
+    def spec(self) -> dict:
+        comps = self._components_spec()
+        return {"kind": self.kind, **self._symmetry_spec(), **comps, **({"shared": self.shared} if comps else {})}
 
     def _seg(self, x):
         return jax.ops.segment_sum(x.reshape(-1), self.ids.reshape(-1), num_segments=self.n)
@@ -154,6 +151,17 @@ class Magnetisation(LatticeFamily):
         self.names = [f"V*{'|m|' if self.components > 1 else 'm'}**{p}" for p in self.powers]
         if self.log_cosh is not None:
             self.names.append(f"log cosh({self.log_cosh:.4g} M)")
+
+    kind = "magnetisation"
+
+    def spec(self) -> dict:
+        return {
+            "kind": self.kind,
+            "powers": list(self.powers),
+            "width": self.width,
+            "log_cosh": self.log_cosh,
+            **self._components_spec(),
+        }
 
     def _radial(self, field):
         r"""``n > 1``: per term :math:`T_p = V F_p(|m|)`, :math:`F_p'/|m|` and :math:`\Delta T_p`, and :math:`m_a`."""

@@ -81,90 +81,30 @@ def _coupling_from_spec(spec: Mapping) -> sp.Expr:
 
 # ---------------------------------------------------------------- basis families
 def _family_spec(fam, i: int, arrays: dict) -> dict:
+    """The family's :meth:`~LatticeFamily.spec`, its precision array moved to the npz file."""
     from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
 
-    kind = type(fam)
-    comps = {} if getattr(fam, "components", 1) == 1 else {"components": fam.components}
-    if kind is FourierTwoPoint:
-        return {"kind": "fourier", **_symmetry_spec(fam), **comps, **({"shared": fam.shared} if comps else {})}
-    if kind is Magnetisation:
-        return {
-            "kind": "magnetisation",
-            "powers": list(fam.powers),
-            "width": fam.width,
-            "log_cosh": fam.log_cosh,
-            **comps,
-        }
-    if kind in (SmoothedPowers, SmoothedProducts):
-        spec = {
-            "kind": "smoothed_powers",
-            "scales": list(fam.scales),
-            "powers": list(fam.powers),
-            "tame": fam.tame,
-            **comps,
-        }
-        if kind is SmoothedProducts:
-            spec = {"kind": "smoothed_products", "scales": list(fam.scales), "tame": fam.tame}
-        if fam.precision is not None:
-            arrays[f"family{i}_precision"] = np.asarray(fam.precision, dtype=float)
-            spec["precision"] = f"family{i}_precision"
-        return spec
-    if kind is LocalHermite:
-        return {
-            "kind": "local_hermite",
-            "range": fam.range,
-            "degree": fam.degree,
-            "max_sites": fam.max_sites,
-            "z2": fam.z2,
-            "min_degree": fam.min_degree,
-            **_symmetry_spec(fam),
-        }
-    raise FlowFileError(
-        f"cannot save a basis family of type {kind.__name__}: only FourierTwoPoint, Magnetisation, "
-        "SmoothedPowers, SmoothedProducts and LocalHermite are stored; build the basis from those (lattice_basis)"
-    )
-
-
-def _symmetry_spec(fam) -> dict:
-    """The family's :class:`Symmetry` (absent: the lattice's whole point group, as files before it had)."""
-    return {} if fam.symmetry is None else {"symmetry": fam.symmetry.to_spec()}
+    if type(fam) not in (FourierTwoPoint, Magnetisation, SmoothedPowers, SmoothedProducts, LocalHermite):
+        raise FlowFileError(
+            f"cannot save a basis family of type {type(fam).__name__}: only FourierTwoPoint, Magnetisation, "
+            "SmoothedPowers, SmoothedProducts and LocalHermite are stored; build the basis from those (lattice_basis)"
+        )
+    spec = fam.spec()
+    if spec.get("precision") is not None:
+        arrays[f"family{i}_precision"] = np.asarray(spec["precision"], dtype=float)
+        spec["precision"] = f"family{i}_precision"
+    return spec
 
 
 def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
-    from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
-    from ._symmetry import Symmetry
+    from ._basis import family_from_spec
 
-    kind = spec["kind"]
-    symmetry = Symmetry.from_spec(spec["symmetry"], lattice) if "symmetry" in spec else None
-    n = int(spec.get("components", 1))
-    if kind == "fourier":
-        return FourierTwoPoint(lattice, symmetry, components=n, shared=spec.get("shared"))
-    if kind == "magnetisation":
-        return Magnetisation(
-            lattice, spec["powers"], width=spec.get("width"), log_cosh=spec.get("log_cosh"), components=n
-        )
-    if kind == "smoothed_powers":
-        precision = arrays[spec["precision"]] if spec.get("precision") else None
-        return SmoothedPowers(
-            lattice, spec["scales"], spec["powers"], precision=precision, tame=spec["tame"], components=n
-        )
-    if kind == "smoothed_products":
-        precision = arrays[spec["precision"]] if spec.get("precision") else None
-        return SmoothedProducts(lattice, spec["scales"], precision=precision, tame=spec["tame"])
-    if kind == "local_hermite":
-        return LocalHermite(
-            lattice,
-            int(spec["range"]),
-            int(spec["degree"]),
-            max_sites=int(spec["max_sites"]),
-            z2=bool(spec["z2"]),
-            min_degree=int(spec["min_degree"]),
-            symmetry=symmetry,
-        )
-    raise ValueError(f"unknown basis family kind {kind!r}")
+    spec = dict(spec)
+    if spec.get("precision"):
+        spec["precision"] = arrays[spec["precision"]]
+    return family_from_spec(spec, lattice)
 
 
-# ---------------------------------------------------------------- path
 def _path_spec(path, arrays: dict) -> dict:
     from ._action import T
 
