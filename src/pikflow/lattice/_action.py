@@ -27,7 +27,7 @@ from .._errors import ActionError
 from ..action._lattice_action import LatticeAction
 from ..action._path import Path, register_path_class
 from ..action._path import t as T
-from ..lowering import lower_site_expressions
+from ..lowering import LoweredLatticePath
 from ._density import (  # noqa: F401  (re-exported: the symbolic layer's names, as before the split)
     _RESERVED,
     _field_names,
@@ -248,81 +248,35 @@ class LatticePath(Path):
 
     def with_parameters(self, params) -> LatticePath:
         """A copy of this path with the numbers of :meth:`traced_parameters` replaced by ``params`` (traceable)."""
-        self._lower()
+        lowered = self.lowered().with_parameters(params)
         clone = copy.copy(self)
         clone.spectral_precision = params["K0"]
-        clone._spectral = (params["K0"], *self._spectral[1:])
         clone.zero_mode, clone.linear = params["zero_mode"], params["linear"]
-        clone._zero_on, clone._linear_on = bool(self.zero_mode), bool(self.linear)
+        clone._lowered = lowered
         return clone
 
-    # ---------------------------------------------------------------- lowered pieces
-    def _lower(self):
+    # ---------------------------------------------------------------- lowered pieces (pikflow.lowering)
+    def lowered(self):
+        """The :class:`~pikflow.lowering.LoweredLatticePath` of this path (built once, cached)."""
         if self._lowered is None:
-            dens, dsdt = self.density, sp.diff(self.density, T)
-            self._lowered = lower_site_expressions(
-                [dens, dsdt, *self.gradient_densities(), self.laplacian_density()], self.d, self.action.field_names
-            )
-            K0 = self.spectral_precision  # numpy: never cache a traced array
-            w = sp.lambdify([T], self.spectral_weight, modules="jax")
-            dw = sp.lambdify([T], sp.diff(self.spectral_weight, T), modules="jax")
-            self._spectral = (K0, w, dw)
+            self._lowered = LoweredLatticePath(self)
         return self._lowered
-
-    def _quadratic(self, field):
-        K0 = self._spectral[0]
-        axes = self.lattice.axes
-        ft = jnp.fft.fftn(field, axes=axes)
-        every = tuple(range(-len(self.field_shape), 0))  # the lattice axes, and the component axis if n > 1
-        energy = 0.5 * jnp.sum(K0 * jnp.abs(ft) ** 2, axis=every) / self.lattice.volume
-        grad = jnp.real(jnp.fft.ifftn(K0 * ft, axes=axes))
-        if getattr(self, "_zero_on", self.zero_mode):
-            # the mixture base's -log cosh(b M) (GaussianLatticeBase with m0 > 0): value, uniform gradient
-            from ._free import log_cosh_term
-
-            M = jnp.sum(field, axis=axes)
-            value, slope, _ = log_cosh_term(self.zero_mode, M, self.lattice.volume)
-            energy = energy - value
-            grad = grad - slope.reshape(jnp.shape(M) + (1,) * self.d)
-        if getattr(self, "_linear_on", self.linear):
-            # a base with a mean mu: -h M, h = K0(0) mu (GaussianLatticeBase with mean)
-            energy = energy - self.linear * jnp.sum(field, axis=axes)
-            grad = grad - self.linear
-        return energy, grad
 
     def value(self, field, time):
         r""":math:`\hat S_t(\phi)` of one configuration (array of the lattice shape)."""
-        out = jnp.sum(self._lower()(field, time)[0])
-        if self.spectral_precision is not None:
-            out = out + self._spectral[1](time) * self._quadratic(field)[0]
-        return out
+        return self.lowered().value(field, time)
 
     def dsdt(self, field, time):
         r""":math:`d\hat S_t/dt(\phi)` of one configuration."""
-        out = jnp.sum(self._lower()(field, time)[1])
-        if self.spectral_precision is not None:
-            out = out + self._spectral[2](time) * self._quadratic(field)[0]
-        return out
+        return self.lowered().dsdt(field, time)
 
     def gradient(self, field, time):
         r""":math:`\partial\hat S_t/\partial\phi_n`, same shape as ``field`` (the lowered stencil)."""
-        parts = self._lower()(field, time)[2:-1]
-        out = parts[0] if len(parts) == 1 else jnp.stack(parts, axis=-self.d - 1)
-        if self.spectral_precision is not None:
-            out = out + self._spectral[1](time) * self._quadratic(field)[1]
-        return out
+        return self.lowered().gradient(field, time)
 
     def laplacian(self, field, time):
         r""":math:`\sum_n\partial^2\hat S_t/\partial\phi_n^2` (trace of the Hessian)."""
-        out = jnp.sum(self._lower()(field, time)[-1])
-        if self.spectral_precision is not None:
-            lap = jnp.sum(self.spectral_precision)
-            if getattr(self, "_zero_on", self.zero_mode):
-                from ._free import log_cosh_term
-
-                lap = lap - log_cosh_term(self.zero_mode, jnp.sum(field), self.lattice.volume)[2]
-            out = out + self._spectral[1](time) * lap
-        return out
+        return self.lowered().laplacian(field, time)
 
     def __repr__(self) -> str:
         extra = "" if self.spectral_precision is None else " + (1-t) * spectral Gaussian"

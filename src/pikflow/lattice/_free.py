@@ -17,21 +17,9 @@ import sympy as sp
 from jaxtyping import Array, Float
 
 from .._errors import ActionError
+from ..lowering import log_cosh, log_cosh_term  # noqa: F401  (re-exported: pikflow.lattice.log_cosh)
 from ._action import LatticePath, site_symbols
 from ._lattice import Lattice
-
-
-def log_cosh(x):
-    r""":math:`\log\cosh x`, stable for large :math:`|x|`."""
-    a = jnp.abs(x)
-    return a + jnp.log1p(jnp.exp(-2 * a)) - np.log(2.0)
-
-
-def log_cosh_term(b: float, M, volume: int):
-    r""":math:`T = \log\cosh(bM)` with :math:`M = \sum_n\phi_n`: value, :math:`\partial_nT = b\tanh bM` (the same
-    at every site) and :math:`\Delta T = Vb^2/\cosh^2 bM`; the mixture base's zero-mode term."""
-    bM = b * M
-    return log_cosh(bM), b * jnp.tanh(bM), volume * b**2 / jnp.cosh(bM) ** 2
 
 
 class GaussianLatticeBase(eqx.Module):
