@@ -180,18 +180,8 @@ def _hmc_block(sampler, h, observables, chains, n, workers, repeats, seed, progr
 
 
 @register("hmc", "PIK vs HMC (vectorised and single chain): independent samples per second, observables")(_arguments)
-def run(args) -> dict:
-    import jax
-
-    source, path, opts, sampling, observables, h = inputs(args)
-    n = args.n if args.n is not None else sampling["n"]
-    repeats = max(1, args.repeats)
-    progress = not args.quiet
-    workers = min(h["workers"], h["chains"])
-    chains = -(-h["chains"] // workers) * workers  # a multiple of the workers
-
-    # ---- PIK
-    flow, solve_first, solve_seconds, runs = _time_pik(path, opts, sampling, observables, n, repeats, progress)
+def _pik_record(flow, solve_first, solve_seconds, runs, n):
+    """The median PIK run (by independent samples per second along the IMH chain) and its record."""
     rates = []
     for s, imh_seconds, est in runs:
         tau = max(g.tau_int for g in est.values())
@@ -223,6 +213,39 @@ def run(args) -> dict:
         "independent_per_second_with_solve": n * s.ess / (s.sample_seconds + solve_seconds),
         "log_z": log_z.to_dict(),
     }
+    return pik, s, est
+
+
+def _agreement(observables, obs_pik, obs_rw, obs_hmc, obs_single, exact):
+    """Pulls of PIK, reweighted PIK and both HMC runs against each other and against the exact values."""
+    agreement = {}
+    for k in observables:
+        a = {"pik_vs_hmc": _pull(obs_pik[k], obs_hmc[k]), "pik_vs_hmc_single": _pull(obs_pik[k], obs_single[k])}
+        if k in exact:
+            ex = {"value": exact[k], "error": 0.0}
+            a |= {
+                "pik_vs_exact": _pull(obs_pik[k], ex),
+                "pik_reweighted_vs_exact": _pull(obs_rw[k], ex),
+                "hmc_vs_exact": _pull(obs_hmc[k], ex),
+                "hmc_single_vs_exact": _pull(obs_single[k], ex),
+            }
+        agreement[k] = a
+    return agreement
+
+
+def run(args) -> dict:
+    import jax
+
+    source, path, opts, sampling, observables, h = inputs(args)
+    n = args.n if args.n is not None else sampling["n"]
+    repeats = max(1, args.repeats)
+    progress = not args.quiet
+    workers = min(h["workers"], h["chains"])
+    chains = -(-h["chains"] // workers) * workers  # a multiple of the workers
+
+    # ---- PIK
+    flow, solve_first, solve_seconds, runs = _time_pik(path, opts, sampling, observables, n, repeats, progress)
+    pik, s, est = _pik_record(flow, solve_first, solve_seconds, runs, n)
     obs_pik = {k: {"value": g.mean, "error": g.error, "tau_int": g.tau_int} for k, g in est.items()}
     obs_rw = {k: s.observable(o).to_dict() for k, o in observables.items()}
 
@@ -236,18 +259,7 @@ def run(args) -> dict:
         from ..exact import reference_for
 
         pik["log_z_exact"] = reference_for(path).log_z(1.0)
-    agreement = {}
-    for k in observables:
-        a = {"pik_vs_hmc": _pull(obs_pik[k], obs_hmc[k]), "pik_vs_hmc_single": _pull(obs_pik[k], obs_single[k])}
-        if k in exact:
-            ex = {"value": exact[k], "error": 0.0}
-            a |= {
-                "pik_vs_exact": _pull(obs_pik[k], ex),
-                "pik_reweighted_vs_exact": _pull(obs_rw[k], ex),
-                "hmc_vs_exact": _pull(obs_hmc[k], ex),
-                "hmc_single_vs_exact": _pull(obs_single[k], ex),
-            }
-        agreement[k] = a
+    agreement = _agreement(observables, obs_pik, obs_rw, obs_hmc, obs_single, exact)
 
     res = {
         "config_source": source,

@@ -68,34 +68,16 @@ def _arguments(p):
 
 
 @register("scan", "an observable at every step time: one PIK flow vs one HMC run per point, same errors")(_arguments)
-def run(args) -> dict:
-    import jax
+def _pik_runs(args, path, opts, sampling, name, obs, workers) -> dict:
+    """PIK: one flow, every step time; the median of the timed repeats after a compiling run.
 
+    Everything after compilation is timed: the solve, the table of the flow (built from scratch for
+    the fresh flow) and the streamed pass (Flow.path_estimates: every step's samples reweighted with
+    that step's exact weights, reduced inside one compiled function; nothing stored).
+    """
     from .. import solve
-    from ..solvers import Collocation
 
-    source, path, opts, sampling, observables, h = inputs(args)
-    if args.observable is None:
-        name, obs = next(iter(observables.items()))
-    elif args.observable in observables:
-        name, obs = args.observable, observables[args.observable]
-    else:
-        name, obs = args.observable, args.observable
-    opts = {**opts, "steps": args.steps, "progress": False, "mode": args.mode}
-    if args.collocation is not None or "collocation" not in opts:
-        m = 200 if args.collocation is None else args.collocation
-        # tail points out to S - min S = 36: the table covers every u = (k + 1/2) 2^-52, |z| <= 8.3
-        # (S - min S ~ 35 for the base), so the kernel is fitted wherever a sample can land
-        opts["collocation"] = Collocation(n_samples=m, n_tail=max(2, m // 2), tail_gap=36.0)
-    n = args.n
-    progress = not args.quiet
-
-    # ---- PIK: one flow, every step time. Everything after compilation is timed: the solve,
-    # the table of the flow (built from scratch for the fresh flow) and the streamed pass
-    # (Flow.path_estimates: every step's samples reweighted with that step's exact weights,
-    # reduced inside one compiled function; nothing stored).
-    workers = min(h["workers"], h["chains"])  # the same threads for PIK and for HMC
-    est_opts = dict(n=n, table_nodes=args.table_nodes, workers=workers, progress=False)
+    est_opts = dict(n=args.n, table_nodes=args.table_nodes, workers=workers, progress=False)
 
     def pik_once(seed):
         t0 = time.perf_counter()
@@ -111,15 +93,23 @@ def run(args) -> dict:
     flow, pe, solve_seconds, pass_seconds = runs[int(np.argsort(totals)[len(totals) // 2])]  # the median run
     table_info = flow.table_info
     table_seconds = table_info.seconds if table_info is not None else 0.0
-    pik_sample_seconds = pass_seconds - table_seconds
     along = {float(t): pe.estimates[name][k] for k, t in enumerate(pe.times)}
-    ess_at = {float(t): float(pe.ess[k]) for k, t in enumerate(pe.times)}
-    obs_seconds = 0.0  # included in the streamed pass
-    times = sorted(along)
-    pik_total = solve_seconds + pass_seconds
+    return {
+        "flow": flow,
+        "along": along,
+        "ess_at": {float(t): float(pe.ess[k]) for k, t in enumerate(pe.times)},
+        "times": sorted(along),
+        "solve_seconds": solve_seconds,
+        "table_seconds": table_seconds,
+        "table_info": table_info,
+        "sample_seconds": pass_seconds - table_seconds,
+        "total": solve_seconds + pass_seconds,
+        "totals": totals,
+    }
 
-    # ---- HMC: one run per point, to the same error
-    chains = -(-h["chains"] // workers) * workers
+
+def _hmc_points(args, path, h, obs, along, ess_at, times, chains, workers, progress):
+    """HMC: one run per point, to the same error as PIK's (a pilot run sizes it); per-point records and seconds."""
     chunk = max(1, args.chunk)
     sampler = hmc_sampler(path, h)
     exact = exact_values_at(path, obs, times)
@@ -157,6 +147,42 @@ def run(args) -> dict:
         if exact is not None:
             pt["exact"] = exact[i]
         points.append(pt)
+
+    return points, hmc_raw, hmc_scaled, hmc_therm
+
+
+def run(args) -> dict:
+    import jax
+
+    from ..solvers import Collocation
+
+    source, path, opts, sampling, observables, h = inputs(args)
+    if args.observable is None:
+        name, obs = next(iter(observables.items()))
+    elif args.observable in observables:
+        name, obs = args.observable, observables[args.observable]
+    else:
+        name, obs = args.observable, args.observable
+    opts = {**opts, "steps": args.steps, "progress": False, "mode": args.mode}
+    if args.collocation is not None or "collocation" not in opts:
+        m = 200 if args.collocation is None else args.collocation
+        # tail points out to S - min S = 36: the table covers every u = (k + 1/2) 2^-52, |z| <= 8.3
+        # (S - min S ~ 35 for the base), so the kernel is fitted wherever a sample can land
+        opts["collocation"] = Collocation(n_samples=m, n_tail=max(2, m // 2), tail_gap=36.0)
+    n = args.n
+    progress = not args.quiet
+
+    workers = min(h["workers"], h["chains"])  # the same threads for PIK and for HMC
+    pik = _pik_runs(args, path, opts, sampling, name, obs, workers)
+    along, ess_at, times = pik["along"], pik["ess_at"], pik["times"]
+    solve_seconds, table_seconds, table_info = pik["solve_seconds"], pik["table_seconds"], pik["table_info"]
+    pik_sample_seconds, pik_total, totals = pik["sample_seconds"], pik["total"], pik["totals"]
+    obs_seconds = 0.0  # included in the streamed pass
+    chains = -(-h["chains"] // workers) * workers
+    chunk = max(1, args.chunk)
+    points, hmc_raw, hmc_scaled, hmc_therm = _hmc_points(
+        args, path, h, obs, along, ess_at, times, chains, workers, progress
+    )
 
     pulls = np.array([p["pull"] for p in points])
     res = {

@@ -175,33 +175,7 @@ def path_estimates(
     n_batches = -(-n // batch_size)
     bar = progress_bar(total=n, desc="path estimates", disable=not progress or n_batches < 2)
     if method == "table" and not radial:
-        # a pilot of a few thousand samples gives the shift of the log-weights and the centring
-        # of the observables (constants: the estimators do not depend on them); then every
-        # batch is drawn and reduced inside one compiled call (the key folded in there too)
-        fused = _table_reducer(flow.equation, fns, key_exprs, flow.steps, careful=False)
-        pilot = _table_pilot(flow.equation, fns, key_exprs, flow.steps)
-        shift, ref = pilot(table, jax.random.fold_in(key, n_batches), min(n, batch_size, _PILOT))
-        sizes = [min(batch_size, n - b * batch_size) for b in range(n_batches)]
-
-        def run(b):
-            out = jax.device_get(fused(table, key, jnp.asarray(b, jnp.uint32), sizes[b], shift, ref))
-            if not out[3]:  # a non-finite term somewhere in this batch: reduce it again, testing every sample
-                careful = _table_reducer(flow.equation, fns, key_exprs, flow.steps, careful=True)
-                out = jax.device_get(careful(table, key, jnp.asarray(b, jnp.uint32), sizes[b], shift, ref))
-            bar.update(sizes[b])
-            return out
-
-        workers = max(1, min(int(workers or os.cpu_count() or 1), n_batches))
-        if workers == 1:
-            outs = [run(b) for b in range(n_batches)]
-        else:  # JAX releases the GIL while a compiled call runs: one batch per CPU core at a time
-            with ThreadPoolExecutor(workers) as ex:
-                outs = list(ex.map(run, range(n_batches)))
-        for s, ws, bad, _ in outs:  # in batch order: the same sums whatever the threads
-            sums += s
-            w_sums += ws
-            n_bad += int(bad)
-        shift, ref = np.asarray(shift), np.asarray(ref)
+        sums, w_sums, n_bad, shift, ref = _reduce_table(flow, table, key, fns, key_exprs, n, batch_size, workers, bar)
     else:
         stored = _reducer(flow.equation, fns, key_exprs)
         shift = ref = None
@@ -218,6 +192,49 @@ def path_estimates(
     bar.close()
     if not np.all(w_sums[:, 0] > 0):
         raise SamplingError("every sample has weight zero at some step time: the flow diverged")
+    return _finish(exprs, times, sums, w_sums, shift, ref, n, n_bad, _time.perf_counter() - start)
+
+
+def _reduce_table(flow, table, key, fns, key_exprs, n, batch_size, workers, bar):
+    """The one-component table: every batch drawn and reduced inside one compiled call, batches on threads."""
+    k_times, n_obs = len(flow.step_times), len(fns)
+    sums = np.zeros((k_times, n_obs, 4))
+    w_sums = np.zeros((k_times, 2))
+    n_bad = 0
+    n_batches = -(-n // batch_size)
+    # a pilot of a few thousand samples gives the shift of the log-weights and the centring
+    # of the observables (constants: the estimators do not depend on them); then every
+    # batch is drawn and reduced inside one compiled call (the key folded in there too)
+    fused = _table_reducer(flow.equation, fns, key_exprs, flow.steps, careful=False)
+    pilot = _table_pilot(flow.equation, fns, key_exprs, flow.steps)
+    shift, ref = pilot(table, jax.random.fold_in(key, n_batches), min(n, batch_size, _PILOT))
+    sizes = [min(batch_size, n - b * batch_size) for b in range(n_batches)]
+
+    def run(b):
+        out = jax.device_get(fused(table, key, jnp.asarray(b, jnp.uint32), sizes[b], shift, ref))
+        if not out[3]:  # a non-finite term somewhere in this batch: reduce it again, testing every sample
+            careful = _table_reducer(flow.equation, fns, key_exprs, flow.steps, careful=True)
+            out = jax.device_get(careful(table, key, jnp.asarray(b, jnp.uint32), sizes[b], shift, ref))
+        bar.update(sizes[b])
+        return out
+
+    workers = max(1, min(int(workers or os.cpu_count() or 1), n_batches))
+    if workers == 1:
+        outs = [run(b) for b in range(n_batches)]
+    else:  # JAX releases the GIL while a compiled call runs: one batch per CPU core at a time
+        with ThreadPoolExecutor(workers) as ex:
+            outs = list(ex.map(run, range(n_batches)))
+    for s, ws, bad, _ in outs:  # in batch order: the same sums whatever the threads
+        sums += s
+        w_sums += ws
+        n_bad += int(bad)
+    shift, ref = np.asarray(shift), np.asarray(ref)
+    return sums, w_sums, n_bad, shift, ref
+
+
+def _finish(exprs, times, sums, w_sums, shift, ref, n, n_bad, seconds) -> PathEstimates:
+    """The estimates (delta method), ESS/N and log Z at every step time from the streamed sums."""
+    k_times = len(times)
     s0, s4 = w_sums[:, 0], w_sums[:, 1]
     estimates = {}
     for j, name in enumerate(exprs):
@@ -237,7 +254,7 @@ def path_estimates(
         log_z=log_z,
         n_samples=n,
         n_nonfinite=n_bad,
-        seconds=_time.perf_counter() - start,
+        seconds=seconds,
     )
 
 
