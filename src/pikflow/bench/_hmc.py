@@ -95,7 +95,13 @@ def exact_values(path, observables: dict) -> dict:
 def hmc_sampler(path, h):
     from ..baselines import HMC
 
-    return HMC(path, step_size=h["step_size"], trajectory_length=h["trajectory_length"], n_leapfrog=h["n_leapfrog"])
+    return HMC(
+        path,
+        step_size=h["step_size"],
+        trajectory_length=h["trajectory_length"],
+        n_leapfrog=h["n_leapfrog"],
+        jitter=h.get("jitter", 0.0),
+    )
 
 
 def _pull(a, b) -> float:
@@ -179,7 +185,6 @@ def _hmc_block(sampler, h, observables, chains, n, workers, repeats, seed, progr
     }, {k: {"value": g.mean, "error": g.error, "tau_int": g.tau_int} for k, g in res.estimates.items()}
 
 
-@register("hmc", "PIK vs HMC (vectorised and single chain): independent samples per second, observables")(_arguments)
 def _pik_record(flow, solve_first, solve_seconds, runs, n):
     """The median PIK run (by independent samples per second along the IMH chain) and its record."""
     rates = []
@@ -233,6 +238,7 @@ def _agreement(observables, obs_pik, obs_rw, obs_hmc, obs_single, exact):
     return agreement
 
 
+@register("hmc", "PIK vs HMC (vectorised and single chain): independent samples per second, observables")(_arguments)
 def run(args) -> dict:
     import jax
 

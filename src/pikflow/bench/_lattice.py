@@ -109,9 +109,6 @@ def _step(text: str) -> float | str:
         raise SystemExit(f"--hmc-step must be a number or 'auto', got {text!r}") from None
 
 
-@register(
-    "lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s", config=False
-)(_arguments)
 def _pik(args, path, step, progress, volume):
     """PIK: fit (timed: the set-up), sample after a compiling call (timed), IMH chain τ_int, log q check."""
     import jax
@@ -168,6 +165,9 @@ def _hmc(args, target, step, volume, per):
     return hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc
 
 
+@register(
+    "lattice", "a d-D phi^4 lattice flow (matched base) against HMC: ESS, IMH, tau_int, independent/s", config=False
+)(_arguments)
 def run(args) -> dict:
     import pikflow.lattice as pl
 

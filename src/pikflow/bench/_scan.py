@@ -67,7 +67,6 @@ def _arguments(p):
     )
 
 
-@register("scan", "an observable at every step time: one PIK flow vs one HMC run per point, same errors")(_arguments)
 def _pik_runs(args, path, opts, sampling, name, obs, workers) -> dict:
     """PIK: one flow, every step time; the median of the timed repeats after a compiling run.
 
@@ -151,6 +150,7 @@ def _hmc_points(args, path, h, obs, along, ess_at, times, chains, workers, progr
     return points, hmc_raw, hmc_scaled, hmc_therm
 
 
+@register("scan", "an observable at every step time: one PIK flow vs one HMC run per point, same errors")(_arguments)
 def run(args) -> dict:
     import jax
 
