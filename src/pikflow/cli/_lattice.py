@@ -286,6 +286,61 @@ def _basis(path, base, over: dict):
     return basis
 
 
+def _scan_or_multilevel(args, data: dict, source: str) -> int | None:
+    """A ``[scan]`` or ``[multilevel]`` lattice run (no flow of the target): its exit code; None for a flow run."""
+    from ._output import RunOutput
+    from ._scan import run_scan, scan_settings
+
+    scan = scan_settings(data)
+    if scan is not None:  # one SMC run per size along the [path] as written: no flow, no matched base
+        return run_scan(data, source, scan, RunOutput(args.out), progress=not args.quiet)
+    from ._multilevel import multilevel_settings, run_multilevel
+
+    levels = multilevel_settings(data)
+    if levels is not None:  # coarsest lattice by HMC, then upsampling + SMC level by level
+        return run_multilevel(data, source, levels, RunOutput(args.out), progress=not args.quiet)
+    return None
+
+
+def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_seconds) -> dict:
+    """The ``results.json`` of a lattice flow run: the fit, its layers and candidates, the samples' ESS and costs."""
+    path, info = flow.path, flow.info
+    hmc_s = info.get("hmc_seconds")
+    residuals = [dataclass_dict(r) for r in flow.reports]
+    results = _lattice_header(flow, data, source)
+    results.update(
+        {
+            "density": str(path.action.source),
+            "fields": list(path.action.field_names),
+            "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
+            "symmetry": info.get("symmetry"),
+            "base_m0": info.get("m0", 0.0),
+            "basis": repr(flow.basis),
+            "n_basis": flow.basis.n,
+            "solver": lattice_solver_spec(solver),
+            "layers": len(flow.reports),
+            "n_collocation": settings["collocation"],
+            "n_samples": int(settings["n"]),
+            "n_nonfinite": samples.n_nonfinite,
+            "n_runaway": samples.n_runaway,
+            "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
+            "log_q_error_max": _log_q_check(flow, settings),
+            "ess": float(samples.ess()),
+            "target_ess": info.get("target_ess"),
+            "hmc_seconds": hmc_s,
+            "hmc_acceptance": info.get("hmc_acceptance"),
+            "hmc_samples": hmc_kw["hmc_samples"] if hmc_s is not None else None,
+            "candidates": info.get("attempts"),
+            "solve_seconds": info["solve_seconds"],
+            "sample_seconds": sample_seconds,
+            "samples_per_second": settings["n"] / sample_seconds,
+            "layer_residuals": residuals,
+            "max_layer_residual": max(r["residual"] for r in residuals),
+        }
+    )
+    return results
+
+
 def run_lattice(args, data: dict, source: str) -> int:
     """``pikflow run`` for a lattice configuration: fit, save, sample, IMH, write ``results.json`` and plots."""
     import jax
@@ -293,20 +348,10 @@ def run_lattice(args, data: dict, source: str) -> int:
     from .._version import __version__
     from ..diagnostics import imh_chain
     from ..lattice import flow_observables, flow_two_point, reweighted_observables
-    from ._scan import run_scan, scan_settings
 
-    scan = scan_settings(data)
-    if scan is not None:  # one SMC run per size along the [path] as written: no flow, no matched base
-        from ._output import RunOutput
-
-        return run_scan(data, source, scan, RunOutput(args.out), progress=not args.quiet)
-    from ._multilevel import multilevel_settings, run_multilevel
-
-    levels = multilevel_settings(data)
-    if levels is not None:  # coarsest lattice by HMC, then upsampling + SMC level by level
-        from ._output import RunOutput
-
-        return run_multilevel(data, source, levels, RunOutput(args.out), progress=not args.quiet)
+    code = _scan_or_multilevel(args, data, source)
+    if code is not None:
+        return code
     path, settings = build_lattice(data)
     if args.n is not None:
         if args.n < 1:
@@ -364,46 +409,14 @@ def run_lattice(args, data: dict, source: str) -> int:
     obs.update(observable_estimates(user_obs, samples, key_imh))
     two_point = flow_two_point(samples, key_imh, components=path.action.n)
     rew = reweighted_observables(samples, volume)
-    residuals = [dataclass_dict(r) for r in flow.reports]
-    results = _lattice_header(flow, data, source)
-    results.update(
-        {
-            "density": str(path.action.source),
-            "fields": list(path.action.field_names),
-            "couplings": {str(k): str(v) for k, v in path.coupling_exprs.items()},
-            "symmetry": info.get("symmetry"),
-            "base_m0": info.get("m0", 0.0),
-            "basis": repr(flow.basis),
-            "n_basis": flow.basis.n,
-            "solver": lattice_solver_spec(solver),
-            "layers": len(flow.reports),
-            "n_collocation": settings["collocation"],
-            "n_samples": int(settings["n"]),
-            "n_nonfinite": samples.n_nonfinite,
-            "n_runaway": samples.n_runaway,
-            "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
-            "log_q_error_max": _log_q_check(flow, settings),
-            "ess": float(samples.ess()),
-            "target_ess": info.get("target_ess"),
-            "imh_acceptance": float(acceptance),
-            "observables": {k: v.to_dict() for k, v in obs.items()},
-            "reweighted_observables": {k: v.to_dict() for k, v in rew.items()},
-            "two_point": {
-                "r": list(range(len(two_point))),
-                "value": [g.value for g in two_point],
-                "error": [g.error for g in two_point],
-            },
-            "hmc_seconds": hmc_s,
-            "hmc_acceptance": info.get("hmc_acceptance"),
-            "hmc_samples": hmc_kw["hmc_samples"] if hmc_s is not None else None,
-            "candidates": info.get("attempts"),
-            "solve_seconds": info["solve_seconds"],
-            "sample_seconds": sample_seconds,
-            "samples_per_second": settings["n"] / sample_seconds,
-            "layer_residuals": residuals,
-            "max_layer_residual": max(r["residual"] for r in residuals),
-        }
-    )
+    results = _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_seconds)
+    results.update(observables={k: v.to_dict() for k, v in obs.items()}, imh_acceptance=float(acceptance))
+    results["reweighted_observables"] = {k: v.to_dict() for k, v in rew.items()}
+    results["two_point"] = {
+        "r": list(range(len(two_point))),
+        "value": [g.value for g in two_point],
+        "error": [g.error for g in two_point],
+    }
     if refinement is not None:
         results["refinement"] = refinement
     results["warnings"] = reliability_warnings(results["ess"], results["target_ess"], len(samples.log_w))

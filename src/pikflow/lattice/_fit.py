@@ -210,88 +210,8 @@ def _candidate_label(i: int, n: int, kind: str, tame: float | None) -> str:
     return f"candidate {i}/{n}: {kind}" + ("" if tame is None else f", width {tame:g}")
 
 
-def fit_lattice(
-    path: LatticePath,
-    *,
-    base: str | GaussianLatticeBase = "matched",
-    basis: str | LatticeBasis | Callable[[LatticePath, GaussianLatticeBase], LatticeBasis] | None = None,
-    steps: int = 10,
-    n_collocation: int = 1000,
-    hmc_samples: int = 4000,
-    hmc_chains: int = 8,
-    hmc_step: float | str = 0.15,
-    hmc_options: dict | None = None,
-    seed: int = 0,
-    select: int = 2000,
-    tames=None,
-    solver=None,
-    checkpoint=None,
-    progress: bool = True,
-) -> LatticeFlow:
-    r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
-
-    Parameters
-    ----------
-    path
-        A :class:`LatticePath`; its value at ``t = 1`` is the target.
-    base
-        ``"matched"`` (default): a short HMC run at the target fits a Gaussian base to its
-        two-point function (the user guide) and, where the magnetisation's Binder cumulant is
-        positive, also the two-Gaussian mixture along the zero mode
-        (:func:`matched_base` with ``mixture=True``); both are solved and the better kept.
-        ``"gaussian"`` or ``"mixture"``: only that one. ``"free"``: the path's own Gaussian
-        start. A :class:`GaussianLatticeBase`: the matched path with that base.
-    basis
-        The basis for :math:`\Omega_t`. Default (or ``"default"``): :func:`default_basis` for every
-        taming width of :data:`TAME_LADDER`. A preset name of :data:`BASIS_PRESETS` (``"two-point"``,
-        ``"magnetisation"``, ``"short"``): :func:`preset_basis`, cheaper transports for SMC. A callable
-        ``basis(flow_path, base)`` builds it once the base
-        (and so :math:`K_0`) is known; a fixed :class:`LatticeBasis` is used with the matched
-        Gaussian only (it cannot carry a mixture's zero-mode term).
-    steps, n_collocation
-        RK4 steps and collocation configurations of :func:`solve_lattice`. The defaults
-        (10, 1000) were measured as good as (25, 2000) at a third of the cost (ESS/N 0.84
-        against 0.81 at 16x16, (-1, 1)); fewer than ~500 configurations lose ESS (0.66 at 250).
-    hmc_samples, hmc_chains, hmc_step
-        The reference HMC run that fits the matched base (``hmc_step="auto"`` adapts the
-        leapfrog step during thermalisation, see :func:`hmc`; needed on large lattices).
-    hmc_options
-        Further keyword arguments of :func:`hmc` (``n_leapfrog``, ``n_therm``).
-    seed
-        Seeds the HMC run, the collocation configurations and the selection samples.
-    select
-        Samples per candidate flow when choosing between candidates (bases, widths).
-    tames
-        The taming widths tried with the default basis (default :data:`TAME_LADDER`). A fast
-        set-up, measured as good at the lattice goal points (ESS/N 0.996, 0.972 and 0.676 at
-        8x8 (-1, 1), 16x16 (-1, 1) and 16x16 (-2, 2), against 0.996, 0.974 and 0.685 with the
-        defaults) in a third of the time: ``n_collocation=500, select=500, tames=[5.0]``.
-    solver
-        How each layer is solved (see :func:`solve_lattice`); default the direct SVD solve.
-    checkpoint
-        A directory for per-layer checkpoints (see :func:`solve_lattice`): each candidate
-        solve keeps its own in ``candidate-<base>-<width>``, so a killed fit resumes bit for bit.
-    progress
-        Progress bars.
-
-    Notes
-    -----
-    Every candidate (base, width) is solved; ``select`` fresh samples give its ESS/N and
-    runaways, and with a matched base :meth:`LatticeFlow.target_ess` of up to
-    :data:`HOLE_CHECK_SAMPLES` (at most ``select``) reference HMC configurations gives the ESS/N seen from the
-    target's side, which drops where :math:`q` has a hole (a region of the target the flow
-    does not reach: biased estimates that neither ESS nor IMH acceptance reveal). The score is
-    the smaller of the two; the best-scoring candidate with at most 0.1% runaways is kept
-    (a runaway leaves a hole too), else the best score. ``flow.info["attempts"]`` lists them.
-
-    Returns
-    -------
-    LatticeFlow
-        With ``flow.info``: ``base`` (the kind: ``gaussian``, ``mixture``, ``free`` or
-        ``given``), ``m0``, ``target`` (the couplings at t = 1), ``hmc_seconds`` and
-        ``hmc_acceptance`` for a matched base, ``tame``, ``attempts``, ``ess_select``,
-        ``target_ess`` and ``solve_seconds``.
-    """
+def _check_fit_arguments(path, base, select, basis):
+    """Check :func:`fit_lattice`'s path, base and selection size; resolve a basis preset name (basis, preset)."""
     if not isinstance(path, LatticePath):
         raise PikflowError(f"fit_lattice needs a LatticePath, got {type(path).__name__}")
     if isinstance(base, str) and base not in BASE_KINDS:
@@ -308,8 +228,16 @@ def fit_lattice(
             )
         preset = basis
         basis = None if preset == "default" else (lambda p, b: preset_basis(preset, p, b))
-    check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
-    info: dict = {"basis_preset": preset if preset is not None else ("default" if basis is None else None)}
+    return basis, preset
+
+
+def _candidate_bases(path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress):
+    """The candidate bases ``(kind, base, flow path)`` and the reference HMC configurations of the hole check.
+
+    ``"free"``: the path's own Gaussian start. Otherwise the target's couplings and symmetry, an
+    HMC run at the target (unless a base is given) and the matched Gaussian and, where the
+    Binder cumulant allows, the zero-mode mixture (:func:`matched_base`).
+    """
     reference = None
     if isinstance(base, str) and base == "free":
         bases = [("free", GaussianLatticeBase.from_path(path), path)]
@@ -366,6 +294,11 @@ def fit_lattice(
             )
             for kind, g in kinds
         ]
+    return bases, reference
+
+
+def _taming_widths(tames, basis) -> tuple:
+    """The taming widths to try: ``tames`` (checked) or :data:`TAME_LADDER` with the default basis, else ``(None,)``."""
     if tames is not None:
         if basis is not None:
             raise PikflowError("tames= sets the taming widths of the default basis: leave basis= unset")
@@ -376,7 +309,11 @@ def fit_lattice(
         if not tames or not all(np.isfinite(w) and w > 0 for w in tames):
             raise PikflowError(f"tames must be a list of positive taming widths, e.g. [5.0], got {tames!r}")
     tames = (TAME_LADDER if tames is None else tames) if basis is None else (None,)
-    t0 = _time.perf_counter()
+    return tames
+
+
+def _solve_candidates(bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress):
+    """Solve every (base, width) candidate and score it (:func:`score_flow`); the attempts and the scored candidates."""
     attempts, cands = [], []
     n_cand = len(bases) * len(tames)
     for kind, gauss, flow_path in bases:
@@ -420,6 +357,102 @@ def fit_lattice(
             record.update(ok=True, **scored)
             attempts.append(record)
             cands.append((score, record["runaway"] / select, record, cand))
+    return attempts, cands
+
+
+def fit_lattice(
+    path: LatticePath,
+    *,
+    base: str | GaussianLatticeBase = "matched",
+    basis: str | LatticeBasis | Callable[[LatticePath, GaussianLatticeBase], LatticeBasis] | None = None,
+    steps: int = 10,
+    n_collocation: int = 1000,
+    hmc_samples: int = 4000,
+    hmc_chains: int = 8,
+    hmc_step: float | str = 0.15,
+    hmc_options: dict | None = None,
+    seed: int = 0,
+    select: int = 2000,
+    tames=None,
+    solver=None,
+    checkpoint=None,
+    progress: bool = True,
+) -> LatticeFlow:
+    r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
+
+    Parameters
+    ----------
+    path
+        A :class:`LatticePath`; its value at ``t = 1`` is the target.
+    base
+        ``"matched"`` (default): a short HMC run at the target fits a Gaussian base to its
+        two-point function (the user guide) and, where the magnetisation's Binder cumulant is
+        positive, also the two-Gaussian mixture along the zero mode
+        (:func:`matched_base` with ``mixture=True``); both are solved and the better kept.
+        ``"gaussian"`` or ``"mixture"``: only that one. ``"free"``: the path's own Gaussian
+        start. A :class:`GaussianLatticeBase`: the matched path with that base.
+    basis
+        The basis for :math:`\Omega_t`. Default (or ``"default"``): :func:`default_basis` for every
+        taming width of :data:`TAME_LADDER`. A preset name of :data:`BASIS_PRESETS` (``"two-point"``,
+        ``"magnetisation"``, ``"short"``): :func:`preset_basis`, cheaper transports for SMC. A callable
+        ``basis(flow_path, base)`` builds it once the base
+        (and so :math:`K_0`) is known; a fixed :class:`LatticeBasis` is used with the matched
+        Gaussian only (it cannot carry a mixture's zero-mode term).
+    steps, n_collocation
+        RK4 steps and collocation configurations of :func:`solve_lattice`. The defaults
+        (10, 1000) were measured as good as (25, 2000) at a third of the cost (ESS/N 0.84
+        against 0.81 at 16x16, (-1, 1)); fewer than ~500 configurations lose ESS (0.66 at 250).
+    hmc_samples, hmc_chains, hmc_step
+        The reference HMC run that fits the matched base (``hmc_step="auto"`` adapts the
+        leapfrog step during thermalisation, see :func:`hmc`; needed on large lattices).
+    hmc_options
+        Further keyword arguments of :func:`hmc` (``n_leapfrog``, ``n_therm``, ``jitter``).
+    seed
+        Seeds the HMC run, the collocation configurations and the selection samples.
+    select
+        Samples per candidate flow when choosing between candidates (bases, widths).
+    tames
+        The taming widths tried with the default basis (default :data:`TAME_LADDER`). A fast
+        set-up, measured as good at the lattice goal points (ESS/N 0.996, 0.972 and 0.676 at
+        8x8 (-1, 1), 16x16 (-1, 1) and 16x16 (-2, 2), against 0.996, 0.974 and 0.685 with the
+        defaults) in a third of the time: ``n_collocation=500, select=500, tames=[5.0]``.
+    solver
+        How each layer is solved (see :func:`solve_lattice`); default the direct SVD solve.
+    checkpoint
+        A directory for per-layer checkpoints (see :func:`solve_lattice`): each candidate
+        solve keeps its own in ``candidate-<base>-<width>``, so a killed fit resumes bit for bit.
+    progress
+        Progress bars.
+
+    Notes
+    -----
+    Every candidate (base, width) is solved; ``select`` fresh samples give its ESS/N and
+    runaways, and with a matched base :meth:`LatticeFlow.target_ess` of up to
+    :data:`HOLE_CHECK_SAMPLES` (at most ``select``) reference HMC configurations gives the ESS/N seen from the
+    target's side, which drops where :math:`q` has a hole (a region of the target the flow
+    does not reach: biased estimates that neither ESS nor IMH acceptance reveal). The score is
+    the smaller of the two; the best-scoring candidate with at most 0.1% runaways is kept
+    (a runaway leaves a hole too), else the best score. ``flow.info["attempts"]`` lists them.
+
+    Returns
+    -------
+    LatticeFlow
+        With ``flow.info``: ``base`` (the kind: ``gaussian``, ``mixture``, ``free`` or
+        ``given``), ``m0``, ``target`` (the couplings at t = 1), ``hmc_seconds`` and
+        ``hmc_acceptance`` for a matched base, ``tame``, ``attempts``, ``ess_select``,
+        ``target_ess`` and ``solve_seconds``.
+    """
+    basis, preset = _check_fit_arguments(path, base, select, basis)
+    check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
+    info: dict = {"basis_preset": preset if preset is not None else ("default" if basis is None else None)}
+    bases, reference = _candidate_bases(
+        path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress
+    )
+    tames = _taming_widths(tames, basis)
+    t0 = _time.perf_counter()
+    attempts, cands = _solve_candidates(
+        bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress
+    )
     if not cands:
         raise SolveError(
             f"every candidate flow ran away ({[(a['base'], a['tame']) for a in attempts]}): {attempts[-1]['error']}; "
