@@ -183,6 +183,7 @@ def test_cli_lattice_levers(tmp_path, capsys):
         ("[hmc]\nn_single = 4\n", r"\[hmc\] \['n_single'\] not used by lattice runs"),
         ('[hmc]\nstep_size = "fast"\n', r"step_size must be a positive number or 'auto'"),
         ("[hmc]\nchains = 4\n[lattice]\nhmc_chains = 4\n", r"give \[hmc\] chains or \[lattice\] hmc_chains, not both"),
+        ("[hmc]\njitter = 1.0\n", r"\[hmc\] jitter must be a fraction in \[0, 1\)"),
         ('[observables]\nx = "phi**2 + foo(phi)"\n', r"\[observables\] x = .*site density"),
         ('[observables]\nx = "g*phi**2"\n', r"\[observables\] x = "),
         ('[observables]\nx = "phi**2"\n', r"lattice SMC run reports abs_m, chi and binder only"),
@@ -210,14 +211,38 @@ def test_lattice_hmc_settings():
     from pikflow.cli._lattice import lattice_settings
     from pikflow.cli._levers import lattice_hmc
 
-    data = {"hmc": {"chains": 4, "n": 50, "step_size": "auto", "leapfrog_steps": 6, "thermalisation": 20}}
-    kw = lattice_hmc(data, lattice_settings({}))
+    h = {"chains": 4, "n": 50, "step_size": "auto", "leapfrog_steps": 6, "thermalisation": 20, "jitter": 0.25}
+    kw = lattice_hmc({"hmc": h}, lattice_settings({}))
     assert kw == {
         "hmc_samples": 200,
         "hmc_chains": 4,
         "hmc_step": "auto",
-        "hmc_options": {"n_leapfrog": 6, "n_therm": 20},
+        "hmc_options": {"n_leapfrog": 6, "n_therm": 20, "jitter": 0.25},
     }
+
+
+def test_hmc_jitter_reaches_the_sampler_and_keeps_it_exact():
+    """[hmc] jitter: the benchmarks' HMC and the lattice reference HMC draw the step per trajectory, still exact.
+
+    A free chain of 8 sites at m² = 0.5 with the jittered step: ⟨φ²⟩ and ⟨φ(n)φ(n+1)⟩ against the
+    exact sums over momenta, Gamma-method errors (8 chains as replicas), 4σ.
+    """
+    import jax
+
+    import pikflow.lattice as pl
+    from pikflow.cli._config import hmc_options
+    from pikflow.diagnostics import gamma_method
+
+    assert hmc_options({"hmc": {"jitter": 0.3}})["jitter"] == 0.3 and hmc_options({})["jitter"] == 0.0
+    with pytest.raises(pf.ConfigError, match="jitter"):
+        hmc_options({"hmc": {"jitter": -0.1}})
+    path = pl.LatticePath(pl.LatticeAction(DENSITY, (8,)), {"m2": 0.5, "lam": 0.0})
+    fields, acc = pl.hmc(path, jax.random.PRNGKey(3), 8 * 1500, n_chains=8, step=0.3, jitter=0.5)
+    assert 0.5 < acc < 1.0
+    phi2, link = _exact_free(0.5)
+    for values, exact in ((np.mean(fields**2, axis=-1), phi2), (np.mean(fields * np.roll(fields, 1, -1), -1), link)):
+        g = gamma_method(values)
+        assert abs(g.mean - exact) < 4 * g.error, (g.mean, g.error, exact)
 
 
 #: ``pikflow run`` that SIGKILLs itself right after its third checkpointed layer (a deterministic kill point)

@@ -138,6 +138,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "thermalisation": ((int,), "trajectories discarded per chain; default 200"),
         "workers": ((int,), "host threads the vectorised chains are split over; default: CPU cores (at most 8)"),
         "seed": ((int,), "HMC seed; default 0"),
+        "jitter": (
+            (int, float),
+            "each chain's leapfrog step drawn per trajectory, uniform in [(1-j) step, (1+j) step], against "
+            "trajectory lengths resonant with a mode; a fraction in [0, 1); default 0",
+        ),
     },
     "lattice": {
         "base": (
@@ -355,7 +360,10 @@ def hmc_options(data: dict) -> dict[str, Any]:
         "thermalisation": h.get("thermalisation", 200),
         "workers": h.get("workers", max(1, min(8, os.cpu_count() or 1))),
         "seed": h.get("seed", 0),
+        "jitter": float(h.get("jitter", 0.0)),
     }
+    if not 0.0 <= opts["jitter"] < 1.0:
+        raise ConfigError(f"[hmc] jitter must be a fraction in [0, 1) of the leapfrog step, got {h['jitter']!r}")
     if opts["n_leapfrog"] is not None and opts["n_leapfrog"] < 1:
         raise ConfigError(f"[hmc] leapfrog_steps must be >= 1, got {opts['n_leapfrog']!r}")
     for key in ("step_size", "trajectory_length") if step != "auto" else ("trajectory_length",):

@@ -158,11 +158,11 @@ AUTO_START = 0.15
 
 
 @functools.lru_cache(maxsize=8)
-def _sampler(path: LatticePath, n_leapfrog: int):
+def _sampler(path: LatticePath, n_leapfrog: int, jitter: float = 0.0):
     """The BlackJAX HMC of ``path``, cached: its compiled functions serve every time, step and ``n_samples``."""
     from ..baselines import HMC
 
-    return HMC(path, step_size=AUTO_START, n_leapfrog=n_leapfrog)
+    return HMC(path, step_size=AUTO_START, n_leapfrog=n_leapfrog, jitter=jitter)
 
 
 def hmc(
@@ -178,6 +178,7 @@ def hmc(
     start=None,
     progress: bool = False,
     desc: str = "HMC",
+    jitter: float = 0.0,
 ):
     r"""Hybrid Monte Carlo for :math:`e^{-\hat S_t}` (reference sampler): :class:`pikflow.baselines.HMC` on a lattice.
 
@@ -200,6 +201,9 @@ def hmc(
     progress, desc
         A progress bar over trajectories (thermalisation and production), labelled ``desc``.
         The chain is the same with or without it.
+    jitter
+        Each chain's leapfrog step drawn per trajectory, uniform in :math:`[(1-j)\epsilon, (1+j)\epsilon]`
+        (:class:`pikflow.baselines.HMC`), against trajectory lengths resonant with a mode; default 0.
 
     Returns
     -------
@@ -222,7 +226,8 @@ def hmc(
         raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
     if n_samples < n_chains:
         raise PikflowError(f"n_samples ({n_samples}) must be at least n_chains ({n_chains})")
-    sampler = _sampler(path, int(n_leapfrog))
+    # cached per (path, n_leapfrog[, jitter]): the same key as a caller's _sampler(path, n) when jitter is 0
+    sampler = _sampler(path, int(n_leapfrog), float(jitter)) if jitter else _sampler(path, int(n_leapfrog))
     shape = tuple(path.field_shape)
     k_run, k0 = jax.random.split(key)
     x = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else start
