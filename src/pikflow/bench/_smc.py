@@ -5,7 +5,10 @@ samplers on the same target:
 
 * **PIK-SMC**: :func:`pikflow.samplers.smc` on the flow of :func:`pikflow.lattice.fit_lattice`
   (``--steps`` RK4 steps, so ``--steps`` annealing steps), MALA moves, replicas for errors;
-* **plain SMC**: the same run with ``transport="none"`` (same path, steps and moves);
+* **plain SMC**: the same run with ``transport="none"`` (same path, steps and moves); with
+  ``--mcmc mala,hmc`` once per move kernel (``plain_smc[hmc]``: HMC moves of
+  ``--leapfrog-steps`` leapfrog steps, which draw one momentum per trajectory instead of one
+  noise vector per gradient);
 * **flow + IMH**: ``--n`` flow samples and the independence Metropolis chain (Gamma-method errors);
 * **HMC**: :func:`pikflow.lattice.hmc` (tuned step), Gamma-method errors.
 
@@ -55,7 +58,14 @@ def _arguments(p):
         default="default",
         help="transport basis presets (pikflow.lattice.BASIS_PRESETS), comma-separated (default 'default')",
     )
-    p.add_argument("--mcmc-steps", type=int, default=2, help="MALA moves per annealing step (default 2)")
+    p.add_argument("--mcmc-steps", type=int, default=2, help="MCMC moves per annealing step (default 2)")
+    p.add_argument(
+        "--mcmc",
+        default="mala",
+        help="move kernels, comma-separated ('mala', 'hmc'): PIK-SMC uses the first, plain SMC runs with each "
+        "(default 'mala')",
+    )
+    p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps of an HMC move (default 10)")
     p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000; 0: skip)")
     p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000; 0: skip)")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
@@ -125,6 +135,9 @@ def run(args) -> dict:
     from ..samplers import smc
 
     REPEATS[0] = max(1, args.repeats)
+    kernels = [k.strip() for k in args.mcmc.split(",") if k.strip()]
+    if not kernels or any(k not in ("mala", "hmc") for k in kernels):
+        raise PikflowError(f"--mcmc takes 'mala' and/or 'hmc' (comma-separated), got {args.mcmc!r}")
     presets = [b.strip() for b in args.basis.split(",") if b.strip()]
     for b in presets:
         if b not in pl.BASIS_PRESETS:
@@ -141,15 +154,17 @@ def run(args) -> dict:
         "particles": args.particles,
         "replicas": args.replicas,
         "mcmc_steps": args.mcmc_steps,
+        "mcmc": kernels,
+        "leapfrog_steps": args.leapfrog_steps,
         "setup_seconds": {},
         "transport_seconds": {},
         "samplers": {},
     }
 
-    def run_smc(flow, transport):
+    def run_smc(flow, transport, mcmc=kernels[0]):
         return smc(
-            flow, args.particles, seed=args.seed, transport=transport, replicas=args.replicas,
-            mcmc_steps=args.mcmc_steps, observables=moments, progress=False,
+            flow, args.particles, seed=args.seed, transport=transport, replicas=args.replicas, mcmc=mcmc,
+            mcmc_steps=args.mcmc_steps, leapfrog_steps=args.leapfrog_steps, observables=moments, progress=False,
         )  # fmt: skip
 
     # HMC first: a run cut off later still has its reference
@@ -185,10 +200,11 @@ def run(args) -> dict:
                 **_smc_record(r, secs, volume),
             }
             _partial(args, res, name)
-            if not args.no_plain and b == presets[0]:
-                pname = "plain_smc" if single else f"plain_smc[{steps}]"
-                r, secs = _timed(lambda flow=flow: run_smc(flow, "none"))
-                res["samplers"][pname] = {"steps": steps, **_smc_record(r, secs, volume)}
+            for kernel in kernels if not args.no_plain and b == presets[0] else ():
+                tags = ([] if single else [str(steps)]) + ([kernel] if kernel != kernels[0] else [])
+                pname = "plain_smc" + (f"[{','.join(tags)}]" if tags else "")
+                r, secs = _timed(lambda flow=flow, kernel=kernel: run_smc(flow, "none", kernel))
+                res["samplers"][pname] = {"steps": steps, "mcmc": kernel, **_smc_record(r, secs, volume)}
                 _partial(args, res, pname)
             if args.n > 0 and b == presets[-1] and steps == args.steps[0]:
                 key = jax.random.PRNGKey(args.seed + 1)
