@@ -1,4 +1,7 @@
-"""Flows: kernels per layer, RK4 integration with exact log-densities, samples, save/load."""
+"""Flows: kernels per layer, RK4 integration with exact log-densities, samples, save/load.
+
+:class:`AbstractFlow` and :class:`AbstractSamples` are the interface of every field space's flows and samples.
+"""
 
 from ..equations import AbstractKernel as AbstractKernel
 from ..equations import LinearKernel as LinearKernel
@@ -7,6 +10,10 @@ from ._base import GaussianBase as GaussianBase
 from ._build import solve as solve
 from ._flow import Flow as Flow
 from ._flow import LayerReport as LayerReport
+from ._interface import AbstractFlow as AbstractFlow
+from ._interface import AbstractSamples as AbstractSamples
+from ._interface import CallableFloat as CallableFloat
+from ._interface import register_flow_format as register_flow_format
 from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates
@@ -15,7 +22,10 @@ from ._tabulated import TableInfo as TableInfo
 from ._tabulated import TabulatedMap as TabulatedMap
 
 __all__ = [
+    "AbstractFlow",
     "AbstractKernel",
+    "AbstractSamples",
+    "CallableFloat",
     "Flow",
     "GaussianBase",
     "LayerReport",
@@ -26,6 +36,7 @@ __all__ = [
     "TableInfo",
     "TabulatedMap",
     "path_estimates",
+    "register_flow_format",
     "register_kernel",
     "solve",
 ]
