@@ -40,12 +40,14 @@ from ._version import __version__  # noqa: E402
 from .action import Action, Path, t  # noqa: E402
 from .bases import Custom, Hermite, Polynomial, Radial, Sine  # noqa: E402
 from .equations import WegnerEquation  # noqa: E402
-from .flow import Flow, Samples, solve  # noqa: E402
+from .flow import AbstractFlow, AbstractSamples, Flow, Samples, solve  # noqa: E402
 from .refine import CorrectedKernel, refine, refine_online, residual_summary  # noqa: E402
 from .samplers import smc  # noqa: E402
 from .solvers import AdamSolver, Collocation, DirectSolver, LevenbergMarquardtSolver  # noqa: E402
 
 __all__ = [
+    "AbstractFlow",
+    "AbstractSamples",
     "Action",
     "ActionError",
     "AdamSolver",

@@ -1,4 +1,7 @@
-"""Flows: kernels per layer, RK4 integration with exact log-densities, samples, save/load."""
+"""Flows: kernels per layer, RK4 integration with exact log-densities, samples, save/load.
+
+:class:`AbstractFlow` and :class:`AbstractSamples` are the interface of every field space's flows and samples.
+"""
 
 from ..equations import AbstractKernel as AbstractKernel
 from ..equations import LinearKernel as LinearKernel
@@ -10,6 +13,10 @@ from ._flow import LayerReport as LayerReport
 from ._integrate import exact_log_det as exact_log_det
 from ._integrate import rk4 as rk4
 from ._integrate import rk4_scan as rk4_scan
+from ._interface import AbstractFlow as AbstractFlow
+from ._interface import AbstractSamples as AbstractSamples
+from ._interface import CallableFloat as CallableFloat
+from ._interface import register_flow_format as register_flow_format
 from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates
@@ -21,7 +28,10 @@ __all__ = [
     "exact_log_det",
     "rk4",
     "rk4_scan",
+    "AbstractFlow",
     "AbstractKernel",
+    "AbstractSamples",
+    "CallableFloat",
     "Flow",
     "GaussianBase",
     "LayerReport",
@@ -32,6 +42,7 @@ __all__ = [
     "TableInfo",
     "TabulatedMap",
     "path_estimates",
+    "register_flow_format",
     "register_kernel",
     "solve",
 ]

@@ -22,6 +22,7 @@ from .._version import __version__
 from ..equations import AbstractKernel, kernel_skeleton
 from ._base import GaussianBase
 from ._integrate import LOGDETS, push
+from ._interface import AbstractFlow, refuse_foreign, register_flow_format
 
 #: sampling methods of :meth:`Flow.sample`.
 METHODS = ("table", "rk4")
@@ -61,10 +62,11 @@ class LayerReport:
         )
 
 
-class Flow:
+class Flow(AbstractFlow):
     r"""A solved PIK flow: kernels at the ``2 * steps + 1`` RK4 stage times of ``path``.
 
-    Made by :func:`pikflow.solve`; sample with :meth:`sample`, store with :meth:`save`.
+    Made by :func:`pikflow.solve`; sample with :meth:`sample`, store with :meth:`save`. The
+    interface of every space's flow (:class:`pikflow.flow.AbstractFlow`).
 
     Attributes
     ----------
@@ -104,6 +106,15 @@ class Flow:
     def n_fields(self) -> int:
         """Number of real field components."""
         return self.path.n_fields
+
+    @property
+    def field_shape(self) -> tuple[int, ...]:
+        """Shape of one configuration, ``(n_fields,)``."""
+        return (self.n_fields,)
+
+    def layer_residuals(self) -> np.ndarray:
+        """Every layer's RMS residual of eq. 27 over its pushed samples (:attr:`LayerReport.residual_rms`)."""
+        return np.array([r.residual_rms for r in self.reports], dtype=float)
 
     def layer_index(self, t: float) -> int:
         """Index of the layer at time ``t`` (must be one of :attr:`times`)."""
@@ -404,7 +415,7 @@ class Flow:
 
     @classmethod
     def load(cls, directory: str | pathlib.Path) -> Flow:
-        """Read a flow written by :meth:`save`."""
+        """Read a 0-D flow written by :meth:`save` (a flow of any space: :func:`pikflow.load`)."""
         from ..action import Path
         from ..bases import basis_from_spec
         from ..equations import WegnerEquation
@@ -412,6 +423,7 @@ class Flow:
         if not isinstance(directory, (str, os.PathLike)):
             raise FlowFileError(f"load needs a directory path, got {type(directory).__name__}: {directory!r}")
         d = pathlib.Path(directory)
+        refuse_foreign(d, 1, "a 0-D pikflow.Flow")
         for name in ("flow.json", "kernels.eqx"):
             if not (d / name).is_file():
                 raise FlowFileError(f"{d} is not a saved flow: {name} is missing (write one with Flow.save)")
@@ -458,6 +470,9 @@ class Flow:
         power = self.settings.get("time_power", 1.0)
         clock = f", time_power={power:g}" if power != 1.0 else ""
         return f"Flow({self.path!r}, steps={self.steps}, basis={kind}, n_basis={self.equation.n_basis}{clock})"
+
+
+register_flow_format(1, Flow.load)
 
 
 def _as_points(phi, n_fields: int) -> np.ndarray:

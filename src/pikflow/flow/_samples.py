@@ -14,11 +14,14 @@ in ``n_nonfinite`` and are never averaged in.
 :meth:`Samples.check` adds the hole check (ESS/N seen from exact or HMC samples of the
 target, :func:`pikflow.diagnostics.target_ess`) and the comparison with exact values, and
 lists what is not to be trusted in :attr:`Samples.warnings`.
+
+The estimates that need only the log-weights (ESS/N, IMH, :math:`\log Z`, reweighting, warnings,
+summary) are those of every space, :class:`pikflow.flow.AbstractSamples`; this class adds the
+step times, the SymPy observables and the 0-D hole check.
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Callable
 
@@ -29,12 +32,13 @@ import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
-from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, reliability_warnings, reweight
+from ..diagnostics import reweight
 from ..diagnostics import target_ess as _target_ess
 from ..lowering import lower_observable
+from ._interface import AbstractSamples
 
 
-class Samples:
+class Samples(AbstractSamples):
     r"""Configurations of every step, :math:`\log q`, log-weights and the estimates built on them.
 
     Attributes
@@ -70,7 +74,6 @@ class Samples:
         self.target_ess: float | None = None
         #: signed deviations from exact values in units of the error (set by :meth:`check`, one component).
         self.deviations: dict[str, float] = {}
-        self.n_nonfinite = int(np.sum(~finite[-1]))
         if self.n_nonfinite == self.n_samples:
             raise SamplingError("every sample is non-finite: the flow diverged; check the layer residuals")
         if self.n_nonfinite:
@@ -79,11 +82,6 @@ class Samples:
                 "they get weight zero and are reported as n_nonfinite",
                 stacklevel=3,
             )
-
-    @property
-    def n_samples(self) -> int:
-        """Number of samples N (non-finite ones included)."""
-        return self.log_w.shape[1]
 
     @property
     def final(self) -> np.ndarray:
@@ -100,28 +98,8 @@ class Samples:
             return -1
         return i
 
-    def ess_at(self, t: float = 1.0) -> float:
-        """ESS/N of the samples at step time ``t``."""
-        return float(ess_fraction(self.log_w[self._index(t)]))
-
-    @property
-    def ess(self) -> float:
-        """ESS/N at ``t = 1`` (1 is perfect)."""
-        return self.ess_at(1.0)
-
-    @functools.cached_property
-    def imh(self):
-        """The independent Metropolis-Hastings chain at ``t = 1`` (see :func:`pikflow.diagnostics.imh_chain`)."""
-        return imh_chain(jax.random.PRNGKey(self.seed + 7919), self.log_w[-1])
-
-    @property
-    def imh_acceptance(self) -> float:
-        """Acceptance rate of the IMH chain with the flow as proposal."""
-        return float(self.imh.acceptance)
-
-    def log_z(self, t: float = 1.0) -> Estimate:
-        r""":math:`\log Z_t = \log \int e^{-\hat S_t}` from the mean weight, with its delta-method error."""
-        return Estimate(*map(float, log_mean_weight(self.log_w[self._index(t)])))
+    def _log_w_at(self, t: float) -> np.ndarray:
+        return self.log_w[self._index(t)]
 
     def values(self, observable, t: float = 1.0) -> np.ndarray:
         """The observable evaluated on every sample at step time ``t``."""
@@ -187,24 +165,9 @@ class Samples:
                 self.deviations[f"<{name}>"] = (est.value - ref.expectation(1.0, fn)) / est.error
         return self.warnings
 
-    @property
-    def warnings(self) -> list[str]:
-        """What is not to be trusted (tiny ESS; after :meth:`check` also holes and deviations), with fixes."""
-        return reliability_warnings(self.ess, self.n_samples, target_ess=self.target_ess, deviations=self.deviations)
-
     def summary(self) -> dict:
         """The headline numbers as a JSON-ready dict."""
-        return {
-            "n_samples": self.n_samples,
-            "n_nonfinite": self.n_nonfinite,
-            "ess": self.ess,
-            "imh_acceptance": self.imh_acceptance,
-            "log_z": self.log_z().to_dict(),
-            "target_ess": self.target_ess,
-            "warnings": self.warnings,
-            "logdet": self.logdet,
-            "sample_seconds": self.sample_seconds,
-        }
+        return {**super().summary(), "logdet": self.logdet, "sample_seconds": self.sample_seconds}
 
     def __repr__(self) -> str:
         return f"Samples(n={self.n_samples}, steps={len(self.times) - 1}, ess={self.ess:.6f}, logdet={self.logdet!r})"

@@ -12,8 +12,10 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   :math:`v = -\tfrac12 K^{-1}\dot K\phi`).
 - Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
   :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`.
-- :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`; :func:`enrich_lattice`
-  (residual-driven basis enrichment);
+- :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples` (the flow and samples
+  interface of every space, :class:`pikflow.AbstractFlow`, :class:`pikflow.AbstractSamples`);
+  :func:`enrich_lattice` (residual-driven basis enrichment, also ``pikflow.refine(flow)`` ->
+  :class:`Enrichment`);
   :func:`flow_observables` (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
 - SMC on a lattice flow: :func:`lattice_problem` (:func:`pikflow.samplers.smc` takes the flow directly),
   :func:`magnetisation_moments`, :func:`smc_observables`.
@@ -52,7 +54,7 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
-from ._enrich import EnrichmentStep, default_enrichments, enrich_lattice
+from ._enrich import Enrichment, EnrichmentStep, default_enrichments, enrich_lattice
 from ._fit import (
     BASE_KINDS,
     BASIS_PRESETS,
@@ -110,6 +112,7 @@ __all__ = [
     "chain_two_point",
     "flow_two_point",
     "two_point_series",
+    "Enrichment",
     "EnrichmentStep",
     "default_enrichments",
     "enrich_lattice",

@@ -15,17 +15,21 @@ enriched velocity still cannot blow up far from the collocation data:
 
 Unlike the 0-D refinement (Wendland corrections of one layer, :mod:`pikflow.refine`), a
 lattice basis is shared by all layers: a translation-invariant local correction is a new
-basis term, and every layer is solved again with it.
+basis term, and every layer is solved again with it. :func:`enrich_lattice` is registered as
+the refiner of :class:`LatticeFlow`: ``pikflow.refine(lattice_flow, ...)`` runs it and returns
+an :class:`Enrichment`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import pathlib
 
 import numpy as np
 
 from .._errors import PikflowError, SolveError
+from ..refine import register_refiner
 from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
 from ._fit import DEFAULT_TAME, score_flow
 from ._flow import LatticeFlow
@@ -177,3 +181,50 @@ def enrich_lattice(
             cand.info = {**current.info, "enrichment": [dataclasses.asdict(s) for s in steps]}
             current, current_score = cand, new_score
     return current, steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Enrichment:
+    """What ``pikflow.refine`` returns for a lattice flow: :func:`enrich_lattice`'s flow and steps, and the tolerance.
+
+    Unpacks as ``flow, steps = pikflow.refine(lattice_flow, ...)``, like :func:`enrich_lattice`.
+    """
+
+    flow: LatticeFlow
+    steps: list[EnrichmentStep]
+    tol: float
+    #: the relative layer residuals of eq. 34 before the enrichment
+    initial: tuple[float, ...] = ()
+
+    @property
+    def converged(self) -> bool:
+        """Whether every layer's relative residual ended at most :attr:`tol`."""
+        return bool(self.flow.residuals().max() <= self.tol)
+
+    def __iter__(self):
+        return iter((self.flow, self.steps))
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the tolerance, the residuals before and after, every tried family."""
+        return {
+            "tol": self.tol,
+            "converged": self.converged,
+            "initial": list(self.initial),
+            "final": self.flow.residuals().tolist(),
+            "steps": [dataclasses.asdict(s) for s in self.steps],
+        }
+
+
+#: the options ``pikflow.refine`` passes on to :func:`enrich_lattice`
+REFINE_KEYWORDS = tuple(inspect.signature(enrich_lattice).parameters)[1:]
+
+
+def refine_lattice(flow: LatticeFlow, **options) -> Enrichment:
+    """:func:`enrich_lattice` with its result as an :class:`Enrichment` (the lattice refiner of ``pikflow.refine``)."""
+    tol = options.get("tol", inspect.signature(enrich_lattice).parameters["tol"].default)
+    initial = tuple(float(r) for r in flow.residuals()) if isinstance(flow, LatticeFlow) else ()
+    new, steps = enrich_lattice(flow, **options)
+    return Enrichment(new, steps, float(tol), initial)
+
+
+register_refiner(LatticeFlow, refine_lattice, REFINE_KEYWORDS)

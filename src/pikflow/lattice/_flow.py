@@ -27,7 +27,7 @@ import numpy as np
 
 from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import SamplingError
-from ..flow import exact_log_det
+from ..flow import AbstractFlow, exact_log_det
 from ..progress import progress_bar
 from ._basis import LatticeBasis
 from ._compiled import PRECISIONS, push_fn, rk4_push, target_fn
@@ -47,8 +47,11 @@ class LatticeLayerReport:
     iterations: int = 0
 
 
-class LatticeFlow:
+class LatticeFlow(AbstractFlow):
     r"""A solved lattice flow: the path, the basis, the base and one coefficient vector per layer.
+
+    The interface of every space's flow (:class:`pikflow.flow.AbstractFlow`): ``sample(n,
+    seed=...)``, :attr:`times`, :meth:`log_density`, :meth:`save`, :meth:`load`, ``summary()``.
 
     Attributes
     ----------
@@ -79,6 +82,23 @@ class LatticeFlow:
         """The stage times of the layers."""
         return np.linspace(0.0, 1.0, 2 * self.steps + 1)
 
+    @property
+    def field_shape(self) -> tuple[int, ...]:
+        """Shape of one configuration: the lattice, or ``(components, *lattice)``."""
+        return tuple(self.path.field_shape)
+
+    def layer_residuals(self) -> np.ndarray:
+        """Every layer's relative residual of eq. 34 (:meth:`residuals`)."""
+        return self.residuals()
+
+    def summary(self) -> dict:
+        """The flow's headline numbers (:meth:`AbstractFlow.summary`) and the solve's wall time."""
+        return {**super().summary(), "solve_seconds": float(sum(r.seconds for r in self.reports))}
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.path.lattice.shape))
+        return f"LatticeFlow({shape}, components={self.path.action.n}, steps={self.steps}, n_basis={self.basis.n})"
+
     def velocity(self, layer: int, fields):
         r""":math:`v = -\partial\Omega` of layer ``layer`` at a batch of configurations."""
         a = jnp.asarray(self.coeffs[layer])
@@ -98,6 +118,7 @@ class LatticeFlow:
         progress: bool = False,
         keep_fields: bool = True,
         precision: str = "float64",
+        batch_size: int | None = None,
     ) -> LatticeSamples:
         r"""``n`` samples of the flow with log importance weights :math:`\log w = -\hat S_1 - \log q_1`.
 
@@ -108,8 +129,9 @@ class LatticeFlow:
         ----------
         n, seed
             Number of samples and seed (default 0); or a PRNG key and ``n`` as two positional arguments.
-        batch
-            Samples per compiled call (``logdet="exact"``: at most :math:`2^{16}/V`).
+        batch, batch_size
+            Samples per compiled call (``logdet="exact"``: at most :math:`2^{16}/V`); ``batch_size``
+            is the name every space's ``sample`` takes (:class:`pikflow.flow.AbstractFlow`), give one of them.
         logdet
             ``"continuous"`` (default): :math:`\log q_1` from :math:`d\log q/dt = \Delta\Omega_t`
             integrated on the RK4 stages (cheap; it differs from the density of the applied
@@ -136,7 +158,11 @@ class LatticeFlow:
             correct the flow's sampling error, not that approximation. Compare ``samples.ess()`` and
             the estimates with a float64 run before relying on it.
         """
-        key, n = _key_and_count(args, n, seed)
+        key, n, seed = _key_and_count(args, n, seed)
+        if batch_size is not None:
+            if batch != 1000:
+                raise SamplingError("give batch or batch_size (the same setting), not both")
+            batch = batch_size
         if not isinstance(logdet, str) or logdet not in ("continuous", "exact"):
             raise SamplingError(f"logdet must be 'continuous' or 'exact', got {logdet!r}")
         if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch <= 0:
@@ -176,7 +202,7 @@ class LatticeFlow:
             bar.update(m)
         bar.close()
         if keep_fields:
-            return LatticeSamples(fields, np.concatenate(logw), components=components)
+            return LatticeSamples(fields, np.concatenate(logw), components=components, seed=seed)
         finite, mag, two = (np.concatenate(r) for r in zip(*reduced, strict=True))
         return LatticeSamples(
             None,
@@ -186,6 +212,7 @@ class LatticeFlow:
             two_point_values=two,
             lattice_shape=tuple(self.path.lattice.shape),
             components=components,
+            seed=seed,
         )
 
     def _push_low(self, precision: str):
@@ -259,12 +286,14 @@ class LatticeFlow:
         does: a value far below ``samples.ess()`` means :math:`q` has a hole and estimates are biased.
         The rule of every space (:func:`pikflow.diagnostics.target_ess`): a target sample where
         :math:`q = 0` (weight :math:`+\infty`) gives 0, one the flow cannot pull back (``nan``) is left out.
+        The value is also stored in ``samples.target_ess`` (its hole warning joins ``samples.warnings``).
         """
         from ..diagnostics import target_ess
 
         x = jnp.asarray(target_fields, dtype=float)
         log_wp = np.asarray(-self._target(x)) - self.log_density(x)
-        return target_ess(np.where(samples.finite, samples.log_w, -np.inf), log_wp)
+        samples.target_ess = target_ess(np.where(samples.finite, samples.log_w, -np.inf), log_wp)
+        return samples.target_ess
 
     def annealing_problem(self, *, logdet: str = "continuous"):
         """This flow as an :class:`~pikflow.samplers.AnnealingProblem` for SMC (see :func:`lattice_problem`)."""
@@ -297,7 +326,7 @@ PUSH_BATCH = 128
 
 
 def _key_and_count(args: tuple, n, seed):
-    """``(key, n)`` from ``sample(n, seed=...)``, ``sample(n=..., seed=...)`` or ``sample(key, n)``."""
+    """``(key, n, seed)`` from ``sample(n, seed=...)``, ``sample(n=..., seed=...)``, or ``sample(key, n)`` (no seed)."""
     is_count = lambda x: isinstance(x, (int, np.integer)) and not isinstance(x, bool)  # noqa: E731
     if len(args) == 2 and n is None or len(args) == 1 and n is not None and not is_count(args[0]):
         key, n = args if n is None else (args[0], n)
@@ -313,7 +342,7 @@ def _key_and_count(args: tuple, n, seed):
         raise SamplingError("call sample(n, seed=...) (or sample(key, n) with a JAX PRNG key)")
     if not is_count(n) or n <= 0:
         raise SamplingError(f"the number of samples must be a positive integer, got {n!r}")
-    return key, int(n)
+    return key, int(n), None if seed is None else int(seed)
 
 
 def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH, pad: bool = False):

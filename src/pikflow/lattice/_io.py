@@ -35,6 +35,7 @@ from mpmath.libmp import repr_dps, to_str
 from .._atomic import atomic_directory, verify_manifest
 from .._errors import FlowFileError, PikflowError
 from .._version import __version__
+from ..flow import register_flow_format
 
 #: The ``format`` tag of ``flow.json`` for lattice flows.
 FORMAT = "pikflow-lattice-flow"
@@ -320,3 +321,6 @@ def _read_arrays(d: pathlib.Path, meta: Mapping) -> dict[str, np.ndarray]:
             f"{type(err).__name__}: {err}. The files are damaged or incomplete: solve the flow again "
             "(pikflow run CONFIG, or fit_lattice and LatticeFlow.save)"
         ) from None
+
+
+register_flow_format(FORMAT, load_lattice_flow)  # pikflow.load / AbstractFlow.load read lattice directories

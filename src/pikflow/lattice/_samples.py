@@ -1,19 +1,36 @@
-r"""The samples of a lattice flow: configurations (or their streamed reductions) and log importance weights."""
+r"""The samples of a lattice flow: configurations (or their streamed reductions) and log importance weights.
+
+The estimates from the weights alone (ESS/N, IMH acceptance, :math:`\log Z`, reweighted
+observables, warnings, summary) are those of every space (:class:`pikflow.flow.AbstractSamples`);
+here the lattice adds its storage (the configurations, or per sample the magnetisation and the
+two-point series) and the names ``"abs_m"``, ``"m2"``, ``"chi"`` and ``"binder"``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+from .._errors import SamplingError
+from .._estimate import Estimate
+from ..diagnostics import reweight
+from ..flow import AbstractSamples
+
+#: The observables :meth:`LatticeSamples.observable` knows by name.
+OBSERVABLE_NAMES = ("abs_m", "m2", "chi", "binder")
+
 
 @dataclasses.dataclass
-class LatticeSamples:
+class LatticeSamples(AbstractSamples):
     r"""Final configurations of a lattice flow and their log importance weights.
 
     ``log_w = -S_1(phi) - log q_1(phi)`` (unnormalised). Non-finite configurations or
     weights are kept (counted by :attr:`n_nonfinite`) and weigh zero in every estimate.
+    Only ``t = 1`` is kept: ``ess_at``, ``log_z`` and ``observable`` take no other time.
+    ``ess`` is a number that may also be called, ``ess()``, as before the interface was shared.
     """
 
     fields: np.ndarray | None
@@ -26,6 +43,10 @@ class LatticeSamples:
     lattice_shape: tuple | None = None
     #: field components per site (``fields`` has shape ``(n, components, *lattice)`` when > 1)
     components: int = 1
+    #: the seed of ``sample(n, seed=...)`` (None for ``sample(key, n)``); the IMH chain's key is ``seed + 7919``
+    seed: int | None = None
+    #: ESS/N seen from target samples (set by :meth:`LatticeFlow.target_ess`; None before)
+    target_ess: float | None = None
 
     @property
     def finite(self) -> np.ndarray:
@@ -35,10 +56,17 @@ class LatticeSamples:
         axes = tuple(range(1, self.fields.ndim))
         return np.isfinite(self.log_w) & np.all(np.isfinite(self.fields), axis=axes)
 
+    def _log_w_at(self, t: float) -> np.ndarray:
+        if abs(float(t) - 1.0) > 1e-9:
+            raise SamplingError(f"lattice samples keep only t = 1, got t = {t}")
+        return np.where(self.finite, self.log_w, -np.inf)
+
     @property
-    def n_nonfinite(self) -> int:
-        """Samples whose configuration or weight is not finite."""
-        return int((~self.finite).sum())
+    def volume(self) -> int:
+        """Number of lattice sites :math:`V`."""
+        if self.fields is None:
+            return math.prod(self.lattice_shape)
+        return math.prod(self.fields.shape[1 if self.components == 1 else 2 :])
 
     @property
     def n_runaway(self) -> int:
@@ -79,8 +107,55 @@ class LatticeSamples:
         x = np.where(ok.reshape((-1,) + (1,) * (self.fields.ndim - 1)), self.fields, 0.0)
         return two_point_series(x, self.components), _site_means(x, self.components)
 
-    def ess(self) -> float:
-        """ESS/N of the importance weights (non-finite ones count as zero)."""
-        from ..diagnostics import ess_fraction
+    def values(self, observable: str | Callable, t: float = 1.0) -> np.ndarray:
+        r"""Per sample: ``"abs_m"`` :math:`|m|`, ``"m2"`` :math:`|m|^2`, or a callable on the configurations.
 
-        return ess_fraction(np.where(self.finite, self.log_w, -np.inf))
+        A callable gets the configurations ``(N, *field_shape)`` (non-finite entries as 0; those
+        samples weigh zero) and returns one number per sample. ``"chi"`` and ``"binder"`` are
+        not per-sample values: ask :meth:`observable`.
+        """
+        self._log_w_at(t)
+        if isinstance(observable, str):
+            if observable not in ("abs_m", "m2"):
+                raise SamplingError(
+                    f"lattice observables by name: {', '.join(OBSERVABLE_NAMES)} (chi, binder: observable()); "
+                    f"got {observable!r}; or give a callable on the configurations (N, *field_shape)"
+                )
+            a1 = np.abs(self.magnetisation()) / self.volume
+            return a1 if observable == "abs_m" else a1**2
+        if not callable(observable):
+            raise SamplingError(f"an observable is a name or a callable, got {type(observable).__name__}")
+        if self.fields is None:
+            raise SamplingError(
+                "these samples were streamed (sample(..., keep_fields=False)): only the names "
+                f"{', '.join(OBSERVABLE_NAMES)} are available; sample with keep_fields=True for a callable"
+            )
+        with np.errstate(all="ignore"):
+            return np.asarray(observable(np.nan_to_num(self.fields)), dtype=float)
+
+    def observable(self, observable: str | Callable, t: float = 1.0) -> Estimate:
+        r"""Reweighted :math:`\langle O\rangle` with its delta-method error (:meth:`AbstractSamples.observable`).
+
+        Besides a callable and ``"abs_m"`` (:math:`\langle|m|\rangle`) and ``"m2"``
+        (:math:`\langle|m|^2\rangle`), with :math:`m = \frac1V\sum_n\phi_n` (the vector's length
+        for several components): ``"chi"`` :math:`= V(\langle|m|^2\rangle - \langle|m|\rangle^2)` and
+        ``"binder"`` :math:`= 1 - \langle|m|^4\rangle/(3\langle|m|^2\rangle^2)`, whose errors are
+        those of the linearised series :math:`\sum_a \partial f/\partial\bar A_a\,A_{a,i}` (the
+        projection :func:`pikflow.lattice.chain_observables` uses along the IMH chain, which
+        :func:`pikflow.lattice.flow_observables` gives with Gamma-method errors).
+        """
+        if not (isinstance(observable, str) and observable in ("chi", "binder")):
+            return super().observable(observable, t)
+        lw, V = self._log_w_at(t), self.volume
+        a1 = self.values("abs_m")
+        a2, a4 = a1**2, a1**4
+        (b1, b2, b4), _ = reweight(lw, np.stack([a1, a2, a4], axis=1))
+        if observable == "chi":
+            value, series = V * (b2 - b1**2), V * (a2 - 2 * b1 * a1)
+        else:
+            value, series = 1 - b4 / (3 * b2**2), -a4 / (3 * b2**2) + 2 * b4 * a2 / (3 * b2**3)
+        return Estimate(float(value), float(reweight(lw, series)[1]))
+
+    def summary(self) -> dict:
+        """The headline numbers (:meth:`AbstractSamples.summary`) and the runaway count."""
+        return {**super().summary(), "n_runaway": self.n_runaway}

@@ -3,7 +3,9 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * residuals (eq. 27) of any kernel at any points, and per-layer summaries:
   :func:`kernel_residual`, :func:`layer_residual`, :func:`residual_summary`;
 * Wendland corrections (eqs. B2-B4) as a kernel of their own: :class:`CorrectedKernel`;
-* the refinement loop to a tolerance, never making a layer worse: :func:`refine`;
+* the refinement loop to a tolerance, never making a layer worse: :func:`refine_kernels`;
+* one entry for every field space, dispatching on the flow's type: :func:`refine`
+  (spaces add theirs with :func:`register_refiner`; a lattice flow is enriched);
 * out-of-domain detection while sampling and local correction: :func:`detect_ood`,
   :func:`refine_online`;
 * where the flow misses the target (reference samples of largest weight, pulled back),
@@ -11,10 +13,11 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * the paper's Fig. 6 scenario (under-resolved last layers): :func:`underresolve`.
 """
 
+from ._entry import refine, register_refiner
 from ._missed import missed_points, missed_weights
 from ._online import OnlineRefinement, detect_ood, refine_online, underresolve
 from ._records import STATUSES, LayerRound, Refinement, RefinementRound
-from ._refine import correct_layer, refine, select_centres, with_kernels
+from ._refine import correct_layer, refine_kernels, select_centres, with_kernels
 from ._residual import LayerResidual, kernel_residual, layer_points, layer_residual, residual_summary, stage_points
 from ._wendland import CorrectedKernel, correction_columns, smoothness, wendland, wendland_g
 
@@ -35,7 +38,9 @@ __all__ = [
     "missed_points",
     "missed_weights",
     "refine",
+    "refine_kernels",
     "refine_online",
+    "register_refiner",
     "residual_summary",
     "select_centres",
     "smoothness",

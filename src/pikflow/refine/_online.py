@@ -11,7 +11,7 @@ from .._errors import PikflowError, SamplingError
 from ..equations import LinearKernel
 from ..flow import Flow
 from ._records import Refinement
-from ._refine import _check, refine, with_kernels
+from ._refine import _check, refine_kernels, with_kernels
 from ._residual import (
     layer_points,
     layer_residual,
@@ -102,7 +102,7 @@ def refine_online(
     (:func:`detect_ood`): positions where :math:`|r_\chi| >` ``tol`` are out of the domain
     the kernel was solved on; (c) those positions (up to ``max_extra`` per layer, the
     worst first) join the collocation points of the affected layers, which are refined by
-    :func:`refine` (``max_rounds``, ``centres``, ``overlap``, ``n_points`` as there);
+    :func:`refine_kernels` (``max_rounds``, ``centres``, ``overlap``, ``n_points`` as there);
     finally the same ``n`` samples (same seed) are drawn again.
 
     Parameters
@@ -133,7 +133,7 @@ def refine_online(
         idx = np.flatnonzero(flags[i])
         idx = idx[np.argsort(-res[i, idx], kind="stable")][:max_extra]
         extra[i] = stages[i][idx]
-    ref = refine(
+    ref = refine_kernels(
         flow,
         tol=tol,
         max_rounds=max_rounds,
@@ -170,7 +170,7 @@ def underresolve(flow: Flow, *, t_from: float = 0.6, n_basis: int = 3, n_points:
     only the first ``n_basis`` functions of the flow's basis, on ``n_points`` samples of
     ``flow`` at that layer; the other coefficients are set to zero. The result is a flow
     with deliberately under-resolved kernels at the end of the path, for demonstrating
-    and testing :func:`refine`.
+    and testing :func:`refine_kernels`.
     """
     if not isinstance(flow.kernels, LinearKernel):
         raise PikflowError("underresolve needs a flow of solved linear kernels (from pikflow.solve)")

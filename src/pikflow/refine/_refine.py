@@ -6,9 +6,10 @@ approximate kernel :math:`v^{(0)}_t` is corrected by solving (eq. 28)
 .. math::  \mathcal L_\chi\, \Delta v^{(0)}_t = r^{(0)}_\chi
 
 for :math:`\Delta v` in compactly supported Wendland functions (eqs. B2-B4) and adding it,
-:math:`v^{(1)} = v^{(0)} + \Delta v^{(0)}` (eq. 29). :func:`refine` repeats
+:math:`v^{(1)} = v^{(0)} + \Delta v^{(0)}` (eq. 29). :func:`refine_kernels` repeats
 residual → centres → correction until every layer's residual is under a tolerance or the
-rounds run out, never accepting a round that makes a layer worse. :func:`refine_online`
+rounds run out, never accepting a round that makes a layer worse; it is the 0-D refiner of
+:func:`pikflow.refine.refine`. :func:`refine_online`
 automates the paper's "(a) global solution → (b) detect OOD regions during sampling →
 (c) local correction" workflow.
 """
@@ -260,7 +261,7 @@ def _check(tol, max_rounds, centres, n_points):
 
 
 # ---------------------------------------------------------------------------------- refine
-def refine(
+def refine_kernels(
     flow: Flow,
     *,
     tol: float = 1e-2,
@@ -277,7 +278,7 @@ def refine(
     centres_at: str = "residual",
     n_missed: int = 64,
 ) -> Refinement:
-    r"""Refine a flow's kernels until every layer's residual (eq. 27) is under ``tol``.
+    r"""Refine a 0-D flow's kernels until every layer's residual (eq. 27) is under ``tol`` (``pikflow.refine``).
 
     Each round, for every layer whose largest :math:`|r_\chi|` exceeds ``tol``: choose up
     to ``centres`` Wendland centres greedily where :math:`|r_\chi|` is largest
