@@ -261,6 +261,58 @@ def _check(tol, max_rounds, centres, n_points):
 
 
 # ---------------------------------------------------------------------------------- refine
+def _layer_points(flow, samples, seed, n_points, n_ess, extra_points, centres_at, n_missed):
+    """Per layer the residual points ``(samples, tail)`` (plus ``extra_points``, plus the missed points of
+    ``centres_at="missed"`` with their candidate masks) and the sample size drawn for them and the ESS."""
+    # one sample size for the collocation draw and the ESS draws: one compiled sampler per kernel type
+    n_draw = max(n_points, n_ess)
+    if samples is None:
+        samples = flow.sample(n_draw, seed=seed, method="rk4", progress=False)
+    elif not samples.layers_kept:
+        raise SamplingError("refine needs samples with every step kept (keep_layers=True)")
+    pts = [(s[:n_points], tl) for s, tl in layer_points(flow, samples=samples, seed=seed)]
+    if extra_points:
+        pts = [
+            (np.concatenate([s, np.asarray(extra_points[i], float).reshape(-1, flow.n_fields)]), tl)
+            if i in extra_points and len(extra_points[i])
+            else (s, tl)
+            for i, (s, tl) in enumerate(pts)
+        ]
+    if centres_at not in ("residual", "missed"):
+        raise PikflowError(f"refine: centres_at must be 'residual' or 'missed', got {centres_at!r}")
+    masks = None
+    if centres_at == "missed":
+        from ._missed import missed_points
+
+        missed = missed_points(flow, n_missed=n_missed, seed=seed)
+        masks = [
+            np.concatenate([np.zeros(len(s), bool), np.ones(len(m), bool), np.zeros(len(tl), bool)])
+            for (s, tl), m in zip(pts, missed, strict=True)
+        ]
+        pts = [(np.concatenate([s, m]), tl) for (s, tl), m in zip(pts, missed, strict=True)]
+    return pts, masks, n_draw
+
+
+def _refined_flow(flow, kernels, current, initial, settings, n_rounds):
+    """The flow with the accepted corrections (trimmed), its layer reports and refinement history updated."""
+    kernels = trim(kernels)
+    reports = [
+        dataclasses.replace(
+            rep,
+            residual_rms=cur.rms,
+            residual_max=max(cur.max, cur.tail_max or 0.0),
+            worst_phi=cur.worst_phi,
+            n_points=cur.n_points,
+        )
+        if cur is not ini
+        else rep
+        for rep, cur, ini in zip(flow.reports, current, initial, strict=True)
+    ]
+    history = list(flow.settings.get("refinement", []))
+    history.append({**settings, "rounds": n_rounds})
+    return with_kernels(flow, kernels, reports, {**flow.settings, "refinement": history})
+
+
 def refine_kernels(
     flow: Flow,
     *,
@@ -345,32 +397,7 @@ def refine_kernels(
         raise PikflowError(f"refine: overlap must be positive, got {overlap!r}")
     n_layers = len(flow.times)
     todo = list(range(n_layers)) if layers is None else sorted({int(i) % n_layers for i in layers})
-    # one sample size for the collocation draw and the ESS draws: one compiled sampler per kernel type
-    n_draw = max(n_points, n_ess)
-    if samples is None:
-        samples = flow.sample(n_draw, seed=seed, method="rk4", progress=False)
-    elif not samples.layers_kept:
-        raise SamplingError("refine needs samples with every step kept (keep_layers=True)")
-    pts = [(s[:n_points], tl) for s, tl in layer_points(flow, samples=samples, seed=seed)]
-    if extra_points:
-        pts = [
-            (np.concatenate([s, np.asarray(extra_points[i], float).reshape(-1, flow.n_fields)]), tl)
-            if i in extra_points and len(extra_points[i])
-            else (s, tl)
-            for i, (s, tl) in enumerate(pts)
-        ]
-    if centres_at not in ("residual", "missed"):
-        raise PikflowError(f"refine: centres_at must be 'residual' or 'missed', got {centres_at!r}")
-    masks = None
-    if centres_at == "missed":
-        from ._missed import missed_points
-
-        missed = missed_points(flow, n_missed=n_missed, seed=seed)
-        masks = [
-            np.concatenate([np.zeros(len(s), bool), np.ones(len(m), bool), np.zeros(len(tl), bool)])
-            for (s, tl), m in zip(pts, missed, strict=True)
-        ]
-        pts = [(np.concatenate([s, m]), tl) for (s, tl), m in zip(pts, missed, strict=True)]
+    pts, masks, n_draw = _layer_points(flow, samples, seed, n_points, n_ess, extra_points, centres_at, n_missed)
     antisym = bool(flow.equation.symmetric)
     old = flow.kernels.n_centres if isinstance(flow.kernels, CorrectedKernel) else 0
     kernels = empty_correction(flow.kernels, n_layers, flow.n_fields, max_rounds * centres, antisymmetric=antisym)
@@ -438,20 +465,5 @@ def refine_kernels(
     if centres_at != "residual":
         settings.update(centres_at=centres_at, n_missed=n_missed)
     if int(used.max()) > 0 and refined is not flow:
-        kernels = trim(kernels)
-        reports = [
-            dataclasses.replace(
-                rep,
-                residual_rms=cur.rms,
-                residual_max=max(cur.max, cur.tail_max or 0.0),
-                worst_phi=cur.worst_phi,
-                n_points=cur.n_points,
-            )
-            if cur is not ini
-            else rep
-            for rep, cur, ini in zip(flow.reports, current, initial, strict=True)
-        ]
-        history = list(flow.settings.get("refinement", []))
-        history.append({**settings, "rounds": len(rounds)})
-        refined = with_kernels(flow, kernels, reports, {**flow.settings, "refinement": history})
+        refined = _refined_flow(flow, kernels, current, initial, settings, len(rounds))
     return Refinement(flow=refined, rounds=rounds, initial=initial, final=current, tol=float(tol), settings=settings)
