@@ -78,6 +78,14 @@ def test_results_json(run_dir):
         ("[action]\ndensity='m2*phi**2 +'\n[path]\nm2=[1.0, 2.0]\n", "cannot parse"),
         ("[action]\ndensity='m2*phi**2'\n[path]\nm3=[1.0, 2.0]\n", "unknown coupling"),
         ("[action\ndensity='x'", "not valid TOML"),
+        (
+            "[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nfrequency_range='wide'\n",
+            r"\[flow\] frequency_range must be 'fixed' or 'auto'",
+        ),
+        (
+            "[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[refine]\ncentres_at='worst'\n",
+            r"\[refine\] centres_at must be 'residual' or 'missed'",
+        ),
     ],
 )
 def test_config_errors(tmp_path, capsys, text, message):
@@ -103,3 +111,39 @@ def test_examples_are_valid():
             continue
         path, opts, sampling, observables = build(load_config(example_path(name)))
         assert sampling["n"] > 0 and observables
+
+
+def test_frequency_range_and_centres_at_reach_solve_and_refine(monkeypatch):
+    """[flow] frequency_range and [refine] centres_at / n_missed are the keywords of solve() and refine()."""
+    from pikflow.cli._config import build, refine_options
+
+    data = {
+        "action": {"density": "m2/2*phi**2"},
+        "path": {"m2": [1.0, 2.0]},
+        "flow": {"frequency_range": "auto"},
+        "refine": {"centres_at": "missed", "n_missed": 50},
+    }
+    built = build(data)
+    opts = built[1]
+    assert opts["frequency_range"] == "auto"
+    ro = refine_options(data)
+    assert ro["centres_at"] == "missed" and ro["n_missed"] == 50
+    import sys
+
+    from pikflow.cli._main import _refine
+
+    refine_module = sys.modules["pikflow.refine"]  # the subpackage (pikflow.refine is also the function)
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_refine(flow, **kw):  # records what the CLI passes, then stops before any work
+        seen.update(kw)
+        raise Stop
+
+    monkeypatch.setattr(refine_module, "refine", fake_refine)
+    with pytest.raises(Stop):
+        _refine(object(), ro, seed=0, n_ess=10, progress=False)
+    assert seen["centres_at"] == "missed" and seen["n_missed"] == 50

@@ -48,6 +48,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             (str, int, float),
             "'auto' (layers denser where p_t changes fastest: tau = t**p, one component), 'uniform', or a power p",
         ),
+        "frequency_range": (
+            (str,),
+            "'fixed' (default): the basis as given; 'auto': its frequencies/scale follow the width of p_t per layer",
+        ),
     },
     "basis": {
         "kind": ((str,), "'sine', 'polynomial', 'hermite', 'radial' or 'custom'; default by field count"),
@@ -123,6 +127,12 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "overlap": ((int, float), "Wendland width in units of the centre spacing; default 4"),
         "n_points": ((int,), "flow samples per layer used as collocation points; default 2000"),
         "online": ((bool,), "detect out-of-domain samples while sampling and refine those layers; default false"),
+        "centres_at": (
+            (str,),
+            "'residual' (default): new centres where the residual is largest; 'missed': at the reference samples the "
+            "flow misses (largest weight, pulled back)",
+        ),
+        "n_missed": ((int,), "centres_at = 'missed': reference samples per layer; default that of refine()"),
     },
     "hmc": {
         "step_size": (
@@ -302,6 +312,10 @@ def build(data: dict):
         "seed": flow.get("seed", 0),
         "schedule": flow.get("schedule", "auto"),
     }
+    if "frequency_range" in flow:
+        if flow["frequency_range"] not in ("fixed", "auto"):
+            raise ConfigError(f"[flow] frequency_range must be 'fixed' or 'auto', got {flow['frequency_range']!r}")
+        opts["frequency_range"] = flow["frequency_range"]
     if "basis" in data:
         opts["basis"] = basis_from_spec(data["basis"])
     if "collocation" in data:
@@ -390,6 +404,14 @@ def refine_options(data: dict) -> dict[str, Any] | None:
         "n_points": r.get("n_points", 2000),
         "online": r.get("online", False),
     }
+    if "centres_at" in r:
+        if r["centres_at"] not in ("residual", "missed"):
+            raise ConfigError(f"[refine] centres_at must be 'residual' or 'missed', got {r['centres_at']!r}")
+        opts["centres_at"] = r["centres_at"]
+    if "n_missed" in r:
+        if r["n_missed"] < 1:
+            raise ConfigError(f"[refine] n_missed must be >= 1, got {r['n_missed']!r}")
+        opts["n_missed"] = r["n_missed"]
     if not opts["tol"] > 0:
         raise ConfigError(f"[refine] tol must be positive, got {opts['tol']!r}")
     if not opts["overlap"] > 0:

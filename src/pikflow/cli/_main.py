@@ -250,6 +250,7 @@ def _refine(flow, o: dict, seed: int, n_ess: int, progress: bool):
         n_ess=n_ess,
         seed=seed,
         progress=progress,
+        **{k: o[k] for k in ("centres_at", "n_missed") if k in o},
     )
     print(f"  refinement (tol {o['tol']:.2g}):")
     for rd in ref.rounds:
