@@ -33,6 +33,9 @@ def _arguments(p):
     p.add_argument("--scale", default="auto", help="field scale a, or auto (default)")
     p.add_argument("--coarse-m2", type=float, default=None, help="m2 of the coarser levels (default: --m2)")
     p.add_argument("--coarse-lam", type=float, default=None, help="lam of the coarser levels (default: --lam)")
+    p.add_argument("--transport", choices=("none", "pik"), default="none", help="SMC transport: none or a PIK flow")
+    p.add_argument("--collocation", type=int, default=1000, help="collocation configurations per level flow (pik)")
+    p.add_argument("--mcmc", choices=("hmc", "mala"), default="hmc", help="SMC moves (default hmc)")
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -62,6 +65,7 @@ def run(args) -> dict:
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
         sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
         scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
+        transport=args.transport, flow_options={"n_collocation": args.collocation}, mcmc=args.mcmc,
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]
@@ -116,6 +120,16 @@ def _print(res):
             + " | ".join(cells)
             + " |"
         )
+    for lev in res["levels"]:
+        if lev.get("flow"):
+            f, li = lev["flow"]["flow"], lev["flow"]["lift"]
+            print(
+                f"L {lev['L']} PIK flow ({lev['flow']['basis']} functions, {lev['flow']['seconds']:.1f} s, residual "
+                f"{min(lev['flow']['residual']):.2f}-{max(lev['flow']['residual']):.2f}): Var log w {li['var']:.3g} "
+                f"({li['within']:.3g} + {li['between']:.3g}) -> {f['var']:.3g} "
+                f"({f['within']:.3g} + {f['between']:.3g}), "
+                f"ESS/N {li['ess']:.3g} -> {f['ess']:.3g}"
+            )
     h = res["hmc"]["observables"]
     print(
         "| HMC | | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
