@@ -131,9 +131,16 @@ class LevelBase:
 
 
 def solve_level(path: LevelPath, pool, basis=None, *, log_z_coarse: float = 0.0, **options):
-    """The :class:`LatticeFlow` of the level (:func:`solve_lattice` with the :class:`LevelBase` of ``pool``)."""
+    """The :class:`LatticeFlow` of the level (:func:`solve_lattice` with the :class:`LevelBase` of ``pool``).
+
+    ``basis`` default: :func:`~pikflow.lattice._basis_block.level_basis`, the default lattice basis of the
+    fine lattice plus the block-mean and block-fluctuation terms (:class:`BlockTerms`).
+    """
+    from ._basis_block import level_basis
     from ._solve import solve_lattice
 
+    if basis is None:
+        basis = level_basis(path.lattice, symmetry=path.symmetry())
     options.setdefault("desc", "solving level layers")
     return solve_lattice(path, basis, base=LevelBase(path, pool, log_z_coarse), **options)
 
