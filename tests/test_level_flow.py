@@ -53,11 +53,11 @@ def test_flowed_level_gives_the_exact_log_z(level):
 
 
 def test_flow_shrinks_the_lift_weight_variance(level):
-    """The same draws without and with the flow: Var log w falls by more than 3x (measured ~1.6 -> ~0.1)."""
+    """The same draws without and with the flow (block terms): Var log w falls > 100x (measured 17 -> 0.0006)."""
     flow, pool = level
     lift = weight_diagnostics(level_log_weights(flow.base, pool[:1000], jax.random.PRNGKey(2)))
     flowed = weight_diagnostics(level_log_weights(flow.base, pool[:1000], jax.random.PRNGKey(2), flow=flow))
-    assert flowed["var"] < lift["var"] / 3 and flowed["ess"] > lift["ess"], (lift, flowed)
+    assert flowed["var"] < lift["var"] / 100 and flowed["ess"] > 0.99 > lift["ess"], (lift, flowed)
 
 
 def test_lift_weights_without_flow_are_exact(level):
@@ -72,11 +72,12 @@ def test_lift_weights_without_flow_are_exact(level):
 
 def test_multilevel_with_pik_transport_free_field():
     """transport='pik': the SMC log Z ratio of the flowed level and chi of the free field within 4 replica sigmas."""
-    levels = multilevel(_path, [4, 8], particles=500, replicas=6, steps=3, noise="conditional", mass2=4.0,
-                        scale=1.0, coarsest="exact", transport="pik", flow_options={"n_collocation": 400},
-                        progress=False)  # fmt: skip
+    levels = multilevel(_path, [4, 8], particles=300, replicas=6, steps=2, noise="conditional", mass2=4.0,
+                        scale=1.0, coarsest="exact", transport="pik", mcmc="mala", mcmc_steps=1,
+                        flow_options={"n_collocation": 300}, progress=False)  # fmt: skip
     fine = levels[-1]
-    assert fine.flow is not None and fine.flow["flow"]["var"] < fine.flow["lift"]["var"]
+    assert fine.flow is not None and fine.flow["flow"]["var"] < fine.flow["lift"]["var"] / 10, fine.flow
+    assert fine.min_ess > 0.9  # the flow transports the mismatched lift onto the free target
     est = _log_z(4) + fine.lift["log_z0_offset"] + fine.log_z.value
     assert abs(est - _log_z(8)) < 4 * fine.log_z.error, (est, _log_z(8), fine.log_z)
     chi = fine.observables["chi"]
