@@ -39,7 +39,7 @@ def level():
     lift = pl.Lift.conditional((8, 8), mass2=4.0, scale=1.0)
     pool, _ = pl.GaussianLatticeBase.from_path(coarse, 1.0).sample(jax.random.PRNGKey(0), 4000)
     path = LevelPath(coarse, fine, lift)
-    flow = solve_level(path, pool[:1000], log_z_coarse=_log_z(4), steps=4, n_collocation=600, progress=False)
+    flow = solve_level(path, pool[:1000], log_z_coarse=_log_z(4), steps=2, n_collocation=400, progress=False)
     return flow, pool
 
 
