@@ -210,6 +210,7 @@ def _flow_arguments(p):
     p.add_argument("--steps", type=int, default=10, help="RK4 steps of each flow (default 10)")
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
     p.add_argument("--samples", type=int, default=2000, help="coarse HMC configurations (default 2000)")
+    p.add_argument("--products", nargs="+", default=None, metavar="P,Q", help="block products zeta^p m^q (block)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
@@ -250,7 +251,11 @@ def run_flow(args) -> dict:
                             jax.random.fold_in(key, 1))  # fmt: skip
         lp = LevelPath(coarse, fine, lift)
         for name in bases:
-            basis = None if name == "block" else pl.lattice_basis(fine.lattice, symmetry=fine.symmetry())
+            basis = pl.lattice_basis(fine.lattice, symmetry=fine.symmetry())
+            if name == "block":
+                prods = pl.BlockTerms.__init__.__kwdefaults__["products"] if args.products is None else args.products
+                prods = [tuple(int(v) for v in str(p).split(",")) if isinstance(p, str) else p for p in prods]
+                basis = pl.level_basis(fine.lattice, symmetry=fine.symmetry(), block={"products": prods})
             t0 = time.perf_counter()
             flow = solve_level(lp, pool, basis, steps=args.steps, n_collocation=args.collocation,
                                seed=args.seed, progress=not args.quiet)  # fmt: skip
