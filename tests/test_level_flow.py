@@ -71,10 +71,14 @@ def test_lift_weights_without_flow_are_exact(level):
 
 
 def test_multilevel_with_pik_transport_free_field():
-    """transport='pik': the SMC log Z ratio of the flowed level and chi of the free field within 4 replica sigmas."""
+    """transport='pik': the SMC log Z ratio of the flowed level and chi of the free field within 4 replica sigmas.
+
+    A small level basis (Fourier and block two-point terms: the free field's Omega is quadratic) keeps it fast.
+    """
+    basis = pl.level_basis(pl.Lattice((8, 8)), magnetisation=(), scales=(), local_range=None, block={"products": ()})
     levels = multilevel(_path, [4, 8], particles=300, replicas=6, steps=2, noise="conditional", mass2=4.0,
                         scale=1.0, coarsest="exact", transport="pik", mcmc="mala", mcmc_steps=1,
-                        flow_options={"n_collocation": 300}, progress=False)  # fmt: skip
+                        flow_options={"n_collocation": 300, "basis": basis}, progress=False)  # fmt: skip
     fine = levels[-1]
     assert fine.flow is not None and fine.flow["flow"]["var"] < fine.flow["lift"]["var"] / 10, fine.flow
     assert fine.min_ess > 0.9  # the flow transports the mismatched lift onto the free target
@@ -91,5 +95,22 @@ def test_bad_level_inputs():
         LevelPath(_path(4), _path(16), pl.Lift.conditional((16, 16)))
     with pytest.raises(pf.PikflowError, match="LevelBase"):
         pl.solve_lattice(LevelPath(_path(4), _path(8), pl.Lift.conditional((8, 8))), progress=False)
+    with pytest.raises(pf.BasisError, match="at least one"):
+        pl.BlockTerms(pl.Lattice((8, 8)), coarse_two_point=False, fluctuation_two_point=False, products=())
+    with pytest.raises(pf.BasisError, match="p != 1"):
+        pl.BlockTerms(pl.Lattice((8, 8)), products=[(1, 3)])
     with pytest.raises(pf.SamplingError, match="pool"):
         solve_level(LevelPath(_path(4), _path(8), pl.Lift.conditional((8, 8))), jnp.zeros((10, 8, 8)))
+
+
+def test_block_terms_match_autodiff():
+    """BlockTerms' gradient, Laplacian and eq.-34 columns against autodiff of its values (rounding)."""
+    fam = pl.BlockTerms(pl.Lattice((8, 12)), products=[(2, 0), (2, 2), (4, 0), (3, 1), (0, 4), (2, 4), (0, 2)])
+    x = jax.random.normal(jax.random.PRNGKey(0), (8, 12))
+    a = jax.random.normal(jax.random.PRNGKey(1), (fam.n,))
+    dS = jax.random.normal(jax.random.PRNGKey(2), (8, 12))
+    grads = jax.jit(jax.jacrev(fam.values))(x).reshape(fam.n, -1)
+    hess = jnp.einsum("jnn->j", jax.jit(jax.jacfwd(jax.jacrev(fam.values)))(x).reshape(fam.n, 96, 96))
+    np.testing.assert_allclose(fam.gradient(a, x).ravel(), a @ grads, atol=1e-10)
+    np.testing.assert_allclose(fam.laplacians(x), hess, atol=1e-10)
+    np.testing.assert_allclose(fam.columns(x, dS), hess - grads @ dS.ravel(), atol=1e-10)

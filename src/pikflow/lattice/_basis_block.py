@@ -65,6 +65,8 @@ class BlockTerms(LatticeFamily):
         if any(int(s) % 2 for s in lattice.shape):
             raise BasisError(f"block terms need even lattice sizes, got {list(lattice.shape)}")
         products = tuple((int(p), int(q)) for p, q in products)
+        if not (coarse_two_point or fluctuation_two_point or products):
+            raise BasisError("block terms need at least one of the two-point terms or a product")
         if any(p == 1 or p < 0 or q < 0 or p + q < 2 for p, q in products):
             raise BasisError(f"products (p, q) need p != 1, p, q >= 0 and p + q >= 2, got {products}")
         self.lattice, self.d = lattice, lattice.d
@@ -128,7 +130,8 @@ class BlockTerms(LatticeFamily):
         if self.f_ids is not None:
             p = jnp.abs(jnp.fft.fftn(zeta)) ** 2 / (2 * zeta.size)
             vals.append(jax.ops.segment_sum(p.ravel(), self.f_ids.ravel(), num_segments=self._nf))
-        vals.append(jnp.stack([jnp.sum(zeta**p * m**q) for p, q in self.products]))
+        if self.products:
+            vals.append(jnp.stack([jnp.sum(zeta**p * m**q) for p, q in self.products]))
         return jnp.concatenate(vals)
 
     def laplacians(self, field):
@@ -136,7 +139,8 @@ class BlockTerms(LatticeFamily):
         out = [] if self.c_ids is None else [self.c_lap]
         if self.f_ids is not None:
             out.append(self.f_lap)
-        out.append(jnp.stack([jnp.asarray(lap, dtype=field.dtype) for _, _, lap in self._local(zeta, m)]))
+        if self.products:
+            out.append(jnp.stack([jnp.asarray(lap, dtype=field.dtype) for _, _, lap in self._local(zeta, m)]))
         return jnp.concatenate(out)
 
     def columns(self, field, dS):
@@ -152,7 +156,8 @@ class BlockTerms(LatticeFamily):
             prod = jnp.real(jnp.conj(jnp.fft.fftn(gz)) * jnp.fft.fftn(zeta)) / zeta.size
             cols.append(self.f_lap - jax.ops.segment_sum(prod.ravel(), self.f_ids.ravel(), num_segments=self._nf))
         loc = [lap - jnp.sum(gz * fz) - jnp.sum(gm * fm) for fz, fm, lap in self._local(zeta, m)]
-        cols.append(jnp.stack(loc))
+        if loc:
+            cols.append(jnp.stack(loc))
         return jnp.concatenate(cols)
 
     def gradient(self, a, field):
