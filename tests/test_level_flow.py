@@ -114,3 +114,14 @@ def test_block_terms_match_autodiff():
     np.testing.assert_allclose(fam.gradient(a, x).ravel(), a @ grads, atol=1e-10)
     np.testing.assert_allclose(fam.laplacians(x), hess, atol=1e-10)
     np.testing.assert_allclose(fam.columns(x, dS), hess - grads @ dS.ravel(), atol=1e-10)
+
+
+def test_block_neighbours_match_autodiff():
+    """BlockNeighbours' closed-form Laplacian and its columns against autodiff (rounding)."""
+    fam = pl.BlockNeighbours(pl.Lattice((8, 12)), (0, 2, 4))
+    x = jax.random.normal(jax.random.PRNGKey(3), (8, 12))
+    dS = jax.random.normal(jax.random.PRNGKey(4), (8, 12))
+    grads = jax.jit(jax.jacrev(fam.values))(x).reshape(fam.n, -1)
+    hess = jnp.einsum("jnn->j", jax.jit(jax.jacfwd(jax.jacrev(fam.values)))(x).reshape(fam.n, 96, 96))
+    np.testing.assert_allclose(fam.laplacians(x), hess, atol=1e-10)
+    np.testing.assert_allclose(fam.columns(x, dS), hess - grads @ dS.ravel(), atol=1e-10)

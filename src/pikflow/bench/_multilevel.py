@@ -211,6 +211,7 @@ def _flow_arguments(p):
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
     p.add_argument("--samples", type=int, default=2000, help="coarse HMC configurations (default 2000)")
     p.add_argument("--products", nargs="+", default=None, metavar="P,Q", help="block products zeta^p m^q (block)")
+    p.add_argument("--neighbours", type=int, nargs="+", default=[], help="powers q of BlockNeighbours to add (block)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
@@ -255,7 +256,9 @@ def run_flow(args) -> dict:
             if name == "block":
                 prods = pl.BlockTerms.__init__.__kwdefaults__["products"] if args.products is None else args.products
                 prods = [tuple(int(v) for v in str(p).split(",")) if isinstance(p, str) else p for p in prods]
-                basis = pl.level_basis(fine.lattice, symmetry=fine.symmetry(), block={"products": prods})
+                basis = pl.level_basis(
+                    fine.lattice, symmetry=fine.symmetry(), block={"products": prods}, neighbours=args.neighbours
+                )
             t0 = time.perf_counter()
             flow = solve_level(lp, pool, basis, steps=args.steps, n_collocation=args.collocation,
                                seed=args.seed, progress=not args.quiet)  # fmt: skip

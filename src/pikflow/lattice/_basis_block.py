@@ -182,10 +182,65 @@ class BlockTerms(LatticeFamily):
         return jnp.dot(a, self.laplacians(field))
 
 
-def level_basis(lattice: Lattice, *, symmetry=None, block: dict | None = None, **options) -> LatticeBasis:
-    """:func:`lattice_basis` of the fine lattice (``options``) plus :class:`BlockTerms` (``block`` its keywords)."""
+class BlockNeighbours(LatticeFamily):
+    r"""Neighbouring fluctuation pairs times powers of the block mean: :math:`\sum_{n,\mu}\zeta_n\zeta_{n+\mu}m_n^q`.
+
+    With :math:`\sum_k(1-B)_{nk}(1-B)_{n+\mu,k} = -B_{n,n+\mu}` and the cross sums zero,
+    :math:`\Delta T_q = \sum_{n,\mu}[-\tfrac2b s_{n\mu}m_n^q + \tfrac{q(q-1)}{b}\zeta_n\zeta_{n+\mu}m_n^{q-2}]`,
+    :math:`s_{n\mu} = 1` when :math:`n` and :math:`n+\mu` share a block; gradients by autodiff.
+    """
+
+    def __init__(self, lattice: Lattice, powers: Sequence[int] = (0, 2)):
+        if any(int(s) % 2 for s in lattice.shape):
+            raise BasisError(f"block terms need even lattice sizes, got {list(lattice.shape)}")
+        self.powers = tuple(int(q) for q in powers)
+        if not self.powers or any(q < 0 for q in self.powers):
+            raise BasisError(f"powers must be non-negative integers (at least one), got {powers!r}")
+        self.lattice, self.d, self.b = lattice, lattice.d, 2**lattice.d
+        self.n = len(self.powers)
+        self.names = [f"zeta zeta_nn m^{q}" for q in self.powers]
+        grids = np.meshgrid(*[np.arange(s) for s in lattice.shape], indexing="ij")
+        self.same = jnp.asarray(np.stack([(g % 2 == 0).astype(float) for g in grids]))  # n, n + mu in one block
+
+    def _pieces(self, field):
+        m = upsample(block_mean(field, self.d), self.d)
+        zeta = field - m
+        pair = sum(zeta * jnp.roll(zeta, -1, axis=mu) for mu in range(self.d))
+        return m, zeta, pair
+
+    def values(self, field):
+        m, _, pair = self._pieces(field)
+        return jnp.stack([jnp.sum(pair * m**q) for q in self.powers])
+
+    def laplacians(self, field):
+        m, _, pair = self._pieces(field)
+        same = jnp.sum(self.same, axis=0)
+        out = []
+        for q in self.powers:
+            lap = -2 / self.b * jnp.sum(same * m**q)
+            if q >= 2:
+                lap = lap + q * (q - 1) / self.b * jnp.sum(pair * m ** (q - 2))
+            out.append(lap)
+        return jnp.stack(out)
+
+    def columns(self, field, dS):
+        grads = jax.jacrev(self.values)(field).reshape(self.n, -1)
+        return self.laplacians(field) - grads @ dS.reshape(-1)
+
+    def gradient(self, a, field):
+        return jax.grad(lambda x: jnp.dot(a, self.values(x)))(field)
+
+
+def level_basis(
+    lattice: Lattice, *, symmetry=None, block: dict | None = None, neighbours: Sequence[int] = (), **options
+) -> LatticeBasis:
+    """:func:`lattice_basis` of the fine lattice (``options``) plus :class:`BlockTerms` (``block`` its keywords).
+
+    ``neighbours``: the powers :math:`q` of :class:`BlockNeighbours` to add (default none).
+    """
     base = lattice_basis(lattice, symmetry=symmetry, **options)
-    return LatticeBasis([*base.families, BlockTerms(lattice, **(block or {}))])
+    extra = [BlockNeighbours(lattice, neighbours)] if neighbours else []
+    return LatticeBasis([*base.families, BlockTerms(lattice, **(block or {})), *extra])
 
 
-__all__ = ["DEFAULT_PRODUCTS", "BlockTerms", "level_basis"]
+__all__ = ["DEFAULT_PRODUCTS", "BlockNeighbours", "BlockTerms", "level_basis"]
