@@ -212,6 +212,7 @@ def _flow_arguments(p):
     p.add_argument("--samples", type=int, default=2000, help="coarse HMC configurations (default 2000)")
     p.add_argument("--products", nargs="+", default=None, metavar="P,Q", help="block products zeta^p m^q (block)")
     p.add_argument("--neighbours", type=int, nargs="+", default=[], help="powers q of BlockNeighbours to add (block)")
+    p.add_argument("--coarse-basis", action="store_true", help="add the coarse lattice's basis on the block means")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
@@ -257,7 +258,11 @@ def run_flow(args) -> dict:
                 prods = pl.BlockTerms.__init__.__kwdefaults__["products"] if args.products is None else args.products
                 prods = [tuple(int(v) for v in str(p).split(",")) if isinstance(p, str) else p for p in prods]
                 basis = pl.level_basis(
-                    fine.lattice, symmetry=fine.symmetry(), block={"products": prods}, neighbours=args.neighbours
+                    fine.lattice,
+                    symmetry=fine.symmetry(),
+                    block={"products": prods},
+                    neighbours=args.neighbours,
+                    coarse={"fourier": False} if args.coarse_basis else None,
                 )
             t0 = time.perf_counter()
             flow = solve_level(lp, pool, basis, steps=args.steps, n_collocation=args.collocation,

@@ -231,16 +231,55 @@ class BlockNeighbours(LatticeFamily):
         return jax.grad(lambda x: jnp.dot(a, self.values(x)))(field)
 
 
+class CoarseFamily(LatticeFamily):
+    r"""A family of the coarse lattice acting on the block means: :math:`T_j(\Psi) = T^{\rm c}_j(P\Psi)`.
+
+    With :math:`PP^T = 1/b`: :math:`\partial T = P^T\partial T^{\rm c}`, :math:`\Delta T = \Delta T^{\rm c}/b`,
+    and the column :math:`\Delta T - \partial\hat S\cdot\partial T` is the coarse family's column for
+    :math:`b\,P\partial\hat S`, divided by :math:`b`.
+    """
+
+    def __init__(self, lattice: Lattice, family: LatticeFamily):
+        if tuple(2 * s for s in family.lattice.shape) != tuple(lattice.shape):
+            raise BasisError(f"a coarse family lives on {list(family.lattice.shape)}, half of {list(lattice.shape)}")
+        self.lattice, self.family, self.d, self.b = lattice, family, lattice.d, 2**lattice.d
+        self.n = family.n
+        self.names = [f"coarse {name}" for name in family.names]
+
+    def values(self, field):
+        return self.family.values(block_mean(field, self.d))
+
+    def laplacians(self, field):
+        return jnp.broadcast_to(self.family.laplacians(block_mean(field, self.d)), (self.n,)) / self.b
+
+    def columns(self, field, dS):
+        return self.family.columns(block_mean(field, self.d), self.b * block_mean(dS, self.d)) / self.b
+
+    def gradient(self, a, field):
+        return upsample(self.family.gradient(a, block_mean(field, self.d)), self.d) / self.b
+
+
 def level_basis(
-    lattice: Lattice, *, symmetry=None, block: dict | None = None, neighbours: Sequence[int] = (), **options
+    lattice: Lattice,
+    *,
+    symmetry=None,
+    block: dict | None = None,
+    neighbours: Sequence[int] = (),
+    coarse: dict | None = None,
+    **options,
 ) -> LatticeBasis:
     """:func:`lattice_basis` of the fine lattice (``options``) plus :class:`BlockTerms` (``block`` its keywords).
 
-    ``neighbours``: the powers :math:`q` of :class:`BlockNeighbours` to add (default none).
+    ``neighbours``: the powers :math:`q` of :class:`BlockNeighbours` to add (default none); ``coarse``:
+    keywords of a :func:`lattice_basis` of the coarse lattice whose families act on the block means
+    (:class:`CoarseFamily`; default none).
     """
     base = lattice_basis(lattice, symmetry=symmetry, **options)
     extra = [BlockNeighbours(lattice, neighbours)] if neighbours else []
+    if coarse is not None:  # the coarse lattice's own basis on the block means
+        half = Lattice(tuple(s // 2 for s in lattice.shape))
+        extra += [CoarseFamily(lattice, f) for f in lattice_basis(half, **coarse).families]
     return LatticeBasis([*base.families, BlockTerms(lattice, **(block or {})), *extra])
 
 
-__all__ = ["DEFAULT_PRODUCTS", "BlockNeighbours", "BlockTerms", "level_basis"]
+__all__ = ["DEFAULT_PRODUCTS", "BlockNeighbours", "BlockTerms", "CoarseFamily", "level_basis"]
