@@ -125,3 +125,18 @@ def test_block_neighbours_match_autodiff():
     hess = jnp.einsum("jnn->j", jax.jit(jax.jacfwd(jax.jacrev(fam.values)))(x).reshape(fam.n, 96, 96))
     np.testing.assert_allclose(fam.laplacians(x), hess, atol=1e-10)
     np.testing.assert_allclose(fam.columns(x, dS), hess - grads @ dS.ravel(), atol=1e-10)
+
+
+def test_coarse_families_on_block_means_match_autodiff():
+    """CoarseFamily (the coarse lattice's smoothed powers and local terms on P Psi) against autodiff (rounding)."""
+    basis = pl.level_basis(pl.Lattice((8, 8)), magnetisation=(), scales=(), local_range=None,
+                           block={"products": ()}, coarse={"fourier": False})  # fmt: skip
+    x = jax.random.normal(jax.random.PRNGKey(5), (8, 8))
+    dS = jax.random.normal(jax.random.PRNGKey(6), (8, 8))
+    for fam in [f for f in basis.families if isinstance(f, pl.CoarseFamily)]:
+        grads = jax.jit(jax.jacrev(fam.values))(x).reshape(fam.n, -1)
+        hess = jnp.einsum("jnn->j", jax.jit(jax.jacfwd(jax.jacrev(fam.values)))(x).reshape(fam.n, 64, 64))
+        a = jnp.linspace(-1.0, 1.0, fam.n)
+        np.testing.assert_allclose(fam.gradient(a, x).ravel(), a @ grads, atol=1e-10)
+        np.testing.assert_allclose(fam.laplacians(x), hess, atol=1e-10)
+        np.testing.assert_allclose(fam.columns(x, dS), hess - grads @ dS.ravel(), atol=1e-10)

@@ -21,7 +21,7 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   the conditional Gaussian, :class:`Lift`, :func:`make_lift`; SMC per level to the fine target;
   :class:`Level` per size); a level's base diagnostics :func:`log_weights`, :func:`weight_diagnostics`;
   a PIK flow per level (``multilevel(..., transport="pik")``): :class:`LevelPath`, :class:`LevelBase`,
-  :func:`solve_level`, the block terms :class:`BlockTerms`, :class:`BlockNeighbours`, :func:`level_basis`,
+  :func:`solve_level`, the block terms :class:`BlockTerms`, :class:`BlockNeighbours`, :class:`CoarseFamily`, :func:`level_basis`,
   :func:`level_log_weights`, :func:`level_diagnostics`.
 - Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
   :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
@@ -43,7 +43,7 @@ from ._basis import (
     lattice_basis,
     tamed_power,
 )
-from ._basis_block import BlockNeighbours, BlockTerms, level_basis
+from ._basis_block import BlockNeighbours, BlockTerms, CoarseFamily, level_basis
 from ._bounded import check_bounded_below
 from ._conventions import (
     HOPPING_DENSITY,
@@ -99,6 +99,7 @@ from ._symmetry import Symmetry
 __all__ = [
     "BlockNeighbours",
     "BlockTerms",
+    "CoarseFamily",
     "LevelBase",
     "LevelPath",
     "level_basis",
