@@ -21,8 +21,8 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   the conditional Gaussian, :class:`Lift`, :func:`make_lift`; SMC per level to the fine target;
   :class:`Level` per size); a level's base diagnostics :func:`log_weights`, :func:`weight_diagnostics`;
   a PIK flow per level (``multilevel(..., transport="pik")``): :class:`LevelPath`, :class:`LevelBase`,
-  :func:`solve_level`, the block terms :class:`BlockTerms`, :class:`BlockNeighbours`, :class:`CoarseFamily`, :func:`level_basis`,
-  :func:`level_log_weights`, :func:`level_diagnostics`.
+  :func:`solve_level`, the block terms :class:`BlockTerms`, :class:`BlockNeighbours`,
+  :class:`CoarseFamily`, :func:`level_basis`, :func:`level_log_weights`, :func:`level_diagnostics`.
 - Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
   :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
   :class:`LatticeScan`; :func:`binder_crossings`; :func:`path_problem`.
