@@ -45,10 +45,25 @@ class LevelPath:
             )
         self.coarse, self.fine, self.lift = coarse, fine, lift
 
-    lattice = property(lambda self: self.fine.lattice)
-    field_shape = property(lambda self: self.fine.field_shape)
-    action = property(lambda self: self.fine.action)
-    d = property(lambda self: self.fine.d)
+    @property
+    def lattice(self):
+        """The fine lattice."""
+        return self.fine.lattice
+
+    @property
+    def field_shape(self):
+        """The shape of one fine configuration."""
+        return self.fine.field_shape
+
+    @property
+    def action(self):
+        """The fine target's :class:`LatticeAction`."""
+        return self.fine.action
+
+    @property
+    def d(self) -> int:
+        """The number of lattice dimensions."""
+        return self.fine.d
 
     def symmetry(self):
         """The fine target's symmetry (the basis is translation invariant; the lift base only under 2-shifts)."""
