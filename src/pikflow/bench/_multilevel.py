@@ -36,6 +36,7 @@ def _arguments(p):
     p.add_argument("--transport", choices=("none", "pik"), default="none", help="SMC transport: none or a PIK flow")
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations per level flow (pik)")
     p.add_argument("--mcmc", choices=("hmc", "mala"), default="hmc", help="SMC moves (default hmc)")
+    p.add_argument("--coarse-basis", action="store_true", help="level flows: add the coarse basis on the block means")
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -65,7 +66,8 @@ def run(args) -> dict:
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
         sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
         scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
-        transport=args.transport, flow_options={"n_collocation": args.collocation}, mcmc=args.mcmc,
+        transport=args.transport, mcmc=args.mcmc, flow_options={"n_collocation": args.collocation,
+        "basis_options": {"coarse": {"fourier": False}} if args.coarse_basis else None},
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]

@@ -145,17 +145,18 @@ class LevelBase:
         return self.draw(k2, pool[idx])
 
 
-def solve_level(path: LevelPath, pool, basis=None, *, log_z_coarse: float = 0.0, **options):
+def solve_level(path: LevelPath, pool, basis=None, *, log_z_coarse: float = 0.0, basis_options=None, **options):
     """The :class:`LatticeFlow` of the level (:func:`solve_lattice` with the :class:`LevelBase` of ``pool``).
 
     ``basis`` default: :func:`~pikflow.lattice._basis_block.level_basis`, the default lattice basis of the
-    fine lattice plus the block-mean and block-fluctuation terms (:class:`BlockTerms`).
+    fine lattice plus the block-mean and block-fluctuation terms (:class:`BlockTerms`); ``basis_options`` its
+    keywords (e.g. ``{"coarse": {"fourier": False}}`` adds the coarse lattice's basis on the block means).
     """
     from ._basis_block import level_basis
     from ._solve import solve_lattice
 
     if basis is None:
-        basis = level_basis(path.lattice, symmetry=path.symmetry())
+        basis = level_basis(path.lattice, symmetry=path.symmetry(), **(basis_options or {}))
     options.setdefault("desc", "solving level layers")
     return solve_lattice(path, basis, base=LevelBase(path, pool, log_z_coarse), **options)
 
