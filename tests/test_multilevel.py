@@ -122,6 +122,8 @@ def test_multilevel_from_toml(tmp_path):
         ("mass2 = inf", "mass2"),
         ("scale = 1e400", "scale"),
         ("scale = 'big'", "scale"),
+        ("transport = 'flow'", "transport"),
+        ("collocation = 5", "collocation"),
     ],
 )
 def test_bad_multilevel_sections(section, match, tmp_path):

@@ -33,6 +33,10 @@ def _arguments(p):
     p.add_argument("--scale", default="auto", help="field scale a, or auto (default)")
     p.add_argument("--coarse-m2", type=float, default=None, help="m2 of the coarser levels (default: --m2)")
     p.add_argument("--coarse-lam", type=float, default=None, help="lam of the coarser levels (default: --lam)")
+    p.add_argument("--transport", choices=("none", "pik"), default="none", help="SMC transport: none or a PIK flow")
+    p.add_argument("--collocation", type=int, default=1000, help="collocation configurations per level flow (pik)")
+    p.add_argument("--mcmc", choices=("hmc", "mala"), default="hmc", help="SMC moves (default hmc)")
+    p.add_argument("--coarse-basis", action="store_true", help="level flows: add the coarse basis on the block means")
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -62,6 +66,8 @@ def run(args) -> dict:
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
         sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
         scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
+        transport=args.transport, mcmc=args.mcmc, flow_options={"n_collocation": args.collocation,
+        "basis_options": {"coarse": {"fourier": False}} if args.coarse_basis else None},
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]
@@ -116,6 +122,16 @@ def _print(res):
             + " | ".join(cells)
             + " |"
         )
+    for lev in res["levels"]:
+        if lev.get("flow"):
+            f, li = lev["flow"]["flow"], lev["flow"]["lift"]
+            print(
+                f"L {lev['L']} PIK flow ({lev['flow']['basis']} functions, {lev['flow']['seconds']:.1f} s, residual "
+                f"{min(lev['flow']['residual']):.2f}-{max(lev['flow']['residual']):.2f}): Var log w {li['var']:.3g} "
+                f"({li['within']:.3g} + {li['between']:.3g}) -> {f['var']:.3g} "
+                f"({f['within']:.3g} + {f['between']:.3g}), "
+                f"ESS/N {li['ess']:.3g} -> {f['ess']:.3g}"
+            )
     h = res["hmc"]["observables"]
     print(
         "| HMC | | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
@@ -183,6 +199,91 @@ def run_match(args) -> dict:
                 f"| ({m2c}, {lamc}) | {noise}{' tuned' if a == 'auto' else ''} | {lift.scale:.2f} | "
                 f"{'' if mf is None else f'{mf:.3g}'} | {d['ess']:.2g} | {d['var']:.3g} | {d['within']:.3g} | "
                 f"{d['between']:.3g} |"
+            )
+            write_json(args, res)
+    return res
+
+
+def _flow_arguments(p):
+    p.add_argument("--sizes", type=int, nargs="+", default=[8, 16], help="coarse sizes of the levels (default 8 16)")
+    p.add_argument("--m2", type=float, default=-1.0, help="m2 of eq. 31 (default -1)")
+    p.add_argument("--lam", type=float, default=1.0, help="lam of eq. 31 (default 1)")
+    p.add_argument("--basis", choices=("block", "default", "both"), default="both", help="level basis (default both)")
+    p.add_argument("--steps", type=int, default=10, help="RK4 steps of each flow (default 10)")
+    p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
+    p.add_argument("--samples", type=int, default=2000, help="coarse HMC configurations (default 2000)")
+    p.add_argument("--products", nargs="+", default=None, metavar="P,Q", help="block products zeta^p m^q (block)")
+    p.add_argument("--neighbours", type=int, nargs="+", default=[], help="powers q of BlockNeighbours to add (block)")
+    p.add_argument("--coarse-basis", action="store_true", help="add the coarse lattice's basis on the block means")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+
+@register(
+    "multilevel-flow",
+    "one level's PIK flow: Var log w and ESS/N of the lift alone and flowed, per basis (no SMC)",
+    config=False,
+)(_flow_arguments)
+def run_flow(args) -> dict:
+    r"""Per coarse size :math:`L`: HMC on the :math:`L^d` target, the tuned conditional lift to :math:`(2L)^d`, the
+    level's PIK flow (:func:`~pikflow.lattice.solve_level`) with the default lattice basis and/or with the block
+    terms; the weights of the lift alone and of the flowed lift on the same draws (ESS/N, Var log w split into noise
+    and coarse parts, 2 fine samples per coarse field), the solve's seconds and per-layer residuals."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import pikflow.lattice as pl
+    from pikflow.lattice import make_lift
+    from pikflow.lattice._level_flow import LevelPath, level_diagnostics, solve_level
+
+    path = lambda L: pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": args.m2, "lam": args.lam})  # noqa: E731
+    res = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "levels": []}
+    bases = ("default", "block") if args.basis == "both" else (args.basis,)
+    print(
+        "| L | basis | functions | solve s | residual | Var log w lift (noise + coarse) | flowed | ESS/N lift | flowed"
+        " |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for Lc in args.sizes:
+        key = jax.random.fold_in(jax.random.PRNGKey(args.seed), Lc)
+        coarse, fine = path(Lc), path(2 * Lc)
+        fields, _ = pl.hmc(coarse, key, 2 * args.samples, n_chains=8, step="auto", progress=False)
+        pool = jnp.asarray(np.asarray(fields).reshape(-1, Lc, Lc)[::2][: args.samples])
+        S_c = jax.jit(jax.vmap(lambda p, c=coarse: c.value(p, 1.0)))
+        S_1 = jax.jit(jax.vmap(lambda p, f=fine: f.value(p, 1.0)))
+        lift, _ = make_lift("conditional", fine.lattice.shape, "free", "auto", "auto", S_c, S_1, pool[:250],
+                            jax.random.fold_in(key, 1))  # fmt: skip
+        lp = LevelPath(coarse, fine, lift)
+        for name in bases:
+            basis = pl.lattice_basis(fine.lattice, symmetry=fine.symmetry())
+            if name == "block":
+                prods = pl.BlockTerms.__init__.__kwdefaults__["products"] if args.products is None else args.products
+                prods = [tuple(int(v) for v in str(p).split(",")) if isinstance(p, str) else p for p in prods]
+                basis = pl.level_basis(
+                    fine.lattice,
+                    symmetry=fine.symmetry(),
+                    block={"products": prods},
+                    neighbours=args.neighbours,
+                    coarse={"fourier": False} if args.coarse_basis else None,
+                )
+            t0 = time.perf_counter()
+            flow = solve_level(lp, pool, basis, steps=args.steps, n_collocation=args.collocation,
+                               seed=args.seed, progress=not args.quiet)  # fmt: skip
+            secs = time.perf_counter() - t0
+            t1 = time.perf_counter()
+            diag = level_diagnostics(flow, pool[: args.samples // 2], jax.random.fold_in(key, 2))
+            sample_secs = time.perf_counter() - t1
+            resid = [r.residual for r in flow.reports]
+            entry = {"L": 2 * Lc, "basis": name, "functions": flow.basis.n, "solve_seconds": secs,
+                     "weights_seconds": sample_secs, "residual": resid, "scale": lift.scale,
+                     "mass2": float(np.asarray(lift.precision).flat[0]), **diag}  # fmt: skip
+            res["levels"].append(entry)
+            li, fl = diag["lift"], diag["flow"]
+            print(
+                f"| {2 * Lc} | {name} | {flow.basis.n} | {secs:.0f} | {min(resid):.3f}-{max(resid):.3f} | "
+                f"{li['var']:.3g} ({li['within']:.3g} + {li['between']:.3g}) | "
+                f"{fl['var']:.3g} ({fl['within']:.3g} + {fl['between']:.3g}) | {li['ess']:.3g} | {fl['ess']:.3g} |",
+                flush=True,
             )
             write_json(args, res)
     return res

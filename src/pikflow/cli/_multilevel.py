@@ -24,6 +24,8 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "steps": ((int,), "SMC steps per level from the upsampled base to the fine target; default 20"),
     "mcmc": ((str,), "'hmc' or 'mala' moves; default 'hmc'"),
     "mcmc_steps": ((int,), "MCMC moves per step; default 2"),
+    "transport": ((str,), "'none' (annealed SMC, default) or 'pik' (a PIK flow per level as the SMC transport)"),
+    "collocation": ((int,), "collocation configurations of each level's PIK flow (transport = 'pik'); default 1000"),
     "seed": ((int,), "seed; default [sampling] seed"),
 }
 
@@ -68,8 +70,19 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         "steps": s.get("steps", 20),
         "mcmc": s.get("mcmc", "hmc"),
         "mcmc_steps": s.get("mcmc_steps", 2),
+        "transport": s.get("transport", "none"),
+        "flow_options": {"n_collocation": s.get("collocation", 1000)},
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
+    if out["transport"] not in ("none", "pik"):
+        raise ConfigError(
+            f"[multilevel] transport must be 'none' or 'pik' (a PIK flow per level), got {out['transport']!r}"
+        )
+    if (
+        not isinstance(out["flow_options"]["n_collocation"], int)
+        or not 10 <= out["flow_options"]["n_collocation"] <= 10**6
+    ):
+        raise ConfigError(f"[multilevel] collocation must be an integer from 10 to 10^6, got {s.get('collocation')!r}")
     for key, low, high in (
         ("particles", 10, 10**6),
         ("replicas", 2, 10**3),
@@ -140,6 +153,11 @@ def run_multilevel(data: dict, source: str, settings: dict, output, *, progress:
         if lev.base is not None:
             base += (
                 f" (Var log w {lev.base['var']:.3g}: {lev.base['within']:.3g} noise + {lev.base['between']:.3g} coarse)"
+            )
+        if lev.flow is not None:
+            f = lev.flow["flow"]
+            base += (
+                f"; flowed lift {f['ess']:.3g} (Var log w {f['var']:.3g}), flow solved in {lev.flow['seconds']:.1f} s"
             )
         print(f"  L = {lev.L}: ESS/N {lev.ess:.3f} (lowest {lev.min_ess:.3f}{base}), {lev.seconds:.1f} s; {obs}")
     print(f"  wrote {output.out / 'results.json'}")

@@ -21,7 +21,10 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
   :func:`magnetisation_moments`, :func:`smc_observables`.
 - Multilevel sampling: :func:`multilevel` (block upsampling plus zero-block-sum white noise or
   the conditional Gaussian, :class:`Lift`, :func:`make_lift`; SMC per level to the fine target;
-  :class:`Level` per size); a level's base diagnostics :func:`log_weights`, :func:`weight_diagnostics`.
+  :class:`Level` per size); a level's base diagnostics :func:`log_weights`, :func:`weight_diagnostics`;
+  a PIK flow per level (``multilevel(..., transport="pik")``): :class:`LevelPath`, :class:`LevelBase`,
+  :func:`solve_level`, the block terms :class:`BlockTerms`, :class:`BlockNeighbours`,
+  :class:`CoarseFamily`, :func:`level_basis`, :func:`level_log_weights`, :func:`level_diagnostics`.
 - Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
   :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
   :class:`LatticeScan`; :func:`binder_crossings`; :func:`path_problem`.
@@ -42,6 +45,7 @@ from ._basis import (
     lattice_basis,
     tamed_power,
 )
+from ._basis_block import BlockNeighbours, BlockTerms, CoarseFamily, level_basis
 from ._bounded import check_bounded_below
 from ._conventions import (
     HOPPING_DENSITY,
@@ -72,6 +76,7 @@ from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase, free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice, check_shape
+from ._level_flow import LevelBase, LevelPath, level_diagnostics, level_log_weights, solve_level
 from ._levels import Lift, log_weights, weight_diagnostics
 from ._multilevel import Level, make_lift, multilevel
 from ._observables import (
@@ -94,6 +99,15 @@ from ._solve import least_squares, solve_lattice
 from ._symmetry import Symmetry
 
 __all__ = [
+    "BlockNeighbours",
+    "BlockTerms",
+    "CoarseFamily",
+    "LevelBase",
+    "LevelPath",
+    "level_basis",
+    "level_diagnostics",
+    "level_log_weights",
+    "solve_level",
     "Level",
     "Lift",
     "log_weights",

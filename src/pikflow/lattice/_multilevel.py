@@ -82,6 +82,7 @@ class Level:
     resamplings: int = 0
     base: dict | None = None
     lift: dict | None = None
+    flow: dict | None = None
 
     def summary(self) -> dict:
         """The level as a JSON-ready dict (an entry of ``levels`` in ``results.json``)."""
@@ -91,7 +92,7 @@ class Level:
             "log_z_ratio": est(self.log_z),
             "observables": {k: v.to_dict() for k, v in self.observables.items()}, "seconds": self.seconds,
             "sigma": self.sigma, "couplings": self.couplings, "resamplings": self.resamplings,
-            "base": self.base, "lift": self.lift,
+            "base": self.base, "lift": self.lift, "flow": self.flow,
         }  # fmt: skip
 
 
@@ -113,6 +114,23 @@ def _level_problem(S_c, S_1, lift: Lift, pool, steps: int) -> AnnealingProblem:
         log_gamma=lambda x, t: -((1 - t) * S_0(x) + t * S_1(x)),
         replica_base=True,
     )
+
+
+def _flow_problem(coarse, fine, lift: Lift, pool, steps: int, flow_options: dict):
+    """The level's PIK flow (:func:`solve_level` on replica 0's pool) and its SMC problem with that transport."""
+    from ._level_flow import LevelBase, LevelPath, solve_level
+    from ._smc import lattice_problem
+
+    path = LevelPath(coarse, fine, lift)
+    opts = {"n_collocation": 1000, "progress": False, **flow_options, "steps": steps}
+    t0 = _time.perf_counter()
+    # log Z_c = -offset: log q_0 = -S_0, as the plain level (log Z is then log(Z_fine / Z_0))
+    flow = solve_level(path, jnp.asarray(pool[0]), log_z_coarse=-lift.log_z0_offset(), **opts)
+    seconds = _time.perf_counter() - t0
+    base = LevelBase(path, jnp.asarray(pool), -lift.log_z0_offset())
+    problem = dataclasses.replace(lattice_problem(flow), base_sample=base.sample, replica_base=True)
+    info = {"seconds": seconds, "basis": flow.basis.n, "residual": [r.residual for r in flow.reports]}
+    return flow, problem, info
 
 
 def make_lift(
@@ -169,6 +187,8 @@ def multilevel(
     coarsest: str = "hmc",
     hmc_chains: int = 8,
     hmc_step: float | str = "auto",
+    transport: str = "none",
+    flow_options: dict | None = None,
     seed: int = 0,
     progress: bool = True,
     on_level: Callable[[list[Level]], None] | None = None,
@@ -199,12 +219,23 @@ def multilevel(
         :math:`\mathrm{Var}\log w` on 500 lifted samples of replica 0 (:func:`tune_lift`).
     coarsest
         ``"hmc"`` (``hmc_chains`` chains per replica) or ``"exact"`` (a Gaussian target).
+    transport
+        ``"none"`` (annealed SMC from the lift) or ``"pik"``: per level a PIK flow from the lift to
+        the fine target (:func:`~pikflow.lattice.solve_level`, eq. 34 on the path
+        :math:`(1-t)\hat S_0 + t\hat S_1`, ``steps`` RK4 steps, collocation on replica 0's lifted pool)
+        is the SMC transport of every step; ``Level.flow`` gets the lift's and the flowed lift's weight
+        diagnostics (ESS/N, :math:`\mathrm{Var}\log w` split), the solve's seconds and residuals.
+    flow_options
+        Keywords of :func:`~pikflow.lattice.solve_lattice` for the level flows (default
+        ``n_collocation=1000``, the default basis of the fine lattice).
     on_level
         Called with the levels so far after every level (e.g. to write partial results).
     """
     sizes = [int(L) for L in sizes]
     if len(sizes) < 2 or any(b != 2 * a for a, b in zip(sizes, sizes[1:], strict=False)):
         raise SamplingError(f"sizes must double from level to level, e.g. [4, 8, 16], got {sizes}")
+    if transport not in ("none", "pik"):
+        raise SamplingError(f"transport must be 'none' or 'pik' (a PIK flow per level), got {transport!r}")
     make_lift(noise, [2, 2], sigma if sigma == "free" else float(sigma), 1.0 if mass2 == "auto" else mass2,
               1.0 if scale == "auto" else scale)  # fmt: skip  # bad options fail before any sampling
     key = jax.random.PRNGKey(seed)
@@ -235,13 +266,21 @@ def multilevel(
         k_tune, k_base = jax.random.split(jax.random.fold_in(key, 1000 + i))
         lift, landscape = make_lift(noise, fine.lattice.shape, sigma, mass2, scale, S_cb, S_1b,
                                     jnp.asarray(pool[0][: min(250, pool.shape[1])]), k_tune)  # fmt: skip
-        problem = _level_problem(S_c, S_1, lift, pool, steps)
+        flow_info = None
+        if transport == "pik":
+            flow, problem, flow_info = _flow_problem(coarse, fine, lift, pool, steps, flow_options or {})
+        else:
+            problem = _level_problem(S_c, S_1, lift, pool, steps)
         result = smc(
-            problem, particles, seed=seed + i, transport="none", mcmc=mcmc,
+            problem, particles, seed=seed + i, transport=transport, mcmc=mcmc,
             mcmc_steps=mcmc_steps, replicas=replicas, observables=magnetisation_moments(), progress=progress,
         )  # fmt: skip
         m = min(particles, pool.shape[1])
         base = weight_diagnostics(log_weights(lift, S_cb, S_1b, jnp.asarray(pool[0][:m]), k_base))
+        if flow_info is not None:
+            from ._level_flow import level_diagnostics
+
+            flow_info.update(level_diagnostics(flow, jnp.asarray(pool[0][:m]), k_base))
         s = lift.sigma
         info = {"noise": lift.noise, "scale": lift.scale, "log_z0_offset": lift.log_z0_offset()}
         if lift.noise == "conditional":
@@ -262,6 +301,7 @@ def multilevel(
                 result.n_resampled,
                 base,
                 info,
+                flow_info,
             )  # fmt: skip
         )
         if on_level is not None:

@@ -96,15 +96,19 @@ def solve_lattice(
     desc
         The progress bar's label (:func:`fit_lattice` names the candidate it solves).
     """
-    if not isinstance(path, LatticePath):
+    from ._level_flow import LevelPath  # a multilevel level's path (lifted coarse base to fine target)
+
+    if not isinstance(path, LatticePath | LevelPath):
         raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
-    check_bounded_below(path)
+    check_bounded_below(path.fine if isinstance(path, LevelPath) else path)
     if basis is None:
         basis = lattice_basis(path.lattice, symmetry=path.symmetry())
     if basis.lattice != path.lattice:
         raise PikflowError(f"the basis lives on {basis.lattice}, the path on {path.lattice}")
+    if base is None and isinstance(path, LevelPath):
+        raise PikflowError("a LevelPath needs its LevelBase (solve_level passes it)")
     if base is None:
         base = GaussianLatticeBase.from_path(path)
     solver = _lattice_solver(solver)
