@@ -112,6 +112,7 @@ def test_multilevel_from_toml(tmp_path):
     [
         ("coarsest = 3", "halved"),
         ("sigma = -1", "sigma"),
+        ("sigma = inf", "positive finite number"),
         ("mcmc = 'gibbs'", "mcmc"),
         ("replicas = 1", "replicas"),
         ("coarsest = 0", "at least 2"),

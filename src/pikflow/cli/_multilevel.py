@@ -51,8 +51,8 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
             f"[multilevel] coarsest = {L0} must be the lattice size {L} halved one or more times (e.g. {L // 4})"
         )
     sigma = s.get("sigma", "free")
-    if isinstance(sigma, str) and sigma != "free" or not isinstance(sigma, str) and not sigma > 0:
-        raise ConfigError(f"[multilevel] sigma must be a positive number or 'free', got {sigma!r}")
+    if isinstance(sigma, str) and sigma != "free" or not isinstance(sigma, str) and not 0 < sigma < math.inf:
+        raise ConfigError(f"[multilevel] sigma must be a positive finite number or 'free', got {sigma!r}")
     for key, default in (("mass2", "auto"), ("scale", "auto")):
         v = s.get(key, default)
         if v != "auto" and not _positive(v):
