@@ -233,8 +233,7 @@ def run_flow(args) -> dict:
     import numpy as np
 
     import pikflow.lattice as pl
-    from pikflow.lattice import make_lift
-    from pikflow.lattice._level_flow import LevelPath, level_diagnostics, solve_level
+    from pikflow.lattice import LevelPath, level_diagnostics, make_lift, solve_level
 
     path = lambda L: pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": args.m2, "lam": args.lam})  # noqa: E731
     res = {"settings": {k: v for k, v in vars(args).items() if k != "func"}, "levels": []}
