@@ -99,7 +99,7 @@ def solve_lattice(
     from ._level_flow import LevelPath  # a multilevel level's path (lifted coarse base to fine target)
 
     if not isinstance(path, LatticePath | LevelPath):
-        raise PikflowError(f"solve_lattice needs a LatticePath, got {type(path).__name__}")
+        raise PikflowError(f"solve_lattice needs a LatticePath (or a multilevel LevelPath), got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
     check_bounded_below(path.fine if isinstance(path, LevelPath) else path)
