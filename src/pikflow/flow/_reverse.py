@@ -24,7 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ._integrate import rk4, rk4_step, rk4_step_with_divergence
+from ._integrate import _velocity_only, rk4, rk4_step, rk4_step_with_divergence
 
 #: Newton iterations per inverted RK4 step (quadratic convergence from the backward step).
 NEWTON_STEPS = 8
@@ -61,7 +61,7 @@ def rk4_log_density(kernels, base, phi, *, steps: int, logdet: str):
 
     def back(i, x):  # one configuration through step i backwards
         layers = (kernels.layer(2 * i + 2), kernels.layer(2 * i + 1), kernels.layer(2 * i))
-        guess = rk4(*(lambda y, k=k: (k(y), 0.0) for k in layers), x, -dt)[0]  # RK4 backwards: the initial guess
+        guess = rk4(*map(_velocity_only, layers), x, -dt)[0]  # RK4 backwards: the initial guess
         if logdet == "continuous":
             _, dlog = rk4_step_with_divergence(kernels, i, guess, dt)
             return guess, dlog
