@@ -31,7 +31,7 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
 
-from ._action import LatticeAction, LatticePath, d, mu, phi, shift, sum_mu
+from ._action import LatticeAction, LatticePath
 from ._basis import (
     DEFAULT_SCALES,
     FourierTwoPoint,
@@ -58,6 +58,7 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
+from ._density import d, mu, phi, shift, sum_mu
 from ._enrich import Enrichment, EnrichmentStep, default_enrichments, enrich_lattice
 from ._fit import (
     BASE_KINDS,

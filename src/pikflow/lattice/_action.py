@@ -28,26 +28,10 @@ from ..action._lattice_action import LatticeAction
 from ..action._path import Path, register_path_class
 from ..action._path import t as T
 from ..lowering import LoweredLatticePath
-from ._density import (  # noqa: F401  (re-exported: the symbolic layer's names, as before the split)
-    _RESERVED,
-    _field_names,
-    d,
-    expand_density,
-    mu,
-    parse_density,
-    phi,
-    shift,
-    shift_arguments,
-    shift_sites,
-    site,
-    site_key,
-    site_offset,
-    site_symbols,
-    sum_mu,
-)
-from ._lattice import Lattice  # noqa: F401  (re-exported)
+from ._density import shift_sites, site_symbols
+from ._lattice import Lattice
 
-__all__ = ["LatticeAction", "LatticePath", "d", "mu", "phi", "shift", "sum_mu"]
+__all__ = ["LatticeAction", "LatticePath"]
 
 
 class LatticePath(Path):

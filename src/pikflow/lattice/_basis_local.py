@@ -10,8 +10,8 @@ import sympy as sp
 
 from .._errors import BasisError
 from ..lowering import lower_site_expressions
-from ._action import shift_sites, site, site_symbols
 from ._basis_spectral import LatticeFamily
+from ._density import shift_sites, site, site_symbols
 from ._lattice import Lattice
 
 

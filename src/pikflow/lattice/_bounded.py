@@ -21,7 +21,8 @@ import sympy as sp
 
 from .._errors import ActionError
 from ..action._path import t as T
-from ._action import LatticePath, site_key, site_symbols
+from ._action import LatticePath
+from ._density import site_key, site_symbols
 
 #: Largest number of sites of the probe tile (periods at most 8 in 1-2 dimensions, 4 in 3-4).
 MAX_TILE = 256

@@ -69,7 +69,7 @@ def _restore_floats(expr: sp.Expr, floats) -> sp.Expr:
 
 
 def _density_from_spec(spec: Mapping) -> sp.Expr:
-    from ._action import parse_density
+    from ._density import parse_density
 
     return _restore_floats(parse_density(spec["text"]), spec["floats"])
 
@@ -107,7 +107,7 @@ def _family_from_spec(spec: Mapping, lattice, arrays) -> object:
 
 
 def _path_spec(path, arrays: dict) -> dict:
-    from ._action import T
+    from ..action._path import t as T
 
     spec = {
         "lattice": list(path.lattice.shape),
