@@ -422,12 +422,12 @@ def test_load_missing_directory(tmp_path):
 
 def test_load_missing_kernels(saved, tmp_path):
     (tmp_path / "flow.json").write_text((saved / "flow.json").read_text())
-    with pytest.raises(pf.FlowFileError, match="kernels.eqx is missing"):
+    with pytest.raises(pf.FlowFileError, match="arrays.npz is missing"):
         pf.Flow.load(tmp_path)
 
 
 def copy_flow(saved, target):
-    for name in ("flow.json", "kernels.eqx"):
+    for name in ("flow.json", "arrays.npz"):
         (target / name).write_bytes((saved / name).read_bytes())
     return target
 
@@ -451,7 +451,10 @@ def test_load_wrong_format_or_missing_key(saved, tmp_path):
     copy_flow(saved, tmp_path)
     meta = json.loads((saved / "flow.json").read_text())
     (tmp_path / "flow.json").write_text(json.dumps({**meta, "format": 99}))
-    with pytest.raises(pf.FlowFileError, match="unknown format 99"):
+    with pytest.raises(pf.FlowFileError, match="not a pikflow flow of this kind .format 99"):
+        pf.Flow.load(tmp_path)
+    (tmp_path / "flow.json").write_text(json.dumps({**meta, "version": 3, "pikflow_version": "9.0"}))
+    with pytest.raises(pf.FlowFileError, match="flow format version 3 .written by pikflow 9.0.*reads version 2"):
         pf.Flow.load(tmp_path)
     del meta["settings"]
     (tmp_path / "flow.json").write_text(json.dumps(meta))
@@ -462,8 +465,8 @@ def test_load_wrong_format_or_missing_key(saved, tmp_path):
 @pytest.mark.parametrize("keep", [0.5, 0.0])
 def test_load_truncated_kernels(saved, tmp_path, keep):
     copy_flow(saved, tmp_path)
-    raw = (saved / "kernels.eqx").read_bytes()
-    (tmp_path / "kernels.eqx").write_bytes(raw[: int(len(raw) * keep)])
+    raw = (saved / "arrays.npz").read_bytes()
+    (tmp_path / "arrays.npz").write_bytes(raw[: int(len(raw) * keep)])
     with pytest.raises(pf.FlowFileError, match="cannot read the flow"):
         pf.Flow.load(tmp_path)
 

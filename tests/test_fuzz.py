@@ -307,9 +307,9 @@ def _mutate(d: pathlib.Path, rng: random.Random, kind: str):
         f.write_bytes(bytes(rng.randrange(256) for _ in range(rng.randrange(64))))
     elif kind == "version":
         meta = json.loads((d / "flow.json").read_text())
-        for k in ("format", "version"):
+        for k in ("format", "version", "space"):
             if k in meta:
-                meta[k] = rng.choice([None, 0, 2, 99, "x", -1, 1.5, [], meta[k]])
+                meta[k] = rng.choice([None, 0, 1, 2, 99, "x", -1, 1.5, [], "lattice", "zero-dim", meta[k]])
         (d / "flow.json").write_text(json.dumps(meta))
     elif kind == "json_value":  # a value inside flow.json replaced
         meta = json.loads((d / "flow.json").read_text())

@@ -112,6 +112,35 @@ def test_save_load_sample_identical_through_the_common_reader(name, flows, tmp_p
         other.load(tmp_path / "flow")
 
 
+@pytest.mark.parametrize("name", SPACES)
+def test_one_save_format_and_the_version_1_layouts_still_load(name, flows, tmp_path):
+    """Both spaces write flow.json (format, version 2, space) + arrays.npz + manifest.json; version 1 still reads."""
+    import json
+
+    import equinox as eqx
+
+    case, flow = flows(name)
+    d = flow.save(tmp_path / "v2")
+    assert {p.name for p in d.iterdir()} == {"flow.json", "arrays.npz", "manifest.json"}
+    meta = json.loads((d / "flow.json").read_text())
+    space = "lattice" if case.lattice else "zero-dim"
+    assert (meta["format"], meta["version"], meta["space"]) == ("pikflow-flow", 2, space)
+    # the version 1 layout of each space, as earlier pikflow versions wrote it (no manifest)
+    old = tmp_path / "v1"
+    old.mkdir()
+    body = {k: v for k, v in meta.items() if k not in ("format", "version", "space")}
+    if case.lattice:
+        (old / "arrays.npz").write_bytes((d / "arrays.npz").read_bytes())
+        body.update(format="pikflow-lattice-flow", version=1)
+    else:
+        eqx.tree_serialise_leaves(old / "kernels.eqx", flow.kernels)
+        body.update(format=1)
+    (old / "flow.json").write_text(json.dumps(body))
+    a, b = pf.load(d).sample(200, seed=5, progress=False), pf.load(old).sample(200, seed=5, progress=False)
+    np.testing.assert_array_equal(a.log_w, b.log_w)
+    np.testing.assert_array_equal(flow.sample(200, seed=5, progress=False).log_w, a.log_w)
+
+
 def test_lattice_samples_shared_keywords_and_streamed_names(flows):
     _, flow = flows("free-4x4")
     a, b = flow.sample(300, seed=4, batch=300), flow.sample(300, seed=4, batch_size=300)

@@ -187,15 +187,15 @@ def _visible(d: pathlib.Path) -> set[str]:
 
 def test_flow_save_atomic_with_checksums(tiny_flow, tmp_path, monkeypatch):
     d = tiny_flow.save(tmp_path / "flow")
-    assert _visible(d) == {"flow.json", "kernels.eqx", "manifest.json"}
+    assert _visible(d) == {"flow.json", "arrays.npz", "manifest.json"}
     manifest = json.loads((d / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"flow.json", "kernels.eqx"}
+    assert set(manifest["files"]) == {"flow.json", "arrays.npz"}
     ref = pf.load(d)
     # a byte changed after saving: refused by the checksum, naming the file
-    data = bytearray((d / "kernels.eqx").read_bytes())
+    data = bytearray((d / "arrays.npz").read_bytes())
     data[len(data) // 2] ^= 0x10
-    (d / "kernels.eqx").write_bytes(bytes(data))
-    with pytest.raises(pf.FlowFileError, match=r"kernels.eqx does not match its checksum"):
+    (d / "arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(pf.FlowFileError, match=r"arrays.npz does not match its checksum"):
         pf.load(d)
     tiny_flow.save(d)  # saving again replaces the directory
     pf.load(d)

@@ -182,21 +182,22 @@ def test_examples_have_descriptions(capsys):
 def test_truncated_kernels_file(saved, tmp_path, keep):
     """Was ``TreePathError: Error at leaf with path (GetAttrKey(name='coeffs'),)``."""
     (tmp_path / "flow.json").write_bytes((saved / "flow.json").read_bytes())
-    raw = (saved / "kernels.eqx").read_bytes()
-    (tmp_path / "kernels.eqx").write_bytes(raw[: int(len(raw) * keep)])
+    raw = (saved / "arrays.npz").read_bytes()
+    (tmp_path / "arrays.npz").write_bytes(raw[: int(len(raw) * keep)])
     with pytest.raises(pf.FlowFileError) as info:
         pf.load(tmp_path)
     msg = str(info.value)
-    assert "kernels.eqx is corrupt or truncated, or comes from another pikflow version" in msg
-    assert "Solve the flow again (pikflow run CONFIG" in msg and "GetAttrKey" not in msg
+    assert "arrays.npz is corrupt or truncated, or was not written by pikflow" in msg
+    assert "solve the flow again (pikflow run CONFIG" in msg and "GetAttrKey" not in msg
 
 
 def test_corrupt_lattice_arrays(tmp_path):
     """A truncated ``arrays.npz`` next to a valid header: says corrupt, and what to do."""
     import pikflow.lattice as pl
-    from pikflow.lattice._io import FORMAT, VERSION
+    from pikflow.flow._format import FORMAT, VERSION
 
-    (tmp_path / "flow.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "pikflow_version": "x"}))
+    header = {"format": FORMAT, "version": VERSION, "space": "lattice", "pikflow_version": "x"}
+    (tmp_path / "flow.json").write_text(json.dumps(header))
     np.savez(tmp_path / "arrays.npz", coeffs=np.arange(1000.0))
     raw = (tmp_path / "arrays.npz").read_bytes()
     (tmp_path / "arrays.npz").write_bytes(raw[: len(raw) // 2])

@@ -1,13 +1,15 @@
 """``pikflow.load``: read any saved flow, of any field space.
 
-Every flow is saved the same way: a directory written atomically, with ``flow.json``
-(metadata, a ``format`` tag and version, the pikflow version that wrote it), the arrays,
-and ``manifest.json`` (SHA-256 of each file, checked on load). ``flow.json``'s ``format``
-says which reader rebuilds it: ``1`` (0-D, :meth:`pikflow.Flow.load`: ``kernels.eqx``) or
-``"pikflow-lattice-flow"`` (lattices, :func:`pikflow.lattice.load_lattice_flow`:
-``arrays.npz``). :func:`load` dispatches on it (:meth:`pikflow.flow.AbstractFlow.load`, each
-space registers its reader with :func:`pikflow.flow.register_flow_format`), so scripts need not
-know which space a flow lives in.
+Every flow is saved the same way (version 2 of the one format): a directory written
+atomically, with ``flow.json`` (``"format": "pikflow-flow"``, the version, the pikflow
+version that wrote it, the field ``space`` and the metadata), ``arrays.npz`` (every array)
+and ``manifest.json`` (SHA-256 of each file, checked on load). ``flow.json``'s ``space``
+says which reader rebuilds it: ``"zero-dim"`` (:meth:`pikflow.Flow.load`) or ``"lattice"``
+(:func:`pikflow.lattice.load_lattice_flow`). :func:`load` dispatches on it
+(:meth:`pikflow.flow.AbstractFlow.load`; each space registers its reader with
+:func:`pikflow.flow.register_flow_format`), so scripts need not know which space a flow lives
+in. Version 1 directories (0-D: ``kernels.eqx``; lattices: ``"pikflow-lattice-flow"``) are
+still read.
 """
 
 from __future__ import annotations

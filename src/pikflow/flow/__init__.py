@@ -10,13 +10,15 @@ from ._base import GaussianBase as GaussianBase
 from ._build import solve as solve
 from ._flow import Flow as Flow
 from ._flow import LayerReport as LayerReport
+from ._format import read_flow_directory as read_flow_directory
+from ._format import register_flow_format as register_flow_format
+from ._format import write_flow_directory as write_flow_directory
 from ._integrate import exact_log_det as exact_log_det
 from ._integrate import rk4 as rk4
 from ._integrate import rk4_scan as rk4_scan
 from ._interface import AbstractFlow as AbstractFlow
 from ._interface import AbstractSamples as AbstractSamples
 from ._interface import CallableFloat as CallableFloat
-from ._interface import register_flow_format as register_flow_format
 from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates
@@ -42,7 +44,9 @@ __all__ = [
     "TableInfo",
     "TabulatedMap",
     "path_estimates",
+    "read_flow_directory",
     "register_flow_format",
     "register_kernel",
     "solve",
+    "write_flow_directory",
 ]

@@ -3,8 +3,6 @@ r"""A solved flow: the time grid, one kernel per layer, sampling, save and load.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import pathlib
 import time as _time
 from collections.abc import Mapping
@@ -14,15 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._atomic import atomic_directory, verify_manifest
 from .._devices import constrain_rows, gather_rows, replicate
 from .._errors import FlowFileError, SamplingError
 from .._memory import available_memory
 from .._version import __version__
 from ..equations import AbstractKernel, kernel_skeleton
 from ._base import GaussianBase
+from ._format import read_flow_directory, register_flow_format, write_flow_directory
 from ._integrate import LOGDETS, push
-from ._interface import AbstractFlow, refuse_foreign, register_flow_format
+from ._interface import AbstractFlow
 
 #: sampling methods of :meth:`Flow.sample`.
 METHODS = ("table", "rk4")
@@ -389,17 +387,17 @@ class Flow(AbstractFlow):
 
     # ------------------------------------------------------------------ save / load
     def save(self, directory: str | pathlib.Path) -> pathlib.Path:
-        """Write the kernels (``kernels.eqx``, Equinox serialisation), ``flow.json`` (metadata) and ``manifest.json``.
+        """Write the flow in pikflow's one save format (:mod:`pikflow.flow._format`, version 2).
 
-        The directory is written atomically (a temporary sibling renamed into place, see
-        :mod:`pikflow._atomic`): a kill leaves the previous flow or none, never a mixture.
-        ``manifest.json`` holds the SHA-256 of each file, verified by :meth:`load`. An
-        unwritable directory or a full disk raises :class:`FlowFileError`.
+        ``flow.json`` holds the path, the basis and solver settings, the kernel spec and the
+        per-layer reports; ``arrays.npz`` the kernel's arrays (``kernel/0``, ``kernel/1``,
+        ... in the kernel's leaf order, every layer stacked); ``manifest.json`` their SHA-256,
+        verified by :meth:`load`. The directory is written atomically (a temporary sibling
+        renamed into place, see :mod:`pikflow._atomic`): a kill leaves the previous flow or
+        none, never a mixture. An unwritable directory or a full disk raises
+        :class:`FlowFileError`.
         """
-        d = pathlib.Path(directory)
         meta = {
-            "format": 1,
-            "pikflow_version": __version__,
             "path": self.path.spec(),
             "settings": self.settings,
             "n_basis": self.equation.n_basis,
@@ -407,40 +405,28 @@ class Flow(AbstractFlow):
             "solve_seconds": self.solve_seconds,
             "reports": [dataclasses.asdict(r) for r in self.reports],
         }
-        text = json.dumps(meta, indent=2)
-        with atomic_directory(d, error=FlowFileError) as tmp:
-            eqx.tree_serialise_leaves(tmp / "kernels.eqx", self.kernels)
-            (tmp / "flow.json").write_text(text)
-        return d
+        leaves = jax.tree.leaves(self.kernels)
+        arrays = {f"kernel/{i}": np.asarray(x) for i, x in enumerate(leaves)}
+        return write_flow_directory(directory, "zero-dim", meta, arrays)
 
     @classmethod
     def load(cls, directory: str | pathlib.Path) -> Flow:
-        """Read a 0-D flow written by :meth:`save` (a flow of any space: :func:`pikflow.load`)."""
+        """Read a 0-D flow written by :meth:`save` (or version 1: ``kernels.eqx``); any space: :func:`pikflow.load`."""
         from ..action import Path
         from ..bases import basis_from_spec
         from ..equations import WegnerEquation
 
-        if not isinstance(directory, (str, os.PathLike)):
-            raise FlowFileError(f"load needs a directory path, got {type(directory).__name__}: {directory!r}")
+        how = "pikflow run CONFIG, or pikflow.solve and Flow.save"
+        meta, arrays = read_flow_directory(directory, "zero-dim", "a 0-D pikflow.Flow", how)
         d = pathlib.Path(directory)
-        refuse_foreign(d, 1, "a 0-D pikflow.Flow")
-        for name in ("flow.json", "kernels.eqx"):
-            if not (d / name).is_file():
-                raise FlowFileError(f"{d} is not a saved flow: {name} is missing (write one with Flow.save)")
-        verify_manifest(d)
         try:
-            meta = json.loads((d / "flow.json").read_text())
-            if not isinstance(meta, Mapping):
-                raise FlowFileError(f"{d / 'flow.json'} is not a JSON object (got {type(meta).__name__})")
-            if meta.get("format") != 1:
-                raise FlowFileError(f"{d / 'flow.json'} has an unknown format {meta.get('format')!r}")
             path = Path.from_spec(meta["path"])
             settings = meta["settings"]
             eq = WegnerEquation(path, basis_from_spec(settings["basis"]), form=settings["form"])
             steps = int(settings["steps"])
             spec = meta.get("kernel", {"kind": "linear", "shape": [2 * steps + 1, eq.n_basis]})
             skeleton = kernel_skeleton(spec, eq)
-            kernels = _read_kernels(d, skeleton, meta)
+            kernels = _read_kernels(d, skeleton, meta) if arrays is None else _kernels_from(arrays, skeleton)
             layers = {x.shape[0] for x in jax.tree.leaves(eqx.filter(kernels, eqx.is_array))}
             if layers != {2 * steps + 1}:
                 raise ValueError(f"kernels for {sorted(layers)} layers, but steps = {steps} needs {2 * steps + 1}")
@@ -451,8 +437,7 @@ class Flow(AbstractFlow):
         except Exception as err:  # JSON, missing keys, shape mismatch, truncated file...
             raise FlowFileError(
                 f"cannot read the flow in {d}: {type(err).__name__}: {err}. The files are damaged, incomplete or "
-                "from another pikflow version: solve the flow again (pikflow run CONFIG, or pikflow.solve and "
-                "Flow.save)"
+                f"from another pikflow version: solve the flow again ({how})"
             ) from None
         return cls(
             path=path,
@@ -472,7 +457,7 @@ class Flow(AbstractFlow):
         return f"Flow({self.path!r}, steps={self.steps}, basis={kind}, n_basis={self.equation.n_basis}{clock})"
 
 
-register_flow_format(1, Flow.load)
+register_flow_format("zero-dim", Flow.load)
 
 
 def _as_points(phi, n_fields: int) -> np.ndarray:
@@ -486,8 +471,22 @@ def _as_points(phi, n_fields: int) -> np.ndarray:
     return a
 
 
+def _kernels_from(arrays: Mapping[str, np.ndarray], skeleton):
+    """The kernel of ``skeleton``'s structure with the leaves ``kernel/0, kernel/1, ...`` of ``arrays``."""
+    leaves, treedef = jax.tree.flatten(skeleton)
+    if len(arrays) != len(leaves) or any(f"kernel/{i}" not in arrays for i in range(len(leaves))):
+        raise ValueError(f"arrays.npz holds {sorted(arrays)}, but the kernel has {len(leaves)} arrays")
+    out = []
+    for i, like in enumerate(leaves):
+        x = arrays[f"kernel/{i}"]
+        if np.shape(x) != np.shape(like):
+            raise ValueError(f"kernel array {i} has shape {np.shape(x)}, the kernel needs {np.shape(like)}")
+        out.append(type(like)(x.item()) if isinstance(like, (bool, int, float, complex)) else jnp.asarray(x))
+    return jax.tree.unflatten(treedef, out)
+
+
 def _read_kernels(d: pathlib.Path, skeleton, meta: Mapping):
-    """``kernels.eqx`` deserialised into ``skeleton``, or a :class:`FlowFileError` saying what to do."""
+    """Version 1: ``kernels.eqx`` deserialised into ``skeleton``, or a :class:`FlowFileError` saying what to do."""
     try:
         return eqx.tree_deserialise_leaves(d / "kernels.eqx", skeleton)
     except Exception as err:  # truncated (EOF), bit-flipped, or written for another kernel shape

@@ -24,18 +24,16 @@ few components against the final time of a whole lattice, or no configurations a
 streamed) have nothing in common but the log-weights, and the estimates depend on nothing else.
 
 Saved flows of every space are read back by :meth:`AbstractFlow.load` (``pikflow.load``): each
-space registers the reader of its ``flow.json`` ``format`` tag with :func:`register_flow_format`,
-so that this stage imports no space.
+space registers the reader of its ``flow.json`` ``space`` with :func:`register_flow_format`
+(:mod:`pikflow.flow._format`, the one versioned save format), so that this stage imports no space.
 """
 
 from __future__ import annotations
 
 import abc
 import functools
-import json
 import os
 import pathlib
-from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -43,6 +41,7 @@ import numpy as np
 from .._errors import FlowFileError, SamplingError
 from .._estimate import Estimate
 from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, reliability_warnings, reweight
+from ._format import reader_for
 
 
 class CallableFloat(float):
@@ -149,42 +148,6 @@ class AbstractSamples(abc.ABC):
         }
 
 
-#: ``flow.json`` ``format`` tag -> reader of a saved flow directory (:func:`register_flow_format`).
-_READERS: dict[object, Callable] = {}
-
-
-def register_flow_format(tag: str | int, reader: Callable) -> None:
-    """Make :meth:`AbstractFlow.load` (and ``pikflow.load``) read directories whose ``flow.json`` has ``format = tag``.
-
-    Each space registers its reader (0-D: ``1``, :meth:`pikflow.Flow.load`; lattices:
-    ``"pikflow-lattice-flow"``, :func:`pikflow.lattice.load_lattice_flow`).
-    """
-    _READERS[tag] = reader
-
-
-def saved_format(directory) -> object:
-    """The ``format`` tag of ``directory/flow.json``, or None if there is none to read (the reader reports why)."""
-    meta_file = pathlib.Path(directory) / "flow.json"
-    if not meta_file.is_file():
-        return None
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None
-    fmt = meta.get("format") if isinstance(meta, dict) else None
-    return fmt if isinstance(fmt, (str, int)) and not isinstance(fmt, bool) else None
-
-
-def refuse_foreign(directory, own: str | int, what: str) -> None:
-    """A :class:`FlowFileError` if ``directory`` holds a flow of another registered format than ``own``."""
-    fmt = saved_format(directory)
-    if fmt is not None and fmt != own and fmt in _READERS:
-        raise FlowFileError(
-            f"{directory} holds a flow of another field space (format {fmt!r}), not {what}: read it with "
-            "pikflow.load (or pikflow.flow.AbstractFlow.load), which picks the class from flow.json"
-        )
-
-
 class AbstractFlow(abc.ABC):
     r"""What every space's solved flow shares (0-D :class:`pikflow.Flow`, :class:`pikflow.lattice.LatticeFlow`).
 
@@ -240,14 +203,13 @@ class AbstractFlow(abc.ABC):
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> AbstractFlow:
-        """Read a flow of any space saved by ``save``: ``flow.json``'s ``format`` tag picks the reader.
+        """Read a flow of any space saved by ``save``: ``flow.json``'s ``space`` picks the reader.
 
         A subclass's own ``load`` reads only its space and says which reader to use otherwise.
         """
         if not isinstance(directory, (str, os.PathLike)):
             raise FlowFileError(f"load needs a directory path, got {type(directory).__name__}: {directory!r}")
-        reader = _READERS.get(saved_format(directory)) or _READERS[1]  # the 0-D reader reports what is wrong
-        return reader(directory)
+        return reader_for(directory)(directory)
 
     @property
     def n_layers(self) -> int:

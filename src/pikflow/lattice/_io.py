@@ -1,6 +1,8 @@
 r"""Saving and loading solved lattice flows (:class:`LatticeFlow`).
 
-A saved flow is a directory, like the 0-D :meth:`pikflow.Flow.save`:
+A saved flow is a directory in pikflow's one save format (``flow.json`` with
+``space = "lattice"``, ``arrays.npz``, ``manifest.json``; :func:`pikflow.flow.write_flow_directory`),
+like the 0-D :meth:`pikflow.Flow.save`:
 
 * ``flow.json``: the format tag and version, the pikflow version, the lattice shape, the
   density as text (the unexpanded ``LatticeAction.source``, re-parsed by
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 import re
 from collections.abc import Mapping
@@ -32,15 +33,8 @@ import numpy as np
 import sympy as sp
 from mpmath.libmp import repr_dps, to_str
 
-from .._atomic import atomic_directory, verify_manifest
 from .._errors import FlowFileError, PikflowError
-from .._version import __version__
-from ..flow import register_flow_format
-
-#: The ``format`` tag of ``flow.json`` for lattice flows.
-FORMAT = "pikflow-lattice-flow"
-#: The current version of the format; files with another version are refused.
-VERSION = 1
+from ..flow import read_flow_directory, register_flow_format, write_flow_directory
 
 _PLACEHOLDER = "_pikflow_float{}"
 _PLACEHOLDER_RE = re.compile(r"^_pikflow_float(\d+)$")
@@ -199,9 +193,6 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         "base_precision": np.asarray(flow.base.precision, dtype=float),
     }
     meta = {
-        "format": FORMAT,
-        "version": VERSION,
-        "pikflow_version": __version__,
         "path": _path_spec(flow.path, arrays),
         "basis": [_family_spec(f, i, arrays) for i, f in enumerate(flow.basis.families)],
         "n_basis": int(flow.basis.n),
@@ -223,15 +214,10 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
             f"(re-read as {action.source}); write it with the density grammar's names only"
         )
     try:
-        text = json.dumps(meta, indent=2, default=_json_default)
+        meta = json.loads(json.dumps(meta, default=_json_default))
     except (TypeError, ValueError) as err:
         raise FlowFileError(f"cannot write flow.info as JSON: {err}; keep numbers, strings, lists and dicts") from None
-    d = pathlib.Path(directory)
-    with atomic_directory(d, error=FlowFileError) as tmp:
-        with open(tmp / "arrays.npz", "wb") as fh:
-            np.savez(fh, **arrays)
-        (tmp / "flow.json").write_text(text)
-    return d
+    return write_flow_directory(directory, "lattice", meta, arrays)
 
 
 def load_lattice_flow(directory: str | pathlib.Path):
@@ -245,37 +231,17 @@ def load_lattice_flow(directory: str | pathlib.Path):
     ------
     FlowFileError
         A missing, corrupt or truncated file (checked against ``manifest.json``), another
-        format version, or arrays whose
-        shapes do not fit the basis, lattice or number of steps.
+        format version or field space, or arrays whose shapes do not fit the basis, lattice
+        or number of steps. Version 1 lattice flows (``"format": "pikflow-lattice-flow"``)
+        are still read.
     """
     from ._flow import LatticeFlow, LatticeLayerReport
     from ._free import GaussianLatticeBase
 
-    if not isinstance(directory, (str, os.PathLike)):
-        raise FlowFileError(f"load_lattice_flow needs a directory path, got {type(directory).__name__}")
+    how = "pikflow run CONFIG, or fit_lattice and LatticeFlow.save"
+    meta, arrays = read_flow_directory(directory, "lattice", "a lattice flow", how)
     d = pathlib.Path(directory)
-    if not (d / "flow.json").is_file():
-        raise FlowFileError(f"{d} is not a saved lattice flow: flow.json is missing (write one with LatticeFlow.save)")
-    if not (d / "arrays.npz").is_file():
-        hint = " (it holds a 0-D flow: read it with pikflow.load)" if (d / "kernels.eqx").is_file() else ""
-        raise FlowFileError(f"{d} is not a saved lattice flow: arrays.npz is missing{hint}")
-    verify_manifest(d)
     try:
-        meta = json.loads((d / "flow.json").read_text())
-        if not isinstance(meta, Mapping):
-            raise FlowFileError(f"{d / 'flow.json'} is not a JSON object (got {type(meta).__name__})")
-        if meta.get("format") != FORMAT:
-            raise FlowFileError(
-                f"{d / 'flow.json'} is not a lattice flow (format {meta.get('format')!r}); "
-                "0-D flows are read with pikflow.load"
-            )
-        if meta.get("version") != VERSION:
-            raise FlowFileError(
-                f"{d / 'flow.json'} has lattice-flow format version {meta.get('version')!r} (written by pikflow "
-                f"{meta.get('pikflow_version', '?')}); this pikflow {__version__} reads version {VERSION}: "
-                "solve the flow again (pikflow run CONFIG, or fit_lattice) or load it with the version that wrote it"
-            )
-        arrays = _read_arrays(d, meta)
         path = _path_from_spec(meta["path"], arrays)
         from ._basis import LatticeBasis
 
@@ -309,18 +275,4 @@ def load_lattice_flow(directory: str | pathlib.Path):
     return flow
 
 
-def _read_arrays(d: pathlib.Path, meta: Mapping) -> dict[str, np.ndarray]:
-    """The arrays of ``arrays.npz``, or a :class:`FlowFileError` saying the file is corrupt and what to do."""
-    try:
-        with np.load(d / "arrays.npz", allow_pickle=False) as npz:
-            return {k: np.asarray(npz[k]) for k in npz.files}
-    except Exception as err:  # not a zip, truncated, bad CRC, pickled objects
-        raise FlowFileError(
-            f"cannot read the lattice flow in {d}: {d / 'arrays.npz'} is corrupt or truncated, or was not written "
-            f"by pikflow (flow.json says pikflow {meta.get('pikflow_version', '?')}; this is {__version__}): "
-            f"{type(err).__name__}: {err}. The files are damaged or incomplete: solve the flow again "
-            "(pikflow run CONFIG, or fit_lattice and LatticeFlow.save)"
-        ) from None
-
-
-register_flow_format(FORMAT, load_lattice_flow)  # pikflow.load / AbstractFlow.load read lattice directories
+register_flow_format("lattice", load_lattice_flow)  # pikflow.load / AbstractFlow.load read lattice directories
