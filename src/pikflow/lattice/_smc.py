@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..flow import exact_log_det, rk4
 from ..samplers import AnnealingProblem
 
 
@@ -25,34 +26,27 @@ def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
     path, basis, steps = flow.path, flow.basis, flow.steps
     coeffs = jnp.asarray(flow.coeffs)
     dt = 1.0 / steps
-    volume = int(np.prod(path.field_shape))  # degrees of freedom: sites times components
 
     def velocity(a, x):
         return -basis.gradient_and_laplacian(a, x)[0]
 
-    def stage(a, x):  # one fused evaluation: the velocity and Laplacian(Omega) from the same transforms
-        g, lap = basis.gradient_and_laplacian(a, x)
-        return -g, lap
+    def stage(a):  # one fused evaluation: the velocity and Laplacian(Omega) from the same transforms
+        def f(x):
+            g, lap = basis.gradient_and_laplacian(a, x)
+            return -g, lap
 
-    def step_map(a, x):
-        k1 = velocity(a[0], x)
-        k2 = velocity(a[1], x + 0.5 * dt * k1)
-        k3 = velocity(a[1], x + 0.5 * dt * k2)
-        k4 = velocity(a[2], x + dt * k3)
-        return x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        return f
 
-    def transport(k, x):
+    def only_velocity(a):
+        return lambda x: (velocity(a, x), 0.0)
+
+    def transport(k, x):  # the one RK4 (pikflow.flow.rk4) through layers 2k, 2k+1, 2k+2
         a = jax.lax.dynamic_slice_in_dim(coeffs, 2 * k, 3)
         if logdet == "exact":
-            f = lambda y: step_map(a, y)  # noqa: E731
-            sign, logabs = jnp.linalg.slogdet(jax.jacfwd(f)(x).reshape(volume, volume))
-            return f(x), jnp.where(sign > 0, logabs, jnp.nan)
-        k1, l1 = stage(a[0], x)
-        k2, l2 = stage(a[1], x + 0.5 * dt * k1)
-        k3, l3 = stage(a[1], x + 0.5 * dt * k2)
-        k4, l4 = stage(a[2], x + dt * k3)
-        new = x + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        return new, -dt / 6 * (l1 + 2 * l2 + 2 * l3 + l4)  # log|det| = -(change of log q) = -int Lap(Omega) dt
+            f = lambda y: rk4(only_velocity(a[0]), only_velocity(a[1]), only_velocity(a[2]), y, dt)[0]  # noqa: E731
+            return f(x), exact_log_det(f, x)
+        new, lap = rk4(stage(a[0]), stage(a[1]), stage(a[2]), x, dt)
+        return new, -lap  # log|det| = -(change of log q) = -int Lap(Omega) dt
 
     def langevin_terms(x, t):
         a = coeffs[jnp.round(t * 2 * steps).astype(int)]
