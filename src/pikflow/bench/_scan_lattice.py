@@ -35,6 +35,14 @@ from ._common import write_json
 OBSERVABLES = ("abs_m", "chi", "binder")
 
 
+#: ``--flow-basis`` -> keywords of ``pikflow.lattice.lattice_basis``.
+FLOW_BASES = {
+    "default": None,
+    "fourier": {"scales": [], "magnetisation": [], "local_range": None},
+    "fourier-mag": {"scales": [], "local_range": None},
+}
+
+
 def _arguments(p):
     p.add_argument("--L", type=int, nargs="+", default=[8, 16], help="lattice sizes (default 8 16)")
     p.add_argument("--lam", type=float, default=1.0, help="quartic coupling along the scan (default 1)")
@@ -57,6 +65,17 @@ def _arguments(p):
         "--ti-nodes", type=int, default=6, help="HMC thermodynamic-integration nodes per path segment (0: skip)"
     )
     p.add_argument("--ti-n", type=int, default=250, help="HMC trajectories per chain at each TI node (default 250)")
+    p.add_argument("--mcmc-steps", type=int, default=4, help="HMC moves per annealing step (default 4)")
+    p.add_argument(
+        "--transport", choices=("none", "pik"), default="none",
+        help="none: plain annealing (default); pik: a PIK flow solved along the path transports the particles",
+    )  # fmt: skip
+    p.add_argument(
+        "--flow-basis", choices=tuple(FLOW_BASES), default="default",
+        help="with --transport pik: the flow's basis (default: lattice_basis's; fourier: the two-point term only; "
+        "fourier-mag: plus the magnetisation powers)",
+    )  # fmt: skip
+    p.add_argument("--flow-collocation", type=int, default=500, help="with --transport pik: collocation per layer")
 
 
 def scan_path(L: int, args):
@@ -111,7 +130,8 @@ def run(args) -> dict:
         path = scan_path(L, args)
         scan = pl.scan_lattice(
             path, points=args.points, t_range=(args.prep, 1.0), steps=args.steps, particles=args.particles,
-            replicas=args.replicas, mcmc="hmc", seed=args.seed, progress=progress,
+            replicas=args.replicas, mcmc="hmc", mcmc_steps=args.mcmc_steps, seed=args.seed, progress=progress,
+            transport=args.transport, flow_basis=FLOW_BASES[args.flow_basis], flow_collocation=args.flow_collocation,
         )  # fmt: skip
         label = f"{L}x{L}"
         rows = scan.points[label]
@@ -131,6 +151,8 @@ def run(args) -> dict:
         ratio = {k: args.points * float(np.mean([c["hmc_cost"][k] for c in checks])) / scan_secs for k in OBSERVABLES}
         res["sizes"][label] = {
             "scan_seconds": scan_secs,
+            "flow_solve_seconds": scan.settings.get("solve_seconds", {}).get(label, 0.0),
+            "n_steps": scan.settings["n_steps"],
             "final_ess": scan.runs[label].final_ess,
             "min_ess": float(scan.runs[label].ess.min()),
             "checks": checks,

@@ -21,8 +21,25 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "replicas": ((int,), "independent replicas giving the errors; default 4"),
     "mcmc": ((str,), "'hmc' or 'mala' (BlackJAX) moves after each step; default 'hmc'"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
+    "transport": (
+        (str,),
+        "'none' (plain annealing) or 'pik' (a PIK flow solved along the path transports "
+        "the particles at every step; uniform step times); default 'none'",
+    ),
+    "flow_basis": (
+        (dict,),
+        "with transport = 'pik': lattice_basis keywords of the flow's basis, e.g. "
+        "{scales = [], local_range = false}; default its default basis",
+    ),
+    "flow_collocation": ((int,), "with transport = 'pik': collocation configurations per layer; default 500"),
     "seed": ((int,), "seed; default [sampling] seed"),
 }
+
+
+#: ``[scan] flow_basis`` keys (keywords of ``pikflow.lattice.lattice_basis``).
+FLOW_BASIS_KEYS = frozenset(
+    {"fourier", "magnetisation", "scales", "powers", "tame", "local_range", "local_degree", "max_sites"}
+)
 
 
 def scan_settings(data: dict) -> dict[str, Any] | None:
@@ -42,6 +59,9 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "replicas": s.get("replicas", 4),
         "mcmc": s.get("mcmc", "hmc"),
         "mcmc_steps": s.get("mcmc_steps", 2),
+        "transport": s.get("transport", "none"),
+        "flow_basis": s.get("flow_basis"),
+        "flow_collocation": s.get("flow_collocation", 500),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
     for key, low, high in (
@@ -49,6 +69,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         ("particles", 2, 10**6),
         ("replicas", 2, 10**3),
         ("mcmc_steps", 0, 10**3),
+        ("flow_collocation", 10, 10**6),
     ):
         if not low <= out[key] <= high:
             raise ConfigError(f"[scan] {key} must be from {low} to {high}, got {out[key]!r}")
@@ -66,6 +87,16 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
             raise ConfigError(f"[scan] sizes must increase, got {sizes!r}")
     if out["mcmc"] not in ("hmc", "mala"):
         raise ConfigError(f"[scan] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
+    if out["transport"] not in ("none", "pik"):
+        raise ConfigError(f"[scan] transport must be 'none' or 'pik', got {out['transport']!r}")
+    if out["flow_basis"] is not None:
+        fb = dict(out["flow_basis"])
+        if fb.get("local_range") is False:  # TOML has no null: false means no local terms
+            fb["local_range"] = None
+        unknown = sorted(set(fb) - FLOW_BASIS_KEYS)
+        if unknown:
+            raise ConfigError(f"[scan] flow_basis has unknown keys {unknown}; known: {sorted(FLOW_BASIS_KEYS)}")
+        out["flow_basis"] = fb
     volume = max(out["sizes"] or [max(data["action"]["lattice"])]) ** len(data["action"]["lattice"])
     check_particle_memory("scan", out["particles"], out["replicas"], volume)
     return out

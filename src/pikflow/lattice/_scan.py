@@ -70,6 +70,46 @@ def scan_times(points: int, t_range: tuple[float, float], steps: int, prep_steps
     return times, len(pre) + per * np.arange(points)
 
 
+def uniform_scan_times(points: int, t_range: tuple[float, float], steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform step times ``k / N`` whose grid holds the ``points`` scan times (the steps of a solved flow).
+
+    A PIK flow's layers sit at the RK4 stages of equal steps (eq. 11), so with
+    ``transport="pik"`` every step time, the preparatory segment's included, is a multiple of
+    :math:`1/N`. ``N`` is the smallest grid with at least ``steps`` steps over ``t_range``
+    that holds both of its ends; a :class:`SamplingError` says what to change if none of up to
+    8 times more steps does.
+    """
+    lo, hi = t_range
+    per0 = max(1, int(np.ceil(steps / max(points - 1, 1))))
+    for per in range(per0, 8 * per0 + 1):
+        n = per * (points - 1) / (hi - lo)
+        start = lo * round(n)
+        if abs(n - round(n)) < 1e-9 * n and abs(start - round(start)) < 1e-9 * max(n, 1.0):
+            n = int(round(n))
+            return np.arange(n + 1) / n, int(round(start)) + per * np.arange(points)
+    raise SamplingError(
+        f"with transport='pik' the scan points must lie on a uniform grid of step times (the flow's RK4 steps): "
+        f"t_range {list(t_range)} with {points} points has none with {steps} to {8 * steps} steps; choose t_range "
+        "ends that are simple fractions (e.g. 0.25, 0.5) or another number of points"
+    )
+
+
+def flow_problem(path: LatticePath, n_steps: int, *, basis_options=None, n_collocation: int = 500, seed: int = 0,
+                 progress: bool = False):  # fmt: skip
+    r"""The annealing problem of a PIK flow solved along ``path`` (eq. 34): SMC transport by its RK4 steps.
+
+    ``basis_options`` are keywords of :func:`~pikflow.lattice.lattice_basis` (default: its
+    default basis, symmetrised under the path's symmetry). Returns the problem and the flow.
+    """
+    from ._basis import lattice_basis
+    from ._smc import lattice_problem
+    from ._solve import solve_lattice
+
+    basis = lattice_basis(path.lattice, symmetry=path.symmetry(), **(basis_options or {}))
+    flow = solve_lattice(path, steps=n_steps, basis=basis, n_collocation=n_collocation, seed=seed, progress=progress)
+    return lattice_problem(flow), flow
+
+
 def two_point_observables(shape: Sequence[int]) -> dict:
     r"""SMC observables ``m`` and ``C0..C{L/2}``: the mean field and :math:`C(r)` of one configuration.
 
@@ -186,6 +226,25 @@ class LatticeScan:
         }
 
 
+def scan_rows(result, path: LatticePath, shape: Sequence[int], times) -> list[dict]:
+    """The observables of one SMC run at the scan ``times`` (one row per point; see :class:`LatticeScan`)."""
+    volume = int(np.prod(shape))
+    rows = []
+    for ti in map(float, times):
+        ds = result.observable("dsdt", ti)
+        rows.append(
+            {
+                "t": ti,
+                "couplings": couplings_at(path, ti),
+                **smc_observables(result, volume, ti),
+                "log_z": result.log_z_estimate(ti),
+                "dlogz_dt": Estimate(-ds.value, ds.error),
+                "two_point": two_point_estimates(result, shape, ti),
+            }
+        )
+    return rows
+
+
 def size_label(shape: Sequence[int]) -> str:
     """``(16, 16) -> "16x16"``."""
     return "x".join(str(int(s)) for s in shape)
@@ -209,6 +268,9 @@ def scan_lattice(
     mcmc: str = "mala",
     mcmc_steps: int = 4,
     resample: float = 0.5,
+    transport: str = "none",
+    flow_basis: dict | None = None,
+    flow_collocation: int = 500,
     seed: int = 0,
     progress: bool = True,
 ) -> LatticeScan:
@@ -227,52 +289,60 @@ def scan_lattice(
         preparatory segment ``[0, t_lo]`` (default ``steps // 2``).
     particles, replicas, mcmc, mcmc_steps, resample, seed
         As for :func:`pikflow.samplers.smc`; errors are the spread of the ``replicas``.
+    transport
+        ``"none"`` (plain annealing: reweighting, resampling and MCMC moves) or ``"pik"``:
+        a PIK flow is solved along the path once per size (:func:`flow_problem`) and every
+        annealing step first transports the particles by its RK4 step, with the incremental
+        weight of that map (eq. 34's residual is all that is left to reweight). The step
+        times are then a uniform grid (:func:`uniform_scan_times`; ``prep_steps`` is not used).
+    flow_basis, flow_collocation
+        With ``transport="pik"``: keywords of :func:`~pikflow.lattice.lattice_basis` for the
+        flow's basis (e.g. ``{"scales": [], "local_range": None}`` for a cheap one) and its
+        collocation configurations per layer.
     """
     lo, hi = (float(x) for x in t_range)
     if not 0.0 <= lo < hi <= 1.0:
         raise SamplingError(f"t_range must satisfy 0 <= lo < hi <= 1, got {t_range!r}")
     if int(points) < 2:
         raise SamplingError(f"a scan needs at least 2 points, got {points!r}")
+    if transport not in ("none", "pik"):
+        raise SamplingError(f"a lattice scan's transport is 'none' or 'pik', got {transport!r}")
     points = int(points)
     steps = 4 * (points - 1) if steps is None else int(steps)
     prep_steps = max(1, steps // 2) if prep_steps is None else int(prep_steps)
     d = path.lattice.d
     shapes = [tuple(path.lattice.shape)] if sizes is None else [(int(L),) * d for L in sizes]
-    times, index = scan_times(points, (lo, hi), steps, prep_steps)
-    out, runs, seconds = {}, {}, {}
+    if transport == "pik":
+        times, index = uniform_scan_times(points, (lo, hi), steps)
+    else:
+        times, index = scan_times(points, (lo, hi), steps, prep_steps)
+    out, runs, seconds, solve_seconds = {}, {}, {}, {}
     for shape in shapes:
         p = path if shape == tuple(path.lattice.shape) else resized(path, shape)
-        volume = int(np.prod(shape))
         label = size_label(shape)
         start = _time.perf_counter()
         observables = {**magnetisation_moments(), **two_point_observables(shape)}
         observables["dsdt"] = lambda x, t, p=p: p.dsdt(x, t)
+        if transport == "pik":
+            problem, _ = flow_problem(p, len(times) - 1, basis_options=flow_basis, n_collocation=flow_collocation,
+                                      seed=seed, progress=progress)  # fmt: skip
+            solve_seconds[label] = _time.perf_counter() - start
+        else:
+            problem = path_problem(p, times)
         result = smc(
-            path_problem(p, times), particles, seed=seed, transport="none", mcmc=mcmc, mcmc_steps=mcmc_steps,
+            problem, particles, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps,
             resample=resample, replicas=replicas, observables=observables, progress=progress,
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result
-        rows = []
-        for i in index:
-            ti = float(times[i])
-            obs = smc_observables(result, volume, ti)
-            ds = result.observable("dsdt", ti)
-            rows.append(
-                {
-                    "t": ti,
-                    "couplings": couplings_at(p, ti),
-                    **obs,
-                    "log_z": result.log_z_estimate(ti),
-                    "dlogz_dt": Estimate(-ds.value, ds.error),
-                    "two_point": two_point_estimates(result, shape, ti),
-                }
-            )
-        out[label] = rows
+        out[label] = scan_rows(result, p, shape, times[index])
     settings = dict(
         points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,
         mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, seed=seed, sizes=[size_label(s) for s in shapes],
+        transport=transport, n_steps=len(times) - 1,
     )  # fmt: skip
+    if transport == "pik":
+        settings.update(flow_basis=flow_basis or {}, flow_collocation=flow_collocation, solve_seconds=solve_seconds)
     scan = LatticeScan(out, [], runs, seconds, settings)
     scan.crossings = binder_crossings(scan, path)
     return scan
@@ -309,10 +379,12 @@ def binder_crossings(scan: LatticeScan, path: LatticePath) -> list[dict]:
 __all__ = [
     "LatticeScan",
     "binder_crossings",
+    "flow_problem",
     "path_problem",
     "resized",
     "scan_lattice",
     "scan_times",
     "two_point_estimates",
     "two_point_observables",
+    "uniform_scan_times",
 ]
