@@ -31,7 +31,7 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 - Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
 
-from ._action import LatticeAction, LatticePath
+from ..action import LatticeAction, LatticePath, check_bounded_below
 from ._basis import (
     DEFAULT_SCALES,
     FourierTwoPoint,
@@ -46,7 +46,6 @@ from ._basis import (
     tamed_power,
 )
 from ._basis_block import BlockNeighbours, BlockTerms, CoarseFamily, level_basis
-from ._bounded import check_bounded_below
 from ._conventions import (
     HOPPING_DENSITY,
     NF_DENSITY,

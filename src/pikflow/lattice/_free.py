@@ -17,8 +17,8 @@ import sympy as sp
 from jaxtyping import Array, Float
 
 from .._errors import ActionError
+from ..action import LatticePath
 from ..lowering import log_cosh, log_cosh_term  # noqa: F401  (re-exported: pikflow.lattice.log_cosh)
-from ._action import LatticePath
 from ._density import site_symbols
 from ._lattice import Lattice
 

@@ -131,7 +131,7 @@ def _path_spec(path, arrays: dict) -> dict:
 
 
 def _path_from_spec(spec: Mapping, arrays):
-    from ._action import LatticeAction, LatticePath
+    from ..action import LatticeAction, LatticePath
 
     action = LatticeAction(_density_from_spec(spec["density"]), list(spec["lattice"]), spec.get("fields"))
     couplings = {name: _coupling_from_spec(c) for name, c in spec["couplings"].items()}

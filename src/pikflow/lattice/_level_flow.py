@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
-from ._action import LatticePath
+from ..action import LatticePath
 from ._levels import Lift, weight_diagnostics
 
 

@@ -20,9 +20,9 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
+from ..action import LatticePath
 from ..baselines import MIN_ACCEPTANCE
 from ..diagnostics import gamma_method, imh_chain, reweight
-from ._action import LatticePath
 from ._free import GaussianLatticeBase
 
 

@@ -37,9 +37,9 @@ import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
+from ..action import LatticeAction, LatticePath
 from ..action._path import t as T
 from ..samplers import AnnealingProblem, smc
-from ._action import LatticeAction, LatticePath
 from ._free import GaussianLatticeBase
 from ._smc import magnetisation_moments, smc_observables
 

@@ -17,10 +17,9 @@ import lineax as lx
 import numpy as np
 
 from .._errors import PikflowError, SolveError
+from ..action import LatticePath, check_bounded_below
 from ..progress import progress_bar
-from ._action import LatticePath
 from ._basis import LatticeBasis, lattice_basis
-from ._bounded import check_bounded_below
 from ._compiled import assembler_fn, push_fn, velocity_fn
 from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase
