@@ -1,6 +1,9 @@
 """Flows: kernels per layer, RK4 integration with exact log-densities, samples, save/load.
 
 :class:`AbstractFlow` and :class:`AbstractSamples` are the interface of every field space's flows and samples.
+:class:`LatticeFlow` and :class:`LatticeSamples` are the flow and samples of a potential basis (eq. 34) on a
+lattice, pushed with the same RK4; their save format is registered by :mod:`pikflow.lattice`
+(:func:`register_flow_io`).
 """
 
 from ..equations import AbstractKernel as AbstractKernel
@@ -17,6 +20,13 @@ from ._interface import AbstractFlow as AbstractFlow
 from ._interface import AbstractSamples as AbstractSamples
 from ._interface import CallableFloat as CallableFloat
 from ._interface import register_flow_format as register_flow_format
+from ._interface import register_flow_io as register_flow_io
+from ._lattice_flow import LatticeFlow as LatticeFlow
+from ._lattice_flow import LatticeLayerReport as LatticeLayerReport
+from ._lattice_samples import LatticeSamples as LatticeSamples
+from ._lattice_stream import check_sample_memory as check_sample_memory
+from ._lattice_stream import sample_memory as sample_memory
+from ._lattice_stream import two_point_series as two_point_series
 from ._radial import RadialMap as RadialMap
 from ._samples import Samples as Samples
 from ._streaming import PathEstimates as PathEstimates
@@ -34,6 +44,9 @@ __all__ = [
     "CallableFloat",
     "Flow",
     "GaussianBase",
+    "LatticeFlow",
+    "LatticeLayerReport",
+    "LatticeSamples",
     "LayerReport",
     "LinearKernel",
     "PathEstimates",
@@ -41,8 +54,12 @@ __all__ = [
     "Samples",
     "TableInfo",
     "TabulatedMap",
+    "check_sample_memory",
     "path_estimates",
     "register_flow_format",
+    "register_flow_io",
     "register_kernel",
+    "sample_memory",
     "solve",
+    "two_point_series",
 ]

@@ -162,6 +162,28 @@ def register_flow_format(tag: str | int, reader: Callable) -> None:
     _READERS[tag] = reader
 
 
+#: flow class -> ``(writer, reader)`` of a space's save format (:func:`register_flow_io`).
+_FLOW_IO: dict[type, tuple[Callable, Callable]] = {}
+
+
+def register_flow_io(cls: type, writer: Callable, reader: Callable) -> None:
+    """Make ``cls.save`` call ``writer(flow, directory)`` and ``cls.load`` call ``reader(directory)``.
+
+    A flow class of this stage whose save format belongs to its space (the lattice flows:
+    :func:`pikflow.lattice.save_lattice_flow`, :func:`pikflow.lattice.load_lattice_flow`) gets
+    them from the space, so that this stage imports no space.
+    """
+    _FLOW_IO[cls] = (writer, reader)
+
+
+def flow_io(cls: type) -> tuple[Callable, Callable]:
+    """The ``(writer, reader)`` registered for ``cls`` or its nearest base class (:func:`register_flow_io`)."""
+    for klass in cls.__mro__:
+        if klass in _FLOW_IO:
+            return _FLOW_IO[klass]
+    raise FlowFileError(f"no save format is registered for {cls.__name__}: import pikflow (pikflow.lattice) first")
+
+
 def saved_format(directory) -> object:
     """The ``format`` tag of ``directory/flow.json``, or None if there is none to read (the reader reports why)."""
     meta_file = pathlib.Path(directory) / "flow.json"

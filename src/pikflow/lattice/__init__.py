@@ -32,6 +32,7 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 """
 
 from ..action import LatticeAction, LatticePath, check_bounded_below
+from ..flow import LatticeFlow, LatticeLayerReport, LatticeSamples, register_flow_io, two_point_series
 from ._basis import (
     DEFAULT_SCALES,
     FourierTwoPoint,
@@ -72,7 +73,6 @@ from ._fit import (
     preset_basis,
     target_values,
 )
-from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase, free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice, check_shape
@@ -90,13 +90,13 @@ from ._observables import (
     matched_base_weighted,
     mixture_moments,
     reweighted_observables,
-    two_point_series,
 )
-from ._samples import LatticeSamples
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
 from ._solve import least_squares, solve_lattice
 from ._symmetry import Symmetry
+
+register_flow_io(LatticeFlow, save_lattice_flow, load_lattice_flow)  # LatticeFlow.save / LatticeFlow.load
 
 __all__ = [
     "BlockNeighbours",

@@ -139,38 +139,18 @@ class LatticeBasis(AbstractPotentialBasis):
     def fused(self):
         """The :class:`~pikflow.lattice._fused.FusedEvaluator` of this basis (built on first use).
 
-        With ``n > 1`` components: :class:`FamilyEvaluator` (each family's own transforms).
+        With ``n > 1`` components: the default :class:`~pikflow.bases.PotentialEvaluator` (family by family).
         """
+        if self.components > 1:
+            return super().fused
         if getattr(self, "_fused", None) is None:
-            if self.components > 1:
-                self._fused = FamilyEvaluator(self)
-            else:
-                from ._fused import FusedEvaluator
+            from ._fused import FusedEvaluator
 
-                self._fused = FusedEvaluator(self)
+            self._fused = FusedEvaluator(self)
         return self._fused
 
     def __repr__(self) -> str:
         return "LatticeBasis(" + ", ".join(f"{type(f).__name__}[{f.n}]" for f in self.families) + ")"
-
-
-class FamilyEvaluator:
-    r""":math:`(\partial\Omega, \Delta\Omega)` and the rows of eq. 34 family by family (as the fused one)."""
-
-    def __init__(self, basis: LatticeBasis):
-        self.basis = basis
-        # constants stay baked in: compiled code is shared only with this basis (the cache holds it)
-        self.params: dict = {}
-        self.key = ("family", id(basis))
-
-    def __call__(self, a, field):
-        return self.basis.gradient(a, field), self.basis.laplacian(a, field)
-
-    def evaluate(self, params, a, field):
-        return self(a, field)
-
-    def columns(self, field, dS, params=None):
-        return self.basis.columns(field, dS)
 
 
 def kept_scales(lattice: Lattice, precision, scales: Sequence[float]) -> list[float]:

@@ -29,10 +29,10 @@ import pathlib
 import numpy as np
 
 from .._errors import PikflowError, SolveError
+from ..flow import LatticeFlow
 from ..refine import register_refiner
 from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
 from ._fit import DEFAULT_TAME, score_flow
-from ._flow import LatticeFlow
 from ._solve import solve_lattice
 
 

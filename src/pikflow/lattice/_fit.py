@@ -31,8 +31,8 @@ import sympy as sp
 from .._errors import PikflowError, SolveError
 from ..action import LatticePath, check_bounded_below
 from ..action._path import t as T
+from ..flow import LatticeFlow
 from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
-from ._flow import LatticeFlow
 from ._free import GaussianLatticeBase
 from ._solve import solve_lattice
 

@@ -190,7 +190,7 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         A basis family or path that cannot be stored, an expression that does not
         survive the round trip through text, or a directory that cannot be written.
     """
-    from ._flow import LatticeFlow
+    from ..flow import LatticeFlow
 
     if not isinstance(flow, LatticeFlow):
         raise FlowFileError(f"save_lattice_flow needs a LatticeFlow, got {type(flow).__name__}")
@@ -248,7 +248,7 @@ def load_lattice_flow(directory: str | pathlib.Path):
         format version, or arrays whose
         shapes do not fit the basis, lattice or number of steps.
     """
-    from ._flow import LatticeFlow, LatticeLayerReport
+    from ..flow import LatticeFlow, LatticeLayerReport
     from ._free import GaussianLatticeBase
 
     if not isinstance(directory, (str, os.PathLike)):

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..samplers import AnnealingProblem
+from ..flow import LatticeFlow
+from ..samplers import AnnealingProblem, register_problem
 
 
 def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
@@ -103,5 +104,7 @@ def smc_observables(result, volume: int, t: float | None = None) -> dict:
         "binder": result.derived(lambda m: 1 - m["m4"] / (3 * m["m2"] ** 2), t),
     }
 
+
+register_problem(LatticeFlow, lattice_problem)  # pikflow.samplers.smc(flow) of a lattice flow
 
 __all__ = ["lattice_problem", "magnetisation_moments", "smc_observables"]

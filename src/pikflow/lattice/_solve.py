@@ -18,10 +18,10 @@ import numpy as np
 
 from .._errors import PikflowError, SolveError
 from ..action import LatticePath, check_bounded_below
+from ..flow import LatticeFlow, LatticeLayerReport
+from ..flow._compiled import assembler_fn, push_fn, velocity_fn
 from ..progress import progress_bar
 from ._basis import LatticeBasis, lattice_basis
-from ._compiled import assembler_fn, push_fn, velocity_fn
-from ._flow import LatticeFlow, LatticeLayerReport
 from ._free import GaussianLatticeBase
 
 
