@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pikflow import SamplingError
+from pikflow.flow._lattice_stream import BATCH_COPIES, check_sample_memory, sample_memory
 from pikflow.lattice import (
     LatticeAction,
     LatticePath,
@@ -13,7 +14,6 @@ from pikflow.lattice import (
     reweighted_observables,
     solve_lattice,
 )
-from pikflow.flow._lattice_stream import BATCH_COPIES, check_sample_memory, sample_memory
 
 
 @pytest.fixture(scope="module")

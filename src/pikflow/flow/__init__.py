@@ -21,6 +21,7 @@ from ._interface import AbstractSamples as AbstractSamples
 from ._interface import CallableFloat as CallableFloat
 from ._interface import register_flow_format as register_flow_format
 from ._interface import register_flow_io as register_flow_io
+from ._lattice_base import GaussianLatticeBase as GaussianLatticeBase
 from ._lattice_flow import LatticeFlow as LatticeFlow
 from ._lattice_flow import LatticeLayerReport as LatticeLayerReport
 from ._lattice_samples import LatticeSamples as LatticeSamples
@@ -44,6 +45,7 @@ __all__ = [
     "CallableFloat",
     "Flow",
     "GaussianBase",
+    "GaussianLatticeBase",
     "LatticeFlow",
     "LatticeLayerReport",
     "LatticeSamples",

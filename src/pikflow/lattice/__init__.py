@@ -32,7 +32,14 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 """
 
 from ..action import LatticeAction, LatticePath, check_bounded_below
-from ..flow import LatticeFlow, LatticeLayerReport, LatticeSamples, register_flow_io, two_point_series
+from ..flow import (
+    GaussianLatticeBase,
+    LatticeFlow,
+    LatticeLayerReport,
+    LatticeSamples,
+    register_flow_io,
+    two_point_series,
+)
 from ._basis import (
     DEFAULT_SCALES,
     FourierTwoPoint,
@@ -73,7 +80,7 @@ from ._fit import (
     preset_basis,
     target_values,
 )
-from ._free import GaussianLatticeBase, free_kernel, log_cosh
+from ._free import free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice, check_shape
 from ._level_flow import LevelBase, LevelPath, level_diagnostics, level_log_weights, solve_level

@@ -31,9 +31,8 @@ import sympy as sp
 from .._errors import PikflowError, SolveError
 from ..action import LatticePath, check_bounded_below
 from ..action._path import t as T
-from ..flow import LatticeFlow
+from ..flow import GaussianLatticeBase, LatticeFlow
 from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
-from ._free import GaussianLatticeBase
 from ._solve import solve_lattice
 
 #: Smoothing scales of the default powers, in units of :math:`1/(K_0^{\max}-K_0^{\min})` (:func:`default_scales`).

@@ -248,8 +248,7 @@ def load_lattice_flow(directory: str | pathlib.Path):
         format version, or arrays whose
         shapes do not fit the basis, lattice or number of steps.
     """
-    from ..flow import LatticeFlow, LatticeLayerReport
-    from ._free import GaussianLatticeBase
+    from ..flow import GaussianLatticeBase, LatticeFlow, LatticeLayerReport
 
     if not isinstance(directory, (str, os.PathLike)):
         raise FlowFileError(f"load_lattice_flow needs a directory path, got {type(directory).__name__}")

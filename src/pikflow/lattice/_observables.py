@@ -23,9 +23,8 @@ from .._estimate import Estimate
 from ..action import LatticePath
 from ..baselines import MIN_ACCEPTANCE
 from ..diagnostics import gamma_method, imh_chain, reweight
-from ..flow import two_point_series
+from ..flow import GaussianLatticeBase, two_point_series
 from ..flow._lattice_stream import _site_means
-from ._free import GaussianLatticeBase
 
 
 def chain_observables(magnetisation, volume: int) -> dict[str, Estimate]:

@@ -39,8 +39,8 @@ from .._errors import SamplingError
 from .._estimate import Estimate
 from ..action import LatticeAction, LatticePath
 from ..action._path import t as T
+from ..flow import GaussianLatticeBase
 from ..samplers import AnnealingProblem, smc
-from ._free import GaussianLatticeBase
 from ._smc import magnetisation_moments, smc_observables
 
 #: The observables of every scan point.

@@ -18,11 +18,10 @@ import numpy as np
 
 from .._errors import PikflowError, SolveError
 from ..action import LatticePath, check_bounded_below
-from ..flow import LatticeFlow, LatticeLayerReport
+from ..flow import GaussianLatticeBase, LatticeFlow, LatticeLayerReport
 from ..flow._compiled import assembler_fn, push_fn, velocity_fn
 from ..progress import progress_bar
 from ._basis import LatticeBasis, lattice_basis
-from ._free import GaussianLatticeBase
 
 
 def least_squares(A, b, rcond: float = 1e-12):
