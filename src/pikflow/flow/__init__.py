@@ -25,6 +25,9 @@ from ._lattice_base import GaussianLatticeBase as GaussianLatticeBase
 from ._lattice_flow import LatticeFlow as LatticeFlow
 from ._lattice_flow import LatticeLayerReport as LatticeLayerReport
 from ._lattice_samples import LatticeSamples as LatticeSamples
+from ._lattice_solve import register_default_basis as register_default_basis
+from ._lattice_solve import register_solve_path as register_solve_path
+from ._lattice_solve import solve_lattice as solve_lattice
 from ._lattice_stream import check_sample_memory as check_sample_memory
 from ._lattice_stream import sample_memory as sample_memory
 from ._lattice_stream import two_point_series as two_point_series
@@ -59,9 +62,12 @@ __all__ = [
     "check_sample_memory",
     "path_estimates",
     "register_flow_format",
+    "register_default_basis",
     "register_flow_io",
     "register_kernel",
     "sample_memory",
+    "register_solve_path",
     "solve",
+    "solve_lattice",
     "two_point_series",
 ]

@@ -38,8 +38,10 @@ from ..flow import (
     LatticeLayerReport,
     LatticeSamples,
     register_flow_io,
+    solve_lattice,
     two_point_series,
 )
+from ..solvers import least_squares
 from ._basis import (
     DEFAULT_SCALES,
     FourierTwoPoint,
@@ -100,7 +102,6 @@ from ._observables import (
 )
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
-from ._solve import least_squares, solve_lattice
 from ._symmetry import Symmetry
 
 register_flow_io(LatticeFlow, save_lattice_flow, load_lattice_flow)  # LatticeFlow.save / LatticeFlow.load

@@ -38,6 +38,7 @@ import numpy as np
 
 from .._errors import BasisError
 from ..bases import AbstractPotentialBasis, register_basis
+from ..flow import register_default_basis
 from ._basis_local import LocalHermite, _patterns
 from ._basis_smoothed import DEFAULT_SCALES, SmoothedPowers, SmoothedProducts, _tamed_square
 from ._basis_spectral import (
@@ -307,3 +308,11 @@ def family_from_spec(spec, lattice: Lattice) -> LatticeFamily:
 for _kind in _FAMILY_FACTORIES:
     register_basis(_kind, family_from_spec)
 register_basis("lattice", lambda s, lat: LatticeBasis([family_from_spec(f, lat) for f in s["families"]]))
+
+
+def path_basis(path) -> LatticeBasis:
+    """The default basis of :func:`~pikflow.flow.solve_lattice`: :func:`lattice_basis` under the path's symmetry."""
+    return lattice_basis(path.lattice, symmetry=path.symmetry())
+
+
+register_default_basis(path_basis)

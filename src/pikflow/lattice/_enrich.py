@@ -29,11 +29,10 @@ import pathlib
 import numpy as np
 
 from .._errors import PikflowError, SolveError
-from ..flow import LatticeFlow
+from ..flow import LatticeFlow, solve_lattice
 from ..refine import register_refiner
 from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
 from ._fit import DEFAULT_TAME, score_flow
-from ._solve import solve_lattice
 
 
 @dataclasses.dataclass(frozen=True)

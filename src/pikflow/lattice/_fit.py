@@ -31,9 +31,8 @@ import sympy as sp
 from .._errors import PikflowError, SolveError
 from ..action import LatticePath, check_bounded_below
 from ..action._path import t as T
-from ..flow import GaussianLatticeBase, LatticeFlow
+from ..flow import GaussianLatticeBase, LatticeFlow, solve_lattice
 from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
-from ._solve import solve_lattice
 
 #: Smoothing scales of the default powers, in units of :math:`1/(K_0^{\max}-K_0^{\min})` (:func:`default_scales`).
 MATCHED_SCALE_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
