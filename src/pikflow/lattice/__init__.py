@@ -41,6 +41,7 @@ from ..flow import (
     solve_lattice,
     two_point_series,
 )
+from ..refine import Enrichment, EnrichmentStep, enrich_lattice
 from ..solvers import least_squares
 from ._basis import (
     DEFAULT_SCALES,
@@ -68,7 +69,7 @@ from ._conventions import (
     to_nf,
 )
 from ._density import d, mu, phi, shift, sum_mu
-from ._enrich import Enrichment, EnrichmentStep, default_enrichments, enrich_lattice
+from ._enrichments import default_enrichments
 from ._fit import (
     BASE_KINDS,
     BASIS_PRESETS,

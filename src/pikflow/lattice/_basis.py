@@ -131,6 +131,16 @@ class LatticeBasis(AbstractPotentialBasis):
         """:meth:`columns` with the Fourier transforms shared (:mod:`._fused`): the same numbers to rounding."""
         return self.fused.columns(field, dS)
 
+    def enrichments(self, path, base) -> list[LatticeFamily]:
+        """The default enrichment ladder (:func:`~pikflow.lattice.default_enrichments`): tamed families only."""
+        from ._enrichments import basis_enrichments
+
+        return basis_enrichments(self, path, base)
+
+    def extended(self, term: LatticeFamily) -> LatticeBasis:
+        """This basis with the family ``term`` appended (the enrichment's candidate)."""
+        return LatticeBasis([*self.families, term])
+
     @property
     def components(self) -> int:
         """The number of field components per site (1, or ``n`` of the multi-component families)."""
