@@ -145,7 +145,9 @@ class PotentialEvaluator:
         return self.basis.gradient(a, field), self.basis.laplacian(a, field)
 
     def evaluate(self, params, a, field):
+        r""":math:`(\partial\Omega, \Delta\Omega)` of one configuration (``params`` unused: nothing is traced)."""
         return self(a, field)
 
     def columns(self, field, dS, params=None):
+        r"""The rows of eq. 34 at the action gradient ``dS`` (:meth:`AbstractPotentialBasis.columns`)."""
         return self.basis.columns(field, dS)
