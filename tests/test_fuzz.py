@@ -427,9 +427,9 @@ CALLS = sorted(_api_calls({}, None))
 def no_numerics(monkeypatch):
     """Replace the numerical stages by :class:`_Reached` (sampling, solving, HMC)."""
     import pikflow.flow._build as build_mod
+    import pikflow.lattice._basis as lflow_mod  # solve_lattice's default basis (path_basis) calls its lattice_basis
     import pikflow.lattice._fit as fit_mod
     import pikflow.lattice._observables as obs_mod
-    import pikflow.lattice._solve as lflow_mod
 
     def stop(*a, **k):
         raise _Reached

@@ -461,7 +461,7 @@ def test_fit_lattice_matched_base_agrees_with_hmc():
 def test_free_kernel_error_decreases_with_local_range():
     """Local quadratic terms only (no Fourier term): the free kernel is approached as the range R grows."""
     from pikflow.lattice import LatticeBasis, LocalHermite
-    from pikflow.lattice._solve import least_squares
+    from pikflow.solvers import least_squares
 
     lat = Lattice((16, 16))
     path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (0.5, 0.1)})

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import pikflow as pf  # noqa: F401  (float64)
+from pikflow.flow._lattice_flow import _make_push
 from pikflow.lattice import (
     PHI4_DENSITY,
     GaussianLatticeBase,
@@ -23,7 +24,6 @@ from pikflow.lattice import (
     default_basis,
     lattice_basis,
 )
-from pikflow.lattice._flow import _make_push
 from pikflow.lattice._fused import half_spectrum
 
 RTOL = 1e-10
@@ -117,8 +117,8 @@ def test_non_fused_family_falls_back():
 def test_constants_as_arguments_compile_once_and_change_nothing():
     """Two candidates of one structure (other taming width, base precision and zero mode) share every compiled
     function, and give the same layers, samples and weights as a solve compiled for the second one alone."""
+    from pikflow.flow._compiled import clear_cache, misses
     from pikflow.lattice import solve_lattice
-    from pikflow.lattice._compiled import clear_cache, misses
 
     shape, steps = (6, 6), 2
     S = LatticeAction(PHI4_DENSITY, list(shape))

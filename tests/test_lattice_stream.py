@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pikflow import SamplingError
+from pikflow.flow._lattice_stream import BATCH_COPIES, check_sample_memory, sample_memory
 from pikflow.lattice import (
     LatticeAction,
     LatticePath,
@@ -13,7 +14,6 @@ from pikflow.lattice import (
     reweighted_observables,
     solve_lattice,
 )
-from pikflow.lattice._stream import BATCH_COPIES, check_sample_memory, sample_memory
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_memory_estimate_and_refusal():
 
 
 def test_sample_refuses_before_drawing(flow, monkeypatch):
-    import pikflow.lattice._stream as stream
+    import pikflow.flow._lattice_stream as stream
 
     monkeypatch.setattr(stream, "available_memory", lambda: 10_000)
     with pytest.raises(SamplingError, match="keep_fields=False"):

@@ -278,7 +278,7 @@ def test_fault_nonfinite_lattice_coefficients(monkeypatch):
     import jax.numpy as jnp
     import optimistix as optx
 
-    import pikflow.lattice._solve as lflow
+    import pikflow.flow._lattice_solve as lflow
     import pikflow.solvers as solvers
 
     def nan_solve(solver, A, b, *args):

@@ -21,6 +21,7 @@ from . import (  # noqa: E402
     diagnostics,
     exact,
     lattice,  # noqa: E402
+    lowering,  # noqa: F401  (registers the JAX lowering of lattice paths with action/)
     samplers,
 )
 from ._citation import citation  # noqa: E402

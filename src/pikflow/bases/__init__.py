@@ -9,12 +9,14 @@ from ._basis import Sine as Sine
 from ._basis import basis_from_spec as basis_from_spec
 from ._basis import default_basis as default_basis
 from ._potential import AbstractPotentialBasis as AbstractPotentialBasis
+from ._potential import PotentialEvaluator as PotentialEvaluator
 from ._potential import potential_kinds as potential_kinds
 from ._potential import register_basis as register_basis
 
 __all__ = [
     "AbstractBasis",
     "AbstractPotentialBasis",
+    "PotentialEvaluator",
     "Custom",
     "Hermite",
     "Polynomial",

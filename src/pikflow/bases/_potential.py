@@ -10,7 +10,12 @@ derived in SymPy, or FFTs), and their number must not grow with the volume: a
 * the rows of eq. 34, :math:`L T_j = \Delta T_j - \partial\hat S_t\cdot\partial T_j`, for the action
   gradient :math:`\partial\hat S_t`;
 * for coefficients :math:`a`, the gradient :math:`\partial\Omega = \sum_j a_j\partial T_j` (the
-  velocity is :math:`v = -\partial\Omega`, eq. 32) and :math:`\Delta\Omega = -\partial\cdot v`.
+  velocity is :math:`v = -\partial\Omega`, eq. 32) and :math:`\Delta\Omega = -\partial\cdot v`;
+* both at once, :meth:`AbstractPotentialBasis.gradient_and_laplacian`, and the evaluator
+  :attr:`AbstractPotentialBasis.fused` that the flow stage compiles once per *structure*
+  (its ``key``) with the basis's numbers as traced arguments (its ``params``).
+
+The flow stage (the RK4 push of eqs. 11 and 32, the solve of eq. 34) uses only this interface.
 
 Both kinds are :class:`~pikflow.bases.AbstractBasis`: they have a ``kind``, a JSON-serialisable
 :meth:`~AbstractBasis.spec`, and :func:`basis_from_spec` rebuilds either (a potential basis
@@ -99,5 +104,50 @@ class AbstractPotentialBasis(AbstractBasis):
         r""":math:`\Delta\Omega = \sum_j a_j\Delta T_j(\phi) = -\partial\cdot v`."""
         return jnp.dot(a, self.laplacians(field))
 
+    def gradient_and_laplacian(self, a, field):
+        r""":math:`(\partial\Omega, \Delta\Omega)` of one configuration (a basis may share work between them)."""
+        return self.gradient(a, field), self.laplacian(a, field)
+
+    def fused_columns(self, field, dS):
+        """:meth:`columns` through :attr:`fused` (a basis may share work between the rows)."""
+        return self.fused.columns(field, dS)
+
+    @property
+    def fused(self):
+        r"""The evaluator the flow stage compiles (:class:`PotentialEvaluator` unless a basis has a faster one).
+
+        It has ``key`` (hashable: bases of equal keys share compiled code), ``params`` (a pytree of the
+        numbers passed as traced arguments), ``evaluate(params, a, field)`` ->
+        :math:`(\partial\Omega, \Delta\Omega)` and ``columns(field, dS, params=None)`` (rows of eq. 34).
+        """
+        if getattr(self, "_fused", None) is None:
+            self._fused = PotentialEvaluator(self)
+        return self._fused
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}[{self.n}]"
+
+
+class PotentialEvaluator:
+    r""":math:`(\partial\Omega, \Delta\Omega)` and the rows of eq. 34 of a potential basis, its numbers baked in.
+
+    The default :attr:`AbstractPotentialBasis.fused`: no parameters are traced, so compiled code is
+    shared only by this basis (its ``key`` holds the basis's id; the compile cache holds the basis).
+    """
+
+    def __init__(self, basis: AbstractPotentialBasis):
+        self.basis = basis
+        # constants stay baked in: compiled code is shared only with this basis (the cache holds it)
+        self.params: dict = {}
+        self.key = ("family", id(basis))
+
+    def __call__(self, a, field):
+        return self.basis.gradient(a, field), self.basis.laplacian(a, field)
+
+    def evaluate(self, params, a, field):
+        r""":math:`(\partial\Omega, \Delta\Omega)` of one configuration (``params`` unused: nothing is traced)."""
+        return self(a, field)
+
+    def columns(self, field, dS, params=None):
+        r"""The rows of eq. 34 at the action gradient ``dS`` (:meth:`AbstractPotentialBasis.columns`)."""
+        return self.basis.columns(field, dS)

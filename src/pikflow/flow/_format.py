@@ -53,6 +53,29 @@ def register_flow_format(space: str, reader: Callable) -> None:
     _READERS[space] = reader
 
 
+#: flow class -> ``(writer, reader)`` of its space's save format (:func:`register_flow_io`).
+_FLOW_IO: dict[type, tuple[Callable, Callable]] = {}
+
+
+def register_flow_io(cls: type, writer: Callable, reader: Callable) -> None:
+    """Make ``cls.save`` call ``writer(flow, directory)`` and ``cls.load`` call ``reader(directory)``.
+
+    A flow class of this stage whose metadata belongs to its space (the lattice flows:
+    :func:`pikflow.lattice.save_lattice_flow`, :func:`pikflow.lattice.load_lattice_flow`, which
+    write and read this format through :func:`write_flow_directory` / :func:`read_flow_directory`)
+    gets them from the space, so that this stage imports no space.
+    """
+    _FLOW_IO[cls] = (writer, reader)
+
+
+def flow_io(cls: type) -> tuple[Callable, Callable]:
+    """The ``(writer, reader)`` registered for ``cls`` or its nearest base class (:func:`register_flow_io`)."""
+    for klass in cls.__mro__:
+        if klass in _FLOW_IO:
+            return _FLOW_IO[klass]
+    raise FlowFileError(f"no save format is registered for {cls.__name__}: import pikflow (pikflow.lattice) first")
+
+
 def reader_for(directory) -> Callable:
     """The registered reader of the flow saved in ``directory`` (the 0-D one, which reports the error, if unknown)."""
     return _READERS.get(saved_space(directory)) or _READERS["zero-dim"]

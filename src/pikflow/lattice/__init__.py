@@ -1,22 +1,32 @@
-r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Omega_t` flow (paper sec. IV B).
+r"""Lattice field theories: what only lattices know (paper sec. IV B), plugged into the shared stages.
 
-- :class:`Symmetry`: the reflections, axis permutations and :math:`Z_2` of an action, detected in
-  SymPy (``action.symmetry()``, ``path.symmetry()``); bases and the matched base are symmetrised
-  only under it.
-- :class:`Lattice`, :class:`LatticeAction` (a density string or SymPy expression in
-  ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``; several components per site, e.g. an
-  O(n) model in ``phi1, phi2``: configurations of shape ``(n, *lattice)``), :class:`LatticePath`.
-- Symbolic gradient and Laplacian stencils lowered to JAX (``jnp.roll``).
-- :class:`GaussianLatticeBase` (exact FFT sampling; optionally a two-Gaussian zero-mode mixture),
-  :func:`free_kernel` (exact
-  :math:`v = -\tfrac12 K^{-1}\dot K\phi`).
+The stages are those of every field space; this package holds only the lattice-specific parts
+and re-exports, for convenience, the names that live in the stages:
+
+- symbolic layer (:mod:`pikflow.action`): :class:`Lattice`, :class:`LatticeAction` (a density string
+  or SymPy expression in ``phi``, ``shift(phi, mu[, -1])``, ``sum_mu``, ``d``; several components
+  per site, e.g. an O(n) model in ``phi1, phi2``: configurations of shape ``(n, *lattice)``),
+  :class:`LatticePath`, :func:`check_bounded_below`, :class:`Symmetry` (the reflections, axis
+  permutations and :math:`Z_2` of an action, detected in SymPy; bases and the matched base are
+  symmetrised only under it);
+- flow (:mod:`pikflow.flow`): :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples`
+  (the flow and samples interface of every space), :class:`LatticeLayerReport`,
+  :class:`GaussianLatticeBase` (exact FFT sampling; optionally a two-Gaussian zero-mode mixture),
+  :func:`two_point_series`; solvers (:mod:`pikflow.solvers`): :func:`least_squares`;
+- refinement (:mod:`pikflow.refine`): :func:`enrich_lattice` (residual-driven basis enrichment, also
+  ``pikflow.refine(flow)`` -> :class:`Enrichment`, :class:`EnrichmentStep`).
+
+Lattice-specific, here:
+
 - Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
-  :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`.
-- :func:`solve_lattice` -> :class:`LatticeFlow` -> :class:`LatticeSamples` (the flow and samples
-  interface of every space, :class:`pikflow.AbstractFlow`, :class:`pikflow.AbstractSamples`);
-  :func:`enrich_lattice` (residual-driven basis enrichment, also ``pikflow.refine(flow)`` ->
-  :class:`Enrichment`);
-  :func:`flow_observables` (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
+  :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`
+  (the default basis of :func:`solve_lattice`, registered), and the enrichment ladder
+  :func:`default_enrichments`.
+- :func:`free_kernel` (exact :math:`v = -\tfrac12 K^{-1}\dot K\phi`); the conventions
+  :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
+- :func:`fit_lattice` (builds and scores candidate flows); observables: :func:`flow_observables`
+  (IMH + Gamma method), :func:`flow_two_point`, :func:`hmc`, :func:`matched_base`.
+- The npz save format (:func:`save_lattice_flow`, :func:`load_lattice_flow`; ``LatticeFlow.save``).
 - SMC on a lattice flow: :func:`lattice_problem` (:func:`pikflow.samplers.smc` takes the flow directly),
   :func:`magnetisation_moments`, :func:`smc_observables`.
 - Multilevel sampling: :func:`multilevel` (block upsampling plus zero-block-sum white noise or
@@ -28,10 +38,20 @@ r"""Lattice field theories: symbolic lattice actions and the elliptic :math:`\Om
 - Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
   :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
   :class:`LatticeScan`; :func:`binder_crossings`; :func:`path_problem`.
-- Convention helpers :func:`from_hopping`, :func:`to_hopping`, :func:`from_nf`, :func:`to_nf`.
 """
 
-from ._action import LatticeAction, LatticePath
+from ..action import LatticeAction, LatticePath, check_bounded_below
+from ..flow import (
+    GaussianLatticeBase,
+    LatticeFlow,
+    LatticeLayerReport,
+    LatticeSamples,
+    register_flow_io,
+    solve_lattice,
+    two_point_series,
+)
+from ..refine import Enrichment, EnrichmentStep, enrich_lattice
+from ..solvers import least_squares
 from ._basis import (
     DEFAULT_SCALES,
     FourierTwoPoint,
@@ -46,7 +66,6 @@ from ._basis import (
     tamed_power,
 )
 from ._basis_block import BlockNeighbours, BlockTerms, CoarseFamily, level_basis
-from ._bounded import check_bounded_below
 from ._conventions import (
     HOPPING_DENSITY,
     NF_DENSITY,
@@ -59,7 +78,7 @@ from ._conventions import (
     to_nf,
 )
 from ._density import d, mu, phi, shift, sum_mu
-from ._enrich import Enrichment, EnrichmentStep, default_enrichments, enrich_lattice
+from ._enrichments import default_enrichments
 from ._fit import (
     BASE_KINDS,
     BASIS_PRESETS,
@@ -73,8 +92,7 @@ from ._fit import (
     preset_basis,
     target_values,
 )
-from ._flow import LatticeFlow, LatticeLayerReport
-from ._free import GaussianLatticeBase, free_kernel, log_cosh
+from ._free import free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
 from ._lattice import Lattice, check_shape
 from ._level_flow import LevelBase, LevelPath, level_diagnostics, level_log_weights, solve_level
@@ -91,13 +109,12 @@ from ._observables import (
     matched_base_weighted,
     mixture_moments,
     reweighted_observables,
-    two_point_series,
 )
-from ._samples import LatticeSamples
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
-from ._solve import least_squares, solve_lattice
 from ._symmetry import Symmetry
+
+register_flow_io(LatticeFlow, save_lattice_flow, load_lattice_flow)  # LatticeFlow.save / LatticeFlow.load
 
 __all__ = [
     "BlockNeighbours",

@@ -38,6 +38,7 @@ import numpy as np
 
 from .._errors import BasisError
 from ..bases import AbstractPotentialBasis, register_basis
+from ..flow import register_default_basis
 from ._basis_local import LocalHermite, _patterns
 from ._basis_smoothed import DEFAULT_SCALES, SmoothedPowers, SmoothedProducts, _tamed_square
 from ._basis_spectral import (
@@ -130,6 +131,16 @@ class LatticeBasis(AbstractPotentialBasis):
         """:meth:`columns` with the Fourier transforms shared (:mod:`._fused`): the same numbers to rounding."""
         return self.fused.columns(field, dS)
 
+    def enrichments(self, path, base) -> list[LatticeFamily]:
+        """The default enrichment ladder (:func:`~pikflow.lattice.default_enrichments`): tamed families only."""
+        from ._enrichments import basis_enrichments
+
+        return basis_enrichments(self, path, base)
+
+    def extended(self, term: LatticeFamily) -> LatticeBasis:
+        """This basis with the family ``term`` appended (the enrichment's candidate)."""
+        return LatticeBasis([*self.families, term])
+
     @property
     def components(self) -> int:
         """The number of field components per site (1, or ``n`` of the multi-component families)."""
@@ -139,38 +150,18 @@ class LatticeBasis(AbstractPotentialBasis):
     def fused(self):
         """The :class:`~pikflow.lattice._fused.FusedEvaluator` of this basis (built on first use).
 
-        With ``n > 1`` components: :class:`FamilyEvaluator` (each family's own transforms).
+        With ``n > 1`` components: the default :class:`~pikflow.bases.PotentialEvaluator` (family by family).
         """
+        if self.components > 1:
+            return super().fused
         if getattr(self, "_fused", None) is None:
-            if self.components > 1:
-                self._fused = FamilyEvaluator(self)
-            else:
-                from ._fused import FusedEvaluator
+            from ._fused import FusedEvaluator
 
-                self._fused = FusedEvaluator(self)
+            self._fused = FusedEvaluator(self)
         return self._fused
 
     def __repr__(self) -> str:
         return "LatticeBasis(" + ", ".join(f"{type(f).__name__}[{f.n}]" for f in self.families) + ")"
-
-
-class FamilyEvaluator:
-    r""":math:`(\partial\Omega, \Delta\Omega)` and the rows of eq. 34 family by family (as the fused one)."""
-
-    def __init__(self, basis: LatticeBasis):
-        self.basis = basis
-        # constants stay baked in: compiled code is shared only with this basis (the cache holds it)
-        self.params: dict = {}
-        self.key = ("family", id(basis))
-
-    def __call__(self, a, field):
-        return self.basis.gradient(a, field), self.basis.laplacian(a, field)
-
-    def evaluate(self, params, a, field):
-        return self(a, field)
-
-    def columns(self, field, dS, params=None):
-        return self.basis.columns(field, dS)
 
 
 def kept_scales(lattice: Lattice, precision, scales: Sequence[float]) -> list[float]:
@@ -327,3 +318,11 @@ def family_from_spec(spec, lattice: Lattice) -> LatticeFamily:
 for _kind in _FAMILY_FACTORIES:
     register_basis(_kind, family_from_spec)
 register_basis("lattice", lambda s, lat: LatticeBasis([family_from_spec(f, lat) for f in s["families"]]))
+
+
+def path_basis(path) -> LatticeBasis:
+    """The default basis of :func:`~pikflow.flow.solve_lattice`: :func:`lattice_basis` under the path's symmetry."""
+    return lattice_basis(path.lattice, symmetry=path.symmetry())
+
+
+register_default_basis(path_basis)

@@ -188,7 +188,7 @@ class Magnetisation(LatticeFamily):
             d1.append(g1)
             d2.append(g2)
         if self.log_cosh is not None:
-            from ._free import log_cosh_term
+            from ..lowering import log_cosh_term
 
             for out, part in zip((vals, d1, d2), log_cosh_term(self.log_cosh, V * m, V), strict=True):
                 out.append(part)

@@ -29,13 +29,11 @@ import numpy as np
 import sympy as sp
 
 from .._errors import PikflowError, SolveError
+from ..action import LatticePath, check_bounded_below
 from ..action._path import t as T
-from ._action import LatticePath
+from ..flow import GaussianLatticeBase, LatticeFlow, solve_lattice
+from ..refine import score_flow
 from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
-from ._bounded import check_bounded_below
-from ._flow import LatticeFlow
-from ._free import GaussianLatticeBase
-from ._solve import solve_lattice
 
 #: Smoothing scales of the default powers, in units of :math:`1/(K_0^{\max}-K_0^{\min})` (:func:`default_scales`).
 MATCHED_SCALE_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -166,44 +164,6 @@ def preset_basis(
 BASE_KINDS = ("matched", "gaussian", "mixture", "free")
 #: Target configurations (at most) pulled back through each candidate flow for :meth:`LatticeFlow.target_ess`.
 HOLE_CHECK_SAMPLES = 2000
-
-
-def score_flow(
-    flow: LatticeFlow,
-    key,
-    n: int,
-    reference=None,
-    *,
-    beat: float | None = None,
-    progress: bool = False,
-    desc: str = "scoring",
-) -> dict:
-    r"""ESS/N and runaways of ``n`` fresh samples, and :meth:`LatticeFlow.target_ess` on ``reference`` if given.
-
-    ``score`` is the smaller of the two ESS estimates (the flow-side one alone without a
-    reference): what :func:`fit_lattice` and :func:`enrich_lattice` compare flows by. With
-    ``beat``, the pull-back of ``reference`` is skipped (``target_ess`` None) when the flow-side
-    ESS is already below ``beat``: the score, at most that ESS, cannot beat it (early stop).
-    ``progress`` shows a bar labelled ``desc`` over the samples and the reference configurations.
-    """
-    from ..progress import progress_bar
-
-    n_ref = 0 if reference is None else len(reference)
-    bar = progress_bar(total=n + n_ref, desc=desc, disable=not progress)
-    trial = flow.sample(key, n)
-    bar.update(n)
-    out = {"ess": float(trial.ess()), "runaway": trial.n_runaway}
-    out["score"] = out["ess"]
-    if reference is not None and beat is not None and out["ess"] < beat:
-        out["target_ess"] = None
-        reference = None
-    elif reference is not None:
-        out["target_ess"] = flow.target_ess(reference, trial)
-        out["score"] = min(out["score"], out["target_ess"])
-    bar.update(n_ref)
-    bar.set_postfix_str(f"score {out['score']:.3f}")
-    bar.close()
-    return out
 
 
 def _candidate_label(i: int, n: int, kind: str, tame: float | None) -> str:

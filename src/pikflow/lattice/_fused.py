@@ -25,7 +25,7 @@ filters, the taming widths, :math:`h_s`, :math:`h_{ab}`, the magnetisation width
 :math:`\log\cosh` coupling) is a leaf of :attr:`FusedEvaluator.params`, passed to
 :meth:`FusedEvaluator.evaluate` and :meth:`FusedEvaluator.columns` as a traced argument, and
 everything baked into the compiled code is in :attr:`FusedEvaluator.key`. Two bases with equal
-keys evaluate with one compiled function (:mod:`._compiled`): the candidates of
+keys evaluate with one compiled function (:mod:`pikflow.flow._compiled`): the candidates of
 :func:`fit_lattice` (taming widths, base precisions) share one compilation.
 """
 

@@ -125,7 +125,7 @@ def _path_spec(path, arrays: dict) -> dict:
 
 
 def _path_from_spec(spec: Mapping, arrays):
-    from ._action import LatticeAction, LatticePath
+    from ..action import LatticeAction, LatticePath
 
     action = LatticeAction(_density_from_spec(spec["density"]), list(spec["lattice"]), spec.get("fields"))
     couplings = {name: _coupling_from_spec(c) for name, c in spec["couplings"].items()}
@@ -184,7 +184,7 @@ def save_lattice_flow(flow, directory: str | pathlib.Path) -> pathlib.Path:
         A basis family or path that cannot be stored, an expression that does not
         survive the round trip through text, or a directory that cannot be written.
     """
-    from ._flow import LatticeFlow
+    from ..flow import LatticeFlow
 
     if not isinstance(flow, LatticeFlow):
         raise FlowFileError(f"save_lattice_flow needs a LatticeFlow, got {type(flow).__name__}")
@@ -235,8 +235,7 @@ def load_lattice_flow(directory: str | pathlib.Path):
         or number of steps. Version 1 lattice flows (``"format": "pikflow-lattice-flow"``)
         are still read.
     """
-    from ._flow import LatticeFlow, LatticeLayerReport
-    from ._free import GaussianLatticeBase
+    from ..flow import GaussianLatticeBase, LatticeFlow, LatticeLayerReport
 
     how = "pikflow run CONFIG, or fit_lattice and LatticeFlow.save"
     meta, arrays = read_flow_directory(directory, "lattice", "a lattice flow", how)

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
-from ._action import LatticePath
+from ..action import LatticePath
+from ..flow import register_solve_path, solve_lattice
 from ._levels import Lift, weight_diagnostics
 
 
@@ -153,7 +154,6 @@ def solve_level(path: LevelPath, pool, basis=None, *, log_z_coarse: float = 0.0,
     keywords (e.g. ``{"coarse": {"fourier": False}}`` adds the coarse lattice's basis on the block means).
     """
     from ._basis_block import level_basis
-    from ._solve import solve_lattice
 
     if basis is None:
         basis = level_basis(path.lattice, symmetry=path.symmetry(), **(basis_options or {}))
@@ -187,5 +187,9 @@ def level_diagnostics(flow, phi, key, per: int = 2) -> dict:
         "flow": weight_diagnostics(level_log_weights(flow.base, phi, key, per, flow)),
     }
 
+
+register_solve_path(
+    LevelPath, "multilevel LevelPath", lambda path: path.fine, "a LevelPath needs its LevelBase (solve_level passes it)"
+)
 
 __all__ = ["LevelBase", "LevelPath", "level_diagnostics", "level_log_weights", "solve_level"]

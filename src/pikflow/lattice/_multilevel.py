@@ -36,9 +36,9 @@ import numpy as np
 
 from .._errors import SamplingError
 from .._estimate import Estimate
+from ..action import LatticePath
+from ..flow import GaussianLatticeBase
 from ..samplers import AnnealingProblem, smc
-from ._action import LatticePath
-from ._free import GaussianLatticeBase
 from ._levels import NOISES, Lift, block_mean, log_weights, tune_lift, upsample, weight_diagnostics
 from ._observables import chain_observables, hmc
 from ._smc import magnetisation_moments, smc_observables

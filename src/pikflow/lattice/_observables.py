@@ -20,10 +20,11 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
+from ..action import LatticePath
 from ..baselines import MIN_ACCEPTANCE
 from ..diagnostics import gamma_method, imh_chain, reweight
-from ._action import LatticePath
-from ._free import GaussianLatticeBase
+from ..flow import GaussianLatticeBase, two_point_series
+from ..flow._lattice_stream import _site_means
 
 
 def chain_observables(magnetisation, volume: int) -> dict[str, Estimate]:
@@ -74,33 +75,6 @@ def magnetisations(fields, volume: int) -> np.ndarray:
     return x.reshape(x.shape[0], -1, volume).sum(axis=2)
 
 
-def two_point_series(fields, components: int = 1) -> np.ndarray:
-    r"""Per configuration, :math:`C(r) = \frac1{Vd}\sum_\mu\sum_x\phi(x)\phi(x+r\hat e_\mu)` for :math:`r \le L/2`.
-
-    The lattice autocorrelation by FFT, :math:`\frac1V\mathcal F^{-1}|\tilde\phi|^2`, read
-    along every axis and averaged over them. ``fields`` has shape ``(n, *lattice)``
-    (``(n, components, *lattice)`` with ``components > 1``: :math:`\phi\cdot\phi`, summed over components);
-    returns shape ``(n, L_min // 2 + 1)``.
-    """
-    x = np.asarray(fields, dtype=float)
-    first = 1 if components == 1 else 2
-    shape = x.shape[first:]
-    axes = tuple(range(first, x.ndim))
-    auto = np.real(np.fft.ifftn(np.abs(np.fft.fftn(x, axes=axes)) ** 2, axes=axes))  # sum_x phi(x) phi(x+y), /V below
-    if components > 1:
-        auto = auto.sum(axis=1)
-    R = min(shape) // 2
-    per_axis = []
-    for mu in range(len(shape)):
-        idx = [0] * len(shape)
-        rows = []
-        for r in range(R + 1):
-            idx[mu] = r
-            rows.append(auto[(slice(None), *idx)])
-        per_axis.append(np.stack(rows, axis=1))
-    return np.mean(per_axis, axis=0) / np.prod(shape)
-
-
 def chain_two_point(fields, components: int = 1) -> list[Estimate]:
     r"""The connected two-point function :math:`G(r) = \langle C(r)\rangle - \langle m\rangle^2` along a chain.
 
@@ -112,11 +86,6 @@ def chain_two_point(fields, components: int = 1) -> list[Estimate]:
     if x.shape[0] < 10:
         raise SamplingError(f"need a chain of at least 10 configurations, got {x.shape[0]}")
     return _connected(two_point_series(x, components), _site_means(x, components))
-
-
-def _site_means(x, components: int):
-    """The magnetisation per site, ``(n,)`` or ``(n, components)``."""
-    return x.reshape(x.shape[0], -1).mean(axis=1) if components == 1 else x.reshape(*x.shape[:2], -1).mean(axis=2)
 
 
 def _connected(C, m) -> list[Estimate]:

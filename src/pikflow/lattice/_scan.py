@@ -37,10 +37,10 @@ import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
+from ..action import LatticeAction, LatticePath
 from ..action._path import t as T
+from ..flow import GaussianLatticeBase
 from ..samplers import AnnealingProblem, smc
-from ._action import LatticeAction, LatticePath
-from ._free import GaussianLatticeBase
 from ._smc import magnetisation_moments, smc_observables
 
 #: The observables of every scan point.
@@ -101,9 +101,9 @@ def flow_problem(path: LatticePath, n_steps: int, *, basis_options=None, n_collo
     ``basis_options`` are keywords of :func:`~pikflow.lattice.lattice_basis` (default: its
     default basis, symmetrised under the path's symmetry). Returns the problem and the flow.
     """
+    from ..flow import solve_lattice
     from ._basis import lattice_basis
     from ._smc import lattice_problem
-    from ._solve import solve_lattice
 
     basis = lattice_basis(path.lattice, symmetry=path.symmetry(), **(basis_options or {}))
     flow = solve_lattice(path, steps=n_steps, basis=basis, n_collocation=n_collocation, seed=seed, progress=progress)

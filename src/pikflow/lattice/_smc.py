@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..flow import exact_log_det, rk4
-from ..samplers import AnnealingProblem
+from ..flow import LatticeFlow, exact_log_det, rk4
+from ..samplers import AnnealingProblem, register_problem
 
 
 def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
@@ -97,5 +97,7 @@ def smc_observables(result, volume: int, t: float | None = None) -> dict:
         "binder": result.derived(lambda m: 1 - m["m4"] / (3 * m["m2"] ** 2), t),
     }
 
+
+register_problem(LatticeFlow, lattice_problem)  # pikflow.samplers.smc(flow) of a lattice flow
 
 __all__ = ["lattice_problem", "magnetisation_moments", "smc_observables"]

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
+from ..action._lattice_path import register_lattice_lowering
 from ..action._path import t as T
 from ._sites import lower_site_expressions
 
@@ -57,6 +58,16 @@ class LoweredLatticePath:
         self._zero_on, self._linear_on = bool(path.zero_mode), bool(path.linear)
         self._w = sp.lambdify([T], path.spectral_weight, modules="jax")
         self._dw = sp.lambdify([T], sp.diff(path.spectral_weight, T), modules="jax")
+
+    @staticmethod
+    def parameters(path) -> dict:
+        """The numbers of ``path``'s Gaussian part as arrays (:meth:`~pikflow.action.LatticePath.traced_parameters`)."""
+        K0 = path.spectral_precision
+        return {
+            "K0": None if K0 is None else jnp.asarray(K0),
+            "zero_mode": jnp.asarray(path.zero_mode),
+            "linear": jnp.asarray(path.linear),
+        }
 
     def with_parameters(self, params) -> LoweredLatticePath:
         """A copy with :math:`K_0, b, h` replaced by ``params`` (``K0``, ``zero_mode``, ``linear``; traceable)."""
@@ -114,3 +125,6 @@ class LoweredLatticePath:
                 lap = lap - log_cosh_term(self.zero_mode, jnp.sum(field), self.lattice.volume)[2]
             out = out + self._w(time) * lap
         return out
+
+
+register_lattice_lowering(LoweredLatticePath)

@@ -5,7 +5,9 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * Wendland corrections (eqs. B2-B4) as a kernel of their own: :class:`CorrectedKernel`;
 * the refinement loop to a tolerance, never making a layer worse: :func:`refine_kernels`;
 * one entry for every field space, dispatching on the flow's type: :func:`refine`
-  (spaces add theirs with :func:`register_refiner`; a lattice flow is enriched);
+  (spaces add theirs with :func:`register_refiner`); a lattice flow (a potential basis) is
+  enriched: :func:`enrich_lattice` adds the basis's candidate terms where the residual of eq. 34
+  says so, judged by :func:`score_flow`, and returns an :class:`Enrichment`;
 * out-of-domain detection while sampling and local correction: :func:`detect_ood`,
   :func:`refine_online`;
 * where the flow misses the target (reference samples of largest weight, pulled back),
@@ -13,6 +15,7 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * the paper's Fig. 6 scenario (under-resolved last layers): :func:`underresolve`.
 """
 
+from ._enrich import Enrichment, EnrichmentStep, enrich_lattice, score_flow
 from ._entry import refine, register_refiner
 from ._missed import missed_points, missed_weights
 from ._online import OnlineRefinement, detect_ood, refine_online, underresolve
@@ -22,6 +25,8 @@ from ._residual import LayerResidual, kernel_residual, layer_points, layer_resid
 from ._wendland import CorrectedKernel, correction_columns, smoothness, wendland, wendland_g
 
 __all__ = [
+    "Enrichment",
+    "EnrichmentStep",
     "STATUSES",
     "CorrectedKernel",
     "LayerResidual",
@@ -32,6 +37,7 @@ __all__ = [
     "correct_layer",
     "correction_columns",
     "detect_ood",
+    "enrich_lattice",
     "kernel_residual",
     "layer_points",
     "layer_residual",
@@ -42,6 +48,7 @@ __all__ = [
     "refine_online",
     "register_refiner",
     "residual_summary",
+    "score_flow",
     "select_centres",
     "smoothness",
     "stage_points",

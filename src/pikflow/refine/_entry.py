@@ -6,10 +6,10 @@ space corrects them its own way:
 * a 0-D :class:`pikflow.Flow`: Wendland corrections of each layer's kernel (eqs. 28-29, App. B),
   :func:`refine_kernels`;
 * a lattice flow: the next family of a ladder of candidate basis terms, every layer solved again,
-  kept only if the residual and the score improve (:func:`pikflow.lattice.enrich_lattice`).
+  kept only if the residual and the score improve (:func:`pikflow.refine.enrich_lattice`, through
+  the potential-basis interface; registered by :mod:`._enrich`).
 
-Each space registers its refiner with :func:`register_refiner` (the lattice package does so on
-import), so this stage imports no space.
+Each space registers its refiner with :func:`register_refiner`, so this stage imports no space.
 """
 
 from __future__ import annotations
@@ -47,10 +47,10 @@ def refine(flow, **options):
       ``tol`` (absolute residual of eq. 27), ``max_rounds``, ``centres``, ``n_points``, ``n_ess``,
       ``overlap``, ``layers``, ``extra_points``, ``samples``, ``seed``, ``progress``,
       ``centres_at``, ``n_missed``; returns a :class:`~pikflow.refine.Refinement`.
-    * :class:`pikflow.lattice.LatticeFlow`: :func:`pikflow.lattice.enrich_lattice` (basis
+    * :class:`pikflow.lattice.LatticeFlow`: :func:`pikflow.refine.enrich_lattice` (basis
       enrichment, eq. 34) with ``tol`` (relative layer residual), ``enrichments``, ``gain``,
       ``reference``, ``select``, ``n_collocation``, ``seed``, ``solver``, ``checkpoint``,
-      ``progress``; returns a :class:`pikflow.lattice.Enrichment`.
+      ``progress``; returns a :class:`pikflow.refine.Enrichment`.
 
     Both records hold the refined flow as ``.flow``, ``.converged`` and ``to_dict()``. A keyword
     the flow's space does not take raises a :class:`~pikflow.PikflowError` that lists those it does.

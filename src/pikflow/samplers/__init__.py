@@ -4,13 +4,15 @@ r"""Samplers built on a solved flow: sequential Monte Carlo with PIK transport (
   Langevin form), reweighted exactly, resampled and rejuvenated by BlackJAX MALA/HMC moves;
   errors from independent replicas (:class:`SMCResult`).
 * :class:`AnnealingProblem`: what a sequential sampler needs from a path and a flow, for
-  any field space; :func:`flow_problem` builds it for a 0-D flow.
+  any field space; :func:`flow_problem` builds it for a 0-D flow, a space registers its own
+  (:func:`register_problem`).
 """
 
 from ._mcmc import TARGET_ACCEPTANCE as TARGET_ACCEPTANCE
 from ._problem import AnnealingProblem as AnnealingProblem
 from ._problem import as_problem as as_problem
 from ._problem import flow_problem as flow_problem
+from ._problem import register_problem as register_problem
 from ._result import SMCResult as SMCResult
 from ._result import replica_estimate as replica_estimate
 from ._smc import TRANSPORTS as TRANSPORTS
@@ -23,6 +25,7 @@ __all__ = [
     "SMCResult",
     "as_problem",
     "flow_problem",
+    "register_problem",
     "replica_estimate",
     "smc",
 ]

@@ -11,8 +11,9 @@ step times :math:`0 = t_0 < t_1 < \dots < t_K = 1` of a path of actions :math:`\
 * for the Langevin variant (paper App. C), the velocity :math:`v_t`, its divergence, the
   action's gradient and :math:`d\hat S_t/dt`.
 
-:func:`flow_problem` builds it for a 0-D :class:`~pikflow.Flow`; a lattice flow builds its
-own with ``LatticeFlow.annealing_problem()``. Everything here is a pure JAX function of a
+:func:`flow_problem` builds it for a 0-D :class:`~pikflow.Flow`; a space registers the builder
+of its flows' problem with :func:`register_problem` (the lattice flows:
+:func:`pikflow.lattice.lattice_problem`). Everything here is a pure JAX function of a
 single configuration, so the sampler vmaps it over particles and replicas.
 """
 
@@ -139,11 +140,23 @@ def flow_problem(flow, *, logdet: str = "exact") -> AnnealingProblem:
     )
 
 
+#: flow class -> ``builder(flow, *, logdet=...)`` of its :class:`AnnealingProblem` (:func:`register_problem`).
+_BUILDERS: dict[type, Callable] = {}
+
+
+def register_problem(cls: type, builder: Callable) -> None:
+    """Make :func:`as_problem` (and :func:`~pikflow.samplers.smc`) build ``builder(flow, logdet=...)`` for a ``cls``."""
+    _BUILDERS[cls] = builder
+
+
 def as_problem(target, *, logdet: str | None = None) -> AnnealingProblem:
     """An :class:`AnnealingProblem` from a problem, a 0-D :class:`~pikflow.Flow` or a lattice flow."""
     if isinstance(target, AnnealingProblem):
         return target
     kwargs = {} if logdet is None else {"logdet": logdet}
+    for klass in type(target).__mro__:
+        if klass in _BUILDERS:
+            return _BUILDERS[klass](target, **kwargs)
     if hasattr(target, "annealing_problem"):
         return target.annealing_problem(**kwargs)
     from ..flow import Flow
@@ -155,4 +168,4 @@ def as_problem(target, *, logdet: str | None = None) -> AnnealingProblem:
     )
 
 
-__all__ = ["LOGDETS", "AnnealingProblem", "as_problem", "flow_problem"]
+__all__ = ["LOGDETS", "AnnealingProblem", "as_problem", "flow_problem", "register_problem"]

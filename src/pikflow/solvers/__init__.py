@@ -9,7 +9,8 @@ All solvers are interchangeable objects for :func:`pikflow.solve`:
   least-squares problem (Optimistix), by variable projection.
 
 Each of them also solves a linear least-squares layer (a lattice layer, eq. 34) through
-:func:`solve_system`, returning a :class:`LayerSolution` (value, result code, stats).
+:func:`solve_system`, returning a :class:`LayerSolution` (value, result code, stats);
+:func:`layer_assembler` collocates such a layer on a potential basis (the outlier rule) and solves it.
 """
 
 from ._collocation import Collocation as Collocation
@@ -22,6 +23,9 @@ from ._linear import solve_system as solve_system
 from ._models import MLPKernel as MLPKernel
 from ._models import SineKernel as SineKernel
 from ._nonlinear import LevenbergMarquardtSolver as LevenbergMarquardtSolver
+from ._potential_layer import layer_assembler as layer_assembler
+from ._potential_layer import layer_solver as layer_solver
+from ._potential_layer import least_squares as least_squares
 from ._train import AdamSolver as AdamSolver
 
 #: ``[solver] kind`` -> solver class
@@ -38,6 +42,9 @@ __all__ = [
     "LevenbergMarquardtSolver",
     "MLPKernel",
     "SineKernel",
+    "layer_assembler",
+    "layer_solver",
+    "least_squares",
     "solve_system",
     "solver_from_config",
 ]

@@ -24,7 +24,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ..flow import rk4_scan
+from ._integrate import rk4_scan
 
 #: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
 CACHE_SIZE = 64

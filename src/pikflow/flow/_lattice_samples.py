@@ -17,7 +17,8 @@ import numpy as np
 from .._errors import SamplingError
 from .._estimate import Estimate
 from ..diagnostics import reweight
-from ..flow import AbstractSamples
+from ._interface import AbstractSamples
+from ._lattice_stream import _site_means, two_point_series
 
 #: The observables :meth:`LatticeSamples.observable` knows by name.
 OBSERVABLE_NAMES = ("abs_m", "m2", "chi", "binder")
@@ -102,8 +103,6 @@ class LatticeSamples(AbstractSamples):
             m = self.magnetisations() / math.prod(self.lattice_shape)
             m = m[:, 0] if self.components == 1 else m
             return np.where(ok[:, None], self.two_point_values, 0.0), np.where(mask, m, 0.0)
-        from ._observables import _site_means, two_point_series
-
         x = np.where(ok.reshape((-1,) + (1,) * (self.fields.ndim - 1)), self.fields, 0.0)
         return two_point_series(x, self.components), _site_means(x, self.components)
 

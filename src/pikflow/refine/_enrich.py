@@ -1,23 +1,19 @@
-r"""Residual-driven enrichment of a lattice basis (issue #7 item 4; the lattice form of paper sec. IV A 2).
+r"""Residual-driven enrichment of a potential basis (issue #7 item 4; the lattice form of paper sec. IV A 2).
 
 The residual of eq. 34 is known at every layer (``flow.reports``). Where it is above a
-tolerance, :func:`enrich_lattice` adds the next family of a ladder of candidates to the
-basis, solves every layer again, and keeps the family only if it lowers the residual and
-does not lower the flow's score (ESS/N, and the ESS/N seen from target samples); it
-stops when the largest layer residual is at the tolerance or the ladder is exhausted. The
-default ladder (:func:`default_enrichments`) holds only tamed or quadratic families, so an
-enriched velocity still cannot blow up far from the collocation data:
+tolerance, :func:`enrich_lattice` adds the next term of a ladder of candidates to the
+basis (``basis.extended(term)``), solves every layer again, and keeps the term only if it
+lowers the residual and does not lower the flow's score (:func:`score_flow`: ESS/N, and the
+ESS/N seen from target samples); it stops when the largest layer residual is at the
+tolerance or the ladder is exhausted. The default ladder is the basis's own
+(:meth:`~pikflow.bases.AbstractPotentialBasis.enrichments`; a lattice basis offers only
+tamed or quadratic families, :func:`pikflow.lattice.default_enrichments`).
 
-1. intermediate smoothing scales (geometric midpoints of the current ladder), powers 4, 6
-   (and 3, 5 when the path has no :math:`Z_2` symmetry, :meth:`LatticePath.symmetry`);
-2. the eighth power of the smoothed fields (and the seventh without :math:`Z_2`);
-3. cross-scale products over every scale of the current ladder.
-
-Unlike the 0-D refinement (Wendland corrections of one layer, :mod:`pikflow.refine`), a
-lattice basis is shared by all layers: a translation-invariant local correction is a new
+Unlike the 0-D refinement (Wendland corrections of one layer, :func:`refine_kernels`), a
+potential basis is shared by all layers: a translation-invariant local correction is a new
 basis term, and every layer is solved again with it. :func:`enrich_lattice` is registered as
-the refiner of :class:`LatticeFlow`: ``pikflow.refine(lattice_flow, ...)`` runs it and returns
-an :class:`Enrichment`.
+the refiner of :class:`~pikflow.flow.LatticeFlow`: ``pikflow.refine(lattice_flow, ...)`` runs
+it and returns an :class:`Enrichment`.
 """
 
 from __future__ import annotations
@@ -29,11 +25,8 @@ import pathlib
 import numpy as np
 
 from .._errors import PikflowError, SolveError
-from ..refine import register_refiner
-from ._basis import LatticeBasis, LatticeFamily, SmoothedPowers, SmoothedProducts
-from ._fit import DEFAULT_TAME, score_flow
-from ._flow import LatticeFlow
-from ._solve import solve_lattice
+from ..flow import LatticeFlow, solve_lattice
+from ._entry import register_refiner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,30 +44,41 @@ class EnrichmentStep:
     error: str = ""
 
 
-def _smoothed(flow: LatticeFlow) -> SmoothedPowers | None:
-    fams = [f for f in flow.basis.families if type(f) is SmoothedPowers]
-    return fams[0] if fams else None
+def score_flow(
+    flow,
+    key,
+    n: int,
+    reference=None,
+    *,
+    beat: float | None = None,
+    progress: bool = False,
+    desc: str = "scoring",
+) -> dict:
+    r"""ESS/N and runaways of ``n`` fresh samples, and ``flow.target_ess`` on ``reference`` if given.
 
+    ``score`` is the smaller of the two ESS estimates (the flow-side one alone without a
+    reference): what :func:`pikflow.lattice.fit_lattice` and :func:`enrich_lattice` compare flows by. With
+    ``beat``, the pull-back of ``reference`` is skipped (``target_ess`` None) when the flow-side
+    ESS is already below ``beat``: the score, at most that ESS, cannot beat it (early stop).
+    ``progress`` shows a bar labelled ``desc`` over the samples and the reference configurations.
+    """
+    from ..progress import progress_bar
 
-def default_enrichments(flow: LatticeFlow) -> list[LatticeFamily]:
-    """The default ladder of candidate families for ``flow`` (see the module docstring), all tamed."""
-    lat = flow.path.lattice
-    ref = _smoothed(flow)
-    precision = None if ref is None else ref.precision
-    if precision is None:
-        precision = np.asarray(flow.base.precision)
-    tame = DEFAULT_TAME if ref is None or ref.tame is None else ref.tame
-    scales = list(ref.scales) if ref is not None else []
-    even = flow.path.symmetry().z2  # without Z2 symmetry the odd powers join (detected, never assumed)
-    out: list[LatticeFamily] = []
-    if len(scales) >= 2:
-        mids = [float(np.sqrt(a * b)) for a, b in zip(scales[:-1], scales[1:], strict=True) if a > 0]
-        if mids:
-            out.append(SmoothedPowers(lat, mids, (4, 6) if even else (3, 4, 5, 6), precision=precision, tame=tame))
-    if scales:
-        out.append(SmoothedPowers(lat, scales, (8,) if even else (7, 8), precision=precision, tame=tame))
-    if len(scales) >= 2:
-        out.append(SmoothedProducts(lat, scales, precision=precision, tame=tame))
+    n_ref = 0 if reference is None else len(reference)
+    bar = progress_bar(total=n + n_ref, desc=desc, disable=not progress)
+    trial = flow.sample(key, n)
+    bar.update(n)
+    out = {"ess": float(trial.ess()), "runaway": trial.n_runaway}
+    out["score"] = out["ess"]
+    if reference is not None and beat is not None and out["ess"] < beat:
+        out["target_ess"] = None
+        reference = None
+    elif reference is not None:
+        out["target_ess"] = flow.target_ess(reference, trial)
+        out["score"] = min(out["score"], out["target_ess"])
+    bar.update(n_ref)
+    bar.set_postfix_str(f"score {out['score']:.3f}")
+    bar.close()
     return out
 
 
@@ -82,7 +86,7 @@ def enrich_lattice(
     flow: LatticeFlow,
     *,
     tol: float = 0.01,
-    enrichments: list[LatticeFamily] | None = None,
+    enrichments: list | None = None,
     gain: float = 0.05,
     reference=None,
     select: int = 2000,
@@ -101,7 +105,8 @@ def enrich_lattice(
     tol
         Stop once the largest relative layer residual is at most ``tol``.
     enrichments
-        Candidate families, tried in order (default :func:`default_enrichments`).
+        Candidate terms (families of a lattice basis), tried in order (default the basis's own,
+        ``flow.basis.enrichments(flow.path, flow.base)``: :func:`pikflow.lattice.default_enrichments`).
     gain
         A family is kept only if it lowers the mean layer residual by at least this fraction
         and does not lower the score.
@@ -129,7 +134,7 @@ def enrich_lattice(
         raise PikflowError(f"enrich_lattice needs a LatticeFlow, got {type(flow).__name__}")
     if not tol > 0 or not 0 <= gain < 1:
         raise PikflowError(f"tol must be > 0 and gain in [0, 1), got tol={tol!r}, gain={gain!r}")
-    ladder = default_enrichments(flow) if enrichments is None else list(enrichments)
+    ladder = flow.basis.enrichments(flow.path, flow.base) if enrichments is None else list(enrichments)
     ref = None if reference is None else np.asarray(reference, dtype=float)
 
     def score(f: LatticeFlow) -> float:
@@ -144,7 +149,7 @@ def enrich_lattice(
         if res.max() <= tol:
             break
         name = f"{type(fam).__name__}[{fam.n}]"
-        basis = LatticeBasis([*current.basis.families, fam])
+        basis = current.basis.extended(fam)
         try:
             cand = solve_lattice(
                 current.path,

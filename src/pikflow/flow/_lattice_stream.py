@@ -3,7 +3,7 @@ r"""Bounded memory for lattice sampling: the memory a run needs, and batches red
 A lattice configuration is :math:`V` float64 numbers: :math:`10^5` samples of
 :math:`128\times128` are 13 GiB. The estimates of a lattice run need far less per sample:
 the weight, the magnetisation and the two-point series :math:`C(r)`, :math:`r \le L/2`
-(:func:`~pikflow.lattice.two_point_series`). :meth:`LatticeFlow.sample` with
+(:func:`two_point_series`). :meth:`LatticeFlow.sample` with
 ``keep_fields=False`` reduces each batch to these before drawing the next, so memory is one
 batch of configurations plus :math:`O(n L)`; :func:`sample_memory` estimates it before the
 run starts and :func:`check_sample_memory` refuses a run that would not fit, naming the
@@ -65,10 +65,40 @@ def check_sample_memory(
 def reductions(x: np.ndarray, components: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per configuration of a batch ``(m, *lattice)`` (``(m, components, *lattice)``): finite, magnetisation
     (``(m,)`` or ``(m, components)``), :math:`C(r)` summed over components (zero if not finite)."""
-    from ._observables import two_point_series
-
     axes = tuple(range(1, x.ndim))
     finite = np.all(np.isfinite(x), axis=axes)
     mag = x.reshape(len(x), -1).sum(axis=1) if components == 1 else x.reshape(len(x), components, -1).sum(axis=2)
     two = two_point_series(np.where(finite.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0), components)
     return finite, mag, two
+
+
+def two_point_series(fields, components: int = 1) -> np.ndarray:
+    r"""Per configuration, :math:`C(r) = \frac1{Vd}\sum_\mu\sum_x\phi(x)\phi(x+r\hat e_\mu)` for :math:`r \le L/2`.
+
+    The lattice autocorrelation by FFT, :math:`\frac1V\mathcal F^{-1}|\tilde\phi|^2`, read
+    along every axis and averaged over them. ``fields`` has shape ``(n, *lattice)``
+    (``(n, components, *lattice)`` with ``components > 1``: :math:`\phi\cdot\phi`, summed over components);
+    returns shape ``(n, L_min // 2 + 1)``.
+    """
+    x = np.asarray(fields, dtype=float)
+    first = 1 if components == 1 else 2
+    shape = x.shape[first:]
+    axes = tuple(range(first, x.ndim))
+    auto = np.real(np.fft.ifftn(np.abs(np.fft.fftn(x, axes=axes)) ** 2, axes=axes))  # sum_x phi(x) phi(x+y), /V below
+    if components > 1:
+        auto = auto.sum(axis=1)
+    R = min(shape) // 2
+    per_axis = []
+    for mu in range(len(shape)):
+        idx = [0] * len(shape)
+        rows = []
+        for r in range(R + 1):
+            idx[mu] = r
+            rows.append(auto[(slice(None), *idx)])
+        per_axis.append(np.stack(rows, axis=1))
+    return np.mean(per_axis, axis=0) / np.prod(shape)
+
+
+def _site_means(x, components: int):
+    """The magnetisation per site, ``(n,)`` or ``(n, components)``."""
+    return x.reshape(x.shape[0], -1).mean(axis=1) if components == 1 else x.reshape(*x.shape[:2], -1).mean(axis=2)

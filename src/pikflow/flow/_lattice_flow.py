@@ -1,4 +1,9 @@
-r"""The lattice flow: its layers' coefficients, the RK4 push and sampling (the layers are solved in ``_solve.py``).
+r"""The flow of a potential basis (lattice flows): its layers' coefficients, the RK4 push and sampling.
+
+The layers are solved by :func:`pikflow.flow.solve_lattice`. The flow uses only the interface of
+:class:`~pikflow.bases.AbstractPotentialBasis` (``gradient_and_laplacian``, ``fused``) and of the
+path (``value``, ``field_shape``, ``lattice``, ``traced_parameters``); the lattice space
+registers how its flows are saved (:func:`register_flow_io`) and what SMC makes of them.
 
 Per layer (paper eq. 34 with the constant of the user guide)
 
@@ -27,12 +32,14 @@ import numpy as np
 
 from .._devices import device_count, replicate, replicated, sharded, split_rows
 from .._errors import SamplingError
-from ..flow import AbstractFlow, exact_log_det
+from ..bases import AbstractPotentialBasis
 from ..progress import progress_bar
-from ._basis import LatticeBasis
 from ._compiled import PRECISIONS, push_fn, rk4_push, target_fn
-from ._samples import LatticeSamples
-from ._stream import check_sample_memory, reductions
+from ._format import flow_io
+from ._integrate import exact_log_det
+from ._interface import AbstractFlow
+from ._lattice_samples import LatticeSamples
+from ._lattice_stream import check_sample_memory, reductions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -295,28 +302,18 @@ class LatticeFlow(AbstractFlow):
         samples.target_ess = target_ess(np.where(samples.finite, samples.log_w, -np.inf), log_wp)
         return samples.target_ess
 
-    def annealing_problem(self, *, logdet: str = "continuous"):
-        """This flow as an :class:`~pikflow.samplers.AnnealingProblem` for SMC (see :func:`lattice_problem`)."""
-        from ._smc import lattice_problem
-
-        return lattice_problem(self, logdet=logdet)
-
     def residuals(self) -> np.ndarray:
         """The relative residual of every layer."""
         return np.array([r.residual for r in self.reports])
 
     def save(self, directory):
         """Write the flow into ``directory`` (``flow.json`` + ``arrays.npz``, see :func:`save_lattice_flow`)."""
-        from ._io import save_lattice_flow
-
-        return save_lattice_flow(self, directory)
+        return flow_io(type(self))[0](self, directory)
 
     @classmethod
     def load(cls, directory) -> LatticeFlow:
         """Read a flow written by :meth:`save` (see :func:`load_lattice_flow`); same samples for the same key."""
-        from ._io import load_lattice_flow
-
-        return load_lattice_flow(directory)
+        return flow_io(cls)[1](directory)
 
 
 #: Configurations per compiled push call. The intermediates of one evaluation (every smoothing scale of
@@ -368,14 +365,14 @@ def _in_chunks(push, coeffs, x, lq, size: int = PUSH_BATCH, pad: bool = False):
     return jnp.concatenate([o[0] for o in outs]), jnp.concatenate([o[1] for o in outs])
 
 
-def _make_push(basis: LatticeBasis, steps: int, reverse: bool = False, dt: float | None = None):
+def _make_push(basis: AbstractPotentialBasis, steps: int, reverse: bool = False, dt: float | None = None):
     """RK4 over the stage layers, adding the integral of ΔΩ to ``lq``; ``reverse``: from t = 1 back to 0.
 
     ``dt`` is the step (default ``1 / steps``: the whole path; the solve pushes one step of ``1 / steps``).
 
-    Every RK4 stage is one fused evaluation (:meth:`LatticeBasis.gradient_and_laplacian`: the
+    Every RK4 stage is one fused evaluation (:meth:`~pikflow.bases.AbstractPotentialBasis.gradient_and_laplacian`: the
     velocity and the divergence from the same transforms), all steps in one ``lax.scan``. The
-    basis's constants are baked into this closure; :func:`._compiled.push_fn` passes them as
+    basis's constants are baked into this closure; :func:`push_fn` passes them as
     arguments instead (one compilation for every basis of the same structure).
     """
     push = rk4_push(lambda p, a, x: basis.gradient_and_laplacian(a, x), steps, reverse, dt)

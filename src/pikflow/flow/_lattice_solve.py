@@ -1,45 +1,62 @@
 r"""Solving the elliptic :math:`\Omega_t` equation layer by layer (paper eq. 34): :func:`solve_lattice`.
 
-Per layer the equation is collocated on configurations (base samples pushed forward with
-the layers already solved, so they follow :math:`p_t`), assembled with the basis's fused
-columns and solved by :func:`pikflow.solvers.solve_system` (direct SVD with column scaling
-by default; Levenberg-Marquardt or Adam), with per-layer checkpoints.
+The lattice counterpart of :func:`pikflow.solve` (0-D, :mod:`._build`): it returns a
+:class:`LatticeFlow`. Each layer is assembled and solved by :func:`pikflow.solvers.layer_assembler`;
+the basis is any :class:`~pikflow.bases.AbstractPotentialBasis`. What only the lattice space knows
+is registered by it: the default basis (:func:`register_default_basis`) and the paths besides
+:class:`~pikflow.action.LatticePath` this solve takes (:func:`register_solve_path`, the multilevel
+``LevelPath``).
 """
 
 from __future__ import annotations
 
-import functools
 import time as _time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import lineax as lx
 import numpy as np
 
 from .._errors import PikflowError, SolveError
+from ..action import LatticePath, check_bounded_below
+from ..bases import AbstractPotentialBasis
 from ..progress import progress_bar
-from ._action import LatticePath
-from ._basis import LatticeBasis, lattice_basis
-from ._bounded import check_bounded_below
+from ..solvers import layer_assembler, layer_solver
 from ._compiled import assembler_fn, push_fn, velocity_fn
-from ._flow import LatticeFlow, LatticeLayerReport
-from ._free import GaussianLatticeBase
+from ._lattice_base import GaussianLatticeBase
+from ._lattice_flow import LatticeFlow, LatticeLayerReport
+
+#: ``[basis(path)]``: the default potential basis of a path (:func:`register_default_basis`).
+_DEFAULT_BASIS: list[Callable] = []
+#: path class -> (its name in messages, the LatticePath whose growth is checked, the message without a base)
+_PATHS: dict[type, tuple[str, Callable, str]] = {}
 
 
-def least_squares(A, b, rcond: float = 1e-12):
-    r"""Least squares :math:`\min\|A x - b\|` with unit-norm columns and Lineax SVD (truncated at ``rcond``).
+def register_default_basis(factory: Callable) -> None:
+    """Make ``factory(path)`` the basis :func:`solve_lattice` uses when none is given (the lattice space's)."""
+    _DEFAULT_BASIS[:] = [factory]
 
-    The default direct solve of a lattice layer (:func:`pikflow.solvers.solve_system` with
-    ``DirectSolver(lx.SVD())``).
+
+def default_basis(path) -> AbstractPotentialBasis:
+    """The registered default basis of ``path`` (:func:`register_default_basis`)."""
+    if not _DEFAULT_BASIS:
+        raise PikflowError("no default lattice basis is registered: pass a basis (or import pikflow.lattice)")
+    return _DEFAULT_BASIS[0](path)
+
+
+def register_solve_path(cls: type, name: str, target: Callable, needs_base: str) -> None:
+    """Make :func:`solve_lattice` take paths of ``cls`` besides :class:`~pikflow.action.LatticePath`.
+
+    ``name`` names them in messages, ``target(path)`` is the :class:`~pikflow.action.LatticePath`
+    checked with :func:`~pikflow.action.check_bounded_below`, and such a path has no default base:
+    ``needs_base`` is the message when none is given.
     """
-    from ..solvers import DirectSolver, solve_system
-
-    return solve_system(DirectSolver(lx.SVD()), A, b, rcond=rcond).value
+    _PATHS[cls] = (name, target, needs_base)
 
 
 def solve_lattice(
     path: LatticePath,
-    basis: LatticeBasis | None = None,
+    basis: AbstractPotentialBasis | None = None,
     *,
     base: GaussianLatticeBase | None = None,
     steps: int = 25,
@@ -55,12 +72,19 @@ def solve_lattice(
 ) -> LatticeFlow:
     r"""Solve eq. 34 for :math:`\Omega_t` at every RK4 stage of ``path`` and return the :class:`LatticeFlow`.
 
+    Per layer the equation is collocated on configurations (base samples pushed forward with
+    the layers already solved, so they follow :math:`p_t`), assembled with the basis's fused
+    columns and solved by :func:`pikflow.solvers.solve_system` (:func:`pikflow.solvers.layer_assembler`),
+    with per-layer checkpoints.
+
     Parameters
     ----------
     path
         The :class:`LatticePath`; its start must be Gaussian (or a matched base given).
     basis
-        Default :func:`lattice_basis` (Fourier two-point, magnetisation, smoothed
+        A potential basis (:class:`~pikflow.bases.AbstractPotentialBasis` on the path's lattice).
+        Default: the one the lattice space registers (:func:`register_default_basis`),
+        :func:`pikflow.lattice.lattice_basis` (Fourier two-point, magnetisation, smoothed
         powers, local Hermite to range 1), symmetrised under the path's detected symmetry.
     base
         The exactly sampled base; default the Gaussian :math:`\hat S_0` of the path.
@@ -96,22 +120,22 @@ def solve_lattice(
     desc
         The progress bar's label (:func:`fit_lattice` names the candidate it solves).
     """
-    from ._level_flow import LevelPath  # a multilevel level's path (lifted coarse base to fine target)
-
-    if not isinstance(path, LatticePath | LevelPath):
-        raise PikflowError(f"solve_lattice needs a LatticePath (or a multilevel LevelPath), got {type(path).__name__}")
+    other = next((v for k, v in _PATHS.items() if isinstance(path, k)), None)  # e.g. a multilevel LevelPath
+    if not isinstance(path, LatticePath) and other is None:
+        names = "".join(f" (or a {v[0]})" for v in _PATHS.values())
+        raise PikflowError(f"solve_lattice needs a LatticePath{names}, got {type(path).__name__}")
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps <= 0:
         raise PikflowError(f"steps must be a positive integer, got {steps!r}")
-    check_bounded_below(path.fine if isinstance(path, LevelPath) else path)
+    check_bounded_below(path if other is None else other[1](path))
     if basis is None:
-        basis = lattice_basis(path.lattice, symmetry=path.symmetry())
+        basis = default_basis(path)
     if basis.lattice != path.lattice:
         raise PikflowError(f"the basis lives on {basis.lattice}, the path on {path.lattice}")
-    if base is None and isinstance(path, LevelPath):
-        raise PikflowError("a LevelPath needs its LevelBase (solve_level passes it)")
+    if base is None and other is not None:
+        raise PikflowError(other[2])
     if base is None:
         base = GaussianLatticeBase.from_path(path)
-    solver = _lattice_solver(solver)
+    solver = layer_solver(solver)
     if outlier is None:
         limit = jnp.inf
     elif not outlier > 1:
@@ -120,7 +144,7 @@ def solve_lattice(
         limit = float(outlier)
     dt = 1.0 / steps
     # compiled once per structure (_compiled.py): the path's and the basis's numbers are arguments
-    assemble = assembler_fn(path, basis, solver, chunk, rcond, _make_assembler)
+    assemble = assembler_fn(path, basis, solver, chunk, rcond, layer_assembler)
     vel = velocity_fn(basis)
     push_one = push_fn(basis, 1, dt=dt)  # one RK4 step of size dt through (a0, am, a1)
     X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
@@ -192,67 +216,6 @@ def solve_lattice(
     if ckpt is not None:
         flow.info["resumed_layers"] = ckpt.resumed
     return flow
-
-
-def _lattice_solver(solver):
-    """The solver of a lattice layer: default ``DirectSolver(lx.SVD())`` (cut at ``rcond``); checked."""
-    from ..solvers import AdamSolver, DirectSolver, LevenbergMarquardtSolver
-
-    if solver is None:
-        return DirectSolver(lx.SVD())
-    if not isinstance(solver, (DirectSolver, AdamSolver, LevenbergMarquardtSolver)):
-        raise PikflowError(
-            "solver must be a DirectSolver, LevenbergMarquardtSolver or AdamSolver (or None), "
-            f"got {type(solver).__name__}"
-        )
-    return solver
-
-
-def _make_assembler(template: LatticePath, evaluator, solver, chunk: int, rcond: float):
-    """The jitted layer solve ``assemble((path params, basis params), X, t, limit, init, first)``.
-
-    It assembles eq. 34 on the kept configurations and solves it with ``solver``: the path is
-    ``template`` with the parameters ``params[0]`` (:meth:`LatticePath.with_parameters`), the columns
-    those of the basis's evaluator ``evaluator`` with the parameters ``params[1]``.
-    """
-    from ..solvers import solve_system
-
-    nd = len(template.field_shape)  # the lattice axes, and the component axis of n > 1 fields
-    axes = tuple(range(1, nd + 1))
-
-    def kept(X, factor):
-        # relative to the current ensemble (fields may legitimately grow along the path, e.g. towards a
-        # small mass): a configuration whose rms field exceeds `factor` times the median one has run away
-        finite = jnp.all(jnp.isfinite(X), axis=axes)
-        rms = jnp.sqrt(jnp.mean(jnp.where(finite.reshape((-1,) + (1,) * nd), X, 0.0) ** 2, axis=axes))
-        median = jnp.nanmedian(jnp.where(finite, rms, jnp.nan))
-        return finite & (rms < factor * median)
-
-    @functools.partial(jax.jit, static_argnums=5)
-    def assemble(params, X, t, limit, init, first):
-        path = template.with_parameters(params[0])
-
-        def row(x, t):
-            return evaluator.columns(x, path.gradient(x, t), params[1]), -path.dsdt(x, t)
-
-        ok = kept(X, limit)
-        X = jnp.where(ok.reshape((-1,) + (1,) * nd), X, 0.0)
-        cols, b = jax.lax.map(lambda x: row(x, t), X, batch_size=chunk)
-        # a configuration far out in the tail can be finite with an ordinary rms field and still have a
-        # right-hand side dS/dt so large that its row alone decides the least squares: drop rows whose
-        # right-hand side lies more than `limit` robust standard deviations (1.4826 MAD) from the median
-        bm = jnp.nanmedian(jnp.where(ok, b, jnp.nan))
-        b_sd = 1.4826 * jnp.nanmedian(jnp.where(ok, jnp.abs(b - bm), jnp.nan))
-        ok = ok & (jnp.abs(b - bm) <= limit * jnp.maximum(b_sd, 1e-300)) & jnp.all(jnp.isfinite(cols), axis=1)
-        A = jnp.where(ok[:, None], jnp.concatenate([cols, -jnp.ones((X.shape[0], 1))], axis=1), 0.0)
-        b = jnp.where(ok, b, 0.0)
-        solution = solve_system(solver, A, b, init, first, rcond)
-        sol = solution.value
-        mean = jnp.sum(b) / jnp.maximum(jnp.sum(ok), 1)
-        res = jnp.linalg.norm(A @ sol - b) / jnp.linalg.norm((b - mean) * ok)
-        return sol, res, jnp.sum(~ok), solution.stats["steps"]
-
-    return assemble
 
 
 def _open_checkpoint(checkpoint, path, basis, base, solver, X, settings):

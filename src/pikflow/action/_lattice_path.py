@@ -19,19 +19,32 @@ import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
 from .._errors import ActionError
-from ..action._lattice_action import LatticeAction
-from ..action._path import Path, register_path_class
-from ..action._path import t as T
-from ..lowering import LoweredLatticePath
 from ._density import shift_sites, site_symbols
-from ._lattice import Lattice
+from ._geometry import Lattice
+from ._lattice_action import LatticeAction
+from ._path import Path, register_path_class
+from ._path import t as T
 
-__all__ = ["LatticeAction", "LatticePath"]
+__all__ = ["LatticePath", "register_lattice_lowering"]
+
+#: The lowering of lattice paths (:class:`pikflow.lowering.LoweredLatticePath`), registered by
+#: :mod:`pikflow.lowering` on import with :func:`register_lattice_lowering`: the symbolic layer imports no JAX.
+_LOWERING: dict[str, type] = {}
+
+
+def register_lattice_lowering(cls: type) -> None:
+    """Make :meth:`LatticePath.lowered` build a ``cls(path)`` (``cls.parameters(path)``: the traced numbers)."""
+    _LOWERING["lattice"] = cls
+
+
+def _lowering() -> type:
+    if "lattice" not in _LOWERING:
+        raise ActionError("no lowering of lattice paths is registered: import pikflow (pikflow.lowering) first")
+    return _LOWERING["lattice"]
 
 
 class LatticePath(Path):
@@ -211,11 +224,7 @@ class LatticePath(Path):
         bits, the lattice, which spectral terms are present). Paths of equal keys share compiled code.
         """
         K0 = self.spectral_precision
-        params = {
-            "K0": None if K0 is None else jnp.asarray(K0),
-            "zero_mode": jnp.asarray(self.zero_mode),
-            "linear": jnp.asarray(self.linear),
-        }
+        params = _lowering().parameters(self)
         floats = tuple(sorted(float(a).hex() for a in self.density.atoms(sp.Float)))
         key = (
             "path",
@@ -243,7 +252,7 @@ class LatticePath(Path):
     def lowered(self):
         """The :class:`~pikflow.lowering.LoweredLatticePath` of this path (built once, cached)."""
         if self._lowered is None:
-            self._lowered = LoweredLatticePath(self)
+            self._lowered = _lowering()(self)
         return self._lowered
 
     def value(self, field, time):

@@ -20,9 +20,9 @@ import numpy as np
 import sympy as sp
 
 from .._errors import ActionError
-from ..action._path import t as T
-from ._action import LatticePath
 from ._density import site_key, site_symbols
+from ._lattice_path import LatticePath
+from ._path import t as T
 
 #: Largest number of sites of the probe tile (periods at most 8 in 1-2 dimensions, 4 in 3-4).
 MAX_TILE = 256

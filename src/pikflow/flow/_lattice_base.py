@@ -1,0 +1,187 @@
+r"""The exactly sampled Gaussian base of a lattice flow, diagonal in momentum space (paper eq. 10).
+
+For a translation-invariant quadratic action :math:`\hat S_0 = \tfrac12\phi^T K\phi` the
+precision is diagonal in momentum space, :math:`K(k)`; for eq. 31 at :math:`\lambda = 0`,
+:math:`K(k) = m^2 + \hat k^2`. Samples are :math:`\phi = \mathcal F^{-1}[K^{-1/2}\mathcal F z]`
+with white noise :math:`z` (exact, :math:`O(V\log V)`), and
+:math:`\log q_0 = -\tfrac12 z^Tz + \tfrac12\sum_k\log K(k) - \tfrac V2\log 2\pi`.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+from jaxtyping import Array, Float
+
+from .._errors import ActionError
+from ..action import Lattice, LatticePath
+from ..action._density import site_symbols
+from ..lowering import log_cosh
+
+
+class GaussianLatticeBase(eqx.Module):
+    r"""The normal distribution :math:`p_0\propto e^{-\frac12\phi^TK\phi}`, :math:`K` diagonal in momentum space.
+
+    With ``m0 > 0`` it is the symmetric two-Gaussian mixture split along the zero mode,
+    :math:`p_0 = \tfrac12 N(m_0\mathbf 1, K^{-1}) + \tfrac12 N(-m_0\mathbf 1, K^{-1})`
+    (a base for the broken phase, whose magnetisation has two peaks). Only the zero mode
+    differs from the Gaussian:
+
+    .. math::  \log p_0(\phi) = \log N(\phi; 0, K^{-1}) - \tfrac12 K(0) V m_0^2 + \log\cosh(b M),
+               \qquad b = K(0)\,m_0,\ M = \textstyle\sum_n\phi_n,
+
+    so :math:`-\log p_0 = \tfrac12\phi^TK\phi - \log\cosh(bM) + \text{const}` (the path's
+    base action, :meth:`LatticePath.matched`), sampled exactly (a fair sign, then the Gaussian).
+
+    Parameters
+    ----------
+    precision
+        :math:`K(k)` on the FFT grid (``numpy.fft`` order), shape of the lattice, positive.
+    m0
+        The shift :math:`m_0 \ge 0` of the two components along the constant mode (0: Gaussian).
+    mean
+        A uniform mean :math:`\mu`: the Gaussian :math:`N(\mu\mathbf 1, K^{-1})`, whose action is
+        :math:`\tfrac12\phi^TK\phi - hM + \text{const}`, :math:`h = K(0)\mu` (the matched base of an
+        action without :math:`Z_2` symmetry, where :math:`\langle\phi\rangle \ne 0`; not with ``m0 > 0``).
+    components
+        ``n > 1``: ``precision`` has shape ``(n, *lattice)``, one :math:`K_a(k)` per component (the
+        components independent), and samples have shape ``(..., n, *lattice)``; no ``m0`` nor ``mean``.
+    """
+
+    precision: Float[Array, ...]
+    log_norm: Float[Array, ""]
+    m0: float = eqx.field(static=True)
+    mean: float = eqx.field(static=True)
+    shape: tuple[int, ...] = eqx.field(static=True)
+    components: int = eqx.field(static=True)
+
+    def __init__(self, precision, m0: float = 0.0, mean: float = 0.0, components: int = 1):
+        self.components = int(components)
+        K = np.asarray(precision, dtype=float)
+        if self.components > 1 and (K.ndim < 2 or K.shape[0] != self.components or m0 or mean):
+            raise ActionError(
+                f"a {self.components}-component base needs a precision of shape ({self.components}, *lattice) "
+                f"and no m0 or mean, got shape {K.shape}, m0 {m0!r}, mean {mean!r}"
+            )
+        if K.ndim < 1 or not np.all(np.isfinite(K)) or not np.all(K > 0):
+            raise ActionError(
+                "the base precision K(k) must be finite and positive at every momentum "
+                f"(min {np.min(K) if K.size else 'empty'}): give the base a positive mass"
+            )
+        if not (np.isfinite(m0) and m0 >= 0):
+            raise ActionError(f"the mixture shift m0 must be a finite number >= 0, got {m0!r}")
+        self.shape = K.shape
+        if not np.isfinite(mean) or (mean != 0 and m0 > 0):
+            raise ActionError(f"the base mean must be a finite number, and 0 for a mixture (m0 > 0), got {mean!r}")
+        self.m0 = float(m0)
+        self.mean = float(mean)
+        self.precision = jnp.asarray(K)
+        log_norm = 0.5 * np.sum(np.log(K)) - 0.5 * K.size * np.log(2 * np.pi)
+        self.log_norm = jnp.asarray(log_norm - 0.5 * K.flat[0] * K.size * self.m0**2)
+
+    @property
+    def zero_mode_coupling(self) -> float:
+        r""":math:`b = K(0)\,m_0` of the base action's :math:`-\log\cosh(bM)` term (0 for a Gaussian)."""
+        return float(np.asarray(self.precision).flat[0]) * self.m0
+
+    @property
+    def linear_coupling(self) -> float:
+        r""":math:`h = K(0)\,\mu` of the base action's :math:`-hM` term (0 without a mean)."""
+        return float(np.asarray(self.precision).flat[0]) * self.mean
+
+    @property
+    def lattice(self) -> Lattice:
+        """The lattice."""
+        return Lattice(self.shape if self.components == 1 else self.shape[1:])
+
+    @property
+    def _axes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """For a batch ``(n_samples, *shape)``: the FFT (lattice) axes and every axis of a configuration."""
+        every = tuple(range(1, len(self.shape) + 1))
+        return (every if self.components == 1 else every[1:]), every
+
+    @classmethod
+    def free(cls, lattice: Lattice, m2: float) -> GaussianLatticeBase:
+        r"""The free field of eq. 31 at :math:`\lambda=0`: :math:`K(k) = m^2 + \hat k^2`."""
+        return cls(m2 + lattice.khat2())
+
+    @classmethod
+    def from_propagator(
+        cls, propagator, m0: float = 0.0, mean: float = 0.0, components: int = 1
+    ) -> GaussianLatticeBase:
+        r"""The Gaussian with two-point function :math:`G(k) = \langle|\tilde\phi_k|^2\rangle/V`: :math:`K = 1/G`.
+
+        With ``m0 > 0``, the mixture whose components have the propagator ``G`` (the zero
+        mode's :math:`G(0)` is then the within-peak variance :math:`V\sigma_m^2`).
+        """
+        G = np.asarray(propagator, dtype=float)
+        if not np.all(G > 0):
+            raise ActionError("the propagator G(k) must be positive at every momentum")
+        return cls(1.0 / G, m0, mean, components)
+
+    @classmethod
+    def from_path(cls, path: LatticePath, time: float = 0.0) -> GaussianLatticeBase:
+        r"""The precision of :math:`\hat S_t` at ``time`` (``0``: the base), which must be quadratic, no linear term."""
+        dens = sp.expand(path.at(time))
+        sites = list(site_symbols(dens, path.d))
+        try:
+            poly = sp.Poly(dens, *sites) if sites else None
+            ok = poly is None or (poly.total_degree() <= 2 and all(sum(m) == 2 for m in poly.monoms()))
+        except sp.PolynomialError:
+            ok = False
+        if not ok:
+            raise ActionError(
+                f"the action at t = {time}, density {dens}, is not a quadratic form in the field: it cannot be "
+                "sampled exactly; start the path at a Gaussian (e.g. lam = [0, ...]) or use a matched base"
+            )
+        n = path.action.n
+        if n == 1:
+            delta = jnp.zeros(path.lattice.shape).at[(0,) * path.d].set(1.0)
+            K = np.real(np.fft.fftn(np.asarray(path.gradient(delta, time))))
+        else:
+            K = []
+            for a in range(n):
+                delta = jnp.zeros(path.field_shape).at[(a,) + (0,) * path.d].set(1.0)
+                grad = np.asarray(path.gradient(delta, time))
+                if np.any(np.delete(grad, a, axis=0) != 0):
+                    raise ActionError(
+                        f"the quadratic part of the action at t = {time} couples component {a} to the others: only "
+                        "independent components can be sampled exactly; use a matched base"
+                    )
+                K.append(np.real(np.fft.fftn(grad[a])))
+            K = np.stack(K)
+        if not np.all(K > 0):
+            raise ActionError(
+                f"the base action at t = {time} has non-positive K(k) (min {K.min():.3g}): exp(-S_0) is not "
+                "normalisable; make the start mass positive"
+            )
+        return cls(K, components=n)
+
+    def sample(self, key, n: int):
+        """``n`` exact samples, shape ``(n, *shape)``, and their normalised log-density."""
+        axes, every = self._axes
+        kz, ks = (key, None) if self.m0 == 0 else jax.random.split(key)
+        z = jax.random.normal(kz, (n, *self.shape))
+        field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
+        if self.m0 == 0:
+            return field + self.mean, self.log_norm - 0.5 * jnp.sum(z * z, axis=every)
+        sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
+        field = field + sign * self.m0
+        return field, self.log_prob(field)
+
+    def log_prob(self, field):
+        """Normalised log-density of configurations ``(..., *shape)``."""
+        axes = tuple(range(field.ndim - len(self.shape), field.ndim))
+        ft = jnp.fft.fftn(field - self.mean, axes=axes if self.components == 1 else axes[1:])
+        quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / (self.precision.size // self.components)
+        out = self.log_norm - 0.5 * quad
+        if self.m0 != 0:
+            out = out + log_cosh(self.zero_mode_coupling * jnp.sum(field, axis=axes))
+        return out
+
+    def propagator(self) -> np.ndarray:
+        r""":math:`G(k) = 1/K(k)`."""
+        return 1.0 / np.asarray(self.precision)
