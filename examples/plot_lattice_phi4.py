@@ -24,7 +24,7 @@ in translation-invariant bases (paper eq. 34; the user guide's lattice page). Tw
     closer to the target's broad, flat-topped one.
 
 For each, the ESS/N and IMH acceptance are printed, the ESS/N seen from the HMC
-configurations (:meth:`~pikflow.lattice.LatticeFlow.target_ess`, which drops where the flow
+configurations (:meth:`~pikflow.flow.LatticeFlow.target_ess`, which drops where the flow
 misses part of the target), and the IMH-corrected observables against the HMC reference.
 Settings are small so that the script runs in about a minute; see the lattice guide for
 the measured numbers at larger sizes.

@@ -20,9 +20,9 @@ __all__ = ["load"]
 
 
 def load(directory: str | os.PathLike):
-    """Read a flow saved by :meth:`pikflow.Flow.save` or :meth:`pikflow.lattice.LatticeFlow.save`.
+    """Read a flow saved by :meth:`pikflow.Flow.save` or :meth:`pikflow.flow.LatticeFlow.save`.
 
-    Returns a :class:`pikflow.Flow` (0-D) or a :class:`pikflow.lattice.LatticeFlow`, as
+    Returns a :class:`pikflow.Flow` (0-D) or a :class:`pikflow.flow.LatticeFlow`, as
     ``flow.json`` says (both are :class:`pikflow.AbstractFlow`); each gives the same samples as
     the flow that was saved for the same seed. A missing, damaged or foreign directory raises
     :class:`~pikflow.FlowFileError` saying what to do.

@@ -158,11 +158,11 @@ class LatticePath(Path):
         )
 
     def check_normalisable(self, times=None, *, seed: int = 0) -> None:
-        """0-D only: see :func:`pikflow.lattice.check_bounded_below`."""
+        """0-D only: see :func:`pikflow.action.check_bounded_below`."""
         self._zero_dim_only("check_normalisable")
 
     def gaussian_base(self):
-        """0-D only: the lattice base is :class:`pikflow.lattice.GaussianLatticeBase`."""
+        """0-D only: the lattice base is :class:`pikflow.flow.GaussianLatticeBase`."""
         self._zero_dim_only("gaussian_base")
 
     def is_rotation_invariant(self) -> bool:

@@ -5,7 +5,7 @@ linear interpolation between two points (eq. 22b) or any expression in ``t`` the
 writes. Everything the kernel equation needs is derived here, symbolically, once:
 :math:`d\hat S_t/dt` and :math:`\partial \hat S_t`. ``Path(action, ...)`` of an action with
 a geometry (``action.lattice`` set) is the path class of that space, a subclass
-(:class:`~pikflow.lattice.LatticePath`), registered by its package with
+(:class:`~pikflow.action.LatticePath`), registered by its package with
 :func:`register_path_class` (``import pikflow`` registers the lattice one).
 """
 

@@ -157,7 +157,7 @@ def thermodynamic_integration(
     Parameters
     ----------
     path
-        A :class:`~pikflow.Path`, a :class:`~pikflow.lattice.LatticePath` or a
+        A :class:`~pikflow.Path`, a :class:`~pikflow.action.LatticePath` or a
         :class:`~pikflow.Flow` (for its path). Lattice configurations are flattened for
         the HMC (:class:`~pikflow.baselines.HMC`); ``log_z`` is then ``None`` (the ratio
         alone: add the exact :math:`\log Z` of the Gaussian start).

@@ -62,7 +62,7 @@ class HMC:
     ----------
     target
         The action: a :class:`~pikflow.Path` (sampled at the ``t`` given to
-        :meth:`run`), a :class:`~pikflow.lattice.LatticePath` (configurations of its
+        :meth:`run`), a :class:`~pikflow.action.LatticePath` (configurations of its
         ``field_shape``, flattened; the leapfrog uses its gradient stencil), a
         :class:`~pikflow.Flow` or :class:`~pikflow.WegnerEquation` (their path), an
         :class:`~pikflow.Action` without couplings, or a JAX-traceable callable ``S(x)``

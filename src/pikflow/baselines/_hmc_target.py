@@ -4,7 +4,7 @@ Every target becomes one JAX function ``S(x, t)`` of a flat configuration ``x`` 
 ``dim``) with ``t`` traced, plus the shape one configuration has in its own field space:
 ``(n,)`` for a 0-D path of ``n`` fields, the lattice's shape (or ``(n, *lattice)`` for ``n``
 components per site) for a lattice path (paper sec. IV B). The lattice potential keeps the
-lowered gradient stencil of the path (:meth:`~pikflow.lattice.LatticePath.gradient`) as its
+lowered gradient stencil of the path (:meth:`~pikflow.action.LatticePath.gradient`) as its
 derivative, so the leapfrog kicks use the symbolic gradient, not a second autodiff pass.
 Also the checks of the sampler's inputs (step, seed or key).
 """

@@ -4,7 +4,7 @@ For each lattice size, one reference HMC run at the target fits the matched Gaus
 (:func:`pikflow.lattice.matched_base`); the default basis (:func:`pikflow.lattice.default_basis`,
 taming width 10) is then solved with each layer solver of :func:`pikflow.solvers.solve_system`
 (direct SVD, Levenberg-Marquardt, Adam) and, from the direct flow, enriched with
-:func:`pikflow.lattice.enrich_lattice` (the ``[refine]`` of a lattice run, scored with the HMC
+:func:`pikflow.refine.enrich_lattice` (the ``[refine]`` of a lattice run, scored with the HMC
 reference). Each row: ESS/N of fresh samples, ESS/N seen from the HMC configurations
 (:meth:`LatticeFlow.target_ess`), the largest and mean relative layer residual of eq. 34, and
 the wall time of the solve (compilation included), each over ``--repeats`` collocation seeds

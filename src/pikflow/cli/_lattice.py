@@ -2,14 +2,14 @@ r"""The lattice branch of ``pikflow run``: ``[action] lattice = [...]`` configur
 
 A configuration is a lattice run when ``[action]`` has ``lattice = [L1, ..., Ld]``; its
 ``density`` is then a site density (``phi``, ``shift(phi, mu[, -1])``, ``sum_mu(...)``,
-``d``, couplings; see :class:`pikflow.lattice.LatticeAction`) and the ``[path]``
+``d``, couplings; see :class:`pikflow.action.LatticeAction`) and the ``[path]``
 couplings are numbers, ``[start, end]`` pairs or expressions in ``t``. The run builds
-the :class:`~pikflow.lattice.LatticePath`, fits the flow of eqs. 32-34 with
+the :class:`~pikflow.action.LatticePath`, fits the flow of eqs. 32-34 with
 :func:`~pikflow.lattice.fit_lattice` (by default from a matched Gaussian base: only
 the path's values at ``t = 1`` matter then), samples it, runs the IMH step and writes
 ``results.json`` (``ess``, ``imh_acceptance``, ``n_nonfinite``, ``observables``
 ``abs_m``/``chi``/``binder``, timings, residuals per layer), two plots and the flow
-(``flow/``, read back with :meth:`pikflow.lattice.LatticeFlow.load`).
+(``flow/``, read back with :meth:`pikflow.flow.LatticeFlow.load`).
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def lattice_settings(data: dict) -> dict[str, Any]:
 
 
 def build_lattice(data: dict):
-    """The :class:`~pikflow.lattice.LatticePath` of a validated lattice configuration, and its settings.
+    """The :class:`~pikflow.action.LatticePath` of a validated lattice configuration, and its settings.
 
     Raises
     ------

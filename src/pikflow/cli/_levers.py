@@ -4,7 +4,7 @@
   (:func:`pikflow.solvers.solve_system`: ``direct``, ``levenberg-marquardt``, ``adam``).
 * ``[hmc]`` sets the reference HMC run of the matched base (trajectories ``n`` per chain,
   ``chains``, ``leapfrog_steps``, ``step_size`` or ``"auto"``, ``thermalisation``).
-* ``[refine]`` runs the residual-driven basis enrichment (:func:`pikflow.lattice.enrich_lattice`):
+* ``[refine]`` runs the residual-driven basis enrichment (:func:`pikflow.refine.enrich_lattice`):
   ``tol`` on the largest relative layer residual, ``max_rounds`` families of the ladder tried.
 * ``[observables]`` ``name = "site density"`` (the density grammar: ``phi``, ``shift(phi, mu)``,
   ``sum_mu``, ``d``) is averaged over the sites, :math:`O = \\frac1V\\sum_n o_n`, and measured

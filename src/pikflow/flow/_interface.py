@@ -15,7 +15,7 @@ needs only the final unnormalised log-weights :math:`\log w = -\hat S_1(\phi) - 
 
 The spaces differ only in how configurations are stored and which step times are kept:
 :class:`pikflow.Samples` (0-D: every step time, configurations ``(N, n_fields)``) and
-:class:`pikflow.lattice.LatticeSamples` (the final configurations ``(N, *field_shape)``, or their
+:class:`pikflow.flow.LatticeSamples` (the final configurations ``(N, *field_shape)``, or their
 streamed reductions). A subclass provides the final log-weights (:meth:`AbstractSamples._log_w_at`)
 and the per-sample values of an observable (:meth:`AbstractSamples.values`).
 
@@ -58,7 +58,7 @@ class CallableFloat(float):
 class AbstractSamples(abc.ABC):
     r"""What every space's samples share: estimates from the final log-weights (see the module docstring).
 
-    Subclasses: :class:`pikflow.Samples` (0-D) and :class:`pikflow.lattice.LatticeSamples`.
+    Subclasses: :class:`pikflow.Samples` (0-D) and :class:`pikflow.flow.LatticeSamples`.
     ``isinstance(s, pikflow.AbstractSamples)`` holds for both.
     """
 
@@ -149,7 +149,7 @@ class AbstractSamples(abc.ABC):
 
 
 class AbstractFlow(abc.ABC):
-    r"""What every space's solved flow shares (0-D :class:`pikflow.Flow`, :class:`pikflow.lattice.LatticeFlow`).
+    r"""What every space's solved flow shares (0-D :class:`pikflow.Flow`, :class:`pikflow.flow.LatticeFlow`).
 
     A flow holds one layer per RK4 stage time (:attr:`times`, ``2 steps + 1`` of them, eq. 11):
     samples of the exactly sampled base :math:`p_0 \propto e^{-\hat S_0}` (eq. 10) are pushed

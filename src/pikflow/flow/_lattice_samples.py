@@ -37,7 +37,7 @@ class LatticeSamples(AbstractSamples):
     fields: np.ndarray | None
     log_w: np.ndarray
     #: without ``fields`` (``sample(..., keep_fields=False)``): per sample, whether the configuration is
-    #: finite, its magnetisation and its two-point series (:func:`~pikflow.lattice.two_point_series`)
+    #: finite, its magnetisation and its two-point series (:func:`~pikflow.flow.two_point_series`)
     fields_finite: np.ndarray | None = None
     magnetisation_values: np.ndarray | None = None
     two_point_values: np.ndarray | None = None
@@ -93,7 +93,7 @@ class LatticeSamples(AbstractSamples):
         return M[:, 0] if self.components == 1 else np.sqrt(np.sum(M**2, axis=1))
 
     def two_point(self) -> tuple[np.ndarray, np.ndarray]:
-        r"""Per sample :math:`C(r)` (:func:`~pikflow.lattice.two_point_series`) and the mean field :math:`m`.
+        r"""Per sample :math:`C(r)` (:func:`~pikflow.flow.two_point_series`) and the mean field :math:`m`.
 
         Non-finite configurations give zeros (they weigh zero in every estimate).
         """

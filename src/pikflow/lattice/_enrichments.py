@@ -4,7 +4,7 @@ Only tamed or quadratic families, so an enriched velocity still cannot blow up f
 collocation data:
 
 1. intermediate smoothing scales (geometric midpoints of the current ladder), powers 4, 6
-   (and 3, 5 when the path has no :math:`Z_2` symmetry, :meth:`~pikflow.lattice.LatticePath.symmetry`);
+   (and 3, 5 when the path has no :math:`Z_2` symmetry, :meth:`~pikflow.action.LatticePath.symmetry`);
 2. the eighth power of the smoothed fields (and the seventh without :math:`Z_2`);
 3. cross-scale products over every scale of the current ladder.
 

@@ -10,7 +10,7 @@ the lifted coarse field (:class:`~pikflow.lattice.Lift`), with the analytic acti
 :math:`\hat S_t = (1-t)\hat S_0 + t\hat S_1` to the fine target :math:`\hat S_1`, with what the
 layer solve of eq. 34 needs (:math:`\hat S_t`, :math:`\partial\hat S_t`, :math:`d\hat S_t/dt =
 \hat S_1 - \hat S_0`); :class:`LevelBase` samples the lift (coarse fields drawn from a pool) with its
-log-density. :func:`solve_level` solves the layers with :func:`~pikflow.lattice.solve_lattice`, the
+log-density. :func:`solve_level` solves the layers with :func:`~pikflow.flow.solve_lattice`, the
 collocation configurations drawn from the lift and pushed along as for any lattice flow. The flow's
 log-density :math:`\log q_1 = \log q_0 + \int\Delta\Omega_t\,dt` keeps the weights
 :math:`\log w = -\hat S_1 - \log q_1` exact whatever the basis: a poor basis costs ESS, never bias.

@@ -226,7 +226,7 @@ def multilevel(
         is the SMC transport of every step; ``Level.flow`` gets the lift's and the flowed lift's weight
         diagnostics (ESS/N, :math:`\mathrm{Var}\log w` split), the solve's seconds and residuals.
     flow_options
-        Keywords of :func:`~pikflow.lattice.solve_lattice` for the level flows (default
+        Keywords of :func:`~pikflow.flow.solve_lattice` for the level flows (default
         ``n_collocation=1000``, the default basis of the fine lattice).
     on_level
         Called with the levels so far after every level (e.g. to write partial results).

@@ -15,7 +15,7 @@ the run reports, at ``points`` evenly spaced times of ``t_range``,
 * its derivative :math:`d\log Z_t/dt = -\langle d\hat S_t/dt\rangle_t` (``dlogz_dt``), measured
   on the same particles,
 * the connected two-point function :math:`G(r) = \langle C(r)\rangle - \langle m\rangle^2`,
-  :math:`r = 0..L/2`, with :math:`C(r)` as in :func:`~pikflow.lattice.two_point_series`
+  :math:`r = 0..L/2`, with :math:`C(r)` as in :func:`~pikflow.flow.two_point_series`
   (``two_point``),
 
 each with the spread of independent replicas as its error. :meth:`LatticeScan.free_energy_check`

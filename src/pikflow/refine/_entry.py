@@ -47,7 +47,7 @@ def refine(flow, **options):
       ``tol`` (absolute residual of eq. 27), ``max_rounds``, ``centres``, ``n_points``, ``n_ess``,
       ``overlap``, ``layers``, ``extra_points``, ``samples``, ``seed``, ``progress``,
       ``centres_at``, ``n_missed``; returns a :class:`~pikflow.refine.Refinement`.
-    * :class:`pikflow.lattice.LatticeFlow`: :func:`pikflow.refine.enrich_lattice` (basis
+    * :class:`pikflow.flow.LatticeFlow`: :func:`pikflow.refine.enrich_lattice` (basis
       enrichment, eq. 34) with ``tol`` (relative layer residual), ``enrichments``, ``gain``,
       ``reference``, ``select``, ``n_collocation``, ``seed``, ``solver``, ``checkpoint``,
       ``progress``; returns a :class:`pikflow.refine.Enrichment`.
