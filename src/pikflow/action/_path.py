@@ -66,7 +66,8 @@ class Path:
             space = _PATH_CLASSES.get(type(geometry))
             if space is None:
                 raise ActionError(
-                    f"no path class is registered for a {type(geometry).__name__}: import pikflow.lattice first"
+                    f"no path class is registered for a {type(geometry).__name__}: register one with "
+                    "pikflow.action.register_path_class (a Lattice geometry has LatticePath)"
                 )
             return object.__new__(space)
         return super().__new__(cls)
