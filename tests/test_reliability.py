@@ -461,9 +461,12 @@ def test_corpus_through_a_subprocess(tmp_path):
 
 # ---------------------------------------------------------------- kill tests
 def _pikflow(cfg, out, **kw):
-    # a compilation cache of this test's own (tests/conftest.py): a killed run may leave a half-written entry
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(pf.__file__).parents[1])}
+    # a persistent compilation cache of this test's own (the runs are one at a time): the first run compiles,
+    # the others load its programs (a killed run may leave a half-written entry: JAX then compiles it again)
     env["JAX_COMPILATION_CACHE_DIR"] = str(pathlib.Path(cfg).parent / "jax-cache")
+    env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     cmd = [sys.executable, "-c", "import sys; from pikflow.cli import main; sys.exit(main())"]
     return subprocess.Popen([*cmd, "run", str(cfg), "--out", str(out), "--quiet"], env=env, **kw)
 
