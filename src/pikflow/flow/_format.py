@@ -108,12 +108,11 @@ def saved_space(directory) -> str | None:
     return None if meta is None else _space_of(meta)
 
 
-def refuse_foreign(directory, own: str, what: str) -> None:
-    """A :class:`FlowFileError` if ``directory`` holds a flow of another registered space than ``own``."""
-    space = saved_space(directory)
-    if space is not None and space != own and space in _READERS:
+def _refuse_foreign(directory, found: str | None, own: str, what: str) -> None:
+    """A :class:`FlowFileError` if ``directory`` holds a flow of another registered space (``found``) than ``own``."""
+    if found is not None and found != own and found in _READERS:
         raise FlowFileError(
-            f"{directory} holds a flow of another field space ({space!r}), not {what}: read it with "
+            f"{directory} holds a flow of another field space ({found!r}), not {what}: read it with "
             "pikflow.load (or pikflow.flow.AbstractFlow.load), which picks the class from flow.json"
         )
 
@@ -148,11 +147,11 @@ def read_flow_directory(directory, space: str, what: str, how: str) -> tuple[dic
     if not isinstance(directory, (str, os.PathLike)):
         raise FlowFileError(f"load needs a directory path, got {type(directory).__name__}: {directory!r}")
     d = pathlib.Path(directory)
-    refuse_foreign(d, space, what)
+    meta = _meta(d)  # read once: the space first, then (after the checksums) the rest
+    _refuse_foreign(d, None if meta is None else _space_of(meta), space, what)
     if not (d / "flow.json").is_file():
         raise FlowFileError(f"{d} is not a saved flow: flow.json is missing (write one with {how})")
     verify_manifest(d)
-    meta = _meta(d)
     if meta is None:
         raise FlowFileError(
             f"cannot read the flow in {d}: flow.json is not a JSON object (damaged or not written by pikflow); "

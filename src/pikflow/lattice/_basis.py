@@ -320,9 +320,12 @@ for _kind in _FAMILY_FACTORIES:
 register_basis("lattice", lambda s, lat: LatticeBasis([family_from_spec(f, lat) for f in s["families"]]))
 
 
-def path_basis(path) -> LatticeBasis:
-    """The default basis of :func:`~pikflow.flow.solve_lattice`: :func:`lattice_basis` under the path's symmetry."""
-    return lattice_basis(path.lattice, symmetry=path.symmetry())
+def path_basis(path, **options) -> LatticeBasis:
+    """The default basis of :func:`~pikflow.flow.solve_lattice`: :func:`lattice_basis` under the path's symmetry.
+
+    ``options`` are further keywords of :func:`lattice_basis` (the scans' ``flow_basis``).
+    """
+    return lattice_basis(path.lattice, symmetry=path.symmetry(), **options)
 
 
 register_default_basis(path_basis)

@@ -102,10 +102,10 @@ def flow_problem(path: LatticePath, n_steps: int, *, basis_options=None, n_collo
     default basis, symmetrised under the path's symmetry). Returns the problem and the flow.
     """
     from ..flow import solve_lattice
-    from ._basis import lattice_basis
+    from ._basis import path_basis
     from ._smc import lattice_problem
 
-    basis = lattice_basis(path.lattice, symmetry=path.symmetry(), **(basis_options or {}))
+    basis = path_basis(path, **(basis_options or {}))
     flow = solve_lattice(path, steps=n_steps, basis=basis, n_collocation=n_collocation, seed=seed, progress=progress)
     return lattice_problem(flow), flow
 
