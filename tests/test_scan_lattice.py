@@ -143,7 +143,12 @@ def test_scan_transport_settings(tmp_path):
     cfg.write_text(FREE_SCAN + 'transport = "pik"\nflow_basis = {scales = [], local_range = false}\n')
     s = scan_settings(load_config(cfg))
     assert s["transport"] == "pik" and s["flow_basis"] == {"scales": [], "local_range": None}
-    for line, match in (('transport = "langevin"', "transport must be"), ("flow_basis = {bogus = 1}", "unknown keys")):
+    bad = (
+        ('transport = "langevin"', "transport must be"),
+        ("flow_basis = {bogus = 1}", "unknown keys"),
+        ('flow_basis = {scales = "x"}', "does not make a basis"),
+    )
+    for line, match in bad:
         cfg.write_text(FREE_SCAN + line + "\n")
         with pytest.raises(ConfigError, match=match):
             load_config(cfg)

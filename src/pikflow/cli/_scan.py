@@ -96,10 +96,24 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         unknown = sorted(set(fb) - FLOW_BASIS_KEYS)
         if unknown:
             raise ConfigError(f"[scan] flow_basis has unknown keys {unknown}; known: {sorted(FLOW_BASIS_KEYS)}")
+        _check_flow_basis(fb, data["action"]["lattice"])
         out["flow_basis"] = fb
     volume = max(out["sizes"] or [max(data["action"]["lattice"])]) ** len(data["action"]["lattice"])
     check_particle_memory("scan", out["particles"], out["replicas"], volume)
     return out
+
+
+def _check_flow_basis(options: dict, shape) -> None:
+    """Build ``[scan] flow_basis`` once on the ``[action]`` lattice: a bad value is a ConfigError, no traceback."""
+    from ..lattice import Lattice, lattice_basis
+
+    try:
+        lattice_basis(Lattice(tuple(shape)), **options)
+    except Exception as err:  # noqa: BLE001  (any bad value: wrong type, negative scale, ...)
+        raise ConfigError(
+            f"[scan] flow_basis {options!r} does not make a basis ({type(err).__name__}: {err}); give "
+            "lattice_basis values: lists of numbers for scales, powers and magnetisation, a number for tame"
+        ) from None
 
 
 def check_particle_memory(section: str, particles: int, replicas: int, sites: int) -> None:
