@@ -152,6 +152,12 @@ def test_scan_transport_settings(tmp_path):
         cfg.write_text(FREE_SCAN + line + "\n")
         with pytest.raises(ConfigError, match=match):
             load_config(cfg)
+    # from Python: the same bad value is a BasisError (a PikflowError) raised before anything is solved
+    action = pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", (4, 4))
+    path = pl.LatticePath(action, {"m2": (1.0, 0.5)})
+    for options, match in (({"scales": "x"}, "scales must be a list of numbers"), ({"tame": -1}, "tame must be")):
+        with pytest.raises(pf.BasisError, match=match):
+            pl.scan_lattice(path, points=2, transport="pik", flow_basis=options, progress=False)
 
 
 def test_scan_needs_a_lattice(tmp_path):

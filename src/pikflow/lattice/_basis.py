@@ -228,6 +228,14 @@ def lattice_basis(
         components that share :math:`G(k)`, even powers of :math:`|m|` and of :math:`|\psi_s|`);
         the local Hermite family is single-component only.
     """
+    magnetisation, powers = _whole_numbers("magnetisation", magnetisation or ()), _whole_numbers("powers", powers or ())
+    scales = _numbers("scales", scales or ())
+    if tame is not None and not (_numbers("tame", [tame], what="a positive number or None", value=tame)[0] > 0):
+        raise BasisError(f"lattice_basis: tame must be a positive number (a width in sigma_s) or None, got {tame!r}")
+    for name, value, least in (("local_degree", local_degree, 1), ("max_sites", max_sites, 1)):
+        _whole_numbers(name, [value], least=least, value=value, what=f"a whole number >= {least}")
+    if local_range is not None:
+        _whole_numbers("local_range", [local_range], least=0, value=local_range, what="a whole number >= 0 or None")
     if components is None:
         components = 1 if symmetry is None else symmetry.components
     if components > 1:
@@ -268,6 +276,30 @@ def lattice_basis(
             )
         )
     return LatticeBasis(fams)
+
+
+def _numbers(name: str, items, *, least: float = 0.0, what: str | None = None, value=None) -> tuple:
+    """``items`` as a tuple of numbers >= ``least``, or a :class:`BasisError` that says what to give."""
+    value = items if value is None else value
+    try:
+        out = tuple(items)
+        ok = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in out)
+    except TypeError:
+        ok = False
+    if not ok or any(not np.isfinite(v) or v < least for v in out):
+        what = what or f"a list of numbers >= {least:g}"
+        raise BasisError(f"lattice_basis: {name} must be {what}, got {value!r}")
+    return out
+
+
+def _whole_numbers(name: str, items, *, least: int = 1, value=None, what: str | None = None) -> tuple:
+    """``items`` as a tuple of integers >= ``least``, or a :class:`BasisError` that says what to give."""
+    value = items if value is None else value
+    what = what or f"a list of whole numbers >= {least}"
+    out = _numbers(name, items, least=least, value=value, what=what)
+    if any(int(v) != v for v in out):
+        raise BasisError(f"lattice_basis: {name} must be {what}, got {value!r}")
+    return tuple(int(v) for v in out)
 
 
 def _precision(spec):
