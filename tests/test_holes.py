@@ -117,7 +117,7 @@ def test_the_reported_well_at_default_settings():
     # the default schedule (tau = t**2 here) closes it. 4 standard errors per number.
     flow = pf.solve(well_path(4.0, 0.5), progress=False)
     assert flow.settings["time_power"] == 2.0
-    s = flow.sample(100_000, seed=0, keep_layers=False, progress=False)
+    s = flow.sample(40_000, seed=0, keep_layers=False, progress=False)
     assert s.check(flow) == []
     assert s.target_ess > 0.9
     assert all(abs(v) < 4 for v in s.deviations.values()), s.deviations

@@ -273,7 +273,7 @@ def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch):
 
 def test_fast_setup_keys_reach_fit_lattice(tmp_path):
     """``[lattice] select`` and ``tames``: one taming width per base kind, scored on ``select`` samples."""
-    text = MATCHED.replace("scales = [0.1, 0.4]\n", "select = 100\ntames = [5.0]\n")
+    text = MATCHED.replace("scales = [0.1, 0.4]\n", 'select = 100\ntames = [5.0]\nbase = "gaussian"\n')
     out, r = _run(tmp_path, text, "fast")
     assert r["candidates"] and {c["tame"] for c in r["candidates"]} == {5.0}
     assert len(r["candidates"]) == len({c["base"] for c in r["candidates"]})

@@ -179,6 +179,7 @@ fields = ["phi1", "phi2"]
 m2 = -0.5
 lam = 1.0
 [lattice]
+base = "gaussian"
 steps = 1
 collocation = 100
 hmc_samples = 200
