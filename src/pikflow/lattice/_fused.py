@@ -196,9 +196,9 @@ class FusedEvaluator:
             lap = lap + jnp.dot(a[lo:hi], fam.sizes)
         if self.smoothed:
             psi = jnp.fft.irfftn(filters * ft[None], s=self.shape, axes=self.axes)
-            inner, lp = self._pointwise(params["smoothed"], a, psi)
-            lap = lap + lp
-            part = jnp.sum(filters * jnp.fft.rfftn(inner, axes=self.axes), axis=0)
+            inner_ft = jnp.fft.rfftn(self._pointwise(params["smoothed"], a, psi), axes=self.axes)
+            lap = lap + jnp.real(inner_ft[(-1,) + (0,) * self.d])
+            part = jnp.sum(filters * inner_ft[:-1], axis=0)
             spec = part if spec is None else spec + part
         grad = jnp.zeros_like(field) if spec is None else jnp.fft.irfftn(spec, s=self.shape)
         mags = iter(params["mag"])
@@ -219,17 +219,17 @@ class FusedEvaluator:
         that shape and the Laplacian (:mod:`._pointwise`: one elementwise pass per family, its
         density summed per scale over the sites).
         """
-        inner, lap = None, 0.0
+        inner, total = None, 0.0
         for (fam, lo, hi, idx), p in zip(self.smoothed, params, strict=True):
             x = _take(psi, idx)
             if type(fam) is SmoothedProducts:
                 part, density = products_part(x, a[lo:hi], p["w"], p["hab"], fam.pairs, self.d)
             else:
                 part, density = powers_part(x, a[lo:hi], p["w"], p["h"], fam.powers, self.d)
-            lap = lap + jnp.sum(site_sum(density, self.d))
+            total = total + sum(density[j] for j in range(len(idx)))
             part = _place(part, idx, self.n_scales)
             inner = part if inner is None else inner + part
-        return inner, lap
+        return jnp.concatenate([inner, total[None]])
 
     # ---- the rows of eq. 34 (the solve's columns)
     def columns(self, field, dS, params=None):
