@@ -10,11 +10,13 @@ Laplacian; here:
 * one real FFT (``rfftn``) of :math:`\phi`;
 * the filters of all smoothed families (deduplicated: equal scales and precision are one
   filter) applied in one batched multiply, the :math:`\psi_s` back in one batched ``irfftn``;
-* the powers and products formed pointwise; their gradient contributions
-  :math:`\text{inner}_s` transformed in one batched ``rfftn``, filtered, summed over scales
-  together with the Fourier two-point term (diagonal in the same transform) and brought back in
-  one ``irfftn``;
-* the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families.
+* the powers and products formed pointwise, coefficients contracted, one elementwise pass per
+  family (:mod:`._pointwise`); their gradient contributions :math:`\text{inner}_s` transformed
+  in one batched ``rfftn``, filtered, summed over scales together with the Fourier two-point
+  term (diagonal in the same transform) and brought back in one ``irfftn``;
+* the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families;
+  their summed density is one more channel of that batched ``rfftn`` (its :math:`k = 0` mode is
+  the site sum), so no pass over the fields is spent on the reduction.
 
 The real part of :math:`\mathcal F^{-1}[f\,\mathcal F x]` equals :math:`\mathcal F^{-1}[\bar f\,\mathcal F x]`
 with the Hermitian part :math:`\bar f(k) = (f(k) + f(-k))/2`, so the half-spectrum filters are
