@@ -198,6 +198,10 @@ class FusedEvaluator:
             lap = lap + jnp.dot(a[lo:hi], fam.sizes)
         if self.smoothed:
             psi = jnp.fft.irfftn(filters * ft[None], s=self.shape, axes=self.axes)
+            # an explicit (identity) gather as the transform's consumer: with the fields sharded over
+            # devices, an elementwise consumer lets XLA's layout assignment give the inverse FFT a
+            # transposed layout that its CPU runtime refuses (RET_CHECK in fft_thunk.cc, SMC on 4 devices)
+            psi = psi[np.arange(self.n_scales)]
             inner_ft = jnp.fft.rfftn(self._pointwise(params["smoothed"], a, psi), axes=self.axes)
             lap = lap + jnp.real(inner_ft[(-1,) + (0,) * self.d])
             part = jnp.sum(filters * inner_ft[:-1], axis=0)
