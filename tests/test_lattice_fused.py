@@ -20,6 +20,7 @@ from pikflow.lattice import (
     LatticeBasis,
     LatticePath,
     Magnetisation,
+    SmoothedPowers,
     SmoothedProducts,
     default_basis,
     lattice_basis,
@@ -41,7 +42,25 @@ def _bases(shape):
     assert any(isinstance(f, SmoothedProducts) for f in matched.families)
     assert any(isinstance(f, Magnetisation) for f in matched.families)
     plain = lattice_basis(S.lattice, scales=(0.5, 2.0), tame=None, local_range=1, local_degree=4, max_sites=1)
-    return [matched, plain]
+    return [matched, plain, _enriched(matched)]
+
+
+def _enriched(matched):
+    """``matched`` plus families on the other branches of the pointwise part (:mod:`pikflow.lattice._pointwise`).
+
+    Odd tamed powers (one ``rsqrt``), tamed families with powers <= 2 (plain), untamed powers and
+    products, and scales that are neither all scales nor an arithmetic progression of them (the
+    gather and scatter fallback instead of strided slices and an interior pad).
+    """
+    sp = next(f for f in matched.families if type(f) is SmoothedPowers)
+    lat, K, sc = sp.lattice, sp.precision, sp.scales
+    extra = [
+        SmoothedPowers(lat, (0.3, 1.5), (3, 4, 5, 6), precision=K, tame=5.0),
+        SmoothedPowers(lat, (sc[0], sc[2]), (2, 5), precision=K, tame=4.0),
+        SmoothedPowers(lat, (0.7,), (2, 3), precision=K, tame=None),
+        SmoothedProducts(lat, (sc[0], sc[1], sc[3]), precision=K, tame=None),
+    ]
+    return LatticeBasis([*matched.families, *extra])
 
 
 def _rel(new, old):
@@ -75,19 +94,14 @@ def test_half_spectrum_is_the_hermitian_part(shape):
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-13)
 
 
-def test_fused_push_matches_plain_rk4():
-    """Samples and log q of the fused scan against RK4 written out from the per-family gradient and Laplacian."""
-    shape, steps = (6, 6), 2
-    basis = _bases(shape)[0]
-    rng = np.random.default_rng(3)
-    coeffs = jnp.asarray(rng.normal(size=(2 * steps + 1, basis.n)) * 0.05)
-    x0 = jnp.asarray(rng.normal(size=(5, *shape)))
-    lq0 = jnp.asarray(rng.normal(size=5))
+def _plain_rk4(basis, coeffs, x, lq, steps):
+    """RK4 of (x, log q) written out from the per-family gradient and Laplacian (one complex FFT per family)."""
     vel = jax.vmap(lambda a, y: -basis.gradient(a, y), (None, 0))
     lap = jax.vmap(basis.laplacian, (None, 0))
-    x, lq, dt = x0, lq0, 1.0 / steps
-    for i in range(steps):
-        a0, am, a1 = coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2]
+    dt = 1.0 / steps
+
+    @jax.jit  # one step compiled (not the whole path): the reference stays the per-family formulas
+    def step(a0, am, a1, x, lq):
         ys = [x]
         ks = [vel(a0, x)]
         ys.append(x + 0.5 * dt * ks[0])
@@ -97,10 +111,52 @@ def test_fused_push_matches_plain_rk4():
         ys.append(x + dt * ks[2])
         ks.append(vel(a1, ys[3]))
         dlq = lap(a0, ys[0]) + 2 * lap(am, ys[1]) + 2 * lap(am, ys[2]) + lap(a1, ys[3])
-        x, lq = x + dt / 6 * (ks[0] + 2 * ks[1] + 2 * ks[2] + ks[3]), lq + dt / 6 * dlq
-    xf, lqf = jax.jit(_make_push(basis, steps))(coeffs, x0, lq0)
-    assert _rel(xf, x) < RTOL
-    assert _rel(lqf - lq0, lq - lq0) < RTOL
+        return x + dt / 6 * (ks[0] + 2 * ks[1] + 2 * ks[2] + ks[3]), lq + dt / 6 * dlq
+
+    for i in range(steps):
+        x, lq = step(coeffs[2 * i], coeffs[2 * i + 1], coeffs[2 * i + 2], x, lq)
+    return x, lq
+
+
+def test_fused_push_matches_plain_rk4():
+    """Samples and log q of the fused scan against RK4 written out from the per-family gradient and Laplacian."""
+    shape, steps = (6, 6), 2
+    rng = np.random.default_rng(3)
+    for basis in (_bases(shape)[0], _bases(shape)[2]):
+        coeffs = jnp.asarray(rng.normal(size=(2 * steps + 1, basis.n)) * 0.05)
+        x0 = jnp.asarray(rng.normal(size=(5, *shape)))
+        lq0 = jnp.asarray(rng.normal(size=5))
+        x, lq = _plain_rk4(basis, coeffs, x0, lq0, steps)
+        xf, lqf = jax.jit(_make_push(basis, steps))(coeffs, x0, lq0)
+        assert _rel(xf, x) < RTOL
+        assert _rel(lqf - lq0, lq - lq0) < RTOL
+
+
+def test_flow_samples_and_weights_match_the_per_family_path():
+    """A fixed-seed ``LatticeFlow.sample`` (the compiled push with the constants as arguments, in chunks) gives
+    the samples and log-weights of RK4 from the per-family formulas on the same base draws, to float64
+    rounding (issue #20: nothing changes but the cost). 10 RK4 steps of coefficients of the size a solve
+    gives, so rounding differences of 1e-16 per evaluation pass through 40 evaluations."""
+    from pikflow.flow._lattice_flow import LatticeFlow
+
+    shape, steps, n = (8, 8), 10, 300  # 300 > PUSH_BATCH: several chunks
+    S = LatticeAction(PHI4_DENSITY, list(shape))
+    K = np.asarray(S.lattice.khat2()) + 0.3
+    g = GaussianLatticeBase(K, m0=0.2)
+    path = LatticePath.matched(S, {"m2": -2.0, "lam": 2.0}, K, g.zero_mode_coupling)
+    basis = default_basis(path, g, tame=5.0)
+    rng = np.random.default_rng(6)
+    coeffs = rng.normal(size=(2 * steps + 1, basis.n)) * 0.1
+    flow = LatticeFlow(path, basis, g, coeffs, steps, [])
+    key = jax.random.PRNGKey(7)
+    got = flow.sample(key, n)
+    x0, lq0 = g.sample(jax.random.fold_in(key, 0), n)  # the draws of sample's first (only) batch
+    x1, lq1 = _plain_rk4(basis, jnp.asarray(coeffs), x0, lq0, steps)
+    log_w = -jax.vmap(lambda y: path.value(y, 1.0))(x1) - lq1
+    assert np.all(np.isfinite(got.log_w))
+    assert float(np.max(np.abs(x1 - x0))) > 0.1  # the flow moves the fields: not a trivial comparison
+    assert _rel(jnp.asarray(got.fields), x1) < 1e-12
+    assert _rel(jnp.asarray(got.log_w), log_w) < 1e-12
 
 
 def test_non_fused_family_falls_back():

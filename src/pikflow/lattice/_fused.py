@@ -10,11 +10,13 @@ Laplacian; here:
 * one real FFT (``rfftn``) of :math:`\phi`;
 * the filters of all smoothed families (deduplicated: equal scales and precision are one
   filter) applied in one batched multiply, the :math:`\psi_s` back in one batched ``irfftn``;
-* the powers and products formed pointwise; their gradient contributions
-  :math:`\text{inner}_s` transformed in one batched ``rfftn``, filtered, summed over scales
-  together with the Fourier two-point term (diagonal in the same transform) and brought back in
-  one ``irfftn``;
-* the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families.
+* the powers and products formed pointwise, coefficients contracted, one elementwise pass per
+  family (:mod:`._pointwise`); their gradient contributions :math:`\text{inner}_s` transformed
+  in one batched ``rfftn``, filtered, summed over scales together with the Fourier two-point
+  term (diagonal in the same transform) and brought back in one ``irfftn``;
+* the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families;
+  their summed density is one more channel of that batched ``rfftn`` (its :math:`k = 0` mode is
+  the site sum), so no pass over the fields is spent on the reduction.
 
 The real part of :math:`\mathcal F^{-1}[f\,\mathcal F x]` equals :math:`\mathcal F^{-1}[\bar f\,\mathcal F x]`
 with the Hermitian part :math:`\bar f(k) = (f(k) + f(-k))/2`, so the half-spectrum filters are
@@ -48,6 +50,7 @@ from ._basis import (
     site_sum,
     tamed_power_derivatives,
 )
+from ._pointwise import powers_part, products_part
 
 
 def half_spectrum(f: np.ndarray) -> np.ndarray:
@@ -63,6 +66,35 @@ def half_spectrum(f: np.ndarray) -> np.ndarray:
 
 def _half_batched(filters: np.ndarray, d: int) -> np.ndarray:
     return np.stack([half_spectrum(f) for f in np.asarray(filters).reshape((-1,) + filters.shape[-d:])])
+
+
+def _progression(idx) -> tuple[int, int] | None:
+    """``(start, step)`` when the scale indices ``idx`` are an increasing arithmetic progression."""
+    idx = np.asarray(idx)
+    step = int(idx[1] - idx[0]) if len(idx) > 1 else 1
+    if step >= 1 and np.array_equal(idx, idx[0] + step * np.arange(len(idx))):
+        return int(idx[0]), step
+    return None
+
+
+def _take(psi, idx):
+    """``psi[idx]`` along the scale axis as a (strided) slice where possible: no gather in the compiled code."""
+    prog = _progression(idx)
+    if prog is None:
+        return jnp.stack([psi[i] for i in idx])
+    start, step = prog
+    return psi[start : start + step * (len(idx) - 1) + 1 : step]
+
+
+def _place(part, idx, n: int):
+    """``part`` (a slice per scale of ``idx``) on all ``n`` scales, zero elsewhere (an interior pad if possible)."""
+    prog = _progression(idx)
+    if prog is None:
+        return jnp.zeros((n,) + part.shape[1:], dtype=part.dtype).at[np.asarray(idx)].set(part)
+    start, step = prog
+    last = start + step * (len(idx) - 1)
+    config = [(start, n - 1 - last, step - 1)] + [(0, 0, 0)] * (part.ndim - 1)
+    return jax.lax.pad(part, jnp.zeros((), dtype=part.dtype), config)
 
 
 class FusedEvaluator:
@@ -166,16 +198,13 @@ class FusedEvaluator:
             lap = lap + jnp.dot(a[lo:hi], fam.sizes)
         if self.smoothed:
             psi = jnp.fft.irfftn(filters * ft[None], s=self.shape, axes=self.axes)
-            inner = [None] * self.n_scales
-            for (fam, lo, hi, idx), p in zip(self.smoothed, params["smoothed"], strict=True):
-                contrib, lp = self._smoothed_part(fam, p, a[lo:hi], psi[idx])
-                lap = lap + lp
-                for j, u in enumerate(idx.tolist()):
-                    inner[u] = contrib[j] if inner[u] is None else inner[u] + contrib[j]
-            used = [u for u in range(self.n_scales) if inner[u] is not None]
-            inner_ft = jnp.fft.rfftn(jnp.stack([inner[u] for u in used]), axes=self.axes)
-            filt = filters if len(used) == self.n_scales else filters[np.asarray(used)]
-            part = jnp.sum(filt * inner_ft, axis=0)
+            # an explicit (identity) gather as the transform's consumer: with the fields sharded over
+            # devices, an elementwise consumer lets XLA's layout assignment give the inverse FFT a
+            # transposed layout that its CPU runtime refuses (RET_CHECK in fft_thunk.cc, SMC on 4 devices)
+            psi = psi[np.arange(self.n_scales)]
+            inner_ft = jnp.fft.rfftn(self._pointwise(params["smoothed"], a, psi), axes=self.axes)
+            lap = lap + jnp.real(inner_ft[(-1,) + (0,) * self.d])
+            part = jnp.sum(filters * inner_ft[:-1], axis=0)
             spec = part if spec is None else spec + part
         grad = jnp.zeros_like(field) if spec is None else jnp.fft.irfftn(spec, s=self.shape)
         mags = iter(params["mag"])
@@ -189,30 +218,24 @@ class FusedEvaluator:
                 lap = lap + fam.laplacian(a[lo:hi], field)
         return grad, lap
 
-    def _smoothed_part(self, fam, p, a, psi):
-        """Per scale of ``fam``: the real-space gradient contribution (before smoothing) and the Laplacian."""
-        d = self.d
-        shape = (-1,) + (1,) * d
-        if type(fam) is SmoothedProducts:
-            q, q1, q2 = _tamed_square(psi, p["w"])
-            h = p["hab"]
-            inner = [jnp.zeros(self.shape, dtype=psi.dtype) for _ in fam.scales]
-            lap_density = jnp.zeros(self.shape, dtype=psi.dtype)
-            for j, (x, y) in enumerate(fam.pairs):
-                inner[x] = inner[x] + a[j] * q1[x] * q[y]
-                inner[y] = inner[y] + a[j] * q[x] * q1[y]
-                lap_density = lap_density + a[j] * (
-                    h[x, x] * q2[x] * q[y] + 2 * h[x, y] * q1[x] * q1[y] + h[y, y] * q[x] * q2[y]
-                )
-            return jnp.stack(inner), site_sum(lap_density, d)
-        w, h = p["w"], p["h"]
-        a = a.reshape(len(fam.scales), len(fam.powers))
-        inner, lap_density = 0.0, 0.0
-        for j, power in enumerate(fam.powers):
-            d1, d2 = tamed_power_derivatives(psi, power, w)
-            inner = inner + a[:, j].reshape(shape) * d1
-            lap_density = lap_density + (a[:, j] * h).reshape(shape) * d2
-        return inner, site_sum(lap_density.reshape(-1), 1)
+    def _pointwise(self, params, a, psi):
+        r"""The smoothed families' gradient contributions (before smoothing) and their part of :math:`\Delta\Omega`.
+
+        ``psi``: the smoothed fields of every scale, ``(scales, *lattice)``; returns ``inner`` of
+        that shape and the Laplacian (:mod:`._pointwise`: one elementwise pass per family, its
+        density summed per scale over the sites).
+        """
+        inner, total = None, 0.0
+        for (fam, lo, hi, idx), p in zip(self.smoothed, params, strict=True):
+            x = _take(psi, idx)
+            if type(fam) is SmoothedProducts:
+                part, density = products_part(x, a[lo:hi], p["w"], p["hab"], fam.pairs, self.d)
+            else:
+                part, density = powers_part(x, a[lo:hi], p["w"], p["h"], fam.powers, self.d)
+            total = total + sum(density[j] for j in range(len(idx)))
+            part = _place(part, idx, self.n_scales)
+            inner = part if inner is None else inner + part
+        return jnp.concatenate([inner, total[None]])
 
     # ---- the rows of eq. 34 (the solve's columns)
     def columns(self, field, dS, params=None):
