@@ -126,9 +126,16 @@ def evaluation_profile(flow, batch: int = 1000, repeats: int = 5) -> dict:
             jax.jit(lambda f: jnp.fft.irfftn(filt * f[:, None], s=lat.shape, axes=sm_axes)),
             (ft,),
         )
-        inner = jnp.broadcast_to(x[:, None], (batch, ns, *lat.shape))
-        parts[f"gradient: batched rfftn of {ns} + filter sum"] = (
-            jax.jit(lambda y: jnp.sum(filt * jnp.fft.rfftn(y, axes=sm_axes), axis=1)),
+        # the evaluation transforms the ns gradient contributions and the summed Laplacian density
+        # (its k = 0 mode is the site sum) in one batched rfftn of ns + 1 channels
+        inner = jnp.broadcast_to(x[:, None], (batch, ns + 1, *lat.shape))
+
+        def gradient_and_laplacian(y):
+            spec = jnp.fft.rfftn(y, axes=sm_axes)
+            return jnp.sum(filt * spec[:, :ns], axis=1), spec[:, ns].reshape(batch, -1)[:, 0]
+
+        parts[f"gradient + Laplacian: batched rfftn of {ns} + 1 channels, filter sum"] = (
+            jax.jit(gradient_and_laplacian),
             (inner,),
         )
     out = {}

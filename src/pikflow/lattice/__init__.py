@@ -41,6 +41,9 @@ Lattice-specific, here:
 """
 
 from ..action import LatticeAction, LatticePath, check_bounded_below
+from ..action._density import d, mu, phi, shift, sum_mu
+from ..action._geometry import Lattice, check_shape
+from ..action._symmetry import Symmetry
 from ..flow import (
     GaussianLatticeBase,
     LatticeFlow,
@@ -77,7 +80,6 @@ from ._conventions import (
     to_hopping,
     to_nf,
 )
-from ._density import d, mu, phi, shift, sum_mu
 from ._enrichments import default_enrichments
 from ._fit import (
     BASE_KINDS,
@@ -94,7 +96,6 @@ from ._fit import (
 )
 from ._free import free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
-from ._lattice import Lattice, check_shape
 from ._level_flow import LevelBase, LevelPath, level_diagnostics, level_log_weights, solve_level
 from ._levels import Lift, log_weights, weight_diagnostics
 from ._multilevel import Level, make_lift, multilevel
@@ -112,7 +113,6 @@ from ._observables import (
 )
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
-from ._symmetry import Symmetry
 
 register_flow_io(LatticeFlow, save_lattice_flow, load_lattice_flow)  # LatticeFlow.save / LatticeFlow.load
 

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
+from ..action._geometry import Lattice
 from ..bases import AbstractPotentialBasis, register_basis
 from ..flow import register_default_basis
 from ._basis_local import LocalHermite, _patterns
@@ -50,7 +51,6 @@ from ._basis_spectral import (
     tamed_power,
     tamed_power_derivatives,
 )
-from ._lattice import Lattice
 
 __all__ = [
     "DEFAULT_SCALES",
@@ -307,7 +307,7 @@ def _precision(spec):
 
 
 def _symmetry(spec, lattice):
-    from ._symmetry import Symmetry
+    from ..action._symmetry import Symmetry
 
     return Symmetry.from_spec(spec["symmetry"], lattice) if "symmetry" in spec else None
 

@@ -32,9 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
+from ..action._geometry import Lattice
 from ._basis import LatticeBasis, lattice_basis
 from ._basis_spectral import LatticeFamily
-from ._lattice import Lattice
 from ._levels import block_mean, upsample
 
 #: default local products (p, q) of T = sum_n zeta^p m^q: even total degree up to 4, p != 1

@@ -9,10 +9,10 @@ import numpy as np
 import sympy as sp
 
 from .._errors import BasisError
+from ..action._density import shift_sites, site, site_symbols
+from ..action._geometry import Lattice
 from ..lowering import lower_site_expressions
 from ._basis_spectral import LatticeFamily
-from ._density import shift_sites, site, site_symbols
-from ._lattice import Lattice
 
 
 def _patterns(lattice: Lattice, rng: int, degree: int, max_sites: int, z2: bool, min_degree: int, group=None):

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
+from ..action._geometry import Lattice
 from ._basis_spectral import LatticeFamily, radial_parts, site_sum, tamed_power, tamed_power_derivatives
-from ._lattice import Lattice
 
 #: The default ladder of smoothing scales (the user guide: 7 scales gave ESS/N 0.95).
 DEFAULT_SCALES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)

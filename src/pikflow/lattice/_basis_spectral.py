@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import BasisError
+from ..action._geometry import Lattice
 from ..bases import AbstractPotentialBasis
-from ._lattice import Lattice
 
 
 def site_sum(x, ndim: int):

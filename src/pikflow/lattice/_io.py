@@ -63,7 +63,7 @@ def _restore_floats(expr: sp.Expr, floats) -> sp.Expr:
 
 
 def _density_from_spec(spec: Mapping) -> sp.Expr:
-    from ._density import parse_density
+    from ..action._density import parse_density
 
     return _restore_floats(parse_density(spec["text"]), spec["floats"])
 

@@ -270,7 +270,7 @@ def matched_base_weighted(
     components=None,
 ) -> GaussianLatticeBase:
     r"""As :func:`matched_base`, with importance weights ``exp(log_w)`` (iterated reweighting from a flow)."""
-    from ._lattice import Lattice
+    from ..action._geometry import Lattice
 
     if components is None:
         components = 1 if symmetry is None else symmetry.components
@@ -322,7 +322,7 @@ def _weights(log_w, n: int) -> np.ndarray:
 
 def _matched_components(fields, log_w, symmetrise, floor, mixture, symmetry, n: int) -> GaussianLatticeBase:
     """:func:`matched_base_weighted` for ``n > 1`` components: :math:`G_a(k)` per component, shared if symmetric."""
-    from ._lattice import Lattice
+    from ..action._geometry import Lattice
 
     if mixture:
         raise PikflowError("the zero-mode mixture base is for single-component fields; use the Gaussian base")
