@@ -64,13 +64,12 @@ def test_a_scaled_flow_is_exact_on_a_gaussian_and_survives_save_load(tmp_path):
     assert flow.settings["frequency_range"] == "auto"
     scale = np.asarray(flow.kernels.scale)
     assert scale[0] == pytest.approx(1.0) and scale[-1] == pytest.approx(0.3, rel=1e-3)
-    s = flow.sample(20_000, seed=0, keep_layers=False, progress=False)
-    assert s.ess > 0.999
+    s1 = flow.sample(5_000, seed=1, keep_layers=False, progress=False)
+    assert s1.ess > 0.999
     flow.save(tmp_path / "f")
     back = pf.Flow.load(tmp_path / "f")
     np.testing.assert_allclose(np.asarray(back.kernels.scale), scale)
-    s2 = back.sample(2_000, seed=1, keep_layers=False, progress=False)
-    s1 = flow.sample(2_000, seed=1, keep_layers=False, progress=False)
+    s2 = back.sample(5_000, seed=1, keep_layers=False, progress=False)
     np.testing.assert_allclose(s2.final, s1.final, rtol=1e-12)
     fixed = pf.solve(_gauss_path(0.3), steps=6, progress=False)  # the default
     assert fixed.kernels.scale is None and fixed.settings["frequency_range"] == "fixed"

@@ -191,7 +191,6 @@ max_frequency = 1.5
 [sampling]
 n = 4000
 seed = 2
-method = "rk4"
 [refine]
 tol = 0.05
 max_rounds = 1
