@@ -132,7 +132,7 @@ def test_observable_with_unknown_symbol(flow, tmp_path, capsys):
 
 def test_one_minimum_lattice_size(tmp_path, capsys):
     import pikflow.lattice as pl
-    from pikflow.lattice._lattice import MIN_SIZE
+    from pikflow.action._geometry import MIN_SIZE
 
     pl.Lattice([MIN_SIZE, MIN_SIZE])
     with pytest.raises(pf.ActionError, match=f"at least {MIN_SIZE} sites per direction"):
