@@ -230,8 +230,8 @@ def lattice_basis(
     """
     magnetisation, powers = _whole_numbers("magnetisation", magnetisation or ()), _whole_numbers("powers", powers or ())
     scales = _numbers("scales", scales or ())
-    if tame is not None and not (_numbers("tame", [tame], what="a positive number or None", value=tame)[0] > 0):
-        raise BasisError(f"lattice_basis: tame must be a positive number (a width in sigma_s) or None, got {tame!r}")
+    if tame is not None:
+        _numbers("tame", [tame], positive=True, what="a positive number (a width in sigma_s) or None", value=tame)
     for name, value, least in (("local_degree", local_degree, 1), ("max_sites", max_sites, 1)):
         _whole_numbers(name, [value], least=least, value=value, what=f"a whole number >= {least}")
     if local_range is not None:
@@ -278,15 +278,17 @@ def lattice_basis(
     return LatticeBasis(fams)
 
 
-def _numbers(name: str, items, *, least: float = 0.0, what: str | None = None, value=None) -> tuple:
-    """``items`` as a tuple of numbers >= ``least``, or a :class:`BasisError` that says what to give."""
+def _numbers(
+    name: str, items, *, least: float = 0.0, positive: bool = False, what: str | None = None, value=None
+) -> tuple:
+    """``items`` as a tuple of numbers >= ``least`` (> 0 if ``positive``), or a BasisError saying what to give."""
     value = items if value is None else value
     try:
         out = tuple(items)
         ok = all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in out)
     except TypeError:
         ok = False
-    if not ok or any(not np.isfinite(v) or v < least for v in out):
+    if not ok or any(not np.isfinite(v) or v < least or (positive and v <= 0) for v in out):
         what = what or f"a list of numbers >= {least:g}"
         raise BasisError(f"lattice_basis: {name} must be {what}, got {value!r}")
     return out
