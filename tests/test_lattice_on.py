@@ -169,6 +169,21 @@ def test_o2_8x8_flow_agrees_with_hmc(o2_reference):
     assert abs(g[0].value - np.mean(np.sum(fields**2, axis=2))) < 5 * g[0].error + 0.02
 
 
+def test_bench_magnetisation_of_several_components():
+    """The benchmarks' HMC magnetisation is the vector M_a per configuration, not the sum over components."""
+    from pikflow.bench._common import chain_magnetisation, chain_series
+
+    rng = np.random.default_rng(0)
+    fields = rng.normal(size=(3, 5, 2, 4, 4))  # chains, per chain, components, lattice
+    M = chain_magnetisation(fields, 2)
+    assert M.shape == (3, 5, 2)
+    np.testing.assert_allclose(M[1, 2], fields[1, 2].sum(axis=(1, 2)), rtol=1e-13)
+    np.testing.assert_allclose(chain_series(M)[7], M[1, 2], rtol=0)  # chains concatenated in order
+    one = chain_magnetisation(fields[:, :, 0], 1)
+    assert one.shape == (3, 5) and chain_series(one).shape == (15,)
+    np.testing.assert_allclose(one, M[..., 0], rtol=1e-13)
+
+
 def test_toml_round_trip(tmp_path, capsys):
     text = f"""
 [action]

@@ -1,4 +1,4 @@
-"""What every benchmark shares: reading the configuration, writing the JSON."""
+"""What every benchmark shares: reading the configuration, writing the JSON, couplings and HMC magnetisations."""
 
 from __future__ import annotations
 
@@ -24,3 +24,34 @@ def write_json(args, result: dict) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(json.dumps(result, indent=2))
         print(f"wrote {p}")
+
+
+def extra_couplings(items) -> dict[str, float]:
+    """``--set NAME=VALUE`` options as ``{name: value}`` (a clear exit on a value that is not a number)."""
+    out = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"--set takes NAME=VALUE with a number, got {item!r}") from None
+    return out
+
+
+def chain_magnetisation(fields, components: int = 1):
+    r"""The magnetisation :math:`M = \sum_n\phi_n` of HMC configurations, chain by chain.
+
+    ``fields`` has shape ``(chains, per_chain, *configuration)``, a configuration being
+    ``(components, *lattice)`` when ``components > 1``. Returns ``(chains, per_chain)``, or
+    ``(chains, per_chain, components)`` for the vector :math:`M_a`.
+    """
+    import numpy as np
+
+    x = np.asarray(fields)
+    M = x.reshape(x.shape[0], x.shape[1], components, -1).sum(-1)
+    return M[..., 0] if components == 1 else M
+
+
+def chain_series(M):
+    """Concatenate the chains of :func:`chain_magnetisation` into one series for ``chain_observables``."""
+    return M.reshape(-1) if M.ndim == 2 else M.reshape(-1, M.shape[-1])

@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from . import register
-from ._common import write_json
+from ._common import chain_magnetisation, chain_series, extra_couplings, write_json
 
 
 def _arguments(p):
@@ -89,17 +89,6 @@ def _tau(series) -> tuple[float, float]:
     return float(g.tau_int), float(g.error)
 
 
-def _extra_couplings(items) -> dict[str, float]:
-    out = {}
-    for item in items:
-        name, _, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise SystemExit(f"--set takes NAME=VALUE with a number, got {item!r}") from None
-    return out
-
-
 def _step(text: str) -> float | str:
     if text == "auto":
         return "auto"
@@ -157,11 +146,11 @@ def _hmc(args, target, step, volume, per):
             target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step=step
         )
         hmc_seconds = time.perf_counter() - t0
-    M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
+    M = chain_magnetisation(fields, target.action.n)
     # the replica concatenated: a few spurious correlations at the n_chains joins, negligible for chains of >= 100
-    hmc_obs = pl.chain_observables(M.reshape(-1), volume)
-    hmc_tau, _ = _tau(np.abs(M) / volume)
-    n_hmc = M.size
+    hmc_obs = pl.chain_observables(chain_series(M), volume)
+    hmc_tau, _ = _tau((np.abs(M) if M.ndim == 2 else np.linalg.norm(M, axis=-1)) / volume)
+    n_hmc = M.shape[0] * M.shape[1]
     return hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc
 
 
@@ -174,7 +163,7 @@ def run(args) -> dict:
     shape = [args.L] * args.dim
     action = pl.LatticeAction(args.density or pl.PHI4_DENSITY, shape)
     volume = int(np.prod(shape))
-    extra = _extra_couplings(args.set)
+    extra = extra_couplings(args.set)
     if args.base != "free":
         path = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam, **extra})
     else:

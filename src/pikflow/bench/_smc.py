@@ -1,7 +1,8 @@
 r"""``pikflow bench smc``: SMC with PIK transport against plain SMC, the flow with IMH, and HMC, on one lattice point.
 
-For the lattice action of eq. 31 at ``(m2, lam)`` on ``L^d`` sites, one run measures four
-samplers on the same target:
+For the lattice action of eq. 31 at ``(m2, lam)`` on ``L^d`` sites (or any ``--density`` in
+``m2`` and ``lam``, e.g. the O(2) model in ``phi1, phi2``, whose observables use the vector
+magnetisation), one run measures four samplers on the same target:
 
 * **PIK-SMC**: :func:`pikflow.samplers.smc` on the flow of :func:`pikflow.lattice.fit_lattice`
   (``--steps`` RK4 steps, so ``--steps`` annealing steps), MALA moves, replicas for errors;
@@ -34,7 +35,7 @@ import numpy as np
 
 from .._errors import PikflowError
 from . import register
-from ._common import write_json
+from ._common import chain_magnetisation, chain_series, extra_couplings, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -48,6 +49,19 @@ def _arguments(p):
     p.add_argument("--dim", type=int, default=2, help="lattice dimension (default 2)")
     p.add_argument("--m2", type=float, default=-1.0, help="mass parameter m2 of eq. 31 (default -1)")
     p.add_argument("--lam", type=float, default=1.0, help="quartic coupling lam of eq. 31 (default 1)")
+    p.add_argument(
+        "--density",
+        default=None,
+        help="the site density (default: the phi^4 density of eq. 31); it must use m2 and lam; several fields "
+        "(e.g. phi1, phi2 of the O(2) model) use the vector magnetisation",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a further coupling of --density at its value (repeatable)",
+    )
     p.add_argument("--particles", type=int, default=1000, help="SMC particles per replica (default 1000)")
     p.add_argument("--replicas", type=int, default=4, help="independent SMC replicas (default 4)")
     p.add_argument(
@@ -144,13 +158,16 @@ def run(args) -> dict:
             raise PikflowError(f"--basis {b!r} is not one of {list(pl.BASIS_PRESETS)}")
     shape = [args.L] * args.dim
     volume = int(np.prod(shape))
-    action = pl.LatticeAction(pl.PHI4_DENSITY, shape)
-    target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam})
+    action = pl.LatticeAction(args.density or pl.PHI4_DENSITY, shape)
+    couplings = {"m2": args.m2, "lam": args.lam, **extra_couplings(args.set)}
+    target = pl.LatticePath(action, couplings)
     progress = not args.quiet
-    moments = pl.magnetisation_moments()
+    moments = pl.magnetisation_moments(action.n)
     res = {
         "lattice": shape,
-        "couplings": {"m2": args.m2, "lam": args.lam},
+        "density": str(action.source),
+        "components": action.n,
+        "couplings": couplings,
         "particles": args.particles,
         "replicas": args.replicas,
         "mcmc_steps": args.mcmc_steps,
@@ -175,8 +192,7 @@ def run(args) -> dict:
                 target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto"
             )
         )
-        M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1)
-        hmc_obs = pl.chain_observables(M.reshape(-1), volume)
+        hmc_obs = pl.chain_observables(chain_series(chain_magnetisation(fields, action.n)), volume)
         res["samplers"]["hmc"] = {
             "seconds": secs,
             "seconds_range": list(_timed.spread),
@@ -256,7 +272,7 @@ def _print(res):
     c = res["couplings"]
     setup = ", ".join(f"{k} {v:.1f} s" for k, v in res["setup_seconds"].items())
     step = ", ".join(f"{k} {v['median'] * 1e3:.1f} ms" for k, v in res["transport_seconds"].items())
-    print(f"phi^4 on {lat}, (m2, lam) = ({c['m2']}, {c['lam']}); flow set-up: {setup}")
+    print(f"{res['density']} on {lat}, couplings {c}; flow set-up: {setup}")
     print(f"one transport step on all particles (median of 3): {step}")
     print()
     names = ", ".join(OBSERVABLES)
