@@ -169,6 +169,18 @@ def test_basis_presets_grow_in_order_and_bad_names_fail():
         pl.fit_lattice(path, base="free", basis="cheap", progress=False)
 
 
+def test_lean_preset_is_the_default_basis_on_four_filters():
+    """basis="lean": the default families with the powers on the products' scales, so 4 smoothing filters, not 9."""
+    lat = Lattice((16, 16))
+    path = LatticePath(LatticeAction(pl.PHI4_DENSITY, lat), {"m2": -1.0, "lam": 1.0})
+    base = pl.GaussianLatticeBase(lat.khat2() + 0.5)
+    lean, default = (pl.preset_basis(p, path, base) for p in ("lean", "default"))
+    assert [type(f).__name__ for f in lean.families] == [type(f).__name__ for f in default.families]
+    assert (lean.fused.n_scales, default.fused.n_scales) == (4, 9)
+    assert lean.families[1].scales == lean.families[2].scales  # powers and products share their filters
+    assert lean.n < default.n
+
+
 def test_a_problem_compiles_once(paper_flow):
     """Repeated runs on one AnnealingProblem reuse its compiled functions (it hashes by identity)."""
     from pikflow.samplers._smc import _CACHES

@@ -55,6 +55,12 @@ def _arguments(p):
         help="the base of fit_lattice (default matched: Gaussian and zero-mode mixture, the better kept)",
     )
     p.add_argument(
+        "--basis",
+        default="default",
+        help="the basis preset of fit_lattice (pikflow.lattice.BASIS_PRESETS; default 'default', 'lean': 4 smoothing "
+        "filters instead of 9)",
+    )
+    p.add_argument(
         "--density",
         default=None,
         help="the site density (default: the phi^4 density of eq. 31, PHI4_DENSITY); it must use m2 and lam",
@@ -108,6 +114,7 @@ def _pik(args, path, step, progress, volume):
     flow = pl.fit_lattice(
         path,
         base=args.base,
+        basis=args.basis,
         steps=args.steps,
         n_collocation=args.collocation,
         hmc_samples=args.hmc_samples,
@@ -183,6 +190,7 @@ def run(args) -> dict:
         "density": str(action.source),
         "couplings": {"m2": args.m2, "lam": args.lam, **extra},
         "symmetry": flow.info.get("symmetry"),
+        "basis_preset": args.basis,
         "basis_size": int(flow.basis.n),
         "basis": repr(flow.basis),
         "pik": {

@@ -170,8 +170,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             (str,),
             "basis preset of the flow (and so of the SMC transport), cheapest first: 'two-point' (the Fourier "
             "two-point term: a linear map, one FFT pair per evaluation), 'magnetisation' (plus V m^4, V m^6: the "
-            "zero mode's double well), 'short' (plus smoothed powers on 3 scales), 'default' (9 scales and "
-            "cross-scale products); see pikflow.lattice.preset_basis. Not combined with the basis overrides below",
+            "zero mode's double well), 'short' (plus smoothed powers on 3 scales), 'lean' (the default families on "
+            "4 smoothing filters), 'default' (9 scales and cross-scale products); see pikflow.lattice.preset_basis. "
+            "Not combined with the basis overrides below",
         ),
         "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (1000)"),
         "select": ((int,), "samples per candidate flow when choosing between them; default that of fit_lattice (2000)"),

@@ -15,7 +15,7 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "transport": (
         (str,),
         "'pik' (the flow's RK4 maps), 'none' (plain annealed SMC) or 'langevin' (App. C); on lattices the "
-        "transport's cost is set by [lattice] basis ('two-point' | 'magnetisation' | 'short' | 'default')",
+        "transport's cost is set by [lattice] basis ('two-point' | 'magnetisation' | 'short' | 'lean' | 'default')",
     ),
     "mcmc": ((str,), "rejuvenation kernel: 'mala' or 'hmc' (BlackJAX); default 'mala'"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),

@@ -45,8 +45,10 @@ DEFAULT_TAME = 10.0
 TAME_LADDER = (10.0, 5.0)
 #: Scales of the ``"short"`` preset's smoothed powers (:func:`preset_basis`), same units as the default ladder.
 SHORT_SCALE_LADDER = (1.0, 4.0, 16.0)
+#: Smoothing scales of the ``"lean"`` preset's powers (and products): the product ladder, so 4 filters, not 9.
+LEAN_SCALE_LADDER = PRODUCT_SCALE_LADDER
 #: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`).
-BASIS_PRESETS = ("two-point", "magnetisation", "short", "default")
+BASIS_PRESETS = ("two-point", "magnetisation", "short", "lean", "default")
 
 
 def target_values(path: LatticePath) -> dict[str, float]:
@@ -74,8 +76,18 @@ def default_scales(precision, ladder=MATCHED_SCALE_LADDER) -> tuple[float, ...]:
     return tuple(float(s / span) for s in ladder)
 
 
-def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float | None = DEFAULT_TAME) -> LatticeBasis:
+def default_basis(
+    path: LatticePath,
+    base: GaussianLatticeBase,
+    *,
+    tame: float | None = DEFAULT_TAME,
+    ladder: tuple[float, ...] = MATCHED_SCALE_LADDER,
+) -> LatticeBasis:
     r"""The default basis for a flow from ``base`` along ``path`` (see the module docstring).
+
+    ``ladder``: the smoothing scales of the powers (:func:`default_scales` units); the products
+    stay on :data:`PRODUCT_SCALE_LADDER`. With ``ladder=LEAN_SCALE_LADDER`` (the ``"lean"`` preset)
+    powers and products share 4 filters instead of 9: fewer Fourier transforms per evaluation.
 
     The Fourier orbits follow the path's detected :meth:`~LatticePath.symmetry` (an anisotropic
     action keeps the two axes apart). Without :math:`Z_2` symmetry the odd terms join: the
@@ -91,7 +103,7 @@ def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float |
         return lattice_basis(
             path.lattice,
             magnetisation=(),
-            scales=default_scales(K0),
+            scales=default_scales(K0, ladder),
             powers=(4, 6),
             precision=K0,
             tame=tame,
@@ -101,7 +113,7 @@ def default_basis(path: LatticePath, base: GaussianLatticeBase, *, tame: float |
     basis = lattice_basis(
         path.lattice,
         magnetisation=() if sym.z2 else (1,),
-        scales=default_scales(K0),
+        scales=default_scales(K0, ladder),
         powers=(4, 6) if sym.z2 else (3, 4, 5, 6),
         precision=K0,
         tame=tame,
@@ -131,6 +143,9 @@ def preset_basis(
       criticality is what plain annealing resolves worst. Same FFT cost.
     * ``"short"``: plus the smoothed powers :math:`f_4, f_6` (:class:`SmoothedPowers`) on the short ladder
       :data:`SHORT_SCALE_LADDER` (taming width ``tame``).
+    * ``"lean"``: :func:`default_basis` with the powers on the products' four scales
+      (:data:`LEAN_SCALE_LADDER`): 4 smoothing filters instead of 9, so about half the transforms
+      of an evaluation; the taming widths of :data:`TAME_LADDER` are tried as for the default.
     * ``"default"``: :func:`default_basis` (nine scales and the cross-scale products).
 
     With a mixture base (``base.m0 > 0``) every preset also holds its :math:`\log\cosh(bM)` term.
@@ -138,8 +153,10 @@ def preset_basis(
     """
     if name not in BASIS_PRESETS:
         raise PikflowError(f"basis preset must be one of {list(BASIS_PRESETS)}, got {name!r}")
-    if name == "default":
-        return default_basis(path, base, tame=tame)
+    if name in ("default", "lean"):
+        return default_basis(
+            path, base, tame=tame, ladder=LEAN_SCALE_LADDER if name == "lean" else MATCHED_SCALE_LADDER
+        )
     K0 = np.asarray(base.precision)
     sym = path.symmetry()
     single = path.action.n == 1
@@ -188,7 +205,7 @@ def _check_fit_arguments(path, base, select, basis):
                 f"basis must be one of {list(BASIS_PRESETS)}, a LatticeBasis or a callable, got {basis!r}"
             )
         preset = basis
-        basis = None if preset == "default" else (lambda p, b: preset_basis(preset, p, b))
+        basis = None if preset in ("default", "lean") else (lambda p, b: preset_basis(preset, p, b))
     return basis, preset
 
 
@@ -273,15 +290,20 @@ def _taming_widths(tames, basis) -> tuple:
     return tames
 
 
-def _solve_candidates(bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress):
-    """Solve every (base, width) candidate and score it (:func:`score_flow`); the attempts and the scored candidates."""
+def _solve_candidates(
+    bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder
+):
+    """Solve every (base, width) candidate and score it (:func:`score_flow`); the attempts and the scored candidates.
+
+    ``ladder``: the power scales of :func:`default_basis` when ``basis`` is None (default or ``"lean"``).
+    """
     attempts, cands = [], []
     n_cand = len(bases) * len(tames)
     for kind, gauss, flow_path in bases:
         for k, tame in enumerate(tames):
             label = _candidate_label(len(attempts) + 1, n_cand, kind, tame)
             if basis is None:
-                fbasis = default_basis(flow_path, gauss, tame=tame)
+                fbasis = default_basis(flow_path, gauss, tame=tame, ladder=ladder)
             elif isinstance(basis, LatticeBasis):
                 fbasis = basis
             else:
@@ -354,7 +376,8 @@ def fit_lattice(
         start. A :class:`GaussianLatticeBase`: the matched path with that base.
     basis
         The basis for :math:`\Omega_t`. Default (or ``"default"``): :func:`default_basis` for every
-        taming width of :data:`TAME_LADDER`. A preset name of :data:`BASIS_PRESETS` (``"two-point"``,
+        taming width of :data:`TAME_LADDER`. ``"lean"``: the same with 4 smoothing filters instead of 9
+        (:func:`preset_basis`; every width tried too). A preset name of :data:`BASIS_PRESETS` (``"two-point"``,
         ``"magnetisation"``, ``"short"``): :func:`preset_basis`, cheaper transports for SMC. A callable
         ``basis(flow_path, base)`` builds it once the base
         (and so :math:`K_0`) is known; a fixed :class:`LatticeBasis` is used with the matched
@@ -411,8 +434,9 @@ def fit_lattice(
     )
     tames = _taming_widths(tames, basis)
     t0 = _time.perf_counter()
+    ladder = LEAN_SCALE_LADDER if preset == "lean" else MATCHED_SCALE_LADDER
     attempts, cands = _solve_candidates(
-        bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress
+        bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder
     )
     if not cands:
         raise SolveError(
