@@ -39,30 +39,28 @@ def _axes(x, d):
     return tuple(range(x.ndim - d, x.ndim))
 
 
-def _even(d):
-    return (Ellipsis,) + (slice(None, None, 2),) * d
-
-
-def _filter(x, d):
-    """:math:`F x` on the last ``d`` axes."""
-    w = lowpass(x.shape[x.ndim - d :])
-    return jnp.real(jnp.fft.ifftn(jnp.fft.fftn(x, axes=_axes(x, d)) * w, axes=_axes(x, d)))
+def _fold(xh, d):
+    r"""Sum the fine modes :math:`n \equiv m \bmod L` on the last ``d`` axes (FFT order: :math:`n = jL + m`)."""
+    for axis in range(xh.ndim - d, xh.ndim):
+        n = xh.shape[axis]
+        xh = xh.reshape(xh.shape[:axis] + (2, n // 2) + xh.shape[axis + 1 :]).sum(axis=axis)
+    return xh
 
 
 def project(psi, d: int):
-    r""":math:`P_F\Psi = SF\Psi`: the low-passed fine field at the even sites, shape ``(..., L, ...)``."""
-    return _filter(psi, d)[_even(d)]
+    r""":math:`P_F\Psi = SF\Psi`: the low-passed fine field at the even sites, shape ``(..., L, ...)``.
 
-
-def insert(r, d: int):
-    r""":math:`S^T r`: the coarse field at the even sites of the fine lattice, zeros elsewhere."""
-    shape = r.shape[: r.ndim - d] + tuple(2 * s for s in r.shape[r.ndim - d :])
-    return jnp.zeros(shape, dtype=r.dtype).at[_even(d)].set(r)
+    In Fourier space: :math:`\tilde y(m) = 2^{-d}\sum_{n\equiv m} w(n)\tilde\Psi(n)` (one fine FFT, one coarse).
+    """
+    ph = jnp.fft.fftn(psi, axes=_axes(psi, d)) * lowpass(psi.shape[psi.ndim - d :])
+    return jnp.real(jnp.fft.ifftn(_fold(ph, d), axes=_axes(psi, d))) / 2**d
 
 
 def project_t(r, d: int):
-    r""":math:`P_F^T r = FS^Tr`."""
-    return _filter(insert(r, d), d)
+    r""":math:`P_F^T r = FS^Tr`: the Fourier transform of :math:`S^Tr` is :math:`\tilde r` repeated periodically."""
+    rh = jnp.fft.fftn(r, axes=_axes(r, d))
+    rh = jnp.tile(rh, (1,) * (r.ndim - d) + (2,) * d)
+    return jnp.real(jnp.fft.ifftn(rh * lowpass(rh.shape[rh.ndim - d :]), axes=_axes(r, d)))
 
 
 @functools.partial(jax.jit, static_argnums=1)
@@ -79,4 +77,4 @@ def fourier_symbol(G, d: int):
     return jnp.real(jnp.fft.fftn(col))
 
 
-__all__ = ["fourier_symbol", "insert", "lowpass", "project", "project_t"]
+__all__ = ["fourier_symbol", "lowpass", "project", "project_t"]
