@@ -140,3 +140,22 @@ def test_coarse_families_on_block_means_match_autodiff():
         np.testing.assert_allclose(fam.gradient(a, x).ravel(), a @ grads, atol=1e-10)
         np.testing.assert_allclose(fam.laplacians(x), hess, atol=1e-10)
         np.testing.assert_allclose(fam.columns(x, dS), hess - grads @ dS.ravel(), atol=1e-10)
+
+
+def test_level_path_with_a_fourier_lift():
+    """The level path rebuilds a fourier lift from its traced arrays (jit): same base action, same lift; the
+    LevelBase log-density is -S_0 - log Z_0 with log Z_0 = log Z_c + the lift's offset."""
+    from pikflow.lattice._level_flow import LevelBase
+
+    lift = pl.Lift.fourier((8, 8), mass2=0.5, scale=0.7)
+    path = LevelPath(_path(4), _path(8), lift)
+    params, _ = path.traced_parameters()
+    phi = jax.random.normal(jax.random.PRNGKey(4), (3, 4, 4))
+    psi = lift.lift(jax.random.PRNGKey(5), phi)
+    rebuilt = jax.jit(lambda p, x: jax.vmap(path.with_parameters(p).base_action)(x))(params, psi)
+    np.testing.assert_allclose(rebuilt, jax.vmap(path.base_action)(psi), rtol=1e-12)
+    assert path.with_parameters(params).lift.noise == "fourier"
+    base = LevelBase(path, phi, log_z_coarse=1.5)
+    x, log_q = base.draw(jax.random.PRNGKey(5), phi)
+    np.testing.assert_allclose(x, psi, atol=1e-14)
+    np.testing.assert_allclose(log_q, -jax.vmap(path.base_action)(psi) - 1.5 - lift.log_z0_offset(), rtol=1e-12)

@@ -28,7 +28,9 @@ def _arguments(p):
     p.add_argument("--replicas", type=int, default=4, help="independent replicas (default 4)")
     p.add_argument("--steps", type=int, default=20, help="SMC steps per level (default 20)")
     p.add_argument("--sigma", type=float, default=None, help="noise width (default: free-field block width)")
-    p.add_argument("--noise", choices=("white", "conditional"), default="conditional", help="lift noise (default)")
+    p.add_argument(
+        "--noise", choices=("white", "conditional", "fourier"), default="conditional", help="lift noise (default)"
+    )
     p.add_argument("--mass2", default="auto", help="m_f^2 of the conditional noise, or auto (default)")
     p.add_argument("--scale", default="auto", help="field scale a, or auto (default)")
     p.add_argument("--coarse-m2", type=float, default=None, help="m2 of the coarser levels (default: --m2)")

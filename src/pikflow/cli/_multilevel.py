@@ -16,7 +16,11 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "linear size of the coarsest lattice (HMC); sizes double up to the [action] lattice",
     ),
     "sigma": ((int, float, str), "noise width of every level, or 'free' (the free-field block width); default 'free'"),
-    "noise": ((str,), "'conditional' (Gaussian conditional, default) or 'white' (zero-block-sum white noise)"),
+    "noise": (
+        (str,),
+        "'conditional' (Gaussian conditional, default), 'fourier' (low momenta from the coarse field, high ones "
+        "from the Gaussian) or 'white' (zero-block-sum white noise)",
+    ),
     "mass2": ((int, float, str), "m_f^2 of the conditional noise's K = khat^2 + m_f^2, or 'auto'; default 'auto'"),
     "scale": ((int, float, str), "field scale a (block mean = a * coarse field), or 'auto'; default 'auto'"),
     "particles": ((int,), "SMC particles per replica at every level; default 1000"),
@@ -57,8 +61,8 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         v = s.get(key, default)
         if v != "auto" and not _positive(v):
             raise ConfigError(f"[multilevel] {key} must be a positive number or 'auto', got {v!r}")
-    if s.get("noise", "conditional") not in ("white", "conditional"):
-        raise ConfigError(f"[multilevel] noise must be 'white' or 'conditional', got {s['noise']!r}")
+    if s.get("noise", "conditional") not in ("white", "conditional", "fourier"):
+        raise ConfigError(f"[multilevel] noise must be 'white', 'conditional' or 'fourier', got {s['noise']!r}")
     out = {
         "sizes": sizes,
         "sigma": sigma,

@@ -2,7 +2,7 @@ r"""The fine-lattice base of one multilevel level: a coarse field lifted to the 
 
 A coarse configuration :math:`\phi` on :math:`L^d`, scaled by :math:`a`, becomes a fine one
 :math:`\Psi` on :math:`(2L)^d` whose block mean is :math:`P\Psi = a\phi` (:math:`P = U^\dagger`,
-the mean over every :math:`2^d` block). Two noises complete it:
+the mean over every :math:`2^d` block). Three noises complete it:
 
 * ``"white"``: :math:`\Psi = aU\phi + \zeta`, :math:`\zeta` white noise of width :math:`\sigma`
   with zero sum over every block (Bauer, Kapust, Pawlowski and Temmen, eqs. 17-21 there);
@@ -15,6 +15,10 @@ the mean over every :math:`2^d` block). Two noises complete it:
   coarse lattice, so :math:`C^{-1}` is a division by its coarse Fourier symbol :math:`c(q)` and
   :math:`A` costs four FFTs. :math:`K(k) = \hat k^2 + m_f^2` by default (the free field of
   eq. 31 with an effective mass), or any positive :math:`K(k)`.
+* ``"fourier"``: the same with :math:`P` replaced by the Fourier projector :math:`P_F = SF`
+  (:math:`F` the ideal low-pass filter to the coarse Brillouin zone, :math:`S` the even sites;
+  module ``_lift_fourier``): the low momenta of :math:`\Psi` are those of :math:`a\phi`, the high
+  ones are drawn independently from :math:`G(k)`. Its coarse field is :math:`P_F\Psi/a`.
 
 The base density is exact (a density statement, no Jacobian to track): with
 :math:`y = P\Psi`,
@@ -25,10 +29,10 @@ The base density is exact (a density statement, no Jacobian to track): with
            \frac{2^{dV_c/2}\,e^{-|\zeta|^2/2\sigma^2}}{(2\pi\sigma^2)^{(V_f-V_c)/2}}\quad\text{(white)},
 
 so :math:`\hat S_0(\Psi) = \hat S_{\rm c}(y/a) + \tfrac12\Psi^TK\Psi - \tfrac12 y^TC^{-1}y`
-(conditional) or :math:`\hat S_{\rm c}(y/a) + |\zeta|^2/2\sigma^2` (white), and
+(conditional, fourier with :math:`P_F`) or :math:`\hat S_{\rm c}(y/a) + |\zeta|^2/2\sigma^2` (white), and
 :math:`\log Z_0 = \log Z_{\rm c} +` :meth:`Lift.log_z0_offset`. For a free fine target with
 :math:`K` its own precision and coarse samples from the exact :math:`N(0, C)`, the
-conditional base *is* the fine target.
+conditional and the fourier base each *is* the fine target.
 """
 
 from __future__ import annotations
@@ -42,8 +46,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
+from ._lift_fourier import fourier_symbol
+from ._lift_fourier import project as fourier_project
+from ._lift_fourier import project_t as fourier_project_t
 
-NOISES = ("white", "conditional")
+NOISES = ("white", "conditional", "fourier")
 
 
 def upsample(x, d: int):
@@ -90,15 +97,16 @@ def coarse_symbol(G, d: int):
 class Lift:
     r"""The map from a coarse field to a fine base sample, and the base's action and normalisation.
 
-    Build it with :meth:`white` or :meth:`conditional`. ``scale`` is :math:`a` (:math:`P\Psi = a\phi`).
+    Build it with :meth:`white`, :meth:`conditional` or :meth:`fourier`. ``scale`` is :math:`a`
+    (:math:`P\Psi = a\phi`; :math:`P_F\Psi = a\phi` for ``"fourier"``).
     """
 
     noise: str
     fine_shape: tuple[int, ...]
     scale: float
     sigma: float | None = None
-    precision: jnp.ndarray | None = None  # K(k), conditional only
-    symbol: jnp.ndarray | None = None  # c(q), conditional only
+    precision: jnp.ndarray | None = None  # K(k), conditional and fourier only
+    symbol: jnp.ndarray | None = None  # c(q), conditional and fourier only
 
     @classmethod
     def white(cls, fine_shape: Sequence[int], sigma: float, scale: float = 1.0) -> Lift:
@@ -111,26 +119,37 @@ class Lift:
     @classmethod
     def conditional(cls, fine_shape: Sequence[int], mass2: float = 1.0, scale: float = 1.0, precision=None) -> Lift:
         r"""The conditional Gaussian of :math:`K = \hat k^2 + m_f^2` (or the given ``precision`` :math:`K(k)`)."""
-        _check(fine_shape, scale)
-        K = khat2(fine_shape) + mass2 if precision is None else np.asarray(precision, dtype=float)
-        if K.shape != tuple(fine_shape) or not np.all(np.isfinite(K)) or not np.all(K > 0):
-            raise SamplingError(
-                f"the conditional noise needs a positive K(k) of shape {tuple(fine_shape)} (mass2 > 0), "
-                f"got mass2 {mass2!r}, min K {np.min(K):.3g}"
-            )
-        K = jnp.asarray(K)
+        K = _precision("conditional", fine_shape, mass2, scale, precision)
         return cls(
             "conditional", tuple(fine_shape), float(scale), precision=K, symbol=coarse_symbol(1 / K, len(K.shape))
         )
+
+    @classmethod
+    def fourier(cls, fine_shape: Sequence[int], mass2: float = 1.0, scale: float = 1.0, precision=None) -> Lift:
+        r"""The conditional lift with :math:`P_F = SF` for :math:`P`: low momenta from :math:`a\phi`, high ones from G.
+
+        :math:`K` as in :meth:`conditional`; :math:`P_F` is the low-pass filter to the coarse Brillouin
+        zone followed by the even sites (module ``_lift_fourier``).
+        """
+        K = _precision("fourier", fine_shape, mass2, scale, precision)
+        return cls("fourier", tuple(fine_shape), float(scale), precision=K, symbol=fourier_symbol(1 / K, len(K.shape)))
 
     @property
     def d(self) -> int:
         """The number of lattice dimensions :math:`d` (a block has :math:`2^d` fine sites)."""
         return len(self.fine_shape)
 
+    def project(self, psi):
+        r""":math:`y = P\Psi` (the block mean; :math:`P_F\Psi` for ``"fourier"``) of ``(..., *fine_shape)``."""
+        return fourier_project(psi, self.d) if self.noise == "fourier" else block_mean(psi, self.d)
+
+    def project_t(self, r):
+        r""":math:`P^Tr` of coarse fields ``r`` (:math:`U r/2^d`; :math:`P_F^T r` for ``"fourier"``)."""
+        return fourier_project_t(r, self.d) if self.noise == "fourier" else upsample(r, self.d) / 2**self.d
+
     def coarse(self, psi):
         r"""The coarse field of fine configurations ``(..., *fine_shape)``: :math:`P\Psi/a`."""
-        return block_mean(psi, self.d) / self.scale
+        return self.project(psi) / self.scale
 
     def lift(self, key, phi):
         """Fine base samples ``(n, *fine_shape)`` from coarse fields ``(n, *coarse_shape)``."""
@@ -140,13 +159,13 @@ class Lift:
             z = self.sigma * z
             return upsample(y, d) + z - upsample(block_mean(z, d), d)
         psi = _ifft(_fft(z, d) / jnp.sqrt(self.precision), d)  # N(0, G)
-        r = _ifft(_fft(y - block_mean(psi, d), d) / self.symbol, d)  # C^{-1}(y - P psi')
-        return psi + _ifft(_fft(upsample(r, d) / 2**d, d) / self.precision, d)
+        r = _ifft(_fft(y - self.project(psi), d) / self.symbol, d)  # C^{-1}(y - P psi')
+        return psi + _ifft(_fft(self.project_t(r), d) / self.precision, d)
 
     def extra(self, psi):
         r""":math:`\hat S_0(\Psi) - \hat S_{\rm c}(P\Psi/a)` of one or more configurations."""
         d = self.d
-        y = block_mean(psi, d)
+        y = self.project(psi)
         axes = tuple(range(psi.ndim - d, psi.ndim))
         if self.noise == "white":
             zeta = psi - upsample(y, d)
@@ -229,6 +248,18 @@ def tune_lift(make, S_c, S_1, phi, key, mass2="auto", scale="auto", rounds: int 
         best["mass2"] = min(m_grid, key=lambda m: score(m, best["scale"]))
         best["scale"] = min(a_grid, key=lambda a: score(best["mass2"], a))
     return make(best["mass2"], best["scale"]), landscape
+
+
+def _precision(noise, fine_shape, mass2, scale, precision):
+    r""":math:`K(k)`: :math:`\hat k^2 + m_f^2` or the given ``precision``, checked positive."""
+    _check(fine_shape, scale)
+    K = khat2(fine_shape) + mass2 if precision is None else np.asarray(precision, dtype=float)
+    if K.shape != tuple(fine_shape) or not np.all(np.isfinite(K)) or not np.all(K > 0):
+        raise SamplingError(
+            f"the {noise} noise needs a positive K(k) of shape {tuple(fine_shape)} (mass2 > 0), "
+            f"got mass2 {mass2!r}, min K {np.min(K):.3g}"
+        )
+    return jnp.asarray(K)
 
 
 def _check(shape, scale):
