@@ -47,6 +47,8 @@ TAME_LADDER = (10.0, 5.0)
 SHORT_SCALE_LADDER = (1.0, 4.0, 16.0)
 #: Smoothing scales of the ``"lean"`` preset's powers (and products): the product ladder, so 4 filters, not 9.
 LEAN_SCALE_LADDER = PRODUCT_SCALE_LADDER
+#: The power ladder of each preset built by :func:`default_basis` (its taming widths tried by :func:`fit_lattice`).
+POWER_LADDERS = {"lean": LEAN_SCALE_LADDER, "default": MATCHED_SCALE_LADDER}
 #: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`).
 BASIS_PRESETS = ("two-point", "magnetisation", "short", "lean", "default")
 
@@ -153,10 +155,8 @@ def preset_basis(
     """
     if name not in BASIS_PRESETS:
         raise PikflowError(f"basis preset must be one of {list(BASIS_PRESETS)}, got {name!r}")
-    if name in ("default", "lean"):
-        return default_basis(
-            path, base, tame=tame, ladder=LEAN_SCALE_LADDER if name == "lean" else MATCHED_SCALE_LADDER
-        )
+    if name in POWER_LADDERS:
+        return default_basis(path, base, tame=tame, ladder=POWER_LADDERS[name])
     K0 = np.asarray(base.precision)
     sym = path.symmetry()
     single = path.action.n == 1
@@ -205,7 +205,7 @@ def _check_fit_arguments(path, base, select, basis):
                 f"basis must be one of {list(BASIS_PRESETS)}, a LatticeBasis or a callable, got {basis!r}"
             )
         preset = basis
-        basis = None if preset in ("default", "lean") else (lambda p, b: preset_basis(preset, p, b))
+        basis = None if preset in POWER_LADDERS else (lambda p, b: preset_basis(preset, p, b))
     return basis, preset
 
 
@@ -434,7 +434,7 @@ def fit_lattice(
     )
     tames = _taming_widths(tames, basis)
     t0 = _time.perf_counter()
-    ladder = LEAN_SCALE_LADDER if preset == "lean" else MATCHED_SCALE_LADDER
+    ladder = POWER_LADDERS.get(preset, MATCHED_SCALE_LADDER)
     attempts, cands = _solve_candidates(
         bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder
     )

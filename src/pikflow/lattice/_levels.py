@@ -46,7 +46,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
-from ._lift_fourier import fourier_symbol
 from ._lift_fourier import project as fourier_project
 from ._lift_fourier import project_t as fourier_project_t
 
@@ -81,15 +80,26 @@ def _ifft(x, d):
     return jnp.real(jnp.fft.ifftn(x, axes=tuple(range(x.ndim - d, x.ndim))))
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def coarse_symbol(G, d: int):
+def _project(noise: str, x, d: int):
+    r""":math:`P x`: the block mean, or :math:`P_F x` for ``"fourier"`` (last ``d`` axes)."""
+    return fourier_project(x, d) if noise == "fourier" else block_mean(x, d)
+
+
+def _project_t(noise: str, r, d: int):
+    r""":math:`P^T r`: :math:`U r/2^d`, or :math:`P_F^T r` for ``"fourier"`` (last ``d`` axes)."""
+    return fourier_project_t(r, d) if noise == "fourier" else upsample(r, d) / 2**d
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def coarse_symbol(G, d: int, noise: str = "conditional"):
     r"""The coarse Fourier symbol :math:`c(q)` of :math:`C = PGP^T`, from :math:`C` applied to a coarse delta.
 
-    ``G`` is :math:`G(k) = 1/K(k)` on the fine FFT grid; :math:`P^T = U/2^d`.
+    ``G`` is :math:`G(k) = 1/K(k)` on the fine FFT grid; :math:`P` the block mean
+    (:math:`P^T = U/2^d`), or :math:`P_F` with ``noise="fourier"``.
     """
     shape_c = tuple(s // 2 for s in G.shape)
     delta = jnp.zeros(shape_c).at[(0,) * d].set(1.0)
-    col = block_mean(_ifft(_fft(upsample(delta, d) / 2**d, d) * G, d), d)
+    col = _project(noise, _ifft(_fft(_project_t(noise, delta, d), d) * G, d), d)
     return jnp.real(_fft(col, d))
 
 
@@ -132,7 +142,8 @@ class Lift:
         zone followed by the even sites (module ``_lift_fourier``).
         """
         K = _precision("fourier", fine_shape, mass2, scale, precision)
-        return cls("fourier", tuple(fine_shape), float(scale), precision=K, symbol=fourier_symbol(1 / K, len(K.shape)))
+        symbol = coarse_symbol(1 / K, len(K.shape), "fourier")
+        return cls("fourier", tuple(fine_shape), float(scale), precision=K, symbol=symbol)
 
     @property
     def d(self) -> int:
@@ -141,11 +152,11 @@ class Lift:
 
     def project(self, psi):
         r""":math:`y = P\Psi` (the block mean; :math:`P_F\Psi` for ``"fourier"``) of ``(..., *fine_shape)``."""
-        return fourier_project(psi, self.d) if self.noise == "fourier" else block_mean(psi, self.d)
+        return _project(self.noise, psi, self.d)
 
     def project_t(self, r):
         r""":math:`P^Tr` of coarse fields ``r`` (:math:`U r/2^d`; :math:`P_F^T r` for ``"fourier"``)."""
-        return fourier_project_t(r, self.d) if self.noise == "fourier" else upsample(r, self.d) / 2**self.d
+        return _project_t(self.noise, r, self.d)
 
     def coarse(self, psi):
         r"""The coarse field of fine configurations ``(..., *fine_shape)``: :math:`P\Psi/a`."""

@@ -17,10 +17,8 @@ the block mean.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -63,18 +61,4 @@ def project_t(r, d: int):
     return jnp.real(jnp.fft.ifftn(rh * lowpass(rh.shape[rh.ndim - d :]), axes=_axes(r, d)))
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def fourier_symbol(G, d: int):
-    r"""The coarse Fourier symbol :math:`c(q)` of :math:`C = P_FGP_F^T`, from :math:`C` applied to a coarse delta.
-
-    ``G`` is :math:`G(k) = 1/K(k)` on the fine FFT grid. Inside the coarse zone
-    :math:`c(q) = G(q)/2^d`; at the coarse Nyquist momenta the aliased fine modes add with :math:`w^2`.
-    """
-    shape_c = tuple(s // 2 for s in G.shape)
-    delta = jnp.zeros(shape_c).at[(0,) * d].set(1.0)
-    v = project_t(delta, d)
-    col = project(jnp.real(jnp.fft.ifftn(jnp.fft.fftn(v) * G)), d)
-    return jnp.real(jnp.fft.fftn(col))
-
-
-__all__ = ["fourier_symbol", "lowpass", "project", "project_t"]
+__all__ = ["lowpass", "project", "project_t"]
