@@ -91,6 +91,25 @@ def test_genealogy_errors_cover_the_truth(paper_flow):
     assert 0.3 < np.mean(pulls**2) < 2.5, pulls
 
 
+def test_moves_at_every_third_step_stay_exact(paper_flow):
+    """``mcmc_every=3``: resampling and moves only at steps 3, 6, ... and the last; still exact.
+
+    Plain SMC (no transport) against quadrature: log Z and <phi^2> within 4 replica errors (t_7).
+    """
+    flow, ref = paper_flow
+    r = smc(flow, 1000, seed=3, transport="none", mcmc_every=3, resample=0.9, replicas=8, observables=OBS,
+            progress=False)  # fmt: skip
+    moved = np.isfinite(r.acceptance[1:]).all(axis=1)
+    steps = np.arange(1, len(moved) + 1)
+    np.testing.assert_array_equal(moved, (steps % 3 == 0) | (steps == len(moved)))
+    assert not r.resampled[1:][~moved].any() and r.resampled[1:][moved].any()
+    lz, sq = r.log_z_estimate(), r.observable("sq")
+    assert abs(lz.value - ref.log_z(1.0)) < 4 * lz.error
+    assert abs(sq.value - ref.expectation(1.0, np.square)) < 4 * sq.error
+    with pytest.raises(pf.SamplingError, match="mcmc_every"):
+        smc(flow, 100, mcmc_every=0, progress=False)
+
+
 @pytest.mark.parametrize("kind", ["mala", "hmc"])
 def test_mcmc_moves_leave_a_gaussian_invariant(kind, getkey):
     """Exact samples of N(0, C) stay N(0, C) after moves: mean and variances within 4 standard errors."""
@@ -191,6 +210,8 @@ def test_a_problem_compiles_once(paper_flow):
     b = smc(p, 50, seed=1, transport="none", replicas=2, progress=False)
     assert p in _CACHES and len(_CACHES[p]) == 1
     np.testing.assert_array_equal(a.log_w, b.log_w)
+    assert a.settings["compile_seconds"] > 0 and b.settings["compile_seconds"] == 0
+    assert b.seconds < a.seconds
 
 
 def test_problem_and_argument_errors(paper_flow):

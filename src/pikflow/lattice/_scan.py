@@ -268,6 +268,8 @@ def scan_lattice(
     mcmc: str = "mala",
     mcmc_steps: int = 4,
     resample: float = 0.5,
+    mcmc_every: int = 1,
+    leapfrog_steps: int = 10,
     transport: str = "none",
     flow_basis: dict | None = None,
     flow_collocation: int = 500,
@@ -287,8 +289,10 @@ def scan_lattice(
     steps, prep_steps
         Annealing steps over ``t_range`` (default :math:`4(\text{points} - 1)`) and over the
         preparatory segment ``[0, t_lo]`` (default ``steps // 2``).
-    particles, replicas, mcmc, mcmc_steps, resample, seed
+    particles, replicas, mcmc, mcmc_steps, resample, mcmc_every, leapfrog_steps, seed
         As for :func:`pikflow.samplers.smc`; errors are the spread of the ``replicas``.
+        ``mcmc_every > 1`` moves only at every ``mcmc_every``-th step: the steps between
+        reweight the same particles to the next time, at the cost of an action evaluation.
     transport
         ``"none"`` (plain annealing: reweighting, resampling and MCMC moves) or ``"pik"``:
         a PIK flow is solved along the path once per size (:func:`flow_problem`) and every
@@ -331,15 +335,16 @@ def scan_lattice(
             problem = path_problem(p, times)
         result = smc(
             problem, particles, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps,
-            resample=resample, replicas=replicas, observables=observables, progress=progress,
+            resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps, replicas=replicas,
+            observables=observables, progress=progress,
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result
         out[label] = scan_rows(result, p, shape, times[index])
     settings = dict(
         points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,
-        mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, seed=seed, sizes=[size_label(s) for s in shapes],
-        transport=transport, n_steps=len(times) - 1,
+        mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps,
+        seed=seed, sizes=[size_label(s) for s in shapes], transport=transport, n_steps=len(times) - 1,
     )  # fmt: skip
     if transport == "pik":
         settings.update(flow_basis=flow_basis or {}, flow_collocation=flow_collocation, solve_seconds=solve_seconds)

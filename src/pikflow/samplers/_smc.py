@@ -15,6 +15,12 @@ Particles start from the exactly sampled base and follow the step times
 3. **rejuvenation** by MCMC moves (BlackJAX MALA or HMC) that leave :math:`p_{t_{k+1}}`
    invariant; they change no weight.
 
+With ``mcmc_every = m > 1`` steps 2 and 3 happen only at every ``m``-th step (and the last):
+in between, the particles are only transported and reweighted, which costs an action
+evaluation instead of a trajectory. The schedule is fixed in advance, so the replicas stay
+independent and every weight stays exact; fewer moves only leave the particles more
+correlated, which the replicas' spread measures.
+
 :math:`\log Z_{t_{k+1}} - \log Z_{t_k} = \log\sum_i W_i^{(k)} w_i^{inc}` with the normalised
 weights :math:`W^{(k)}` before the step. ``transport="none"`` is plain annealed SMC
 (:math:`T_k = 1`); ``transport="langevin"`` is App. C's Langevin form (drift
@@ -98,12 +104,13 @@ def _cache_of(target) -> dict:
 
 def _build(problem, settings, observables):
     """The jitted start and step functions of an SMC run (compiled once per target and settings)."""
-    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _ = settings
+    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every = settings
     names = tuple(k for k, _ in obs_key)
     times = jnp.asarray(problem.times)
     ev = len(problem.event_shape)
     lg = problem.log_gamma
     move = make_move(mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps)
+    last = len(problem.times) - 2
 
     timed = {k: _takes_time(observables[k]) for k in names}
 
@@ -130,6 +137,11 @@ def _build(problem, settings, observables):
         keep = finite.reshape((-1,) + (1,) * ev)
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
+    def rejuvenate(key, x, t, eps):
+        x, acc = jax.vmap(lambda kk, z: move(kk, z, t, eps, mcmc_steps))(jax.random.split(key, n), x)
+        acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
+        return x, acc, adapt_step(eps, acc, mcmc)
+
     def one_replica(state, k, key):
         x, logw, anc, eps = state
         k_move, k_res, k_mc = jax.random.split(key, 3)
@@ -137,15 +149,15 @@ def _build(problem, settings, observables):
         dlogz = jax.nn.logsumexp(jnp.log(_normalised(logw)) + inc)
         logw = logw + inc
         ess = _ess(logw)
-        do = ess < resample
+        # k is not batched over the replicas, so this stays a branch under vmap: skipped moves cost nothing
+        moving = ((k + 1) % every == 0) | (k == last)
+        do = (ess < resample) & moving
         idx = jnp.where(do, _systematic(k_res, logw), jnp.arange(n))
         x, anc = x[idx], anc[idx]
         logw = jnp.where(do, jnp.zeros(n), logw)
         if mcmc_steps:
-            keys = jax.random.split(k_mc, n)
-            x, acc = jax.vmap(lambda kk, z: move(kk, z, times[k + 1], eps, mcmc_steps))(keys, x)
-            acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
-            new_eps = adapt_step(eps, acc, mcmc)
+            skip = lambda _k, z, _t, e: (z, jnp.full((), jnp.nan, e.dtype), e)  # noqa: E731
+            x, acc, new_eps = jax.lax.cond(moving, rejuvenate, skip, k_mc, x, times[k + 1], eps)
         else:
             acc, new_eps = jnp.nan, eps
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
@@ -190,6 +202,7 @@ def smc(
     step_size: float | None = None,
     leapfrog_steps: int = 10,
     resample: float = 0.5,
+    mcmc_every: int = 1,
     replicas: int = 4,
     observables: Mapping[str, Callable] | None = None,
     logdet: str | None = None,
@@ -219,6 +232,9 @@ def smc(
         Leapfrog steps per HMC trajectory.
     resample
         Resample (systematic) when the ESS/N falls below this fraction (0: never, 1: always).
+    mcmc_every
+        Resample and move only at every ``mcmc_every``-th step and the last (default 1: every
+        step); the steps in between only transport and reweight.
     replicas
         Independent runs: the estimates' errors are their spread.
     observables
@@ -231,6 +247,7 @@ def smc(
     n = _check_int("n (particles)", n, 2)
     replicas = _check_int("replicas", replicas, 2)
     mcmc_steps = _check_int("mcmc_steps", mcmc_steps, 0)
+    mcmc_every = _check_int("mcmc_every", mcmc_every, 1)
     if transport not in TRANSPORTS:
         raise SamplingError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
     if transport == "pik" and problem.transport is None:
@@ -246,21 +263,36 @@ def smc(
         raise SamplingError(f"step_size must be positive, got {step_size!r}")
 
     obs_key = tuple((k, id(f)) for k, f in observables.items())  # the cached functions keep them alive
-    settings = (transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet)
+    settings = (transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every)
     cache = _cache_of(target)
     if settings not in cache:
-        cache[settings] = _build(problem, settings, observables)
-    start, step, finish = cache[settings]
+        cache[settings] = (*_build(problem, settings, observables), {})
+    start, step, finish, compiled_for = cache[settings]  # compiled_for: replicas -> the compiled functions
     names = tuple(observables)
     step_size = jnp.asarray(step_size, float)
 
     key = jax.random.PRNGKey(seed)
     t_start = _time.perf_counter()
-    state, logz0, m0, ess0 = start(jax.random.split(jax.random.fold_in(key, 0), replicas), step_size)
+    keys0 = jax.random.split(jax.random.fold_in(key, 0), replicas)
+    # compiled ahead of time, so that ``compile_seconds`` and the run's own time are told apart
+    compiled, compile_seconds = compiled_for.get(replicas), 0.0
+    if compiled is None:
+        t_compile = _time.perf_counter()
+        start_c = start.lower(keys0, step_size).compile()
+        compile_seconds = _time.perf_counter() - t_compile
+    else:
+        start_c = compiled[0]
+    state, logz0, m0, ess0 = start_c(keys0, step_size)
+    if compiled is None:
+        t_compile = _time.perf_counter()
+        compiled = (start_c, step.lower(state, 0, keys0).compile(), finish.lower(state).compile())
+        compiled_for[replicas] = compiled
+        compile_seconds += _time.perf_counter() - t_compile
+    _, step_c, finish_c = compiled
     records = []
     bar = progress_bar(total=problem.steps, desc=f"smc ({transport})", disable=not progress)
     for k in range(problem.steps):
-        state, rec = step(state, k, jax.random.split(jax.random.fold_in(key, k + 1), replicas))
+        state, rec = step_c(state, k, jax.random.split(jax.random.fold_in(key, k + 1), replicas))
         rec = jax.tree.map(np.asarray, rec)
         records.append(rec)
         bar.set_postfix(
@@ -270,7 +302,7 @@ def smc(
         )  # fmt: skip
         bar.update(1)
     bar.close()
-    particles, log_w, ancestors = finish(state)
+    particles, log_w, ancestors = finish_c(state)
     seconds = _time.perf_counter() - t_start
     return SMCResult.from_records(
         times=problem.path_times, names=names, logz0=np.asarray(logz0), moments0=np.asarray(m0), ess0=np.asarray(ess0),
@@ -278,7 +310,8 @@ def smc(
         seconds=seconds,
         settings=dict(
             n=n, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample,
-            replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps, steps=problem.steps,
+            mcmc_every=mcmc_every, replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps,
+            steps=problem.steps, compile_seconds=compile_seconds,
         ),
     )  # fmt: skip
 
