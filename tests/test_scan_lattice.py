@@ -126,7 +126,8 @@ def test_bad_knots_are_refused(knots, match):
 @pytest.mark.parametrize(
     "section,match",
     [({"sizes": [8, 4]}, "increase"), ({"t_range": [0.5, 0.2]}, "t_range"), ({"points": 1}, "points"),
-     ({"mcmc": "gibbs"}, "mcmc"), ({"sizes": [2]}, "sizes")],
+     ({"mcmc": "gibbs"}, "mcmc"), ({"sizes": [2]}, "sizes"), ({"mcmc_every": 0}, "mcmc_every"),
+     ({"leapfrog_steps": 0}, "leapfrog_steps")],
 )  # fmt: skip
 def test_bad_scan_sections_are_refused(section, match, tmp_path):
     body = FREE_SCAN.split("[scan]")[0] + "[scan]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in section.items())
@@ -143,6 +144,10 @@ def test_scan_transport_settings(tmp_path):
     cfg.write_text(FREE_SCAN + 'transport = "pik"\nflow_basis = {scales = [], local_range = false}\n')
     s = scan_settings(load_config(cfg))
     assert s["transport"] == "pik" and s["flow_basis"] == {"scales": [], "local_range": None}
+    assert s["mcmc_every"] == 1 and s["leapfrog_steps"] == 10
+    cfg.write_text(FREE_SCAN + "mcmc_every = 3\nleapfrog_steps = 5\n")
+    s = scan_settings(load_config(cfg))
+    assert s["mcmc_every"] == 3 and s["leapfrog_steps"] == 5
     bad = (
         ('transport = "langevin"', "transport must be"),
         ("flow_basis = {bogus = 1}", "unknown keys"),

@@ -21,6 +21,8 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "replicas": ((int,), "independent replicas giving the errors; default 4"),
     "mcmc": ((str,), "'hmc' or 'mala' (BlackJAX) moves after each step; default 'hmc'"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
+    "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
+    "leapfrog_steps": ((int,), "hmc: leapfrog steps per move; default 10"),
     "transport": (
         (str,),
         "'none' (plain annealing) or 'pik' (a PIK flow solved along the path transports "
@@ -59,6 +61,8 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "replicas": s.get("replicas", 4),
         "mcmc": s.get("mcmc", "hmc"),
         "mcmc_steps": s.get("mcmc_steps", 2),
+        "mcmc_every": s.get("mcmc_every", 1),
+        "leapfrog_steps": s.get("leapfrog_steps", 10),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
         "flow_collocation": s.get("flow_collocation", 500),
@@ -69,6 +73,8 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         ("particles", 2, 10**6),
         ("replicas", 2, 10**3),
         ("mcmc_steps", 0, 10**3),
+        ("mcmc_every", 1, 10**6),
+        ("leapfrog_steps", 1, 10**4),
         ("flow_collocation", 10, 10**6),
     ):
         if not low <= out[key] <= high:

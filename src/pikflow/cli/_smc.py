@@ -19,6 +19,7 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     ),
     "mcmc": ((str,), "rejuvenation kernel: 'mala' or 'hmc' (BlackJAX); default 'mala'"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
+    "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
     "step_size": ((int, float), "initial MCMC step size (adapted per step); default 0.2 size^(-1/3)"),
     "leapfrog_steps": ((int,), "hmc: leapfrog steps per trajectory; default 10"),
     "resample": ((int, float), "resample when the ESS/N falls below this fraction; default 0.5"),
@@ -44,13 +45,14 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "transport": s.get("transport", "pik"),
         "mcmc": s.get("mcmc", "mala"),
         "mcmc_steps": s.get("mcmc_steps", 2),
+        "mcmc_every": s.get("mcmc_every", 1),
         "step_size": s.get("step_size"),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
-    for key, low in (("n", 2), ("replicas", 2), ("mcmc_steps", 0), ("leapfrog_steps", 1)):
+    for key, low in (("n", 2), ("replicas", 2), ("mcmc_steps", 0), ("mcmc_every", 1), ("leapfrog_steps", 1)):
         if out[key] < low:
             name = "particles" if key == "n" else key
             raise ConfigError(f"[smc] {name} must be >= {low}, got {out[key]!r}")
