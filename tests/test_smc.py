@@ -110,6 +110,23 @@ def test_moves_at_every_third_step_stay_exact(paper_flow):
         smc(flow, 100, mcmc_every=0, progress=False)
 
 
+def test_observables_at_chosen_step_times_only(paper_flow):
+    """``observe_at``: the same means as a full record at the chosen times (same seed), NaN elsewhere."""
+    flow, _ = paper_flow
+    full = smc(flow, 200, seed=2, transport="none", replicas=2, observables=OBS, progress=False)
+    at = [full.times[3], 1.0]
+    part = smc(flow, 200, seed=2, transport="none", replicas=2, observables=OBS, observe_at={"sq": at},
+               progress=False)  # fmt: skip
+    np.testing.assert_array_equal(part.moments["abs"], full.moments["abs"])  # not in observe_at: every step
+    seen = np.isin(np.arange(len(full.times)), [3, len(full.times) - 1])
+    np.testing.assert_allclose(part.moments["sq"][seen], full.moments["sq"][seen], rtol=1e-12)
+    assert np.isnan(part.moments["sq"][~seen]).all()
+    with pytest.raises(pf.SamplingError, match="not observables"):
+        smc(flow, 50, observables=OBS, observe_at={"bogus": [1.0]}, progress=False)
+    with pytest.raises(pf.SamplingError, match="not a step time"):
+        smc(flow, 50, observables=OBS, observe_at={"sq": [0.123456]}, progress=False)
+
+
 @pytest.mark.parametrize("kind", ["mala", "hmc"])
 def test_mcmc_moves_leave_a_gaussian_invariant(kind, getkey):
     """Exact samples of N(0, C) stay N(0, C) after moves: mean and variances within 4 standard errors."""

@@ -333,10 +333,12 @@ def scan_lattice(
             solve_seconds[label] = _time.perf_counter() - start
         else:
             problem = path_problem(p, times)
+        # the magnetisation and two-point means only at the scan points; dS/dt at every step (the free-energy check)
+        at = {k: times[index] for k in observables if k != "dsdt"}
         result = smc(
             problem, particles, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps,
             resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps, replicas=replicas,
-            observables=observables, progress=progress,
+            observables=observables, observe_at=at, progress=progress,
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result

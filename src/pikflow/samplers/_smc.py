@@ -43,7 +43,7 @@ from __future__ import annotations
 import inspect
 import time as _time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +84,33 @@ def _ess(logw):
     return 1.0 / (w.shape[0] * jnp.sum(w**2))
 
 
+def _nans(m: int):
+    """A branch that records ``m`` NaN means (an observable not evaluated at this step)."""
+    return lambda _x, w: jnp.full((m,), jnp.nan, w.dtype)
+
+
+def _observe_masks(observables, observe_at, times) -> tuple:
+    """Per observable: ``None`` (every step time) or a tuple of booleans over the step times."""
+    observe_at = dict(observe_at or {})
+    unknown = sorted(set(observe_at) - set(observables))
+    if unknown:
+        raise SamplingError(f"observe_at names {unknown} that are not observables; observables: {sorted(observables)}")
+    times = np.asarray(times, float)
+    masks = []
+    for name in observables:
+        if name not in observe_at:
+            masks.append(None)
+            continue
+        mask = np.zeros(len(times), bool)
+        for t in np.atleast_1d(np.asarray(observe_at[name], float)):
+            i = int(np.argmin(np.abs(times - t)))
+            if abs(times[i] - t) > 1e-9:
+                raise SamplingError(f"observe_at[{name!r}]: t = {t} is not a step time of the path")
+            mask[i] = True
+        masks.append(tuple(bool(b) for b in mask))
+    return tuple(masks)
+
+
 def _systematic(key, logw):
     w = _normalised(logw)
     n = w.shape[0]
@@ -104,7 +131,7 @@ def _cache_of(target) -> dict:
 
 def _build(problem, settings, observables):
     """The jitted start and step functions of an SMC run (compiled once per target and settings)."""
-    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every = settings
+    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask = settings
     names = tuple(k for k, _ in obs_key)
     times = jnp.asarray(problem.times)
     ev = len(problem.event_shape)
@@ -114,10 +141,31 @@ def _build(problem, settings, observables):
 
     timed = {k: _takes_time(observables[k]) for k in names}
 
-    def moments(x, logw, t):
+    # observables with the same step mask share one branch (and XLA shares their common work, e.g. an FFT)
+    groups: dict = {}
+    for name, mask in zip(names, obs_mask, strict=True):
+        groups.setdefault(mask, []).append(name)
+
+    def moments(x, logw, i):
         w = _normalised(logw)
-        vals = [jax.vmap(observables[k], (0, None))(x, t) if timed[k] else jax.vmap(observables[k])(x) for k in names]
-        return jnp.stack([jnp.sum(w * v) for v in vals]) if names else jnp.zeros(0)
+        t = times[i]
+
+        def weighted(group):
+            def f(x, w):
+                vals = [jax.vmap(observables[k], (0, None))(x, t) if timed[k] else jax.vmap(observables[k])(x)
+                        for k in group]  # fmt: skip
+                return jnp.stack([jnp.sum(w * v) for v in vals])
+
+            return f
+
+        out = {}
+        for mask, group in groups.items():
+            if mask is None:
+                vals = weighted(group)(x, w)
+            else:
+                vals = jax.lax.cond(jnp.asarray(mask)[i], weighted(group), _nans(len(group)), x, w)
+            out.update(zip(group, vals, strict=True))
+        return jnp.stack([out[k] for k in names]) if names else jnp.zeros(0)
 
     def advance(k, key, x):
         t0, t1 = times[k], times[k + 1]
@@ -163,7 +211,7 @@ def _build(problem, settings, observables):
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
         record = dict(
             dlogz=dlogz, ess=ess, resampled=do, acceptance=acc, step_size=eps, unique=unique,
-            nonfinite=nonfinite, moments=moments(x, logw, times[k + 1]),
+            nonfinite=nonfinite, moments=moments(x, logw, k + 1),
         )  # fmt: skip
         return (x, logw, anc, new_eps), record
 
@@ -181,7 +229,7 @@ def _build(problem, settings, observables):
             x, lq = problem.base_sample(key, n, r) if problem.replica_base else problem.base_sample(key, n)
             logw = jax.vmap(lg, (0, None))(x, times[0]) - lq
             logz0 = jax.nn.logsumexp(logw) - jnp.log(n)
-            return (x, logw, jnp.arange(n), step_size), logz0, moments(x, logw, times[0]), _ess(logw)
+            return (x, logw, jnp.arange(n), step_size), logz0, moments(x, logw, 0), _ess(logw)
 
         state, logz0, m0, ess0 = jax.vmap(one)(keys, jnp.arange(keys.shape[0]))
         return constrain_particles(state, n), *replicate_particles((logz0, m0, ess0), n)
@@ -205,6 +253,7 @@ def smc(
     mcmc_every: int = 1,
     replicas: int = 4,
     observables: Mapping[str, Callable] | None = None,
+    observe_at: Mapping[str, Sequence[float]] | None = None,
     logdet: str | None = None,
     progress: bool = True,
 ) -> SMCResult:
@@ -240,6 +289,9 @@ def smc(
     observables
         ``name -> f(x)`` or ``f(x, t)`` for one configuration (JAX; ``t`` the step time, e.g.
         for :math:`d\hat S_t/dt`); their weighted means are recorded at every step time.
+    observe_at
+        ``name -> step times``: evaluate that observable only there (NaN at the other step
+        times), e.g. an expensive one needed only at a few points of a scan.
     logdet
         Override the problem's log-Jacobian (``"exact"`` or ``"continuous"``).
     """
@@ -263,7 +315,10 @@ def smc(
         raise SamplingError(f"step_size must be positive, got {step_size!r}")
 
     obs_key = tuple((k, id(f)) for k, f in observables.items())  # the cached functions keep them alive
-    settings = (transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every)
+    obs_mask = _observe_masks(observables, observe_at, problem.path_times)
+    settings = (
+        transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask
+    )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
         cache[settings] = (*_build(problem, settings, observables), {})
