@@ -36,7 +36,10 @@ from sphinx_gallery.sorting import FileNameSortKey
 logger = logging.getLogger(__name__)
 
 #: The user guide pages in reading order (pipeline stages); others go before ``cli``.
-GUIDE_ORDER = ("architecture", "actions", "equations", "bases", "solvers", "refinement", "sampling", "hmc", "lattice", "smc", "scans", "multilevel")
+GUIDE_ORDER = (
+    "architecture", "actions", "equations", "bases", "solvers", "refinement", "sampling", "hmc", "lattice", "smc",
+    "scans", "multilevel",
+)  # fmt: skip
 GUIDE_LAST = ("cli",)
 #: The gallery in reading order; other examples follow alphabetically.
 EXAMPLE_ORDER = (
