@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from .._errors import SamplingError
+from .._times import step_index
 from ..diagnostics import GammaResult, gamma_method, imh_chain
 
 __all__ = ["imh_estimate"]
@@ -43,7 +44,7 @@ def imh_estimate(samples, observable, t: float = 1.0, *, S: float = 1.5) -> Gamm
     """
     vals = np.asarray(samples.values(observable, t), dtype=float)  # validates t
     times = np.asarray(samples.times)
-    i = int(np.argmin(np.abs(times - float(t))))
+    i = step_index(times, t)
     if i == len(times) - 1:
         chain = samples.imh
     else:

@@ -32,6 +32,7 @@ import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
+from .._times import step_index
 from ..diagnostics import reweight
 from ..diagnostics import target_ess as _target_ess
 from ..lowering import lower_observable
@@ -89,9 +90,7 @@ class Samples(AbstractSamples):
         return self.phi[-1]
 
     def _index(self, t: float) -> int:
-        i = int(np.argmin(np.abs(self.times - float(t))))
-        if abs(self.times[i] - float(t)) > 1e-9:
-            raise SamplingError(f"t = {t} is not a step time: use one of {np.round(self.times, 6).tolist()}")
+        i = step_index(self.times, t)
         if not self.layers_kept:
             if i != len(self.times) - 1:
                 raise SamplingError("only t = 1 was kept: sample with keep_layers=True for observables along t")

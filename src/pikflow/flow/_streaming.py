@@ -41,6 +41,7 @@ import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
+from .._times import step_index
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,10 +72,7 @@ class PathEstimates:
 
     def at(self, name: str, t: float) -> Estimate:
         """The estimate of ``name`` at step time ``t``."""
-        k = int(np.argmin(np.abs(self.times - t)))
-        if abs(self.times[k] - t) > 1e-9:
-            raise SamplingError(f"t = {t} is not a step time: use one of {np.round(self.times, 6).tolist()}")
-        return self.estimates[name][k]
+        return self.estimates[name][step_index(self.times, t)]
 
     def to_dict(self) -> dict:
         """JSON-ready: per time, every estimate, the ESS/N and log Z."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from .._errors import SamplingError
 from .._estimate import Estimate
+from .._times import step_index
 
 
 def replica_estimate(values) -> Estimate:
@@ -103,10 +104,7 @@ class SMCResult:
     def _index(self, t) -> int:
         if t is None:
             return len(self.times) - 1
-        i = int(np.argmin(np.abs(self.times - float(t))))
-        if abs(self.times[i] - float(t)) > 1e-9:
-            raise SamplingError(f"t = {t} is not a step time of this run: use one of {np.round(self.times, 6)}")
-        return i
+        return step_index(self.times, t)
 
     def observable(self, name: str, t: float | None = None) -> Estimate:
         """The weighted mean of observable ``name`` at step time ``t`` (default 1) with its replica error."""

@@ -51,6 +51,7 @@ import numpy as np
 
 from .._devices import constrain_particles, replicate_particles
 from .._errors import SamplingError
+from .._times import step_index
 from ..progress import progress_bar
 from ._mcmc import adapt_step, make_move
 from ._problem import as_problem
@@ -95,18 +96,16 @@ def _observe_masks(observables, observe_at, times) -> tuple:
     unknown = sorted(set(observe_at) - set(observables))
     if unknown:
         raise SamplingError(f"observe_at names {unknown} that are not observables; observables: {sorted(observables)}")
-    times = np.asarray(times, float)
     masks = []
     for name in observables:
         if name not in observe_at:
             masks.append(None)
             continue
         mask = np.zeros(len(times), bool)
-        for t in np.atleast_1d(np.asarray(observe_at[name], float)):
-            i = int(np.argmin(np.abs(times - t)))
-            if abs(times[i] - t) > 1e-9:
-                raise SamplingError(f"observe_at[{name!r}]: t = {t} is not a step time of the path")
-            mask[i] = True
+        try:
+            mask[[step_index(times, t) for t in np.atleast_1d(np.asarray(observe_at[name], float))]] = True
+        except SamplingError as err:
+            raise SamplingError(f"observe_at[{name!r}]: {err}") from None
         masks.append(tuple(bool(b) for b in mask))
     return tuple(masks)
 
