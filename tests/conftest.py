@@ -1,13 +1,15 @@
 """Shared test fixtures. Importing pikflow enables float64 (``jax_enable_x64``)."""
 
+import gc
 import itertools
 import os
 
 # The tests are compile-bound: hundreds of small XLA programs, each run briefly. With XLA's LLVM back end at
 # optimisation level 0 they take ~30% less CPU time on 2 cores (measured per file: tests/test_pipeline.py and
-# tests/test_zoo.py 315 -> 226 s). The programs are the same; float64 results may differ in the last bits
-# from the default level, which no test compares against. Set before JAX starts its backend, and inherited
-# by the CLI subprocesses of the tests. PIKFLOW_TEST_XLA_DEFAULT=1 tests at XLA's default level instead.
+# tests/test_zoo.py 315 -> 226 s; the whole run 27:47 against 34:00 on another machine). The programs are the
+# same; float64 results may differ in the last bits from the default level, which no test compares against.
+# Set before JAX starts its backend, and inherited by the CLI subprocesses of the tests.
+# PIKFLOW_TEST_XLA_DEFAULT=1 tests at XLA's default level instead.
 if not os.environ.get("PIKFLOW_TEST_XLA_DEFAULT") and "xla_backend_optimization_level" not in os.environ.get(
     "XLA_FLAGS", ""
 ):
@@ -18,6 +20,41 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 import pikflow  # noqa: F401  (enables float64 before any array is made)
+
+# Every compiled XLA program keeps a few memory mappings (about 3 on CPU) while JAX's caches hold it. One
+# pytest-xdist worker runs ~340 tests and reached 14,000 mappings in 3 minutes of tests: over a whole run it
+# comes near Linux's limit of 65,530 per process (vm.max_map_count), where mmap fails and XLA's compiler
+# segfaults in backend_compile_and_load (a CI run died that way in its last test; with the limit lowered to
+# 3,000, a loop of small jitted functions reproduces that crash and its stack). So the programs are released
+# after every test module, and after any test that leaves more than _MAX_MAPPINGS. Within a test nothing
+# changes.
+_MAX_MAPPINGS = 20_000
+
+
+def _mappings() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux: no such limit to watch
+        return 0
+
+
+def _release():
+    jax.clear_caches()
+    gc.collect()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    yield
+    _release()
+
+
+@pytest.fixture(autouse=True)
+def _bounded_mappings():
+    yield
+    if _mappings() > _MAX_MAPPINGS:
+        _release()
 
 
 @pytest.fixture

@@ -1,8 +1,11 @@
 """Sampling sharded over devices and processes gives the samples of one device (pikflow._devices).
 
-Each run is a subprocess (the device count is fixed when JAX starts): 1, 2 and 4 fake CPU
-devices (``--xla_force_host_platform_device_count``), and 2 processes on 127.0.0.1 joined by
-``jax.distributed.initialize``. The configurations are compared bit for bit (the same program
+Each run is a subprocess (the device count is fixed when JAX starts): one process with 1 fake
+CPU device (``--xla_force_host_platform_device_count``), and 2 processes of 2 devices each on
+127.0.0.1 joined by ``jax.distributed.initialize``, so that the second run splits the work over
+the devices of each process and over the processes at once. (A third run, 4 devices in one process,
+was dropped to keep the default test run short: it checked nothing the 2x2 run does not.)
+The configurations are compared bit for bit (the same program
 on the same random numbers, per sample); the log-weights to 1e-12 relative (the per-device
 blocks differ in size, so XLA may fuse the action's polynomial differently: measured
 differences are a few ulp), the streamed sums over samples to 1e-12 (added in another order).
@@ -55,11 +58,11 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def runs(flows, tmp_path_factory):
-    """npz of every run, started together: '1' and '4' devices, '2x2' (two processes of two devices each)."""
+    """npz of every run, started together: '1' device, '2x2' (two processes of two devices each)."""
     d = tmp_path_factory.mktemp("runs")
     pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
     procs = {
-        n: [subprocess.Popen([sys.executable, WORKER, flows, d / f"{n}.npz"], env=_env(n), **pipe)] for n in (1, 4)
+        1: [subprocess.Popen([sys.executable, WORKER, flows, d / "1.npz"], env=_env(1), **pipe)],
     }
     port = _free_port()
     procs["2x2"] = [
@@ -77,13 +80,11 @@ def runs(flows, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["4", "2x2"])
-def test_same_samples_on_any_devices_and_processes(runs, name):
-    """4 devices in one process, or 2 processes on 127.0.0.1 with 2 devices each, give the 1-device numbers."""
-    one, other = runs["1"], runs[name]
+def test_same_samples_on_any_devices_and_processes(runs):
+    """2 processes on 127.0.0.1 with 2 devices each give the 1-device numbers."""
+    one, other = runs["1"], runs["2x2"]
     assert int(one["devices"]) == 1 and int(one["processes"]) == 1
-    assert int(other["devices"]) == 4
-    assert int(other["processes"]) == (2 if name == "2x2" else 1)
+    assert int(other["devices"]) == 4 and int(other["processes"]) == 2
     for kind in ("table", "rk4", "lattice"):
         np.testing.assert_array_equal(other[f"{kind}_phi"], one[f"{kind}_phi"], err_msg=kind)
         np.testing.assert_allclose(other[f"{kind}_log_w"], one[f"{kind}_log_w"], rtol=1e-12, atol=0, err_msg=kind)
