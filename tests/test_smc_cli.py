@@ -7,12 +7,16 @@ import pytest
 
 from pikflow.cli import main
 
+# a polynomial basis: the run checks SMC through the CLI, and SMC corrects the transport (the default sine
+# basis is tested in tests/test_smc.py); its solve and SMC compile in ~15 s instead of ~60 s
 ZERO_D = """
 [action]
 density = "m2/2*phi**2 + lam/4*phi**4"
 [path]
 m2 = [1.0, -2.0]
 lam = [0.0, 0.5]
+[basis]
+kind = "polynomial"
 [flow]
 steps = 10
 [sampling]
