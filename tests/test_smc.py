@@ -247,3 +247,50 @@ def test_problem_and_argument_errors(paper_flow):
     with pytest.raises(pf.SamplingError, match="needs a solved flow"):
         smc(AnnealingProblem(times=p.times, event_shape=(1,), base_sample=p.base_sample, log_gamma=p.log_gamma),
             10, progress=False)  # fmt: skip
+
+
+def test_fourier_metric_is_the_circulant_mass():
+    """fhmc's metric on a 4x3 lattice against the dense circulant M = F^-1 diag(k^2 + mu^2) F: kinetic energy
+    1/2 p M^-1 p and momenta M^(1/2) xi for the same white noise xi (exact, to float64 rounding)."""
+    from pikflow.samplers._mcmc import fourier_metric
+
+    shape, mass2 = (4, 3), 0.7
+    k = np.meshgrid(*[2 * np.pi * np.arange(n) / n for n in shape], indexing="ij")
+    eig = (mass2 + sum(4 * np.sin(kk / 2) ** 2 for kk in k)).ravel()
+    F = np.stack([np.fft.fftn(e.reshape(shape)).ravel() for e in np.eye(12)], axis=1)  # DFT matrix
+    M = (np.linalg.inv(F) @ np.diag(eig) @ F).real
+    sqrt_M = (np.linalg.inv(F) @ np.diag(np.sqrt(eig)) @ F).real
+    metric = fourier_metric(shape, mass2)
+    p = np.random.default_rng(0).normal(size=shape)
+    np.testing.assert_allclose(metric.kinetic_energy(jnp.asarray(p)), 0.5 * p.ravel() @ np.linalg.solve(M, p.ravel()),
+                               rtol=1e-12)  # fmt: skip
+    key = jax.random.PRNGKey(3)
+    xi = np.asarray(jax.random.normal(key, (2, *shape)))  # a leading component axis: independent copies
+    mom = np.asarray(metric.sample_momentum(key, jnp.zeros((2, *shape))))
+    np.testing.assert_allclose(mom.reshape(2, -1), xi.reshape(2, -1) @ sqrt_M.T, rtol=1e-10, atol=1e-12)
+    with pytest.raises(pf.SamplingError, match="positive"):
+        fourier_metric(shape, 0.0)
+
+
+def test_fourier_accelerated_moves_keep_plain_smc_exact_on_the_free_field():
+    """Plain annealed SMC (no transport) with fhmc moves between two free-field masses on 4x4: log Z and chi
+    against the exact Gaussian values; a 0-D problem refuses fhmc."""
+    from pikflow.lattice._scan import path_problem
+
+    lat = Lattice((4, 4))
+    path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (1.0, 0.1)})
+    problem = path_problem(path, np.linspace(0.0, 1.0, 9))
+    assert problem.lattice_shape == (4, 4)
+    r = smc(problem, 400, seed=4, transport="none", mcmc="fhmc", mcmc_steps=2, leapfrog_steps=5, fourier_mass=0.5,
+            replicas=8, observables=magnetisation_moments(), progress=False)  # fmt: skip
+    assert r.settings["fourier_mass"] == 0.5 and 0.5 < np.nanmean(r.acceptance[1:]) < 1.0
+    k = np.meshgrid(*[2 * np.pi * np.arange(4) / 4] * 2, indexing="ij")
+    exact = 0.5 * 16 * np.log(2 * np.pi) - 0.5 * np.log(0.1 + sum(4 * np.sin(kk / 2) ** 2 for kk in k)).sum()
+    lz = r.log_z_estimate()
+    assert abs(lz.value - exact) < 4 * lz.error
+    chi = smc_observables(r, 16)["chi"]
+    assert abs(chi.value - 16 / (16 * 0.1) * (1 - 2 / np.pi)) < 4 * chi.error
+    flow = pf.solve(pf.Path.linear(pf.Action("m2/2*phi**2", fields=["phi"]), start={"m2": 1.0}, end={"m2": 2.0}),
+                    steps=2, basis=pf.Polynomial(2), progress=False)  # fmt: skip
+    with pytest.raises(pf.SamplingError, match="lattice"):
+        smc(flow, 50, mcmc="fhmc", progress=False)

@@ -70,6 +70,11 @@ def _arguments(p):
     p.add_argument("--mcmc-steps", type=int, default=4, help="HMC moves per annealing step (default 4)")
     p.add_argument("--mcmc-every", type=int, default=1, help="move (and resample) at every n-th step only (default 1)")
     p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per SMC move (default 10)")
+    p.add_argument(
+        "--mcmc", choices=("hmc", "fhmc"), default="hmc",
+        help="SMC moves: hmc (unit mass, default) or fhmc (Fourier-accelerated mass k^2 + mu^2)",
+    )  # fmt: skip
+    p.add_argument("--fourier-mass", type=float, default=1.0, help="fhmc: mu^2 of the mass k^2 + mu^2 (default 1)")
     p.add_argument("--prep-steps", type=int, default=None, help="annealing steps over the preparatory segment")
     p.add_argument(
         "--transport", choices=("none", "pik"), default="none",
@@ -135,7 +140,8 @@ def run(args) -> dict:
         path = scan_path(L, args)
         scan = pl.scan_lattice(
             path, points=args.points, t_range=(args.prep, 1.0), steps=args.steps, particles=args.particles,
-            replicas=args.replicas, mcmc="hmc", mcmc_steps=args.mcmc_steps, seed=args.seed, progress=progress,
+            replicas=args.replicas, mcmc=args.mcmc, mcmc_steps=args.mcmc_steps, seed=args.seed, progress=progress,
+            fourier_mass=args.fourier_mass,
             mcmc_every=args.mcmc_every, leapfrog_steps=args.leapfrog, prep_steps=args.prep_steps,
             transport=args.transport, flow_basis=FLOW_BASES[args.flow_basis], flow_collocation=args.flow_collocation,
         )  # fmt: skip

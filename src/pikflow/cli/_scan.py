@@ -19,7 +19,12 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "prep_steps": ((int,), "annealing steps over the preparatory segment [0, t_lo]; default steps // 2"),
     "particles": ((int,), "SMC particles per replica; default 2000"),
     "replicas": ((int,), "independent replicas giving the errors; default 4"),
-    "mcmc": ((str,), "'hmc' or 'mala' (BlackJAX) moves after each step; default 'hmc'"),
+    "mcmc": (
+        (str,),
+        "'hmc', 'fhmc' (HMC with the Fourier-accelerated mass k^2 + mu^2) or 'mala' (BlackJAX) moves after each "
+        "step; default 'hmc'",
+    ),
+    "fourier_mass": ((int, float), "fhmc: mu^2 of the mass k^2 + mu^2 (positive); default 1"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
     "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
     "leapfrog_steps": ((int,), "hmc: leapfrog steps per move; default 10"),
@@ -63,6 +68,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
+        "fourier_mass": s.get("fourier_mass", 1.0),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
         "flow_collocation": s.get("flow_collocation", 500),
@@ -91,8 +97,10 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
             raise ConfigError(f"[scan] sizes must be a list of integers from 3 to 256, got {sizes!r}")
         if sorted(sizes) != list(sizes) or len(set(sizes)) != len(sizes):
             raise ConfigError(f"[scan] sizes must increase, got {sizes!r}")
-    if out["mcmc"] not in ("hmc", "mala"):
-        raise ConfigError(f"[scan] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
+    if out["mcmc"] not in ("hmc", "fhmc", "mala"):
+        raise ConfigError(f"[scan] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
+    if isinstance(out["fourier_mass"], bool) or not 0 < out["fourier_mass"] < 1e6:
+        raise ConfigError(f"[scan] fourier_mass must be a positive number, got {out['fourier_mass']!r}")
     if out["transport"] not in ("none", "pik"):
         raise ConfigError(f"[scan] transport must be 'none' or 'pik', got {out['transport']!r}")
     if out["flow_basis"] is not None:

@@ -17,7 +17,12 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "'pik' (the flow's RK4 maps), 'none' (plain annealed SMC) or 'langevin' (App. C); on lattices the "
         "transport's cost is set by [lattice] basis ('two-point' | 'magnetisation' | 'short' | 'lean' | 'default')",
     ),
-    "mcmc": ((str,), "rejuvenation kernel: 'mala' or 'hmc' (BlackJAX); default 'mala'"),
+    "mcmc": (
+        (str,),
+        "rejuvenation kernel: 'mala', 'hmc' or, on lattices, 'fhmc' (HMC with the Fourier-accelerated mass "
+        "k^2 + mu^2; BlackJAX); default 'mala'",
+    ),
+    "fourier_mass": ((int, float), "fhmc: mu^2 of the mass k^2 + mu^2 (positive); default 1"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
     "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
     "step_size": ((int, float), "initial MCMC step size (adapted per step); default 0.2 size^(-1/3)"),
@@ -48,6 +53,7 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_every": s.get("mcmc_every", 1),
         "step_size": s.get("step_size"),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
+        "fourier_mass": float(s.get("fourier_mass", 1.0)),
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),

@@ -113,6 +113,7 @@ def _level_problem(S_c, S_1, lift: Lift, pool, steps: int) -> AnnealingProblem:
         base_sample=base_sample,
         log_gamma=lambda x, t: -((1 - t) * S_0(x) + t * S_1(x)),
         replica_base=True,
+        lattice_shape=tuple(lift.fine_shape),
     )
 
 

@@ -142,6 +142,7 @@ def path_problem(path: LatticePath, times: np.ndarray) -> AnnealingProblem:
         event_shape=tuple(path.lattice.shape),
         base_sample=base.sample,
         log_gamma=lambda x, t: -path.value(x, t),
+        lattice_shape=tuple(path.lattice.shape),
     )
 
 
@@ -270,6 +271,7 @@ def scan_lattice(
     resample: float = 0.5,
     mcmc_every: int = 1,
     leapfrog_steps: int = 10,
+    fourier_mass: float = 1.0,
     transport: str = "none",
     flow_basis: dict | None = None,
     flow_collocation: int = 500,
@@ -289,8 +291,9 @@ def scan_lattice(
     steps, prep_steps
         Annealing steps over ``t_range`` (default :math:`4(\text{points} - 1)`) and over the
         preparatory segment ``[0, t_lo]`` (default ``steps // 2``).
-    particles, replicas, mcmc, mcmc_steps, resample, mcmc_every, leapfrog_steps, seed
-        As for :func:`pikflow.samplers.smc`; errors are the spread of the ``replicas``.
+    particles, replicas, mcmc, mcmc_steps, resample, mcmc_every, leapfrog_steps, fourier_mass, seed
+        As for :func:`pikflow.samplers.smc` (``mcmc="fhmc"``: Fourier-accelerated HMC); errors are
+        the spread of the ``replicas``.
         ``mcmc_every > 1`` moves only at every ``mcmc_every``-th step: the steps between
         reweight the same particles to the next time, at the cost of an action evaluation.
     transport
@@ -338,7 +341,7 @@ def scan_lattice(
         result = smc(
             problem, particles, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps,
             resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps, replicas=replicas,
-            observables=observables, observe_at=at, progress=progress,
+            observables=observables, observe_at=at, progress=progress, fourier_mass=fourier_mass,
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result
@@ -346,7 +349,8 @@ def scan_lattice(
     settings = dict(
         points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,
         mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps,
-        seed=seed, sizes=[size_label(s) for s in shapes], transport=transport, n_steps=len(times) - 1,
+        fourier_mass=fourier_mass, seed=seed, sizes=[size_label(s) for s in shapes], transport=transport,
+        n_steps=len(times) - 1,
     )  # fmt: skip
     if transport == "pik":
         settings.update(flow_basis=flow_basis or {}, flow_collocation=flow_collocation, solve_seconds=solve_seconds)

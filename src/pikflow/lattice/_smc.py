@@ -60,6 +60,7 @@ def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
         transport=transport,
         langevin_terms=langevin_terms,
         logdet=logdet,
+        lattice_shape=tuple(path.lattice.shape),
     )
 
 

@@ -62,6 +62,9 @@ class AnnealingProblem:
         (:math:`-\int\partial\cdot v\,dt` on the RK4 stages: exact up to :math:`O(\Delta t^4)`).
     field_axes
         Number of trailing axes of a configuration (``len(event_shape)``).
+    lattice_shape
+        The lattice of a lattice problem (the trailing axes of ``event_shape``; leading axes are
+        field components), for the Fourier-accelerated moves; ``()`` in 0-D.
     """
 
     times: np.ndarray
@@ -73,6 +76,7 @@ class AnnealingProblem:
     logdet: str = "exact"
     path_times: np.ndarray | None = None
     replica_base: bool = False
+    lattice_shape: tuple[int, ...] = ()
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=float)
@@ -88,6 +92,10 @@ class AnnealingProblem:
             raise SamplingError("path_times must have one entry per step time")
         object.__setattr__(self, "path_times", path_times)
         object.__setattr__(self, "event_shape", tuple(int(s) for s in self.event_shape))
+        lattice = tuple(int(s) for s in self.lattice_shape)
+        if lattice and self.event_shape[len(self.event_shape) - len(lattice) :] != lattice:
+            raise SamplingError(f"lattice_shape {lattice} must be the trailing axes of event_shape {self.event_shape}")
+        object.__setattr__(self, "lattice_shape", lattice)
 
     @property
     def steps(self) -> int:

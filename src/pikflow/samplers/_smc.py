@@ -130,12 +130,14 @@ def _cache_of(target) -> dict:
 
 def _build(problem, settings, observables):
     """The jitted start and step functions of an SMC run (compiled once per target and settings)."""
-    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask = settings
+    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask, mass2 = settings
     names = tuple(k for k, _ in obs_key)
     times = jnp.asarray(problem.times)
     ev = len(problem.event_shape)
     lg = problem.log_gamma
-    move = make_move(mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps)
+    move = make_move(
+        mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps, lattice_shape=problem.lattice_shape, mass2=mass2
+    )
     last = len(problem.times) - 2
 
     timed = {k: _takes_time(observables[k]) for k in names}
@@ -248,6 +250,7 @@ def smc(
     mcmc_steps: int = 2,
     step_size: float | None = None,
     leapfrog_steps: int = 10,
+    fourier_mass: float = 1.0,
     resample: float = 0.5,
     mcmc_every: int = 1,
     replicas: int = 4,
@@ -271,13 +274,17 @@ def smc(
         ``"pik"`` (the flow's RK4 maps), ``"none"`` (plain annealed SMC, the baseline) or
         ``"langevin"`` (App. C).
     mcmc, mcmc_steps
-        Rejuvenation kernel (``"mala"`` or ``"hmc"``, BlackJAX) and moves per step
+        Rejuvenation kernel (``"mala"``, ``"hmc"``, or on a lattice ``"fhmc"``: HMC with the
+        Fourier-accelerated mass :math:`\hat k^2 + \mu^2`; BlackJAX) and moves per step
         (0: no rejuvenation).
     step_size
         Initial MCMC step size (default :math:`0.2\,\text{size}^{-1/3}` for a configuration of ``size`` real numbers);
         adapted per replica after every step towards 0.57 (MALA) or 0.75 (HMC) acceptance.
     leapfrog_steps
         Leapfrog steps per HMC trajectory.
+    fourier_mass
+        :math:`\mu^2` of ``mcmc="fhmc"`` (any positive value is exact; near the field's own mass it is
+        most efficient).
     resample
         Resample (systematic) when the ESS/N falls below this fraction (0: never, 1: always).
     mcmc_every
@@ -316,7 +323,8 @@ def smc(
     obs_key = tuple((k, id(f)) for k, f in observables.items())  # the cached functions keep them alive
     obs_mask = _observe_masks(observables, observe_at, problem.path_times)
     settings = (
-        transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask
+        transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask,
+        float(fourier_mass),
     )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
@@ -365,6 +373,7 @@ def smc(
         settings=dict(
             n=n, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample,
             mcmc_every=mcmc_every, replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps,
+            fourier_mass=fourier_mass,
             steps=problem.steps, compile_seconds=compile_seconds,
         ),
     )  # fmt: skip
