@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._errors import SamplingError
 
@@ -32,12 +31,12 @@ def fourier_mass(lattice_shape, mass2: float = 1.0):
     r"""The eigenvalues :math:`M(k) = \hat k^2 + \mu^2` of the Fourier-accelerated mass, on the
     half spectrum of :func:`jax.numpy.fft.rfftn` (shape ``lattice_shape`` with the last axis
     ``L // 2 + 1``)."""
+    from ..action import Lattice
+
     if not mass2 > 0:
         raise SamplingError(f"fourier_mass (mu^2) must be positive, got {mass2!r}")
-    shape = tuple(int(n) for n in lattice_shape)
-    freqs = [np.fft.fftfreq(n) for n in shape[:-1]] + [np.fft.rfftfreq(shape[-1])]
-    grids = np.meshgrid(*freqs, indexing="ij")
-    return jnp.asarray(mass2 + sum(4.0 * np.sin(np.pi * f) ** 2 for f in grids))
+    lattice = Lattice(tuple(int(n) for n in lattice_shape))
+    return jnp.asarray(mass2 + lattice.khat2()[..., : lattice.shape[-1] // 2 + 1])  # rfftn keeps k_d >= 0
 
 
 def fourier_metric(lattice_shape, mass2: float = 1.0):
