@@ -83,6 +83,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "rk4"\n[smc]\nparticles = 10\n', "add method"),
         ('[sampling]\nmethod = "smc"\n[smc]\nparticles = 1\n', "particles must be"),
         ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive number"),
     ],
 )
 def test_smc_config_errors(tmp_path, capsys, extra, message):

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._errors import ConfigError, PikflowError
 from .._memory import available_memory
+from ._smc import fourier_mass_setting
 
 #: ``[scan]`` key -> (types, description); merged into the TOML schema.
 SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -68,7 +69,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
-        "fourier_mass": s.get("fourier_mass", 1.0),
+        "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass", 1.0)),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
         "flow_collocation": s.get("flow_collocation", 500),
@@ -99,8 +100,6 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
             raise ConfigError(f"[scan] sizes must increase, got {sizes!r}")
     if out["mcmc"] not in ("hmc", "fhmc", "mala"):
         raise ConfigError(f"[scan] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
-    if isinstance(out["fourier_mass"], bool) or not 0 < out["fourier_mass"] < 1e6:
-        raise ConfigError(f"[scan] fourier_mass must be a positive number, got {out['fourier_mass']!r}")
     if out["transport"] not in ("none", "pik"):
         raise ConfigError(f"[scan] transport must be 'none' or 'pik', got {out['transport']!r}")
     if out["flow_basis"] is not None:

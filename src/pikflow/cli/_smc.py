@@ -53,7 +53,7 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_every": s.get("mcmc_every", 1),
         "step_size": s.get("step_size"),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
-        "fourier_mass": float(s.get("fourier_mass", 1.0)),
+        "fourier_mass": fourier_mass_setting("smc", s.get("fourier_mass", 1.0)),
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
@@ -63,6 +63,13 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
             name = "particles" if key == "n" else key
             raise ConfigError(f"[smc] {name} must be >= {low}, got {out[key]!r}")
     return out
+
+
+def fourier_mass_setting(section: str, value) -> float:
+    """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass) of ``[section]``, checked before any solve."""
+    if isinstance(value, bool) or not 0 < value < 1e6:
+        raise ConfigError(f"[{section}] fourier_mass must be a positive number, got {value!r}")
+    return float(value)
 
 
 def run_smc(flow, settings: dict, observables: dict, *, progress: bool):
