@@ -16,6 +16,7 @@ from pikflow.diagnostics import (
     GammaResult,
     IMHResult,
     ess_fraction,
+    ess_fraction_error,
     gamma_method,
     imh_chain,
     log_mean_weight,
@@ -83,6 +84,10 @@ def test_ess_lognormal_weights():
     rel_sd = np.sqrt(n_var / n)
     assert 3e-4 < rel_sd < 1e-3
     assert ess_fraction(log_w) == pytest.approx(np.exp(-(s**2)), rel=5 * rel_sd)
+    # ess_fraction_error estimates that standard deviation from the same weights (its own sampling error
+    # there, set by the 8th moment of w, is ~1% at N = 1e6)
+    assert ess_fraction_error(log_w) == pytest.approx(rel_sd * np.exp(-(s**2)), rel=0.05)
+    assert ess_fraction_error(np.full(5, -np.inf)) == 0.0
 
 
 # ---------------------------------------------------------------------- reweight

@@ -238,6 +238,8 @@ def test_bench_lattice_json(tmp_path):
     r = json.loads(out.read_text())
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
     assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
+    # the set-up's tracing and compiling (jax.monitoring) is a part of it
+    assert 0 < r["pik"]["setup_compile_seconds"] < r["pik"]["setup_seconds"]
     # both errors are Gamma-method errors; 4 combined sigma fails by chance ~1e-4 per observable
     assert all(abs(p) < 4 for p in r["pulls"].values()), r["pulls"]
     # the cost section: evaluations per sample = 4 RK4 stages per step, ratio = sample / trajectory

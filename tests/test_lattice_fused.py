@@ -220,3 +220,64 @@ def test_constants_as_arguments_compile_once_and_change_nothing():
         shared.sample(key, 4, precision="float16")
     with pytest.raises(pf.PikflowError, match="float32"):
         shared.sample(key, 4, precision="float32", logdet="exact")
+
+
+def test_solve_sampling_and_pull_back_share_one_push_program():
+    """The solve's single RK4 steps, sampling and the reverse pull-back run one compiled push program (one
+    structure, one chunk shape), and a caller's arrays survive the donating push (issue #20)."""
+    from pikflow.flow._compiled import _CACHE, clear_cache
+    from pikflow.flow._lattice_flow import PUSH_BATCH
+    from pikflow.lattice import solve_lattice
+
+    S = LatticeAction(PHI4_DENSITY, [6, 6])
+    path = LatticePath(S, {"m2": (1.0, -1.0), "lam": (0.0, 1.0)})
+    g = GaussianLatticeBase.from_path(path)
+    clear_cache()
+    n = 2 * PUSH_BATCH + 44  # chunked: every call sees PUSH_BATCH configurations
+    flow = solve_lattice(path, default_basis(path, g), base=g, steps=2, n_collocation=n, seed=2, progress=False)
+    samples = flow.sample(jax.random.PRNGKey(1), n)
+    fields = jnp.asarray(samples.fields[: PUSH_BATCH + 3])
+    log_q = flow.log_density(fields)
+    pushes = [fn for key, fn in _CACHE.items() if key[0] == "push"]
+    assert len(pushes) == 1 and pushes[0]._cache_size() == 1
+    assert np.all(np.isfinite(log_q)) and not fields.is_deleted()
+    x0, lq0 = flow.base.sample(jax.random.PRNGKey(3), 5)
+    x1, lq1 = flow.push(x0, lq0)
+    assert not x0.is_deleted() and not lq0.is_deleted()  # push() copies before the donating program
+    again = flow.push(x0, lq0)
+    assert np.array_equal(again[0], x1) and np.array_equal(again[1], lq1)
+
+
+def test_gaussian_candidate_with_a_zero_log_cosh_slot_shares_the_mixture_structure():
+    """fit_lattice gives a Gaussian candidate the mixture's log cosh(bM) term at b = 0: its column is zero, so the
+    flow is the one without it (samples and weights to rounding, coefficient 0), and the mixture candidate then
+    compiles nothing new (issue #20)."""
+    from pikflow.flow._compiled import clear_cache, misses
+    from pikflow.lattice import solve_lattice
+
+    S = LatticeAction(PHI4_DENSITY, [6, 6])
+    values = {"m2": -2.0, "lam": 2.0}
+    K = np.asarray(S.lattice.khat2()) + 0.4
+    gauss, mix = GaussianLatticeBase(K), GaussianLatticeBase(K, m0=0.5)
+
+    def solve(g, slot=False):
+        path = LatticePath.matched(S, values, K, g.zero_mode_coupling)
+        basis = default_basis(path, g, tame=5.0)
+        if slot:
+            basis = LatticeBasis([*basis.families, Magnetisation(S.lattice, (), log_cosh=0.0)])
+        return solve_lattice(path, basis, base=g, steps=2, n_collocation=200, seed=1, progress=False)
+
+    plain = solve(gauss)
+    clear_cache()
+    slotted = solve(gauss, slot=True)
+    compiled = dict(misses)
+    solve(mix)
+    assert dict(misses) == compiled  # the mixture candidate reuses the Gaussian one's programs
+    assert np.max(np.abs(slotted.coeffs[:, -1])) < 1e-12 * np.max(np.abs(slotted.coeffs))
+    assert _rel(jnp.asarray(slotted.coeffs[:, :-1]), jnp.asarray(plain.coeffs)) < RTOL
+    key = jax.random.PRNGKey(2)
+    a, b = slotted.sample(key, 40), plain.sample(key, 40)
+    assert _rel(jnp.asarray(a.fields), jnp.asarray(b.fields)) < RTOL
+    assert _rel(jnp.asarray(a.log_w), jnp.asarray(b.log_w)) < RTOL
+    with pytest.raises(pf.PikflowError, match=">= 0"):
+        Magnetisation(S.lattice, (), log_cosh=-1.0)

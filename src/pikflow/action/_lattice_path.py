@@ -234,7 +234,6 @@ class LatticePath(Path):
             floats,
             sp.srepr(sp.sympify(self.spectral_weight)),
             K0 is None,
-            self.zero_mode != 0,
             self.linear != 0,
         )
         return params, key

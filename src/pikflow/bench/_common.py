@@ -55,3 +55,30 @@ def chain_magnetisation(fields, components: int = 1):
 def chain_series(M):
     """Concatenate the chains of :func:`chain_magnetisation` into one series for ``chain_observables``."""
     return M.reshape(-1) if M.ndim == 2 else M.reshape(-1, M.shape[-1])
+
+
+#: JAX's monitoring events of one compilation: tracing to a jaxpr, lowering to MLIR, XLA's compile.
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+_compile_total = [0.0]
+
+
+def _on_duration(event: str, seconds: float, **_) -> None:
+    if event in COMPILE_EVENTS:
+        _compile_total[0] += seconds
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent tracing, lowering and compiling JAX programs (``jax.monitoring``).
+
+    The listener is registered on the first call; differences of two calls time the compilation in between.
+    """
+    if not getattr(compile_seconds, "_listening", False):
+        import jax
+
+        jax.monitoring.register_event_duration_secs_listener(_on_duration)
+        compile_seconds._listening = True
+    return _compile_total[0]

@@ -1,7 +1,8 @@
 r"""Sampler diagnostics: importance weights, IMH chains and autocorrelation errors.
 
-- :func:`ess_fraction`, :func:`log_mean_weight`, :func:`reweight`: effective sample
-  size, :math:`\log Z` and reweighted observables from log importance weights.
+- :func:`ess_fraction`, :func:`ess_fraction_error`, :func:`log_mean_weight`, :func:`reweight`:
+  effective sample size (and its error), :math:`\log Z` and reweighted observables from log
+  importance weights.
 - :func:`imh_chain`: independent Metropolis-Hastings with the flow as proposal,
   which makes the sampler exact; its acceptance rate is the headline number.
 - :func:`target_ess`: the hole check, ESS/N seen from samples of the target;
@@ -19,6 +20,7 @@ from ._holes import target_ess as target_ess
 from ._imh import IMHResult as IMHResult
 from ._imh import imh_chain as imh_chain
 from ._weights import ess_fraction as ess_fraction
+from ._weights import ess_fraction_error as ess_fraction_error
 from ._weights import log_mean_weight as log_mean_weight
 from ._weights import reweight as reweight
 
@@ -27,6 +29,7 @@ __all__ = [
     "GammaResult",
     "IMHResult",
     "ess_fraction",
+    "ess_fraction_error",
     "gamma_method",
     "imh_chain",
     "log_mean_weight",

@@ -27,7 +27,7 @@ from jax.scipy.special import logsumexp
 
 from .._errors import PikflowError, SamplingError
 
-__all__ = ["ess_fraction", "log_mean_weight", "reweight"]
+__all__ = ["ess_fraction", "ess_fraction_error", "log_mean_weight", "reweight"]
 
 
 def _as_log_weights(log_w) -> jax.Array:
@@ -80,6 +80,28 @@ def ess_fraction(log_w) -> float:
     """
     lw = _as_log_weights(log_w)
     return float(np.exp(np.asarray(_log_ess_fraction(lw))))
+
+
+def ess_fraction_error(log_w) -> float:
+    r"""The statistical error of :func:`ess_fraction` (delta method).
+
+    With the weights scaled by their maximum, :math:`\mathrm{ESS}/N = f(a, b) = a^2/b` of the sample
+    means :math:`a = \overline{w}` and :math:`b = \overline{w^2}`; its variance is
+    :math:`\nabla f^T\,\mathrm{Cov}(w, w^2)\,\nabla f / N` with :math:`\nabla f = (2a/b, -a^2/b^2)`.
+    Like every moment-based error of importance weights it is itself estimated from the
+    weights, so it is too small when a rare large weight has not been drawn yet (heavy tails).
+    Non-finite entries count as zero weight, as in :func:`ess_fraction`.
+    """
+    lw = np.asarray(_as_log_weights(log_w), dtype=float)
+    ok = np.isfinite(lw)
+    if not ok.any():
+        return 0.0
+    w = np.where(ok, np.exp(np.where(ok, lw - lw[ok].max(), 0.0)), 0.0)
+    n = w.size
+    a, b = w.mean(), (w**2).mean()
+    grad = np.array([2 * a / b, -(a**2) / b**2])
+    cov = np.cov(np.stack([w, w**2]), ddof=1) if n > 1 else np.zeros((2, 2))
+    return float(np.sqrt(max(grad @ cov @ grad, 0.0) / n))
 
 
 @jax.jit

@@ -20,6 +20,7 @@ from ._format import write_flow_directory as write_flow_directory
 from ._integrate import exact_log_det as exact_log_det
 from ._integrate import rk4 as rk4
 from ._integrate import rk4_scan as rk4_scan
+from ._integrate import rk4_window as rk4_window
 from ._interface import AbstractFlow as AbstractFlow
 from ._interface import AbstractSamples as AbstractSamples
 from ._interface import CallableFloat as CallableFloat
@@ -44,6 +45,7 @@ __all__ = [
     "exact_log_det",
     "rk4",
     "rk4_scan",
+    "rk4_window",
     "AbstractFlow",
     "AbstractKernel",
     "AbstractSamples",

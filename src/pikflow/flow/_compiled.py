@@ -7,7 +7,8 @@ functions are cached at module level by the *structure* that is baked in (lattic
 families and their powers, deduplicated scales, the path's symbolic density, RK4 steps), so
 the 2-4 candidates of :func:`fit_lattice` and repeated :func:`solve_lattice` calls compile once:
 
-* :func:`push_fn`: the fused RK4 push of eqs. 11 and 32 (velocity and :math:`\Delta\Omega`);
+* :func:`push_fn`: the fused RK4 push of eqs. 11 and 32 (velocity and :math:`\Delta\Omega`), forward,
+  reverse or one step of the solve, one program for all three;
 * :func:`velocity_fn`: :math:`v = -\partial\Omega` of a batch;
 * :func:`assembler_fn`: one layer's collocated eq. 34 and its least squares;
 * :func:`target_fn`: :math:`\hat S_t` of a batch at a fixed time.
@@ -24,7 +25,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ._integrate import rk4_scan
+from ._integrate import rk4_scan, rk4_window
 
 #: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
 CACHE_SIZE = 64
@@ -61,22 +62,12 @@ def _as(dtype, tree):
     return jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, tree)
 
 
-def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = None, precision: str = "float64"):
-    r"""``push(params, coeffs, x, lq)``: RK4 over the stage layers, adding :math:`\int\Delta\Omega\,dt` to ``lq``.
-
-    ``evaluate(params, a, field)`` gives :math:`(\partial\Omega, \Delta\Omega)` of one configuration;
-    ``reverse``: from :math:`t = 1` back to 0; ``dt`` the step (default ``1 / steps``). All steps in
-    one ``lax.scan``, one fused evaluation per RK4 stage. ``precision="float32"``: each evaluation
-    (its input, coefficients and constants) in float32, its results cast back; the RK4 state and
-    :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
-    """
-    sign = 1.0 if reverse else -1.0
+def _stages(evaluate, precision: str):
+    """``stages(params, coeffs, sign) -> stage(k, y)``: layer ``k``'s ``(sign * dΩ, ΔΩ)`` of a batch ``y``."""
     both = jax.vmap(evaluate, (None, None, 0))
     low = jnp.float32 if precision == "float32" else None
 
-    def push(params, coeffs, x, lq):
-        if reverse:
-            coeffs = coeffs[::-1]
+    def stages(params, coeffs, sign):
         if low is not None:
             params = _as(low, params)
 
@@ -89,7 +80,41 @@ def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = Non
                 g, lap = g.astype(y.dtype), lap.astype(y.dtype)
             return sign * g, lap
 
-        return rk4_scan(stage, x, lq, steps=steps, dt=dt)
+        return stage
+
+    return stages
+
+
+def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = None, precision: str = "float64"):
+    r"""``push(params, coeffs, x, lq)``: RK4 over the stage layers, adding :math:`\int\Delta\Omega\,dt` to ``lq``.
+
+    ``evaluate(params, a, field)`` gives :math:`(\partial\Omega, \Delta\Omega)` of one configuration;
+    ``reverse``: from :math:`t = 1` back to 0; ``dt`` the step (default ``1 / steps``). All steps in
+    one ``lax.scan``, one fused evaluation per RK4 stage. ``precision="float32"``: each evaluation
+    (its input, coefficients and constants) in float32, its results cast back; the RK4 state and
+    :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
+    """
+    stages = _stages(evaluate, precision)
+
+    def push(params, coeffs, x, lq):
+        if reverse:
+            coeffs = coeffs[::-1]
+        return rk4_scan(stages(params, coeffs, 1.0 if reverse else -1.0), x, lq, steps=steps, dt=dt)
+
+    return push
+
+
+def window_push(evaluate, precision: str = "float64"):
+    r"""``push(params, coeffs, x, lq, first, count, sign, dt)``: RK4 steps ``first .. first + count - 1``.
+
+    :func:`rk4_push` with the window, the direction (``sign`` :math:`-1` forward, :math:`+1` with the
+    layers reversed) and the step traced (:func:`~pikflow.flow.rk4_window`): one compilation per basis
+    structure serves sampling, the reverse pull-back and every step of the solve.
+    """
+    stages = _stages(evaluate, precision)
+
+    def push(params, coeffs, x, lq, first, count, sign, dt):
+        return rk4_window(stages(params, coeffs, sign), x, lq, first, count, dt)
 
     return push
 
@@ -99,23 +124,34 @@ def push_fn(
     steps: int,
     *,
     reverse: bool = False,
-    dt: float | None = None,
     donate: bool = False,
     precision: str = "float64",
 ):
-    """The compiled push ``(coeffs, x, lq) -> (x, lq)`` of ``basis`` (:func:`rk4_push`), shared by structure.
+    """The compiled push ``(coeffs, x, lq, first=0, count=steps) -> (x, lq)`` of ``basis``, shared by structure.
 
-    ``donate``: the buffers of ``x`` and ``lq`` are donated (the caller owns them). ``precision``:
-    of the velocity evaluation (:func:`rk4_push`).
+    ``coeffs`` holds every stage layer, shape ``(2 steps + 1, n_basis)``; ``first``, ``count``: the RK4
+    steps applied (default the whole path). ``reverse``: from :math:`t = 1` back (the layers reversed).
+    Forward, reverse and single steps share one compiled program per structure and ``precision`` (of
+    the velocity evaluation, :func:`rk4_push`); it donates the buffers of ``x`` and ``lq``, and unless
+    ``donate`` (the caller owns them) they are copied first.
     """
     ev = basis.fused
-    key = ("push", ev.key, int(steps), bool(reverse), None if dt is None else float(dt), bool(donate), precision)
 
     def build():
-        push = rk4_push(ev.evaluate, int(steps), reverse, dt, precision)
-        return jax.jit(push, donate_argnums=(2, 3) if donate else ())
+        return jax.jit(window_push(ev.evaluate, precision), donate_argnums=(2, 3))
 
-    return functools.partial(_cached(key, build), ev.params)
+    compiled = _cached(("push", ev.key, precision), build)
+    sign, dt = (1.0 if reverse else -1.0), 1.0 / int(steps)
+
+    def push(coeffs, x, lq, first: int = 0, count: int = int(steps)):
+        coeffs = jnp.asarray(coeffs)
+        if reverse:
+            coeffs = coeffs[::-1]
+        if not donate:
+            x, lq = jnp.array(x, copy=True), jnp.array(lq, copy=True)
+        return compiled(ev.params, coeffs, x, lq, int(first), int(count), sign, dt)
+
+    return push
 
 
 def velocity_fn(basis):

@@ -65,6 +65,22 @@ def rk4_scan(stage, x, log_q, *, steps: int, dt: float | None = None, keep: bool
     return ((x, log_q), kept) if keep else (x, log_q)
 
 
+def rk4_window(stage, x, log_q, first, count, dt):
+    r"""RK4 steps ``first, ..., first + count - 1`` of ``(x, log q)`` (step ``i`` uses layers ``2i, 2i+1, 2i+2``).
+
+    As :func:`rk4_scan`, but ``first``, ``count`` and ``dt`` may be traced: one compiled loop serves
+    the whole path (``first = 0``, ``count = steps``), the reverse path (the stage layers reversed) and
+    the solve's single step through the layers solved so far.
+    """
+
+    def body(i, carry):
+        y, lq = carry
+        new, dlq = rk4(lambda z: stage(2 * i, z), lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), y, dt)
+        return new, lq + dlq
+
+    return jax.lax.fori_loop(first, first + count, body, (x, log_q))
+
+
 def exact_log_det(step, x):
     r""":math:`\log|\det\partial\,\text{step}(x)/\partial x|` of one configuration's map (any shape).
 

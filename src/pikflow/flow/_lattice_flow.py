@@ -78,9 +78,10 @@ class LatticeFlow(AbstractFlow):
         self.reference = None
         self._exact_fn = None
         self._reverse = None
-        # compiled once per structure (lattice, families, steps; _compiled.py): the constants are arguments
+        # one program per structure (lattice, families; _compiled.py) for these pushes and the solve's steps:
+        # the constants are arguments
         self._push = push_fn(basis, steps)
-        # sampling owns its base draws: their buffers are donated to the fused scan (no copies per batch)
+        # sampling owns its base draws: their buffers are donated to the fused loop (no copies per batch)
         self._push_donated = push_fn(basis, steps, donate=True)
         self._target = target_fn(path, 1.0)
 

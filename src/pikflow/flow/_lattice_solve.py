@@ -10,6 +10,7 @@ is registered by it: the default basis (:func:`register_default_basis`) and the 
 
 from __future__ import annotations
 
+import functools
 import time as _time
 from collections.abc import Callable
 
@@ -24,7 +25,7 @@ from ..progress import progress_bar
 from ..solvers import layer_assembler, layer_solver
 from ._compiled import assembler_fn, push_fn, velocity_fn
 from ._lattice_base import GaussianLatticeBase
-from ._lattice_flow import LatticeFlow, LatticeLayerReport
+from ._lattice_flow import LatticeFlow, LatticeLayerReport, _in_chunks
 
 #: ``[basis(path)]``: the default potential basis of a path (:func:`register_default_basis`).
 _DEFAULT_BASIS: list[Callable] = []
@@ -146,7 +147,10 @@ def solve_lattice(
     # compiled once per structure (_compiled.py): the path's and the basis's numbers are arguments
     assemble = assembler_fn(path, basis, solver, chunk, rcond, layer_assembler)
     vel = velocity_fn(basis)
-    push_one = push_fn(basis, 1, dt=dt)  # one RK4 step of size dt through (a0, am, a1)
+    # the sampling push (one compiled program per structure, _compiled.py), one step at a time through the
+    # layers solved so far, in the sampling's chunks (one input shape: no compilation of its own)
+    push = push_fn(basis, steps, donate=True)
+    stacked = np.zeros((2 * steps + 1, basis.n))
     X, _ = base.sample(jax.random.PRNGKey(seed), n_collocation)
     ckpt = _open_checkpoint(checkpoint, path, basis, base, solver, X, (steps, n_collocation, seed, rcond, outlier))
     coeffs, reports = [], []
@@ -206,7 +210,8 @@ def solve_lattice(
             save(2 * i + 1)
         Xm = X + dt * vel(am[:-1], Xh)
         a1 = layer(2 * i + 2, Xm, t + dt, am)
-        X, _ = push_one(jnp.stack([a0[:-1], am[:-1], a1[:-1]]), X, jnp.zeros(X.shape[0]))
+        stacked[2 * i : 2 * i + 3] = np.stack([a0[:-1], am[:-1], a1[:-1]])
+        X, _ = _in_chunks(functools.partial(push, first=i, count=1), stacked, X, jnp.zeros(X.shape[0]))
         if outlier is None and not bool(jnp.all(jnp.isfinite(X))):
             raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
         save(2 * i + 2, X=np.asarray(X))

@@ -120,6 +120,8 @@ class Magnetisation(LatticeFamily):
     one more term :math:`T = \log\cosh(bM)` (:math:`\partial_n T = b\tanh bM`,
     :math:`\Delta T = Vb^2/\cosh^2 bM`): the zero-mode structure of the two-Gaussian
     mixture base (:class:`GaussianLatticeBase` with ``m0 > 0``), whose action carries it.
+    ``log_cosh=0`` gives that term as an identically zero column (its coefficient is 0): it gives
+    a Gaussian candidate of :func:`fit_lattice` the mixture's structure, so both share compiled code.
     """
 
     def __init__(
@@ -143,8 +145,8 @@ class Magnetisation(LatticeFamily):
             )
         if width is not None and not width > 0:
             raise BasisError(f"the magnetisation taming width must be positive (or None), got {width!r}")
-        if log_cosh is not None and not log_cosh > 0:
-            raise BasisError(f"the log cosh coupling b must be positive (or None), got {log_cosh!r}")
+        if log_cosh is not None and not log_cosh >= 0:
+            raise BasisError(f"the log cosh coupling b must be >= 0 (or None), got {log_cosh!r}")
         self.width = None if width is None else float(width)
         self.log_cosh = None if log_cosh is None else float(log_cosh)
         self.n = len(self.powers) + (self.log_cosh is not None)

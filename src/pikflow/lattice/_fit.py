@@ -299,6 +299,9 @@ def _solve_candidates(
     """
     attempts, cands = [], []
     n_cand = len(bases) * len(tames)
+    # with a mixture candidate, a Gaussian one gets the mixture's log cosh(bM) term at b = 0 (a zero column,
+    # coefficient 0): the same structure, so all candidates share one compilation of every function
+    slot = any(g.m0 > 0 for _, g, _ in bases) and not isinstance(basis, LatticeBasis)
     for kind, gauss, flow_path in bases:
         for k, tame in enumerate(tames):
             label = _candidate_label(len(attempts) + 1, n_cand, kind, tame)
@@ -308,6 +311,8 @@ def _solve_candidates(
                 fbasis = basis
             else:
                 fbasis = basis(flow_path, gauss)
+            if slot and gauss.m0 == 0:
+                fbasis = LatticeBasis([*fbasis.families, Magnetisation(flow_path.lattice, (), log_cosh=0.0)])
             record = {"base": kind, "tame": tame}
             try:
                 cand = solve_lattice(

@@ -54,7 +54,7 @@ def score_flow(
     progress: bool = False,
     desc: str = "scoring",
 ) -> dict:
-    r"""ESS/N and runaways of ``n`` fresh samples, and ``flow.target_ess`` on ``reference`` if given.
+    r"""ESS/N (with its error) and runaways of ``n`` fresh samples, and ``flow.target_ess`` on ``reference`` if given.
 
     ``score`` is the smaller of the two ESS estimates (the flow-side one alone without a
     reference): what :func:`pikflow.lattice.fit_lattice` and :func:`enrich_lattice` compare flows by. With
@@ -68,7 +68,10 @@ def score_flow(
     bar = progress_bar(total=n + n_ref, desc=desc, disable=not progress)
     trial = flow.sample(key, n)
     bar.update(n)
-    out = {"ess": float(trial.ess()), "runaway": trial.n_runaway}
+    from ..diagnostics import ess_fraction_error
+
+    log_w = np.where(trial.finite, trial.log_w, -np.inf)
+    out = {"ess": float(trial.ess()), "ess_error": ess_fraction_error(log_w), "runaway": trial.n_runaway}
     out["score"] = out["ess"]
     if reference is not None and beat is not None and out["ess"] < beat:
         out["target_ess"] = None
