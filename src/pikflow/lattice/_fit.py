@@ -421,7 +421,13 @@ def fit_lattice(
     target's side, which drops where :math:`q` has a hole (a region of the target the flow
     does not reach: biased estimates that neither ESS nor IMH acceptance reveal). The score is
     the smaller of the two; the best-scoring candidate with at most 0.1% runaways is kept
-    (a runaway leaves a hole too), else the best score. ``flow.info["attempts"]`` lists them.
+    (a runaway leaves a hole too), else the best score. ``flow.info["attempts"]`` lists them,
+    each with the error of its ESS/N (:func:`~pikflow.diagnostics.ess_fraction_error`).
+
+    All candidates share one compilation of every function: the taming widths and the base's
+    numbers are arguments of the compiled code, and when a mixture candidate is solved, a Gaussian
+    one carries the mixture's :math:`\log\cosh(bM)` term at :math:`b = 0`, an identically zero
+    column (coefficient 0; it shows as ``log cosh(0 M)`` in the flow's basis).
 
     Returns
     -------
