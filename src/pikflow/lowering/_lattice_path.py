@@ -55,9 +55,11 @@ class LoweredLatticePath:
         self.spectral = path.spectral_precision is not None
         self.K0 = path.spectral_precision  # numpy here; a traced array after with_parameters
         self.zero_mode, self.linear = path.zero_mode, path.linear
-        # a matched path always carries the zero-mode term, exactly 0 at b = 0: a Gaussian base and a mixture
-        # base then share the compiled functions (fit_lattice's candidates)
-        self._zero_on, self._linear_on = bool(path.zero_mode) or self.spectral, bool(path.linear)
+        # a matched path of a single-component field always carries the zero-mode term, exactly 0 at b = 0: a
+        # Gaussian base and a mixture base then share the compiled functions (fit_lattice's candidates); an
+        # O(n) field has no such term (its magnetisation is a shell)
+        single = len(self.field_shape) == self.d
+        self._zero_on, self._linear_on = bool(path.zero_mode) or (self.spectral and single), bool(path.linear)
         self._w = sp.lambdify([T], path.spectral_weight, modules="jax")
         self._dw = sp.lambdify([T], sp.diff(path.spectral_weight, T), modules="jax")
 
