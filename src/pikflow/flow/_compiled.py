@@ -25,7 +25,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ._integrate import rk4_scan, rk4_window
+from ._integrate import rk4_window
 
 #: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
 CACHE_SIZE = 64
@@ -62,44 +62,20 @@ def _as(dtype, tree):
     return jax.tree_util.tree_map(lambda v: v.astype(dtype) if jnp.issubdtype(v.dtype, jnp.floating) else v, tree)
 
 
-def _stages(evaluate, precision: str):
-    """``stages(params, coeffs, sign) -> stage(k, y)``: layer ``k``'s ``(sign * dΩ, ΔΩ)`` of a batch ``y``."""
-    both = jax.vmap(evaluate, (None, None, 0))
-    low = jnp.float32 if precision == "float32" else None
-
-    def stages(params, coeffs, sign):
-        if low is not None:
-            params = _as(low, params)
-
-        def stage(k, y):
-            a = coeffs[k]
-            if low is None:
-                g, lap = both(params, a, y)
-            else:
-                g, lap = both(params, a.astype(low), y.astype(low))
-                g, lap = g.astype(y.dtype), lap.astype(y.dtype)
-            return sign * g, lap
-
-        return stage
-
-    return stages
-
-
 def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = None, precision: str = "float64"):
     r"""``push(params, coeffs, x, lq)``: RK4 over the stage layers, adding :math:`\int\Delta\Omega\,dt` to ``lq``.
 
     ``evaluate(params, a, field)`` gives :math:`(\partial\Omega, \Delta\Omega)` of one configuration;
     ``reverse``: from :math:`t = 1` back to 0; ``dt`` the step (default ``1 / steps``). All steps in
-    one ``lax.scan``, one fused evaluation per RK4 stage. ``precision="float32"``: each evaluation
-    (its input, coefficients and constants) in float32, its results cast back; the RK4 state and
-    :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
+    one loop (:func:`window_push` over the whole path), one fused evaluation per RK4 stage.
+    ``precision="float32"``: each evaluation (its input, coefficients and constants) in float32, its
+    results cast back; the RK4 state and :math:`\log q` are accumulated in the dtype of ``x`` and ``lq`` (float64).
     """
-    stages = _stages(evaluate, precision)
+    window = window_push(evaluate, precision)
+    sign, dt = (1.0 if reverse else -1.0), (1.0 / steps if dt is None else dt)
 
     def push(params, coeffs, x, lq):
-        if reverse:
-            coeffs = coeffs[::-1]
-        return rk4_scan(stages(params, coeffs, 1.0 if reverse else -1.0), x, lq, steps=steps, dt=dt)
+        return window(params, coeffs[::-1] if reverse else coeffs, x, lq, 0, steps, sign, dt)
 
     return push
 
@@ -111,10 +87,23 @@ def window_push(evaluate, precision: str = "float64"):
     layers reversed) and the step traced (:func:`~pikflow.flow.rk4_window`): one compilation per basis
     structure serves sampling, the reverse pull-back and every step of the solve.
     """
-    stages = _stages(evaluate, precision)
+    both = jax.vmap(evaluate, (None, None, 0))
+    low = jnp.float32 if precision == "float32" else None
 
     def push(params, coeffs, x, lq, first, count, sign, dt):
-        return rk4_window(stages(params, coeffs, sign), x, lq, first, count, dt)
+        if low is not None:
+            params = _as(low, params)
+
+        def stage(k, y):  # layer k's (sign * dΩ, ΔΩ) of the batch y
+            a = coeffs[k]
+            if low is None:
+                g, lap = both(params, a, y)
+            else:
+                g, lap = both(params, a.astype(low), y.astype(low))
+                g, lap = g.astype(y.dtype), lap.astype(y.dtype)
+            return sign * g, lap
+
+        return rk4_window(stage, x, lq, first, count, dt)
 
     return push
 

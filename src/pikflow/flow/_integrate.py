@@ -56,9 +56,7 @@ def rk4_scan(stage, x, log_q, *, steps: int, dt: float | None = None, keep: bool
     dt = 1.0 / steps if dt is None else dt
 
     def body(carry, i):
-        y, lq = carry
-        new, dlq = rk4(lambda z: stage(2 * i, z), lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), y, dt)
-        lq = lq + dlq
+        new, lq = _stage_step(stage, i, carry, dt)
         return (new, lq), ((new, lq) if keep else None)
 
     (x, log_q), kept = jax.lax.scan(body, (x, log_q), jnp.arange(steps))
@@ -73,12 +71,14 @@ def rk4_window(stage, x, log_q, first, count, dt):
     the solve's single step through the layers solved so far.
     """
 
-    def body(i, carry):
-        y, lq = carry
-        new, dlq = rk4(lambda z: stage(2 * i, z), lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), y, dt)
-        return new, lq + dlq
+    return jax.lax.fori_loop(first, first + count, lambda i, carry: _stage_step(stage, i, carry, dt), (x, log_q))
 
-    return jax.lax.fori_loop(first, first + count, body, (x, log_q))
+
+def _stage_step(stage, i, carry, dt):
+    """RK4 step ``i`` of ``carry = (y, log q)`` through the stage layers ``2i, 2i+1, 2i+2``."""
+    y, lq = carry
+    new, dlq = rk4(lambda z: stage(2 * i, z), lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), y, dt)
+    return new, lq + dlq
 
 
 def exact_log_det(step, x):
