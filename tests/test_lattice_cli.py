@@ -248,6 +248,15 @@ def test_bench_lattice_json(tmp_path):
     ratio = c["ms_per_sample"]["values"][0] / c["ms_per_hmc_trajectory"]["values"][0]
     assert abs(c["sample_over_trajectory"]["values"][0] / ratio - 1) < 1e-12
     assert r["evaluation_profile"]["us_per_configuration"]["whole evaluation"] > 0
+    # equal-error cost ratios, HMC over PIK: (err^2 s)_HMC / (err^2 s)_PIK, from the numbers of the same run
+    h, rw = r["hmc"], r["reweighted"]["observables"]
+    for k in ("abs_m", "chi"):
+        want = h["observables"][k]["error"] ** 2 * h["sample_seconds"]
+        imh = r["pik"]["observables"][k]["error"] ** 2 * r["pik"]["sample_seconds"]
+        assert abs(r["equal_errors"]["imh"][k] / (want / imh) - 1) < 1e-12
+        assert 0 < rw[k]["error"] and r["equal_errors"]["reweighted"][k] > 0
+        # the reweighted estimate of the same samples agrees with HMC (4 combined sigma, as above)
+        assert abs(r["reweighted"]["pulls"][k]) < 4, r["reweighted"]
 
 
 def test_reliability_warnings():
@@ -289,3 +298,14 @@ def test_fast_setup_keys_reach_fit_lattice(tmp_path):
         pl.fit_lattice(path, tames=[-1.0], progress=False)
     with pytest.raises(PikflowError, match="leave basis= unset"):
         pl.fit_lattice(path, tames=[5.0], basis="short", progress=False)
+
+
+def test_default_setup_is_the_fast_one(tmp_path):
+    """fit_lattice's defaults: width 5 alone, 500 selection samples, 7 collocation configurations per basis
+    function (500 to 1000); a run without ``[lattice] collocation`` records the number it used."""
+    assert pl.TAME_LADDER == (5.0,) and pl.DEFAULT_SELECT == 500
+    assert [pl.auto_collocation(n) for n in (1, 69, 72, 100, 143, 177, 585)] == [500, 500, 504, 700, 1000, 1000, 1000]
+    text = MATCHED.replace("collocation = 200\n", "").replace("scales = [0.1, 0.4]\n", "")
+    out, r = _run(tmp_path, text, "auto")
+    assert r["n_collocation"] == pl.auto_collocation(r["n_basis"]) == 500
+    assert {c["tame"] for c in r["candidates"]} == {5.0} and len(r["candidates"]) <= 2

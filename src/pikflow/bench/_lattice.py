@@ -39,15 +39,25 @@ def _arguments(p):
     p.add_argument("--lam", type=float, default=1.0, help="quartic coupling lam of eq. 31 (default 1)")
     p.add_argument("--n", type=int, default=10_000, help="flow samples (default 10000)")
     p.add_argument("--steps", type=int, default=10, help="RK4 steps (default 10, as fit_lattice)")
-    p.add_argument("--collocation", type=int, default=1000, help="collocation configurations (default 1000)")
+    p.add_argument(
+        "--collocation",
+        type=int,
+        default=None,
+        help="collocation configurations (default that of fit_lattice: 7 per basis function, 500 to 1000)",
+    )
     p.add_argument("--hmc-samples", type=int, default=4000, help="HMC samples that fit the matched base (default 4000)")
     p.add_argument(
         "--hmc-step",
         default="0.15",
         help="leapfrog step of both HMC runs, or 'auto' (adapted during thermalisation; default 0.15)",
     )
+    p.add_argument("--select", type=int, default=500, help="samples per candidate flow when choosing one (default 500)")
     p.add_argument(
-        "--select", type=int, default=2000, help="samples per candidate flow when choosing one (default 2000)"
+        "--tames",
+        type=float,
+        nargs="+",
+        default=None,
+        help="taming widths of the default basis to try (default that of fit_lattice, 5; the earlier set-up: 10 5)",
     )
     p.add_argument(
         "--base",
@@ -121,6 +131,7 @@ def _pik(args, path, step, progress, volume):
         hmc_samples=args.hmc_samples,
         seed=args.seed,
         select=args.select,
+        tames=args.tames,
         hmc_step=step,
         progress=progress,
     )
@@ -130,6 +141,7 @@ def _pik(args, path, step, progress, volume):
     flow.sample(key, min(args.n, 1000))  # compile
     t0 = time.perf_counter()
     samples = flow.sample(key, args.n, progress=progress)
+    flow.info["draw_seconds"] = time.perf_counter() - t0  # the samples and weights alone (reweighting is free)
     obs, acc = pl.flow_observables(samples, volume, jax.random.PRNGKey(args.seed + 2))
     pik_seconds = time.perf_counter() - t0
     lw = np.where(np.isfinite(samples.log_w), samples.log_w, -np.inf)
@@ -140,6 +152,29 @@ def _pik(args, path, step, progress, volume):
     # log q from the continuous divergence vs the exact log|det| of the applied map (V JVPs per sample)
     logq_err = flow.log_density_error(jax.random.PRNGKey(args.seed + 5), 16) if volume <= 256 else None
     return flow, samples, obs, acc, pik_tau, logq_err, setup_seconds, pik_seconds
+
+
+def _equal_errors(samples, imh_obs, hmc_obs, draw_seconds, imh_seconds, hmc_seconds) -> dict:
+    r"""HMC's cost over PIK's at equal errors, per observable: :math:`(\sigma^2 t)_{\rm HMC} / (\sigma^2 t)_{\rm PIK}`.
+
+    Two PIK estimators of the same samples: the IMH chain (Gamma-method errors, as in ``ratio``) and
+    the reweighted mean :math:`\sum wO/\sum w` of the independent samples (delta-method error,
+    ``samples.observable``), which needs no chain and keeps every sample's weight. Above 1: PIK is
+    cheaper. ``reweighted`` holds PIK's reweighted estimates and their pulls against HMC.
+    """
+    rw = {k: samples.observable(k) for k in hmc_obs}
+
+    def ratio(est, seconds):
+        return {
+            k: (hmc_obs[k].error ** 2 * hmc_seconds) / (est[k].error ** 2 * seconds) if est[k].error > 0 else None
+            for k in hmc_obs
+        }
+
+    pulls = {k: (rw[k].value - hmc_obs[k].value) / math.hypot(rw[k].error, hmc_obs[k].error) for k in hmc_obs}
+    return {
+        "reweighted": {"observables": {k: v.to_dict() for k, v in rw.items()}, "pulls": pulls},
+        "equal_errors": {"imh": ratio(imh_obs, imh_seconds), "reweighted": ratio(rw, draw_seconds)},
+    }
 
 
 def _hmc(args, target, step, volume, per):
@@ -202,7 +237,7 @@ def run(args) -> dict:
             "candidates": flow.info.get("attempts"),
             "n": args.n,
             "steps": args.steps,
-            "collocation": args.collocation,
+            "collocation": flow.info.get("n_collocation", args.collocation),
             "ess": float(samples.ess()),
             "imh_acceptance": float(acc),
             "tau_int_abs_m": pik_tau,
@@ -233,6 +268,7 @@ def run(args) -> dict:
         "ratio": pik_rate / hmc_rate,
         "ratio_with_setup": (args.n / (2 * pik_tau) / (pik_seconds + setup_seconds)) / hmc_rate,
         "pulls": {k: (obs[k].value - hmc_obs[k].value) / math.hypot(obs[k].error, hmc_obs[k].error) for k in obs},
+        **_equal_errors(samples, obs, hmc_obs, flow.info["draw_seconds"], pik_seconds, hmc_seconds),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     if args.cost_repeats > 0:
@@ -292,6 +328,18 @@ def _print(res):
         )
     print(f"PIK / HMC (sampling): {res['ratio']:.3g}x; with setup: {res['ratio_with_setup']:.3g}x")
     print("pulls (PIK - HMC) / combined error: " + ", ".join(f"{k} {v:+.2f}" for k, v in res["pulls"].items()))
+    rw = res["reweighted"]
+    print(
+        "reweighted (no IMH): "
+        + ", ".join(
+            f"{k} {v['value']:.4f}({v['error']:.4f}) pull {rw['pulls'][k]:+.2f}" for k, v in rw["observables"].items()
+        )
+    )
+    for name, r in res["equal_errors"].items():
+        print(
+            f"HMC / PIK cost at equal errors ({name}): "
+            + ", ".join(f"{k} {v:.3g}x" if v is not None else f"{k} -" for k, v in r.items())
+        )
     print(f"peak memory: {res['peak_memory_mb']:.0f} MB")
     if "cost" in res:
         from ._latcost import print_cost

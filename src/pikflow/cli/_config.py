@@ -174,12 +174,16 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             "4 smoothing filters), 'default' (9 scales and cross-scale products); see pikflow.lattice.preset_basis. "
             "Not combined with the basis overrides below",
         ),
-        "collocation": ((int,), "collocation configurations per layer; default that of fit_lattice (1000)"),
-        "select": ((int,), "samples per candidate flow when choosing between them; default that of fit_lattice (2000)"),
+        "collocation": (
+            (int,),
+            "collocation configurations per layer; default that of fit_lattice (7 per basis function, at least 500 "
+            "and at most 1000: pikflow.lattice.auto_collocation)",
+        ),
+        "select": ((int,), "samples per candidate flow when choosing between them; default that of fit_lattice (500)"),
         "tames": (
             (list,),
-            "taming widths tried with the default basis; default [10, 5]. A fast set-up, measured as good at the "
-            "lattice goal points: collocation = 500, select = 500, tames = [5]",
+            "taming widths tried with the default basis; default [5]. The earlier, thorough set-up (2.5 times as "
+            "long, the same candidates at the lattice goal points): collocation = 1000, select = 2000, tames = [10, 5]",
         ),
         "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
         "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),

@@ -319,7 +319,7 @@ def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_
             "n_basis": flow.basis.n,
             "solver": lattice_solver_spec(solver),
             "layers": len(flow.reports),
-            "n_collocation": settings["collocation"],
+            "n_collocation": info.get("n_collocation", settings["collocation"]),
             "n_samples": int(settings["n"]),
             "n_nonfinite": samples.n_nonfinite,
             "n_runaway": samples.n_runaway,

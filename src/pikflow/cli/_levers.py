@@ -183,7 +183,7 @@ def refine_lattice(flow, data: dict, settings: dict, solver, checkpoint, progres
         tol=tol,
         enrichments=ladder,
         reference=getattr(flow, "reference", None),
-        n_collocation=settings["collocation"],
+        **({} if settings["collocation"] is None else {"n_collocation": settings["collocation"]}),
         seed=settings["seed"],
         solver=solver,
         checkpoint=None if checkpoint is None else pathlib.Path(checkpoint) / "enrich",
