@@ -47,13 +47,18 @@ def test_noise_width_matches_sampled_free_field():
     assert abs(noise_width((8, 8)) ** 2 / var - 1) < 0.02
 
 
-@pytest.mark.parametrize("noise", ["white", "conditional", "fourier"])
-def test_free_field_hierarchy_is_exact(noise):
+@pytest.mark.parametrize(
+    "noise,mcmc", [("white", "hmc"), ("conditional", "hmc"), ("fourier", "hmc"), ("conditional", "fhmc")]
+)
+def test_free_field_hierarchy_is_exact(noise, mcmc):
     """Z_0 independent of the lift's own offset for white noise; for the conditional and the fourier lift (m_f^2
-    and a tuned on the pool) its log_z0_offset, checked against dense matrices in test_levels.py."""
+    and a tuned on the pool) its log_z0_offset, checked against dense matrices in test_levels.py. With
+    Fourier-accelerated HMC moves (mass khat^2 + mu^2) too."""
     opts = {"noise": "white", "scale": 1.0, "steps": 10}
     if noise != "white":
         opts = {"noise": noise, "scale": "auto", "steps": 3}
+    if mcmc == "fhmc":
+        opts.update(mcmc="fhmc", fourier_mass=0.5)
     levels = multilevel(_target, [4, 8], particles=1000, replicas=8, coarsest="exact", progress=False, **opts)
     fine = levels[-1]
     assert fine.L == 8 and fine.ess > 0.5
@@ -98,6 +103,9 @@ def test_fourier_noise_in_toml(tmp_path):
 
     (tmp_path / "f.toml").write_text(ML_TOML.replace('noise = "conditional"', 'noise = "fourier"'))
     assert multilevel_settings(load_config(tmp_path / "f.toml"))["noise"] == "fourier"
+    (tmp_path / "h.toml").write_text(ML_TOML + 'mcmc = "fhmc"\nfourier_mass = 2.0\n')
+    got = multilevel_settings(load_config(tmp_path / "h.toml"))
+    assert got["mcmc"] == "fhmc" and got["fourier_mass"] == 2.0
 
 
 def test_multilevel_from_toml(tmp_path):
@@ -125,6 +133,7 @@ def test_multilevel_from_toml(tmp_path):
         ("sigma = -1", "sigma"),
         ("sigma = inf", "positive finite number"),
         ("mcmc = 'gibbs'", "mcmc"),
+        ("mcmc = 'fhmc'\nfourier_mass = -1", "fourier_mass"),
         ("replicas = 1", "replicas"),
         ("coarsest = 0", "at least 2"),
         ("coarsest = -4", "at least 2"),

@@ -37,7 +37,8 @@ def _arguments(p):
     p.add_argument("--coarse-lam", type=float, default=None, help="lam of the coarser levels (default: --lam)")
     p.add_argument("--transport", choices=("none", "pik"), default="none", help="SMC transport: none or a PIK flow")
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations per level flow (pik)")
-    p.add_argument("--mcmc", choices=("hmc", "mala"), default="hmc", help="SMC moves (default hmc)")
+    p.add_argument("--mcmc", choices=("hmc", "fhmc", "mala"), default="hmc", help="SMC moves (default hmc)")
+    p.add_argument("--fourier-mass", type=float, default=1.0, help="fhmc: mu^2 of the mass k^2 + mu^2 (default 1)")
     p.add_argument("--coarse-basis", action="store_true", help="level flows: add the coarse basis on the block means")
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
@@ -68,8 +69,9 @@ def run(args) -> dict:
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
         sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
         scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
-        transport=args.transport, mcmc=args.mcmc, flow_options={"n_collocation": args.collocation,
-        "basis_options": {"coarse": {"fourier": False}} if args.coarse_basis else None},
+        transport=args.transport, mcmc=args.mcmc, fourier_mass=args.fourier_mass,
+        flow_options={"n_collocation": args.collocation,
+                      "basis_options": {"coarse": {"fourier": False}} if args.coarse_basis else None},
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._errors import ConfigError, PikflowError
 from ._scan import check_particle_memory
+from ._smc import fourier_mass_setting
 
 #: ``[multilevel]`` key -> (types, description); merged into the TOML schema.
 MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -26,7 +27,8 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "particles": ((int,), "SMC particles per replica at every level; default 1000"),
     "replicas": ((int,), "independent hierarchies giving the errors; default 4"),
     "steps": ((int,), "SMC steps per level from the upsampled base to the fine target; default 20"),
-    "mcmc": ((str,), "'hmc' or 'mala' moves; default 'hmc'"),
+    "mcmc": ((str,), "'hmc', 'fhmc' (Fourier-accelerated HMC) or 'mala' moves; default 'hmc'"),
+    "fourier_mass": ((int, float), "fhmc: mu^2 of the mass k^2 + mu^2 (positive); default 1"),
     "mcmc_steps": ((int,), "MCMC moves per step; default 2"),
     "transport": ((str,), "'none' (annealed SMC, default) or 'pik' (a PIK flow per level as the SMC transport)"),
     "collocation": ((int,), "collocation configurations of each level's PIK flow (transport = 'pik'); default 1000"),
@@ -74,6 +76,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         "steps": s.get("steps", 20),
         "mcmc": s.get("mcmc", "hmc"),
         "mcmc_steps": s.get("mcmc_steps", 2),
+        "fourier_mass": fourier_mass_setting("multilevel", s.get("fourier_mass", 1.0)),
         "transport": s.get("transport", "none"),
         "flow_options": {"n_collocation": s.get("collocation", 1000)},
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
@@ -96,8 +99,8 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         if not low <= out[key] <= high:
             raise ConfigError(f"[multilevel] {key} must be from {low} to {high}, got {out[key]!r}")
     check_particle_memory("multilevel", out["particles"], out["replicas"], L ** len(shape))
-    if out["mcmc"] not in ("hmc", "mala"):
-        raise ConfigError(f"[multilevel] mcmc must be 'hmc' or 'mala', got {out['mcmc']!r}")
+    if out["mcmc"] not in ("hmc", "fhmc", "mala"):
+        raise ConfigError(f"[multilevel] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
     return out
 
 

@@ -185,6 +185,7 @@ def multilevel(
     scale: float | str = "auto",
     mcmc: str = "hmc",
     mcmc_steps: int = 2,
+    fourier_mass: float = 1.0,
     coarsest: str = "hmc",
     hmc_chains: int = 8,
     hmc_step: float | str = "auto",
@@ -205,8 +206,9 @@ def multilevel(
         level better), and each level's base uses its own coarse action exactly.
     sizes
         Linear sizes, each twice the previous one, e.g. ``[4, 8, 16, 32]``.
-    particles, replicas, steps, mcmc, mcmc_steps
-        SMC settings of every level (:func:`pikflow.samplers.smc`).
+    particles, replicas, steps, mcmc, mcmc_steps, fourier_mass
+        SMC settings of every level (:func:`pikflow.samplers.smc`; ``mcmc="fhmc"``: Fourier-accelerated HMC
+        moves with the mass :math:`\hat k^2 + \mu^2`, ``fourier_mass`` :math:`= \mu^2`).
     sigma
         The white noise's width, or ``"free"``: :func:`noise_width` of the fine lattice.
     noise
@@ -275,8 +277,8 @@ def multilevel(
         else:
             problem = _level_problem(S_c, S_1, lift, pool, steps)
         result = smc(
-            problem, particles, seed=seed + i, transport=transport, mcmc=mcmc,
-            mcmc_steps=mcmc_steps, replicas=replicas, observables=magnetisation_moments(), progress=progress,
+            problem, particles, seed=seed + i, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps,
+            fourier_mass=fourier_mass, replicas=replicas, observables=magnetisation_moments(), progress=progress,
         )  # fmt: skip
         m = min(particles, pool.shape[1])
         base = weight_diagnostics(log_weights(lift, S_cb, S_1b, jnp.asarray(pool[0][:m]), k_base))
