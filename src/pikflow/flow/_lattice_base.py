@@ -161,27 +161,49 @@ class GaussianLatticeBase(eqx.Module):
         return cls(K, components=n)
 
     def sample(self, key, n: int):
-        """``n`` exact samples, shape ``(n, *shape)``, and their normalised log-density."""
-        axes, every = self._axes
+        """``n`` exact samples, shape ``(n, *shape)``, and their normalised log-density.
+
+        The normal draw is JAX's (compiled once per shape, shared by every base of that shape); the
+        rest is one compiled program per base structure (``m0``, ``mean``, shape) and ``n``, not a dozen
+        eager operations that each compile for every new shape (the set-up of :func:`fit_lattice`).
+        """
         kz, ks = (key, None) if self.m0 == 0 else jax.random.split(key)
-        z = jax.random.normal(kz, (n, *self.shape))
+        z = jax.random.normal(kz, (int(n), *self.shape))
+        return _from_normal(self, z, ks)
+
+    def log_prob(self, field):
+        """Normalised log-density of configurations ``(..., *shape)`` (compiled per base structure and shape)."""
+        return _log_prob(self, field)
+
+    def _from_normal(self, z, ks):
+        axes, every = self._axes
+        n = z.shape[0]
         field = jnp.real(jnp.fft.ifftn(jnp.fft.fftn(z, axes=axes) / jnp.sqrt(self.precision), axes=axes))
         if self.m0 == 0:
             return field + self.mean, self.log_norm - 0.5 * jnp.sum(z * z, axis=every)
         sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0).reshape((n,) + (1,) * len(self.shape))
         field = field + sign * self.m0
-        return field, self.log_prob(field)
+        return field, self._log_prob(field)
 
-    def log_prob(self, field):
-        """Normalised log-density of configurations ``(..., *shape)``."""
+    def _log_prob(self, field):
         axes = tuple(range(field.ndim - len(self.shape), field.ndim))
         ft = jnp.fft.fftn(field - self.mean, axes=axes if self.components == 1 else axes[1:])
         quad = jnp.sum(self.precision * jnp.abs(ft) ** 2, axis=axes) / (self.precision.size // self.components)
         out = self.log_norm - 0.5 * quad
-        if self.m0 != 0:
-            out = out + log_cosh(self.zero_mode_coupling * jnp.sum(field, axis=axes))
+        if self.m0 != 0:  # b = K(0) m0 (zero_mode_coupling), from the traced precision
+            out = out + log_cosh(self.precision.reshape(-1)[0] * self.m0 * jnp.sum(field, axis=axes))
         return out
 
     def propagator(self) -> np.ndarray:
         r""":math:`G(k) = 1/K(k)`."""
         return 1.0 / np.asarray(self.precision)
+
+
+@eqx.filter_jit
+def _from_normal(base: GaussianLatticeBase, z, ks):
+    return base._from_normal(z, ks)
+
+
+@eqx.filter_jit
+def _log_prob(base: GaussianLatticeBase, field):
+    return base._log_prob(field)
