@@ -59,13 +59,35 @@ class FourierTwoPoint(LatticeFamily):
     :math:`k\to-k`; ``None``: the lattice's whole point group (an isotropic action). With
     orbits larger than the action's symmetry allows the free part of an anisotropic action
     is not in the span.
+
+    ``bins`` (one component only): merge the non-zero orbits, in order of the free lattice momentum
+    :math:`\hat k^2 = \sum_\mu 4\sin^2(k_\mu/2)`, into that many groups of consecutive orbits
+    (:math:`k = 0` stays alone), so :math:`A(k)` is piecewise constant in :math:`\hat k^2`. The number
+    of orbits grows like :math:`V/8` in 2-D (2145 at 128x128), and each coefficient needs rows of
+    eq. 34: binned, a large lattice keeps a basis that its collocation set can determine. Exact for a
+    free field only where :math:`A(k)` is constant on each group.
     """
 
-    def __init__(self, lattice: Lattice, symmetry=None, *, components: int = 1, shared: bool | None = None):
+    def __init__(
+        self,
+        lattice: Lattice,
+        symmetry=None,
+        *,
+        components: int = 1,
+        shared: bool | None = None,
+        bins: int | None = None,
+    ):
         self.lattice = lattice
         self.symmetry = symmetry
         self.components = int(components)
         ids, sizes = lattice.momentum_orbits() if symmetry is None else symmetry.orbits()
+        self.bins = None if bins is None else int(bins)
+        if self.bins is not None:
+            if isinstance(bins, bool) or self.bins < 1 or self.bins != bins:
+                raise BasisError(f"FourierTwoPoint: bins must be a whole number >= 1 or None, got {bins!r}")
+            if self.components > 1:
+                raise BasisError("FourierTwoPoint: bins is for one field component")
+            ids, sizes = _binned_orbits(lattice, np.asarray(ids), self.bins)
         if self.components > 1:
             # n components: T_o = 1/(2V) sum_a sum_{k in o} |phi_a(k)|^2 when they share G(k) (O(n), or permutations
             # that mix them all), else one term per component and orbit
@@ -86,7 +108,9 @@ class FourierTwoPoint(LatticeFamily):
 
     def spec(self) -> dict:
         comps = self._components_spec()
-        return {"kind": self.kind, **self._symmetry_spec(), **comps, **({"shared": self.shared} if comps else {})}
+        binned = {} if self.bins is None else {"bins": self.bins}
+        shared = {"shared": self.shared} if comps else {}
+        return {"kind": self.kind, **self._symmetry_spec(), **comps, **shared, **binned}
 
     def _seg(self, x):
         return jax.ops.segment_sum(x.reshape(-1), self.ids.reshape(-1), num_segments=self.n)
@@ -110,6 +134,21 @@ class FourierTwoPoint(LatticeFamily):
 
     def laplacian(self, a, field):
         return jnp.dot(a, self.sizes)
+
+
+def _binned_orbits(lattice: Lattice, ids: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Orbit ids merged into ``bins`` groups of consecutive non-zero orbits in :math:`\hat k^2` (0 stays 0)."""
+    k = np.meshgrid(*[2 * np.pi * np.arange(n) / n for n in lattice.shape], indexing="ij")
+    khat2 = sum(4 * np.sin(kk / 2) ** 2 for kk in k)
+    n_orb = int(ids.max()) + 1
+    orbit_k2 = np.zeros(n_orb)
+    orbit_k2[ids.reshape(-1)] = khat2.reshape(-1)  # one value per orbit: the group keeps k^2
+    order = 1 + np.argsort(orbit_k2[1:], kind="stable")
+    group = np.zeros(n_orb, dtype=np.int64)
+    for g, chunk in enumerate(np.array_split(order, min(bins, n_orb - 1))):
+        group[chunk] = g + 1
+    new = group[ids]
+    return new, np.bincount(new.reshape(-1))
 
 
 class Magnetisation(LatticeFamily):
