@@ -51,6 +51,13 @@ def _arguments(p):
         default="0.15",
         help="leapfrog step of both HMC runs, or 'auto' (adapted during thermalisation; default 0.15)",
     )
+    p.add_argument(
+        "--hmc-start",
+        choices=("hot", "ordered"),
+        default="hot",
+        help="start of both HMC runs: 'hot' (default, small random fields) or 'ordered' (the uniform minimum of "
+        "the action, +-c; for the broken phase, where a hot start leaves domain walls)",
+    )
     p.add_argument("--select", type=int, default=500, help="samples per candidate flow when choosing one (default 500)")
     p.add_argument(
         "--tames",
@@ -133,6 +140,7 @@ def _pik(args, path, step, progress, volume):
         select=args.select,
         tames=args.tames,
         hmc_step=step,
+        hmc_options={"start": args.hmc_start},
         progress=progress,
     )
     setup_seconds = time.perf_counter() - t0
@@ -187,7 +195,12 @@ def _hmc(args, target, step, volume, per):
     for _ in range(2):
         t0 = time.perf_counter()
         fields, hmc_acc = pl.hmc(
-            target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step=step
+            target,
+            jax.random.PRNGKey(args.seed + 4),
+            per * args.chains,
+            n_chains=args.chains,
+            step=step,
+            start=args.hmc_start,
         )
         hmc_seconds = time.perf_counter() - t0
     M = chain_magnetisation(fields, target.action.n)

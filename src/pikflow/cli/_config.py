@@ -148,6 +148,11 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "thermalisation": ((int,), "trajectories discarded per chain; default 200"),
         "workers": ((int,), "host threads the vectorised chains are split over; default: CPU cores (at most 8)"),
         "seed": ((int,), "HMC seed; default 0"),
+        "start": (
+            (str,),
+            "lattice runs: 'hot' (default: small random fields) or 'ordered' (the uniform field that minimises the "
+            "action, +-c per chain: for the broken phase, where a hot start leaves domain walls on large lattices)",
+        ),
         "jitter": (
             (int, float),
             "each chain's leapfrog step drawn per trajectory, uniform in [(1-j) step, (1+j) step], against "

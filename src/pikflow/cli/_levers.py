@@ -25,7 +25,7 @@ from .._errors import ConfigError, PikflowError
 CHECKPOINT = ".pikflow-checkpoint"
 #: ``[hmc]`` keys of a lattice run -> the ``fit_lattice`` argument they set.
 LATTICE_HMC = {"chains": "hmc_chains", "n": None, "step_size": "hmc_step", "leapfrog_steps": None}
-LATTICE_HMC_KEYS = ("chains", "n", "step_size", "leapfrog_steps", "thermalisation", "jitter")
+LATTICE_HMC_KEYS = ("chains", "n", "step_size", "leapfrog_steps", "thermalisation", "jitter", "start")
 #: ``[refine]`` keys of a lattice run.
 LATTICE_REFINE_KEYS = ("tol", "max_rounds")
 
@@ -95,6 +95,8 @@ def check_lattice_levers(data: dict, where: str = "config") -> None:
             raise ConfigError(f"{where}: [hmc] {key} must be >= {low}, got {h[key]!r}")
     if "jitter" in h and not 0.0 <= h["jitter"] < 1.0:
         raise ConfigError(f"{where}: [hmc] jitter must be a fraction in [0, 1), got {h['jitter']!r}")
+    if "start" in h and h["start"] not in ("hot", "ordered"):
+        raise ConfigError(f"{where}: [hmc] start must be 'hot' or 'ordered', got {h['start']!r}")
     r = data.get("refine", {})
     if "tol" in r and not r["tol"] > 0:
         raise ConfigError(f"{where}: [refine] tol must be positive, got {r['tol']!r}")
@@ -117,6 +119,8 @@ def lattice_hmc(data: dict, settings: dict) -> dict[str, Any]:
         extra["n_therm"] = h["thermalisation"]
     if h.get("jitter"):
         extra["jitter"] = float(h["jitter"])
+    if "start" in h:
+        extra["start"] = h["start"]
     if extra:
         out["hmc_options"] = extra
     return out

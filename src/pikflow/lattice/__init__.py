@@ -112,6 +112,7 @@ from ._observables import (
     matched_base,
     matched_base_weighted,
     mixture_moments,
+    ordered_start,
     reweighted_observables,
 )
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
@@ -202,6 +203,7 @@ __all__ = [
     "load_lattice_flow",
     "matched_base",
     "matched_base_weighted",
+    "ordered_start",
     "mu",
     "phi",
     "reweighted_observables",

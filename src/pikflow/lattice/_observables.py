@@ -166,7 +166,12 @@ def hmc(
         Thermalisation trajectories per chain, rounded up to whole blocks of 25
         (``max(1, n_therm // 25)`` blocks with ``step="auto"``).
     start
-        Starting configurations ``(n_chains, *field_shape)`` (default: 0.1 times normal draws).
+        Starting configurations ``(n_chains, *field_shape)``; ``None`` or ``"hot"`` (default): 0.1 times
+        normal draws; ``"ordered"``: :func:`ordered_start`, the uniform field that minimises the action
+        (half the chains at :math:`+c`, half at :math:`-c` for a :math:`Z_2`-symmetric one). In the broken
+        phase a hot start leaves domain walls that a short run does not anneal on a large lattice
+        (32x32 at :math:`(\kappa, \lambda_\kappa) = (0.3, 0.01)`: a matched base from such chains gave
+        ESS/N 0.000, from ordered chains 0.98).
     progress, desc
         A progress bar over trajectories (thermalisation and production), labelled ``desc``.
         The chain is the same with or without it.
@@ -199,7 +204,14 @@ def hmc(
     sampler = _sampler(path, int(n_leapfrog), float(jitter)) if jitter else _sampler(path, int(n_leapfrog))
     shape = tuple(path.field_shape)
     k_run, k0 = jax.random.split(key)
-    x = 0.1 * jax.random.normal(k0, (n_chains, *shape)) if start is None else start
+    if isinstance(start, str) and start not in ("hot", "ordered"):
+        raise PikflowError(f"start must be 'hot', 'ordered' or an array of configurations, got {start!r}")
+    if start is None or (isinstance(start, str) and start == "hot"):
+        x = 0.1 * jax.random.normal(k0, (n_chains, *shape))
+    elif isinstance(start, str):
+        x = ordered_start(path, n_chains, k0, time=time)
+    else:
+        x = start
     per = n_samples // n_chains
     res = sampler.run(
         float(time),
@@ -214,6 +226,32 @@ def hmc(
         step_size=step if isinstance(step, str) else float(step),
     )
     return res.positions.reshape(n_chains, per, *shape), res.acceptance
+
+
+def ordered_start(path: LatticePath, n_chains: int, key, *, time: float = 1.0, noise: float = 0.1):
+    r"""Starting configurations at the uniform field that minimises :math:`\hat S_t` (an ordered, "cold" start).
+
+    :math:`c^* = \arg\min_c \hat S_t(c\,e)` over uniform fields along the first component
+    :math:`e` (a grid of 4001 points on :math:`[-20, 20]`, refined once around the best), plus
+    ``noise`` times normal draws. With :math:`Z_2` symmetry the chains alternate between
+    :math:`+|c^*|` and :math:`-|c^*|`. For :math:`\phi^4` (eq. 31) with :math:`m^2 < 0`,
+    :math:`c^{*2} = -m^2/\lambda`; where the minimum is at 0 this is the hot start.
+    """
+    shape = tuple(path.field_shape)
+    e = np.ones(shape)
+    if path.action.n > 1:  # shape (n, *lattice): along the first component
+        e[1:] = 0.0
+    value = jax.jit(jax.vmap(lambda c: path.value(c * e, time)))
+    grid = np.linspace(-20.0, 20.0, 4001)
+    for _ in range(2):
+        vals = np.asarray(value(grid))
+        best = float(grid[int(np.nanargmin(vals))])
+        h = grid[1] - grid[0]
+        grid = np.linspace(best - h, best + h, 201)
+    sign = np.where(np.arange(n_chains) % 2 == 0, 1.0, -1.0) if path.symmetry().z2 else np.ones(n_chains)
+    c = np.abs(best) if path.symmetry().z2 else best
+    x0 = sign.reshape((-1,) + (1,) * len(shape)) * c * e[None]
+    return x0 + noise * jax.random.normal(key, (n_chains, *shape))
 
 
 def matched_base(
