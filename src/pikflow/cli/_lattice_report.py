@@ -106,7 +106,8 @@ def reliability_warnings(ess: float, target_ess: float | None, n: int) -> list[s
     if ess < UNRELIABLE_ESS or ess * n < 100:
         out.append(
             f"ESS/N = {ess:.3g} ({ess * n:.0f} effective samples): the IMH chain hardly moves and its errors are "
-            "not to be trusted; use more samples, or a better flow (steps, collocation, basis)"
+            "not to be trusted; use more samples, or a better flow (steps, collocation, basis; in the broken phase "
+            "[hmc] start = 'ordered', so that the base is fitted to HMC chains without domain walls)"
         )
     if target_ess is not None and target_ess < UNRELIABLE_ESS:
         out.append(
