@@ -241,6 +241,7 @@ def run(args) -> dict:
         "couplings": {"m2": args.m2, "lam": args.lam, **extra},
         "symmetry": flow.info.get("symmetry"),
         "basis_preset": args.basis,
+        "hmc_start": args.hmc_start,
         "basis_size": int(flow.basis.n),
         "basis": repr(flow.basis),
         "pik": {
