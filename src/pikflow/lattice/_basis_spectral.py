@@ -138,8 +138,7 @@ class FourierTwoPoint(LatticeFamily):
 
 def _binned_orbits(lattice: Lattice, ids: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     r"""Orbit ids merged into ``bins`` groups of consecutive non-zero orbits in :math:`\hat k^2` (0 stays 0)."""
-    k = np.meshgrid(*[2 * np.pi * np.arange(n) / n for n in lattice.shape], indexing="ij")
-    khat2 = sum(4 * np.sin(kk / 2) ** 2 for kk in k)
+    khat2 = np.asarray(lattice.khat2())
     n_orb = int(ids.max()) + 1
     orbit_k2 = np.zeros(n_orb)
     orbit_k2[ids.reshape(-1)] = khat2.reshape(-1)  # one value per orbit: the group keeps k^2

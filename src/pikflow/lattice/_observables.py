@@ -242,14 +242,14 @@ def ordered_start(path: LatticePath, n_chains: int, key, *, time: float = 1.0, n
     if path.action.n > 1:  # shape (n, *lattice): along the first component
         e[1:] = 0.0
     value = jax.jit(jax.vmap(lambda c: path.value(c * e, time)))
-    grid = np.linspace(-20.0, 20.0, 4001)
-    for _ in range(2):
-        vals = np.asarray(value(grid))
-        best = float(grid[int(np.nanargmin(vals))])
-        h = grid[1] - grid[0]
-        grid = np.linspace(best - h, best + h, 201)
-    sign = np.where(np.arange(n_chains) % 2 == 0, 1.0, -1.0) if path.symmetry().z2 else np.ones(n_chains)
-    c = np.abs(best) if path.symmetry().z2 else best
+    coarse = np.linspace(-20.0, 20.0, 4001)
+    best = float(coarse[int(np.nanargmin(np.asarray(value(coarse))))])
+    h = coarse[1] - coarse[0]
+    fine = np.linspace(best - h, best + h, 201)
+    best = float(fine[int(np.nanargmin(np.asarray(value(fine))))])
+    z2 = path.symmetry().z2
+    sign = np.where(np.arange(n_chains) % 2 == 0, 1.0, -1.0) if z2 else np.ones(n_chains)
+    c = abs(best) if z2 else best
     x0 = sign.reshape((-1,) + (1,) * len(shape)) * c * e[None]
     return x0 + noise * jax.random.normal(key, (n_chains, *shape))
 
