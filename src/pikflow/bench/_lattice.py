@@ -67,6 +67,18 @@ def _arguments(p):
         help="taming widths of the default basis to try (default that of fit_lattice, 5; the earlier set-up: 10 5)",
     )
     p.add_argument(
+        "--fourier-bins",
+        type=int,
+        default=None,
+        help="merge the Fourier orbits into this many groups in khat^2 (large lattices; use with --smooth-base)",
+    )
+    p.add_argument(
+        "--smooth-base",
+        type=int,
+        default=None,
+        help="fit the matched base's 1/G(k) by a polynomial of this degree in khat_mu^2 (e.g. 3) instead of per orbit",
+    )
+    p.add_argument(
         "--base",
         default="matched",
         choices=["matched", "gaussian", "mixture", "free"],
@@ -139,6 +151,8 @@ def _pik(args, path, step, progress, volume):
         seed=args.seed,
         select=args.select,
         tames=args.tames,
+        fourier_bins=args.fourier_bins,
+        smooth_base=args.smooth_base,
         hmc_step=step,
         hmc_options={"start": args.hmc_start},
         progress=progress,
@@ -242,6 +256,8 @@ def run(args) -> dict:
         "symmetry": flow.info.get("symmetry"),
         "basis_preset": args.basis,
         "hmc_start": args.hmc_start,
+        "fourier_bins": args.fourier_bins,
+        "smooth_base": args.smooth_base,
         "basis_size": int(flow.basis.n),
         "basis": repr(flow.basis),
         "pik": {

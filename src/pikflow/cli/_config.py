@@ -192,6 +192,17 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         ),
         "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
         "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),
+        "fourier_bins": (
+            (int,),
+            "merge the Fourier two-point term's momentum orbits into this many groups in khat^2 (large lattices: "
+            "2145 orbits at 128x128), with the default basis or a preset; default: one coefficient per orbit. "
+            "Use it with smooth_base",
+        ),
+        "smooth_base": (
+            (int,),
+            "matched base: fit 1/G(k) at k != 0 by a polynomial of this degree in khat_mu^2 instead of per orbit "
+            "(e.g. 3); needed by fourier_bins, whose groups cannot carry each orbit's statistical error; default off",
+        ),
         "fourier": (
             (bool,),
             "basis override: the Fourier two-point term (one coefficient per momentum orbit); default true. "

@@ -81,21 +81,18 @@ from ._conventions import (
     to_nf,
 )
 from ._enrichments import default_enrichments
-from ._fit import (
-    BASE_KINDS,
+from ._fit import BASE_KINDS, HOLE_CHECK_SAMPLES, fit_lattice, target_values
+from ._fit_basis import (
     BASIS_PRESETS,
     COLLOCATION_PER_TERM,
     DEFAULT_SELECT,
     DEFAULT_TAME,
-    HOLE_CHECK_SAMPLES,
     SHORT_SCALE_LADDER,
     TAME_LADDER,
     auto_collocation,
     default_basis,
     default_scales,
-    fit_lattice,
     preset_basis,
-    target_values,
 )
 from ._free import free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
@@ -115,6 +112,7 @@ from ._observables import (
     ordered_start,
     reweighted_observables,
 )
+from ._propagator import smooth_propagator
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
 
@@ -203,6 +201,7 @@ __all__ = [
     "load_lattice_flow",
     "matched_base",
     "matched_base_weighted",
+    "smooth_propagator",
     "ordered_start",
     "mu",
     "phi",

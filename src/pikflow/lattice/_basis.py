@@ -193,6 +193,7 @@ def lattice_basis(
     z2: bool | None = None,
     symmetry=None,
     components: int | None = None,
+    fourier_bins: int | None = None,
 ) -> LatticeBasis:
     r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; the user guide).
 
@@ -227,6 +228,9 @@ def lattice_basis(
         families are built from :math:`O(n)` invariants (:class:`FourierTwoPoint` summed over
         components that share :math:`G(k)`, even powers of :math:`|m|` and of :math:`|\psi_s|`);
         the local Hermite family is single-component only.
+    fourier_bins
+        Merge the Fourier orbits into this many groups in :math:`\hat k^2` (``FourierTwoPoint(bins=...)``,
+        one component); ``None``: one coefficient per orbit.
     """
     magnetisation, powers = _whole_numbers("magnetisation", magnetisation or ()), _whole_numbers("powers", powers or ())
     scales = _numbers("scales", scales or ())
@@ -239,6 +243,8 @@ def lattice_basis(
     if components is None:
         components = 1 if symmetry is None else symmetry.components
     if components > 1:
+        if fourier_bins is not None:
+            raise BasisError("fourier_bins is for one field component: set fourier_bins=None")
         if local_range is not None:
             raise BasisError("the local Hermite family is for single-component fields: set local_range=None")
         fams_c: list[LatticeFamily] = []
@@ -254,7 +260,7 @@ def lattice_basis(
         z2 = True if symmetry is None else symmetry.z2
     fams: list[LatticeFamily] = []
     if fourier:
-        fams.append(FourierTwoPoint(lattice, symmetry))
+        fams.append(FourierTwoPoint(lattice, symmetry, bins=fourier_bins))
     if magnetisation:
         fams.append(Magnetisation(lattice, magnetisation))
     if scales and powers:

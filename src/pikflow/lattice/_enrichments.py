@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._basis import LatticeFamily, SmoothedPowers, SmoothedProducts
-from ._fit import DEFAULT_TAME
+from ._fit_basis import DEFAULT_TAME
 
 
 def _smoothed(basis) -> SmoothedPowers | None:

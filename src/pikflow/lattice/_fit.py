@@ -33,32 +33,17 @@ from ..action import LatticePath, check_bounded_below
 from ..action._path import t as T
 from ..flow import GaussianLatticeBase, LatticeFlow, solve_lattice
 from ..refine import score_flow
-from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
-
-#: Smoothing scales of the default powers, in units of :math:`1/(K_0^{\max}-K_0^{\min})` (:func:`default_scales`).
-MATCHED_SCALE_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-#: Scales of the default cross-scale products (:class:`SmoothedProducts`), same units.
-PRODUCT_SCALE_LADDER = (0.5, 2.0, 8.0, 32.0)
-#: Default taming width of the smoothed powers, in standard deviations of :math:`\psi_s` under the base.
-DEFAULT_TAME = 10.0
-#: The taming widths :func:`fit_lattice` tries with the default basis (the best ESS/N is kept). Width 5 was
-#: kept at every goal point when (10, 5) were both tried, so (10, 5), the earlier default, is now opt-in
-#: (``tames=[10, 5]``): one candidate per base kind, half the set-up.
-TAME_LADDER = (5.0,)
-#: Samples per candidate flow in :func:`fit_lattice`'s selection (and at most as many target configurations
-#: in its hole check). 2000 (the earlier default) chose the same candidates at the goal points.
-DEFAULT_SELECT = 500
-#: Collocation configurations per layer of :func:`fit_lattice` when none are given: this many per basis
-#: function (at least 500, at most 1000, see :func:`auto_collocation`).
-COLLOCATION_PER_TERM = 7
-#: Scales of the ``"short"`` preset's smoothed powers (:func:`preset_basis`), same units as the default ladder.
-SHORT_SCALE_LADDER = (1.0, 4.0, 16.0)
-#: Smoothing scales of the ``"lean"`` preset's powers (and products): the product ladder, so 4 filters, not 9.
-LEAN_SCALE_LADDER = PRODUCT_SCALE_LADDER
-#: The power ladder of each preset built by :func:`default_basis` (its taming widths tried by :func:`fit_lattice`).
-POWER_LADDERS = {"lean": LEAN_SCALE_LADDER, "default": MATCHED_SCALE_LADDER}
-#: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`).
-BASIS_PRESETS = ("two-point", "magnetisation", "short", "lean", "default")
+from ._basis import LatticeBasis, Magnetisation
+from ._fit_basis import (
+    BASIS_PRESETS,
+    DEFAULT_SELECT,
+    MATCHED_SCALE_LADDER,
+    POWER_LADDERS,
+    TAME_LADDER,
+    auto_collocation,
+    default_basis,
+    preset_basis,
+)
 
 
 def target_values(path: LatticePath) -> dict[str, float]:
@@ -73,130 +58,6 @@ def target_values(path: LatticePath) -> dict[str, float]:
     return out
 
 
-def auto_collocation(n_terms: int) -> int:
-    r"""Collocation configurations per layer for a basis of ``n_terms`` functions: :data:`COLLOCATION_PER_TERM`
-    per function, at least 500 and at most 1000.
-
-    Each configuration is one row of eq. 34, so the rows must outnumber the coefficients by a margin:
-    at 16x16 the default basis (69 functions) lost ESS/N with 250 configurations (3.6 per function:
-    0.66 against 0.84) and kept it with 500 (7.2 per function). 500 suffices up to 16x16; from 32x32
-    (177 functions) on it gives 1000, the earlier fixed default.
-    """
-    return int(min(1000, max(500, COLLOCATION_PER_TERM * int(n_terms))))
-
-
-def default_scales(precision, ladder=MATCHED_SCALE_LADDER) -> tuple[float, ...]:
-    r"""Scales :math:`s` of the smoothing :math:`e^{-s(K-K_{\min})}` adapted to the spectrum of ``precision``.
-
-    A geometric ladder from where smoothing starts to act on the highest momenta to where
-    only the lowest non-zero momenta survive: ``ladder`` times :math:`1/(K_{\max}-K_{\min})`.
-    """
-    K = np.asarray(precision, dtype=float)
-    span = float(K.max() - K.min())
-    if span <= 0:
-        return ()
-    return tuple(float(s / span) for s in ladder)
-
-
-def default_basis(
-    path: LatticePath,
-    base: GaussianLatticeBase,
-    *,
-    tame: float | None = DEFAULT_TAME,
-    ladder: tuple[float, ...] = MATCHED_SCALE_LADDER,
-) -> LatticeBasis:
-    r"""The default basis for a flow from ``base`` along ``path`` (see the module docstring).
-
-    ``ladder``: the smoothing scales of the powers (:func:`default_scales` units); the products
-    stay on :data:`PRODUCT_SCALE_LADDER`. With ``ladder=LEAN_SCALE_LADDER`` (the ``"lean"`` preset)
-    powers and products share 4 filters instead of 9: fewer Fourier transforms per evaluation.
-
-    The Fourier orbits follow the path's detected :meth:`~LatticePath.symmetry` (an anisotropic
-    action keeps the two axes apart). Without :math:`Z_2` symmetry the odd terms join: the
-    magnetisation :math:`M` (a uniform shift of the field, for :math:`\langle\phi\rangle \ne 0`) and
-    the smoothed odd powers 3 and 5. For a mixture base (``base.m0 > 0``) it also holds
-    :math:`\log\cosh(bM)` (:class:`Magnetisation`).
-    """
-    K0 = np.asarray(base.precision)
-    sym = path.symmetry()
-    if path.action.n > 1:
-        # O(n) invariants: the Fourier two-point term summed over components and even powers of the smoothed
-        # local invariant |psi_s| (lattice_basis with components > 1)
-        return lattice_basis(
-            path.lattice,
-            magnetisation=(),
-            scales=default_scales(K0, ladder),
-            powers=(4, 6),
-            precision=K0,
-            tame=tame,
-            local_range=None,
-            symmetry=sym,
-        )
-    basis = lattice_basis(
-        path.lattice,
-        magnetisation=() if sym.z2 else (1,),
-        scales=default_scales(K0, ladder),
-        powers=(4, 6) if sym.z2 else (3, 4, 5, 6),
-        precision=K0,
-        tame=tame,
-        local_range=None,
-        symmetry=sym,
-    )
-    fams = list(basis.families)
-    pairs = kept_scales(path.lattice, K0, default_scales(K0, PRODUCT_SCALE_LADDER))
-    if len(pairs) >= 2:
-        fams.append(SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame))
-    if base.m0 > 0:
-        # the mixture base's action carries -log cosh(bM): give the zero mode the same function
-        fams.append(Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling))
-    return LatticeBasis(fams)
-
-
-def preset_basis(
-    name: str, path: LatticePath, base: GaussianLatticeBase, *, tame: float | None = DEFAULT_TAME
-) -> LatticeBasis:
-    r"""A basis of graded cost for a flow from ``base`` along ``path``, by name (:data:`BASIS_PRESETS`).
-
-    * ``"two-point"``: the Fourier two-point term alone, :math:`\Omega_t = \frac12\phi^TA_t\phi` (eq. 32 with
-      a linear velocity diagonal in momentum space: one forward and one inverse FFT per evaluation);
-      exact for a free field.
-    * ``"magnetisation"``: plus :math:`V m^4, V m^6` (:class:`Magnetisation`; without :math:`Z_2` symmetry
-      also :math:`V m, V m^3, V m^5`): a nonlinear velocity of the zero mode, whose double well near
-      criticality is what plain annealing resolves worst. Same FFT cost.
-    * ``"short"``: plus the smoothed powers :math:`f_4, f_6` (:class:`SmoothedPowers`) on the short ladder
-      :data:`SHORT_SCALE_LADDER` (taming width ``tame``).
-    * ``"lean"``: :func:`default_basis` with the powers on the products' four scales
-      (:data:`LEAN_SCALE_LADDER`): 4 smoothing filters instead of 9, so about half the transforms
-      of an evaluation; the taming widths of :data:`TAME_LADDER` are tried as for the default.
-    * ``"default"``: :func:`default_basis` (nine scales and the cross-scale products).
-
-    With a mixture base (``base.m0 > 0``) every preset also holds its :math:`\log\cosh(bM)` term.
-    With several components the magnetisation terms are even powers of :math:`|m|`.
-    """
-    if name not in BASIS_PRESETS:
-        raise PikflowError(f"basis preset must be one of {list(BASIS_PRESETS)}, got {name!r}")
-    if name in POWER_LADDERS:
-        return default_basis(path, base, tame=tame, ladder=POWER_LADDERS[name])
-    K0 = np.asarray(base.precision)
-    sym = path.symmetry()
-    single = path.action.n == 1
-    mag = () if name == "two-point" else ((4, 6) if sym.z2 or not single else (1, 3, 4, 5, 6))
-    scales = default_scales(K0, SHORT_SCALE_LADDER) if name == "short" else ()
-    basis = lattice_basis(
-        path.lattice,
-        magnetisation=mag,
-        scales=scales,
-        powers=((4, 6) if sym.z2 or not single else (3, 4, 5, 6)) if scales else (),
-        precision=K0,
-        tame=tame,
-        local_range=None,
-        symmetry=sym,
-    )
-    if base.m0 > 0:
-        basis = LatticeBasis([*basis.families, Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling)])
-    return basis
-
-
 #: The ``base`` values :func:`fit_lattice` accepts (besides a :class:`GaussianLatticeBase`).
 BASE_KINDS = ("matched", "gaussian", "mixture", "free")
 #: Target configurations (at most) pulled back through each candidate flow for :meth:`LatticeFlow.target_ess`.
@@ -208,7 +69,7 @@ def _candidate_label(i: int, n: int, kind: str, tame: float | None) -> str:
     return f"candidate {i}/{n}: {kind}" + ("" if tame is None else f", width {tame:g}")
 
 
-def _check_fit_arguments(path, base, select, basis):
+def _check_fit_arguments(path, base, select, basis, fourier_bins=None, smooth_base=None):
     """Check :func:`fit_lattice`'s path, base and selection size; resolve a basis preset name (basis, preset)."""
     if not isinstance(path, LatticePath):
         raise PikflowError(f"fit_lattice needs a LatticePath, got {type(path).__name__}")
@@ -225,11 +86,31 @@ def _check_fit_arguments(path, base, select, basis):
                 f"basis must be one of {list(BASIS_PRESETS)}, a LatticeBasis or a callable, got {basis!r}"
             )
         preset = basis
-        basis = None if preset in POWER_LADDERS else (lambda p, b: preset_basis(preset, p, b))
+        basis = (
+            None if preset in POWER_LADDERS else (lambda p, b: preset_basis(preset, p, b, fourier_bins=fourier_bins))
+        )
+    if fourier_bins is not None:
+        if isinstance(fourier_bins, bool) or not isinstance(fourier_bins, (int, np.integer)) or fourier_bins < 1:
+            raise PikflowError(f"fourier_bins must be a whole number >= 1 or None, got {fourier_bins!r}")
+        if basis is not None and preset is None:
+            raise PikflowError(
+                "fourier_bins merges the Fourier orbits of a preset basis: leave basis= unset or a preset"
+            )
+    if smooth_base is not None:
+        if isinstance(smooth_base, bool) or not isinstance(smooth_base, (int, np.integer)) or not 1 <= smooth_base <= 8:
+            raise PikflowError(
+                f"smooth_base must be a whole number from 1 to 8 (a degree) or None, got {smooth_base!r}"
+            )
+        if not (isinstance(base, str) and base in ("matched", "gaussian", "mixture")):
+            raise PikflowError(
+                "smooth_base smooths the matched base's propagator: use base='matched', 'gaussian' or 'mixture'"
+            )
     return basis, preset
 
 
-def _candidate_bases(path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress):
+def _candidate_bases(
+    path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress, smooth=None
+):
     """The candidate bases ``(kind, base, flow path)`` and the reference HMC configurations of the hole check.
 
     ``"free"``: the path's own Gaussian start. Otherwise the target's couplings and symmetry, an
@@ -275,10 +156,10 @@ def _candidate_bases(path, base, basis, info, hmc_samples, hmc_chains, hmc_step,
             reference = np.asarray(fields).reshape(-1, *path.field_shape)
             kinds = []
             if base in ("matched", "gaussian") or isinstance(basis, LatticeBasis):
-                kinds.append(("gaussian", matched_base(reference, symmetry=symmetry)))
+                kinds.append(("gaussian", matched_base(reference, symmetry=symmetry, smooth=smooth)))
             single = path.action.n == 1
             if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis) and symmetry.z2 and single:
-                mix = matched_base(reference, mixture=True, symmetry=symmetry)
+                mix = matched_base(reference, mixture=True, symmetry=symmetry, smooth=smooth)
                 if mix.m0 > 0 or base == "mixture":
                     kinds.append(("mixture", mix))
             reference = reference[:: max(1, len(reference) // min(HOLE_CHECK_SAMPLES, select))]
@@ -311,7 +192,7 @@ def _taming_widths(tames, basis) -> tuple:
 
 
 def _solve_candidates(
-    bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder
+    bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder, bins=None
 ):
     """Solve every (base, width) candidate and score it (:func:`score_flow`); the attempts and the scored candidates.
 
@@ -326,7 +207,7 @@ def _solve_candidates(
         for k, tame in enumerate(tames):
             label = _candidate_label(len(attempts) + 1, n_cand, kind, tame)
             if basis is None:
-                fbasis = default_basis(flow_path, gauss, tame=tame, ladder=ladder)
+                fbasis = default_basis(flow_path, gauss, tame=tame, ladder=ladder, fourier_bins=bins)
             elif isinstance(basis, LatticeBasis):
                 fbasis = basis
             else:
@@ -387,6 +268,8 @@ def fit_lattice(
     solver=None,
     checkpoint=None,
     progress: bool = True,
+    fourier_bins: int | None = None,
+    smooth_base: int | None = None,
 ) -> LatticeFlow:
     r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
 
@@ -440,6 +323,15 @@ def fit_lattice(
         solve keeps its own in ``candidate-<base>-<width>``, so a killed fit resumes bit for bit.
     progress
         Progress bars.
+    fourier_bins
+        Merge the Fourier two-point term's momentum orbits into this many groups in :math:`\hat k^2`
+        (:class:`FourierTwoPoint` ``bins``; the default basis or a preset): for lattices whose orbits
+        outnumber what the collocation set can determine (2145 at 128x128). ``None``: one per orbit.
+    smooth_base
+        Fit the matched base's :math:`1/G(k)` at :math:`k \ne 0` by a polynomial of this degree in the
+        :math:`\hat k_\mu^2` (:func:`smooth_propagator`) instead of estimating it per orbit: merged orbits
+        cannot carry each orbit's statistical error to the target (at 32x32 near the critical region,
+        32 groups gave ESS/N 0.48 on the per-orbit base and 0.995 on a degree-3 smooth one).
 
     Notes
     -----
@@ -465,17 +357,30 @@ def fit_lattice(
         ``hmc_acceptance`` for a matched base, ``tame``, ``attempts``, ``ess_select``,
         ``target_ess`` and ``solve_seconds``.
     """
-    basis, preset = _check_fit_arguments(path, base, select, basis)
+    basis, preset = _check_fit_arguments(path, base, select, basis, fourier_bins, smooth_base)
     check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
     info: dict = {"basis_preset": preset if preset is not None else ("default" if basis is None else None)}
+    info.update(fourier_bins=fourier_bins, smooth_base=smooth_base)
     bases, reference = _candidate_bases(
-        path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress
+        path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress, smooth_base
     )
     tames = _taming_widths(tames, basis)
     t0 = _time.perf_counter()
     ladder = POWER_LADDERS.get(preset, MATCHED_SCALE_LADDER)
     attempts, cands, n_collocation = _solve_candidates(
-        bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder
+        bases,
+        tames,
+        basis,
+        reference,
+        steps,
+        n_collocation,
+        seed,
+        select,
+        solver,
+        checkpoint,
+        progress,
+        ladder,
+        fourier_bins,
     )
     if not cands:
         raise SolveError(

@@ -25,6 +25,7 @@ from ..baselines import MIN_ACCEPTANCE
 from ..diagnostics import gamma_method, imh_chain, reweight
 from ..flow import GaussianLatticeBase, two_point_series
 from ..flow._lattice_stream import _site_means
+from ._propagator import smooth_propagator
 
 
 def chain_observables(magnetisation, volume: int) -> dict[str, Estimate]:
@@ -255,7 +256,14 @@ def ordered_start(path: LatticePath, n_chains: int, key, *, time: float = 1.0, n
 
 
 def matched_base(
-    fields, *, symmetrise: bool = True, floor: float = 1e-6, mixture: bool = False, symmetry=None, components=None
+    fields,
+    *,
+    symmetrise: bool = True,
+    floor: float = 1e-6,
+    mixture: bool = False,
+    symmetry=None,
+    components=None,
+    smooth: int | None = None,
 ) -> GaussianLatticeBase:
     r"""The Gaussian base whose propagator is the two-point function of ``fields`` (the user guide).
 
@@ -279,9 +287,20 @@ def matched_base(
     With ``components`` :math:`n > 1` (default ``symmetry.components``) ``fields`` has shape
     ``(N, n, *lattice)``; :math:`G_a(k)` per component, averaged over the components when they
     share it (:attr:`Symmetry.shared_components`: :math:`O(n)`); no mixture or mean.
+
+    With ``smooth`` :math:`= D` (one component) the non-zero momenta take the degree-:math:`D` polynomial
+    fit of :math:`1/G` in the :math:`\hat k_\mu^2` instead of the per-orbit estimates
+    (:func:`smooth_propagator`): the base that merged Fourier orbits (``FourierTwoPoint(bins=...)``) need.
     """
     return matched_base_weighted(
-        fields, None, symmetrise=symmetrise, floor=floor, mixture=mixture, symmetry=symmetry, components=components
+        fields,
+        None,
+        symmetrise=symmetrise,
+        floor=floor,
+        mixture=mixture,
+        symmetry=symmetry,
+        components=components,
+        smooth=smooth,
     )
 
 
@@ -306,6 +325,7 @@ def matched_base_weighted(
     mixture: bool = False,
     symmetry=None,
     components=None,
+    smooth: int | None = None,
 ) -> GaussianLatticeBase:
     r"""As :func:`matched_base`, with importance weights ``exp(log_w)`` (iterated reweighting from a flow)."""
     from ..action._geometry import Lattice
@@ -313,6 +333,8 @@ def matched_base_weighted(
     if components is None:
         components = 1 if symmetry is None else symmetry.components
     if components > 1:
+        if smooth is not None:
+            raise PikflowError("smoothing the matched propagator is for one field component: set smooth=None")
         return _matched_components(fields, log_w, symmetrise, floor, mixture, symmetry, int(components))
     x = np.asarray(fields, dtype=float)
     shape = x.shape[1:]
@@ -346,6 +368,8 @@ def matched_base_weighted(
         # no phi -> -phi symmetry: <phi> may be non-zero; a Gaussian around it with the connected G(0)
         mean = float(w @ m)
         G.flat[0] = lat.volume * max(float(w @ m**2) - mean**2, 1e-3 * float(w @ m**2))
+    if smooth is not None:
+        G, _ = smooth_propagator(np.maximum(G, floor), lat, smooth, symmetry)
     return GaussianLatticeBase.from_propagator(np.maximum(G, floor), m0, mean)
 
 
