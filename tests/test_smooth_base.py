@@ -121,11 +121,33 @@ n = 1000
     # 3 groups and k = 0
     assert r["fourier_bins"] == 3 and r["smooth_base"] == 2 and "FourierTwoPoint[4]" in r["basis"]
     for bad, match in (
-        ("smooth_base = 9", "degree from 1 to 8"),
-        ("smooth_base = 0", "smooth_base must be >= 1"),
+        ("smooth_base = 9", "smooth_base is 'auto' or a degree from 0 to 8"),
+        ("smooth_base = -1", "smooth_base is 'auto'"),
+        ('fourier_bins = "many"', "fourier_bins is 'auto' or groups >= 0"),
         ('smooth_base = 2\nbase = "free"', "smooths the matched base"),
         ("fourier_bins = 3\npowers = [4]", "drop the basis keys"),
     ):
         (tmp_path / "bad.toml").write_text(text.replace("fourier_bins = 3\nsmooth_base = 2", bad))
         with pytest.raises(ConfigError, match=match):
             load_config(tmp_path / "bad.toml")
+
+
+def test_auto_merges_the_orbits_of_large_lattices_only():
+    """``"auto"``: lattices up to 64x64 keep one coefficient per orbit (their measured flows unchanged);
+    128x128 (2145 orbits) gets 64 groups on a degree-3 smooth base; a free base is not smoothed, a basis of
+    one's own or a multi-component action is not binned."""
+    from pikflow.lattice._fit import AUTO_BIN_ABOVE, _resolve_binning
+
+    def path(shape, density=pl.PHI4_DENSITY, **values):
+        return pl.LatticePath(pl.LatticeAction(density, list(shape)), values or {"m2": -1.0, "lam": 1.0})
+
+    assert len(path((64, 64)).symmetry().orbits()[1]) - 1 <= AUTO_BIN_ABOVE
+    assert _resolve_binning(path((64, 64)), "matched", None, "auto", "auto") == (None, None)
+    assert _resolve_binning(path((128, 128)), "matched", None, "auto", "auto") == (64, 3)
+    assert _resolve_binning(path((128, 128)), "matched", "lean", "auto", "auto") == (64, 3)
+    assert _resolve_binning(path((128, 128)), "free", None, "auto", "auto") == (64, None)
+    assert _resolve_binning(path((128, 128)), "matched", lambda p, b: None, "auto", "auto") == (None, None)
+    assert _resolve_binning(path((128, 128)), "matched", None, 16, "auto") == (16, 3)
+    assert _resolve_binning(path((128, 128)), "matched", None, None, "auto") == (None, None)
+    o2 = "(m2 + 2*d)/2*(phi1**2 + phi2**2) - sum_mu(phi1*shift(phi1, mu) + phi2*shift(phi2, mu))"
+    assert _resolve_binning(path((128, 128), o2, m2=1.0), "matched", None, "auto", "auto") == (None, None)

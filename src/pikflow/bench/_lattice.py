@@ -70,13 +70,15 @@ def _arguments(p):
         "--fourier-bins",
         type=int,
         default=None,
-        help="merge the Fourier orbits into this many groups in khat^2 (large lattices; use with --smooth-base)",
+        help="merge the Fourier orbits into this many groups in khat^2 (0: one per orbit; default that of "
+        "fit_lattice, 'auto': 64 groups above 600 orbits, i.e. from 128x128 in 2-D)",
     )
     p.add_argument(
         "--smooth-base",
         type=int,
         default=None,
-        help="fit the matched base's 1/G(k) by a polynomial of this degree in khat_mu^2 (e.g. 3) instead of per orbit",
+        help="fit the matched base's 1/G(k) by a polynomial of this degree in khat_mu^2 (e.g. 3) instead of per "
+        "orbit (0: per orbit; default that of fit_lattice, 'auto': 3 where the orbits are merged)",
     )
     p.add_argument(
         "--base",
@@ -134,6 +136,11 @@ def _step(text: str) -> float | str:
         raise SystemExit(f"--hmc-step must be a number or 'auto', got {text!r}") from None
 
 
+def _auto_or_off(value):
+    """``--fourier-bins`` / ``--smooth-base``: not given -> ``"auto"``, 0 -> ``None`` (off), else the number."""
+    return "auto" if value is None else (None if value == 0 else value)
+
+
 def _pik(args, path, step, progress, volume):
     """PIK: fit (timed: the set-up), sample after a compiling call (timed), IMH chain τ_int, log q check."""
     import jax
@@ -151,8 +158,8 @@ def _pik(args, path, step, progress, volume):
         seed=args.seed,
         select=args.select,
         tames=args.tames,
-        fourier_bins=args.fourier_bins,
-        smooth_base=args.smooth_base,
+        fourier_bins=_auto_or_off(args.fourier_bins),
+        smooth_base=_auto_or_off(args.smooth_base),
         hmc_step=step,
         hmc_options={"start": args.hmc_start},
         progress=progress,
@@ -256,8 +263,8 @@ def run(args) -> dict:
         "symmetry": flow.info.get("symmetry"),
         "basis_preset": args.basis,
         "hmc_start": args.hmc_start,
-        "fourier_bins": args.fourier_bins,
-        "smooth_base": args.smooth_base,
+        "fourier_bins": flow.info.get("fourier_bins"),
+        "smooth_base": flow.info.get("smooth_base"),
         "basis_size": int(flow.basis.n),
         "basis": repr(flow.basis),
         "pik": {

@@ -193,15 +193,15 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "hmc_samples": ((int,), "matched base: HMC configurations fitting G(k); default that of fit_lattice (4000)"),
         "hmc_chains": ((int,), "matched base: HMC chains; default that of fit_lattice (8)"),
         "fourier_bins": (
-            (int,),
+            (int, str),
             "merge the Fourier two-point term's momentum orbits into this many groups in khat^2 (large lattices: "
-            "2145 orbits at 128x128), with the default basis or a preset; default: one coefficient per orbit. "
-            "Use it with smooth_base",
+            "2145 orbits at 128x128), with the default basis or a preset; 0: one coefficient per orbit; default "
+            "'auto' (that of fit_lattice: 64 groups above 600 orbits, i.e. from 128x128 in 2-D)",
         ),
         "smooth_base": (
-            (int,),
+            (int, str),
             "matched base: fit 1/G(k) at k != 0 by a polynomial of this degree in khat_mu^2 instead of per orbit "
-            "(e.g. 3); needed by fourier_bins, whose groups cannot carry each orbit's statistical error; default off",
+            "(e.g. 3), which merged orbits need; 0: per orbit; default 'auto' (degree 3 where the orbits are merged)",
         ),
         "fourier": (
             (bool,),

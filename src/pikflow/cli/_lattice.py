@@ -108,7 +108,7 @@ def check_lattice(data: dict, where: str = "config") -> None:
     if "base" in lat and lat["base"] not in BASE_KINDS:
         raise ConfigError(f"{where}: [lattice] base must be one of {list(BASE_KINDS)}, got {lat['base']!r}")
     lows = (("steps", 1), ("collocation", 10), ("select", 10), ("hmc_samples", 1), ("hmc_chains", 1))
-    lows += (("local_degree", 1), ("fourier_bins", 1), ("smooth_base", 1))
+    lows += (("local_degree", 1),)
     for key, low in lows:
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
@@ -119,11 +119,15 @@ def check_lattice(data: dict, where: str = "config") -> None:
             raise ConfigError(f"{where}: [lattice] tames must be a list of positive widths, e.g. [5.0], got {widths!r}")
         if "basis" in lat and lat["basis"] != "default" or any(k in lat for k in BASIS_KEYS):
             raise ConfigError(f"{where}: [lattice] tames sets the widths of the default basis: drop the basis keys")
-    if "smooth_base" in lat and lat["smooth_base"] > 8:
-        raise ConfigError(f"{where}: [lattice] smooth_base is a degree from 1 to 8, got {lat['smooth_base']!r}")
-    if "smooth_base" in lat and lat.get("base", "matched") == "free":
+    for key, high, what in (("fourier_bins", None, "groups"), ("smooth_base", 8, "a degree")):
+        value = lat.get(key, "auto")
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value != "auto" and (not whole or value < 0 or (high is not None and value > high)):
+            span = f"from 0 to {high}" if high else ">= 0"
+            raise ConfigError(f"{where}: [lattice] {key} is 'auto' or {what} {span} (0: off), got {value!r}")
+    if lat.get("smooth_base", 0) not in (0, "auto") and lat.get("base", "matched") == "free":
         raise ConfigError(f"{where}: [lattice] smooth_base smooths the matched base: drop it, or base = 'matched'")
-    if "fourier_bins" in lat and any(k in lat for k in BASIS_KEYS):
+    if lat.get("fourier_bins", 0) not in (0, "auto") and any(k in lat for k in BASIS_KEYS):
         raise ConfigError(f"{where}: [lattice] fourier_bins is for the default basis or a preset: drop the basis keys")
     if "local_range" in lat and lat["local_range"] < 0:
         raise ConfigError(f"{where}: [lattice] local_range must be >= 0, got {lat['local_range']!r}")
@@ -189,8 +193,8 @@ def lattice_settings(data: dict) -> dict[str, Any]:
         "collocation": lat.get("collocation", defaults["n_collocation"]),
         "select": lat.get("select", defaults["select"]),
         "tames": lat.get("tames"),
-        "fourier_bins": lat.get("fourier_bins"),
-        "smooth_base": lat.get("smooth_base"),
+        "fourier_bins": lat.get("fourier_bins", defaults["fourier_bins"]) or None,
+        "smooth_base": lat.get("smooth_base", defaults["smooth_base"]) or None,
         "hmc_samples": lat.get("hmc_samples", defaults["hmc_samples"]),
         "hmc_chains": lat.get("hmc_chains", defaults["hmc_chains"]),
         "seed": data.get("flow", {}).get("seed", 0),
@@ -260,8 +264,8 @@ def fit_from_settings(
         n_collocation=settings["collocation"],
         select=settings["select"],
         tames=settings["tames"],
-        fourier_bins=settings.get("fourier_bins"),
-        smooth_base=settings.get("smooth_base"),
+        fourier_bins=settings.get("fourier_bins", "auto"),
+        smooth_base=settings.get("smooth_base", "auto"),
         seed=settings["seed"],
         solver=solver,
         checkpoint=checkpoint,

@@ -69,6 +69,29 @@ def _candidate_label(i: int, n: int, kind: str, tame: float | None) -> str:
     return f"candidate {i}/{n}: {kind}" + ("" if tame is None else f", width {tame:g}")
 
 
+#: With ``fourier_bins="auto"``, the Fourier orbits are merged when there are more non-zero ones than this
+#: (2-D: 561 at 64x64 stay one coefficient each, 2145 at 128x128 are merged; 3-D: 969 at 32^3).
+AUTO_BIN_ABOVE = 600
+#: The groups of merged orbits with ``fourier_bins="auto"`` (measured at 32x32 and 64x64: see fit_lattice).
+AUTO_FOURIER_BINS = 64
+#: The smoothing degree of the matched base with ``smooth_base="auto"`` when the orbits are merged.
+AUTO_SMOOTH_DEGREE = 3
+
+
+def _resolve_binning(path, base, basis, fourier_bins, smooth_base) -> tuple:
+    """``"auto"`` of :func:`fit_lattice`'s ``fourier_bins`` and ``smooth_base``: merge the orbits of a large
+    single-component lattice, and then smooth a matched base where the action allows (every axis reflection)."""
+    sym = path.symmetry() if isinstance(path, LatticePath) else None
+    if isinstance(fourier_bins, str) and fourier_bins == "auto":
+        many = sym is not None and path.action.n == 1 and len(sym.orbits()[1]) - 1 > AUTO_BIN_ABOVE
+        own = basis is not None and not isinstance(basis, str)
+        fourier_bins = AUTO_FOURIER_BINS if many and not own else None
+    if isinstance(smooth_base, str) and smooth_base == "auto":
+        matched = isinstance(base, str) and base in ("matched", "gaussian", "mixture")
+        smooth_base = AUTO_SMOOTH_DEGREE if fourier_bins is not None and matched and all(sym.reflections) else None
+    return fourier_bins, smooth_base
+
+
 def _check_fit_arguments(path, base, select, basis, fourier_bins=None, smooth_base=None):
     """Check :func:`fit_lattice`'s path, base and selection size; resolve a basis preset name (basis, preset)."""
     if not isinstance(path, LatticePath):
@@ -268,8 +291,8 @@ def fit_lattice(
     solver=None,
     checkpoint=None,
     progress: bool = True,
-    fourier_bins: int | None = None,
-    smooth_base: int | None = None,
+    fourier_bins: int | str | None = "auto",
+    smooth_base: int | str | None = "auto",
 ) -> LatticeFlow:
     r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
 
@@ -327,11 +350,16 @@ def fit_lattice(
         Merge the Fourier two-point term's momentum orbits into this many groups in :math:`\hat k^2`
         (:class:`FourierTwoPoint` ``bins``; the default basis or a preset): for lattices whose orbits
         outnumber what the collocation set can determine (2145 at 128x128). ``None``: one per orbit.
+        ``"auto"`` (default): :data:`AUTO_FOURIER_BINS` groups where a single-component action has more than
+        :data:`AUTO_BIN_ABOVE` non-zero orbits (128x128 in 2-D, 32^3 in 3-D) and the basis is the default or a
+        preset, else one per orbit (every lattice up to 64x64: unchanged).
     smooth_base
         Fit the matched base's :math:`1/G(k)` at :math:`k \ne 0` by a polynomial of this degree in the
         :math:`\hat k_\mu^2` (:func:`smooth_propagator`) instead of estimating it per orbit: merged orbits
         cannot carry each orbit's statistical error to the target (at 32x32 near the critical region,
         32 groups gave ESS/N 0.48 on the per-orbit base and 0.995 on a degree-3 smooth one).
+        ``"auto"`` (default): degree :data:`AUTO_SMOOTH_DEGREE` where the orbits are merged, the base is
+        matched and the action symmetric under every axis reflection; else ``None`` (per orbit).
 
     Notes
     -----
@@ -357,6 +385,7 @@ def fit_lattice(
         ``hmc_acceptance`` for a matched base, ``tame``, ``attempts``, ``ess_select``,
         ``target_ess`` and ``solve_seconds``.
     """
+    fourier_bins, smooth_base = _resolve_binning(path, base, basis, fourier_bins, smooth_base)
     basis, preset = _check_fit_arguments(path, base, select, basis, fourier_bins, smooth_base)
     check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
     info: dict = {"basis_preset": preset if preset is not None else ("default" if basis is None else None)}
