@@ -107,3 +107,36 @@ def test_binned_free_flow_keeps_exact_weights(getkey):
     assert 0.3 < samples.ess() < 0.9
     # the log Z estimate's delta-method error; 4 sigma: a false alarm at 6e-5
     assert abs(est.value - exact) < 4 * est.error + 1e-6, (est, exact)
+
+
+@pytest.mark.parametrize("shape, bins", [((8, 8), 4), ((32, 32), 12), ((64, 64), 32), ((4, 4, 6), 3)])
+def test_log_spaced_bins_partition_the_orbits_geometrically(shape, bins):
+    """``spacing="log"``: at most ``bins`` groups, consecutive in k^2, Hermitian, every orbit in one group;
+    each group spans a ratio of k^2 no larger than the equal-count groups' widest (by far, on large lattices)."""
+    lat = Lattice(shape)
+    plain = FourierTwoPoint(lat)
+    logb, count = FourierTwoPoint(lat, bins=bins, spacing="log"), FourierTwoPoint(lat, bins=bins)
+    ids, pid = np.asarray(logb.ids), np.asarray(plain.ids)
+    assert 1 < logb.n - 1 <= bins and ids.flat[0] == 0 and np.sum(ids == 0) == 1
+    assert np.asarray(logb.sizes).sum() == lat.volume
+    for o in range(plain.n):
+        assert len(np.unique(ids[pid == o])) == 1
+    k2 = _khat2(shape)
+    for g in range(1, logb.n - 1):
+        assert k2[ids == g].max() <= k2[ids == g + 1].min() + 1e-12
+    neg = tuple((-np.arange(n)) % n for n in shape)
+    assert np.array_equal(ids[np.ix_(*neg)], ids)
+
+    def widest(fam):
+        f = np.asarray(fam.ids)
+        return max(k2[f == g].max() / k2[f == g].min() for g in range(1, fam.n))
+
+    assert widest(logb) <= widest(count)
+    if lat.volume >= 1024:
+        assert widest(logb) < 1.5 < 5 < widest(count)
+    spec = logb.spec()
+    assert spec["spacing"] == "log" and "spacing" not in count.spec()
+    again = basis_from_spec(spec, lattice=lat)
+    assert np.array_equal(np.asarray(again.ids), ids)
+    with pytest.raises(pf.BasisError, match="spacing"):
+        FourierTwoPoint(lat, bins=bins, spacing="linear")

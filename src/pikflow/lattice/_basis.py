@@ -323,7 +323,12 @@ def _symmetry(spec, lattice):
 #: kind -> builder from a family's spec (registered with pikflow.bases: ``basis_from_spec(spec, lattice=...)``)
 _FAMILY_FACTORIES = {
     "fourier": lambda s, lat: FourierTwoPoint(
-        lat, _symmetry(s, lat), components=int(s.get("components", 1)), shared=s.get("shared"), bins=s.get("bins")
+        lat,
+        _symmetry(s, lat),
+        components=int(s.get("components", 1)),
+        shared=s.get("shared"),
+        bins=s.get("bins"),
+        spacing=s.get("spacing", "count"),
     ),
     "magnetisation": lambda s, lat: Magnetisation(
         lat, s["powers"], width=s.get("width"), log_cosh=s.get("log_cosh"), components=int(s.get("components", 1))

@@ -48,6 +48,10 @@ class LatticeFamily(AbstractPotentialBasis):
         return {} if self.symmetry is None else {"symmetry": self.symmetry.to_spec()}
 
 
+#: How :class:`FourierTwoPoint` merges orbits into groups (``spacing``).
+BIN_SPACINGS = ("count", "log")
+
+
 class FourierTwoPoint(LatticeFamily):
     r"""Quadratic terms diagonal in momentum space, one per momentum orbit.
 
@@ -66,6 +70,12 @@ class FourierTwoPoint(LatticeFamily):
     of orbits grows like :math:`V/8` in 2-D (2145 at 128x128), and each coefficient needs rows of
     eq. 34: binned, a large lattice keeps a basis that its collocation set can determine. Exact for a
     free field only where :math:`A(k)` is constant on each group.
+
+    ``spacing``: ``"count"`` (default) gives the groups equal numbers of orbits, so equal areas of the
+    Brillouin zone (at 128x128 with 64 groups the lowest spans :math:`\hat k^2` over a factor of about
+    100); ``"log"`` gives them geometrically spaced edges in :math:`\hat k^2` (the most edges that give at
+    most ``bins`` non-empty groups, so the lowest orbits stay alone and every group spans the same ratio of
+    :math:`\hat k^2`), which follows :math:`G(k)` where it changes fastest, near :math:`k = 0`.
     """
 
     def __init__(
@@ -76,18 +86,22 @@ class FourierTwoPoint(LatticeFamily):
         components: int = 1,
         shared: bool | None = None,
         bins: int | None = None,
+        spacing: str = "count",
     ):
         self.lattice = lattice
         self.symmetry = symmetry
         self.components = int(components)
         ids, sizes = lattice.momentum_orbits() if symmetry is None else symmetry.orbits()
         self.bins = None if bins is None else int(bins)
+        if spacing not in BIN_SPACINGS:
+            raise BasisError(f"FourierTwoPoint: spacing must be one of {list(BIN_SPACINGS)}, got {spacing!r}")
+        self.spacing = spacing
         if self.bins is not None:
             if isinstance(bins, bool) or self.bins < 1 or self.bins != bins:
                 raise BasisError(f"FourierTwoPoint: bins must be a whole number >= 1 or None, got {bins!r}")
             if self.components > 1:
                 raise BasisError("FourierTwoPoint: bins is for one field component")
-            ids, sizes = _binned_orbits(lattice, np.asarray(ids), self.bins)
+            ids, sizes = _binned_orbits(lattice, np.asarray(ids), self.bins, spacing)
         if self.components > 1:
             # n components: T_o = 1/(2V) sum_a sum_{k in o} |phi_a(k)|^2 when they share G(k) (O(n), or permutations
             # that mix them all), else one term per component and orbit
@@ -109,6 +123,8 @@ class FourierTwoPoint(LatticeFamily):
     def spec(self) -> dict:
         comps = self._components_spec()
         binned = {} if self.bins is None else {"bins": self.bins}
+        if self.bins is not None and self.spacing != "count":
+            binned["spacing"] = self.spacing
         shared = {"shared": self.shared} if comps else {}
         return {"kind": self.kind, **self._symmetry_spec(), **comps, **shared, **binned}
 
@@ -136,16 +152,36 @@ class FourierTwoPoint(LatticeFamily):
         return jnp.dot(a, self.sizes)
 
 
-def _binned_orbits(lattice: Lattice, ids: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Orbit ids merged into ``bins`` groups of consecutive non-zero orbits in :math:`\hat k^2` (0 stays 0)."""
+def _binned_orbits(lattice: Lattice, ids: np.ndarray, bins: int, spacing: str = "count") -> tuple:
+    r"""Orbit ids merged into ``bins`` groups of consecutive non-zero orbits in :math:`\hat k^2` (0 stays 0).
+
+    ``"count"``: equal numbers of orbits per group; ``"log"``: geometric edges in :math:`\hat k^2`, the most
+    that give at most ``bins`` non-empty groups.
+    """
     khat2 = np.asarray(lattice.khat2())
     n_orb = int(ids.max()) + 1
     orbit_k2 = np.zeros(n_orb)
     orbit_k2[ids.reshape(-1)] = khat2.reshape(-1)  # one value per orbit: the group keeps k^2
     order = 1 + np.argsort(orbit_k2[1:], kind="stable")
     group = np.zeros(n_orb, dtype=np.int64)
-    for g, chunk in enumerate(np.array_split(order, min(bins, n_orb - 1))):
-        group[chunk] = g + 1
+    if spacing == "log":
+        logk = np.log(orbit_k2[order])
+        span = max(float(logk[-1] - logk[0]), 1e-12)
+
+        def groups(edges: int) -> np.ndarray:
+            cell = np.minimum((logk - logk[0]) / span * edges, edges - 1).astype(np.int64)
+            return np.unique(cell, return_inverse=True)[1]  # non-empty cells, relabelled in order
+
+        lo, hi = 1, max(bins, 1)
+        while groups(hi).max() + 1 <= bins and hi < 1 << 30:  # the most edges that give at most bins groups
+            lo, hi = hi, 2 * hi
+        while lo < hi - 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if groups(mid).max() + 1 <= bins else (lo, mid)
+        group[order] = 1 + groups(lo)
+    else:
+        for g, chunk in enumerate(np.array_split(order, min(bins, n_orb - 1))):
+            group[chunk] = g + 1
     new = group[ids]
     return new, np.bincount(new.reshape(-1))
 
