@@ -348,8 +348,9 @@ def fit_lattice(
         Progress bars.
     fourier_bins
         Merge the Fourier two-point term's momentum orbits into this many groups in :math:`\hat k^2`
-        (:class:`FourierTwoPoint` ``bins``; the default basis or a preset): for lattices whose orbits
-        outnumber what the collocation set can determine (2145 at 128x128). ``None``: one per orbit.
+        (:class:`FourierTwoPoint` ``bins``, geometric edges: ``spacing="log"``; the default basis or a
+        preset): for lattices whose orbits outnumber what the collocation set can determine (2145 at
+        128x128). ``None``: one per orbit.
         ``"auto"`` (default): :data:`AUTO_FOURIER_BINS` groups where a single-component action has more than
         :data:`AUTO_BIN_ABOVE` non-zero orbits (128x128 in 2-D, 32^3 in 3-D) and the basis is the default or a
         preset, else one per orbit (every lattice up to 64x64: unchanged).
