@@ -133,16 +133,17 @@ n = 1000
 
 
 def test_auto_merges_the_orbits_of_large_lattices_only():
-    """``"auto"``: lattices up to 64x64 keep one coefficient per orbit (their measured flows unchanged);
-    128x128 (2145 orbits) gets 64 groups on a degree-3 smooth base; a free base is not smoothed, a basis of
-    one's own or a multi-component action is not binned."""
+    """``"auto"``: lattices up to 32x32 keep one coefficient per orbit (their measured flows unchanged);
+    64x64 (561 orbits) and 128x128 (2145) get 64 groups on a degree-3 smooth base; a free base is not
+    smoothed, a basis of one's own or a multi-component action is not binned."""
     from pikflow.lattice._fit import AUTO_BIN_ABOVE, _resolve_binning
 
     def path(shape, density=pl.PHI4_DENSITY, **values):
         return pl.LatticePath(pl.LatticeAction(density, list(shape)), values or {"m2": -1.0, "lam": 1.0})
 
-    assert len(path((64, 64)).symmetry().orbits()[1]) - 1 <= AUTO_BIN_ABOVE
-    assert _resolve_binning(path((64, 64)), "matched", None, "auto", "auto") == (None, None)
+    assert len(path((32, 32)).symmetry().orbits()[1]) - 1 <= AUTO_BIN_ABOVE
+    assert _resolve_binning(path((32, 32)), "matched", None, "auto", "auto") == (None, None)
+    assert _resolve_binning(path((64, 64)), "matched", None, "auto", "auto") == (64, 3)
     assert _resolve_binning(path((128, 128)), "matched", None, "auto", "auto") == (64, 3)
     assert _resolve_binning(path((128, 128)), "matched", "lean", "auto", "auto") == (64, 3)
     assert _resolve_binning(path((128, 128)), "free", None, "auto", "auto") == (64, None)

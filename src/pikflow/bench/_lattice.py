@@ -71,7 +71,7 @@ def _arguments(p):
         type=int,
         default=None,
         help="merge the Fourier orbits into this many groups in khat^2 (0: one per orbit; default that of "
-        "fit_lattice, 'auto': 64 groups above 600 orbits, i.e. from 128x128 in 2-D)",
+        "fit_lattice, 'auto': 64 groups above 300 orbits, i.e. from 64x64 in 2-D)",
     )
     p.add_argument(
         "--smooth-base",

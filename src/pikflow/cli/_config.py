@@ -196,7 +196,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             (int, str),
             "merge the Fourier two-point term's momentum orbits into this many groups in khat^2 (large lattices: "
             "2145 orbits at 128x128), with the default basis or a preset; 0: one coefficient per orbit; default "
-            "'auto' (that of fit_lattice: 64 groups above 600 orbits, i.e. from 128x128 in 2-D)",
+            "'auto' (that of fit_lattice: 64 groups above 300 orbits, i.e. from 64x64 in 2-D)",
         ),
         "smooth_base": (
             (int, str),
