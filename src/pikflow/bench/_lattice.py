@@ -308,6 +308,7 @@ def run(args) -> dict:
         **_equal_errors(samples, obs, hmc_obs, flow.info["draw_seconds"], pik_seconds, hmc_seconds),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    write_json(args, res)  # the results so far, kept if the cost measurements below are stopped
     if args.cost_repeats > 0:
         from ._latcost import cost_table, evaluation_profile, push_batch_scan
 
@@ -323,7 +324,8 @@ def run(args) -> dict:
             float32=args.float32,
         )
         res["evaluation_profile"] = evaluation_profile(flow, batch=min(n_cost, 1000))
-        res["push_batch_ms_per_sample"] = push_batch_scan(flow, n=n_cost)
+        # about 2000 samples at 16x16, fewer on larger lattices (at least 125): the scan pushes them 20 times
+        res["push_batch_ms_per_sample"] = push_batch_scan(flow, n=max(125, min(n_cost, 2000 * 256 // volume)))
     _print(res)
     write_json(args, res)
     return res
