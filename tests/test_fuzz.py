@@ -328,6 +328,7 @@ def _mutate(d: pathlib.Path, rng: random.Random, kind: str):
     st.sampled_from([False, False, False, True]),
 )
 @example("zero_d", "bitflip", 400, True)  # a bit flip with a rewritten manifest loads: the checksums cannot know
+@example("zero_d", "json_value", 202, True)  # solve_seconds = {}: was a TypeError from Flow.__init__
 def test_fuzz_saved_flow_directories(saved_flows, tmp, which, kind, seed, rewrite_manifest):
     """Damaged copies: the manifest catches changed bytes; with a rewritten manifest the parsers must cope."""
     src, load = saved_flows[which]

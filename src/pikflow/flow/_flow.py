@@ -432,6 +432,7 @@ class Flow(AbstractFlow):
                 raise ValueError(f"kernels for {sorted(layers)} layers, but steps = {steps} needs {2 * steps + 1}")
             reports = [LayerReport(**{**r, "worst_phi": tuple(r["worst_phi"])}) for r in meta["reports"]]
             mean, precision = path.gaussian_base()
+            solve_seconds = float(meta.get("solve_seconds", float("nan")))
         except FlowFileError:
             raise
         except Exception as err:  # JSON, missing keys, shape mismatch, truncated file...
@@ -447,7 +448,7 @@ class Flow(AbstractFlow):
             steps=steps,
             reports=reports,
             settings=settings,
-            solve_seconds=meta.get("solve_seconds", float("nan")),
+            solve_seconds=solve_seconds,
         )
 
     def __repr__(self) -> str:
