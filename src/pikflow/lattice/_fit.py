@@ -90,7 +90,8 @@ def _resolve_binning(path, base, basis, fourier_bins, smooth_base) -> tuple:
         fourier_bins = AUTO_FOURIER_BINS if many and not own else None
     if isinstance(smooth_base, str) and smooth_base == "auto":
         matched = isinstance(base, str) and base in ("matched", "gaussian", "mixture")
-        smooth_base = AUTO_SMOOTH_DEGREE if fourier_bins is not None and matched and all(sym.reflections) else None
+        reflective = sym is not None and all(sym.reflections)
+        smooth_base = AUTO_SMOOTH_DEGREE if fourier_bins is not None and matched and reflective else None
     return fourier_bins, smooth_base
 
 
