@@ -263,6 +263,25 @@ def test_mixture_moments_recover_a_mixture():
     np.testing.assert_allclose(1 / np.asarray(fit.precision).flat[0], 2.0, rtol=0.05)
 
 
+def test_mixture_keeps_the_narrow_peaks_of_a_large_broken_lattice():
+    """Separated peaks as narrow as at 128x128 in the broken phase (sigma^2 / <m^2> = 1e-5): the matched mixture
+    keeps their width (a floor of 1e-3 <m^2> made it 100x too wide, and the flow could not squeeze it back)."""
+    from pikflow.lattice import matched_base, mixture_moments
+
+    lat = Lattice((4, 4))
+    m0, s2 = 3.0, 9e-5  # G(0) = V sigma^2
+    K = np.asarray(1.0 + lat.khat2())
+    K.flat[0] = 1.0 / (lat.volume * s2)
+    x, _ = GaussianLatticeBase(K, m0=m0).sample(jax.random.PRNGKey(1), 20000)
+    fit = matched_base(np.asarray(x), mixture=True)
+    # 20000 Gaussian draws estimate a variance to sqrt(2/n) = 1%: 5% is 5 sigma
+    np.testing.assert_allclose(1 / np.asarray(fit.precision).flat[0], lat.volume * s2, rtol=0.05)
+    np.testing.assert_allclose(fit.m0, m0, rtol=1e-4)
+    # with <|m|>, a fourth moment that overshoots (sigma^2 < 0 from the moments) falls back on Var|m|
+    m2 = m0**2 + s2
+    assert mixture_moments(m2, 3 * m2**2 - 2 * m2**2, abs_m=m0)[1] == pytest.approx(s2, rel=1e-6)
+
+
 def test_target_ess_sees_what_flow_samples_cannot(getkey):
     r"""ESS/N from target samples (reverse flow) against the exact ESS of Gaussian proposals.
 
@@ -478,3 +497,18 @@ def test_free_kernel_error_decreases_with_local_range():
     # correlation length ~ 1/m = 3 sites, so each extra site of range removes ~40% of the error
     assert errors[0] > 1.4 * errors[1] > 1.4**2 * errors[2]
     assert errors[2] < 0.2
+
+
+@pytest.mark.parametrize(("m2", "lam", "kept"), [(-4.0, 1.0, "mixture"), (1.0, 0.2, "gaussian")])
+def test_fit_lattice_solves_one_candidate_where_the_binder_cumulant_is_clear(m2, lam, kept):
+    """base="matched" solves only the mixture in the broken phase (U > 0.6: two separated peaks, where the Gaussian
+    candidate runs away) and only the Gaussian where U < 0.1 (one peak); the flow kept still samples the target."""
+    import pikflow.lattice as pl
+    from pikflow.lattice._fit import BINDER_BOUNDS
+
+    target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [4, 4]), {"m2": m2, "lam": lam})
+    flow = pl.fit_lattice(target, steps=4, n_collocation=150, hmc_samples=1000, select=200, seed=0, progress=False)
+    binder = flow.info["binder"]
+    assert binder > BINDER_BOUNDS[1] if kept == "mixture" else binder < BINDER_BOUNDS[0]
+    assert {a["base"] for a in flow.info["attempts"]} == {kept} and flow.info["base"] == kept
+    assert flow.sample(jax.random.PRNGKey(1), 1000).ess() > 0.5

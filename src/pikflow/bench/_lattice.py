@@ -272,6 +272,7 @@ def run(args) -> dict:
             "m0": flow.info.get("m0"),
             "target_ess": flow.info.get("target_ess"),
             "candidates": flow.info.get("attempts"),
+            "base_binder": flow.info.get("binder"),
             "n": args.n,
             "steps": args.steps,
             "collocation": flow.info.get("n_collocation", args.collocation),

@@ -345,6 +345,7 @@ def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_
             "target_ess": info.get("target_ess"),
             "hmc_seconds": hmc_s,
             "hmc_acceptance": info.get("hmc_acceptance"),
+            "hmc_binder": info.get("binder"),
             "hmc_samples": hmc_kw["hmc_samples"] if hmc_s is not None else None,
             "candidates": info.get("attempts"),
             "solve_seconds": info["solve_seconds"],

@@ -78,6 +78,13 @@ AUTO_BIN_ABOVE = 300
 AUTO_FOURIER_BINS = 64
 #: The smoothing degree of the matched base with ``smooth_base="auto"`` when the orbits are merged.
 AUTO_SMOOTH_DEGREE = 3
+#: With ``base="matched"``, the Binder cumulant :math:`U` of the reference configurations' magnetisation decides
+#: which candidates are solved: above ``BINDER_BOUNDS[1]`` (two separated peaks, the broken phase) the mixture
+#: alone, below ``BINDER_BOUNDS[0]`` (one peak) the Gaussian alone, in between both. Measured: in the broken
+#: phase (U = 0.667, 16x16 to 128x128) the Gaussian candidate ran away on 257-499 of 500 samples (ESS/N <= 0.006);
+#: near seed 002's critical point (|U| < 0.1, 16x16 to 128x128) the two scored within 0.001 of each other; at
+#: 4x4-16x16 (-1, 1) and (-2, 2) (U 0.19-0.44) both are tried.
+BINDER_BOUNDS = (0.1, 0.6)
 
 
 def _resolve_binning(path, base, basis, fourier_bins, smooth_base) -> tuple:
@@ -181,12 +188,17 @@ def _candidate_bases(
             info.update(hmc_seconds=_time.perf_counter() - t0, hmc_acceptance=acc)
             reference = np.asarray(fields).reshape(-1, *path.field_shape)
             kinds = []
-            if base in ("matched", "gaussian") or isinstance(basis, LatticeBasis):
-                kinds.append(("gaussian", matched_base(reference, symmetry=symmetry, smooth=smooth)))
             single = path.action.n == 1
-            if base in ("matched", "mixture") and not isinstance(basis, LatticeBasis) and symmetry.z2 and single:
+            mixable = not isinstance(basis, LatticeBasis) and symmetry.z2 and single
+            binder = _binder(reference) if single else None
+            info["binder"] = binder
+            peaks = base == "matched" and mixable and binder is not None
+            skip_gaussian = peaks and binder > BINDER_BOUNDS[1]
+            if (base in ("matched", "gaussian") or isinstance(basis, LatticeBasis)) and not skip_gaussian:
+                kinds.append(("gaussian", matched_base(reference, symmetry=symmetry, smooth=smooth)))
+            if base in ("matched", "mixture") and mixable and not (peaks and binder < BINDER_BOUNDS[0]):
                 mix = matched_base(reference, mixture=True, symmetry=symmetry, smooth=smooth)
-                if mix.m0 > 0 or base == "mixture":
+                if mix.m0 > 0 or base == "mixture" or not kinds:
                     kinds.append(("mixture", mix))
             reference = reference[:: max(1, len(reference) // min(HOLE_CHECK_SAMPLES, select))]
         bases = [
@@ -200,6 +212,13 @@ def _candidate_bases(
             for kind, g in kinds
         ]
     return bases, reference
+
+
+def _binder(fields) -> float:
+    r"""The Binder cumulant :math:`U = 1 - \langle m^4\rangle / (3\langle m^2\rangle^2)` of the magnetisation."""
+    m = np.asarray(fields).reshape(len(fields), -1).mean(axis=1)
+    m2 = float(np.mean(m**2))
+    return float(1 - np.mean(m**4) / (3 * m2**2)) if m2 > 0 else 0.0
 
 
 def _taming_widths(tames, basis) -> tuple:
@@ -307,7 +326,9 @@ def fit_lattice(
         ``"matched"`` (default): a short HMC run at the target fits a Gaussian base to its
         two-point function (the user guide) and, where the magnetisation's Binder cumulant is
         positive, also the two-Gaussian mixture along the zero mode
-        (:func:`matched_base` with ``mixture=True``); both are solved and the better kept.
+        (:func:`matched_base` with ``mixture=True``); both are solved and the better kept, except where the
+        Binder cumulant :math:`U` of the HMC configurations (``info["binder"]``) leaves no doubt
+        (:data:`BINDER_BOUNDS`): above 0.6 (the broken phase) only the mixture, below 0.1 only the Gaussian.
         ``"gaussian"`` or ``"mixture"``: only that one. ``"free"``: the path's own Gaussian
         start. A :class:`GaussianLatticeBase`: the matched path with that base.
     basis

@@ -304,16 +304,24 @@ def matched_base(
     )
 
 
-def mixture_moments(m2: float, m4: float) -> tuple[float, float]:
+def mixture_moments(m2: float, m4: float, abs_m: float | None = None) -> tuple[float, float]:
     r""":math:`(m_0, \sigma^2)` of the symmetric two-Gaussian mixture with the moments :math:`\langle m^{2,4}\rangle`.
 
     :math:`\langle m^4\rangle - 3\langle m^2\rangle^2 = -2m_0^4` for the mixture, so
     :math:`m_0 = [(3\langle m^2\rangle^2 - \langle m^4\rangle)/2]^{1/4}` (0 when that is negative)
-    and :math:`\sigma^2 = \langle m^2\rangle - m_0^2`, kept at least :math:`10^{-3}\langle m^2\rangle`.
+    and :math:`\sigma^2 = \langle m^2\rangle - m_0^2`. With ``abs_m`` :math:`= \langle|m|\rangle`, the width
+    is at least :math:`\mathrm{Var}|m| = \langle m^2\rangle - \langle|m|\rangle^2`, the width of separated
+    peaks, which stays accurate where the fourth moment's noise could drive :math:`\sigma^2` to zero;
+    :math:`m_0^2 = \langle m^2\rangle - \sigma^2` then keeps the second moment. The width is kept at least
+    :math:`10^{-12}\langle m^2\rangle` (not a fixed fraction: the peaks of the broken phase narrow like
+    :math:`1/\sqrt V`, :math:`\sigma^2/\langle m^2\rangle \approx 8\cdot 10^{-6}` at 128x128 for kappa = 0.3).
     """
     m04 = max(0.0, (3 * m2**2 - m4) / 2)
-    m0 = min(m04**0.25, np.sqrt(0.999 * m2))
-    return float(m0), float(m2 - m0**2)
+    var = m2 - m04**0.5
+    if abs_m is not None and m04 > 0:
+        var = max(var, m2 - abs_m**2)
+    var = min(max(var, 1e-12 * m2), m2)
+    return float(np.sqrt(max(m2 - var, 0.0))), float(var)
 
 
 def matched_base_weighted(
@@ -362,7 +370,7 @@ def matched_base_weighted(
     m0 = mean = 0.0
     m = x.reshape(x.shape[0], -1).mean(axis=1)
     if mixture:
-        m0, var = mixture_moments(float(w @ m**2), float(w @ m**4))
+        m0, var = mixture_moments(float(w @ m**2), float(w @ m**4), float(w @ np.abs(m)))
         G.flat[0] = lat.volume * var
     elif symmetry is not None and not symmetry.z2:
         # no phi -> -phi symmetry: <phi> may be non-zero; a Gaussian around it with the connected G(0)
