@@ -192,13 +192,13 @@ def _candidate_bases(
             mixable = not isinstance(basis, LatticeBasis) and symmetry.z2 and single
             binder = _binder(reference) if single else None
             info["binder"] = binder
-            peaks = base == "matched" and mixable and binder is not None
+            peaks = base == "matched" and mixable  # mixable: one component, so the Binder cumulant is known
             skip_gaussian = peaks and binder > BINDER_BOUNDS[1]
             if (base in ("matched", "gaussian") or isinstance(basis, LatticeBasis)) and not skip_gaussian:
                 kinds.append(("gaussian", matched_base(reference, symmetry=symmetry, smooth=smooth)))
             if base in ("matched", "mixture") and mixable and not (peaks and binder < BINDER_BOUNDS[0]):
                 mix = matched_base(reference, mixture=True, symmetry=symmetry, smooth=smooth)
-                if mix.m0 > 0 or base == "mixture" or not kinds:
+                if mix.m0 > 0 or base == "mixture":  # U > 0.6 (the Gaussian skipped) gives m0 > 0
                     kinds.append(("mixture", mix))
             reference = reference[:: max(1, len(reference) // min(HOLE_CHECK_SAMPLES, select))]
         bases = [

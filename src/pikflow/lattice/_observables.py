@@ -321,7 +321,7 @@ def mixture_moments(m2: float, m4: float, abs_m: float | None = None) -> tuple[f
     if abs_m is not None and m04 > 0:
         var = max(var, m2 - abs_m**2)
     var = min(max(var, 1e-12 * m2), m2)
-    return float(np.sqrt(max(m2 - var, 0.0))), float(var)
+    return float(np.sqrt(m2 - var)), float(var)
 
 
 def matched_base_weighted(
