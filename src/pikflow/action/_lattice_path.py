@@ -79,6 +79,8 @@ class LatticePath(Path):
         self.spectral_weight: sp.Expr = sp.Integer(0)
         self.zero_mode: float = 0.0
         self.linear: float = 0.0
+        #: :math:`p` of a matched path reparametrised by :math:`\tau = t^p` (:meth:`reparametrised`).
+        self.time_power: float = 1.0
         self._lowered = None
         self._symmetry = None
 
@@ -136,10 +138,27 @@ class LatticePath(Path):
         return _missing_couplings(missing, given, self.action.field_names)
 
     def reparametrised(self, power: float) -> LatticePath:
-        r"""The same actions along :math:`\tau = t^p` (:meth:`pikflow.Path.reparametrised`); not for matched paths."""
-        if self.spectral_precision is not None:
-            raise ActionError("a matched lattice path cannot be reparametrised: reparametrise the path it matches")
-        return super().reparametrised(power)
+        r"""The same actions along :math:`\tau = t^p` (:meth:`pikflow.Path.reparametrised`).
+
+        A matched path becomes :math:`\hat S_t = (1 - t^p)\,\hat S_0 + t^p\,\hat S_1`: with
+        :math:`p > 1` the early times, where the flow from the base moves fastest, get more of
+        the RK4 steps (:func:`~pikflow.lattice.fit_lattice`'s ``schedule``). Its power is kept in
+        :attr:`time_power` (powers compose: reparametrising by :math:`q` gives :math:`t^{pq}`).
+        """
+        if self.spectral_precision is None:
+            return super().reparametrised(power)
+        power = float(power)
+        if not (np.isfinite(power) and power > 0):
+            raise ActionError(f"the time power must be a positive number, got {power!r}")
+        if power == 1.0:
+            return self
+        tau = T ** sp.Float(power) if power != int(power) else T ** int(power)
+        clone = copy.copy(self)
+        clone.density = sp.expand(self.density.xreplace({T: tau}))
+        clone.spectral_weight = sp.sympify(self.spectral_weight).xreplace({T: tau})
+        clone.time_power = self.time_power * power
+        clone._lowered = None
+        return clone
 
     def spec(self) -> dict:
         """A JSON-serialisable description from which :meth:`pikflow.Path.from_spec` rebuilds the path.

@@ -40,6 +40,12 @@ def _arguments(p):
     p.add_argument("--n", type=int, default=10_000, help="flow samples (default 10000)")
     p.add_argument("--steps", type=int, default=10, help="RK4 steps (default 10, as fit_lattice)")
     p.add_argument(
+        "--schedule",
+        default="auto",
+        type=lambda v: v if v in ("auto", "uniform") else float(v),
+        help="the clock tau = t**p of fit_lattice: a power p, 'uniform' or 'auto' (default, p = 2)",
+    )
+    p.add_argument(
         "--collocation",
         type=int,
         default=None,
@@ -153,6 +159,7 @@ def _pik(args, path, step, progress, volume):
         base=args.base,
         basis=args.basis,
         steps=args.steps,
+        schedule=args.schedule,
         n_collocation=args.collocation,
         hmc_samples=args.hmc_samples,
         seed=args.seed,
@@ -275,6 +282,7 @@ def run(args) -> dict:
             "base_binder": flow.info.get("binder"),
             "n": args.n,
             "steps": args.steps,
+            "time_power": flow.info.get("time_power"),
             "collocation": flow.info.get("n_collocation", args.collocation),
             "ess": float(samples.ess()),
             "imh_acceptance": float(acc),

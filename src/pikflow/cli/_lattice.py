@@ -112,6 +112,14 @@ def check_lattice(data: dict, where: str = "config") -> None:
     for key, low in lows:
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
+    schedule = lat.get("schedule", "auto")
+    if schedule not in ("auto", "uniform"):
+        number = isinstance(schedule, int | float) and not isinstance(schedule, bool)
+        if not number or not 1 <= schedule <= 4:
+            raise ConfigError(
+                f"{where}: [lattice] schedule must be 'auto', 'uniform' or a power p with 1 <= p <= 4 "
+                f"(tau = t**p), got {schedule!r}"
+            )
     if "tames" in lat:
         widths = lat["tames"]
         ok = all(isinstance(w, int | float) and not isinstance(w, bool) and 0 < w < float("inf") for w in widths)
@@ -190,6 +198,7 @@ def lattice_settings(data: dict) -> dict[str, Any]:
     return {
         "base": lat.get("base", "matched"),
         "steps": lat.get("steps", defaults["steps"]),
+        "schedule": lat.get("schedule", defaults["schedule"]),
         "collocation": lat.get("collocation", defaults["n_collocation"]),
         "select": lat.get("select", defaults["select"]),
         "tames": lat.get("tames"),
@@ -261,6 +270,7 @@ def fit_from_settings(
         base=settings["base"],
         basis=(lambda flow_path, base: _basis(flow_path, base, over)) if over else settings.get("basis_preset"),
         steps=settings["steps"],
+        schedule=settings.get("schedule", "auto"),
         n_collocation=settings["collocation"],
         select=settings["select"],
         tames=settings["tames"],
@@ -463,6 +473,7 @@ def _lattice_header(flow, data: dict, source: str) -> dict:
         "target": target_values(path),
         "base": flow.info.get("base"),
         "steps": flow.steps,
+        "time_power": flow.info.get("time_power", 1.0),
         "flow": "flow",
     }
 

@@ -85,6 +85,23 @@ AUTO_SMOOTH_DEGREE = 3
 #: near seed 002's critical point (|U| < 0.1, 16x16 to 128x128) the two scored within 0.001 of each other; at
 #: 4x4-16x16 (-1, 1) and (-2, 2) (U 0.19-0.44) both are tried.
 BINDER_BOUNDS = (0.1, 0.6)
+#: ``schedule="auto"``: the matched path's clock :math:`\tau = t^p` with this :math:`p` (a base given as
+#: ``base="free"`` keeps its own clock). The flow from the matched base moves fastest at the start; measured at
+#: 16x16 (-2, 2) with the lean basis, the continuous log-density's error against the applied RK4 map (rms) is
+#: 0.0086 at 10 uniform steps and 0.011 at 3 steps with p = 2 (0.36 at 3 uniform steps).
+AUTO_TIME_POWER = 2.0
+
+
+def _time_power(schedule, base) -> float:
+    """The power :math:`p` of the clock :math:`\tau = t^p` for :func:`fit_lattice`'s ``schedule``."""
+    if isinstance(schedule, str) and schedule in ("auto", "uniform"):
+        free = isinstance(base, str) and base == "free"
+        return 1.0 if schedule == "uniform" or free else AUTO_TIME_POWER
+    if isinstance(schedule, bool) or not isinstance(schedule, (int, float, np.integer, np.floating)):
+        raise PikflowError(f"schedule must be 'auto', 'uniform' or a power p >= 1 (tau = t**p), got {schedule!r}")
+    if not (np.isfinite(schedule) and 1.0 <= schedule <= 4.0):
+        raise PikflowError(f"schedule must be a power p with 1 <= p <= 4 (tau = t**p), got {schedule!r}")
+    return float(schedule)
 
 
 def _resolve_binning(path, base, basis, fourier_bins, smooth_base) -> tuple:
@@ -315,6 +332,7 @@ def fit_lattice(
     progress: bool = True,
     fourier_bins: int | str | None = "auto",
     smooth_base: int | str | None = "auto",
+    schedule: float | str = "auto",
 ) -> LatticeFlow:
     r"""Build the base, the path and the basis, and solve eq. 34 at every RK4 stage.
 
@@ -386,6 +404,13 @@ def fit_lattice(
         32 groups gave ESS/N 0.48 on the per-orbit base and 0.995 on a degree-3 smooth one).
         ``"auto"`` (default): degree :data:`AUTO_SMOOTH_DEGREE` where the orbits are merged, the base is
         matched and the action symmetric under every axis reflection; else ``None`` (per orbit).
+    schedule
+        Where the RK4 steps sit: the flow's path is reparametrised by :math:`\tau = t^p`
+        (:meth:`LatticePath.reparametrised`), :math:`\hat S_t = (1 - t^p)\hat S_0 + t^p\hat S_1` for a
+        matched base, so that with :math:`p > 1` the start, where the flow moves fastest, gets more of them.
+        A number :math:`1 \le p \le 4`; ``"uniform"``: :math:`p = 1`; ``"auto"`` (default):
+        :data:`AUTO_TIME_POWER` for a matched base, 1 for ``base="free"`` (whose path's times are its own).
+        ``flow.info["time_power"]`` holds :math:`p`; ``flow.path`` is the reparametrised path.
 
     Notes
     -----
@@ -411,6 +436,7 @@ def fit_lattice(
         ``hmc_acceptance`` for a matched base, ``tame``, ``attempts``, ``ess_select``,
         ``target_ess`` and ``solve_seconds``.
     """
+    _time_power(schedule, base)  # checked before the HMC run
     fourier_bins, smooth_base = _resolve_binning(path, base, basis, fourier_bins, smooth_base)
     basis, preset = _check_fit_arguments(path, base, select, basis, fourier_bins, smooth_base)
     check_bounded_below(path, None if isinstance(base, str) and base == "free" else [1.0])
@@ -419,6 +445,9 @@ def fit_lattice(
     bases, reference = _candidate_bases(
         path, base, basis, info, hmc_samples, hmc_chains, hmc_step, hmc_options, seed, select, progress, smooth_base
     )
+    power = _time_power(schedule, base)
+    info["time_power"] = power
+    bases = [(kind, g, flow_path.reparametrised(power)) for kind, g, flow_path in bases]
     tames = _taming_widths(tames, basis)
     t0 = _time.perf_counter()
     ladder = POWER_LADDERS.get(preset, MATCHED_SCALE_LADDER)

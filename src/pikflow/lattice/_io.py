@@ -112,11 +112,16 @@ def _path_spec(path, arrays: dict) -> dict:
     if path.action.field_names != ("phi",):
         spec["fields"] = list(path.action.field_names)
     if path.spectral_precision is not None:
-        if sp.simplify(path.spectral_weight - (1 - T)) != 0:
+        power = float(getattr(path, "time_power", 1.0))
+        weight = sp.lambdify([T], path.spectral_weight, modules="numpy")
+        nodes = np.linspace(0.0, 1.0, 7)
+        if not np.allclose([float(weight(x)) for x in nodes], 1 - nodes**power, rtol=0, atol=1e-12):
             raise FlowFileError(
                 f"cannot save a path with spectral weight {path.spectral_weight}: only LatticePath.matched "
-                "paths (weight 1 - t) are stored"
+                "paths (weight 1 - t, or 1 - t**p reparametrised) are stored"
             )
+        if power != 1.0:
+            spec["time_power"] = power
         arrays["path_spectral_precision"] = np.asarray(path.spectral_precision, dtype=float)
         spec["zero_mode"] = path.zero_mode
         if path.linear:
@@ -141,7 +146,7 @@ def _path_from_spec(spec: Mapping, arrays):
             arrays["path_spectral_precision"],
             float(spec.get("zero_mode", 0.0)),
             float(spec.get("linear", 0.0)),
-        )
+        ).reparametrised(float(spec.get("time_power", 1.0)))
     return LatticePath(action, couplings)
 
 
