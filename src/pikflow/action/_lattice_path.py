@@ -26,7 +26,7 @@ from .._errors import ActionError
 from ._density import shift_sites, site_symbols
 from ._geometry import Lattice
 from ._lattice_action import LatticeAction
-from ._path import Path, register_path_class
+from ._path import Path, clock, register_path_class
 from ._path import t as T
 
 __all__ = ["LatticePath", "register_lattice_lowering"]
@@ -147,16 +147,13 @@ class LatticePath(Path):
         """
         if self.spectral_precision is None:
             return super().reparametrised(power)
-        power = float(power)
-        if not (np.isfinite(power) and power > 0):
-            raise ActionError(f"the time power must be a positive number, got {power!r}")
-        if power == 1.0:
+        tau = clock(power)
+        if tau is None:
             return self
-        tau = T ** sp.Float(power) if power != int(power) else T ** int(power)
         clone = copy.copy(self)
         clone.density = sp.expand(self.density.xreplace({T: tau}))
         clone.spectral_weight = sp.sympify(self.spectral_weight).xreplace({T: tau})
-        clone.time_power = self.time_power * power
+        clone.time_power = self.time_power * float(power)
         clone._lowered = None
         return clone
 

@@ -37,6 +37,16 @@ def register_path_class(geometry: type, cls: type) -> None:
     _PATH_CLASSES[geometry] = cls
 
 
+def clock(power) -> sp.Expr | None:
+    r""":math:`\tau = t^p` of :meth:`Path.reparametrised` (``None`` for :math:`p = 1`), the power checked."""
+    power = float(power)
+    if not (np.isfinite(power) and power > 0):
+        raise ActionError(f"the time power must be a positive number, got {power!r}")
+    if power == 1.0:
+        return None
+    return t ** sp.Float(power) if power != int(power) else t ** int(power)
+
+
 class Path:
     r"""A path of actions :math:`\hat S_t(\phi)` from a base (``t = 0``) to a target (``t = 1``).
 
@@ -169,12 +179,9 @@ class Path:
         Base and target are unchanged (:math:`\tau(0) = 0`, :math:`\tau(1) = 1`); with
         :math:`p > 1` the early times, where the flow moves fastest, get more layers.
         """
-        power = float(power)
-        if not (np.isfinite(power) and power > 0):
-            raise ActionError(f"the time power must be a positive number, got {power!r}")
-        if power == 1.0:
+        tau = clock(power)
+        if tau is None:
             return self
-        tau = t ** sp.Float(power) if power != int(power) else t ** int(power)
         return Path(self.action, {k: v.xreplace({t: tau}) for k, v in self.coupling_exprs.items()})
 
     def spec(self) -> dict:

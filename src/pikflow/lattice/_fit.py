@@ -360,7 +360,8 @@ def fit_lattice(
     steps, n_collocation
         RK4 steps and collocation configurations of :func:`solve_lattice`. 10 steps were measured as
         good as 25 (ESS/N 0.84 against 0.81 at 16x16, (-1, 1)); fewer steps raise the error of the
-        continuous log-density against the applied map (rms 0.16 at 5 steps, 16x16 (-2, 2)).
+        continuous log-density against the applied map (:meth:`LatticeFlow.log_density_error`; at 16x16
+        (-2, 2) rms 0.072 at 5 uniform steps, 0.011 at 3 steps on the default clock ``schedule``).
         ``n_collocation=None`` (default): :func:`auto_collocation` of the first candidate's basis size
         (500 up to 16x16, 1000 from 32x32); fewer than about 7 per basis function lose ESS (0.66
         against 0.84 with 250 at 16x16).
