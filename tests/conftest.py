@@ -15,6 +15,10 @@ if not os.environ.get("PIKFLOW_TEST_XLA_DEFAULT") and "xla_backend_optimization_
 ):
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
+# `pikflow run` keeps its XLA compilations in ~/.cache/pikflow/jax by default; the tests' in-process runs do not
+# (they would fill a user's cache with optimisation-level-0 programs). tests/test_compilation_cache.py sets its own.
+os.environ.setdefault("PIKFLOW_CACHE_DIR", "off")
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

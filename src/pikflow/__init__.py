@@ -24,6 +24,7 @@ from . import (  # noqa: E402
     lowering,  # noqa: F401  (registers the JAX lowering of lattice paths with action/)
     samplers,
 )
+from ._cache import compilation_cache  # noqa: E402
 from ._citation import citation  # noqa: E402
 from ._errors import (  # noqa: E402
     ActionError,
@@ -77,6 +78,7 @@ __all__ = [
     "baselines",
     "bases",
     "citation",
+    "compilation_cache",
     "diagnostics",
     "exact",
     "lattice",

@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--n", type=int, help="override [sampling] n")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="keep XLA compilations here, so that the next run skips most of its compiling (default: "
+        "$PIKFLOW_CACHE_DIR, else ~/.cache/pikflow/jax; 'off': no cache)",
+    )
+    run.add_argument(
         "--checkpoint",
         metavar="DIR",
         help="per-layer checkpoints of the solve: a killed run resumes from them bit for bit "
@@ -63,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command is None:
                 args = parser.parse_args(["run", *argv])
             _join(args)
+            _cache(args.cache)
             return _run(args)
         if args.command == "bench":
             BENCHMARKS[args.bench_kind].run(args)
@@ -135,6 +142,15 @@ def _source_args(p):
 
 def _config(args) -> tuple[dict, str]:
     return config_source(args.config, args.example)
+
+
+def _cache(given: str | None) -> None:
+    """``--cache``: the persistent compilation cache of a run (:func:`pikflow.compilation_cache`)."""
+    from .._cache import compilation_cache
+
+    if given is not None and given.strip().lower() == "off":
+        return
+    compilation_cache(given)
 
 
 def _run(args) -> int:
