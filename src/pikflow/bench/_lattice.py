@@ -40,6 +40,11 @@ def _arguments(p):
     p.add_argument("--n", type=int, default=10_000, help="flow samples (default 10000)")
     p.add_argument("--steps", type=int, default=10, help="RK4 steps (default 10, as fit_lattice)")
     p.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="keep XLA compilations in DIR (pikflow.compilation_cache; default none: a fresh process compiles all)",
+    )
+    p.add_argument(
         "--schedule",
         default="auto",
         type=lambda v: v if v in ("auto", "uniform") else float(v),
@@ -244,6 +249,11 @@ def _hmc(args, target, step, volume, per):
 )(_arguments)
 def run(args) -> dict:
     import pikflow.lattice as pl
+
+    if args.cache:  # a second run with the same directory times the set-up a returning user sees
+        from .._cache import compilation_cache
+
+        compilation_cache(args.cache)
 
     shape = [args.L] * args.dim
     action = pl.LatticeAction(args.density or pl.PHI4_DENSITY, shape)
