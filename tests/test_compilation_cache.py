@@ -42,6 +42,7 @@ def test_a_second_run_finds_its_compilations(tmp_path):
     (tmp_path / "c.toml").write_text(CONFIG)
     cache = tmp_path / "cache"
     first = _run(tmp_path, "a", "--cache", str(cache))
+    assert first["time_power"] == 2.0  # fit_lattice's default clock, tau = t**2, reported
     entries = {p.name for p in cache.rglob("*") if p.is_file()}
     assert len(entries) >= 5, entries  # the HMC block, the solve's steps, the push, the selection ...
     second = _run(tmp_path, "b", env={"PIKFLOW_CACHE_DIR": str(cache)})

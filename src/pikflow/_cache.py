@@ -7,7 +7,8 @@ functions whose shapes depend only on the lattice, the basis structure and the s
 kind of problem finds them on disk: at 16x16 the fit took 3.7 s instead of 11.6 s and the first
 sampling call 0.4 s instead of 2.1 s, with the same samples (the same executables); the built-in
 examples ``phi4-lattice-8x8`` and ``phi4-0d`` ran in 17.6 s and 16.1 s instead of 33.0 s and 23.5 s
-(a loaded 2-core machine). The directory is capped at :data:`MAX_BYTES`.
+(a loaded 2-core machine). Each new kind of problem adds 1-4 MB to the directory, which is not
+pruned (JAX's size limit needs the ``filelock`` package): delete it to start afresh.
 
 ``pikflow run`` uses the cache by default (``--cache DIR``, ``PIKFLOW_CACHE_DIR``; ``off`` disables
 it); from Python, call :func:`compilation_cache` before the first solve.
@@ -23,8 +24,6 @@ import jax
 
 #: the environment variable naming the cache directory (``off``: no cache).
 ENV = "PIKFLOW_CACHE_DIR"
-#: the cache's size limit: JAX evicts the least recently used programs beyond it (a lattice run adds 1-4 MB).
-MAX_BYTES = 1 << 30
 
 
 def default_cache_dir() -> pathlib.Path | None:
@@ -55,5 +54,4 @@ def compilation_cache(directory: str | os.PathLike | None = None) -> pathlib.Pat
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     return path
