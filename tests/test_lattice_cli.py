@@ -233,7 +233,7 @@ def test_bench_lattice_json(tmp_path):
     out = tmp_path / "lat.json"
     args = ["--L", "4", "--n", "2000", "--steps", "4", "--collocation", "300", "--hmc-samples", "800"]
     args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto"]
-    args += ["--cost-repeats", "1"]
+    args += ["--cost-repeats", "1", "--float32"]
     assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
@@ -248,6 +248,10 @@ def test_bench_lattice_json(tmp_path):
     ratio = c["ms_per_sample"]["values"][0] / c["ms_per_hmc_trajectory"]["values"][0]
     assert abs(c["sample_over_trajectory"]["values"][0] / ratio - 1) < 1e-12
     assert r["evaluation_profile"]["us_per_configuration"]["whole evaluation"] > 0
+    # float32 sampling: the float64 ratio times the flow's timed speed-up; the default clock tau = t**2 reported
+    up = c["float32"]["speedup"]["median"]
+    assert up > 0 and abs(r["ratio_float32"] / (r["ratio"] * up) - 1) < 1e-12
+    assert r["ratio_float32_with_setup"] > 0 and r["pik"]["time_power"] == 2.0
     # equal-error cost ratios, HMC over PIK: (err^2 s)_HMC / (err^2 s)_PIK, from the numbers of the same run
     h, rw = r["hmc"], r["reweighted"]["observables"]
     for k in ("abs_m", "chi"):
