@@ -93,7 +93,7 @@ AUTO_TIME_POWER = 2.0
 
 
 def _time_power(schedule, base) -> float:
-    """The power :math:`p` of the clock :math:`\tau = t^p` for :func:`fit_lattice`'s ``schedule``."""
+    r"""The power :math:`p` of the clock :math:`\tau = t^p` for :func:`fit_lattice`'s ``schedule``."""
     if isinstance(schedule, str) and schedule in ("auto", "uniform"):
         free = isinstance(base, str) and base == "free"
         return 1.0 if schedule == "uniform" or free else AUTO_TIME_POWER
