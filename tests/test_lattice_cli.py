@@ -271,6 +271,9 @@ def test_reliability_warnings():
     assert len(reliability_warnings(0.005, 0.9, 10_000)) == 1  # 50 effective samples
     assert "hole" in reliability_warnings(0.9, 1e-5, 10_000)[0]
     assert len(reliability_warnings(0.5, None, 100)) == 1  # 50 effective samples, no reference
+    # a continuous log-density too far from the applied map's (5 uniform RK4 steps at 16x16 (-2, 2): 0.31)
+    assert "more [lattice] steps" in reliability_warnings(0.9, 0.9, 10_000, 0.31)[0]
+    assert reliability_warnings(0.9, 0.9, 10_000, 0.05) == reliability_warnings(0.9, 0.9, 10_000, None) == []
 
 
 def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch):

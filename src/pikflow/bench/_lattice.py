@@ -413,5 +413,5 @@ def _print(res):
         from ._latcost import print_cost
 
         print_cost(res["cost"], res.get("evaluation_profile"), res.get("push_batch_ms_per_sample"))
-    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"]):
+    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"], p["log_q_error_max"]):
         print(f"WARNING: {w}")

@@ -446,7 +446,9 @@ def run_lattice(args, data: dict, source: str) -> int:
     }
     if refinement is not None:
         results["refinement"] = refinement
-    results["warnings"] = reliability_warnings(results["ess"], results["target_ess"], len(samples.log_w))
+    results["warnings"] = reliability_warnings(
+        results["ess"], results["target_ess"], len(samples.log_w), results["log_q_error_max"]
+    )
     chain = _imh_magnetisation(samples, key_imh, imh_chain, path.action.n) / volume
     results["plots"] = _plots(flow, samples, chain, out)
     results.update(run_info())
