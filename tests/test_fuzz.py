@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import pikflow as pf
 from pikflow._atomic import write_manifest
 from pikflow.cli._config import SCHEMA, build, load_config, validate
-from pikflow.cli._lattice import build_lattice, is_lattice
+from pikflow.cli._lattice_config import build_lattice, is_lattice
 from pikflow.lattice import LatticeAction, LatticePath
 
 #: Cases per surface (the README states these).

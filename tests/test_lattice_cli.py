@@ -10,7 +10,7 @@ import pikflow.lattice as pl
 from pikflow._errors import ConfigError, FlowFileError, PikflowError
 from pikflow.cli import main
 from pikflow.cli._config import load_config
-from pikflow.cli._lattice import build_lattice
+from pikflow.cli._lattice_config import build_lattice
 from pikflow.diagnostics import gamma_method
 
 DENSITY = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"

@@ -222,7 +222,7 @@ n = 300
 
 def test_o2_example_is_valid():
     from pikflow.cli._config import example_path, load_config
-    from pikflow.cli._lattice import build_lattice
+    from pikflow.cli._lattice_config import build_lattice
 
     path, settings = build_lattice(load_config(example_path("o2-lattice-8x8")))
     assert path.action.field_names == ("phi1", "phi2") and path.field_shape == (2, 8, 8)

@@ -12,7 +12,7 @@ import pytest
 import pikflow.lattice as pl
 from pikflow import ActionError, PikflowError
 from pikflow.cli._config import load_config
-from pikflow.cli._lattice import build_lattice
+from pikflow.cli._lattice_config import build_lattice
 from pikflow.lattice import LatticeAction, LatticePath
 from pikflow.lattice._io import load_lattice_flow
 

@@ -51,7 +51,7 @@ def test_ordered_chains_avoid_the_domain_walls_of_a_hot_start():
 
 
 def test_hmc_start_in_a_configuration():
-    from pikflow.cli._lattice import lattice_settings
+    from pikflow.cli._lattice_config import lattice_settings
     from pikflow.cli._levers import check_lattice_levers, lattice_hmc
 
     kw = lattice_hmc({"hmc": {"start": "ordered"}}, lattice_settings({}))

@@ -208,7 +208,7 @@ def test_cli_lattice_lever_errors(tmp_path, capsys, extra, message):
 
 def test_lattice_hmc_settings():
     """[hmc] maps onto the reference HMC of the matched base: trajectories, chains, leapfrog steps, step."""
-    from pikflow.cli._lattice import lattice_settings
+    from pikflow.cli._lattice_config import lattice_settings
     from pikflow.cli._levers import lattice_hmc
 
     h = {"chains": 4, "n": 50, "step_size": "auto", "leapfrog_steps": 6, "thermalisation": 20, "jitter": 0.25}

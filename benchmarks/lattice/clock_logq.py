@@ -8,13 +8,11 @@ V forward-mode Jacobian columns each). The docs' table "A clock that puts the st
 guide) was measured with it; JSON ``clock_logq_*.json`` beside it.
 """
 
-import argparse
-import json
 import time
 
 import jax
-import numpy as np
 import sympy as sp
+from steps_logq import accuracy, point_parser, write  # the same measurement and output as for the step counts
 
 import pikflow.lattice as pl
 from pikflow.action import LatticePath
@@ -35,14 +33,9 @@ def _with_clock(g):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("L", type=int)
-    parser.add_argument("m2", type=float)
-    parser.add_argument("lam", type=float)
-    parser.add_argument("basis")
+    parser = point_parser(__doc__)
     parser.add_argument("steps", type=int)
     parser.add_argument("clocks", nargs="+")
-    parser.add_argument("--json")
     args = parser.parse_args()
     rows = []
     for clock in args.clocks:
@@ -58,22 +51,11 @@ def main() -> None:
         finally:
             LatticePath.matched = plain
         samples = flow.sample(jax.random.PRNGKey(1), 4000)
-        err = flow.log_density_error(jax.random.PRNGKey(2), 8)
-        row = {
-            "clock": clock,
-            "steps": args.steps,
-            "ess": float(samples.ess()),
-            "target_ess": flow.info.get("target_ess"),
-            "base": flow.info.get("base"),
-            "log_q_error_rms": float(np.sqrt(np.mean(err**2))),
-            "log_q_error_max": float(np.abs(err).max()),
-            "setup_seconds": setup,
-        }
+        row = {"clock": clock, "steps": args.steps, **accuracy(flow, samples), "base": flow.info.get("base")}
+        row["setup_seconds"] = setup
         print(row, flush=True)
         rows.append(row)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"L": args.L, "m2": args.m2, "lam": args.lam, "basis": args.basis, "rows": rows}, f, indent=1)
+    write(args, rows)
 
 
 if __name__ == "__main__":

@@ -295,7 +295,7 @@ def validate(data: dict, *, where: str = "config") -> None:
     if "density" not in data["action"]:
         raise ConfigError(f'{where}: [action] needs density = "..." (the action in SymPy syntax)')
     from ._guards import check_ranges, check_resources
-    from ._lattice import check_lattice
+    from ._lattice_config import check_lattice
     from ._multilevel import multilevel_settings
     from ._scan import scan_settings
     from ._smc import smc_settings

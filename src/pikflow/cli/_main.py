@@ -17,7 +17,8 @@ from ..bench import BENCHMARKS, DEFAULT
 from ..bench import load_all as _load_benchmarks
 from ._config import EXAMPLE_DESCRIPTIONS, EXAMPLES, build, config_source, example_path, refine_options
 from ._guards import check_resources
-from ._lattice import is_lattice, run_lattice
+from ._lattice import run_lattice
+from ._lattice_config import is_lattice
 from ._levers import checkpoint_dir, drop_checkpoint
 from ._output import RunOutput, discard_pending
 from ._smc import smc_settings
