@@ -167,6 +167,57 @@ def test_free_lattice_field_log_z_is_exact():
     assert abs(obs["chi"].value - 16 * s2 * (1 - 2 / np.pi)) < 4 * obs["chi"].error
 
 
+def test_particle_batches_change_the_speed_not_the_numbers():
+    """smc(batch=...) evaluates the transport and the moves a few particles at a time (jax.lax.map, so that a
+    batch stays in cache): the same run as all particles at once, to float64 rounding, also when the batch
+    does not divide the particles (a remainder); bad batches fail clearly."""
+    lat = Lattice((4, 4))
+    density = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"
+    path = LatticePath(LatticeAction(density, lat), {"m2": (1.0, -0.5), "lam": (0.0, 1.0)})
+    flow = solve_lattice(path, lattice_basis(lat, scales=(1,)), steps=3, n_collocation=200, progress=False)
+    kw = dict(seed=3, replicas=2, mcmc="hmc", mcmc_steps=1, resample=1.0, observables=magnetisation_moments())
+    kw["progress"] = False
+    whole = smc(flow, 120, batch=None, **kw)
+    assert whole.settings["chunk"] is None
+    for batch, chunk in (("auto", 64), (50, 25)):  # PARTICLE_BATCH // 2 replicas; both leave a remainder of 120
+        r = smc(flow, 120, batch=batch, **kw)
+        assert r.settings["chunk"] == chunk
+        np.testing.assert_allclose(r.particles, whole.particles, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(r.log_z, whole.log_z, rtol=0, atol=1e-12)
+    assert whole.n_resampled > 0 and np.nanmean(whole.acceptance[1:]) > 0.3  # the moves and resampling ran
+    for bad in (0, "fast", 2.5):
+        with pytest.raises(pf.SamplingError, match="batch"):
+            smc(flow, 120, batch=bad, **kw)
+
+
+def test_float32_transport_is_the_float64_map_to_float32_rounding():
+    """lattice_problem(precision="float32") evaluates the velocities and Laplacians in float32 and keeps the
+    RK4 state and the log-Jacobian's sum in float64: the same map and log-Jacobian to float32 rounding (a
+    relative 1e-7 per evaluation, far below 1e-4), but not the same to float64 rounding (the cast happened)."""
+    lat = Lattice((4, 4))
+    density = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"
+    path = LatticePath(LatticeAction(density, lat), {"m2": (1.0, -0.5), "lam": (0.0, 1.0)})
+    flow = solve_lattice(path, lattice_basis(lat, scales=(1,)), steps=3, n_collocation=200, progress=False)
+    p64, p32 = pl.lattice_problem(flow), pl.lattice_problem(flow, precision="float32")
+    x = p64.base_sample(jax.random.PRNGKey(0), 64)[0]
+    for k in range(3):
+        y64, ld64 = jax.vmap(lambda z, k=k: p64.transport(k, z))(x)
+        y32, ld32 = jax.vmap(lambda z, k=k: p32.transport(k, z))(x)
+        assert y32.dtype == jnp.float64 and ld32.dtype == jnp.float64
+        assert 0 < float(jnp.max(jnp.abs(y32 - y64))) < 1e-4 * float(jnp.max(jnp.abs(y64)))
+        assert float(jnp.max(jnp.abs(ld32 - ld64))) < 1e-4 * max(1.0, float(jnp.max(jnp.abs(ld64))))
+        x = y64
+    # the sampler takes it too (compiled apart from the float64 run): the same run to float32 rounding
+    kw = dict(seed=4, replicas=2, mcmc_steps=0, observables=magnetisation_moments(), progress=False)
+    r64, r32 = smc(flow, 100, **kw), smc(flow, 100, precision="float32", **kw)
+    assert r32.settings["precision"] == "float32"
+    assert 0 < np.max(np.abs(r32.log_z - r64.log_z)) < 1e-4
+    with pytest.raises(pf.SamplingError, match="precision"):
+        pl.lattice_problem(flow, precision="float16")
+    with pytest.raises(pf.SamplingError, match="float32"):
+        pl.lattice_problem(flow, logdet="exact", precision="float32")
+
+
 @pytest.mark.parametrize("preset", ["two-point", "short"])
 def test_cheap_transport_presets_keep_smc_exact_on_the_free_field(preset):
     """The cheap transport bases (fit_lattice(basis=preset)) on a free field between two masses.
@@ -241,6 +292,8 @@ def test_problem_and_argument_errors(paper_flow):
         smc(flow, 100, mcmc="gibbs", progress=False)
     with pytest.raises(pf.SamplingError, match="solved flow"):
         smc("not a flow", 100, progress=False)
+    with pytest.raises(pf.SamplingError, match="float32 transport is for lattice flows"):
+        smc(flow, 100, precision="float32", progress=False)
     p = flow_problem(flow)
     with pytest.raises(pf.SamplingError, match="from 0 to 1"):
         AnnealingProblem(times=[0.0, 0.5], event_shape=(1,), base_sample=p.base_sample, log_gamma=p.log_gamma)

@@ -44,6 +44,7 @@ method = "smc"
 [smc]
 particles = 300
 replicas = 4
+precision = "float32"
 """
 
 
@@ -84,6 +85,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "smc"\n[smc]\nparticles = 1\n', "particles must be"),
         ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive number"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nprecision = "half"\n', "precision must be 'float64' or 'float32'"),
     ],
 )
 def test_smc_config_errors(tmp_path, capsys, extra, message):

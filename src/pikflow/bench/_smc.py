@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from .._errors import PikflowError
+from ..samplers import PARTICLE_BATCH, replica_estimate
 from . import register
 from ._common import chain_magnetisation, chain_series, extra_couplings, write_json
 
@@ -73,17 +74,55 @@ def _arguments(p):
         default="default",
         help="transport basis presets (pikflow.lattice.BASIS_PRESETS), comma-separated (default 'default')",
     )
+    p.add_argument(
+        "--schedule",
+        default="auto",
+        type=lambda v: v if v in ("auto", "uniform") else float(v),
+        help="the clock tau = t**p of fit_lattice: a power p, 'uniform' or 'auto' (default; p = 2 from a matched base)",
+    )
     p.add_argument("--mcmc-steps", type=int, default=2, help="MCMC moves per annealing step (default 2)")
     p.add_argument(
         "--mcmc",
         default="mala",
-        help="move kernels, comma-separated ('mala', 'hmc'): PIK-SMC uses the first, plain SMC runs with each "
-        "(default 'mala')",
+        help="move kernels, comma-separated ('mala', 'hmc', 'fhmc'): PIK-SMC uses the first, plain SMC runs with "
+        "each (default 'mala')",
+    )
+    p.add_argument(
+        "--mcmc-every",
+        type=int,
+        default=1,
+        help="resample and move only at every m-th step and the last (default 1: every step)",
+    )
+    p.add_argument("--resample", type=float, default=0.5, help="resample when the ESS/N falls below this (default 0.5)")
+    p.add_argument(
+        "--fourier-mass", type=float, default=1.0, help="mu^2 of the Fourier-accelerated HMC moves 'fhmc' (default 1)"
     )
     p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps of an HMC move (default 10)")
     p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000; 0: skip)")
     p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000; 0: skip)")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
+    p.add_argument(
+        "--ti-nodes",
+        type=int,
+        default=0,
+        help="check log Z_1 - log Z_0 by HMC thermodynamic integration on this many Gauss-Legendre nodes "
+        "(default 0: skip)",
+    )
+    p.add_argument(
+        "--ti-samples", type=int, default=20_000, help="HMC trajectories per TI node, all chains (default 20000)"
+    )
+    p.add_argument(
+        "--logq-samples",
+        type=int,
+        default=None,
+        help="flow samples on which the continuous log-Jacobian of the transport is checked against the exact "
+        "one (default 4 up to 1024 sites, else 0: the exact one costs V evaluations a sample)",
+    )
+    p.add_argument(
+        "--float32",
+        action="store_true",
+        help="also run PIK-SMC with the transport evaluated in float32 (lattice_problem(precision='float32'))",
+    )
     p.add_argument("--no-plain", action="store_true", help="skip plain SMC")
     p.add_argument("--repeats", type=int, default=1, help="timed calls per sampler, median reported (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
@@ -118,13 +157,14 @@ def _timed_smc(fn):
 
 
 def _transport_seconds(flow, n: int, repeats: int = 3) -> dict:
-    """Seconds of one PIK transport step (RK4 map and log-Jacobian) on ``n`` particles: median and spread."""
+    """Seconds of one PIK transport step (RK4 map and log-Jacobian) on ``n`` particles, in the batches that
+    :func:`~pikflow.samplers.smc` uses: median and spread."""
     import jax
 
     import pikflow.lattice as pl
 
     prob = pl.lattice_problem(flow)
-    step = jax.jit(jax.vmap(prob.transport, in_axes=(None, 0)))
+    step = jax.jit(lambda k, x: jax.lax.map(lambda z: prob.transport(k, z), x, batch_size=PARTICLE_BATCH))
     x = prob.base_sample(jax.random.PRNGKey(0), n)[0]
     jax.block_until_ready(step(0, x))
     secs = []
@@ -147,6 +187,8 @@ def _smc_record(r, secs, volume) -> dict:
         "resamplings": r.n_resampled,
         "acceptance": float(np.nanmean(r.acceptance[1:])),
         "log_z": r.log_z_estimate().to_dict(),
+        # log Z_0 of the base (exact for a Gaussian base: its spread is then 0), the start of HMC's TI check
+        "log_z0": replica_estimate(r.log_z[0]).to_dict(),
         "observables": {k: v.to_dict() for k, v in pl.smc_observables(r, volume).items()},
     }
 
@@ -163,8 +205,9 @@ def run(args) -> dict:
 
     REPEATS[0] = max(1, args.repeats)
     kernels = [k.strip() for k in args.mcmc.split(",") if k.strip()]
-    if not kernels or any(k not in ("mala", "hmc") for k in kernels):
-        raise PikflowError(f"--mcmc takes 'mala' and/or 'hmc' (comma-separated), got {args.mcmc!r}")
+    if not kernels or any(k not in ("mala", "hmc", "fhmc") for k in kernels):
+        raise PikflowError(f"--mcmc takes 'mala', 'hmc' and/or 'fhmc' (comma-separated), got {args.mcmc!r}")
+    schedule = args.schedule
     presets = [b.strip() for b in args.basis.split(",") if b.strip()]
     for b in presets:
         if b not in pl.BASIS_PRESETS:
@@ -186,6 +229,10 @@ def run(args) -> dict:
         "mcmc_steps": args.mcmc_steps,
         "mcmc": kernels,
         "leapfrog_steps": args.leapfrog_steps,
+        "mcmc_every": args.mcmc_every,
+        "resample": args.resample,
+        "fourier_mass": args.fourier_mass,
+        "schedule": schedule,
         "setup_seconds": {},
         "transport_seconds": {},
         "samplers": {},
@@ -195,6 +242,7 @@ def run(args) -> dict:
         return smc(
             flow, args.particles, seed=args.seed, transport=transport, replicas=args.replicas, mcmc=mcmc,
             mcmc_steps=args.mcmc_steps, leapfrog_steps=args.leapfrog_steps, observables=moments, progress=False,
+            mcmc_every=args.mcmc_every, resample=args.resample, fourier_mass=args.fourier_mass,
         )  # fmt: skip
 
     # HMC first: a run cut off later still has its reference
@@ -214,21 +262,37 @@ def run(args) -> dict:
         }
         _partial(args, res, "hmc")
     single = len(presets) == 1 and len(args.steps) == 1
+    first_flow = []  # the path of the first fitted flow, for the TI check
     for steps in args.steps:
         for b in presets:
             name = "pik_smc" if single else f"pik_smc[{b},{steps}]"
             t0 = time.perf_counter()
-            flow = pl.fit_lattice(target, basis=b, steps=steps, seed=args.seed, progress=progress)
+            flow = pl.fit_lattice(target, basis=b, steps=steps, seed=args.seed, schedule=schedule, progress=progress)
             res["setup_seconds"][name] = time.perf_counter() - t0
+            first_flow.append(flow)
             res["transport_seconds"][name] = _transport_seconds(flow, args.particles * args.replicas)
+            n_logq = args.logq_samples if args.logq_samples is not None else (4 if volume <= 1024 else 0)
+            # the SMC's weights use the continuous log-Jacobian: its error on a few samples, as the flow's
+            err = flow.log_density_error(jax.random.PRNGKey(args.seed + 5), n_logq) if n_logq > 0 else None
+            logq = {
+                "log_q_error_rms": None if err is None else float(np.sqrt(np.mean(err**2))),
+                "log_q_error_max": None if err is None else float(np.abs(err).max()),
+            }
             r, secs = _timed_smc(lambda flow=flow: run_smc(flow, "pik"))
             res["samplers"][name] = {
                 "basis": b,
                 "steps": steps,
                 "basis_terms": flow.basis.n,
+                "time_power": flow.info.get("time_power"),
+                **logq,
                 **_smc_record(r, secs, volume),
             }
             _partial(args, res, name)
+            if args.float32:  # the same PIK-SMC with the transport's evaluations in float32
+                low = pl.lattice_problem(flow, precision="float32")
+                r, secs = _timed_smc(lambda low=low: run_smc(low, "pik"))
+                res["samplers"][name + "[float32]"] = {**res["samplers"][name], **_smc_record(r, secs, volume)}
+                _partial(args, res, name + "[float32]")
             for kernel in kernels if not args.no_plain and b == presets[0] else ():
                 tags = ([] if single else [str(steps)]) + ([kernel] if kernel != kernels[0] else [])
                 pname = "plain_smc" + (f"[{','.join(tags)}]" if tags else "")
@@ -250,10 +314,44 @@ def run(args) -> dict:
                 }
                 _partial(args, res, "flow_imh")
 
+    if args.ti_nodes > 0 and res["setup_seconds"]:
+        _thermodynamic_check(args, res, first_flow[0])
     _compare(res)
     _print(res)
     write_json(args, res)
     return res
+
+
+def _thermodynamic_check(args, res, flow):
+    r"""HMC thermodynamic integration of :math:`\log Z_1 - \log Z_0` along the first flow's path; with that
+    flow's :math:`\log Z_0` (exact for a Gaussian base) it gives :math:`\log Z_1`, against which every SMC's
+    :math:`\log Z_1` is pulled (:math:`\log Z_1` does not depend on the path)."""
+    from ..baselines import thermodynamic_integration
+
+    ti = thermodynamic_integration(
+        flow.path,
+        nodes=args.ti_nodes,
+        n=max(args.ti_samples // args.chains, 100),  # HMC.run's n is per chain
+        chains=args.chains,
+        step_size="auto",
+        seed=args.seed + 7,
+    )
+    res["thermodynamic_integration"] = {
+        "nodes": args.ti_nodes,
+        "samples_per_node": args.ti_samples,
+        "log_z_ratio": ti.log_z_ratio.to_dict(),
+        "seconds": ti.seconds,
+    }
+    z0 = next(v for k, v in res["samplers"].items() if k.startswith("pik_smc"))["log_z0"]
+    ref = (ti.log_z_ratio.value + z0["value"], math.hypot(ti.log_z_ratio.error, z0["error"]))
+    res["thermodynamic_integration"]["log_z"] = {"value": ref[0], "error": ref[1]}
+    for v in res["samplers"].values():
+        if "log_z" in v:
+            z = v["log_z"]
+            v["log_z_pull_vs_ti"] = (z["value"] - ref[0]) / math.hypot(z["error"], ref[1])
+    if not args.quiet:
+        print(f"  thermodynamic integration: log Z_1 = {ref[0]:.4f}({ref[1]:.4f}), {ti.seconds:.1f} s", flush=True)
+    write_json(args, res)
 
 
 def _partial(args, res, name):
@@ -287,6 +385,11 @@ def _print(res):
     step = ", ".join(f"{k} {v['median'] * 1e3:.1f} ms" for k, v in res["transport_seconds"].items())
     print(f"{res['density']} on {lat}, couplings {c}; flow set-up: {setup}")
     print(f"one transport step on all particles (median of 3): {step}")
+    for name, v in res["samplers"].items():
+        if v.get("log_q_error_rms") is not None and not name.endswith("[float32]"):
+            rms, top = v["log_q_error_rms"], v["log_q_error_max"]
+            warn = "  WARNING: the weights are not those of the map applied; use more steps" if top > 0.1 else ""
+            print(f"{name}: continuous - exact log-Jacobian, rms {rms:.2g}, max {top:.2g}{warn}")
     print()
     names = ", ".join(OBSERVABLES)
     first = next(k for k in res["samplers"] if k.startswith("pik_smc"))
@@ -302,3 +405,11 @@ def _print(res):
         print(f"| {name} | {v['seconds']:.2f} | {ess} | " + " | ".join(cells) + f" | {ratios} |")
     print()
     print("[x] = pull against HMC in combined errors; cost = error^2 x seconds (lower is better)")
+    ti = res.get("thermodynamic_integration")
+    if ti:
+        z = ti["log_z"]
+        print(f"log Z_1: HMC thermodynamic integration ({ti['nodes']} nodes) {z['value']:.4f}({z['error']:.4f})")
+        for name, v in res["samplers"].items():
+            if "log_z_pull_vs_ti" in v:
+                lz = v["log_z"]
+                print(f"  {name}: {lz['value']:.4f}({lz['error']:.4f}) [{v['log_z_pull_vs_ti']:+.1f}]")

@@ -32,6 +32,10 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         (str,),
         "'exact' or 'continuous' log-Jacobian of the transport; default exact (0-D), continuous (lattice)",
     ),
+    "precision": (
+        (str,),
+        "'float64' or 'float32': a lattice transport's velocity evaluations (continuous logdet); default float64",
+    ),
     "seed": ((int,), "seed of the particles and moves; default [sampling] seed"),
 }
 
@@ -56,8 +60,11 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "fourier_mass": fourier_mass_setting("smc", s.get("fourier_mass", 1.0)),
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
+        "precision": s.get("precision", "float64"),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
+    if out["precision"] not in ("float64", "float32"):
+        raise ConfigError(f"[smc] precision must be 'float64' or 'float32', got {out['precision']!r}")
     for key, low in (("n", 2), ("replicas", 2), ("mcmc_steps", 0), ("mcmc_every", 1), ("leapfrog_steps", 1)):
         if out[key] < low:
             name = "particles" if key == "n" else key

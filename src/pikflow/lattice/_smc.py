@@ -17,23 +17,63 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._errors import SamplingError
 from ..flow import LatticeFlow, exact_log_det, rk4
 from ..samplers import AnnealingProblem, register_problem
 
 
-def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
-    """The :class:`~pikflow.samplers.AnnealingProblem` of a solved :class:`LatticeFlow`."""
+def _log_gamma(path):
+    r""":math:`\log\gamma_t = -\hat S_t` of one configuration, whose derivative (for the MCMC moves) is the
+    path's lowered gradient stencil (:meth:`~pikflow.action.LatticePath.gradient`) rather than a second
+    autodiff pass through the action, as in pikflow's HMC."""
+
+    @jax.custom_vjp
+    def log_gamma(x, t):
+        return -path.value(x, t)
+
+    def forward(x, t):
+        return log_gamma(x, t), (x, t)
+
+    def backward(res, g):
+        x, t = res
+        return -g * path.gradient(x, t), jnp.zeros_like(t)
+
+    log_gamma.defvjp(forward, backward)
+    return log_gamma
+
+
+def lattice_problem(flow, *, logdet: str = "continuous", precision: str = "float64") -> AnnealingProblem:
+    """The :class:`~pikflow.samplers.AnnealingProblem` of a solved :class:`LatticeFlow`.
+
+    ``precision="float32"`` evaluates the transport's velocities and Laplacians in float32 (as
+    :meth:`LatticeFlow.sample` with that precision: the RK4 state, the log-Jacobian's accumulation and
+    every action stay float64), for ``logdet="continuous"`` only. The weights are then those of the
+    map actually applied, up to the continuous log-Jacobian's error and float32 rounding of each
+    evaluation (measure it on a few samples with :meth:`LatticeFlow.log_density_error`).
+    """
+    if precision not in ("float64", "float32"):
+        raise SamplingError(f"precision must be 'float64' or 'float32', got {precision!r}")
+    if precision == "float32" and logdet != "continuous":
+        raise SamplingError("precision='float32' is for logdet='continuous' (the exact log-Jacobian needs float64)")
     path, basis, steps = flow.path, flow.basis, flow.steps
     coeffs = jnp.asarray(flow.coeffs)
     dt = 1.0 / steps
+    ev = basis.fused
+    if precision == "float32":
+        params = jax.tree_util.tree_map(
+            lambda v: v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating) else v, ev.params
+        )
 
     def velocity(a, x):
         return -basis.gradient_and_laplacian(a, x)[0]
 
     def stage(a):  # one fused evaluation: the velocity and Laplacian(Omega) from the same transforms
         def f(x):
-            g, lap = basis.gradient_and_laplacian(a, x)
-            return -g, lap
+            if precision == "float64":
+                g, lap = basis.gradient_and_laplacian(a, x)
+                return -g, lap
+            g, lap = ev.evaluate(params, a.astype(jnp.float32), x.astype(jnp.float32))
+            return -g.astype(x.dtype), lap.astype(x.dtype)
 
         return f
 
@@ -52,11 +92,14 @@ def lattice_problem(flow, *, logdet: str = "continuous") -> AnnealingProblem:
         a = coeffs[jnp.round(t * 2 * steps).astype(int)]
         return velocity(a, x), -basis.laplacian(a, x), path.gradient(x, t), path.dsdt(x, t)
 
+    times = np.arange(steps + 1) / steps
     return AnnealingProblem(
-        times=np.arange(steps + 1) / steps,
+        times=times,
+        # on a reparametrised clock (fit_lattice's schedule) step k sits at the given path's t_k**p
+        path_times=times ** float(getattr(path, "time_power", 1.0)),
         event_shape=tuple(path.field_shape),
         base_sample=flow.base.sample,
-        log_gamma=lambda x, t: -path.value(x, t),
+        log_gamma=_log_gamma(path),
         transport=transport,
         langevin_terms=langevin_terms,
         logdet=logdet,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
@@ -98,11 +99,21 @@ class LoweredLatticePath:
             grad = grad - self.linear
         return energy, grad
 
+    def _weighted_quadratic(self, field, time, which: int):
+        r""":math:`w(t)` times the Gaussian part's value (``which = 0``) or gradient (1), skipped where
+        :math:`w(t) = 0` (at :math:`t = 1`: the target alone, e.g. the final MCMC moves of an SMC run, need
+        no Fourier transform; a branch while ``time`` is not batched)."""
+        w = jnp.asarray(self._w(time), dtype=field.dtype)
+        shape = jax.eval_shape(lambda f: self.quadratic(f)[which], field)
+        return jax.lax.cond(
+            w == 0, lambda f: jnp.zeros(shape.shape, shape.dtype), lambda f: w * self.quadratic(f)[which], field
+        )
+
     def value(self, field, time):
         r""":math:`\hat S_t(\phi)` of one configuration."""
         out = jnp.sum(self._sites(field, time)[0])
         if self.spectral:
-            out = out + self._w(time) * self.quadratic(field)[0]
+            out = out + self._weighted_quadratic(field, time, 0)
         return out
 
     def dsdt(self, field, time):
@@ -117,7 +128,7 @@ class LoweredLatticePath:
         parts = self._sites(field, time)[2:-1]
         out = parts[0] if len(parts) == 1 else jnp.stack(parts, axis=-self.d - 1)
         if self.spectral:
-            out = out + self._w(time) * self.quadratic(field)[1]
+            out = out + self._weighted_quadratic(field, time, 1)
         return out
 
     def laplacian(self, field, time):

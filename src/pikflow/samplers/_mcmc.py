@@ -73,7 +73,9 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
     r"""A function ``(key, x, t, step_size, n_moves) -> (x', mean acceptance)`` for one configuration.
 
     ``log_density_at(x, t)`` is :math:`\log\gamma_t(x)`; ``kind`` is ``"mala"``, ``"hmc"``
-    (``leapfrog_steps`` steps per trajectory, unit mass) or ``"fhmc"`` (HMC with the
+    (``leapfrog_steps`` steps per trajectory, unit mass; BlackJAX's kernel with the leapfrog of
+    :func:`pikflow.baselines._leapfrog.trajectory_integrator`, which evaluates :math:`\log\gamma_t` once
+    per trajectory instead of once per leapfrog step) or ``"fhmc"`` (HMC with the
     Fourier-accelerated mass :math:`\hat k^2 + \mu^2`, ``mu^2 = mass2``, on the trailing
     ``lattice_shape`` axes); ``size`` the number of real degrees of freedom of a configuration.
     """
@@ -84,7 +86,11 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
     if kind == "mala":
         kernel, init = blackjax.mcmc.mala.build_kernel(), blackjax.mcmc.mala.init
     else:
-        kernel, init = blackjax.mcmc.hmc.build_kernel(), blackjax.mcmc.hmc.init
+        from ..baselines._leapfrog import trajectory_integrator
+
+        # one integration step of ``leapfrog_steps`` leapfrogs, the value computed once (as pikflow's HMC)
+        kernel = blackjax.mcmc.hmc.build_kernel(integrator=trajectory_integrator(int(leapfrog_steps)))
+        init = blackjax.mcmc.hmc.init
         if kind == "fhmc":
             if not lattice_shape:
                 raise SamplingError("mcmc='fhmc' (Fourier-accelerated HMC) needs a lattice problem")
@@ -101,7 +107,7 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
             if kind == "mala":
                 state, info = kernel(k, state, logdensity, step_size)
             else:
-                state, info = kernel(k, state, logdensity, step_size, inverse_mass, leapfrog_steps)
+                state, info = kernel(k, state, logdensity, step_size, inverse_mass, 1)
             return (state, acc + info.acceptance_rate), None
 
         (state, acc), _ = jax.lax.scan(one, (state, 0.0), jax.random.split(key, n_moves))

@@ -20,6 +20,7 @@ single configuration, so the sampler vmaps it over particles and replicas.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -157,14 +158,34 @@ def register_problem(cls: type, builder: Callable) -> None:
     _BUILDERS[cls] = builder
 
 
-def as_problem(target, *, logdet: str | None = None) -> AnnealingProblem:
-    """An :class:`AnnealingProblem` from a problem, a 0-D :class:`~pikflow.Flow` or a lattice flow."""
+def as_problem(target, *, logdet: str | None = None, precision: str = "float64") -> AnnealingProblem:
+    """An :class:`AnnealingProblem` from a problem, a 0-D :class:`~pikflow.Flow` or a lattice flow.
+
+    ``precision`` (``"float64"`` or ``"float32"``) is that of the transport's evaluations, for a space
+    whose builder takes it (the lattice flows: :func:`pikflow.lattice.lattice_problem`).
+    """
     if isinstance(target, AnnealingProblem):
+        if precision != "float64":
+            raise SamplingError("precision applies to a flow's transport; build the problem with it instead")
         return target
     kwargs = {} if logdet is None else {"logdet": logdet}
+    if precision != "float64":
+        kwargs["precision"] = precision
     for klass in type(target).__mro__:
         if klass in _BUILDERS:
+            try:
+                inspect.signature(_BUILDERS[klass]).bind(target, **kwargs)
+            except TypeError:
+                raise SamplingError(
+                    f"precision={precision!r} is not available for a {type(target).__name__}: float32 transport "
+                    "is for lattice flows"
+                ) from None
             return _BUILDERS[klass](target, **kwargs)
+    if precision != "float64":
+        raise SamplingError(
+            f"precision={precision!r} is not available for a {type(target).__name__}: float32 transport is for "
+            "lattice flows"
+        )
     if hasattr(target, "annealing_problem"):
         return target.annealing_problem(**kwargs)
     from ..flow import Flow

@@ -49,7 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._devices import constrain_particles, replicate_particles
+from .._devices import constrain_particles, particle_axis_sharded, replicate_particles
 from .._errors import SamplingError
 from .._times import step_index
 from ..progress import progress_bar
@@ -117,6 +117,37 @@ def _systematic(key, logw):
     return jnp.clip(jnp.searchsorted(jnp.cumsum(w), u), 0, n - 1)
 
 
+#: configurations evaluated together (over all replicas) by the transport and the moves on a lattice: a
+#: batch whose intermediates stay in cache (as the lattice flow's push, ``pikflow.flow.PUSH_BATCH``).
+#: Measured at 32x32 with 8000 particles, all at once: a transport step 0.56 ms and an HMC move 0.43 ms
+#: a particle, against 0.23 ms and 0.053 ms in batches of about 128.
+PARTICLE_BATCH = 128
+
+
+def _chunk(batch, problem, n: int, replicas: int) -> int | None:
+    """Particles per replica evaluated together (``None``: all at once) for ``smc(batch=...)``."""
+    if batch is None:
+        return None
+    if isinstance(batch, str):
+        if batch != "auto":
+            raise SamplingError(f"batch must be 'auto', None or a positive integer, got {batch!r}")
+        # 0-D configurations are a few numbers (one vmap is fastest); sharded particles stay whole
+        if not problem.lattice_shape or particle_axis_sharded(n):
+            return None
+        batch = PARTICLE_BATCH
+    batch = _check_int("batch", batch, 1)
+    per = max(1, batch // replicas)
+    return None if per >= n else per
+
+
+def _per_particle(chunk: int | None):
+    """``apply(fn, *xs)``: ``fn`` of one particle over the leading axis of ``xs``, all at once (``chunk``
+    ``None``: :func:`jax.vmap`) or ``chunk`` particles at a time (:func:`jax.lax.map`; same numbers)."""
+    if chunk is None:
+        return lambda fn, *xs: jax.vmap(fn)(*xs)
+    return lambda fn, *xs: jax.lax.map(lambda a: fn(*a), xs, batch_size=chunk)
+
+
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -130,7 +161,7 @@ def _cache_of(target) -> dict:
 
 def _build(problem, settings, observables):
     """The jitted start and step functions of an SMC run (compiled once per target and settings)."""
-    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask, mass2 = settings
+    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask, mass2, _, chunk = settings
     names = tuple(k for k, _ in obs_key)
     times = jnp.asarray(problem.times)
     ev = len(problem.event_shape)
@@ -168,14 +199,20 @@ def _build(problem, settings, observables):
             out.update(zip(group, vals, strict=True))
         return jnp.stack([out[k] for k in names]) if names else jnp.zeros(0)
 
+    per_particle = _per_particle(chunk)
+
     def advance(k, key, x):
         t0, t1 = times[k], times[k + 1]
         if transport == "pik":
-            y, ld = jax.vmap(lambda z: problem.transport(k, z))(x)
-            inc = jax.vmap(lg, (0, None))(y, t1) + ld - jax.vmap(lg, (0, None))(x, t0)
+
+            def one(z):
+                y, ld = problem.transport(k, z)
+                return y, lg(y, t1) + ld - lg(z, t0)
+
+            y, inc = per_particle(one, x)
         elif transport == "none":
             y = x
-            inc = jax.vmap(lg, (0, None))(x, t1) - jax.vmap(lg, (0, None))(x, t0)
+            inc = per_particle(lambda z: lg(z, t1) - lg(z, t0), x)
         else:
             dt = t1 - t0
             v, div, grad, dsdt = jax.vmap(problem.langevin_terms, (0, None))(x, t0)
@@ -187,7 +224,7 @@ def _build(problem, settings, observables):
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
     def rejuvenate(key, x, t, eps):
-        x, acc = jax.vmap(lambda kk, z: move(kk, z, t, eps, mcmc_steps))(jax.random.split(key, n), x)
+        x, acc = per_particle(lambda kk, z: move(kk, z, t, eps, mcmc_steps), jax.random.split(key, n), x)
         acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
         return x, acc, adapt_step(eps, acc, mcmc)
 
@@ -257,6 +294,8 @@ def smc(
     observables: Mapping[str, Callable] | None = None,
     observe_at: Mapping[str, Sequence[float]] | None = None,
     logdet: str | None = None,
+    batch: int | str | None = "auto",
+    precision: str = "float64",
     progress: bool = True,
 ) -> SMCResult:
     r"""Sample the path of a solved flow by SMC with PIK transport (see the module docstring).
@@ -300,8 +339,16 @@ def smc(
         times), e.g. an expensive one needed only at a few points of a scan.
     logdet
         Override the problem's log-Jacobian (``"exact"`` or ``"continuous"``).
+    batch
+        Configurations (over all replicas) that the transport and the moves evaluate together:
+        ``"auto"`` (default) :data:`PARTICLE_BATCH` on a lattice, so that a batch's intermediates stay
+        in cache, and all at once in 0-D or with the particles split over devices; ``None``: all at
+        once. Only the speed changes, not the numbers (to rounding).
+    precision
+        ``"float32"``: a lattice flow's transport evaluates its velocities and Laplacians in float32
+        (:func:`pikflow.lattice.lattice_problem`; the particles, weights and actions stay float64).
     """
-    problem = as_problem(target, logdet=logdet)
+    problem = as_problem(target, logdet=logdet, precision=precision)
     n = _check_int("n (particles)", n, 2)
     replicas = _check_int("replicas", replicas, 2)
     mcmc_steps = _check_int("mcmc_steps", mcmc_steps, 0)
@@ -324,7 +371,7 @@ def smc(
     obs_mask = _observe_masks(observables, observe_at, problem.path_times)
     settings = (
         transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask,
-        float(fourier_mass),
+        float(fourier_mass), precision, _chunk(batch, problem, n, replicas),
     )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
@@ -373,7 +420,7 @@ def smc(
         settings=dict(
             n=n, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample,
             mcmc_every=mcmc_every, replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps,
-            fourier_mass=fourier_mass,
+            fourier_mass=fourier_mass, chunk=settings[-1], precision=precision,
             steps=problem.steps, compile_seconds=compile_seconds,
         ),
     )  # fmt: skip
