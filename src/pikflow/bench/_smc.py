@@ -19,6 +19,15 @@ transport step on all particles is timed (``transport_seconds``: median and rang
 ESS/N after every step is recorded (``ess_path``). HMC runs first and the JSON is rewritten
 after every sampler, so a run cut short still reports.
 
+``--schedule`` sets the flow's clock (default ``auto``: :math:`\tau = t^2` from a matched base, so few
+RK4 steps suffice), ``--mcmc-every`` and ``--resample`` the SMC's moves and resampling, ``--float32``
+adds a PIK-SMC run with the transport evaluated in float32 (``name[float32]``). Every flow's
+continuous log-Jacobian is checked against the exact one on ``--logq-samples`` samples (default 4 up
+to 1024 sites): the SMC's weights are those of the map applied only where that error is small.
+``--ti-nodes K`` checks every SMC's :math:`\log Z_1` against HMC thermodynamic integration along the
+first flow's path (:func:`pikflow.baselines.thermodynamic_integration`, ``K`` Gauss-Legendre nodes,
+``--ti-samples`` trajectories each) plus that flow's exact :math:`\log Z_0`.
+
 The cost metric at equal errors is :math:`\text{error}^2\times\text{seconds}` of each
 observable (lower is better; it is independent of the run length for a sampler whose
 error falls like :math:`1/\sqrt{\text{cost}}`). Ratios are against PIK-SMC. The flow's set-up
