@@ -99,7 +99,8 @@ class LatticePath(Path):
         action, values
             The target :math:`\hat S_1`: the action with numeric couplings.
         precision
-            :math:`K_0(k)` on the FFT grid (shape of the lattice), positive.
+            :math:`K_0(k)` on the FFT grid (shape of the lattice), positive; only its part even in :math:`k`
+            acts on a real field, and that is what the path keeps.
         zero_mode
             :math:`b \ge 0` (``base.zero_mode_coupling``).
         linear
@@ -114,7 +115,9 @@ class LatticePath(Path):
         if not (np.isfinite(zero_mode) and zero_mode >= 0):
             raise ActionError(f"the zero-mode coupling b must be a finite number >= 0, got {zero_mode!r}")
         path.density = sp.expand(T * path.density)
-        path.spectral_precision = K0
+        # only the part even in k acts on a real field: keep that (the real transforms need K_0(k) = K_0(-k))
+        axes = tuple(range(-action.lattice.d, 0))
+        path.spectral_precision = 0.5 * (K0 + np.roll(np.flip(K0, axis=axes), 1, axis=axes))
         path.spectral_weight = 1 - T
         if not np.isfinite(linear):
             raise ActionError(f"the linear coupling h must be a finite number, got {linear!r}")
