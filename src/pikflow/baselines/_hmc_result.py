@@ -11,6 +11,9 @@ from .._errors import PikflowError
 from .._estimate import Estimate
 from ..diagnostics import GammaResult, gamma_method
 
+#: numbers per call when an observable is evaluated on a run's configurations (:meth:`HMCResult.values`)
+OBSERVABLE_CHUNK = 2**24
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class HMCResult:
@@ -87,9 +90,17 @@ class HMCResult:
 
         fn = lower_observable(observable, self.fields)
         flat = self.positions.reshape(-1, self.positions.shape[-1])
-        vals = np.asarray(fn(jnp.asarray(flat)), dtype=float)
-        if vals.shape != (flat.shape[0],):
-            raise PikflowError(f"the observable must give one number per configuration, got shape {vals.shape}")
+        # in chunks of about OBSERVABLE_CHUNK numbers: a long lattice run at once needs several copies of
+        # every configuration (320 000 32x32 configurations, 2.6 GB, exhausted 24 GB)
+        rows = max(1, OBSERVABLE_CHUNK // max(1, flat.shape[1]))
+        parts = []
+        for i in range(0, flat.shape[0], rows):
+            chunk = flat[i : i + rows]
+            v = np.asarray(fn(jnp.asarray(chunk)), dtype=float)
+            if v.shape != (chunk.shape[0],):
+                raise PikflowError(f"the observable must give one number per configuration, got shape {v.shape}")
+            parts.append(v)
+        vals = np.concatenate(parts)
         return vals.reshape(self.positions.shape[:2])
 
     def gamma(self, observable, *, S: float = 1.5) -> GammaResult:
