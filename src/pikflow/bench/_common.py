@@ -14,6 +14,19 @@ def flow_inputs(args):
     return (source, *build(data))
 
 
+def log_q_error(flow, seed: int, n: int) -> dict:
+    """``log_q_error_rms`` and ``log_q_error_max`` of the continuous minus the exact log-density of ``flow``'s
+    applied map on ``n`` samples (:meth:`~pikflow.flow.LatticeFlow.log_density_error`; ``None`` for ``n = 0``)."""
+    import jax
+    import numpy as np
+
+    err = flow.log_density_error(jax.random.PRNGKey(seed), n) if n > 0 else None
+    return {
+        "log_q_error_rms": None if err is None else float(np.sqrt(np.mean(err**2))),
+        "log_q_error_max": None if err is None else float(np.abs(err).max()),
+    }
+
+
 def write_json(args, result: dict) -> None:
     """Write ``result`` to ``--json FILE`` if given, with the ``device`` it ran on (kind, count, processes)."""
     if getattr(args, "json_file", None):

@@ -46,7 +46,7 @@ import numpy as np
 from .._errors import PikflowError
 from ..samplers import PARTICLE_BATCH, replica_estimate
 from . import register
-from ._common import chain_magnetisation, chain_series, extra_couplings, write_json
+from ._common import chain_magnetisation, chain_series, extra_couplings, log_q_error, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -271,22 +271,18 @@ def run(args) -> dict:
         }
         _partial(args, res, "hmc")
     single = len(presets) == 1 and len(args.steps) == 1
-    first_flow = []  # the path of the first fitted flow, for the TI check
+    ti_flow = None  # the first fitted flow: the TI check runs along its path
     for steps in args.steps:
         for b in presets:
             name = "pik_smc" if single else f"pik_smc[{b},{steps}]"
             t0 = time.perf_counter()
             flow = pl.fit_lattice(target, basis=b, steps=steps, seed=args.seed, schedule=schedule, progress=progress)
             res["setup_seconds"][name] = time.perf_counter() - t0
-            first_flow.append(flow)
+            ti_flow = ti_flow or flow
             res["transport_seconds"][name] = _transport_seconds(flow, args.particles * args.replicas)
             n_logq = args.logq_samples if args.logq_samples is not None else (4 if volume <= 1024 else 0)
             # the SMC's weights use the continuous log-Jacobian: its error on a few samples, as the flow's
-            err = flow.log_density_error(jax.random.PRNGKey(args.seed + 5), n_logq) if n_logq > 0 else None
-            logq = {
-                "log_q_error_rms": None if err is None else float(np.sqrt(np.mean(err**2))),
-                "log_q_error_max": None if err is None else float(np.abs(err).max()),
-            }
+            logq = log_q_error(flow, args.seed + 5, n_logq)
             r, secs = _timed_smc(lambda flow=flow: run_smc(flow, "pik"))
             res["samplers"][name] = {
                 "basis": b,
@@ -323,8 +319,8 @@ def run(args) -> dict:
                 }
                 _partial(args, res, "flow_imh")
 
-    if args.ti_nodes > 0 and res["setup_seconds"]:
-        _thermodynamic_check(args, res, first_flow[0])
+    if args.ti_nodes > 0 and ti_flow is not None:
+        _thermodynamic_check(args, res, ti_flow)
     _compare(res)
     _print(res)
     write_json(args, res)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .._errors import SamplingError
 from ..flow import LatticeFlow, exact_log_det, rk4
+from ..flow._compiled import _as
 from ..samplers import AnnealingProblem, register_problem
 
 
@@ -58,21 +59,15 @@ def lattice_problem(flow, *, logdet: str = "continuous", precision: str = "float
     path, basis, steps = flow.path, flow.basis, flow.steps
     coeffs = jnp.asarray(flow.coeffs)
     dt = 1.0 / steps
-    ev = basis.fused
-    if precision == "float32":
-        params = jax.tree_util.tree_map(
-            lambda v: v.astype(jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating) else v, ev.params
-        )
+    ev, low = basis.fused, jnp.dtype(precision)
+    params = _as(low, ev.params)  # the evaluation's constants in its precision (as the flow's push)
 
     def velocity(a, x):
         return -basis.gradient_and_laplacian(a, x)[0]
 
     def stage(a):  # one fused evaluation: the velocity and Laplacian(Omega) from the same transforms
         def f(x):
-            if precision == "float64":
-                g, lap = basis.gradient_and_laplacian(a, x)
-                return -g, lap
-            g, lap = ev.evaluate(params, a.astype(jnp.float32), x.astype(jnp.float32))
+            g, lap = ev.evaluate(params, a.astype(low), x.astype(low))
             return -g.astype(x.dtype), lap.astype(x.dtype)
 
         return f

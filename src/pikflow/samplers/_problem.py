@@ -169,32 +169,26 @@ def as_problem(target, *, logdet: str | None = None, precision: str = "float64")
             raise SamplingError("precision applies to a flow's transport; build the problem with it instead")
         return target
     kwargs = {} if logdet is None else {"logdet": logdet}
-    if precision != "float64":
-        kwargs["precision"] = precision
-    for klass in type(target).__mro__:
-        if klass in _BUILDERS:
-            try:
-                inspect.signature(_BUILDERS[klass]).bind(target, **kwargs)
-            except TypeError:
-                raise SamplingError(
-                    f"precision={precision!r} is not available for a {type(target).__name__}: float32 transport "
-                    "is for lattice flows"
-                ) from None
-            return _BUILDERS[klass](target, **kwargs)
-    if precision != "float64":
-        raise SamplingError(
-            f"precision={precision!r} is not available for a {type(target).__name__}: float32 transport is for "
-            "lattice flows"
-        )
-    if hasattr(target, "annealing_problem"):
-        return target.annealing_problem(**kwargs)
-    from ..flow import Flow
+    build = next((_BUILDERS[k] for k in type(target).__mro__ if k in _BUILDERS), None)
+    if build is None and hasattr(target, "annealing_problem"):
+        build = type(target).annealing_problem  # called as build(target, ...)
+    elif build is None:
+        from ..flow import Flow
 
-    if isinstance(target, Flow):
-        return flow_problem(target, **kwargs)
-    raise SamplingError(
-        f"smc needs a solved flow (pikflow.solve / fit_lattice) or an AnnealingProblem, got {type(target).__name__}"
-    )
+        if not isinstance(target, Flow):
+            raise SamplingError(
+                f"smc needs a solved flow (pikflow.solve / fit_lattice) or an AnnealingProblem, got "
+                f"{type(target).__name__}"
+            )
+        build = flow_problem
+    if precision != "float64":
+        if "precision" not in inspect.signature(build).parameters:
+            raise SamplingError(
+                f"precision={precision!r} is not available for a {type(target).__name__}: float32 transport is for "
+                "lattice flows"
+            )
+        kwargs["precision"] = precision
+    return build(target, **kwargs)
 
 
 __all__ = ["LOGDETS", "AnnealingProblem", "as_problem", "flow_problem", "register_problem"]

@@ -369,9 +369,10 @@ def smc(
 
     obs_key = tuple((k, id(f)) for k, f in observables.items())  # the cached functions keep them alive
     obs_mask = _observe_masks(observables, observe_at, problem.path_times)
+    chunk = _chunk(batch, problem, n, replicas)
     settings = (
         transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask,
-        float(fourier_mass), precision, _chunk(batch, problem, n, replicas),
+        float(fourier_mass), precision, chunk,
     )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
@@ -420,7 +421,7 @@ def smc(
         settings=dict(
             n=n, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample,
             mcmc_every=mcmc_every, replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps,
-            fourier_mass=fourier_mass, chunk=settings[-1], precision=precision,
+            fourier_mass=fourier_mass, chunk=chunk, precision=precision,
             steps=problem.steps, compile_seconds=compile_seconds,
         ),
     )  # fmt: skip
