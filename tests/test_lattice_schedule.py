@@ -107,3 +107,13 @@ def test_the_matched_gaussian_part_on_real_transforms_is_the_complex_formula(sha
     target = LatticePath(action, {"m2": -1.0, "lam": 1.0})
     np.testing.assert_allclose(float(path.value(x, 1.0)), float(target.value(x, 1.0)), rtol=1e-13)
     np.testing.assert_allclose(np.asarray(path.gradient(x, 1.0)), np.asarray(target.gradient(x, 1.0)), atol=1e-13)
+
+
+def test_runs_warn_when_the_continuous_log_density_is_off_by_more_than_the_tolerance():
+    from pikflow.cli import lattice_reliability_warnings
+    from pikflow.flow import UNRELIABLE_LOG_Q
+
+    def warned(err):
+        return any("continuous log-density" in w for w in lattice_reliability_warnings(0.9, 0.9, 10_000, err))
+
+    assert warned(1.01 * UNRELIABLE_LOG_Q) and not warned(0.99 * UNRELIABLE_LOG_Q) and not warned(None)

@@ -97,20 +97,21 @@ def test_binned_flow_on_a_smooth_base_is_exact_on_a_free_field():
 def test_toml_keys_reach_the_flow_and_results(tmp_path):
     text = f"""
 [action]
-lattice = [6, 6]
+lattice = [4, 4]
 density = "{pl.PHI4_DENSITY}"
 [path]
 m2 = -1.0
 lam = 1.0
 [lattice]
 steps = 2
-collocation = 200
-hmc_samples = 400
-select = 100
+collocation = 100
+hmc_samples = 200
+select = 50
+basis = "short"
 fourier_bins = 3
 smooth_base = 2
 [sampling]
-n = 1000
+n = 200
 """
     (tmp_path / "run.toml").write_text(text)
     out = tmp_path / "out"

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import PikflowError, SamplingError
+from .._memory import available_memory
 from ._hmc_result import HMCResult
 from ._hmc_target import as_key as _as_key
 from ._hmc_target import check_positive as _check_positive
@@ -285,6 +286,7 @@ class HMC:
         tt = jnp.asarray(float(t), dtype=jnp.float64)
         states = [init_c(jnp.asarray(x0[w * per : (w + 1) * per]), tt) for w in range(workers)]
         n_calls = -(-n // chunk)
+        _check_positions_memory(n_calls * chunk, chains, self.dim)
         pos = np.empty((n_calls * chunk, chains, self.dim))
         acc, prob, div = np.zeros(chains), np.zeros(chains), np.zeros(chains)
         total = (n_therm_calls * block + n_calls * chunk) * chains
@@ -458,3 +460,18 @@ def hmc(
         observables=observables,
         progress=progress,
     )
+
+
+def _check_positions_memory(n: int, chains: int, dim: int) -> None:
+    """Raise :class:`SamplingError` when the ``n x chains x dim`` float64 positions exceed the available memory.
+
+    The measured trajectories are kept in one host array; without this check a run too large is
+    killed by the operating system part-way, with no message (``n`` is per chain).
+    """
+    need, limit = 8.0 * n * chains * dim, available_memory()
+    if need > limit:
+        raise SamplingError(
+            f"{n} trajectories x {chains} chains x {dim} numbers need {need / 2**30:.3g} GiB for the positions, "
+            f"more than the {limit / 2**30:.3g} GiB available: lower n (trajectories per chain) or chains, or run "
+            f"several shorter runs and combine them"
+        )

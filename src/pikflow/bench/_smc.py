@@ -44,6 +44,7 @@ import time
 import numpy as np
 
 from .._errors import PikflowError
+from ..flow import UNRELIABLE_LOG_Q
 from ..samplers import PARTICLE_BATCH, replica_estimate
 from . import register
 from ._common import chain_magnetisation, chain_series, extra_couplings, log_q_error, write_json
@@ -393,7 +394,9 @@ def _print(res):
     for name, v in res["samplers"].items():
         if v.get("log_q_error_rms") is not None and not name.endswith("[float32]"):
             rms, top = v["log_q_error_rms"], v["log_q_error_max"]
-            warn = "  WARNING: the weights are not those of the map applied; use more steps" if top > 0.1 else ""
+            warn = ""
+            if top > UNRELIABLE_LOG_Q:
+                warn = "  WARNING: the weights are not those of the map applied; use more steps"
             print(f"{name}: continuous - exact log-Jacobian, rms {rms:.2g}, max {top:.2g}{warn}")
     print()
     names = ", ".join(OBSERVABLES)

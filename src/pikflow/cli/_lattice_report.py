@@ -5,6 +5,7 @@ from __future__ import annotations
 import pathlib
 
 from .._citation import PAPER
+from ..flow import UNRELIABLE_LOG_Q
 
 
 def dataclass_dict(report) -> dict:
@@ -92,9 +93,6 @@ def _log_q_check(flow, settings) -> float | None:
 
 #: Below this ESS/N (from either side) the IMH estimates and their errors are not to be trusted.
 UNRELIABLE_ESS = 0.01
-#: Above this largest |continuous - exact log q| (8 samples) the weights are no longer those of the map applied:
-#: 10 RK4 steps on the former uniform clock gave 0.047 at 16x16 (-2, 2), 5 steps 0.31, 3 steps 0.79.
-UNRELIABLE_LOG_Q = 0.1
 
 
 def reliability_warnings(ess: float, target_ess: float | None, n: int, log_q_error: float | None = None) -> list[str]:
@@ -104,7 +102,7 @@ def reliability_warnings(ess: float, target_ess: float | None, n: int, log_q_err
     chain hardly moves and its Gamma-method errors understate the real error (measured at
     32x32 near criticality: ESS/N 0.000, observables off by 3-8 sigma of their own errors).
     ``target_ess`` (from the reference HMC configurations) flags holes the same way, and
-    ``log_q_error`` (:func:`_log_q_check`) above :data:`UNRELIABLE_LOG_Q` a continuous log-density
+    ``log_q_error`` (:func:`_log_q_check`) above :data:`~pikflow.flow.UNRELIABLE_LOG_Q` a continuous log-density
     too far from the applied map's.
     """
     out = []

@@ -25,6 +25,7 @@ from ._interface import AbstractFlow as AbstractFlow
 from ._interface import AbstractSamples as AbstractSamples
 from ._interface import CallableFloat as CallableFloat
 from ._lattice_base import GaussianLatticeBase as GaussianLatticeBase
+from ._lattice_flow import UNRELIABLE_LOG_Q as UNRELIABLE_LOG_Q
 from ._lattice_flow import LatticeFlow as LatticeFlow
 from ._lattice_flow import LatticeLayerReport as LatticeLayerReport
 from ._lattice_samples import LatticeSamples as LatticeSamples
@@ -54,6 +55,7 @@ __all__ = [
     "GaussianBase",
     "GaussianLatticeBase",
     "LatticeFlow",
+    "UNRELIABLE_LOG_Q",
     "LatticeLayerReport",
     "LatticeSamples",
     "LayerReport",
