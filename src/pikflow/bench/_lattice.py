@@ -59,8 +59,8 @@ def _arguments(p):
     p.add_argument("--hmc-samples", type=int, default=4000, help="HMC samples that fit the matched base (default 4000)")
     p.add_argument(
         "--hmc-step",
-        default="0.15",
-        help="leapfrog step of both HMC runs, or 'auto' (adapted during thermalisation; default 0.15)",
+        default="auto",
+        help="leapfrog step of both HMC runs, or 'auto' (default: adapted during thermalisation)",
     )
     p.add_argument(
         "--hmc-start",

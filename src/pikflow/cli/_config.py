@@ -137,7 +137,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
     "hmc": {
         "step_size": (
             (int, float, str),
-            "HMC leapfrog step; default 1/25 (the paper's); lattice runs: default 0.15; or 'auto' (adapted to an "
+            "HMC leapfrog step; default 1/25 (the paper's); lattice runs: default 'auto' (adapted to an "
             "acceptance of 0.8 during thermalisation only)",
         ),
         "leapfrog_steps": ((int,), "leapfrog steps per trajectory (lattice, or step_size = 'auto'); default 10"),

@@ -87,7 +87,7 @@ def check_lattice_levers(data: dict, where: str = "config") -> None:
     for a, b in (("chains", "hmc_chains"), ("n", "hmc_samples")):
         if a in h and b in lat:
             raise ConfigError(f"{where}: give [hmc] {a} or [lattice] {b}, not both")
-    step = h.get("step_size", 0.15)
+    step = h.get("step_size", "auto")
     if (isinstance(step, str) and step != "auto") or (not isinstance(step, str) and not step > 0):
         raise ConfigError(f"{where}: [hmc] step_size must be a positive number or 'auto', got {step!r}")
     for key, low in (("chains", 1), ("n", 1), ("leapfrog_steps", 1), ("thermalisation", 0)):

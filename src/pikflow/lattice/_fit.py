@@ -322,7 +322,7 @@ def fit_lattice(
     n_collocation: int | None = None,
     hmc_samples: int = 4000,
     hmc_chains: int = 8,
-    hmc_step: float | str = 0.15,
+    hmc_step: float | str = "auto",
     hmc_options: dict | None = None,
     seed: int = 0,
     select: int = DEFAULT_SELECT,
@@ -366,8 +366,10 @@ def fit_lattice(
         (500 up to 16x16, 1000 from 32x32); fewer than about 7 per basis function lose ESS (0.66
         against 0.84 with 250 at 16x16).
     hmc_samples, hmc_chains, hmc_step
-        The reference HMC run that fits the matched base (``hmc_step="auto"`` adapts the
-        leapfrog step during thermalisation, see :func:`hmc`; needed on large lattices).
+        The reference HMC run that fits the matched base. ``hmc_step="auto"`` (default) adapts the
+        leapfrog step during thermalisation (:func:`hmc`). A fixed step loses acceptance as the volume
+        grows: the former default 0.15 gave an acceptance of 0.11 at 64x64 :math:`(-1, 1)`, chains that had not
+        left their start, a base fitted to them and a flow with ESS/N 0.001 (0.80 with the adapted step).
     hmc_options
         Further keyword arguments of :func:`hmc` (``n_leapfrog``, ``n_therm``, ``jitter``).
     seed

@@ -142,7 +142,7 @@ def hmc(
     *,
     time: float = 1.0,
     n_chains: int = 8,
-    step: float | str = 0.15,
+    step: float | str = "auto",
     n_leapfrog: int = 10,
     n_therm: int = 200,
     start=None,
