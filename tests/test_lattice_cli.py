@@ -88,7 +88,7 @@ def test_free_run_agrees_with_hmc(free_run):
     _, r = free_run
     action = pl.LatticeAction(DENSITY, [4, 4])
     fields, acc = pl.hmc(pl.LatticePath(action, {"m2": -1.0, "lam": 1.0}), jax.random.PRNGKey(7), 8000)
-    assert acc > 0.8
+    assert 0.7 < acc < 0.95  # the default step is adapted towards an acceptance of 0.8
     m = np.abs(fields.reshape(*fields.shape[:2], -1).mean(axis=-1))  # (chains, trajectories per chain)
     g = gamma_method(m)
     ref, ref_err = g.mean, g.error
