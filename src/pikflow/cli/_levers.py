@@ -111,7 +111,7 @@ def lattice_hmc(data: dict, settings: dict) -> dict[str, Any]:
     samples = chains * h["n"] if "n" in h else settings["hmc_samples"]
     if samples < chains:
         raise ConfigError(f"the reference HMC needs at least one trajectory per chain: {samples} for {chains} chains")
-    out = {"hmc_samples": samples, "hmc_chains": chains, "hmc_step": h.get("step_size", 0.15)}
+    out = {"hmc_samples": samples, "hmc_chains": chains, "hmc_step": h.get("step_size", "auto")}
     extra = {}
     if "leapfrog_steps" in h:
         extra["n_leapfrog"] = h["leapfrog_steps"]
