@@ -56,5 +56,6 @@ def test_hmc_start_in_a_configuration():
 
     kw = lattice_hmc({"hmc": {"start": "ordered"}}, lattice_settings({}))
     assert kw["hmc_options"] == {"start": "ordered"}
+    assert "hmc_step" not in kw  # no [hmc] step_size: fit_lattice's own default step
     with pytest.raises(pf.ConfigError, match="start must be 'hot' or 'ordered'"):
         check_lattice_levers({"hmc": {"start": "cold"}})

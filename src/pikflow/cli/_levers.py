@@ -87,7 +87,7 @@ def check_lattice_levers(data: dict, where: str = "config") -> None:
     for a, b in (("chains", "hmc_chains"), ("n", "hmc_samples")):
         if a in h and b in lat:
             raise ConfigError(f"{where}: give [hmc] {a} or [lattice] {b}, not both")
-    step = h.get("step_size", "auto")
+    step = h.get("step_size", "auto")  # not given: fit_lattice's default
     if (isinstance(step, str) and step != "auto") or (not isinstance(step, str) and not step > 0):
         raise ConfigError(f"{where}: [hmc] step_size must be a positive number or 'auto', got {step!r}")
     for key, low in (("chains", 1), ("n", 1), ("leapfrog_steps", 1), ("thermalisation", 0)):
@@ -111,7 +111,9 @@ def lattice_hmc(data: dict, settings: dict) -> dict[str, Any]:
     samples = chains * h["n"] if "n" in h else settings["hmc_samples"]
     if samples < chains:
         raise ConfigError(f"the reference HMC needs at least one trajectory per chain: {samples} for {chains} chains")
-    out = {"hmc_samples": samples, "hmc_chains": chains, "hmc_step": h.get("step_size", "auto")}
+    out = {"hmc_samples": samples, "hmc_chains": chains}
+    if "step_size" in h:  # otherwise fit_lattice's default step (one source for the library and the CLI)
+        out["hmc_step"] = h["step_size"]
     extra = {}
     if "leapfrog_steps" in h:
         extra["n_leapfrog"] = h["leapfrog_steps"]
