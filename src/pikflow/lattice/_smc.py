@@ -127,8 +127,9 @@ def smc_observables(result, volume: int, t: float | None = None) -> dict:
 
     ``volume`` is the number of sites; with several components :math:`m^2` is :math:`|m|^2`.
 
-    Each is computed per replica from that replica's weighted means and given the replica
-    spread as its error (``result`` must have recorded :func:`magnetisation_moments`).
+    ``chi`` and ``binder`` are formed from the weighted means pooled over the replicas, with the
+    jackknife error over the replicas (:meth:`~pikflow.samplers.SMCResult.derived`; ``result`` must
+    have recorded :func:`magnetisation_moments`).
     """
     return {
         "abs_m": result.observable("abs_m", t),

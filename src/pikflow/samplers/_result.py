@@ -4,7 +4,8 @@ Every estimate is the mean over ``replicas`` independent runs, with the standard
 :math:`s/\sqrt R` of their spread (:math:`s` with :math:`R - 1` degrees of freedom). With
 few replicas the error is itself uncertain (a Student :math:`t_{R-1}` interval is wider
 than the Gaussian one); the particles within one run are correlated by resampling and
-never give an error.
+never give an error. A function of several means (a susceptibility, a Binder cumulant) is
+formed from the means pooled over the replicas, with the jackknife error over the replicas.
 """
 
 from __future__ import annotations
@@ -115,11 +116,28 @@ class SMCResult:
     def derived(self, fn: Callable[[Mapping[str, np.ndarray]], np.ndarray], t: float | None = None) -> Estimate:
         r"""A function of the recorded means (e.g. :math:`\chi = V(\langle m^2\rangle - \langle|m|\rangle^2)`).
 
-        ``fn`` gets ``name -> per-replica means`` and returns per-replica values; the error is
-        their replica spread (so ratios and differences of means get honest errors).
+        ``fn`` gets ``name -> means`` (arrays, evaluated elementwise) and returns the derived value.
+        The estimate is ``fn`` of the means pooled over the replicas, with the jackknife error over
+        the replicas: with :math:`\hat\theta_{(r)}` = ``fn`` of the means without replica :math:`r`,
+
+        .. math:: \sigma^2 = \frac{R-1}{R}\sum_r\big(\hat\theta_{(r)} - \bar\theta_{(\cdot)}\big)^2 .
+
+        For a linear ``fn`` this is the replica error :math:`s/\sqrt R` of :meth:`observable`. A ratio
+        of means formed per replica and then averaged keeps the bias of one replica, of order
+        :math:`1/(N\,\mathrm{ESS})` (the Binder cumulant of :math:`N` independent Gaussian
+        magnetisations has mean :math:`2/(N+2)`, not 0); pooled, the bias is :math:`R` times smaller.
+        Replicas whose ``fn`` is not finite are left out.
         """
         i = self._index(t)
-        return replica_estimate(fn({k: v[i] for k, v in self.moments.items()}))
+        mom = {k: np.asarray(v[i], dtype=float) for k, v in self.moments.items()}
+        keep = np.isfinite(np.asarray(fn(mom), dtype=float))
+        if keep.sum() < 2:
+            return Estimate(float("nan"), float("nan"))
+        mom = {k: v[keep] for k, v in mom.items()}
+        r = int(keep.sum())
+        value = float(fn({k: v.mean() for k, v in mom.items()}))
+        loo = np.asarray(fn({k: (v.sum() - v) / (r - 1) for k, v in mom.items()}), dtype=float)
+        return Estimate(value, float(np.sqrt((r - 1) / r * np.sum((loo - loo.mean()) ** 2))))
 
     def log_z_estimate(self, t: float | None = None) -> Estimate:
         r""":math:`\log Z_t` with its replica error."""
