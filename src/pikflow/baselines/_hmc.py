@@ -287,7 +287,8 @@ class HMC:
         states = [init_c(jnp.asarray(x0[w * per : (w + 1) * per]), tt) for w in range(workers)]
         n_calls = -(-n // chunk)
         _check_positions_memory(n_calls * chunk, chains, self.dim)
-        pos = np.empty((n_calls * chunk, chains, self.dim))
+        # chains first, as returned: a (trajectory, chain) layout made every caller's reshape copy the whole array
+        pos = np.empty((chains, n_calls * chunk, self.dim))
         acc, prob, div = np.zeros(chains), np.zeros(chains), np.zeros(chains)
         total = (n_therm_calls * block + n_calls * chunk) * chains
         label = f"HMC t={float(t):g}" if desc is None else desc
@@ -311,7 +312,7 @@ class HMC:
             for i in range(n_calls):
                 k = jax.random.fold_in(jax.random.fold_in(key, w), n_therm_calls + i)
                 st, p, a, pr, dv = adv_c(st, k, tt, step)
-                pos[i * chunk : (i + 1) * chunk, cols] = np.asarray(p)
+                pos[cols, i * chunk : (i + 1) * chunk] = np.moveaxis(np.asarray(p), 0, 1)
                 acc[cols] += np.asarray(a)
                 prob[cols] += np.asarray(pr)
                 div[cols] += np.asarray(dv)
@@ -334,9 +335,9 @@ class HMC:
             if pool is not None:
                 pool.shutdown()
         steps = n_calls * chunk * chains
-        self._check(pos[:n], acc, steps, t, step, adaptive)
+        self._check(pos[:, :n], acc, steps, t, step, adaptive)
         result = HMCResult(
-            positions=np.moveaxis(pos[:n], 1, 0),
+            positions=pos[:, :n],
             t=float(t),
             step_size=step,
             n_leapfrog=self.n_leapfrog,
