@@ -131,10 +131,10 @@ class SMCResult:
         i = self._index(t)
         mom = {k: np.asarray(v[i], dtype=float) for k, v in self.moments.items()}
         keep = np.isfinite(np.asarray(fn(mom), dtype=float))
-        if keep.sum() < 2:
+        r = int(keep.sum())
+        if r < 2:
             return Estimate(float("nan"), float("nan"))
         mom = {k: v[keep] for k, v in mom.items()}
-        r = int(keep.sum())
         value = float(fn({k: v.mean() for k, v in mom.items()}))
         loo = np.asarray(fn({k: (v.sum() - v) / (r - 1) for k, v in mom.items()}), dtype=float)
         return Estimate(value, float(np.sqrt((r - 1) / r * np.sum((loo - loo.mean()) ** 2))))
