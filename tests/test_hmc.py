@@ -264,7 +264,32 @@ def test_lattice_hmc_reproduces_the_exact_free_field():
             g = gamma_method(series)  # the 8 chains as replica
             # 4 Gamma-method errors: a chance failure ~6e-5 per check; the errors are a few percent
             assert abs(g.mean - exact) < 4 * g.error and g.error < 0.1 * exact, (t, g, exact)
-    assert list(_sampler(path, 10)._compiled) == [(8, 25)]  # one compilation for both runs
+    assert list(_sampler(path, 10)._compiled) == [(8, 25, None)]  # one compilation for both runs
+
+
+def test_hmc_keeping_only_the_magnetisation_samples_the_exact_free_field():
+    r"""``HMC.run(keep=...)`` stores only the kept numbers of the same chains: on the free 4x4 field the kept
+    magnetisation equals the stored configurations' sums to rounding, and gives the exact
+    :math:`V\langle m^2\rangle = 1/m^2` within 4 Gamma-method errors; configurations are not there to
+    evaluate observables on (a clear error), and ``observables`` cannot go with ``keep``."""
+
+    import pikflow.lattice as pl
+
+    lat = pl.Lattice((4, 4))
+    path = pl.LatticePath(pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": 0.5})
+    sampler = pf.baselines.HMC(path, step_size=0.28, n_leapfrog=10)
+    full = sampler.run(1.0, n=1000, chains=8, thermalisation=100, seed=5, init=np.zeros((8, 16)))
+    kept = sampler.run(
+        1.0, n=1000, chains=8, thermalisation=100, seed=5, init=np.zeros((8, 16)), keep=lambda x: x.sum()
+    )
+    assert kept.kept and kept.positions.shape == (8, 1000, 1) and kept.acceptance == full.acceptance
+    np.testing.assert_allclose(kept.positions[..., 0], full.positions.sum(-1), rtol=1e-12, atol=1e-12)
+    g = gamma_method(kept.positions[..., 0] ** 2 / lat.volume)
+    assert abs(g.mean - 1 / 0.5) < 4 * g.error and g.error < 0.1 * 2.0, g
+    with pytest.raises(pf.PikflowError, match="kept only"):
+        kept.values("phi_0")
+    with pytest.raises(pf.PikflowError, match="observables cannot be given"):
+        sampler.run(1.0, n=10, chains=8, keep=lambda x: x.sum(), observables={"a": lambda x: x[:, 0]})
 
 
 def test_zero_d_hmc_takes_an_adaptive_step_from_toml():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pikflow.lattice as pl
-from pikflow._errors import ActionError, BasisError
+from pikflow._errors import ActionError, BasisError, PikflowError
 from pikflow.cli import main
 
 
@@ -169,19 +169,19 @@ def test_o2_8x8_flow_agrees_with_hmc(o2_reference):
     assert abs(g[0].value - np.mean(np.sum(fields**2, axis=2))) < 5 * g[0].error + 0.02
 
 
-def test_bench_magnetisation_of_several_components():
-    """The benchmarks' HMC magnetisation is the vector M_a per configuration, not the sum over components."""
-    from pikflow.bench._common import chain_magnetisation, chain_series
+def test_hmc_keeps_the_vector_magnetisation(o2_reference):
+    """pl.hmc(keep="magnetisation") on the O(2) field: the vector M_a per configuration of the same chains
+    (equal to the stored fields' sums to rounding), not the sum over components; the benchmarks' HMC
+    references use it and chain_series concatenates the chains in order."""
+    from pikflow.bench._common import chain_series
 
-    rng = np.random.default_rng(0)
-    fields = rng.normal(size=(3, 5, 2, 4, 4))  # chains, per chain, components, lattice
-    M = chain_magnetisation(fields, 2)
-    assert M.shape == (3, 5, 2)
-    np.testing.assert_allclose(M[1, 2], fields[1, 2].sum(axis=(1, 2)), rtol=1e-13)
-    np.testing.assert_allclose(chain_series(M)[7], M[1, 2], rtol=0)  # chains concatenated in order
-    one = chain_magnetisation(fields[:, :, 0], 1)
-    assert one.shape == (3, 5) and chain_series(one).shape == (15,)
-    np.testing.assert_allclose(one, M[..., 0], rtol=1e-13)
+    P, fields, acc = o2_reference
+    M, acc_kept = pl.hmc(P, jax.random.PRNGKey(11), 8000, n_chains=8, step="auto", keep="magnetisation")
+    assert M.shape == (8, 1000, 2) and acc_kept == acc
+    np.testing.assert_allclose(M, fields.sum(axis=(3, 4)), rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(chain_series(M)[1007], M[1, 7], rtol=0)
+    with pytest.raises(PikflowError, match="'fields' or 'magnetisation'"):
+        pl.hmc(P, jax.random.PRNGKey(11), 16, n_chains=8, keep="M")
 
 
 def test_toml_round_trip(tmp_path, capsys):

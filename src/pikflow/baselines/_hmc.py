@@ -149,13 +149,14 @@ class HMC:
         integrator = _trajectory_integrator(self.n_leapfrog)
         return blackjax.hmc(logdensity, step, jnp.asarray(self.inverse_mass), 1, integrator=integrator)
 
-    def _functions(self, n_chains: int, chunk: int):
+    def _functions(self, n_chains: int, chunk: int, keep=None):
         """Ahead-of-time compiled ``init(x, t)`` and ``advance(state, key, t, step)`` for these shapes.
 
         ``t`` and the leapfrog step are traced: one compilation serves every time, every
-        step (the adaptation included) and every ``n``, for a given ``(n_chains, chunk)``.
+        step (the adaptation included) and every ``n``, for a given ``(n_chains, chunk, keep)``.
+        ``advance`` returns the positions after every trajectory, or ``keep`` of them.
         """
-        key = (n_chains, chunk)
+        key = (n_chains, chunk, keep)
         if key in self._compiled:
             return self._compiled[key]
 
@@ -173,7 +174,8 @@ class HMC:
                     st, info = jax.vmap(one)(jax.random.split(k, n_chains), st, step * (1.0 + self.jitter * u))
                 else:
                     st, info = jax.vmap(alg.step)(jax.random.split(k, n_chains), st)
-                return st, (st.position, info.is_accepted, info.acceptance_rate, info.is_divergent)
+                out = st.position if keep is None else jax.vmap(lambda x: jnp.ravel(keep(x)))(st.position)
+                return st, (out, info.is_accepted, info.acceptance_rate, info.is_divergent)
 
             st, (pos, acc, prob, div) = jax.lax.scan(body, state, jax.random.split(key, chunk))
             return st, pos, acc.sum(0), prob.sum(0), div.sum(0)
@@ -203,6 +205,7 @@ class HMC:
         progress: bool = False,
         step_size: float | str | None = None,
         desc: str | None = None,
+        keep=None,
     ) -> HMCResult:
         r"""Run ``chains`` HMC chains at time ``t``: thermalise, then measure ``n`` trajectories each.
 
@@ -243,6 +246,12 @@ class HMC:
             acceptance over all chains) towards an acceptance of 0.8. The measured
             trajectories then use the final step, fixed, so the chain is exact. The step
             is a traced argument: no recompilation.
+        keep
+            A JAX function of one flat configuration ``(dim,)`` returning a few numbers (e.g. the
+            magnetisation): only these are kept per trajectory, evaluated inside the compiled
+            trajectories, instead of every configuration (``dim`` numbers each; 1.3 GB for 160 000
+            trajectories of 32x32). The chains are the same. ``HMCResult.positions`` then holds
+            ``keep``'s numbers, shape ``(chains, n, k)``, and ``observables`` cannot be given.
 
         Returns
         -------
@@ -264,19 +273,25 @@ class HMC:
                 raise PikflowError(f"{name} must be an integer >= {lo}, got {val!r}")
         if not math.isfinite(float(t)):
             raise PikflowError(f"t must be a finite number, got {t!r}")
+        if keep is not None and (not callable(keep) or observables):
+            raise PikflowError(
+                "keep must be a JAX function of one flat configuration, and observables cannot be given with it "
+                "(they are evaluated on configurations, which a run with keep does not store)"
+            )
         adaptive, step = self._run_step(step_size)
         workers = min(int(workers), int(chains))
         if chains % workers:
             raise PikflowError(f"chains ({chains}) must be a multiple of workers ({workers})")
         per = chains // workers
         chunk = self._chunk(chunk, n, per)
-        init_c, adv_c, compile_seconds = self._functions(per, chunk)
+        init_c, adv_c, compile_seconds = self._functions(per, chunk, keep)
+        width = self.dim if keep is None else _kept_size(keep, self.dim)
         block = min(ADAPT_BLOCK, chunk) if adaptive else chunk
         n_therm_calls = (max(1, thermalisation // block) if adaptive else -(-thermalisation // block)) * (
             thermalisation > 0
         )
         if adaptive and block != chunk:
-            _, therm_c, secs = self._functions(per, block)
+            _, therm_c, secs = self._functions(per, block, keep)
             compile_seconds += secs
         else:
             therm_c = adv_c
@@ -286,9 +301,9 @@ class HMC:
         tt = jnp.asarray(float(t), dtype=jnp.float64)
         states = [init_c(jnp.asarray(x0[w * per : (w + 1) * per]), tt) for w in range(workers)]
         n_calls = -(-n // chunk)
-        _check_positions_memory(n_calls * chunk, chains, self.dim)
+        _check_positions_memory(n_calls * chunk, chains, width)
         # chains first, as returned: a (trajectory, chain) layout made every caller's reshape copy the whole array
-        pos = np.empty((chains, n_calls * chunk, self.dim))
+        pos = np.empty((chains, n_calls * chunk, width))
         acc, prob, div = np.zeros(chains), np.zeros(chains), np.zeros(chains)
         total = (n_therm_calls * block + n_calls * chunk) * chains
         label = f"HMC t={float(t):g}" if desc is None else desc
@@ -336,6 +351,8 @@ class HMC:
                 pool.shutdown()
         steps = n_calls * chunk * chains
         self._check(pos[:, :n], acc, steps, t, step, adaptive)
+        if keep is not None:  # the kept numbers may hide a non-finite configuration: check the last ones too
+            self._check(np.concatenate([np.asarray(s.position) for s in states]), acc, steps, t, step, adaptive)
         result = HMCResult(
             positions=pos[:, :n],
             t=float(t),
@@ -351,6 +368,7 @@ class HMC:
             workers=workers,
             seed=int(seed) if isinstance(seed, int | np.integer) else None,
             fields=self.fields,
+            kept=keep is not None,
         )
         for name, obs in dict(observables or {}).items():
             result.estimates[str(name)] = result.gamma(obs)
@@ -461,6 +479,11 @@ def hmc(
         observables=observables,
         progress=progress,
     )
+
+
+def _kept_size(keep, dim: int) -> int:
+    """Numbers ``keep`` returns for one configuration of ``dim`` numbers."""
+    return math.prod(jax.eval_shape(lambda x: jnp.ravel(keep(x)), jax.ShapeDtypeStruct((dim,), jnp.float64)).shape)
 
 
 def _check_positions_memory(n: int, chains: int, dim: int) -> None:

@@ -22,7 +22,8 @@ class HMCResult:
     Attributes
     ----------
     positions : numpy.ndarray, shape (chains, n, dim)
-        The configurations after every measured trajectory, chain by chain.
+        The configurations after every measured trajectory, chain by chain; with
+        ``HMC.run(keep=...)`` only ``keep``'s numbers of each, shape (chains, n, k).
     t : float
         The time of the path, i.e. the action :math:`\hat S_t` sampled.
     step_size, n_leapfrog : float, int
@@ -42,6 +43,8 @@ class HMCResult:
         Host threads the chains were split over.
     estimates : dict[str, GammaResult]
         Gamma-method estimates of the observables given to :meth:`HMC.run`.
+    kept : bool
+        ``positions`` holds ``HMC.run(keep=...)``'s numbers, not configurations.
     """
 
     positions: np.ndarray
@@ -59,6 +62,7 @@ class HMCResult:
     seed: int
     fields: tuple
     estimates: dict = dataclasses.field(default_factory=dict)
+    kept: bool = False
 
     @property
     def n_chains(self) -> int:
@@ -88,6 +92,11 @@ class HMCResult:
         """
         from ..lowering import lower_observable
 
+        if self.kept:
+            raise PikflowError(
+                "this run kept only the numbers of HMC.run(keep=...), not the configurations: evaluate the "
+                "observable from them, or run without keep"
+            )
         fn = lower_observable(observable, self.fields)
         flat = self.positions.reshape(-1, self.positions.shape[-1])
         # in chunks of about OBSERVABLE_CHUNK numbers: a long lattice run at once needs several copies of

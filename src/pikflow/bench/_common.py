@@ -51,22 +51,9 @@ def extra_couplings(items) -> dict[str, float]:
     return out
 
 
-def chain_magnetisation(fields, components: int = 1):
-    r"""The magnetisation :math:`M = \sum_n\phi_n` of HMC configurations, chain by chain.
-
-    ``fields`` has shape ``(chains, per_chain, *configuration)``, a configuration being
-    ``(components, *lattice)`` when ``components > 1``. Returns ``(chains, per_chain)``, or
-    ``(chains, per_chain, components)`` for the vector :math:`M_a`.
-    """
-    import numpy as np
-
-    x = np.asarray(fields)
-    M = x.reshape(x.shape[0], x.shape[1], components, -1).sum(-1)
-    return M[..., 0] if components == 1 else M
-
-
 def chain_series(M):
-    """Concatenate the chains of :func:`chain_magnetisation` into one series for ``chain_observables``."""
+    """Concatenate the chains of ``pikflow.lattice.hmc(..., keep="magnetisation")`` into one series for
+    ``chain_observables``."""
     return M.reshape(-1) if M.ndim == 2 else M.reshape(-1, M.shape[-1])
 
 

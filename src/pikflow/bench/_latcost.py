@@ -62,7 +62,10 @@ def cost_table(
         return s
 
     def hmc_run():
-        return hmc(target, jax.random.PRNGKey(seed + 12), n_hmc, n_chains=chains, step="auto", n_therm=n_therm)
+        return hmc(
+            target, jax.random.PRNGKey(seed + 12), n_hmc, n_chains=chains, step="auto", n_therm=n_therm,
+            keep="magnetisation",
+        )  # fmt: skip
 
     ref = flow_run()
     low = flow_run("float32") if float32 else None

@@ -78,11 +78,12 @@ def run(args) -> dict:
     path = target(L)
     per = max(args.reference // args.chains, 20)
     key = jax.random.PRNGKey(args.seed + 7)
-    pl.hmc(path, key, 20 * args.chains, n_chains=args.chains, n_therm=20, step="auto")  # compile
+    kw = dict(n_chains=args.chains, step="auto", keep="magnetisation")
+    pl.hmc(path, key, 20 * args.chains, n_therm=20, **kw)  # compile
     t1 = time.perf_counter()
-    fields, acc = pl.hmc(path, key, per * args.chains, n_chains=args.chains, step="auto", progress=not args.quiet)
+    M, acc = pl.hmc(path, key, per * args.chains, progress=not args.quiet, **kw)
     hmc_secs = time.perf_counter() - t1
-    M = fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1).reshape(-1)
+    M = M.reshape(-1)
     ref = pl.chain_observables(M, path.lattice.volume)
     final = levels[-1].observables
     res = {

@@ -47,7 +47,7 @@ from .._errors import PikflowError
 from ..flow import UNRELIABLE_LOG_Q
 from ..samplers import PARTICLE_BATCH, replica_estimate
 from . import register
-from ._common import chain_magnetisation, chain_series, extra_couplings, log_q_error, write_json
+from ._common import chain_series, extra_couplings, log_q_error, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -260,10 +260,11 @@ def run(args) -> dict:
         per = max(args.reference // args.chains, 20)
         ((fields, hmc_acc), secs) = _timed(
             lambda: pl.hmc(
-                target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto"
+                target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto",
+                keep="magnetisation",
             )
-        )
-        hmc_obs = pl.chain_observables(chain_series(chain_magnetisation(fields, action.n)), volume)
+        )  # fmt: skip
+        hmc_obs = pl.chain_observables(chain_series(fields), volume)
         res["samplers"]["hmc"] = {
             "seconds": secs,
             "seconds_range": list(_timed.spread),

@@ -149,6 +149,7 @@ def hmc(
     progress: bool = False,
     desc: str = "HMC",
     jitter: float = 0.0,
+    keep: str = "fields",
 ):
     r"""Hybrid Monte Carlo for :math:`e^{-\hat S_t}` (reference sampler): :class:`pikflow.baselines.HMC` on a lattice.
 
@@ -179,12 +180,18 @@ def hmc(
     jitter
         Each chain's leapfrog step drawn per trajectory, uniform in :math:`[(1-j)\epsilon, (1+j)\epsilon]`
         (:class:`pikflow.baselines.HMC`), against trajectory lengths resonant with a mode; default 0.
+    keep
+        ``"fields"`` (default): every configuration; ``"magnetisation"``: only
+        :math:`M_a = \sum_n\phi_{a,n}` of each (computed inside the compiled trajectories: the same
+        chains, without storing :math:`V` numbers per trajectory; a reference run for the
+        magnetisation's observables then costs only its trajectories).
 
     Returns
     -------
     fields : numpy.ndarray, shape ``(n_chains, n_samples // n_chains, *lattice)``
         Configurations after every trajectory (after ``n_therm`` thermalisation trajectories);
-        ``(..., n, *lattice)`` for ``n > 1`` field components.
+        ``(..., n, *lattice)`` for ``n > 1`` field components. With ``keep="magnetisation"``:
+        :math:`M`, shape ``(n_chains, n_samples // n_chains)`` (``(..., n)`` for ``n > 1`` components).
     acceptance : float
         The Metropolis acceptance rate.
 
@@ -201,6 +208,8 @@ def hmc(
         raise PikflowError(f"step must be a positive number or 'auto', got {step!r}")
     if n_samples < n_chains:
         raise PikflowError(f"n_samples ({n_samples}) must be at least n_chains ({n_chains})")
+    if keep not in ("fields", "magnetisation"):
+        raise PikflowError(f"keep must be 'fields' or 'magnetisation', got {keep!r}")
     # cached per (path, n_leapfrog[, jitter]): the same key as a caller's _sampler(path, n) when jitter is 0
     sampler = _sampler(path, int(n_leapfrog), float(jitter)) if jitter else _sampler(path, int(n_leapfrog))
     shape = tuple(path.field_shape)
@@ -225,8 +234,18 @@ def hmc(
         progress=progress,
         desc=desc,
         step_size=step if isinstance(step, str) else float(step),
+        keep=None if keep == "fields" else _magnetisation_of(path.action.n),
     )
+    if keep == "magnetisation":
+        M = res.positions.reshape(n_chains, per, path.action.n)
+        return (M[..., 0] if path.action.n == 1 else M), res.acceptance
     return res.positions.reshape(n_chains, per, *shape), res.acceptance
+
+
+@functools.cache
+def _magnetisation_of(components: int):
+    """``M_a`` of one flat configuration (components first), one function per component count (one compilation)."""
+    return lambda x: x.reshape(components, -1).sum(-1)
 
 
 def ordered_start(path: LatticePath, n_chains: int, key, *, time: float = 1.0, noise: float = 0.1):
