@@ -280,7 +280,7 @@ def test_hmc_keeping_only_the_magnetisation_samples_the_exact_free_field():
     sampler = pf.baselines.HMC(path, step_size=0.28, n_leapfrog=10)
     full = sampler.run(1.0, n=1000, chains=8, thermalisation=100, seed=5, init=np.zeros((8, 16)))
     kept = sampler.run(
-        1.0, n=1000, chains=8, thermalisation=100, seed=5, init=np.zeros((8, 16)), keep=lambda x: x.sum()
+        1.0, n=1000, chains=8, thermalisation=100, seed=5, init=np.zeros((8, 16)), keep=lambda x, t: x.sum()
     )
     assert kept.kept and kept.positions.shape == (8, 1000, 1) and kept.acceptance == full.acceptance
     np.testing.assert_allclose(kept.positions[..., 0], full.positions.sum(-1), rtol=1e-12, atol=1e-12)
@@ -289,7 +289,7 @@ def test_hmc_keeping_only_the_magnetisation_samples_the_exact_free_field():
     with pytest.raises(pf.PikflowError, match="kept only"):
         kept.values("phi_0")
     with pytest.raises(pf.PikflowError, match="observables cannot be given"):
-        sampler.run(1.0, n=10, chains=8, keep=lambda x: x.sum(), observables={"a": lambda x: x[:, 0]})
+        sampler.run(1.0, n=10, chains=8, keep=lambda x, t: x.sum(), observables={"a": lambda x: x[:, 0]})
 
 
 def test_zero_d_hmc_takes_an_adaptive_step_from_toml():
@@ -311,8 +311,11 @@ def test_zero_d_hmc_takes_an_adaptive_step_from_toml():
 
 def test_thermodynamic_integration_on_a_lattice_matches_the_exact_free_field(monkeypatch):
     """HMC thermodynamic integration along a free 4x4 lattice path (m2: 1 -> 0.4) gives the exact
-    log Z_1 - log Z_0 = -(1/2) sum_k log((0.4 + khat^2)/(1 + khat^2)) within 4 errors; the observable
-    evaluated in small chunks of configurations (a remainder too) gives the same number."""
+    log Z_1 - log Z_0 = -(1/2) sum_k log((0.4 + khat^2)/(1 + khat^2)) within 4 errors. TI keeps only dS/dt
+    per trajectory (HMC.run(keep=...)): the same chains with every configuration stored and dS/dt evaluated
+    afterwards, in small chunks of configurations (a remainder too), give the same node mean."""
+    import jax
+
     import pikflow.lattice as pl
     from pikflow.baselines import _hmc_result
 
@@ -324,8 +327,10 @@ def test_thermodynamic_integration_on_a_lattice_matches_the_exact_free_field(mon
     assert ti.log_z is None and ti.log_z_ratio.error > 0
     assert abs(ti.log_z_ratio.value - exact) < 4 * ti.log_z_ratio.error, (ti.log_z_ratio, exact)
     monkeypatch.setattr(_hmc_result, "OBSERVABLE_CHUNK", 16 * 37)  # 37 configurations a call: 3200 = 86 * 37 + 18
-    again = thermodynamic_integration(path, nodes=4, n=400, chains=8, thermalisation=100, step_size="auto", seed=1)
-    assert abs(again.log_z_ratio.value - ti.log_z_ratio.value) < 1e-10
+    t0 = float(ti.times[0])
+    run = HMC(path, step_size="auto").run(t0, n=400, chains=8, thermalisation=100, seed=1)  # node 0's seed
+    g = run.gamma(lambda phi: jax.vmap(lambda x: path.dsdt(x.reshape(4, 4), t0))(phi))
+    assert abs(g.mean - ti.dsdt[0].mean) < 1e-12 * max(1.0, abs(g.mean)) and abs(g.error / ti.dsdt[0].error - 1) < 1e-9
 
 
 def test_step_jitter_breaks_a_resonant_trajectory_length():

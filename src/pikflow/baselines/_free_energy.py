@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .._errors import PikflowError
 from .._estimate import Estimate
-from ..diagnostics import GammaResult
+from ..diagnostics import GammaResult, gamma_method
 from ._hmc import HMC
 from ._hmc_target import _is_lattice_path
 
@@ -52,13 +51,13 @@ def _as_path(target):
 
 
 def _dsdt_function(path):
-    r""":math:`d\hat S_t/dt` of a batch of flat configurations ``(m, dim)`` at one ``t``, compiled."""
+    r""":math:`d\hat S_t/dt` of one flat configuration ``(dim,)`` at ``t`` (the ``keep`` of the HMC runs)."""
     from ..lowering import lower
 
     if _is_lattice_path(path):
         shape = tuple(path.field_shape)
-        return jax.jit(jax.vmap(lambda x, t: path.dsdt(x.reshape(shape), t), in_axes=(0, None)))
-    return jax.jit(jax.vmap(lower(path.dsdt, path.fields, what="dS/dt"), in_axes=(0, None)))
+        return lambda x, t: path.dsdt(x.reshape(shape), t)
+    return lower(path.dsdt, path.fields, what="dS/dt")
 
 
 def gaussian_log_z(path) -> float:
@@ -189,8 +188,9 @@ def thermodynamic_integration(
     results, seconds = [], 0.0
     for i, ti in enumerate(times):
         kw = dict(n=n, chains=chains, thermalisation=thermalisation, workers=workers, progress=progress)
-        run = sampler.run(float(ti), seed=seed + i, **kw)
-        results.append(run.gamma(lambda phi, ti=ti: dsdt(phi, float(ti))))
+        # only dS/dt is kept per trajectory (HMC.run(keep=...)): the same chains without storing configurations
+        run = sampler.run(float(ti), seed=seed + i, keep=dsdt, **kw)
+        results.append(gamma_method(run.positions[0, :, 0] if run.n_chains == 1 else run.positions[..., 0]))
         seconds += run.sample_seconds + run.thermalisation_seconds
     means = np.array([g.mean for g in results])
     errors = np.array([g.error for g in results])

@@ -174,7 +174,7 @@ class HMC:
                     st, info = jax.vmap(one)(jax.random.split(k, n_chains), st, step * (1.0 + self.jitter * u))
                 else:
                     st, info = jax.vmap(alg.step)(jax.random.split(k, n_chains), st)
-                out = st.position if keep is None else jax.vmap(lambda x: jnp.ravel(keep(x)))(st.position)
+                out = st.position if keep is None else jax.vmap(lambda x: jnp.ravel(keep(x, t)))(st.position)
                 return st, (out, info.is_accepted, info.acceptance_rate, info.is_divergent)
 
             st, (pos, acc, prob, div) = jax.lax.scan(body, state, jax.random.split(key, chunk))
@@ -247,11 +247,13 @@ class HMC:
             trajectories then use the final step, fixed, so the chain is exact. The step
             is a traced argument: no recompilation.
         keep
-            A JAX function of one flat configuration ``(dim,)`` returning a few numbers (e.g. the
-            magnetisation): only these are kept per trajectory, evaluated inside the compiled
-            trajectories, instead of every configuration (``dim`` numbers each; 1.3 GB for 160 000
-            trajectories of 32x32). The chains are the same. ``HMCResult.positions`` then holds
-            ``keep``'s numbers, shape ``(chains, n, k)``, and ``observables`` cannot be given.
+            A JAX function ``keep(x, t)`` of one flat configuration ``(dim,)`` and the time, returning
+            a few numbers (e.g. the magnetisation, or :math:`d\hat S_t/dt`): only these are kept per
+            trajectory, evaluated inside the compiled trajectories, instead of every configuration
+            (``dim`` numbers each). The chains are the same. Storing every configuration made a
+            32x32 reference run of 160 000 trajectories (1.3 GB) 2.8 times slower than keeping its
+            magnetisation. ``HMCResult.positions`` then holds ``keep``'s numbers, shape
+            ``(chains, n, k)``, and ``observables`` cannot be given.
 
         Returns
         -------
@@ -275,7 +277,8 @@ class HMC:
             raise PikflowError(f"t must be a finite number, got {t!r}")
         if keep is not None and (not callable(keep) or observables):
             raise PikflowError(
-                "keep must be a JAX function of one flat configuration, and observables cannot be given with it "
+                "keep must be a JAX function keep(x, t) of one flat configuration and the time, and observables "
+                "cannot be given with it "
                 "(they are evaluated on configurations, which a run with keep does not store)"
             )
         adaptive, step = self._run_step(step_size)
@@ -483,7 +486,8 @@ def hmc(
 
 def _kept_size(keep, dim: int) -> int:
     """Numbers ``keep`` returns for one configuration of ``dim`` numbers."""
-    return math.prod(jax.eval_shape(lambda x: jnp.ravel(keep(x)), jax.ShapeDtypeStruct((dim,), jnp.float64)).shape)
+    spec = jax.ShapeDtypeStruct((dim,), jnp.float64), jax.ShapeDtypeStruct((), jnp.float64)
+    return math.prod(jax.eval_shape(lambda x, t: jnp.ravel(keep(x, t)), *spec).shape)
 
 
 def _check_positions_memory(n: int, chains: int, dim: int) -> None:

@@ -245,7 +245,7 @@ def hmc(
 @functools.cache
 def _magnetisation_of(components: int):
     """``M_a`` of one flat configuration (components first), one function per component count (one compilation)."""
-    return lambda x: x.reshape(components, -1).sum(-1)
+    return lambda x, t: x.reshape(components, -1).sum(-1)
 
 
 def ordered_start(path: LatticePath, n_chains: int, key, *, time: float = 1.0, noise: float = 0.1):
