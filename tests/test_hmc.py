@@ -137,7 +137,7 @@ def test_hmc_bad_input():
 
 def test_hmc_refuses_positions_larger_than_memory(monkeypatch):
     # The positions array of n x chains x dim doubles is checked before the run: 100 x 4 x 1 x 8 bytes.
-    import pikflow.baselines._hmc as hmc_module
+    import pikflow.baselines._hmc_target as hmc_module
 
     monkeypatch.setattr(hmc_module, "available_memory", lambda: 100 * 4 * 8 - 1)
     with pytest.raises(pf.SamplingError, match="lower n"):

@@ -35,11 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import PikflowError, SamplingError
-from .._memory import available_memory
 from ._hmc_result import HMCResult
 from ._hmc_target import as_key as _as_key
+from ._hmc_target import check_positions_memory as _check_positions_memory
 from ._hmc_target import check_positive as _check_positive
 from ._hmc_target import is_auto as _is_auto
+from ._hmc_target import kept_size as _kept_size
 from ._hmc_target import target_potential
 from ._leapfrog import trajectory_integrator as _trajectory_integrator
 
@@ -482,24 +483,3 @@ def hmc(
         observables=observables,
         progress=progress,
     )
-
-
-def _kept_size(keep, dim: int) -> int:
-    """Numbers ``keep`` returns for one configuration of ``dim`` numbers."""
-    spec = jax.ShapeDtypeStruct((dim,), jnp.float64), jax.ShapeDtypeStruct((), jnp.float64)
-    return math.prod(jax.eval_shape(lambda x, t: jnp.ravel(keep(x, t)), *spec).shape)
-
-
-def _check_positions_memory(n: int, chains: int, dim: int) -> None:
-    """Raise :class:`SamplingError` when the ``n x chains x dim`` float64 positions exceed the available memory.
-
-    The measured trajectories are kept in one host array; without this check a run too large is
-    killed by the operating system part-way, with no message (``n`` is per chain).
-    """
-    need, limit = 8.0 * n * chains * dim, available_memory()
-    if need > limit:
-        raise SamplingError(
-            f"{n} trajectories x {chains} chains x {dim} numbers need {need / 2**30:.3g} GiB for the positions, "
-            f"more than the {limit / 2**30:.3g} GiB available: lower n (trajectories per chain) or chains, or run "
-            f"several shorter runs and combine them"
-        )

@@ -6,7 +6,7 @@ Every target becomes one JAX function ``S(x, t)`` of a flat configuration ``x`` 
 components per site) for a lattice path (paper sec. IV B). The lattice potential keeps the
 lowered gradient stencil of the path (:meth:`~pikflow.action.LatticePath.gradient`) as its
 derivative, so the leapfrog kicks use the symbolic gradient, not a second autodiff pass.
-Also the checks of the sampler's inputs (step, seed or key).
+Also the checks of the sampler's inputs (step, seed or key) and of the memory its kept numbers need.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from .._errors import PikflowError
+from .._errors import PikflowError, SamplingError
+from .._memory import available_memory
 
 
 def _is_lattice_path(target) -> bool:
@@ -137,3 +138,24 @@ def as_key(seed):
     if key.shape != (2,) or key.dtype != jnp.uint32:
         raise PikflowError(f"seed must be an integer or a JAX PRNG key, got an array {key.dtype}{list(key.shape)}")
     return key
+
+
+def kept_size(keep, dim: int) -> int:
+    """Numbers ``keep`` returns for one configuration of ``dim`` numbers."""
+    spec = jax.ShapeDtypeStruct((dim,), jnp.float64), jax.ShapeDtypeStruct((), jnp.float64)
+    return math.prod(jax.eval_shape(lambda x, t: jnp.ravel(keep(x, t)), *spec).shape)
+
+
+def check_positions_memory(n: int, chains: int, dim: int) -> None:
+    """Raise :class:`SamplingError` when the ``n x chains x dim`` float64 positions exceed the available memory.
+
+    The measured trajectories are kept in one host array; without this check a run too large is
+    killed by the operating system part-way, with no message (``n`` is per chain).
+    """
+    need, limit = 8.0 * n * chains * dim, available_memory()
+    if need > limit:
+        raise SamplingError(
+            f"{n} trajectories x {chains} chains x {dim} numbers need {need / 2**30:.3g} GiB for the positions, "
+            f"more than the {limit / 2**30:.3g} GiB available: lower n (trajectories per chain) or chains, or run "
+            f"several shorter runs and combine them"
+        )
