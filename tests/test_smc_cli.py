@@ -45,6 +45,7 @@ method = "smc"
 particles = 300
 replicas = 4
 precision = "float32"
+estimate = "before"
 """
 
 
@@ -74,7 +75,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         v = r["observables"][name]
         assert np.isfinite(v["value"]) and v["error"] > 0
     assert len(r["path_observables"]) == 5
-    assert r["ess"] > 0.5
+    assert r["ess"] > 0.5 and r["smc"]["settings"]["estimate"] == "before"  # [smc] estimate reached the sampler
     assert isinstance(r["warnings"], list)
 
 
@@ -86,6 +87,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive number"),
         ('[sampling]\nmethod = "smc"\n[smc]\nprecision = "half"\n', "precision must be 'float64' or 'float32'"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nestimate = "during"\n', "estimate must be 'after' or 'before'"),
     ],
 )
 def test_smc_config_errors(tmp_path, capsys, extra, message):

@@ -105,6 +105,12 @@ def _arguments(p):
     )
     p.add_argument("--resample", type=float, default=0.5, help="resample when the ESS/N falls below this (default 0.5)")
     p.add_argument(
+        "--estimate",
+        choices=("after", "before"),
+        default="after",
+        help="SMC means after each step's resampling and moves (default) or before them (smc(estimate=...))",
+    )
+    p.add_argument(
         "--fourier-mass", type=float, default=1.0, help="mu^2 of the Fourier-accelerated HMC moves 'fhmc' (default 1)"
     )
     p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps of an HMC move (default 10)")
@@ -241,6 +247,7 @@ def run(args) -> dict:
         "leapfrog_steps": args.leapfrog_steps,
         "mcmc_every": args.mcmc_every,
         "resample": args.resample,
+        "estimate": args.estimate,
         "fourier_mass": args.fourier_mass,
         "schedule": schedule,
         "setup_seconds": {},
@@ -253,6 +260,7 @@ def run(args) -> dict:
             flow, args.particles, seed=args.seed, transport=transport, replicas=args.replicas, mcmc=mcmc,
             mcmc_steps=args.mcmc_steps, leapfrog_steps=args.leapfrog_steps, observables=moments, progress=False,
             mcmc_every=args.mcmc_every, resample=args.resample, fourier_mass=args.fourier_mass,
+            estimate=args.estimate,
         )  # fmt: skip
 
     # HMC first: a run cut off later still has its reference

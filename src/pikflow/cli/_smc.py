@@ -36,6 +36,11 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         (str,),
         "'float64' or 'float32': a lattice transport's velocity evaluations (continuous logdet); default float64",
     ),
+    "estimate": (
+        (str,),
+        "'after' or 'before': each step's means after its resampling and moves, or before them (from the "
+        "transported, weighted particles: smaller errors where the moves mix slowly); default 'after'",
+    ),
     "seed": ((int,), "seed of the particles and moves; default [sampling] seed"),
 }
 
@@ -61,10 +66,13 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
         "precision": s.get("precision", "float64"),
+        "estimate": s.get("estimate", "after"),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
     if out["precision"] not in ("float64", "float32"):
         raise ConfigError(f"[smc] precision must be 'float64' or 'float32', got {out['precision']!r}")
+    if out["estimate"] not in ("after", "before"):
+        raise ConfigError(f"[smc] estimate must be 'after' or 'before', got {out['estimate']!r}")
     for key, low in (("n", 2), ("replicas", 2), ("mcmc_steps", 0), ("mcmc_every", 1), ("leapfrog_steps", 1)):
         if out[key] < low:
             name = "particles" if key == "n" else key

@@ -15,11 +15,13 @@ from ._problem import flow_problem as flow_problem
 from ._problem import register_problem as register_problem
 from ._result import SMCResult as SMCResult
 from ._result import replica_estimate as replica_estimate
+from ._smc import ESTIMATES as ESTIMATES
 from ._smc import PARTICLE_BATCH as PARTICLE_BATCH
 from ._smc import TRANSPORTS as TRANSPORTS
 from ._smc import smc as smc
 
 __all__ = [
+    "ESTIMATES",
     "PARTICLE_BATCH",
     "TARGET_ACCEPTANCE",
     "TRANSPORTS",
