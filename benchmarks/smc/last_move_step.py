@@ -1,6 +1,7 @@
 """32x32 (-2, 2): PIK-SMC with one or four HMC moves at the last step only, from a given move step size.
 
-``python benchmarks/smc/last_move_step.py SEEDS STEPS MOVES`` (comma-separated lists): lean transport, 3 RK4 steps,
+``python benchmarks/smc/last_move_step.py SEEDS STEPS MOVES [KERNEL]`` (comma-separated lists; KERNEL ``hmc``
+(default) or ``fhmc``, the Fourier-accelerated moves with mass k^2 + 1): lean transport, 3 RK4 steps,
 float32, 1000 particles x 16 replicas, ``mcmc_every=100``; prints the errors (the work per particle is that of
 ``bench smc --mcmc-every 100`` plus the extra moves). JSON ``32x32_m2-2_last_move_step.json`` beside it (the SMC
 guide, "A fair HMC reference").
@@ -18,6 +19,7 @@ from pikflow.samplers import smc
 L = 32
 target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), {"m2": -2.0, "lam": 2.0})
 mom = pl.magnetisation_moments(1)
+kernel = sys.argv[4] if len(sys.argv) > 4 else "hmc"
 for seed in (int(a) for a in sys.argv[1].split(",")):
     flow = pl.fit_lattice(target, basis="lean", steps=3, seed=seed, progress=False)
     low = pl.lattice_problem(flow, precision="float32")
@@ -30,7 +32,7 @@ for seed in (int(a) for a in sys.argv[1].split(",")):
                 seed=seed,
                 transport="pik",
                 replicas=16,
-                mcmc="hmc",
+                mcmc=kernel,
                 mcmc_steps=moves,
                 leapfrog_steps=10,
                 mcmc_every=100,
@@ -43,6 +45,7 @@ for seed in (int(a) for a in sys.argv[1].split(",")):
                 json.dumps(
                     dict(
                         seed=seed,
+                        kernel=kernel,
                         step=step,
                         moves=moves,
                         secs=round(time.perf_counter() - t0, 2),
