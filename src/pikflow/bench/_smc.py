@@ -45,7 +45,7 @@ import numpy as np
 
 from .._errors import PikflowError
 from ..flow import UNRELIABLE_LOG_Q
-from ..samplers import PARTICLE_BATCH, replica_estimate
+from ..samplers import ESTIMATES, PARTICLE_BATCH, replica_estimate
 from . import register
 from ._common import chain_series, extra_couplings, log_q_error, write_json
 
@@ -106,7 +106,7 @@ def _arguments(p):
     p.add_argument("--resample", type=float, default=0.5, help="resample when the ESS/N falls below this (default 0.5)")
     p.add_argument(
         "--estimate",
-        choices=("after", "before"),
+        choices=ESTIMATES,
         default="after",
         help="SMC means after each step's resampling and moves (default) or before them (smc(estimate=...))",
     )
@@ -266,13 +266,13 @@ def run(args) -> dict:
     # HMC first: a run cut off later still has its reference
     if args.reference > 0:
         per = max(args.reference // args.chains, 20)
-        ((fields, hmc_acc), secs) = _timed(
+        ((M, hmc_acc), secs) = _timed(
             lambda: pl.hmc(
                 target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto",
                 keep="magnetisation",
             )
         )  # fmt: skip
-        hmc_obs = pl.chain_observables(chain_series(fields), volume)
+        hmc_obs = pl.chain_observables(chain_series(M), volume)
         res["samplers"]["hmc"] = {
             "seconds": secs,
             "seconds_range": list(_timed.spread),

@@ -239,7 +239,7 @@ def _build(problem, settings, observables):
         dlogz = jax.nn.logsumexp(jnp.log(_normalised(logw)) + inc)
         logw = logw + inc
         ess = _ess(logw)
-        before = moments(x, logw, k + 1) if when == "before" else None
+        means_before = moments(x, logw, k + 1) if when == "before" else None  # of the transported particles
         # k is not batched over the replicas, so this stays a branch under vmap: skipped moves cost nothing
         moving = ((k + 1) % every == 0) | (k == last)
         do = (ess < resample) & moving
@@ -254,7 +254,7 @@ def _build(problem, settings, observables):
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
         record = dict(
             dlogz=dlogz, ess=ess, resampled=do, acceptance=acc, step_size=eps, unique=unique,
-            nonfinite=nonfinite, moments=moments(x, logw, k + 1) if before is None else before,
+            nonfinite=nonfinite, moments=means_before if when == "before" else moments(x, logw, k + 1),
         )  # fmt: skip
         return (x, logw, anc, new_eps), record
 
