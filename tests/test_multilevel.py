@@ -108,6 +108,42 @@ def test_fourier_noise_in_toml(tmp_path):
     assert got["mcmc"] == "fhmc" and got["fourier_mass"] == 2.0
 
 
+def test_hmc_section_reaches_the_coarsest_level(tmp_path, monkeypatch):
+    """[hmc] chains, step_size, start, leapfrog_steps, thermalisation and jitter of a [multilevel] run are the
+    coarsest level's HMC (they were ignored before); [hmc] n, which the particles fix there, is refused."""
+    import pikflow.lattice._multilevel as ml
+    from pikflow import ConfigError
+    from pikflow.cli._config import load_config
+    from pikflow.cli._multilevel import multilevel_settings
+
+    hmc = "[hmc]\nchains = 4\nstep_size = 0.2\nstart = 'ordered'\nleapfrog_steps = 7\n"
+    hmc += "thermalisation = 30\njitter = 0.1\n"
+    (tmp_path / "h.toml").write_text(ML_TOML + hmc)
+    got = multilevel_settings(load_config(tmp_path / "h.toml"))
+    assert got["hmc_chains"] == 4 and got["hmc_step"] == 0.2
+    assert got["hmc_options"] == {"start": "ordered", "n_leapfrog": 7, "n_therm": 30, "jitter": 0.1}
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_hmc(path, key, n, **kw):
+        seen.update(kw, n=n)
+        raise Stop
+
+    monkeypatch.setattr(ml, "hmc", fake_hmc)
+    with pytest.raises(Stop):
+        multilevel(_target, [4, 8], particles=40, replicas=2, progress=False, **{k: v for k, v in got.items()
+                   if k in ("hmc_chains", "hmc_step", "hmc_options")})  # fmt: skip
+    assert seen["n_chains"] == 8 and seen["step"] == 0.2 and seen["start"] == "ordered" and seen["n_leapfrog"] == 7
+    assert seen["n"] == 2 * 4 * 10  # replicas x chains x max(particles // chains, 10)
+
+    (tmp_path / "n.toml").write_text(ML_TOML + "[hmc]\nn = 100\n")
+    with pytest.raises(ConfigError, match="does not apply"):
+        load_config(tmp_path / "n.toml")
+
+
 def test_multilevel_from_toml(tmp_path):
     """A [multilevel] run writes levels with ESS, seconds and observables; chi of the free field within errors."""
     import json

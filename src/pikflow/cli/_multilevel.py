@@ -101,6 +101,34 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
     check_particle_memory("multilevel", out["particles"], out["replicas"], L ** len(shape))
     if out["mcmc"] not in ("hmc", "fhmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
+    out.update(_coarsest_hmc(data))
+    return out
+
+
+def _coarsest_hmc(data: dict) -> dict[str, Any]:
+    """``multilevel`` keywords of the coarsest level's HMC from ``[hmc]`` (checked with the other levers).
+
+    Its length follows ``[multilevel] particles`` (per chain: particles / chains), so ``[hmc] n`` has no
+    meaning here and is refused rather than ignored.
+    """
+    h = data.get("hmc", {})
+    if "n" in h:
+        raise ConfigError(
+            "[hmc] n does not apply to a [multilevel] run: the coarsest level's HMC draws [multilevel] particles "
+            "configurations per replica; remove n (chains, step_size, start, leapfrog_steps, thermalisation and "
+            "jitter apply)"
+        )
+    out: dict[str, Any] = {}
+    if "chains" in h:
+        out["hmc_chains"] = h["chains"]
+    if "step_size" in h:
+        out["hmc_step"] = h["step_size"]
+    extra = {k2: h[k] for k, k2 in (("start", "start"), ("leapfrog_steps", "n_leapfrog"), ("thermalisation", "n_therm"))
+             if k in h}  # fmt: skip
+    if h.get("jitter"):
+        extra["jitter"] = float(h["jitter"])
+    if extra:
+        out["hmc_options"] = extra
     return out
 
 

@@ -189,6 +189,7 @@ def multilevel(
     coarsest: str = "hmc",
     hmc_chains: int = 8,
     hmc_step: float | str = "auto",
+    hmc_options: dict | None = None,
     transport: str = "none",
     flow_options: dict | None = None,
     seed: int = 0,
@@ -224,6 +225,10 @@ def multilevel(
         :math:`\mathrm{Var}\log w` on 500 lifted samples of replica 0 (:func:`tune_lift`).
     coarsest
         ``"hmc"`` (``hmc_chains`` chains per replica) or ``"exact"`` (a Gaussian target).
+    hmc_step, hmc_options
+        The coarsest level's HMC: its step (``"auto"``: adapted) and further keywords of
+        :func:`~pikflow.lattice.hmc` (``start="ordered"`` for the broken phase, ``n_leapfrog``,
+        ``n_therm``, ``jitter``), as for :func:`~pikflow.lattice.fit_lattice`'s reference run.
     transport
         ``"none"`` (annealed SMC from the lift) or ``"pik"``: per level a PIK flow from the lift to
         the fine target (:func:`~pikflow.lattice.solve_level`, eq. 34 on the path
@@ -255,7 +260,7 @@ def multilevel(
     else:
         per = max(particles // hmc_chains, 10)
         fields, _ = hmc(coarse, jax.random.fold_in(key, 0), replicas * hmc_chains * per, n_chains=replicas * hmc_chains,
-                        step=hmc_step, progress=progress)  # fmt: skip
+                        step=hmc_step, progress=progress, **(hmc_options or {}))  # fmt: skip
         fields = np.asarray(fields).reshape(replicas, hmc_chains * per, *coarse.lattice.shape)
         pick = np.linspace(0, fields.shape[1] - 1, particles).astype(int)
         pool = fields[:, pick]
