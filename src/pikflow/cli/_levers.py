@@ -114,7 +114,15 @@ def lattice_hmc(data: dict, settings: dict) -> dict[str, Any]:
     out = {"hmc_samples": samples, "hmc_chains": chains}
     if "step_size" in h:  # otherwise fit_lattice's default step (one source for the library and the CLI)
         out["hmc_step"] = h["step_size"]
-    extra = {}
+    extra = lattice_hmc_options(h)
+    if extra:
+        out["hmc_options"] = extra
+    return out
+
+
+def lattice_hmc_options(h: dict) -> dict[str, Any]:
+    """Keywords of :func:`pikflow.lattice.hmc` from ``[hmc]``: leapfrog steps, thermalisation, jitter, start."""
+    extra: dict[str, Any] = {}
     if "leapfrog_steps" in h:
         extra["n_leapfrog"] = h["leapfrog_steps"]
     if "thermalisation" in h:
@@ -123,9 +131,7 @@ def lattice_hmc(data: dict, settings: dict) -> dict[str, Any]:
         extra["jitter"] = float(h["jitter"])
     if "start" in h:
         extra["start"] = h["start"]
-    if extra:
-        out["hmc_options"] = extra
-    return out
+    return extra
 
 
 def lattice_observables(data: dict, path) -> dict:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
+from ._levers import lattice_hmc_options
 from ._scan import check_particle_memory
 from ._smc import fourier_mass_setting
 
@@ -123,10 +124,7 @@ def _coarsest_hmc(data: dict) -> dict[str, Any]:
         out["hmc_chains"] = h["chains"]
     if "step_size" in h:
         out["hmc_step"] = h["step_size"]
-    extra = {k2: h[k] for k, k2 in (("start", "start"), ("leapfrog_steps", "n_leapfrog"), ("thermalisation", "n_therm"))
-             if k in h}  # fmt: skip
-    if h.get("jitter"):
-        extra["jitter"] = float(h["jitter"])
+    extra = lattice_hmc_options(h)
     if extra:
         out["hmc_options"] = extra
     return out
