@@ -111,17 +111,18 @@ def lattice_hmc(data: dict, settings: dict) -> dict[str, Any]:
     samples = chains * h["n"] if "n" in h else settings["hmc_samples"]
     if samples < chains:
         raise ConfigError(f"the reference HMC needs at least one trajectory per chain: {samples} for {chains} chains")
-    out = {"hmc_samples": samples, "hmc_chains": chains}
-    if "step_size" in h:  # otherwise fit_lattice's default step (one source for the library and the CLI)
+    return {"hmc_samples": samples, "hmc_chains": chains, **lattice_hmc_keywords(h)}
+
+
+def lattice_hmc_keywords(h: dict) -> dict[str, Any]:
+    """``hmc_step`` and ``hmc_options`` (keywords of :func:`pikflow.lattice.hmc`) from an ``[hmc]`` table.
+
+    Shared by :func:`fit_lattice`'s reference run and the multilevel coarsest level; a key not given keeps the
+    library's default (one source for the library and the CLI).
+    """
+    out: dict[str, Any] = {}
+    if "step_size" in h:
         out["hmc_step"] = h["step_size"]
-    extra = lattice_hmc_options(h)
-    if extra:
-        out["hmc_options"] = extra
-    return out
-
-
-def lattice_hmc_options(h: dict) -> dict[str, Any]:
-    """Keywords of :func:`pikflow.lattice.hmc` from ``[hmc]``: leapfrog steps, thermalisation, jitter, start."""
     extra: dict[str, Any] = {}
     if "leapfrog_steps" in h:
         extra["n_leapfrog"] = h["leapfrog_steps"]
@@ -131,7 +132,9 @@ def lattice_hmc_options(h: dict) -> dict[str, Any]:
         extra["jitter"] = float(h["jitter"])
     if "start" in h:
         extra["start"] = h["start"]
-    return extra
+    if extra:
+        out["hmc_options"] = extra
+    return out
 
 
 def lattice_observables(data: dict, path) -> dict:

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from .._errors import ConfigError, PikflowError
-from ._levers import lattice_hmc_options
+from ._levers import lattice_hmc_keywords
 from ._scan import check_particle_memory
 from ._smc import fourier_mass_setting
 
@@ -119,15 +119,8 @@ def _coarsest_hmc(data: dict) -> dict[str, Any]:
             "configurations per replica; remove n (chains, step_size, start, leapfrog_steps, thermalisation and "
             "jitter apply)"
         )
-    out: dict[str, Any] = {}
-    if "chains" in h:
-        out["hmc_chains"] = h["chains"]
-    if "step_size" in h:
-        out["hmc_step"] = h["step_size"]
-    extra = lattice_hmc_options(h)
-    if extra:
-        out["hmc_options"] = extra
-    return out
+    out: dict[str, Any] = {"hmc_chains": h["chains"]} if "chains" in h else {}
+    return {**out, **lattice_hmc_keywords(h)}
 
 
 def _positive(v) -> bool:
