@@ -8,11 +8,14 @@ ESS/N of 4000 flow samples (seeds 1, 2), <|m|> weighted, the continuous log q er
 Usage: ``python local_terms_flow.py L m2 lam STEPS OUT.jsonl``.
 """
 
-import json
+import pathlib
 import sys
 import time
 
 import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from _flow_record import append_line, flow_record  # noqa: E402
 
 VARIANTS = {
     "magnetisation": None,
@@ -46,8 +49,6 @@ def make_basis(local):
 
 
 def main(argv):
-    import jax
-
     import pikflow.lattice as pl
 
     L, m2, lam, steps, out = int(argv[0]), float(argv[1]), float(argv[2]), int(argv[3]), argv[4]
@@ -56,20 +57,12 @@ def main(argv):
         t0 = time.perf_counter()
         flow = pl.fit_lattice(target, basis=make_basis(local), steps=steps, schedule=3, seed=0, progress=False)
         setup = time.perf_counter() - t0
-        rows = []
-        for s in (1, 2):
-            smp = flow.sample(4000, seed=s, keep_fields=False)
-            rows.append(float(smp.ess))
-        err = flow.log_density_error(jax.random.PRNGKey(3), 8)
         r = {
             "L": L, "m2": m2, "lam": lam, "steps": steps, "basis": name, "terms": int(flow.basis.n),
-            "base": flow.info.get("base"), "target_ess": flow.info.get("target_ess"), "ess": rows, "setup": setup,
-            "log_q_error_rms": float(np.sqrt(np.mean(np.square(err)))),
-            "residuals": [float(x.residual) for x in flow.reports],
+            "base": flow.info.get("base"), "target_ess": flow.info.get("target_ess"), "setup": setup,
+            **flow_record(flow),
         }  # fmt: skip
-        print(json.dumps(r), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(r) + "\n")
+        append_line(out, r)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@ Usage: ``python coupling_path.py L m2 lam m2_a n1 n2 OUT.jsonl``.
 """
 
 import json
+import pathlib
 import sys
 import time
 
 import numpy as np
 import sympy as sp
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from _flow_record import flow_record  # noqa: E402
 
 
 def coupling_path(action, m2, lam, m2_a, base, a):
@@ -37,18 +41,7 @@ def coupling_path(action, m2, lam, m2_a, base, a):
 
 
 def measure(flow, label, seconds):
-    ess = [float(flow.sample(4000, seed=s, keep_fields=False).ess) for s in (1, 2)]
-    import jax
-
-    err = flow.log_density_error(jax.random.PRNGKey(3), 8)
-    return {
-        "path": label,
-        "ess": ess,
-        "setup": seconds,
-        "layer_t": [float(x.t) for x in flow.reports],
-        "residuals": [float(x.residual) for x in flow.reports],
-        "log_q_error_rms": float(np.sqrt(np.mean(np.square(err)))),
-    }
+    return {"path": label, "setup": seconds, **flow_record(flow)}
 
 
 def main(argv):
