@@ -3,6 +3,8 @@
 import gc
 import itertools
 import os
+import shutil
+import tempfile
 
 # The tests are compile-bound: hundreds of small XLA programs, each run briefly. With XLA's LLVM back end at
 # optimisation level 0 they take ~30% less CPU time on 2 cores (measured per file: tests/test_pipeline.py and
@@ -24,6 +26,27 @@ import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 import pikflow  # noqa: F401  (enables float64 before any array is made)
+
+# Many tests compile the same XLA programs (the modules' programs are released after each module, below, and
+# the two pytest-xdist workers compile apart). One persistent compilation cache per run, shared by the
+# workers (the controller makes it before they start, and they inherit its path) and removed at the end,
+# lets a program compiled once be loaded elsewhere. PIKFLOW_TEST_JAX_CACHE=off: no cache.
+_CACHE_ENV = "PIKFLOW_TEST_JAX_CACHE"
+if os.environ.get(_CACHE_ENV, "").lower() != "off":
+    if not os.environ.get(_CACHE_ENV):
+        os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="pikflow-test-jax-cache-")
+        _OWN_CACHE = os.environ[_CACHE_ENV]
+    jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_sessionfinish(session):
+    """The process that made the run's compilation cache removes it (the controller, or a run without xdist)."""
+    own = globals().get("_OWN_CACHE")
+    if own and not os.environ.get("PYTEST_XDIST_WORKER"):
+        shutil.rmtree(own, ignore_errors=True)
+
 
 # Every compiled XLA program keeps a few memory mappings (about 3 on CPU) while JAX's caches hold it. One
 # pytest-xdist worker runs ~340 tests and reached 14,000 mappings in 3 minutes of tests: over a whole run it
