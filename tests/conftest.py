@@ -32,6 +32,7 @@ import pikflow  # noqa: F401  (enables float64 before any array is made)
 # workers (the controller makes it before they start, and they inherit its path) and removed at the end,
 # lets a program compiled once be loaded elsewhere. PIKFLOW_TEST_JAX_CACHE=off: no cache.
 _CACHE_ENV = "PIKFLOW_TEST_JAX_CACHE"
+_OWN_CACHE = None  # the directory this process made (and removes at the end), if any
 if os.environ.get(_CACHE_ENV, "").lower() != "off":
     if not os.environ.get(_CACHE_ENV):
         os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="pikflow-test-jax-cache-")
@@ -43,9 +44,8 @@ if os.environ.get(_CACHE_ENV, "").lower() != "off":
 
 def pytest_sessionfinish(session):
     """The process that made the run's compilation cache removes it (the controller, or a run without xdist)."""
-    own = globals().get("_OWN_CACHE")
-    if own and not os.environ.get("PYTEST_XDIST_WORKER"):
-        shutil.rmtree(own, ignore_errors=True)
+    if _OWN_CACHE and not os.environ.get("PYTEST_XDIST_WORKER"):
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 # Every compiled XLA program keeps a few memory mappings (about 3 on CPU) while JAX's caches hold it. One
