@@ -195,6 +195,7 @@ def lattice_basis(
     components: int | None = None,
     fourier_bins: int | None = None,
     fourier_spacing: str = "log",
+    smoothing: str = "precision",
 ) -> LatticeBasis:
     r"""A basis for :math:`\Omega_t` on a lattice (paper eqs. 32-34; the user guide).
 
@@ -234,6 +235,10 @@ def lattice_basis(
         spacing=...)``, one component; default spacing ``"log"``, geometric edges: at 64x64 near the
         critical region 32 groups gave ESS/N 0.996 with it and 0.978 with equal counts); ``None``: one
         coefficient per orbit.
+    smoothing
+        ``"precision"`` (default): the powers smooth with ``precision``; ``"lattice"``: with the free
+        lattice :math:`\hat k^2`, separable across axes (:class:`SmoothedPowers`), ``precision`` still
+        setting the taming widths.
     """
     magnetisation, powers = _whole_numbers("magnetisation", magnetisation or ()), _whole_numbers("powers", powers or ())
     scales = _numbers("scales", scales or ())
@@ -257,7 +262,11 @@ def lattice_basis(
             fams_c.append(Magnetisation(lattice, magnetisation, components=components))
         kept = kept_scales(lattice, precision, scales) if scales and powers else []
         if kept:
-            fams_c.append(SmoothedPowers(lattice, kept, powers, precision=precision, tame=tame, components=components))
+            fams_c.append(
+                SmoothedPowers(
+                    lattice, kept, powers, precision=precision, tame=tame, components=components, smoothing=smoothing
+                )
+            )
         return LatticeBasis(fams_c)
     if z2 is None:
         z2 = True if symmetry is None else symmetry.z2
@@ -271,7 +280,7 @@ def lattice_basis(
         # magnetisation terms (and with other such scales), which gives huge cancelling coefficients.
         kept = kept_scales(lattice, precision, scales)
         if kept:
-            fams.append(SmoothedPowers(lattice, kept, powers, precision=precision, tame=tame))
+            fams.append(SmoothedPowers(lattice, kept, powers, precision=precision, tame=tame, smoothing=smoothing))
     if local_range is not None:
         fams.append(
             LocalHermite(
@@ -337,9 +346,17 @@ _FAMILY_FACTORIES = {
         lat, s["powers"], width=s.get("width"), log_cosh=s.get("log_cosh"), components=int(s.get("components", 1))
     ),
     "smoothed_powers": lambda s, lat: SmoothedPowers(
-        lat, s["scales"], s["powers"], precision=_precision(s), tame=s["tame"], components=int(s.get("components", 1))
+        lat,
+        s["scales"],
+        s["powers"],
+        precision=_precision(s),
+        tame=s["tame"],
+        components=int(s.get("components", 1)),
+        smoothing=s.get("smoothing", "precision"),
     ),
-    "smoothed_products": lambda s, lat: SmoothedProducts(lat, s["scales"], precision=_precision(s), tame=s["tame"]),
+    "smoothed_products": lambda s, lat: SmoothedProducts(
+        lat, s["scales"], precision=_precision(s), tame=s["tame"], smoothing=s.get("smoothing", "precision")
+    ),
     "local_hermite": lambda s, lat: LocalHermite(
         lat,
         int(s["range"]),

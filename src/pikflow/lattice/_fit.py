@@ -39,6 +39,7 @@ from ._fit_basis import (
     DEFAULT_SELECT,
     MATCHED_SCALE_LADDER,
     POWER_LADDERS,
+    PRESET_SMOOTHING,
     TAME_LADDER,
     auto_collocation,
     default_basis,
@@ -254,11 +255,25 @@ def _taming_widths(tames, basis) -> tuple:
 
 
 def _solve_candidates(
-    bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, ladder, bins=None
+    bases,
+    tames,
+    basis,
+    reference,
+    steps,
+    n_collocation,
+    seed,
+    select,
+    solver,
+    checkpoint,
+    progress,
+    ladder,
+    bins=None,
+    smoothing="precision",
 ):
     """Solve every (base, width) candidate and score it (:func:`score_flow`); the attempts and the scored candidates.
 
-    ``ladder``: the power scales of :func:`default_basis` when ``basis`` is None (default or ``"lean"``).
+    ``ladder``, ``smoothing``: the power scales and smoothing of :func:`default_basis` when ``basis`` is None
+    (default, ``"lean"`` or ``"separable"``).
     """
     attempts, cands = [], []
     n_cand = len(bases) * len(tames)
@@ -269,7 +284,9 @@ def _solve_candidates(
         for k, tame in enumerate(tames):
             label = _candidate_label(len(attempts) + 1, n_cand, kind, tame)
             if basis is None:
-                fbasis = default_basis(flow_path, gauss, tame=tame, ladder=ladder, fourier_bins=bins)
+                fbasis = default_basis(
+                    flow_path, gauss, tame=tame, ladder=ladder, fourier_bins=bins, smoothing=smoothing
+                )
             elif isinstance(basis, LatticeBasis):
                 fbasis = basis
             else:
@@ -352,9 +369,10 @@ def fit_lattice(
     basis
         The basis for :math:`\Omega_t`. Default (or ``"default"``): :func:`default_basis` for every
         taming width of :data:`TAME_LADDER`. ``"lean"``: the same with 4 smoothing filters instead of 9
-        (:func:`preset_basis`; every width tried too). A preset name of :data:`BASIS_PRESETS` (``"two-point"``,
-        ``"magnetisation"``, ``"short"``): :func:`preset_basis`, cheaper transports for SMC. A callable
-        ``basis(flow_path, base)`` builds it once the base
+        (:func:`preset_basis`; every width tried too); ``"separable"``: the lean families smoothed with the
+        free lattice's :math:`\hat k^2` (cheaper on small lattices). A preset name of :data:`BASIS_PRESETS`
+        (``"two-point"``, ``"magnetisation"``, ``"short"``): :func:`preset_basis`, cheaper transports for SMC.
+        A callable ``basis(flow_path, base)`` builds it once the base
         (and so :math:`K_0`) is known; a fixed :class:`LatticeBasis` is used with the matched
         Gaussian only (it cannot carry a mixture's zero-mode term).
     steps, n_collocation
@@ -468,6 +486,7 @@ def fit_lattice(
         progress,
         ladder,
         fourier_bins,
+        PRESET_SMOOTHING.get(preset, "precision"),
     )
     if not cands:
         raise SolveError(

@@ -38,9 +38,11 @@ SHORT_SCALE_LADDER = (1.0, 4.0, 16.0)
 #: Smoothing scales of the ``"lean"`` preset's powers (and products): the product ladder, so 4 filters, not 9.
 LEAN_SCALE_LADDER = PRODUCT_SCALE_LADDER
 #: The power ladder of each preset built by :func:`default_basis` (its taming widths tried by :func:`fit_lattice`).
-POWER_LADDERS = {"lean": LEAN_SCALE_LADDER, "default": MATCHED_SCALE_LADDER}
+POWER_LADDERS = {"separable": LEAN_SCALE_LADDER, "lean": LEAN_SCALE_LADDER, "default": MATCHED_SCALE_LADDER}
+#: The smoothing of each preset built by :func:`default_basis` that does not smooth with the base's :math:`K_0`.
+PRESET_SMOOTHING = {"separable": "lattice"}
 #: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`).
-BASIS_PRESETS = ("two-point", "magnetisation", "short", "lean", "default")
+BASIS_PRESETS = ("two-point", "magnetisation", "short", "separable", "lean", "default")
 
 
 def auto_collocation(n_terms: int) -> int:
@@ -75,6 +77,7 @@ def default_basis(
     tame: float | None = DEFAULT_TAME,
     ladder: tuple[float, ...] = MATCHED_SCALE_LADDER,
     fourier_bins: int | None = None,
+    smoothing: str = "precision",
 ) -> LatticeBasis:
     r"""The default basis for a flow from ``base`` along ``path`` (see the module docstring).
 
@@ -88,6 +91,8 @@ def default_basis(
     the smoothed odd powers 3 and 5. For a mixture base (``base.m0 > 0``) it also holds
     :math:`\log\cosh(bM)` (:class:`Magnetisation`). ``fourier_bins``: the Fourier orbits merged into that
     many groups in :math:`\hat k^2` (:func:`lattice_basis`; for large lattices, with a smooth base).
+    ``smoothing``: ``"lattice"`` smooths powers and products with the free lattice's :math:`\hat k^2`
+    (separable across axes; :class:`SmoothedPowers`) instead of the base's :math:`K_0`.
     """
     K0 = np.asarray(base.precision)
     sym = path.symmetry()
@@ -104,6 +109,7 @@ def default_basis(
             local_range=None,
             symmetry=sym,
             fourier_bins=fourier_bins,
+            smoothing=smoothing,
         )
     basis = lattice_basis(
         path.lattice,
@@ -115,11 +121,12 @@ def default_basis(
         local_range=None,
         symmetry=sym,
         fourier_bins=fourier_bins,
+        smoothing=smoothing,
     )
     fams = list(basis.families)
     pairs = kept_scales(path.lattice, K0, default_scales(K0, PRODUCT_SCALE_LADDER))
     if len(pairs) >= 2:
-        fams.append(SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame))
+        fams.append(SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame, smoothing=smoothing))
     if base.m0 > 0:
         # the mixture base's action carries -log cosh(bM): give the zero mode the same function
         fams.append(Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling))
@@ -144,6 +151,10 @@ def preset_basis(
       criticality is what plain annealing resolves worst. Same FFT cost.
     * ``"short"``: plus the smoothed powers :math:`f_4, f_6` (:class:`SmoothedPowers`) on the short ladder
       :data:`SHORT_SCALE_LADDER` (taming width ``tame``).
+    * ``"separable"``: the ``"lean"`` families with filters of the free lattice, :math:`e^{-s\hat k^2}`
+      (``smoothing="lattice"``), which are products over the axes: on lattices of at most
+      :data:`~pikflow.lattice._fused.SEPARABLE_MAX_SIDE` sites a side an evaluation smooths with one small
+      matrix per axis and scale instead of Fourier transforms (the Fourier two-point term keeps its pair).
     * ``"lean"``: :func:`default_basis` with the powers on the products' four scales
       (:data:`LEAN_SCALE_LADDER`): 4 smoothing filters instead of 9, so about half the transforms
       of an evaluation; the taming widths of :data:`TAME_LADDER` are tried as for the default.
@@ -156,7 +167,10 @@ def preset_basis(
     if name not in BASIS_PRESETS:
         raise PikflowError(f"basis preset must be one of {list(BASIS_PRESETS)}, got {name!r}")
     if name in POWER_LADDERS:
-        return default_basis(path, base, tame=tame, ladder=POWER_LADDERS[name], fourier_bins=fourier_bins)
+        smoothing = PRESET_SMOOTHING.get(name, "precision")
+        return default_basis(
+            path, base, tame=tame, ladder=POWER_LADDERS[name], fourier_bins=fourier_bins, smoothing=smoothing
+        )
     K0 = np.asarray(base.precision)
     sym = path.symmetry()
     single = path.action.n == 1

@@ -14,6 +14,9 @@ Laplacian; here:
   family (:mod:`._pointwise`); their gradient contributions :math:`\text{inner}_s` transformed
   in one batched ``rfftn``, filtered, summed over scales together with the Fourier two-point
   term (diagonal in the same transform) and brought back in one ``irfftn``;
+* where every filter is a product over the axes and the lattice small (``smoothing="lattice"``,
+  :mod:`._separable`), the smoothing and its adjoint by one small matrix per axis instead of the
+  batched transforms (the Fourier two-point term keeps its pair);
 * the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families;
   their summed density is one more channel of that batched ``rfftn`` (its :math:`k = 0` mode is
   the site sum), so no pass over the fields is spent on the reduction.
@@ -51,6 +54,7 @@ from ._basis import (
     tamed_power_derivatives,
 )
 from ._pointwise import powers_part, products_part
+from ._separable import axis_factors, smooth, unsmooth
 
 
 def half_spectrum(f: np.ndarray) -> np.ndarray:
@@ -132,6 +136,8 @@ class FusedEvaluator:
                 self.other.append((fam, lo, hi))
         self.n_scales = len(filters)
         self.filters = _half_batched(np.stack(filters), self.d) if filters else None
+        #: per axis the ``(scales, L, L)`` smoothing matrices, or None (Fourier transforms)
+        self.matrices = axis_factors(np.stack(filters), self.d) if filters else None
         # the orbit index on the half spectrum: orbits hold -k with k (reflections), so a[ids] is Hermitian
         self._orbit_half = []
         for fam, _, _ in self.fourier:
@@ -169,10 +175,12 @@ class FusedEvaluator:
         )
         params = {
             "filters": None if self.filters is None else jnp.asarray(self.filters),
+            "matrices": None if self.matrices is None else [jnp.asarray(m) for m in self.matrices],
             "smoothed": smoothed,
             "mag": mags,
         }
-        key = ("fused", self.shape, self.basis.n, fkey, self.n_scales, tuple(skey), tuple(okey))
+        separable = self.matrices is not None
+        key = ("fused", self.shape, self.basis.n, fkey, self.n_scales, tuple(skey), tuple(okey), separable)
         return params, key
 
     def _magnetisation(self, fam, p):
@@ -189,14 +197,19 @@ class FusedEvaluator:
     def evaluate(self, params, a, field):
         """:meth:`__call__` with the constants ``params`` (:attr:`params` of an evaluator of equal :attr:`key`)."""
         filters = params["filters"]
-        ft = jnp.fft.rfftn(field)
+        ft = jnp.fft.rfftn(field) if self.fourier or self.matrices is None else None
         spec = None
         lap = jnp.zeros((), dtype=field.dtype)
         for (fam, lo, hi), ids in zip(self.fourier, self._orbit_half, strict=True):
             c = a[lo:hi][ids]
             spec = c * ft if spec is None else spec + c * ft
             lap = lap + jnp.dot(a[lo:hi], fam.sizes)
-        if self.smoothed:
+        separable = self.smoothed and self.matrices is not None
+        if separable:
+            inner = self._pointwise(params["smoothed"], a, smooth(params["matrices"], field))
+            lap = lap + jnp.sum(inner[-1])
+            smoothed_grad = unsmooth(params["matrices"], inner[:-1])
+        elif self.smoothed:
             psi = jnp.fft.irfftn(filters * ft[None], s=self.shape, axes=self.axes)
             # an explicit (identity) gather as the transform's consumer: with the fields sharded over
             # devices, an elementwise consumer lets XLA's layout assignment give the inverse FFT a
@@ -207,6 +220,8 @@ class FusedEvaluator:
             part = jnp.sum(filters * inner_ft[:-1], axis=0)
             spec = part if spec is None else spec + part
         grad = jnp.zeros_like(field) if spec is None else jnp.fft.irfftn(spec, s=self.shape)
+        if separable:
+            grad = grad + smoothed_grad
         mags = iter(params["mag"])
         for fam, lo, hi in self.other:
             if type(fam) is Magnetisation:

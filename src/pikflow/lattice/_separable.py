@@ -1,0 +1,76 @@
+r"""Smoothing by one small matrix per axis where the filters are products over the axes (issue #20).
+
+A filter :math:`f(k) = \prod_\mu g_\mu(k_\mu)` on a periodic lattice (the heat kernel
+:math:`e^{-s\hat k^2} = \prod_\mu e^{-s\hat k_\mu^2}` of ``smoothing="lattice"``,
+:class:`~pikflow.lattice.SmoothedPowers`) acts as :math:`\psi = (C_1\otimes\dots\otimes C_d)\,\phi`
+with the circulant :math:`L_\mu\times L_\mu` matrices :math:`C_\mu` of :math:`g_\mu`. On small lattices
+these products are cheaper than the Fourier transforms they replace: at 16x16, the 4 scales of the lean
+ladder smoothed and brought back (:math:`\sum_s C_s^T\,\text{inner}_s`) cost 2.4 µs per configuration
+by matrices against 5.6 µs by ``rfftn``/``irfftn`` (float64, batch 128; 0.9 against 3.4 µs in float32 at
+batch 1000), and 7.9 against 16.5 µs at 32x32. The matrices grow like :math:`L^3` per axis against the
+transforms' :math:`L\log L`, so :data:`SEPARABLE_MAX_SIDE` bounds their use.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+#: The longest axis smoothed by matrices (measured faster than the transforms at 16 and 32 sites a side).
+SEPARABLE_MAX_SIDE = 32
+
+
+def axis_factors(filters: np.ndarray, d: int, rtol: float = 1e-12) -> list[np.ndarray] | None:
+    r"""Per axis, the ``(scales, L_mu, L_mu)`` circulant matrices of ``filters`` (``(scales, *lattice)``), or ``None``.
+
+    The filters are first made Hermitian, :math:`(f(k) + f(-k))/2` (what the real transforms apply);
+    ``None`` where one of them is not a product over the axes to ``rtol``, or an axis is longer than
+    :data:`SEPARABLE_MAX_SIDE`.
+    """
+    filters = np.asarray(filters, dtype=float)
+    shape = filters.shape[-d:]
+    if max(shape) > SEPARABLE_MAX_SIDE:
+        return None
+    mats: list[list[np.ndarray]] = [[] for _ in range(d)]
+    for f in filters.reshape((-1,) + shape):
+        flipped = f
+        for ax in range(d):
+            flipped = np.roll(np.flip(flipped, axis=ax), 1, axis=ax)
+        f = 0.5 * (f + flipped)
+        f0 = f[(0,) * d]
+        if not f0 > 0:
+            return None
+        lines = [f[tuple(slice(None) if j == mu else 0 for j in range(d))] for mu in range(d)]
+        factors = [lines[0]] + [line / f0 for line in lines[1:]]
+        prod = factors[0]
+        for g in factors[1:]:
+            prod = np.multiply.outer(prod, g)
+        if not np.allclose(prod, f, rtol=0.0, atol=rtol * np.abs(f).max()):
+            return None
+        for mu, g in enumerate(factors):
+            n = len(g)
+            mats[mu].append(np.real(np.fft.ifft(g[:, None] * np.fft.fft(np.eye(n), axis=0), axis=0)))
+    return [np.stack(m) for m in mats]
+
+
+def _along(mats, x, mu: int, transpose: bool):
+    """Contract axis ``mu`` of each scale's slice ``x[s]`` (``(scales, *lattice)``) with ``mats[s]`` (or transposed)."""
+    moved = jnp.moveaxis(x, mu + 1, -1)
+    out = jnp.einsum("sji,s...j->s...i" if transpose else "sij,s...j->s...i", mats, moved)
+    return jnp.moveaxis(out, -1, mu + 1)
+
+
+def smooth(mats, field):
+    r""":math:`\psi_s = (C_{s,1}\otimes\dots\otimes C_{s,d})\,\phi` for every scale: ``(scales, *lattice)``."""
+    x = jnp.broadcast_to(field, (mats[0].shape[0],) + field.shape)
+    for mu, m in enumerate(mats):
+        x = _along(m, x, mu, transpose=False)
+    return x
+
+
+def unsmooth(mats, inner):
+    r""":math:`\sum_s (C_{s,1}\otimes\dots\otimes C_{s,d})^T\,\text{inner}_s`: the adjoint of :func:`smooth`, summed."""
+    x = inner
+    for mu, m in enumerate(mats):
+        x = _along(m, x, mu, transpose=True)
+    return jnp.sum(x, axis=0)
