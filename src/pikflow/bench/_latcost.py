@@ -7,8 +7,8 @@ r"""Cost of a lattice flow sample against an HMC trajectory, and a profile of on
   and their ratio, each repeated (median, min, max); the flow and HMC are timed alternately
   in the same process so that load from elsewhere hits both.
 * :func:`evaluation_profile`: one evaluation taken apart (the forward transform of
-  :math:`\phi`, the smoothing transforms, the gradient transforms, the rest: pointwise powers,
-  products and Laplacians) plus XLA's cost analysis (flops, bytes) of the whole evaluation.
+  :math:`\phi`, the smoothing transforms or matrices, the gradient transforms or matrices, the rest:
+  pointwise powers, products and Laplacians) plus XLA's cost analysis (flops, bytes) of the whole evaluation.
 
 Compilation is excluded everywhere (every function is called once before it is timed).
 """
@@ -121,7 +121,18 @@ def evaluation_profile(flow, batch: int = 1000, repeats: int = 5) -> dict:
         jax.jit(lambda f: jnp.fft.irfftn(f, s=lat.shape, axes=axes)),
         (ft,),
     )
-    if fused.filters is not None:
+    if fused.matrices is not None:  # separable filters: small matrices per axis, not transforms
+        from ..lattice._separable import smooth, unsmooth
+
+        mats = [jnp.asarray(m) for m in fused.matrices]
+        ns = mats[0].shape[0]
+        inner = jnp.broadcast_to(x[:, None], (batch, ns, *lat.shape))
+        parts[f"smoothing: {ns} scales by matrices per axis"] = (jax.jit(jax.vmap(lambda y: smooth(mats, y))), (x,))
+        parts[f"gradient: {ns} scales back by matrices, summed"] = (
+            jax.jit(jax.vmap(lambda y: unsmooth(mats, y))),
+            (inner,),
+        )
+    elif fused.filters is not None:
         filt = jnp.asarray(fused.filters)
         ns = filt.shape[0]
         sm_axes = tuple(i + 1 for i in axes)

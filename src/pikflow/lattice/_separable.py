@@ -53,24 +53,23 @@ def axis_factors(filters: np.ndarray, d: int, rtol: float = 1e-12) -> list[np.nd
     return [np.stack(m) for m in mats]
 
 
-def _along(mats, x, mu: int, transpose: bool):
-    """Contract axis ``mu`` of each scale's slice ``x[s]`` (``(scales, *lattice)``) with ``mats[s]`` (or transposed)."""
-    moved = jnp.moveaxis(x, mu + 1, -1)
-    out = jnp.einsum("sji,s...j->s...i" if transpose else "sij,s...j->s...i", mats, moved)
-    return jnp.moveaxis(out, -1, mu + 1)
+def _subscripts(d: int) -> tuple[str, str, str]:
+    """Einsum subscripts: the matrices ``sAa, sBb, ...``, the field ``ab...`` and the smoothed fields ``sAB...``."""
+    inner, outer = "abcdefgh"[:d], "ABCDEFGH"[:d]
+    return ",".join(f"s{o}{i}" for o, i in zip(outer, inner, strict=True)), inner, "s" + outer
 
 
 def smooth(mats, field):
-    r""":math:`\psi_s = (C_{s,1}\otimes\dots\otimes C_{s,d})\,\phi` for every scale: ``(scales, *lattice)``."""
-    x = jnp.broadcast_to(field, (mats[0].shape[0],) + field.shape)
-    for mu, m in enumerate(mats):
-        x = _along(m, x, mu, transpose=False)
-    return x
+    r""":math:`\psi_s = (C_{s,1}\otimes\dots\otimes C_{s,d})\,\phi` for every scale: ``(scales, *lattice)``.
+
+    One ``einsum`` over all axes (so XLA picks the contraction order and layouts; contracting axis by axis
+    with ``moveaxis`` in between measured twice as slow).
+    """
+    m, f, out = _subscripts(field.ndim)
+    return jnp.einsum(f"{m},{f}->{out}", *mats, field)
 
 
 def unsmooth(mats, inner):
     r""":math:`\sum_s (C_{s,1}\otimes\dots\otimes C_{s,d})^T\,\text{inner}_s`: the adjoint of :func:`smooth`, summed."""
-    x = inner
-    for mu, m in enumerate(mats):
-        x = _along(m, x, mu, transpose=True)
-    return jnp.sum(x, axis=0)
+    m, f, out = _subscripts(inner.ndim - 1)
+    return jnp.einsum(f"{m},{out}->{f}", *mats, inner)
