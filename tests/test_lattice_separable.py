@@ -115,3 +115,16 @@ def test_separable_preset_flow_is_exact_on_a_free_field():
     parts = evaluation_profile(flow, batch=32, repeats=1)["us_per_configuration"]
     assert any("by matrices" in k for k in parts) and not any("batched irfftn" in k for k in parts)
     assert all(v >= 0 for v in parts.values()) and parts["whole evaluation"] > 0
+
+
+def test_enrichments_of_a_separable_basis_stay_separable():
+    """The refinement's candidate families smooth like the basis, so an enriched separable basis keeps its matrices."""
+    from pikflow.lattice._enrichments import basis_enrichments
+
+    path, g = _path_and_base((6, 6))
+    for preset, separable in (("separable", True), ("lean", False)):
+        basis = pl.preset_basis(preset, path, g)
+        extra = basis_enrichments(basis, path, g)
+        assert extra and all(f.smoothing == ("lattice" if separable else "precision") for f in extra)
+        enriched = pl.LatticeBasis([*basis.families, *extra])
+        assert (enriched.fused.matrices is not None) is separable

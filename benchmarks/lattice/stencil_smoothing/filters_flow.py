@@ -3,7 +3,7 @@
 Both flows have the same families, powers, products, taming rule and solve; only the 4 smoothing filters
 differ (``atrous.py``). Prints per variant and set-up seed the ESS/N of 4000 flow samples (seeds 1, 2),
 the hole check, the continuous log q error and the layers' residuals.
-Usage: ``python filters_flow.py L m2 lam STEPS OUT.jsonl [SEEDS...]``.
+Usage: ``python filters_flow.py L m2 lam STEPS OUT.jsonl [SEEDS...] [VARIANTS...]``.
 """
 
 import pathlib

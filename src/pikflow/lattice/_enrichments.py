@@ -38,16 +38,18 @@ def basis_enrichments(basis, path, base) -> list[LatticeFamily]:
         precision = np.asarray(base.precision)
     tame = DEFAULT_TAME if ref is None or ref.tame is None else ref.tame
     scales = list(ref.scales) if ref is not None else []
+    # the enrichments smooth like the basis (a separable basis stays separable: its matrices, not transforms)
+    kw = {"precision": precision, "tame": tame, "smoothing": "precision" if ref is None else ref.smoothing}
     even = path.symmetry().z2  # without Z2 symmetry the odd powers join (detected, never assumed)
     out: list[LatticeFamily] = []
     if len(scales) >= 2:
         mids = [float(np.sqrt(a * b)) for a, b in zip(scales[:-1], scales[1:], strict=True) if a > 0]
         if mids:
-            out.append(SmoothedPowers(lat, mids, (4, 6) if even else (3, 4, 5, 6), precision=precision, tame=tame))
+            out.append(SmoothedPowers(lat, mids, (4, 6) if even else (3, 4, 5, 6), **kw))
     if scales:
-        out.append(SmoothedPowers(lat, scales, (8,) if even else (7, 8), precision=precision, tame=tame))
+        out.append(SmoothedPowers(lat, scales, (8,) if even else (7, 8), **kw))
     if len(scales) >= 2:
-        out.append(SmoothedProducts(lat, scales, precision=precision, tame=tame))
+        out.append(SmoothedProducts(lat, scales, **kw))
     return out
 
 
