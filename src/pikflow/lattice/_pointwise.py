@@ -136,9 +136,10 @@ def products_part(x, a, w, hab, pairs, d: int):
     q, q1, q2 = tamed_square_parts(x, w)
     A = pair_matrix(a, pairs, n)
     M = A * hab
-    # contractions over the scale axis: one small dot each (a loop of per-scale slices measured 4-10 % slower)
-    aq = jnp.tensordot(A, q, axes=1)
-    mq1 = jnp.tensordot(M, q1, axes=1)
+    aq = mq1 = 0.0
+    for y in range(n):
+        aq = aq + A[:, y].reshape(shape) * q[y]
+        mq1 = mq1 + M[:, y].reshape(shape) * q1[y]
     inner = q1 * aq
     density = jnp.diagonal(hab).reshape(shape) * q2 * aq + q1 * mq1
     return inner, density
