@@ -128,3 +128,17 @@ def test_enrichments_of_a_separable_basis_stay_separable():
         assert extra and all(f.smoothing == ("lattice" if separable else "precision") for f in extra)
         enriched = pl.LatticeBasis([*basis.families, *extra])
         assert (enriched.fused.matrices is not None) is separable
+
+
+def test_evaluation_profile_of_an_o2_flow():
+    """The bench's profile works for O(n) fields too (their per-family evaluator has no filters or matrices)."""
+    from pikflow.bench._latcost import evaluation_profile
+
+    density = (
+        "(m2 + 2*d)/2*(phi1**2 + phi2**2) - sum_mu(phi1*shift(phi1, mu) + phi2*shift(phi2, mu))"
+        " + lam/4*(phi1**2 + phi2**2)**2"
+    )
+    path = LatticePath(LatticeAction(density, [4, 4]), {"m2": -1.0, "lam": 1.0})
+    flow = pl.fit_lattice(path, steps=2, n_collocation=300, hmc_samples=500, select=200, progress=False)
+    parts = evaluation_profile(flow, batch=16, repeats=1)["us_per_configuration"]
+    assert parts["whole evaluation"] > 0 and not any("smoothing" in k for k in parts)

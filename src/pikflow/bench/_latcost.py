@@ -121,7 +121,7 @@ def evaluation_profile(flow, batch: int = 1000, repeats: int = 5) -> dict:
         jax.jit(lambda f: jnp.fft.irfftn(f, s=lat.shape, axes=axes)),
         (ft,),
     )
-    if fused.matrices is not None:  # separable filters: small matrices per axis, not transforms
+    if getattr(fused, "matrices", None) is not None:  # separable filters: small matrices per axis, not transforms
         from ..lattice._separable import smooth, unsmooth
 
         mats = [jnp.asarray(m) for m in fused.matrices]
@@ -132,7 +132,7 @@ def evaluation_profile(flow, batch: int = 1000, repeats: int = 5) -> dict:
             jax.jit(jax.vmap(lambda y: unsmooth(mats, y))),
             (inner,),
         )
-    elif fused.filters is not None:
+    elif getattr(fused, "filters", None) is not None:  # (the per-family evaluator of O(n) fields has neither)
         filt = jnp.asarray(fused.filters)
         ns = filt.shape[0]
         sm_axes = tuple(i + 1 for i in axes)
