@@ -14,7 +14,6 @@ matched base's span of about 8). In real space it costs one 3-tap pass per axis 
 
 import copy
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -131,37 +130,3 @@ def adjoint(inner, axes, alpha=ALPHA, holes=HOLES):
     for ax in axes:
         g = roll_pass(g, (alpha / 2, 1 - alpha), 1, ax)
     return g
-
-
-def _conv(x, taps, h):
-    """One separable 3-tap pass along every axis of ``x`` (one configuration), as one dilated convolution.
-
-    XLA's CPU convolution runs the whole chain several times faster than slices and concatenations (which it
-    fuses with recomputation) or the Fourier transforms; the periodic wrap is one pad.
-    """
-    d = x.ndim
-    w = jnp.asarray(taps, dtype=x.dtype)
-    k = w
-    for _ in range(d - 1):
-        k = k[..., None] * w
-    xp = jnp.pad(x, h, mode="wrap")[None, None]
-    y = jax.lax.conv_general_dilated(xp, k[None, None], (1,) * d, "VALID", rhs_dilation=(h,) * d)
-    return y[0, 0]
-
-
-def chain_conv(field, alpha=ALPHA, holes=HOLES):
-    """:func:`chain` by :func:`_conv`."""
-    x = _conv(field, (alpha / 2, 1 - alpha, alpha / 2), 1)
-    out = [x]
-    for h in holes:
-        x = _conv(x, (0.25, 0.5, 0.25), h)
-        out.append(x)
-    return out
-
-
-def adjoint_conv(inner, alpha=ALPHA, holes=HOLES):
-    """:func:`adjoint` by :func:`_conv`."""
-    g = inner[-1]
-    for s in range(len(holes) - 1, -1, -1):
-        g = inner[s] + _conv(g, (0.25, 0.5, 0.25), holes[s])
-    return _conv(g, (alpha / 2, 1 - alpha, alpha / 2), 1)
