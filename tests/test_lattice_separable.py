@@ -142,3 +142,22 @@ def test_evaluation_profile_of_an_o2_flow():
     flow = pl.fit_lattice(path, steps=2, n_collocation=300, hmc_samples=500, select=200, progress=False)
     parts = evaluation_profile(flow, batch=16, repeats=1)["us_per_configuration"]
     assert parts["whole evaluation"] > 0 and not any("smoothing" in k for k in parts)
+
+
+def test_several_devices_smooth_by_transforms(tmp_path):
+    """On several devices the separable basis uses the transforms (XLA's CPU runtime refused the matrices there)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import jax, numpy as np, pikflow.lattice as pl\n"
+        "from pikflow.lattice._fused import FusedEvaluator\n"
+        "S = pl.LatticeAction(pl.PHI4_DENSITY, [4, 4]); K = np.asarray(S.lattice.khat2()) + 0.5\n"
+        "g = pl.GaussianLatticeBase(K); p = pl.LatticePath.matched(S, {'m2': -1.0, 'lam': 1.0}, K, 0.0)\n"
+        "print(jax.device_count(), FusedEvaluator(pl.preset_basis('separable', p, g)).matrices is None)\n"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["2", "True"]

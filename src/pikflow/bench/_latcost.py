@@ -122,14 +122,11 @@ def evaluation_profile(flow, batch: int = 1000, repeats: int = 5) -> dict:
         (ft,),
     )
     if getattr(fused, "matrices", None) is not None:  # separable filters: small matrices per axis, not transforms
-        from ..lattice._separable import smooth, unsmooth
-
-        mats = [jnp.asarray(m) for m in fused.matrices]
-        ns = mats[0].shape[0]
+        ns = fused.n_scales
         inner = jnp.broadcast_to(x[:, None], (batch, ns, *lat.shape))
-        parts[f"smoothing: {ns} scales by matrices per axis"] = (jax.jit(jax.vmap(lambda y: smooth(mats, y))), (x,))
+        parts[f"smoothing: {ns} scales by matrices per axis"] = (jax.jit(jax.vmap(fused.smooth)), (x,))
         parts[f"gradient: {ns} scales back by matrices, summed"] = (
-            jax.jit(jax.vmap(lambda y: unsmooth(mats, y))),
+            jax.jit(jax.vmap(fused.unsmooth)),
             (inner,),
         )
     elif getattr(fused, "filters", None) is not None:  # (the per-family evaluator of O(n) fields has neither)

@@ -136,8 +136,13 @@ class FusedEvaluator:
                 self.other.append((fam, lo, hi))
         self.n_scales = len(filters)
         self.filters = _half_batched(np.stack(filters), self.d) if filters else None
-        #: per axis the ``(scales, L, L)`` smoothing matrices, or None (Fourier transforms)
-        self.matrices = axis_factors(np.stack(filters), self.d) if filters else None
+        #: per axis the ``(scales, L, L)`` smoothing matrices, or None (Fourier transforms): only where every
+        #: smoothed family asks for them (``smoothing="lattice"``), and on one device (on several, XLA's CPU
+        #: runtime handed the transform pair of the two-point term a transposed layout next to the dots and
+        #: refused it, or the processes hung: SMC on 2 processes of 2 devices)
+        asked = self.smoothed and all(getattr(fam, "smoothing", "precision") == "lattice" for fam, *_ in self.smoothed)
+        single = jax.device_count() == 1
+        self.matrices = axis_factors(np.stack(filters), self.d) if asked and single else None
         # the orbit index on the half spectrum: orbits hold -k with k (reflections), so a[ids] is Hermitian
         self._orbit_half = []
         for fam, _, _ in self.fourier:
@@ -232,6 +237,14 @@ class FusedEvaluator:
                 grad = grad + fam.gradient(a[lo:hi], field)
                 lap = lap + fam.laplacian(a[lo:hi], field)
         return grad, lap
+
+    def smooth(self, field):
+        """The smoothed fields ``(scales, *lattice)`` of one configuration by :attr:`matrices` (which must be set)."""
+        return smooth([jnp.asarray(m) for m in self.matrices], field)
+
+    def unsmooth(self, inner):
+        """:math:`\\sum_s S_s^T\\,\\text{inner}_s` by :attr:`matrices`: the adjoint of :meth:`smooth`, summed."""
+        return unsmooth([jnp.asarray(m) for m in self.matrices], inner)
 
     def _pointwise(self, params, a, psi):
         r"""The smoothed families' gradient contributions (before smoothing) and their part of :math:`\Delta\Omega`.
