@@ -255,25 +255,12 @@ def _taming_widths(tames, basis) -> tuple:
 
 
 def _solve_candidates(
-    bases,
-    tames,
-    basis,
-    reference,
-    steps,
-    n_collocation,
-    seed,
-    select,
-    solver,
-    checkpoint,
-    progress,
-    ladder,
-    bins=None,
-    smoothing="precision",
+    bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, presets
 ):
     """Solve every (base, width) candidate and score it (:func:`score_flow`); the attempts and the scored candidates.
 
-    ``ladder``, ``smoothing``: the power scales and smoothing of :func:`default_basis` when ``basis`` is None
-    (default, ``"lean"`` or ``"separable"``).
+    ``presets``: the keywords of :func:`default_basis` (``ladder``, ``fourier_bins``, ``smoothing``) when
+    ``basis`` is None (default, ``"lean"`` or ``"separable"``).
     """
     attempts, cands = [], []
     n_cand = len(bases) * len(tames)
@@ -284,9 +271,7 @@ def _solve_candidates(
         for k, tame in enumerate(tames):
             label = _candidate_label(len(attempts) + 1, n_cand, kind, tame)
             if basis is None:
-                fbasis = default_basis(
-                    flow_path, gauss, tame=tame, ladder=ladder, fourier_bins=bins, smoothing=smoothing
-                )
+                fbasis = default_basis(flow_path, gauss, tame=tame, **presets)
             elif isinstance(basis, LatticeBasis):
                 fbasis = basis
             else:
@@ -471,22 +456,13 @@ def fit_lattice(
     bases = [(kind, g, flow_path.reparametrised(power)) for kind, g, flow_path in bases]
     tames = _taming_widths(tames, basis)
     t0 = _time.perf_counter()
-    ladder = POWER_LADDERS.get(preset, MATCHED_SCALE_LADDER)
+    presets = {
+        "ladder": POWER_LADDERS.get(preset, MATCHED_SCALE_LADDER),
+        "fourier_bins": fourier_bins,
+        "smoothing": PRESET_SMOOTHING.get(preset, "precision"),
+    }
     attempts, cands, n_collocation = _solve_candidates(
-        bases,
-        tames,
-        basis,
-        reference,
-        steps,
-        n_collocation,
-        seed,
-        select,
-        solver,
-        checkpoint,
-        progress,
-        ladder,
-        fourier_bins,
-        PRESET_SMOOTHING.get(preset, "precision"),
+        bases, tames, basis, reference, steps, n_collocation, seed, select, solver, checkpoint, progress, presets
     )
     if not cands:
         raise SolveError(
