@@ -153,7 +153,7 @@ def preset_basis(
       :data:`SHORT_SCALE_LADDER` (taming width ``tame``).
     * ``"separable"``: the ``"lean"`` families with filters of the free lattice, :math:`e^{-s\hat k^2}`
       (``smoothing="lattice"``), which are products over the axes: on lattices of at most
-      :data:`~pikflow.lattice._fused.SEPARABLE_MAX_SIDE` sites a side an evaluation smooths with one small
+      :data:`~pikflow.lattice._separable.SEPARABLE_MAX_SIDE` sites a side an evaluation smooths with one small
       matrix per axis and scale instead of Fourier transforms (the Fourier two-point term keeps its pair).
     * ``"lean"``: :func:`default_basis` with the powers on the products' four scales
       (:data:`LEAN_SCALE_LADDER`): 4 smoothing filters instead of 9, so about half the transforms
