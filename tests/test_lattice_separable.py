@@ -64,7 +64,7 @@ def test_separable_evaluation_matches_the_families(shape):
     separable = pl.default_basis(path, g, tame=5.0, smoothing="lattice")
     precision = pl.default_basis(path, g, tame=5.0)
     assert FusedEvaluator(separable).matrices is not None
-    assert FusedEvaluator(precision).matrices is None  # the base's K_0 is no product over the axes
+    assert FusedEvaluator(precision).matrices is None  # smoothing="precision" (K_0): the transforms
     rng = np.random.default_rng(2)
     x = jnp.asarray(rng.normal(size=(4, *shape)))
     a = jnp.asarray(rng.normal(size=separable.n))

@@ -14,9 +14,10 @@ Laplacian; here:
   family (:mod:`._pointwise`); their gradient contributions :math:`\text{inner}_s` transformed
   in one batched ``rfftn``, filtered, summed over scales together with the Fourier two-point
   term (diagonal in the same transform) and brought back in one ``irfftn``;
-* where every filter is a product over the axes and the lattice small (``smoothing="lattice"``,
-  :mod:`._separable`), the smoothing and its adjoint by one small matrix per axis instead of the
-  batched transforms (the Fourier two-point term keeps its pair);
+* where every smoothed family asks for it (``smoothing="lattice"``: filters that are products over the
+  axes), the lattice is small and the run has one device (:mod:`._separable`), the smoothing and its
+  adjoint by one small matrix per axis instead of the batched transforms (the Fourier two-point term
+  keeps its pair);
 * the Laplacians analytic (:math:`\Delta T_{s,p} = h_s\sum_n f_p''(\psi_s)`), as in the families;
   their summed density is one more channel of that batched ``rfftn`` (its :math:`k = 0` mode is
   the site sum), so no pass over the fields is spent on the reduction.
@@ -54,18 +55,13 @@ from ._basis import (
     tamed_power_derivatives,
 )
 from ._pointwise import powers_part, products_part
-from ._separable import axis_factors, smooth, unsmooth
+from ._separable import axis_factors, hermitian_part, smooth, unsmooth
 
 
 def half_spectrum(f: np.ndarray) -> np.ndarray:
     r"""The Hermitian part :math:`(f(k) + f(-k))/2` of a filter on the FFT grid, on the ``rfftn`` half (last axes)."""
     f = np.asarray(f)
-    nd = f.ndim
-    flipped = f
-    for ax in range(nd):
-        flipped = np.roll(np.flip(flipped, axis=ax), 1, axis=ax)
-    sym = 0.5 * (f + flipped)
-    return sym[..., : f.shape[-1] // 2 + 1]
+    return hermitian_part(f)[..., : f.shape[-1] // 2 + 1]
 
 
 def _half_batched(filters: np.ndarray, d: int) -> np.ndarray:
@@ -240,11 +236,11 @@ class FusedEvaluator:
 
     def smooth(self, field):
         """The smoothed fields ``(scales, *lattice)`` of one configuration by :attr:`matrices` (which must be set)."""
-        return smooth([jnp.asarray(m) for m in self.matrices], field)
+        return smooth(self.params["matrices"], field)
 
     def unsmooth(self, inner):
         """:math:`\\sum_s S_s^T\\,\\text{inner}_s` by :attr:`matrices`: the adjoint of :meth:`smooth`, summed."""
-        return unsmooth([jnp.asarray(m) for m in self.matrices], inner)
+        return unsmooth(self.params["matrices"], inner)
 
     def _pointwise(self, params, a, psi):
         r"""The smoothed families' gradient contributions (before smoothing) and their part of :math:`\Delta\Omega`.

@@ -5,16 +5,27 @@ A filter :math:`f(k) = \prod_\mu g_\mu(k_\mu)` on a periodic lattice (the heat k
 :class:`~pikflow.lattice.SmoothedPowers`) acts as :math:`\psi = (C_1\otimes\dots\otimes C_d)\,\phi`
 with the circulant :math:`L_\mu\times L_\mu` matrices :math:`C_\mu` of :math:`g_\mu`. On small lattices
 these products are cheaper than the Fourier transforms they replace: at 16x16, the 4 scales of the lean
-ladder smoothed and brought back (:math:`\sum_s C_s^T\,\text{inner}_s`) cost 2.4 µs per configuration
-by matrices against 5.6 µs by ``rfftn``/``irfftn`` (float64, batch 128; 0.9 against 3.4 µs in float32 at
-batch 1000), and 7.9 against 16.5 µs at 32x32. The matrices grow like :math:`L^3` per axis against the
-transforms' :math:`L\log L`, so :data:`SEPARABLE_MAX_SIDE` bounds their use.
+ladder smoothed and brought back (:math:`\sum_s C_s^T\,\text{inner}_s`) cost 2.40 µs per configuration
+by matrices against 5.56 µs by ``rfftn``/``irfftn`` (float64, batch 128; 1.91 against 4.54 in float32),
+and 8.96 against 17.7 µs at 32x32 (``benchmarks/lattice/stencil_smoothing/smoothing_costs.py``). The
+matrices grow like :math:`L^3` per axis against the transforms' :math:`L\log L`, so
+:data:`SEPARABLE_MAX_SIDE` bounds their use.
 """
 
 from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+
+
+def hermitian_part(f: np.ndarray) -> np.ndarray:
+    r""":math:`(f(k) + f(-k))/2` of a filter on the full FFT grid (every axis of ``f``): what real transforms apply."""
+    f = np.asarray(f)
+    flipped = f
+    for ax in range(f.ndim):
+        flipped = np.roll(np.flip(flipped, axis=ax), 1, axis=ax)
+    return 0.5 * (f + flipped)
+
 
 #: The longest axis smoothed by matrices (measured faster than the transforms at 16 and 32 sites a side).
 SEPARABLE_MAX_SIDE = 32
@@ -33,10 +44,7 @@ def axis_factors(filters: np.ndarray, d: int, rtol: float = 1e-12) -> list[np.nd
         return None
     mats: list[list[np.ndarray]] = [[] for _ in range(d)]
     for f in filters.reshape((-1,) + shape):
-        flipped = f
-        for ax in range(d):
-            flipped = np.roll(np.flip(flipped, axis=ax), 1, axis=ax)
-        f = 0.5 * (f + flipped)
+        f = hermitian_part(f)
         f0 = f[(0,) * d]
         if not f0 > 0:
             return None
