@@ -237,6 +237,8 @@ def test_bench_lattice_json(tmp_path):
     assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
+    # --chains auto (the default): HMC's cheapest batch at 16 sites, 256 chains of >= 600 trajectories
+    assert r["hmc"]["chains_setting"] == "auto" and r["hmc"]["chains"] == 256 and r["hmc"]["n"] == 256 * 600
     assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
     # the set-up's tracing and compiling (jax.monitoring) is a part of it
     assert 0 < r["pik"]["setup_compile_seconds"] < r["pik"]["setup_seconds"]

@@ -29,7 +29,15 @@ import time
 import numpy as np
 
 from . import register
-from ._common import chain_series, compile_seconds, extra_couplings, log_q_error, write_json
+from ._common import (
+    chain_series,
+    chains_argument,
+    compile_seconds,
+    extra_couplings,
+    hmc_chains,
+    log_q_error,
+    write_json,
+)
 
 
 def _arguments(p):
@@ -116,7 +124,11 @@ def _arguments(p):
         help="a further coupling of --density at its value, e.g. --set kx=1 --set ky=0.5 (repeatable)",
     )
     p.add_argument("--reference", type=int, default=20_000, help="trajectories of the reference HMC (default 20000)")
-    p.add_argument("--chains", type=int, default=16, help="chains of the reference HMC (default 16)")
+    p.add_argument(
+        "--chains", type=chains_argument, default="auto",
+        help="chains of the reference HMC, or auto (default): 256 up to 400 sites, 64 up to 1600, else 16, the "
+        "batch that costs least per chain and trajectory on a CPU, with >= 600 trajectories per chain",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument(
         "--float32",
@@ -268,7 +280,8 @@ def run(args) -> dict:
 
     flow, samples, obs, acc, pik_tau, logq_err, setup_seconds, pik_seconds = _pik(args, path, step, progress, volume)
     target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam, **extra})
-    per = max(args.reference // args.chains, 20)
+    args.chains_setting = args.chains
+    args.chains, per = hmc_chains(args.chains, args.reference, volume)
     hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc = _hmc(args, target, step, volume, per)
 
     pik_rate = args.n / (2 * pik_tau) / pik_seconds
@@ -314,6 +327,7 @@ def run(args) -> dict:
         "hmc": {
             "n": int(n_hmc),
             "chains": args.chains,
+            "chains_setting": args.chains_setting,
             "acceptance": hmc_acc,
             "tau_int_abs_m": hmc_tau,
             "sample_seconds": hmc_seconds,
@@ -335,7 +349,7 @@ def run(args) -> dict:
             flow,
             target,
             n_samples=n_cost,
-            n_hmc=min(per * args.chains, 4000),
+            n_hmc=max(min(per * args.chains, 4000), 20 * args.chains),
             chains=args.chains,
             repeats=args.cost_repeats,
             seed=args.seed,

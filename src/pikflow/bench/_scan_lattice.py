@@ -22,6 +22,17 @@ the scan's wall time (compilation included, so the ratio is conservative) is rep
 observable. HMC's seconds exclude compilation (a short warm-up call compiles it), so
 ``hmc_over_scan_compiled`` compares like with like: the scan's time without its SMC
 compilation (``scan_compile_seconds``, measured by compiling ahead of time).
+
+HMC batched across the points: one run per point, one point after the other, keeps only
+``--chains`` chains side by side, and a wider vectorised batch costs less per chain on a CPU.
+:func:`pikflow.baselines.hmc_points` runs ``--batched-chains`` chains at every one of the
+``--points`` points in one batch (each point with its own adapted step, the same
+``--reference`` trajectories per point, ordered starts as above); each point is charged the
+batch's sampling time over the points, and the whole HMC scan at equal errors costs the sum
+over all points of that time times :math:`(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
+(``hmc_batched``: its seconds, pulls at every point and ``hmc_over_scan_at_equal_errors``). That sum is
+dominated by the few points near the transition, where HMC's errors are largest; ``hmc_over_scan_median_point``
+is the same ratio at the median point (the point's HMC cost times ``--points`` over the scan's time).
 """
 
 from __future__ import annotations
@@ -55,9 +66,18 @@ def _arguments(p):
     p.add_argument("--steps", type=int, default=None, help="annealing steps over the scan (default 4 (points-1))")
     p.add_argument("--particles", type=int, default=2000, help="SMC particles per replica (default 2000)")
     p.add_argument("--replicas", type=int, default=4, help="SMC replicas (default 4)")
-    p.add_argument("--check", type=int, default=5, help="points checked by HMC per size (default 5)")
+    p.add_argument(
+        "--check", type=int, default=5, help="points checked by one HMC run each, per size (default 5; 0: none)"
+    )
     p.add_argument("--reference", type=int, default=4000, help="HMC trajectories per checked point (default 4000)")
     p.add_argument("--chains", type=int, default=8, help="HMC chains (default 8)")
+    p.add_argument(
+        "--hmc-therm", type=int, default=200, help="HMC thermalisation trajectories per chain (default 200)"
+    )  # fmt: skip
+    p.add_argument(
+        "--batched-chains", type=int, default=None,
+        help="chains per point of the batched HMC scan over every point (default: --chains; 0: skip it)",
+    )  # fmt: skip
     p.add_argument(
         "--hmc-start", choices=("ordered", "random"), default="ordered",
         help="HMC starting configurations: ordered (+-sqrt(-m2/lam), default) or random",
@@ -122,11 +142,57 @@ def _hmc_point(path, t, args, seed):
     pl.hmc(path, key, 20 * args.chains, time=t, n_chains=args.chains, n_therm=20, step="auto", keep="magnetisation")
     t0 = time.perf_counter()
     M, acc = pl.hmc(
-        path, key, per * args.chains, time=t, n_chains=args.chains, step="auto", start=start, keep="magnetisation"
-    )
+        path, key, per * args.chains, time=t, n_chains=args.chains, step="auto", start=start, keep="magnetisation",
+        n_therm=getattr(args, "hmc_therm", 200),
+    )  # fmt: skip
     secs = time.perf_counter() - t0
     obs = pl.chain_observables(M.reshape(-1), path.lattice.volume)
     return {"seconds": secs, "acceptance": float(acc), "observables": {k: v.to_dict() for k, v in obs.items()}}
+
+
+def _hmc_batched(path, rows, args, seed) -> dict:
+    """One vectorised HMC run at every scan point (:func:`pikflow.baselines.hmc_points`) against the scan's rows."""
+    from ..baselines import hmc_points
+    from ..lattice import chain_observables
+
+    chains = args.chains if args.batched_chains is None else args.batched_chains
+    per = max(args.reference // args.chains, 20)
+    ts = [r["t"] for r in rows]
+    start = None
+    if getattr(args, "hmc_start", "random") == "ordered":
+        start = np.stack([ordered_start(path, t, chains) for t in ts])
+    run = hmc_points(
+        path, ts, n=per, chains=chains, seed=seed, init=start, keep=lambda x, t: x.sum()[None],
+        thermalisation=getattr(args, "hmc_therm", 200),
+    )  # fmt: skip
+    secs = run.seconds_per_point
+    volume = path.lattice.volume
+    pulls, cost = [], {k: 0.0 for k in OBSERVABLES}
+    points = []
+    for i, row in enumerate(rows):
+        obs = chain_observables(run.positions[i, :, :, 0].reshape(-1), volume)
+        entry = {"t": row["t"], "m2": row["couplings"]["m2"], "pull": {}}
+        for k in OBSERVABLES:
+            s, r = row[k], obs[k]
+            entry[k] = r.to_dict()
+            entry["pull"][k] = (s.value - r.value) / math.hypot(s.error, r.error)
+            entry.setdefault("hmc_seconds", {})[k] = secs * (r.error / s.error) ** 2 if s.error > 0 else math.nan
+            cost[k] += entry["hmc_seconds"][k]
+        pulls.extend(entry["pull"].values())
+        points.append(entry)
+    return {
+        "chains_per_point": chains,
+        "trajectories_per_chain": per,
+        "sample_seconds": run.sample_seconds,
+        "seconds_per_point": secs,
+        "acceptance": run.acceptance.tolist(),
+        "step_size": run.step_size.tolist(),
+        "points": points,
+        "max_abs_pull": float(np.max(np.abs(pulls))),
+        "pulls_over_2_sigma": int(np.sum(np.abs(pulls) > 2)),
+        "n_pulls": len(pulls),
+        "hmc_seconds_at_equal_errors": cost,
+    }
 
 
 @register("scan-lattice", "a lattice m2 scan by SMC against one HMC run per point, at equal errors", config=False)(
@@ -162,7 +228,10 @@ def run(args) -> dict:
             checks.append(entry)
         scan_secs = scan.seconds[label]
         compile_secs = scan.runs[label].settings["compile_seconds"]
-        hmc_secs = {k: args.points * float(np.mean([c["hmc_cost"][k] for c in checks])) for k in OBSERVABLES}
+        hmc_secs = {
+            k: args.points * float(np.mean([c["hmc_cost"][k] for c in checks])) if checks else math.nan
+            for k in OBSERVABLES
+        }
         ratio = {k: v / scan_secs for k, v in hmc_secs.items()}
         res["sizes"][label] = {
             "scan_seconds": scan_secs,
@@ -174,10 +243,22 @@ def run(args) -> dict:
             "scan_compile_seconds": compile_secs,
             "hmc_over_scan_at_equal_errors": ratio,
             "hmc_over_scan_compiled": {k: v / (scan_secs - compile_secs) for k, v in hmc_secs.items()},
-            "max_abs_pull": max(abs(p) for c in checks for p in c["pull"].values()),
+            "max_abs_pull": max((abs(p) for c in checks for p in c["pull"].values()), default=math.nan),
             "summary": scan.summary()["scan"][label],
             "free_energy_check": scan.free_energy_check(label),
         }
+        if (args.chains if args.batched_chains is None else args.batched_chains) > 0:
+            b = _hmc_batched(path, rows, args, args.seed + 300)
+            b["hmc_over_scan_at_equal_errors"] = {k: v / scan_secs for k, v in b["hmc_seconds_at_equal_errors"].items()}
+            b["hmc_over_scan_compiled"] = {
+                k: v / (scan_secs - compile_secs) for k, v in b["hmc_seconds_at_equal_errors"].items()
+            }
+            # a typical point: the scan's sum is dominated by the few points near m2_c, where HMC's errors are large
+            b["hmc_over_scan_median_point"] = {
+                k: float(np.median([c["hmc_seconds"][k] for c in b["points"]])) * args.points / scan_secs
+                for k in OBSERVABLES
+            }
+            res["sizes"][label]["hmc_batched"] = b
         if args.ti_nodes > 0:
             res["sizes"][label]["free_energy"] = _free_energy(path, scan.runs[label], args)
     res["crossings"] = _crossings(res, args)
@@ -252,6 +333,19 @@ def _print(res):
             f"{v['max_abs_pull']:.2f} | " + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES) + " | "
             + ", ".join(f"{c[k]:.3g}" for k in OBSERVABLES) + " |"
         )  # fmt: skip
+    for label, v in res["sizes"].items():
+        if "hmc_batched" in v:
+            b = v["hmc_batched"]
+            r, c = b["hmc_over_scan_at_equal_errors"], b["hmc_over_scan_compiled"]
+            print(
+                f"{label}: HMC batched over all {len(b['points'])} points ({b['chains_per_point']} chains each, "
+                f"{b['seconds_per_point']:.3g} s a point): HMC/scan at equal errors "
+                + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES) + " (compiled: "
+                + ", ".join(f"{c[k]:.3g}" for k in OBSERVABLES) + "), at the median point "
+                + ", ".join(f"{b['hmc_over_scan_median_point'][k]:.3g}" for k in OBSERVABLES)
+                + f"; max pull {b['max_abs_pull']:.2f}, "
+                f"{b['pulls_over_2_sigma']} of {b['n_pulls']} pulls beyond 2 sigma"
+            )  # fmt: skip
     for label, v in res["sizes"].items():
         c = v["free_energy_check"]
         line = f"{label}: log Z gain over the scan {c['log_z_gain']['value']:.4f} +- {c['log_z_gain']['error']:.2g}"

@@ -47,7 +47,7 @@ from .._errors import PikflowError
 from ..flow import UNRELIABLE_LOG_Q
 from ..samplers import ESTIMATES, PARTICLE_BATCH, replica_estimate
 from . import register
-from ._common import chain_series, extra_couplings, log_q_error, write_json
+from ._common import chain_series, chains_argument, extra_couplings, hmc_chains, log_q_error, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -116,7 +116,11 @@ def _arguments(p):
     p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps of an HMC move (default 10)")
     p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000; 0: skip)")
     p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000; 0: skip)")
-    p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
+    p.add_argument(
+        "--chains", type=chains_argument, default="auto",
+        help="chains of the reference HMC, or auto (default): 256 up to 400 sites, 64 up to 1600, else 16, with "
+        ">= 600 trajectories per chain (thermodynamic integration: this many, at most 16 with auto)",
+    )  # fmt: skip
     p.add_argument(
         "--ti-nodes",
         type=int,
@@ -265,10 +269,10 @@ def run(args) -> dict:
 
     # HMC first: a run cut off later still has its reference
     if args.reference > 0:
-        per = max(args.reference // args.chains, 20)
+        chains, per = hmc_chains(args.chains, args.reference, volume)
         ((M, hmc_acc), secs) = _timed(
             lambda: pl.hmc(
-                target, jax.random.PRNGKey(args.seed + 4), per * args.chains, n_chains=args.chains, step="auto",
+                target, jax.random.PRNGKey(args.seed + 4), per * chains, n_chains=chains, step="auto",
                 keep="magnetisation",
             )
         )  # fmt: skip
@@ -276,6 +280,8 @@ def run(args) -> dict:
         res["samplers"]["hmc"] = {
             "seconds": secs,
             "seconds_range": list(_timed.spread),
+            "chains": chains,
+            "trajectories_per_chain": per,
             "acceptance": float(hmc_acc),
             "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
         }
@@ -343,11 +349,12 @@ def _thermodynamic_check(args, res, flow):
     :math:`\log Z_1` is pulled (:math:`\log Z_1` does not depend on the path)."""
     from ..baselines import thermodynamic_integration
 
+    ti_chains = 16 if args.chains == "auto" else args.chains  # its 1000 thermalisation trajectories are per chain
     ti = thermodynamic_integration(
         flow.path,
         nodes=args.ti_nodes,
-        n=max(args.ti_samples // args.chains, 100),  # HMC.run's n is per chain
-        chains=args.chains,
+        n=max(args.ti_samples // ti_chains, 100),  # HMC.run's n is per chain
+        chains=ti_chains,
         step_size="auto",
         seed=args.seed + 7,
     )

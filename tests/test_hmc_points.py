@@ -1,0 +1,84 @@
+"""HMC at many points in one batch (``pikflow.baselines.hmc_points``) against exact free-field answers."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import numpy as np
+import pytest
+
+import pikflow as pf
+import pikflow.lattice as pl
+from pikflow.baselines import hmc_points
+from pikflow.diagnostics import gamma_method
+
+FREE = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))"
+
+
+def _free_path(m2_from, m2_to, L=4):
+    return pl.LatticePath(pl.LatticeAction(FREE, (L, L)), {"m2": [[0.0, m2_from], [1.0, m2_to]]})
+
+
+def test_every_point_samples_its_own_free_field_with_its_own_step():
+    """<M^2>/V = G(0) = 1/m^2 at each point (4 sigma of the Gamma error); the stiffer point gets the smaller step.
+
+    m^2 = 0.5 and 12 in one batch: the largest mode frequency sqrt(8 + m^2) grows from 2.9 to 4.5, so
+    the step adapted to an acceptance of 0.8 must come out smaller at m^2 = 12: a step shared by the
+    points (or adapted on the pooled acceptance) would not.
+    """
+    path = _free_path(0.5, 12.0)
+    run = hmc_points(path, [0.0, 1.0], n=1000, chains=8, seed=3, keep=lambda x, t: x.sum()[None])
+    assert run.positions.shape == (2, 8, 1000, 1)
+    for p, m2 in enumerate((0.5, 12.0)):
+        est = gamma_method((run.positions[p, :, :, 0] ** 2 / 16).reshape(-1))
+        assert abs(est.mean - 1 / m2) < 4 * est.error, (m2, est)
+        assert 0.6 < run.acceptance[p] < 0.95
+    assert run.step_size[1] < 0.85 * run.step_size[0], run.step_size
+    assert run.seconds_per_point == pytest.approx(run.sample_seconds / 2)
+
+
+def test_configurations_are_kept_without_keep_and_bad_input_is_refused():
+    path = _free_path(1.0, 1.0)
+    run = hmc_points(path, [0.5], n=10, chains=2, thermalisation=25)
+    assert run.positions.shape == (1, 2, 10, 16) and np.all(np.isfinite(run.positions))
+    for times in ([], [0.0, math.nan]):
+        with pytest.raises(pf.PikflowError, match="times must be"):
+            hmc_points(path, times, n=10, chains=2)
+    with pytest.raises(pf.PikflowError, match="init must hold 1 x 2"):
+        hmc_points(path, [0.5], n=10, chains=2, init=np.zeros((3, 16)))
+    with pytest.raises(pf.PikflowError, match="chains must be"):
+        hmc_points(path, [0.5], n=10, chains=0)
+
+
+def test_bench_batched_hmc_agrees_with_the_exact_free_scan():
+    """``bench scan-lattice``'s batched HMC against exact rows: |m|, chi = (1 - 2/pi)/m^2, U = 0 of a Gaussian m."""
+    from pikflow import Estimate
+    from pikflow.bench._scan_lattice import _hmc_batched
+
+    path, volume = _free_path(1.0, 0.5), 16
+    rows = []
+    for t in (0.0, 0.5, 1.0):
+        m2 = 1.0 - 0.5 * t
+        exact = {"abs_m": math.sqrt(2 / (math.pi * m2 * volume)), "chi": (1 - 2 / math.pi) / m2, "binder": 0.0}
+        rows.append({"t": t, "couplings": {"m2": m2}, **{k: Estimate(v, 1e-12) for k, v in exact.items()}})
+    args = argparse.Namespace(chains=8, batched_chains=None, reference=4000, hmc_start="random")
+    b = _hmc_batched(path, rows, args, seed=5)
+    assert b["chains_per_point"] == 8 and b["trajectories_per_chain"] == 500 and b["n_pulls"] == 9
+    assert b["max_abs_pull"] < 4.0, b["points"]
+    assert all(v > 0 for v in b["hmc_seconds_at_equal_errors"].values())
+
+
+def test_bench_chains_auto_picks_the_batch_by_volume():
+    """``--chains auto``: 256 chains up to 400 sites, 64 up to 1600, else 16; >= 600 trajectories a chain."""
+    from pikflow.bench._common import chains_argument, hmc_chains
+
+    assert hmc_chains("auto", 20_000, 256) == (256, 600)
+    assert hmc_chains("auto", 160_000, 256) == (256, 625)
+    assert hmc_chains("auto", 20_000, 1024) == (64, 600)
+    assert hmc_chains("auto", 20_000, 4096) == (16, 1250)
+    assert hmc_chains(16, 20_000, 256) == (16, 1250) and hmc_chains(8, 100, 64) == (8, 20)
+    assert chains_argument("auto") == "auto" and chains_argument("32") == 32
+    for bad in ("0", "-3", "many"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive integer or 'auto'"):
+            chains_argument(bad)
