@@ -82,3 +82,21 @@ def test_bench_chains_auto_picks_the_batch_by_volume():
     for bad in ("0", "-3", "many"):
         with pytest.raises(argparse.ArgumentTypeError, match="positive integer or 'auto'"):
             chains_argument(bad)
+
+
+@pytest.mark.parametrize("replicas", [8, 16])
+def test_replica_cost_correction_makes_inverse_variance_ratios_unbiased(replicas):
+    """sigma^2/s^2 of R normal replicas, 200 000 draws: its mean times ``mean`` and its median times ``median`` are 1.
+
+    The mean of sigma^2/s^2 (a scaled inverse chi^2_nu) has the standard deviation
+    sqrt(2/(nu - 4)) nu/(nu - 2) per draw (finite for nu > 4): 0.0026 over 200 000 draws at R = 8, 0.0011 at
+    R = 16, so 0.02 is 7 or more of them; the sample median's error is smaller still.
+    """
+    from pikflow.bench._common import replica_cost_correction
+
+    rng = np.random.default_rng(replicas)
+    s2 = rng.standard_normal((200_000, replicas)).var(axis=1, ddof=1)
+    fix = replica_cost_correction(replicas)
+    assert abs(np.mean(1 / s2) * fix["mean"] - 1) < 0.02
+    assert abs(np.median(1 / s2) * fix["median"] - 1) < 0.01
+    assert math.isnan(replica_cost_correction(3)["mean"])

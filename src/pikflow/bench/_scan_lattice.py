@@ -33,6 +33,13 @@ over all points of that time times :math:`(\sigma_{\rm HMC}/\sigma_{\rm scan})^2
 (``hmc_batched``: its seconds, pulls at every point and ``hmc_over_scan_at_equal_errors``). That sum is
 dominated by the few points near the transition, where HMC's errors are largest; ``hmc_over_scan_median_point``
 is the same ratio at the median point (the point's HMC cost times ``--points`` over the scan's time).
+
+Every ratio divides by the scan's replica variance :math:`s^2` (``--replicas`` R), whose inverse is biased:
+:math:`E[\sigma^2/s^2] = \nu/(\nu-2)`, :math:`\nu = R - 1` (3 with the default 4 replicas, with an infinite
+variance, so one point whose error comes out small dominates a sum). The ratios are multiplied by
+:math:`(\nu-2)/\nu` (the median one by :math:`\mathrm{median}(\chi^2_\nu)/\nu`), which makes them unbiased
+(``replica_cost_correction``; NaN below 4 replicas); ``hmc_seconds_at_equal_errors`` stays uncorrected.
+Use 8 or more replicas for ratios that mean something point by point.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import time
 import numpy as np
 
 from . import register
-from ._common import write_json
+from ._common import replica_cost_correction, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -232,7 +239,8 @@ def run(args) -> dict:
             k: args.points * float(np.mean([c["hmc_cost"][k] for c in checks])) if checks else math.nan
             for k in OBSERVABLES
         }
-        ratio = {k: v / scan_secs for k, v in hmc_secs.items()}
+        fix = replica_cost_correction(args.replicas)  # the scan's errors are replica errors: E[1/s^2] > 1/sigma^2
+        ratio = {k: v / scan_secs * fix["mean"] for k, v in hmc_secs.items()}
         res["sizes"][label] = {
             "scan_seconds": scan_secs,
             "flow_solve_seconds": scan.settings.get("solve_seconds", {}).get(label, 0.0),
@@ -242,21 +250,24 @@ def run(args) -> dict:
             "checks": checks,
             "scan_compile_seconds": compile_secs,
             "hmc_over_scan_at_equal_errors": ratio,
-            "hmc_over_scan_compiled": {k: v / (scan_secs - compile_secs) for k, v in hmc_secs.items()},
+            "hmc_over_scan_compiled": {k: v / (scan_secs - compile_secs) * fix["mean"] for k, v in hmc_secs.items()},
+            "replica_cost_correction": fix,
             "max_abs_pull": max((abs(p) for c in checks for p in c["pull"].values()), default=math.nan),
             "summary": scan.summary()["scan"][label],
             "free_energy_check": scan.free_energy_check(label),
         }
         if (args.chains if args.batched_chains is None else args.batched_chains) > 0:
             b = _hmc_batched(path, rows, args, args.seed + 300)
-            b["hmc_over_scan_at_equal_errors"] = {k: v / scan_secs for k, v in b["hmc_seconds_at_equal_errors"].items()}
+            b["hmc_over_scan_at_equal_errors"] = {
+                k: v / scan_secs * fix["mean"] for k, v in b["hmc_seconds_at_equal_errors"].items()
+            }
             b["hmc_over_scan_compiled"] = {
-                k: v / (scan_secs - compile_secs) for k, v in b["hmc_seconds_at_equal_errors"].items()
+                k: v / (scan_secs - compile_secs) * fix["mean"] for k, v in b["hmc_seconds_at_equal_errors"].items()
             }
             # a typical point: the scan's sum is dominated by the few points near m2_c, where HMC's errors are large
+            per_point = {k: float(np.median([c["hmc_seconds"][k] for c in b["points"]])) for k in OBSERVABLES}
             b["hmc_over_scan_median_point"] = {
-                k: float(np.median([c["hmc_seconds"][k] for c in b["points"]])) * args.points / scan_secs
-                for k in OBSERVABLES
+                k: per_point[k] * args.points / scan_secs * fix["median"] for k in OBSERVABLES
             }
             res["sizes"][label]["hmc_batched"] = b
         if args.ti_nodes > 0:
@@ -333,6 +344,11 @@ def _print(res):
             f"{v['max_abs_pull']:.2f} | " + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES) + " | "
             + ", ".join(f"{c[k]:.3g}" for k in OBSERVABLES) + " |"
         )  # fmt: skip
+    fix = next(iter(res["sizes"].values()))["replica_cost_correction"]
+    print(
+        f"(cost ratios corrected for the scan's replica errors: x{fix['mean']:.3g}, the median point's "
+        f"x{fix['median']:.3g}; E[sigma^2/s^2] = nu/(nu - 2) for nu = replicas - 1)"
+    )
     for label, v in res["sizes"].items():
         if "hmc_batched" in v:
             b = v["hmc_batched"]

@@ -47,7 +47,15 @@ from .._errors import PikflowError
 from ..flow import UNRELIABLE_LOG_Q
 from ..samplers import ESTIMATES, PARTICLE_BATCH, replica_estimate
 from . import register
-from ._common import chain_series, chains_argument, extra_couplings, hmc_chains, log_q_error, write_json
+from ._common import (
+    chain_series,
+    chains_argument,
+    extra_couplings,
+    hmc_chains,
+    log_q_error,
+    replica_cost_correction,
+    write_json,
+)
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -394,10 +402,13 @@ def _compare(res):
             k: (o["value"] - ref[k]["value"]) / math.hypot(o["error"], ref[k]["error"]) if ref else math.nan
             for k, o in v["observables"].items()
         }
-    # ratios against PIK-SMC: the first PIK-SMC run (the only one with one basis and one step count)
+    # ratios against PIK-SMC: the first PIK-SMC run (the only one with one basis and one step count), whose
+    # errors are replica errors: E[sigma^2/s^2] = nu/(nu - 2), corrected by the factor (nu - 2)/nu
     base = next(v for k, v in s.items() if k.startswith("pik_smc"))["cost"]
+    fix = replica_cost_correction(res["replicas"])["mean"]
+    res["replica_cost_correction"] = fix
     for v in s.values():
-        v["cost_over_pik_smc"] = {k: v["cost"][k] / base[k] if base[k] > 0 else math.nan for k in v["cost"]}
+        v["cost_over_pik_smc"] = {k: v["cost"][k] / base[k] * fix if base[k] > 0 else math.nan for k in v["cost"]}
 
 
 def _print(res):
@@ -428,7 +439,9 @@ def _print(res):
         ratios = ", ".join(f"{v['cost_over_pik_smc'][k]:.3g}" for k in OBSERVABLES)
         print(f"| {name} | {v['seconds']:.2f} | {ess} | " + " | ".join(cells) + f" | {ratios} |")
     print()
-    print("[x] = pull against HMC in combined errors; cost = error^2 x seconds (lower is better)")
+    fix = res["replica_cost_correction"]
+    print("[x] = pull against HMC in combined errors; cost = error^2 x seconds (lower is better); the ratios are")
+    print(f"multiplied by (nu - 2)/nu = {fix:.3g} (nu = replicas - 1: PIK-SMC's errors are replica errors)")
     ti = res.get("thermodynamic_integration")
     if ti:
         z = ti["log_z"]
