@@ -185,11 +185,23 @@ def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool)
 
 
 def _warnings(scan) -> list[str]:
+    from scipy.stats import t as student_t
+
     from ._smc import warnings_of
 
     out = []
     for size, result in scan.runs.items():
         out += [f"{size}: {w}" for w in warnings_of(result)]
+        # log Z gained (unbiased for any moves) against -int <dS/dt> dt (right only where the particles follow p_t)
+        pull, replicas = scan.free_energy_check(size)["pull"], result.settings["replicas"]
+        limit = float(student_t.ppf(0.995, replicas - 1)) if replicas > 1 else np.inf
+        if np.isfinite(pull) and abs(pull) > limit:
+            out.append(
+                f"{size}: the log Z gained over the scan and -int <dS/dt> dt differ by {pull:+.1f} sigma (beyond "
+                f"the 99 % range {limit:.2g} of {replicas} replicas): the particles do not follow p_t, e.g. they "
+                "lag behind an ordering transition; use more steps, more or longer moves, or mcmc = 'fhmc'"
+            )
+            print(f"  warning: {out[-1]}")
     if len(scan.points) > 1 and not scan.crossings:
         out.append("the Binder cumulants of the sizes do not cross inside t_range: no critical coupling found there")
     return out
