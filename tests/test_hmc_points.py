@@ -100,3 +100,19 @@ def test_replica_cost_correction_makes_inverse_variance_ratios_unbiased(replicas
     assert abs(np.mean(1 / s2) * fix["mean"] - 1) < 0.02
     assert abs(np.median(1 / s2) * fix["median"] - 1) < 0.01
     assert math.isnan(replica_cost_correction(3)["mean"])
+
+
+def test_zero_dim_points_against_quadrature():
+    """A 0-D path (paper sec. IV A: S_t = (1 - 3t)/2 phi^2 + t/8 phi^4): <phi^2> at t = 0, 0.5, 1 in one batch against
+    exact quadrature, within 4 Gamma-method errors; the double well at t = 1 is sampled from ordered starts +-2."""
+    from pikflow.exact import reference_for
+
+    path = pf.Path.from_expression("(1 - 3*t)/2*phi**2 + t/8*phi**4", ["phi"])
+    ref = reference_for(path)
+    times = [0.0, 0.5, 1.0]
+    init = np.tile(np.where(np.arange(16) % 2 == 0, 2.0, -2.0)[None, :, None], (3, 1, 1))
+    run = hmc_points(path, times, n=1500, chains=16, seed=2, init=init, n_leapfrog=25, step_size=0.04)
+    for p, t in enumerate(times):
+        est = gamma_method((run.positions[p, :, :, 0] ** 2).reshape(-1))
+        exact = ref.expectation(t, lambda x: x**2)
+        assert abs(est.mean - exact) < 4 * est.error, (t, est, exact)
