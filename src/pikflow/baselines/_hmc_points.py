@@ -66,6 +66,7 @@ def hmc_points(
     seed=0,
     init=None,
     keep=None,
+    progress: bool = False,
 ) -> PointsHMC:
     r"""HMC chains at every time of ``times`` in one batch: ``chains`` per point, ``n`` measured trajectories each.
 
@@ -85,7 +86,12 @@ def hmc_points(
     keep
         As in :meth:`HMC.run`: a JAX function ``keep(x, t)`` of one flat configuration whose
         numbers are kept per trajectory instead of the configuration.
+    progress
+        A progress bar over the trajectories of all chains (thermalisation and measurement); the
+        chains do not depend on it.
     """
+    from ..progress import progress_bar
+
     times = np.asarray(times, dtype=float).reshape(-1)
     if times.size == 0 or not np.all(np.isfinite(times)):
         raise PikflowError(f"times must be one or more finite numbers, got {times!r}")
@@ -129,23 +135,30 @@ def hmc_points(
     compile_seconds = _time.perf_counter() - t0
 
     steps = np.full(P, float(step_size))
-    t0 = _time.perf_counter()
-    for i in range(max(1, thermalisation // ADAPT_BLOCK) if thermalisation else 0):
-        state, _, acc = adv_c(state, jax.random.fold_in(key, i), t_chain, jnp.asarray(np.repeat(steps, chains)))
-        a = np.asarray(acc).reshape(P, chains).mean(1) / ADAPT_BLOCK
-        steps = steps * np.exp(ADAPT_RATE * (a - ADAPT_TARGET))
-    jax.block_until_ready(state)
-    therm_seconds = _time.perf_counter() - t0
+    n_therm = max(1, thermalisation // ADAPT_BLOCK) if thermalisation else 0
+    bar = progress_bar(total=(n_therm + n_calls) * ADAPT_BLOCK * C, desc=f"HMC at {P} points", disable=not progress)
+    try:
+        t0 = _time.perf_counter()
+        for i in range(n_therm):
+            state, _, acc = adv_c(state, jax.random.fold_in(key, i), t_chain, jnp.asarray(np.repeat(steps, chains)))
+            a = np.asarray(acc).reshape(P, chains).mean(1) / ADAPT_BLOCK
+            steps = steps * np.exp(ADAPT_RATE * (a - ADAPT_TARGET))
+            bar.update(ADAPT_BLOCK * C)
+        jax.block_until_ready(state)
+        therm_seconds = _time.perf_counter() - t0
 
-    pos = np.empty((C, n_calls * ADAPT_BLOCK, width))
-    accepted = np.zeros(C)
-    step_c = jnp.asarray(np.repeat(steps, chains))
-    t0 = _time.perf_counter()
-    for i in range(n_calls):
-        state, p, acc = adv_c(state, jax.random.fold_in(key, (1 << 16) + i), t_chain, step_c)
-        pos[:, i * ADAPT_BLOCK : (i + 1) * ADAPT_BLOCK] = np.moveaxis(np.asarray(p), 0, 1)
-        accepted += np.asarray(acc)
-    sample_seconds = _time.perf_counter() - t0
+        pos = np.empty((C, n_calls * ADAPT_BLOCK, width))
+        accepted = np.zeros(C)
+        step_c = jnp.asarray(np.repeat(steps, chains))
+        t0 = _time.perf_counter()
+        for i in range(n_calls):
+            state, p, acc = adv_c(state, jax.random.fold_in(key, (1 << 16) + i), t_chain, step_c)
+            pos[:, i * ADAPT_BLOCK : (i + 1) * ADAPT_BLOCK] = np.moveaxis(np.asarray(p), 0, 1)
+            accepted += np.asarray(acc)
+            bar.update(ADAPT_BLOCK * C)
+        sample_seconds = _time.perf_counter() - t0
+    finally:
+        bar.close()
     for p in range(P):  # the single-point checks: finite configurations, chains that move
         block = slice(p * chains, (p + 1) * chains)
         sampler._check(pos[block, :n], accepted[block], n_calls * ADAPT_BLOCK * chains, times[p], steps[p], True)

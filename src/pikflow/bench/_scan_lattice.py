@@ -173,7 +173,7 @@ def _hmc_batched(path, rows, args, seed) -> dict:
         start = np.stack([ordered_start(path, t, chains) for t in ts])
     run = hmc_points(
         path, ts, n=per, chains=chains, seed=seed, init=start, keep=lambda x, t: x.sum()[None],
-        thermalisation=getattr(args, "hmc_therm", 200),
+        thermalisation=getattr(args, "hmc_therm", 200), progress=not getattr(args, "quiet", True),
     )  # fmt: skip
     secs = run.seconds_per_point
     volume = path.lattice.volume
