@@ -65,8 +65,14 @@ def test_bench_batched_hmc_agrees_with_the_exact_free_scan():
     args = argparse.Namespace(chains=8, batched_chains=None, reference=4000, hmc_start="random")
     b = _hmc_batched(path, rows, args, seed=5)
     assert b["chains_per_point"] == 8 and b["trajectories_per_chain"] == 500 and b["n_pulls"] == 9
+    assert b["points_per_batch"] == 32  # HMC's cheapest batch at 16 sites is 256 chains: every point in one
     assert b["max_abs_pull"] < 4.0, b["points"]
     assert all(v > 0 for v in b["hmc_seconds_at_equal_errors"].values())
+    # 128 chains a point: two points fill the 256-chain batch, so the three points run in two batches
+    args.batched_chains, args.reference = 128, 800
+    b = _hmc_batched(path, rows, args, seed=6)
+    assert b["points_per_batch"] == 2 and len(b["step_size"]) == 3 and b["n_pulls"] == 9
+    assert b["max_abs_pull"] < 4.0, b["points"]
 
 
 def test_bench_chains_auto_picks_the_batch_by_volume():

@@ -26,9 +26,11 @@ compilation (``scan_compile_seconds``, measured by compiling ahead of time).
 HMC batched across the points: one run per point, one point after the other, keeps only
 ``--chains`` chains side by side, and a wider vectorised batch costs less per chain on a CPU.
 :func:`pikflow.baselines.hmc_points` runs ``--batched-chains`` chains at every one of the
-``--points`` points in one batch (each point with its own adapted step, the same
-``--reference`` trajectories per point, ordered starts as above); each point is charged the
-batch's sampling time over the points, and the whole HMC scan at equal errors costs the sum
+``--points`` points in batches of as many points as fill HMC's cheapest batch at that volume
+(``--chains auto``'s: 256 chains up to 400 sites, 64 up to 1600, 16 above; so all 31 points of
+8 chains in one batch at 16x16, 8 points a batch at 32x32), each point with its own adapted step,
+the same ``--reference`` trajectories per point, ordered starts as above; each point is charged the
+batches' sampling time over the points, and the whole HMC scan at equal errors costs the sum
 over all points of that time times :math:`(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
 (``hmc_batched``: its seconds, pulls at every point and ``hmc_over_scan_at_equal_errors``). That sum is
 dominated by the few points near the transition, where HMC's errors are largest; ``hmc_over_scan_median_point``
@@ -50,7 +52,7 @@ import time
 import numpy as np
 
 from . import register
-from ._common import replica_cost_correction, write_json
+from ._common import AUTO_CHAINS, replica_cost_correction, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -168,19 +170,29 @@ def _hmc_batched(path, rows, args, seed) -> dict:
     chains = args.chains if args.batched_chains is None else args.batched_chains
     per = max(args.reference // args.chains, 20)
     ts = [r["t"] for r in rows]
-    start = None
-    if getattr(args, "hmc_start", "random") == "ordered":
-        start = np.stack([ordered_start(path, t, chains) for t in ts])
-    run = hmc_points(
-        path, ts, n=per, chains=chains, seed=seed, init=start, keep=lambda x, t: x.sum()[None],
-        thermalisation=getattr(args, "hmc_therm", 200), progress=not getattr(args, "quiet", True),
-    )  # fmt: skip
-    secs = run.seconds_per_point
     volume = path.lattice.volume
+    # as many points per batch as fill HMC's cheapest batch at this volume (--chains auto's), one batch after another
+    group = max(1, next((c for v, c in AUTO_CHAINS if volume <= v), 16) // chains)
+    M, steps, acceptance, sample_seconds = [], [], [], 0.0
+    for g0 in range(0, len(ts), group):
+        part = ts[g0 : g0 + group]
+        start = None
+        if getattr(args, "hmc_start", "random") == "ordered":
+            start = np.stack([ordered_start(path, t, chains) for t in part])
+        run = hmc_points(
+            path, part, n=per, chains=chains, seed=seed + g0, init=start, keep=lambda x, t: x.sum()[None],
+            thermalisation=getattr(args, "hmc_therm", 200), progress=not getattr(args, "quiet", True),
+        )  # fmt: skip
+        M.append(run.positions[..., 0])
+        steps.extend(run.step_size.tolist())
+        acceptance.extend(run.acceptance.tolist())
+        sample_seconds += run.sample_seconds
+    M = np.concatenate(M)
+    secs = sample_seconds / len(ts)
     pulls, cost = [], {k: 0.0 for k in OBSERVABLES}
     points = []
     for i, row in enumerate(rows):
-        obs = chain_observables(run.positions[i, :, :, 0].reshape(-1), volume)
+        obs = chain_observables(M[i].reshape(-1), volume)
         entry = {"t": row["t"], "m2": row["couplings"]["m2"], "pull": {}}
         for k in OBSERVABLES:
             s, r = row[k], obs[k]
@@ -192,11 +204,12 @@ def _hmc_batched(path, rows, args, seed) -> dict:
         points.append(entry)
     return {
         "chains_per_point": chains,
+        "points_per_batch": group,
         "trajectories_per_chain": per,
-        "sample_seconds": run.sample_seconds,
+        "sample_seconds": sample_seconds,
         "seconds_per_point": secs,
-        "acceptance": run.acceptance.tolist(),
-        "step_size": run.step_size.tolist(),
+        "acceptance": acceptance,
+        "step_size": steps,
         "points": points,
         "max_abs_pull": float(np.max(np.abs(pulls))),
         "pulls_over_2_sigma": int(np.sum(np.abs(pulls) > 2)),
