@@ -79,11 +79,11 @@ def test_free_field_scan_from_toml(tmp_path):
         assert (tmp_path / "out" / name).stat().st_size > 1000
 
 
-def _fake_scan(ts, curves):
-    """A LatticeScan whose Binder cumulants are the given curves (errors 0.01) on a path m2 = -t."""
+def _fake_scan(ts, curves, error=0.005):
+    """A LatticeScan whose Binder cumulants are the given curves (errors ``error``) on a path m2 = -t."""
     pts = {
         size: [
-            {"t": t, "couplings": {"m2": -t}, "binder": pf.Estimate(u, 0.01), "chi": pf.Estimate(1, 0)}
+            {"t": t, "couplings": {"m2": -t}, "binder": pf.Estimate(u, error), "chi": pf.Estimate(1, 0)}
             for t, u in zip(ts, us, strict=True)
         ]
         for size, us in curves.items()
@@ -99,11 +99,18 @@ def test_binder_crossing_interpolates_with_propagated_error():
     (c,) = binder_crossings(scan, path)
     assert c["sizes"] == ["8x8", "16x16"]
     assert c["t"]["value"] == pytest.approx(0.53)
-    # delta t_c = hypot((1 - f) dD_5, f dD_6) / |D'|, dD = hypot(0.01, 0.01), f = 0.3, D' = 0.6
-    assert c["t"]["error"] == pytest.approx(np.hypot(0.7, 0.3) * np.hypot(0.01, 0.01) / 0.6, rel=1e-9)
+    # delta t_c = hypot((1 - f) dD_5, f dD_6) / |D'|, dD = hypot(0.005, 0.005), f = 0.3, D' = 0.6
+    assert c["t"]["error"] == pytest.approx(np.hypot(0.7, 0.3) * np.hypot(0.005, 0.005) / 0.6, rel=1e-9)
+    # the change of D across the interval, 0.06, in its error hypot(dD_5, dD_6) = 0.01: 6 sigma
+    assert c["significance"] == pytest.approx(6.0)
     assert c["couplings"]["m2"]["value"] == pytest.approx(-0.53)
     assert c["couplings"]["lam"] == {"value": 1.0, "error": 0.0}
     assert binder_crossings(_fake_scan(ts, {"8x8": ts, "16x16": ts + 0.1}), path) == []
+    # with errors 0.02 the same curves change sign by 1.5 combined sigma only: noise, not a crossing
+    assert binder_crossings(_fake_scan(ts, {"8x8": 0.6 * ts, "16x16": 1.2 * ts - 0.318}, error=0.02), path) == []
+    (c,) = binder_crossings(_fake_scan(ts, {"8x8": 0.6 * ts, "16x16": 1.2 * ts - 0.318}, error=0.02), path,
+                            min_significance=1.0)  # fmt: skip
+    assert c["significance"] == pytest.approx(1.5)
 
 
 def test_scan_times_contain_the_points():
