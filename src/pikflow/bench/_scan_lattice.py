@@ -73,6 +73,11 @@ def _arguments(p):
     p.add_argument("--prep", type=float, default=0.25, help="t where the physical segment starts (default 0.25)")
     p.add_argument("--points", type=int, default=31, help="scan points (default 31)")
     p.add_argument("--steps", type=int, default=None, help="annealing steps over the scan (default 4 (points-1))")
+    p.add_argument(
+        "--dense", type=float, nargs=3, default=None, metavar=("M2_A", "M2_B", "FACTOR"),
+        help="FACTOR times the steps in the gaps between scan points whose m2 lies between M2_A and M2_B "
+        "(e.g. around the transition)",
+    )  # fmt: skip
     p.add_argument("--particles", type=int, default=1000, help="SMC particles per replica (default 1000)")
     p.add_argument(
         "--replicas", type=int, default=8,
@@ -130,6 +135,18 @@ def scan_path(L: int, args):
         "lam": [[0.0, 0.0], [args.prep, args.lam], [1.0, args.lam]],
     }
     return pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), couplings)
+
+
+def scan_steps(args):
+    """``--steps``, or with ``--dense A B F`` one count per gap: F times as many where the gap's m2 is in [A, B]."""
+    if getattr(args, "dense", None) is None:
+        return args.steps
+    a, b, factor = args.dense
+    per = max(1, math.ceil((args.steps or 4 * (args.points - 1)) / (args.points - 1)))
+    edges = np.linspace(args.m2[0], args.m2[1], args.points)
+    middle = 0.5 * (edges[1:] + edges[:-1])
+    inside = (middle >= min(a, b)) & (middle <= max(a, b))
+    return [int(round(per * factor)) if i else per for i in inside]
 
 
 def ordered_start(path, t: float, chains: int) -> np.ndarray:
@@ -229,7 +246,7 @@ def run(args) -> dict:
     for L in args.L:
         path = scan_path(L, args)
         scan = pl.scan_lattice(
-            path, points=args.points, t_range=(args.prep, 1.0), steps=args.steps, particles=args.particles,
+            path, points=args.points, t_range=(args.prep, 1.0), steps=scan_steps(args), particles=args.particles,
             replicas=args.replicas, mcmc=args.mcmc, mcmc_steps=args.mcmc_steps, seed=args.seed, progress=progress,
             fourier_mass=args.fourier_mass,
             mcmc_every=args.mcmc_every, leapfrog_steps=args.leapfrog, prep_steps=args.prep_steps,

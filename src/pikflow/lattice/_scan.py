@@ -53,21 +53,33 @@ def resized(path: LatticePath, shape: Sequence[int]) -> LatticePath:
     return LatticePath(action, {str(k): v for k, v in path.coupling_exprs.items()})
 
 
-def scan_times(points: int, t_range: tuple[float, float], steps: int, prep_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def scan_times(points: int, t_range: tuple[float, float], steps, prep_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Step times from 0 to 1 that contain the ``points`` evenly spaced scan times of ``t_range``.
 
-    ``steps`` annealing steps cover ``t_range`` (rounded up to a multiple of ``points - 1``),
-    ``prep_steps`` cover ``[0, t_lo]`` and, in proportion, ``[t_hi, 1]``. Returns the step
-    times and the indices of the scan points among them.
+    ``steps`` annealing steps cover ``t_range`` (rounded up to a multiple of ``points - 1``), or
+    ``steps`` is a sequence of ``points - 1`` positive step counts, one per gap between consecutive
+    points (finer steps where the particles need them, e.g. at a transition). ``prep_steps`` cover
+    ``[0, t_lo]`` and, at the finest resolution of the scan, ``[t_hi, 1]``. Returns the step times and
+    the indices of the scan points among them.
     """
     lo, hi = t_range
-    per = max(1, int(np.ceil(steps / max(points - 1, 1))))
-    inner = np.linspace(lo, hi, (points - 1) * per + 1)
+    if np.ndim(steps) == 0:
+        per_gap = np.full(max(points - 1, 1), max(1, int(np.ceil(steps / max(points - 1, 1)))))
+    else:
+        per_gap = np.asarray(steps, dtype=int)
+        if per_gap.shape != (points - 1,) or np.any(per_gap < 1):
+            raise SamplingError(
+                f"steps must be a number or {points - 1} positive step counts (one per gap between the "
+                f"{points} points), got {list(np.ravel(steps))}"
+            )
+    edges = np.linspace(lo, hi, points)
+    parts = [np.linspace(a, b, int(k) + 1)[:-1] for a, b, k in zip(edges[:-1], edges[1:], per_gap, strict=True)]
+    inner = np.concatenate([*parts, [hi]])
     pre = np.linspace(0.0, lo, prep_steps + 1)[:-1] if lo > 0 else np.zeros(0)
-    n_post = int(np.ceil((1.0 - hi) / (inner[1] - inner[0])))  # the same resolution as the scan
+    n_post = int(np.ceil((1.0 - hi) / np.min(np.diff(inner))))  # the finest resolution of the scan
     post = np.linspace(hi, 1.0, n_post + 1)[1:] if hi < 1 else np.zeros(0)
     times = np.concatenate([pre, inner, post])
-    return times, len(pre) + per * np.arange(points)
+    return times, len(pre) + np.concatenate([[0], np.cumsum(per_gap)])
 
 
 def uniform_scan_times(points: int, t_range: tuple[float, float], steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -289,8 +301,10 @@ def scan_lattice(
     points, t_range
         The scan points: ``points`` evenly spaced times in ``t_range``.
     steps, prep_steps
-        Annealing steps over ``t_range`` (default :math:`4(\text{points} - 1)`) and over the
-        preparatory segment ``[0, t_lo]`` (default ``steps // 2``).
+        Annealing steps over ``t_range`` (default :math:`4(\text{points} - 1)`), or one step count
+        per gap between consecutive points (``points - 1`` of them: :func:`scan_times`; not with
+        ``transport="pik"``), and over the preparatory segment ``[0, t_lo]`` (default half the
+        steps over ``t_range``).
     particles, replicas, mcmc, mcmc_steps, resample, mcmc_every, leapfrog_steps, fourier_mass, seed
         As for :func:`pikflow.samplers.smc` (``mcmc="fhmc"``: Fourier-accelerated HMC); errors are
         the spread of the ``replicas``.
@@ -315,8 +329,10 @@ def scan_lattice(
     if transport not in ("none", "pik"):
         raise SamplingError(f"a lattice scan's transport is 'none' or 'pik', got {transport!r}")
     points = int(points)
-    steps = 4 * (points - 1) if steps is None else int(steps)
-    prep_steps = max(1, steps // 2) if prep_steps is None else int(prep_steps)
+    steps = 4 * (points - 1) if steps is None else (int(steps) if np.ndim(steps) == 0 else [int(k) for k in steps])
+    if transport == "pik" and np.ndim(steps):
+        raise SamplingError("with transport='pik' the steps are uniform (the flow's RK4 steps): give one number")
+    prep_steps = max(1, int(np.sum(steps)) // 2) if prep_steps is None else int(prep_steps)
     d = path.lattice.d
     shapes = [tuple(path.lattice.shape)] if sizes is None else [(int(L),) * d for L in sizes]
     if transport == "pik":
