@@ -152,7 +152,8 @@ def test_bad_knots_are_refused(knots, match):
     "section,match",
     [({"sizes": [8, 4]}, "increase"), ({"t_range": [0.5, 0.2]}, "t_range"), ({"points": 1}, "points"),
      ({"mcmc": "gibbs"}, "mcmc"), ({"sizes": [2]}, "sizes"), ({"mcmc_every": 0}, "mcmc_every"),
-     ({"leapfrog_steps": 0}, "leapfrog_steps")],
+     ({"leapfrog_steps": 0}, "leapfrog_steps"), ({"points": 4, "steps": [1, 2]}, "3 step counts"),
+     ({"points": 3, "steps": [1, 0]}, "2 step counts")],
 )  # fmt: skip
 def test_bad_scan_sections_are_refused(section, match, tmp_path):
     body = FREE_SCAN.split("[scan]")[0] + "[scan]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in section.items())
@@ -160,6 +161,14 @@ def test_bad_scan_sections_are_refused(section, match, tmp_path):
     cfg.write_text(body)
     with pytest.raises(ConfigError, match=match):
         load_config(cfg)
+
+
+def test_scan_steps_per_gap_from_toml(tmp_path):
+    from pikflow.cli._scan import scan_settings
+
+    cfg = tmp_path / "gaps.toml"
+    cfg.write_text(FREE_SCAN + "steps = [2, 1, 1, 3]\n")
+    assert scan_settings(load_config(cfg))["steps"] == [2, 1, 1, 3]
 
 
 def test_scan_transport_settings(tmp_path):

@@ -16,7 +16,11 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "points": ((int,), "scan points, evenly spaced in t_range; default 31"),
     "sizes": ((list,), "linear lattice sizes L, e.g. [8, 16, 32]; default the [action] lattice alone"),
     "t_range": ((list,), "[t_lo, t_hi]: the physical segment of the [path] to report; default [0, 1]"),
-    "steps": ((int,), "annealing steps over t_range; default 4 * (points - 1)"),
+    "steps": (
+        (int, list),
+        "annealing steps over t_range, or one step count per gap between consecutive points (points - 1 of "
+        "them: finer steps where the particles need them); default 4 * (points - 1)",
+    ),
     "prep_steps": ((int,), "annealing steps over the preparatory segment [0, t_lo]; default steps // 2"),
     "particles": ((int,), "SMC particles per replica; default 2000"),
     "replicas": ((int,), "independent replicas giving the errors; default 4"),
@@ -86,8 +90,15 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
     ):
         if not low <= out[key] <= high:
             raise ConfigError(f"[scan] {key} must be from {low} to {high}, got {out[key]!r}")
+    if isinstance(out["steps"], list):
+        ok = all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10**6 for k in out["steps"])
+        if not ok or len(out["steps"]) != out["points"] - 1:
+            raise ConfigError(
+                f"[scan] steps must be a number or {out['points'] - 1} step counts from 1 to 10**6 (one per gap "
+                f"between the {out['points']} points), got {out['steps']!r}"
+            )
     for key in ("steps", "prep_steps"):
-        if out[key] is not None and not 1 <= out[key] <= 10**6:
+        if out[key] is not None and not isinstance(out[key], list) and not 1 <= out[key] <= 10**6:
             raise ConfigError(f"[scan] {key} must be from 1 to 10**6, got {out[key]!r}")
     lo_hi = out["t_range"]
     if len(lo_hi) != 2 or not all(isinstance(x, (int, float)) for x in lo_hi) or not 0 <= lo_hi[0] < lo_hi[1] <= 1:
