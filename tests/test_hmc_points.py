@@ -144,9 +144,9 @@ def test_thermodynamic_integration_in_one_batch_matches_exact_answers():
     khat2 = (4 * np.sin(k / 2) ** 2)[:, None] + (4 * np.sin(k / 2) ** 2)[None, :]
     exact = -0.5 * np.sum(np.log((0.4 + khat2) / (1.0 + khat2)))
     assert abs(ti.log_z_ratio.value - exact) < 4 * ti.log_z_ratio.error, (ti.log_z_ratio, exact)
-    # starts per node: node by node and batched alike; the shape is checked
-    starts = np.zeros((4, 8, 4, 4))
-    for batched in (False, True):
+    # starts per node (an array, or a function of the node's time): node by node and batched alike; the shape is
+    # checked
+    for batched, starts in ((False, np.zeros((4, 8, 4, 4))), (True, lambda t: np.zeros((8, 4, 4)))):
         ti = thermodynamic_integration(lattice, nodes=4, n=400, chains=8, seed=2, batched=batched, init=starts)
         assert abs(ti.log_z_ratio.value - exact) < 4 * ti.log_z_ratio.error, (batched, ti.log_z_ratio, exact)
     with pytest.raises(pf.PikflowError, match=r"shape \(4, 8, ...\)"):

@@ -27,8 +27,8 @@ path = scan_path(a.L, argparse.Namespace(m2=[-0.5, -2.0], m2_gauss=0.5, prep=0.2
 rows = []
 runs = [(6, n, True, True) for n in (250, 1000)] + [(6, 250, False, True), (6, 250, True, False)]
 runs += [(nodes, n, True, True) for nodes in (12, 24) for n in (250, 1000)]
+starts = _ti_starts(path, argparse.Namespace(hmc_start="ordered", chains=8))
 for nodes, n, batched, ordered in runs:
-    starts = _ti_starts(path, argparse.Namespace(hmc_start="ordered", ti_nodes=nodes, chains=8), 0.25, 1.0)
     ti = thermodynamic_integration(
         path, nodes=nodes, start=0.25, end=1.0, n=n, chains=8, thermalisation=200, step_size="auto", seed=a.seed,
         batched=batched, init=starts if ordered else None,

@@ -178,10 +178,11 @@ def thermodynamic_integration(
         the automatic start with ``"auto"``) and then fixed; one seed for the batch, ``workers`` unused.
         The same estimator, cheaper on a CPU where the batch of one node is narrow.
     init
-        Starting configurations per node, shape ``(nodes, chains, ...)`` (default: the sampler's
-        random start). In a broken :math:`Z_2` phase on a large lattice random starts leave domain
-        walls that short runs do not anneal; start half the chains in each ordered state instead
-        (``pikflow bench scan-lattice`` does).
+        Starting configurations per node, shape ``(nodes, chains, ...)``, or a function of the node's
+        time ``t`` returning its ``(chains, ...)`` starts (default: the sampler's random start). In a
+        broken :math:`Z_2` phase on a large lattice random starts leave domain walls that short runs do
+        not anneal; start half the chains in each ordered state instead (``pikflow bench
+        scan-lattice`` does).
 
     Returns
     -------
@@ -192,18 +193,20 @@ def thermodynamic_integration(
         raise PikflowError(f"nodes must be a positive integer, got {nodes!r}")
     if not (np.isfinite(start) and np.isfinite(end) and start < end):
         raise PikflowError(f"need finite start < end, got start={start!r}, end={end!r}")
+    x, w = np.polynomial.legendre.leggauss(int(nodes))
+    half = 0.5 * (end - start)
+    times, weights = start + half * (x + 1.0), half * w
+    if callable(init):
+        init = np.stack([np.asarray(init(float(t)), dtype=float) for t in times])
     if init is not None:
         init = np.asarray(init, dtype=float)
         if init.shape[:2] != (int(nodes), int(chains)):
             raise PikflowError(
                 f"init must hold the starts of every node's chains, shape ({nodes}, {chains}, ...), got {init.shape}"
             )
-    x, w = np.polynomial.legendre.leggauss(int(nodes))
-    half = 0.5 * (end - start)
-    times, weights = start + half * (x + 1.0), half * w
     sampler = HMC(path, step_size=step_size, trajectory_length=trajectory_length)
     dsdt = _dsdt_function(path)
-    results, seconds = [], 0.0
+    # only dS/dt is kept per trajectory (keep=...): the same chains without storing configurations
     if batched:
         from ._hmc_points import hmc_points
 
@@ -211,15 +214,17 @@ def thermodynamic_integration(
             path, times, n=n, chains=chains, thermalisation=thermalisation, n_leapfrog=sampler.n_leapfrog,
             step_size=sampler.step_size, seed=seed, keep=dsdt, progress=progress, init=init,
         )  # fmt: skip
-        results = [gamma_method(run.positions[i, 0, :, 0] if chains == 1 else run.positions[i, ..., 0])
-                   for i in range(len(times))]  # fmt: skip
+        series = [run.positions[i, ..., 0] for i in range(len(times))]
         seconds = run.sample_seconds + run.thermalisation_seconds
-    for i, ti in enumerate([] if batched else times):
-        kw = dict(n=n, chains=chains, thermalisation=thermalisation, workers=workers, progress=progress)
-        # only dS/dt is kept per trajectory (HMC.run(keep=...)): the same chains without storing configurations
-        run = sampler.run(float(ti), seed=seed + i, keep=dsdt, init=None if init is None else init[i], **kw)
-        results.append(gamma_method(run.positions[0, :, 0] if run.n_chains == 1 else run.positions[..., 0]))
-        seconds += run.sample_seconds + run.thermalisation_seconds
+    else:
+        series, seconds = [], 0.0
+        for i, ti in enumerate(times):
+            kw = dict(n=n, chains=chains, thermalisation=thermalisation, workers=workers, progress=progress)
+            run = sampler.run(float(ti), seed=seed + i, keep=dsdt, init=None if init is None else init[i], **kw)
+            series.append(run.positions[..., 0])
+            seconds += run.sample_seconds + run.thermalisation_seconds
+    # (chains, n) per node: the chains are the Gamma method's replica (one chain: its series alone)
+    results = [gamma_method(s[0] if len(s) == 1 else s) for s in series]
     means = np.array([g.mean for g in results])
     errors = np.array([g.error for g in results])
     ratio = Estimate(float(-np.dot(weights, means)), float(np.sqrt(np.dot(weights**2, errors**2))))

@@ -108,6 +108,11 @@ def chains_argument(value: str):
     return n
 
 
+def cheapest_chains(volume: int) -> int:
+    """HMC's cheapest batch of chains on a lattice of ``volume`` sites (:data:`AUTO_CHAINS`; 16 above them)."""
+    return next((c for v, c in AUTO_CHAINS if volume <= v), 16)
+
+
 def hmc_chains(chains, reference: int, volume: int) -> tuple[int, int]:
     """``(chains, trajectories per chain)`` of a reference HMC of about ``reference`` trajectories.
 
@@ -115,7 +120,7 @@ def hmc_chains(chains, reference: int, volume: int) -> tuple[int, int]:
     trajectories per chain; a number: that many chains, at least 20 trajectories each.
     """
     if chains == "auto":
-        n = next((c for v, c in AUTO_CHAINS if volume <= v), 16)
+        n = cheapest_chains(volume)
         return n, max(reference // n, AUTO_MIN_PER_CHAIN)
     return int(chains), max(reference // int(chains), 20)
 

@@ -52,7 +52,7 @@ import time
 import numpy as np
 
 from . import register
-from ._common import AUTO_CHAINS, replica_cost_correction, write_json
+from ._common import cheapest_chains, replica_cost_correction, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -192,7 +192,7 @@ def _hmc_batched(path, rows, args, seed) -> dict:
     ts = [r["t"] for r in rows]
     volume = path.lattice.volume
     # as many points per batch as fill HMC's cheapest batch at this volume (--chains auto's), one batch after another
-    group = max(1, next((c for v, c in AUTO_CHAINS if volume <= v), 16) // chains)
+    group = max(1, cheapest_chains(volume) // chains)
     M, steps, acceptance, sample_seconds = [], [], [], 0.0
     for g0 in range(0, len(ts), group):
         part = ts[g0 : g0 + group]
@@ -331,7 +331,7 @@ def _free_energy(path, run, args) -> dict:
             step_size="auto",
             seed=args.seed + 500 + 50 * i,
             batched=True,
-            init=_ti_starts(path, args, a, b),
+            init=_ti_starts(path, args),
         )  # fmt: skip
         for i, (a, b) in enumerate(((0.0, args.prep), (args.prep, 1.0)))
     ]
@@ -348,13 +348,11 @@ def _free_energy(path, run, args) -> dict:
     }
 
 
-def _ti_starts(path, args, start: float, end: float):
-    """Ordered starts (``--hmc-start ordered``) at the Gauss-Legendre nodes of ``[start, end]``, or None."""
+def _ti_starts(path, args):
+    """Ordered starts (``--hmc-start ordered``) of a thermodynamic-integration node at ``t``, or None."""
     if getattr(args, "hmc_start", "random") != "ordered":
         return None
-    x, _ = np.polynomial.legendre.leggauss(args.ti_nodes)
-    times = start + 0.5 * (end - start) * (x + 1.0)
-    return np.stack([ordered_start(path, float(t), args.chains) for t in times])
+    return lambda t: ordered_start(path, t, args.chains)
 
 
 def _crossings(res, args) -> list:
