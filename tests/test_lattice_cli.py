@@ -242,6 +242,8 @@ def test_bench_lattice_json(tmp_path):
     assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
     # the set-up's tracing and compiling (jax.monitoring) is a part of it
     assert 0 < r["pik"]["setup_compile_seconds"] < r["pik"]["setup_seconds"]
+    # PIK's sampling seconds: the draw plus the IMH chain's estimates (both compiled before, as HMC's run)
+    assert 0 < r["pik"]["draw_seconds"] <= r["pik"]["sample_seconds"]
     # both errors are Gamma-method errors; 4 combined sigma fails by chance ~1e-4 per observable
     assert all(abs(p) < 4 for p in r["pulls"].values()), r["pulls"]
     # the cost section: evaluations per sample = 4 RK4 stages per step, ratio = sample / trajectory
@@ -254,6 +256,12 @@ def test_bench_lattice_json(tmp_path):
     up = c["float32"]["speedup"]["median"]
     assert up > 0 and abs(r["ratio_float32"] / (r["ratio"] * up) - 1) < 1e-12
     assert r["ratio_float32_with_setup"] > 0 and r["pik"]["time_power"] == 2.0
+    # the ratio from the alternated costs: HMC's tau and trajectory (its 200 thermalisation trajectories per
+    # chain charged to the 600 kept) over the IMH chain's tau and the flow sample
+    tau_h, tau_p = r["hmc"]["tau_int_abs_m"], r["pik"]["tau_int_abs_m"]
+    want = tau_h * (600 + 200) / 600 / (tau_p * c["sample_over_trajectory"]["median"])
+    assert abs(r["ratio_alternated"] / want - 1) < 1e-12
+    assert abs(r["ratio_float32_alternated"] / (want * up) - 1) < 1e-12
     # equal-error cost ratios, HMC over PIK: (err^2 s)_HMC / (err^2 s)_PIK, from the numbers of the same run
     h, rw = r["hmc"], r["reweighted"]["observables"]
     for k in ("abs_m", "chi"):

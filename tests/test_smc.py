@@ -410,7 +410,7 @@ def test_bench_smc_checks_log_z_against_thermodynamic_integration(tmp_path):
 
     out = tmp_path / "smc.json"
     args = ["bench", "smc", "--L", "4", "--basis", "lean", "--steps", "3", "--particles", "300", "--replicas", "8"]
-    args += ["--mcmc", "hmc", "--mcmc-steps", "1", "--reference", "4000", "--n", "0", "--ti-nodes", "4"]
+    args += ["--mcmc", "hmc", "--mcmc-steps", "1", "--reference", "4000", "--n", "500", "--ti-nodes", "4"]
     args += ["--ti-samples", "4000", "--float32", "--no-plain", "--quiet", "--json", str(out)]
     assert main(args) == 0
     res = json.loads(out.read_text())
@@ -421,3 +421,6 @@ def test_bench_smc_checks_log_z_against_thermodynamic_integration(tmp_path):
     assert abs(low["log_z"]["value"] - pik["log_z"]["value"]) < 1e-3
     assert pik["log_q_error_rms"] < 0.05 and pik["time_power"] == 2.0
     assert res["thermodynamic_integration"]["nodes"] == 4 and res["thermodynamic_integration"]["log_z"]["error"] > 0
+    # the deterministic flow with IMH (--n 500): timed draw and estimates (each compiled before), HMC's pulls
+    imh = res["samplers"]["flow_imh"]
+    assert imh["seconds"] > 0 and 0 < imh["acceptance"] <= 1 and 0 < imh["ess"] <= 1
