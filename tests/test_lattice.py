@@ -312,6 +312,42 @@ def test_target_ess_sees_what_flow_samples_cannot(getkey):
     assert isinstance(samples, LatticeSamples)
 
 
+@pytest.mark.parametrize(
+    "shape, components, m0, mean, symmetric",
+    [
+        ((7, 6), 1, 0.3, 0.0, True),
+        ((6, 5, 4), 1, 0.0, 0.4, True),
+        ((8, 8), 1, 0.2, 0.0, False),
+        ((2, 5, 4), 2, 0.0, 0.0, False),
+        ((3, 6, 5), 3, 0.0, 0.0, True),
+    ],
+)
+def test_base_samples_and_log_density_against_numpy_transforms(shape, components, m0, mean, symmetric):
+    """The base's samples phi = Re F^-1[K^-1/2 F z] (+ the mixture's sign m0 or the mean) and its log-density
+    log_norm - sum_k K |F phi|^2 / (2V) (+ log cosh(b M)) against numpy's transforms, on odd and even sides, a
+    mixture, a mean, a precision with K(k) != K(-k) and several components."""
+    lat = Lattice(shape[1:] if components > 1 else shape)
+    K = np.asarray(lat.khat2()) + 0.5
+    K = np.stack([K * (1 + 0.1 * a) for a in range(components)]) if components > 1 else K
+    K = K if symmetric else K * (1 + 0.2 * np.random.default_rng(0).random(K.shape))
+    base = GaussianLatticeBase(K, m0=m0, mean=mean, components=components)
+    key = jax.random.PRNGKey(1)
+    x, lq = base.sample(key, 20)
+    z = np.asarray(jax.random.normal(jax.random.split(key)[0] if m0 else key, (20, *K.shape)))
+    axes = tuple(range(z.ndim - lat.d, z.ndim))
+    y = np.real(np.fft.ifftn(np.fft.fftn(z, axes=axes) / np.sqrt(K), axes=axes))
+    shift = np.asarray(x) - y  # the mixture's sign * m0 or the mean: uniform per configuration
+    assert np.max(np.abs(shift - shift.mean(axis=axes, keepdims=True))) < 1e-13
+    ft = np.fft.fftn(np.asarray(x) - mean, axes=axes)
+    quad = np.sum(K * np.abs(ft) ** 2, axis=tuple(range(1, z.ndim))) / lat.volume
+    want = float(base.log_norm) - 0.5 * quad
+    if m0:
+        want = want + np.log(np.cosh(K.flat[0] * m0 * np.asarray(x).sum(axis=axes)))
+    np.testing.assert_allclose(base.log_prob(x), want, rtol=1e-13)
+    if symmetric or m0:  # (a Gaussian's log q is -z.z/2, its density only where K(k) = K(-k), as for any real action)
+        np.testing.assert_allclose(lq, want, rtol=1e-13)
+
+
 def test_base_must_be_gaussian_and_positive():
     with pytest.raises(ActionError, match="quadratic"):
         GaussianLatticeBase.from_path(phi4_path((4, 4), start=(1.0, 0.5)))

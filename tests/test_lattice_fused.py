@@ -159,6 +159,42 @@ def test_flow_samples_and_weights_match_the_per_family_path():
     assert _rel(jnp.asarray(got.log_w), log_w) < 1e-12
 
 
+def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
+    """On a clock t = tau**p, p > 1, layer 0 is zero (dt/dtau = 0 at tau = 0): the push runs a program with that
+    stage skipped (7 of 8 evaluations for 2 steps) and gives the samples and log q of evaluating every stage,
+    bit for bit; a solve's first step, a window from step 1 and the reverse push keep the shared program."""
+    from pikflow.flow._compiled import _CACHE, clear_cache, push_fn, window_push
+    from pikflow.flow._lattice_flow import LatticeFlow
+
+    shape, steps, n = (8, 8), 2, 300
+    S = LatticeAction(PHI4_DENSITY, list(shape))
+    K = np.asarray(S.lattice.khat2()) + 0.3
+    g = GaussianLatticeBase(K, m0=0.2)
+    path = LatticePath.matched(S, {"m2": -2.0, "lam": 2.0}, K, g.zero_mode_coupling)
+    basis = default_basis(path, g, tame=5.0)
+    coeffs = np.random.default_rng(8).normal(size=(2 * steps + 1, basis.n)) * 0.1
+    coeffs[0] = 0.0
+    clear_cache()
+    flow = LatticeFlow(path, basis, g, coeffs, steps, [])
+    key = jax.random.PRNGKey(9)
+    got = flow.sample(key, n)
+    assert [k[-1] for k in _CACHE if k[0] == "push"] == ["zero first"]  # sampling ran the program that skips
+    x0, lq0 = g.sample(jax.random.fold_in(key, 0), n)
+    every = jax.jit(window_push(basis.fused.evaluate))  # every stage evaluated, the layer of zeros too
+    x1, lq1 = every(basis.fused.params, jnp.asarray(coeffs), x0, lq0, 0, steps, -1.0, 1.0 / steps)
+    assert np.array_equal(got.fields, np.asarray(x1))
+    assert np.array_equal(got.log_w, np.asarray(-jax.vmap(lambda y: path.value(y, 1.0))(x1) - lq1))
+    xp, lqp = _plain_rk4(basis, jnp.asarray(coeffs), x0, lq0, steps)  # and the per-family RK4
+    assert _rel(jnp.asarray(got.fields), xp) < 1e-12 and float(np.max(np.abs(np.asarray(x1) - x0))) > 0.1
+    # a window from step 1 (layer 2 is not zero) and the reverse push (layer 0 comes last) use the shared program
+    push = push_fn(basis, steps)
+    xa, lqa = push(coeffs, x0[:5], lq0[:5], 0, 1)
+    xb, lqb = push(coeffs, xa, lqa, 1, 1)
+    assert _rel(xb, x1[:5]) < 1e-12 and _rel(lqb - lq0[:5], lq1[:5] - lq0[:5]) < 1e-12  # the same map, step by step
+    push_fn(basis, steps, reverse=True)(coeffs, xb, lqb)
+    assert sorted(str(k[-1]) for k in _CACHE if k[0] == "push") == ["float64", "zero first"]
+
+
 def test_non_fused_family_falls_back():
     """A basis of a family the fused path does not know keeps working (its own gradient and Laplacian)."""
     S = LatticeAction(PHI4_DENSITY, [6, 6])

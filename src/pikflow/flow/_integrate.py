@@ -81,6 +81,25 @@ def _stage_step(stage, i, carry, dt):
     return new, lq + dlq
 
 
+def rk4_zero_first_step(stage, x, log_q, i, dt):
+    r"""RK4 step ``i`` of ``(x, log q)`` as in :func:`rk4_window`, for a zero layer ``2i``: its stage is not evaluated.
+
+    A velocity linear in its coefficients vanishes with them, and so does its divergence: on a clock
+    :math:`t = \tau^p` with :math:`p > 1` (:func:`~pikflow.lattice.fit_lattice`'s ``schedule``) layer 0 carries
+    :math:`dt/d\tau = 0`. RK4's sums then gain exact zeros, so the step and its log-density are those of
+    :func:`rk4_window` bit for bit, with 3 evaluations instead of 4. The caller checks that the layer is zero.
+    (Skipping the stage with a ``lax.cond`` on the coefficients inside the loop was measured at 16x16: the
+    evaluations inside the branch ran about a fifth slower, and the saving was lost.)
+    """
+
+    def zero(z):
+        shapes = jax.eval_shape(lambda w: stage(2 * i + 1, w), z)
+        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    new, dlq = rk4(zero, lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), x, dt)
+    return new, log_q + dlq
+
+
 #: Jacobian columns of :func:`exact_log_det` pushed forward together: one forward-mode pass per block
 #: keeps the tangents in flight to ``JACOBIAN_BLOCK`` per configuration (a full ``jacfwd`` of a 32x32
 #: lattice map carries 1024 tangents through every intermediate of every batched configuration and
