@@ -266,6 +266,30 @@ def test_float32_transport_is_the_float64_map_to_float32_rounding():
         pl.lattice_problem(flow, logdet="exact", precision="float32")
 
 
+def test_smc_transport_does_not_evaluate_a_zero_first_layer():
+    """On a clock t**p (p > 1) layer 0 is zero: the SMC's transport skips that RK4 stage (a lax.cond on the traced
+    step) and gives the map and log-Jacobian of the push that evaluates every stage, to float64 rounding."""
+    from pikflow.flow._compiled import window_push
+    from pikflow.flow._lattice_flow import LatticeFlow
+
+    lat = Lattice((4, 4))
+    density = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"
+    path = LatticePath(LatticeAction(density, lat), {"m2": (1.0, -0.5), "lam": (0.0, 1.0)})
+    flow = solve_lattice(path, lattice_basis(lat, scales=(1,)), steps=2, n_collocation=200, progress=False)
+    coeffs = np.array(flow.coeffs)
+    coeffs[0] = 0.0  # as on the clock t**p
+    zflow = LatticeFlow(flow.path, flow.basis, flow.base, coeffs, 2, [])
+    prob = pl.lattice_problem(zflow)
+    every = jax.jit(window_push(flow.basis.fused.evaluate))
+    x = prob.base_sample(jax.random.PRNGKey(0), 16)[0]
+    for k in range(2):
+        y, ld = jax.vmap(lambda z, k=k: prob.transport(k, z))(x)
+        yw, lqw = every(flow.basis.fused.params, jnp.asarray(coeffs), x, jnp.zeros(16), k, 1, -1.0, 0.5)
+        assert float(jnp.max(jnp.abs(y - yw))) < 1e-12 * float(jnp.max(jnp.abs(yw)))
+        assert float(jnp.max(jnp.abs(ld + lqw))) < 1e-10 and float(jnp.max(jnp.abs(y - x))) > 1e-3
+        x = y
+
+
 @pytest.mark.parametrize("preset", ["two-point", "short"])
 def test_cheap_transport_presets_keep_smc_exact_on_the_free_field(preset):
     """The cheap transport bases (fit_lattice(basis=preset)) on a free field between two masses.
