@@ -179,6 +179,7 @@ def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
     key = jax.random.PRNGKey(9)
     got = flow.sample(key, n)
     assert [k[-1] for k in _CACHE if k[0] == "push"] == ["zero first"]  # sampling ran the program that skips
+    assert flow.evaluations_per_sample == 7
     x0, lq0 = g.sample(jax.random.fold_in(key, 0), n)
     every = jax.jit(window_push(basis.fused.evaluate))  # every stage evaluated, the layer of zeros too
     x1, lq1 = every(basis.fused.params, jnp.asarray(coeffs), x0, lq0, 0, steps, -1.0, 1.0 / steps)

@@ -71,7 +71,7 @@ def cost_table(
     low = flow_run("float32") if float32 else None
     _, acc = hmc_run()
     per_hmc = n_hmc // chains * chains + n_therm * chains  # trajectories, thermalisation included
-    evals = 4 * flow.steps - int(not np.any(np.asarray(flow.coeffs)[0]))  # a zero layer 0 is not evaluated
+    evals = flow.evaluations_per_sample  # a zero layer 0 is not evaluated
     sample_ms, traj_ms, low_ms = [], [], []
     for _ in range(repeats):
         sample_ms.append(_timed(flow_run, 1)[0] / n_samples * 1e3)

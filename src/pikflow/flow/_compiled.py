@@ -24,9 +24,8 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from ._integrate import rk4_window, rk4_zero_first_step
+from ._integrate import rk4_window, rk4_zero_first_step, zero_layer
 
 #: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
 CACHE_SIZE = 64
@@ -149,7 +148,7 @@ def push_fn(
         first, count = int(first), int(count)
         # a zero first layer (layer 0 of a clock t**p, p > 1, forward): its stage is not evaluated, in a second
         # program per structure (its first step peeled off the loop)
-        zero = count > 0 and not np.any(np.asarray(coeffs[2 * first]))
+        zero = count > 0 and zero_layer(coeffs, 2 * first)
         return compiled(zero)(ev.params, coeffs, x, lq, first, count, sign, dt)
 
     return push

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..equations import AbstractKernel
 
@@ -81,6 +82,16 @@ def _stage_step(stage, i, carry, dt):
     return new, lq + dlq
 
 
+def zeros_of(evaluate, y):
+    """Zeros of the shapes and dtypes ``evaluate(y)`` returns, without evaluating it (a zero layer's stage)."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(evaluate, y))
+
+
+def zero_layer(coeffs, k: int) -> bool:
+    """Whether layer ``k`` of concrete ``coeffs`` is all zero (layer 0 of a clock t**p, p > 1): its stage vanishes."""
+    return not np.any(np.asarray(coeffs[k]))
+
+
 def rk4_zero_first_step(stage, x, log_q, i, dt):
     r"""RK4 step ``i`` of ``(x, log q)`` as in :func:`rk4_window`, for a zero layer ``2i``: its stage is not evaluated.
 
@@ -92,10 +103,7 @@ def rk4_zero_first_step(stage, x, log_q, i, dt):
     evaluations inside the branch ran about a fifth slower, and the saving was lost.)
     """
 
-    def zero(z):
-        shapes = jax.eval_shape(lambda w: stage(2 * i + 1, w), z)
-        return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
+    zero = lambda z: zeros_of(lambda w: stage(2 * i + 1, w), z)  # noqa: E731
     new, dlq = rk4(zero, lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), x, dt)
     return new, log_q + dlq
 

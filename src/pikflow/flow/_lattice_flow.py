@@ -36,7 +36,7 @@ from ..bases import AbstractPotentialBasis
 from ..progress import progress_bar
 from ._compiled import PRECISIONS, push_fn, rk4_push, target_fn
 from ._format import flow_io
-from ._integrate import exact_log_det
+from ._integrate import exact_log_det, zero_layer
 from ._interface import AbstractFlow
 from ._lattice_samples import LatticeSamples
 from ._lattice_stream import check_sample_memory, reductions
@@ -89,6 +89,12 @@ class LatticeFlow(AbstractFlow):
     def times(self) -> np.ndarray:
         """The stage times of the layers."""
         return np.linspace(0.0, 1.0, 2 * self.steps + 1)
+
+    @property
+    def evaluations_per_sample(self) -> int:
+        """Velocity evaluations of one sample: 4 per RK4 step, less a zero first layer's (a clock t**p, p > 1),
+        which the push does not evaluate."""
+        return 4 * self.steps - int(zero_layer(self.coeffs, 0))
 
     @property
     def field_shape(self) -> tuple[int, ...]:

@@ -20,6 +20,7 @@ import numpy as np
 from .._errors import SamplingError
 from ..flow import LatticeFlow, exact_log_det, rk4
 from ..flow._compiled import _as
+from ..flow._integrate import zeros_of
 from ..samplers import AnnealingProblem, register_problem
 
 
@@ -77,8 +78,7 @@ def lattice_problem(flow, *, logdet: str = "continuous", precision: str = "float
 
     def first_stage(a):  # RK4's first stage, not evaluated on a zero layer (layer 0 of a clock t**p, p > 1)
         def f(y):  # (the coefficients may be traced: the test is a lax.cond, measured not to slow the other steps)
-            zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(stage(a), y))
-            return jax.lax.cond(jnp.all(a == 0), lambda: zeros, lambda: stage(a)(y))
+            return jax.lax.cond(jnp.all(a == 0), lambda: zeros_of(stage(a), y), lambda: stage(a)(y))
 
         return f
 
