@@ -287,8 +287,9 @@ def test_reliability_warnings():
     assert reliability_warnings(0.9, 0.9, 10_000, 0.05) == reliability_warnings(0.9, 0.9, 10_000, None) == []
 
 
-def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch):
-    lattice = '[lattice]\nbasis = "two-point"\n'
+@pytest.mark.parametrize("preset", ["two-point", "lean+ridges"])
+def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch, preset):
+    lattice = f'[lattice]\nbasis = "{preset}"\n'
     text = f'[action]\nlattice = [4, 4]\ndensity = "{DENSITY}"\n[path]\nm2 = -1.0\nlam = 1.0\n{lattice}'
     (tmp_path / "c.toml").write_text(text)
     path, settings = build_lattice(load_config(tmp_path / "c.toml"))
@@ -297,7 +298,7 @@ def test_basis_preset_reaches_the_fit(tmp_path, monkeypatch):
     from pikflow.cli._lattice import fit_from_settings
 
     fit_from_settings(path, settings, progress=False)
-    assert seen["basis"] == "two-point" and seen["steps"] == 10
+    assert seen["basis"] == preset and seen["steps"] == 10
 
 
 def test_fast_setup_keys_reach_fit_lattice(tmp_path):

@@ -42,7 +42,9 @@ def _bases(shape):
     assert any(isinstance(f, SmoothedProducts) for f in matched.families)
     assert any(isinstance(f, Magnetisation) for f in matched.families)
     plain = lattice_basis(S.lattice, scales=(0.5, 2.0), tame=None, local_range=1, local_degree=4, max_sites=1)
-    return [matched, plain, _enriched(matched)]
+    ridged = default_basis(path, g, tame=5.0, ridges=True)  # + SmoothedRidges on the products' filters
+    assert type(ridged.families[-2]).__name__ == "SmoothedRidges"
+    return [matched, plain, _enriched(matched), ridged]
 
 
 def _enriched(matched):
@@ -122,7 +124,7 @@ def test_fused_push_matches_plain_rk4():
     """Samples and log q of the fused scan against RK4 written out from the per-family gradient and Laplacian."""
     shape, steps = (6, 6), 2
     rng = np.random.default_rng(3)
-    for basis in (_bases(shape)[0], _bases(shape)[2]):
+    for basis in (_bases(shape)[0], _bases(shape)[2], _bases(shape)[3]):
         coeffs = jnp.asarray(rng.normal(size=(2 * steps + 1, basis.n)) * 0.05)
         x0 = jnp.asarray(rng.normal(size=(5, *shape)))
         lq0 = jnp.asarray(rng.normal(size=5))

@@ -324,6 +324,10 @@ def test_basis_presets_grow_in_order_and_bad_names_fail():
     sizes = dict(zip(pl.BASIS_PRESETS, (pl.preset_basis(p, path, base).n for p in pl.BASIS_PRESETS), strict=True))
     assert sizes["separable"] == sizes["lean"]  # the same families on other filters
     del sizes["separable"]
+    for name in pl.RIDGE_PRESETS:  # the same preset with ridge terms (on the products' scales) appended
+        plain = name.removesuffix("+ridges")
+        assert sizes.pop(name) > sizes.get(plain, sizes["lean"])
+        assert fams[pl.BASIS_PRESETS.index(name)] == fams[pl.BASIS_PRESETS.index(plain)] + ["SmoothedRidges"]
     assert list(sizes.values()) == sorted(set(sizes.values())) and fams[3][0] == "FourierTwoPoint"
     assert pl.preset_basis("magnetisation", path, base).names[-2:] == ["V*m**4", "V*m**6"]
     with pytest.raises(pf.PikflowError, match="basis must be one of"):

@@ -183,7 +183,10 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
             "basis preset of the flow (and so of the SMC transport), cheapest first: 'two-point' (the Fourier "
             "two-point term: a linear map, one FFT pair per evaluation), 'magnetisation' (plus V m^4, V m^6: the "
             "zero mode's double well), 'short' (plus smoothed powers on 3 scales), 'lean' (the default families on "
-            "4 smoothing filters), 'default' (9 scales and cross-scale products); see pikflow.lattice.preset_basis. "
+            "4 smoothing filters), 'default' (9 scales and cross-scale products), and 'separable+ridges', "
+            "'lean+ridges', 'default+ridges' (with 20 ridge terms: functions of sums of smoothed fields, "
+            "better near a critical point, about 1.6 times the cost of an evaluation); see "
+            "pikflow.lattice.preset_basis. "
             "Not combined with the basis overrides below",
         ),
         "collocation": (

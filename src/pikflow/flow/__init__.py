@@ -28,6 +28,7 @@ from ._lattice_base import GaussianLatticeBase as GaussianLatticeBase
 from ._lattice_flow import UNRELIABLE_LOG_Q as UNRELIABLE_LOG_Q
 from ._lattice_flow import LatticeFlow as LatticeFlow
 from ._lattice_flow import LatticeLayerReport as LatticeLayerReport
+from ._lattice_flow import push_batch as push_batch
 from ._lattice_samples import LatticeSamples as LatticeSamples
 from ._lattice_solve import register_default_basis as register_default_basis
 from ._lattice_solve import register_solve_path as register_solve_path
@@ -55,6 +56,7 @@ __all__ = [
     "GaussianBase",
     "GaussianLatticeBase",
     "LatticeFlow",
+    "push_batch",
     "UNRELIABLE_LOG_Q",
     "LatticeLayerReport",
     "LatticeSamples",

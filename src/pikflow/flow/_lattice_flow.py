@@ -206,7 +206,7 @@ class LatticeFlow(AbstractFlow):
             elif device_count() > 1:  # chunks of PUSH_BATCH per device, split over the sample mesh
                 x1, lq1 = _in_chunks(*self._sharded_push(), x0, lq0, size=PUSH_BATCH * device_count(), pad=True)
             else:
-                x1, lq1 = _in_chunks(push, jnp.asarray(self.coeffs), x0, lq0)
+                x1, lq1 = _in_chunks(push, jnp.asarray(self.coeffs), x0, lq0, size=push_batch(self.basis))
             logw.append(np.asarray(-self._target(x1) - lq1))
             if keep_fields:
                 fields[start : start + m] = np.asarray(x1)
@@ -286,7 +286,8 @@ class LatticeFlow(AbstractFlow):
         out = []
         for start in range(0, x.shape[0], batch):
             chunk = x[start : start + batch]
-            x0, integral = _in_chunks(self._reverse, jnp.asarray(self.coeffs), chunk, jnp.zeros(chunk.shape[0]))
+            lq0 = jnp.zeros(chunk.shape[0])
+            x0, integral = _in_chunks(self._reverse, jnp.asarray(self.coeffs), chunk, lq0, size=push_batch(self.basis))
             out.append(np.asarray(self.base.log_prob(x0) + integral))
         return np.concatenate(out)
 
@@ -332,6 +333,19 @@ UNRELIABLE_LOG_Q = 0.1
 #: every configuration) must stay in cache: measured at 16x16 (2 shared cores) 4.2 / 4.4 / 10.8 / 22.2 ms
 #: a sample for batches of 125 / 250 / 500 / 1000 (``pikflow bench lattice`` prints this scan).
 PUSH_BATCH = 128
+#: Lattice sites per push call for a basis with ridge terms (``pikflow.lattice.SmoothedRidges``): their 20
+#: pointwise terms per site leave XLA's CPU code many passes over the batch, which must stay in cache (measured
+#: at 32x32, one evaluation: 104-107 us in batches of 32 against 228-232 us in batches of 64 or 128; at 16x16
+#: 26-28 us in batches of 64-128, 32 us in 32).
+RIDGE_PUSH_SITES = 2**15
+
+
+def push_batch(basis) -> int:
+    """Configurations per compiled push call for ``basis``: :data:`PUSH_BATCH`, fewer with ridge terms on large
+    lattices (:data:`RIDGE_PUSH_SITES` sites a call, at least 8 configurations)."""
+    if not any(getattr(f, "kind", None) == "smoothed_ridges" for f in getattr(basis, "families", ())):
+        return PUSH_BATCH
+    return int(max(8, min(PUSH_BATCH, RIDGE_PUSH_SITES // int(basis.lattice.volume))))
 
 
 def _key_and_count(args: tuple, n, seed):

@@ -25,7 +25,7 @@ from ..progress import progress_bar
 from ..solvers import layer_assembler, layer_solver
 from ._compiled import assembler_fn, push_fn, velocity_fn
 from ._lattice_base import GaussianLatticeBase
-from ._lattice_flow import LatticeFlow, LatticeLayerReport, _in_chunks
+from ._lattice_flow import LatticeFlow, LatticeLayerReport, _in_chunks, push_batch
 
 #: ``[basis(path)]``: the default potential basis of a path (:func:`register_default_basis`).
 _DEFAULT_BASIS: list[Callable] = []
@@ -211,7 +211,9 @@ def solve_lattice(
         Xm = X + dt * vel(am[:-1], Xh)
         a1 = layer(2 * i + 2, Xm, t + dt, am)
         stacked[2 * i : 2 * i + 3] = np.stack([a0[:-1], am[:-1], a1[:-1]])
-        X, _ = _in_chunks(functools.partial(push, first=i, count=1), stacked, X, jnp.zeros(X.shape[0]))
+        X, _ = _in_chunks(
+            functools.partial(push, first=i, count=1), stacked, X, jnp.zeros(X.shape[0]), size=push_batch(basis)
+        )
         if outlier is None and not bool(jnp.all(jnp.isfinite(X))):
             raise SolveError(f"collocation configurations blew up at t = {t + dt:.3g}: the basis is too unstable")
         save(2 * i + 2, X=np.asarray(X))

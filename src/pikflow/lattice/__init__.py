@@ -19,7 +19,8 @@ and re-exports, for convenience, the names that live in the stages:
 Lattice-specific, here:
 
 - Bases for :math:`\Omega_t` (eq. 34): :class:`FourierTwoPoint`, :class:`Magnetisation`,
-  :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`LocalHermite`, :func:`lattice_basis`
+  :class:`SmoothedPowers`, :class:`SmoothedProducts`, :class:`SmoothedRidges`, :class:`LocalHermite`,
+  :func:`lattice_basis`
   (the default basis of :func:`solve_lattice`, registered), and the enrichment ladder
   :func:`default_enrichments`.
 - :func:`free_kernel` (exact :math:`v = -\tfrac12 K^{-1}\dot K\phi`); the conventions
@@ -64,6 +65,7 @@ from ._basis import (
     Magnetisation,
     SmoothedPowers,
     SmoothedProducts,
+    SmoothedRidges,
     kept_scales,
     lattice_basis,
     tamed_power,
@@ -87,6 +89,7 @@ from ._fit_basis import (
     COLLOCATION_PER_TERM,
     DEFAULT_SELECT,
     DEFAULT_TAME,
+    RIDGE_PRESETS,
     SHORT_SCALE_LADDER,
     TAME_LADDER,
     auto_collocation,
@@ -161,6 +164,7 @@ __all__ = [
     "COLLOCATION_PER_TERM",
     "auto_collocation",
     "BASIS_PRESETS",
+    "RIDGE_PRESETS",
     "SHORT_SCALE_LADDER",
     "preset_basis",
     "FourierTwoPoint",
@@ -181,6 +185,7 @@ __all__ = [
     "PHI4_DENSITY",
     "SmoothedPowers",
     "SmoothedProducts",
+    "SmoothedRidges",
     "Symmetry",
     "chain_observables",
     "check_bounded_below",

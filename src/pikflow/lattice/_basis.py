@@ -41,6 +41,7 @@ from ..action._geometry import Lattice
 from ..bases import AbstractPotentialBasis, register_basis
 from ..flow import register_default_basis
 from ._basis_local import LocalHermite, _patterns
+from ._basis_ridge import SmoothedRidges
 from ._basis_smoothed import DEFAULT_SCALES, SmoothedPowers, SmoothedProducts, _tamed_square
 from ._basis_spectral import (
     FourierTwoPoint,
@@ -61,6 +62,7 @@ __all__ = [
     "Magnetisation",
     "SmoothedPowers",
     "SmoothedProducts",
+    "SmoothedRidges",
     "_patterns",
     "_rpow",
     "_tamed_square",
@@ -356,6 +358,15 @@ _FAMILY_FACTORIES = {
     ),
     "smoothed_products": lambda s, lat: SmoothedProducts(
         lat, s["scales"], precision=_precision(s), tame=s["tame"], smoothing=s.get("smoothing", "precision")
+    ),
+    "smoothed_ridges": lambda s, lat: SmoothedRidges(
+        lat,
+        s["scales"],
+        precision=_precision(s),
+        width=s["width"],
+        zero_mode=bool(s["zero_mode"]),
+        smoothing=s.get("smoothing", "precision"),
+        directions=s["directions"],
     ),
     "local_hermite": lambda s, lat: LocalHermite(
         lat,

@@ -16,6 +16,7 @@ from .._errors import PikflowError
 from ..action import LatticePath
 from ..flow import GaussianLatticeBase
 from ._basis import LatticeBasis, Magnetisation, SmoothedProducts, kept_scales, lattice_basis
+from ._basis_ridge import SmoothedRidges
 
 #: Smoothing scales of the default powers, in units of :math:`1/(K_0^{\max}-K_0^{\min})` (:func:`default_scales`).
 MATCHED_SCALE_LADDER = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -39,10 +40,14 @@ SHORT_SCALE_LADDER = (1.0, 4.0, 16.0)
 LEAN_SCALE_LADDER = PRODUCT_SCALE_LADDER
 #: The power ladder of each preset built by :func:`default_basis` (its taming widths tried by :func:`fit_lattice`).
 POWER_LADDERS = {"separable": LEAN_SCALE_LADDER, "lean": LEAN_SCALE_LADDER, "default": MATCHED_SCALE_LADDER}
+#: The presets with ridge terms (:class:`SmoothedRidges` on the products' scales): ``"<preset>+ridges"``.
+RIDGE_PRESETS = tuple(f"{name}+ridges" for name in POWER_LADDERS)
+POWER_LADDERS.update({f"{name}+ridges": ladder for name, ladder in list(POWER_LADDERS.items())})
 #: The smoothing of each preset built by :func:`default_basis` that does not smooth with the base's :math:`K_0`.
-PRESET_SMOOTHING = {"separable": "lattice"}
-#: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`).
-BASIS_PRESETS = ("two-point", "magnetisation", "short", "separable", "lean", "default")
+PRESET_SMOOTHING = {"separable": "lattice", "separable+ridges": "lattice"}
+#: Basis presets of :func:`fit_lattice` (``basis="two-point"`` ...), cheapest first (:func:`preset_basis`), then
+#: the three with ridge terms.
+BASIS_PRESETS = ("two-point", "magnetisation", "short", "separable", "lean", "default", *RIDGE_PRESETS)
 
 
 def auto_collocation(n_terms: int) -> int:
@@ -78,6 +83,7 @@ def default_basis(
     ladder: tuple[float, ...] = MATCHED_SCALE_LADDER,
     fourier_bins: int | None = None,
     smoothing: str = "precision",
+    ridges: bool = False,
 ) -> LatticeBasis:
     r"""The default basis for a flow from ``base`` along ``path`` (see the module docstring).
 
@@ -92,10 +98,16 @@ def default_basis(
     :math:`\log\cosh(bM)` (:class:`Magnetisation`). ``fourier_bins``: the Fourier orbits merged into that
     many groups in :math:`\hat k^2` (:func:`lattice_basis`; for large lattices, with a smooth base).
     ``smoothing``: ``"lattice"`` smooths powers and products with the free lattice's :math:`\hat k^2`
-    (separable across axes; :class:`SmoothedPowers`) instead of the base's :math:`K_0`.
+    (separable across axes; :class:`SmoothedPowers`) instead of the base's :math:`K_0`. ``ridges``: add
+    :class:`SmoothedRidges` (tamed squares of sums and differences of the products' smoothed fields and the
+    magnetisation; one component only) on the products' scales, so no filter of their own.
     """
     K0 = np.asarray(base.precision)
     sym = path.symmetry()
+    if ridges and path.action.n > 1:
+        raise PikflowError(
+            f"ridge terms are for one-component fields, this action has {path.action.n}: use a preset without '+ridges'"
+        )
     if path.action.n > 1:
         # O(n) invariants: the Fourier two-point term summed over components and even powers of the smoothed
         # local invariant |psi_s| (lattice_basis with components > 1)
@@ -127,6 +139,8 @@ def default_basis(
     pairs = kept_scales(path.lattice, K0, default_scales(K0, PRODUCT_SCALE_LADDER))
     if len(pairs) >= 2:
         fams.append(SmoothedProducts(path.lattice, pairs, precision=K0, tame=tame, smoothing=smoothing))
+    if ridges and pairs:
+        fams.append(SmoothedRidges(path.lattice, pairs, precision=K0, smoothing=smoothing))
     if base.m0 > 0:
         # the mixture base's action carries -log cosh(bM): give the zero mode the same function
         fams.append(Magnetisation(path.lattice, (), log_cosh=base.zero_mode_coupling))
@@ -159,6 +173,10 @@ def preset_basis(
       (:data:`LEAN_SCALE_LADDER`): 4 smoothing filters instead of 9, so about half the transforms
       of an evaluation; the taming widths of :data:`TAME_LADDER` are tried as for the default.
     * ``"default"``: :func:`default_basis` (nine scales and the cross-scale products).
+    * ``"separable+ridges"``, ``"lean+ridges"``, ``"default+ridges"``: those with the ridge terms
+      (:class:`SmoothedRidges`, ``ridges=True`` of :func:`default_basis`): 20 more functions on the products'
+      scales, no more transforms; near a critical point they halve the residual of eq. 34 at the end of the
+      path (the lattice guide, "Ridge terms").
 
     With a mixture base (``base.m0 > 0``) every preset also holds its :math:`\log\cosh(bM)` term.
     With several components the magnetisation terms are even powers of :math:`|m|`. ``fourier_bins``: as
@@ -169,7 +187,13 @@ def preset_basis(
     if name in POWER_LADDERS:
         smoothing = PRESET_SMOOTHING.get(name, "precision")
         return default_basis(
-            path, base, tame=tame, ladder=POWER_LADDERS[name], fourier_bins=fourier_bins, smoothing=smoothing
+            path,
+            base,
+            tame=tame,
+            ladder=POWER_LADDERS[name],
+            fourier_bins=fourier_bins,
+            smoothing=smoothing,
+            ridges=name in RIDGE_PRESETS,
         )
     K0 = np.asarray(base.precision)
     sym = path.symmetry()

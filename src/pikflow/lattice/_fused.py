@@ -54,7 +54,8 @@ from ._basis import (
     site_sum,
     tamed_power_derivatives,
 )
-from ._pointwise import powers_part, products_part
+from ._basis_ridge import SmoothedRidges, ridge_function, ridge_variables
+from ._pointwise import powers_part, products_part, ridges_part
 from ._separable import axis_factors, hermitian_part, smooth, unsmooth
 
 
@@ -125,7 +126,7 @@ class FusedEvaluator:
         for fam, lo, hi in zip(basis.families, offsets[:-1], offsets[1:], strict=True):
             if type(fam) is FourierTwoPoint:
                 self.fourier.append((fam, lo, hi))
-            elif type(fam) in (SmoothedPowers, SmoothedProducts):
+            elif type(fam) in (SmoothedPowers, SmoothedProducts, SmoothedRidges):
                 idx = [scale_index(np.asarray(f)) for f in np.asarray(fam.filters)]
                 self.smoothed.append((fam, lo, hi, np.asarray(idx)))
             else:
@@ -146,6 +147,7 @@ class FusedEvaluator:
             if not np.array_equal(half_spectrum(ids), ids[..., : ids.shape[-1] // 2 + 1]):
                 raise BasisError("the Fourier two-point orbits must hold -k with k (they do for lattice_orbits)")
             self._orbit_half.append(ids[..., : ids.shape[-1] // 2 + 1])
+        self._zero_mode = any(type(fam) is SmoothedRidges and fam.zero_mode for fam, *_ in self.smoothed)
         self.params, self.key = self._params_and_key()
 
     def _params_and_key(self):
@@ -154,6 +156,12 @@ class FusedEvaluator:
         smoothed, mags = [], []
         skey = []
         for fam, lo, hi, idx in self.smoothed:
+            if type(fam) is SmoothedRidges:
+                smoothed.append(
+                    {"weights": jnp.asarray(fam.weights), "kappa": jnp.asarray(fam.kappa), "c": jnp.asarray(fam.width)}
+                )
+                skey.append(("SmoothedRidges", lo, hi, tuple(idx.tolist()), fam.n, fam.zero_mode))
+                continue
             w = fam._w(d)
             hab = fam.hab if type(fam) is SmoothedProducts else None
             smoothed.append({"w": w, "h": jnp.asarray(fam.h), "hab": hab})
@@ -206,8 +214,10 @@ class FusedEvaluator:
             spec = c * ft if spec is None else spec + c * ft
             lap = lap + jnp.dot(a[lo:hi], fam.sizes)
         separable = self.smoothed and self.matrices is not None
+        m = jnp.mean(field) if self._zero_mode else None
+        uniform = 0.0
         if separable:
-            inner = self._pointwise(params["smoothed"], a, smooth(params["matrices"], field))
+            inner, uniform = self._pointwise_parts(params["smoothed"], a, smooth(params["matrices"], field), m)
             lap = lap + jnp.sum(inner[-1])
             smoothed_grad = unsmooth(params["matrices"], inner[:-1])
         elif self.smoothed:
@@ -216,13 +226,16 @@ class FusedEvaluator:
             # devices, an elementwise consumer lets XLA's layout assignment give the inverse FFT a
             # transposed layout that its CPU runtime refuses (RET_CHECK in fft_thunk.cc, SMC on 4 devices)
             psi = psi[np.arange(self.n_scales)]
-            inner_ft = jnp.fft.rfftn(self._pointwise(params["smoothed"], a, psi), axes=self.axes)
+            inner, uniform = self._pointwise_parts(params["smoothed"], a, psi, m)
+            inner_ft = jnp.fft.rfftn(inner, axes=self.axes)
             lap = lap + jnp.real(inner_ft[(-1,) + (0,) * self.d])
             part = jnp.sum(filters * inner_ft[:-1], axis=0)
             spec = part if spec is None else spec + part
         grad = jnp.zeros_like(field) if spec is None else jnp.fft.irfftn(spec, s=self.shape)
         if separable:
             grad = grad + smoothed_grad
+        if self._zero_mode:
+            grad = grad + uniform  # the ridge terms' zero-mode part: the same at every site
         mags = iter(params["mag"])
         for fam, lo, hi in self.other:
             if type(fam) is Magnetisation:
@@ -243,15 +256,28 @@ class FusedEvaluator:
         return unsmooth(self.params["matrices"], inner)
 
     def _pointwise(self, params, a, psi):
+        """As :meth:`_pointwise_parts` without ridge terms on the zero mode: the stacked ``inner`` and density."""
+        if self._zero_mode:
+            raise BasisError("ridge terms on the zero mode need the magnetisation: use _pointwise_parts")
+        return self._pointwise_parts(params, a, psi)[0]
+
+    def _pointwise_parts(self, params, a, psi, m=None):
         r"""The smoothed families' gradient contributions (before smoothing) and their part of :math:`\Delta\Omega`.
 
-        ``psi``: the smoothed fields of every scale, ``(scales, *lattice)``; returns ``inner`` of
-        that shape and the Laplacian (:mod:`._pointwise`: one elementwise pass per family, its
-        density summed per scale over the sites).
+        ``psi``: the smoothed fields of every scale, ``(scales, *lattice)``; ``m`` the magnetisation (for
+        ridge terms with the zero mode). Returns ``inner`` of that shape with the Laplacian density as one
+        more channel (:mod:`._pointwise`: one elementwise pass per family, its density summed per scale
+        over the sites), and the ridge terms' uniform zero-mode part of the gradient (0.0 without).
         """
-        inner, total = None, 0.0
+        inner, total, uniform = None, 0.0, 0.0
         for (fam, lo, hi, idx), p in zip(self.smoothed, params, strict=True):
             x = _take(psi, idx)
+            if type(fam) is SmoothedRidges:
+                part, density, zero = ridges_part(x, m, a[lo:hi], p["weights"], p["kappa"], p["c"], fam.zero_mode)
+                total, uniform = total + density, uniform + zero
+                part = _place(part, idx, self.n_scales)
+                inner = part if inner is None else inner + part
+                continue
             if type(fam) is SmoothedProducts:
                 part, density = products_part(x, a[lo:hi], p["w"], p["hab"], fam.pairs, self.d)
             else:
@@ -259,7 +285,7 @@ class FusedEvaluator:
             total = total + sum(density[j] for j in range(len(idx)))
             part = _place(part, idx, self.n_scales)
             inner = part if inner is None else inner + part
-        return jnp.concatenate([inner, total[None]])
+        return jnp.concatenate([inner, total[None]]), uniform
 
     # ---- the rows of eq. 34 (the solve's columns)
     def columns(self, field, dS, params=None):
@@ -279,7 +305,10 @@ class FusedEvaluator:
             spec = params["filters"][None] * jnp.stack([ft, fd])[:, None]
             both = jnp.fft.irfftn(spec, s=self.shape, axes=tuple(a + 1 for a in self.axes))
             for (fam, lo, _, idx), p in zip(self.smoothed, params["smoothed"], strict=True):
-                out[lo] = self._smoothed_columns(fam, p, both[0][idx], both[1][idx])
+                if type(fam) is SmoothedRidges:
+                    out[lo] = _ridge_columns(fam, p, both[0][idx], both[1][idx], field, dS, self.d)
+                else:
+                    out[lo] = self._smoothed_columns(fam, p, both[0][idx], both[1][idx])
         mags = iter(params["mag"])
         for fam, lo, _ in self.other:
             if type(fam) is Magnetisation:
@@ -321,3 +350,12 @@ class FusedEvaluator:
             d1, d2 = tamed_power_derivatives(psi, power, w)
             out.append(h * site_sum(d2, d) - site_sum(sdS * d1, d))
         return fam._stack(out)
+
+
+def _ridge_columns(fam, p, psi, sdS, field, dS, d):
+    r"""The rows of eq. 34 of :class:`SmoothedRidges`:
+    :math:`\kappa_j\sum_n q''(u_j) - \sum_n q'(u_j)\,u_j[\partial\hat S]`."""
+    w, zm = p["weights"], fam.zero_mode
+    _, q1, q2 = ridge_function(ridge_variables(psi, jnp.mean(field), w, zm), p["c"])
+    drift = ridge_variables(sdS, jnp.mean(dS), w, zm)
+    return p["kappa"] * site_sum(q2, d) - site_sum(q1 * drift, d)

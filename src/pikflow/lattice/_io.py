@@ -77,12 +77,20 @@ def _coupling_from_spec(spec: Mapping) -> sp.Expr:
 # ---------------------------------------------------------------- basis families
 def _family_spec(fam, i: int, arrays: dict) -> dict:
     """The family's :meth:`~LatticeFamily.spec`, its precision array moved to the npz file."""
-    from ._basis import FourierTwoPoint, LocalHermite, Magnetisation, SmoothedPowers, SmoothedProducts
+    from ._basis import (
+        FourierTwoPoint,
+        LocalHermite,
+        Magnetisation,
+        SmoothedPowers,
+        SmoothedProducts,
+        SmoothedRidges,
+    )
 
-    if type(fam) not in (FourierTwoPoint, Magnetisation, SmoothedPowers, SmoothedProducts, LocalHermite):
+    stored = (FourierTwoPoint, Magnetisation, SmoothedPowers, SmoothedProducts, SmoothedRidges, LocalHermite)
+    if type(fam) not in stored:
         raise FlowFileError(
             f"cannot save a basis family of type {type(fam).__name__}: only FourierTwoPoint, Magnetisation, "
-            "SmoothedPowers, SmoothedProducts and LocalHermite are stored; build the basis from those (lattice_basis)"
+            "SmoothedPowers, SmoothedProducts, SmoothedRidges and LocalHermite are stored; build the basis from those"
         )
     spec = fam.spec()
     if spec.get("precision") is not None:

@@ -143,3 +143,21 @@ def products_part(x, a, w, hab, pairs, d: int):
     inner = q1 * aq
     density = jnp.diagonal(hab).reshape(shape) * q2 * aq + q1 * mq1
     return inner, density
+
+
+def ridges_part(x, m, a, weights, kappa, width, zero_mode: bool):
+    r"""``(inner, density, uniform)`` of :class:`~pikflow.lattice.SmoothedRidges` on the smoothed fields ``x``.
+
+    With :math:`u_j` the ridge variables (:func:`~pikflow.lattice._basis_ridge.ridge_variables`; ``m`` the
+    magnetisation) and :math:`g_j = a_j q_c'(u_j)`: ``inner`` :math:`= \sum_j \hat W_{js} g_j` per scale (shape
+    of ``x``), ``density`` :math:`= \sum_j a_j\kappa_j q_c''(u_j)` (one lattice) and ``uniform``
+    :math:`= \frac1V\sum_n\sum_j\hat W_{jm}g_j(n)`, the zero mode's part of the gradient (0.0 without it).
+    Dense in the directions (two contractions with :math:`\hat W`): as fast as sums over each term's two
+    non-zero entries, and faster in float32.
+    """
+    from ._basis_ridge import ridge_adjoint, ridge_function, ridge_variables
+
+    _, q1, q2 = ridge_function(ridge_variables(x, m, weights, zero_mode), width)
+    col = (-1,) + (1,) * (x.ndim - 1)
+    inner, uniform = ridge_adjoint(a.reshape(col) * q1, weights, zero_mode)
+    return inner, jnp.tensordot(a * kappa, q2, axes=1), uniform

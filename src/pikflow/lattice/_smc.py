@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
-from ..flow import LatticeFlow, exact_log_det, rk4
+from ..flow import LatticeFlow, exact_log_det, push_batch, rk4
 from ..flow._compiled import _as
 from ..flow._integrate import zeros_of
 from ..samplers import AnnealingProblem, register_problem
@@ -106,6 +106,7 @@ def lattice_problem(flow, *, logdet: str = "continuous", precision: str = "float
         langevin_terms=langevin_terms,
         logdet=logdet,
         lattice_shape=tuple(path.lattice.shape),
+        batch=push_batch(basis),
     )
 
 

@@ -66,6 +66,9 @@ class AnnealingProblem:
     lattice_shape
         The lattice of a lattice problem (the trailing axes of ``event_shape``; leading axes are
         field components), for the Fourier-accelerated moves; ``()`` in 0-D.
+    batch
+        Configurations evaluated together by ``smc(batch="auto")`` on a lattice (default 128; fewer for a
+        transport whose evaluation needs a smaller batch to stay in cache, ``pikflow.flow.push_batch``).
     """
 
     times: np.ndarray
@@ -78,6 +81,7 @@ class AnnealingProblem:
     path_times: np.ndarray | None = None
     replica_base: bool = False
     lattice_shape: tuple[int, ...] = ()
+    batch: int = 128
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=float)

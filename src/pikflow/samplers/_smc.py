@@ -136,7 +136,7 @@ def _chunk(batch, problem, n: int, replicas: int) -> int | None:
         # 0-D configurations are a few numbers (one vmap is fastest); sharded particles stay whole
         if not problem.lattice_shape or particle_axis_sharded(n):
             return None
-        batch = PARTICLE_BATCH
+        batch = min(PARTICLE_BATCH, problem.batch)
     batch = _check_int("batch", batch, 1)
     per = max(1, batch // replicas)
     return None if per >= n else per
