@@ -162,10 +162,18 @@ def evaluation_profile(flow, batch: int = 1000, repeats: int = 5) -> dict:
     return {"batch": batch, "us_per_configuration": out, "xla_per_configuration": xla}
 
 
-def push_batch_scan(flow, sizes=(125, 250, 500, 1000, 2000), n: int = 2000, repeats: int = 3) -> dict:
-    """Milliseconds per flow sample (the RK4 push alone) for several push batch sizes (median of ``repeats``)."""
+def push_batch_scan(flow, sizes=None, n: int = 2000, repeats: int = 3) -> dict:
+    """Milliseconds per flow sample (the RK4 push alone) for several push batch sizes (median of ``repeats``).
+
+    Default sizes: the flow's own (:func:`pikflow.flow.push_batch`) and a quarter, half, twice and four times it.
+    """
     import jax
 
+    from ..flow import push_batch
+
+    if sizes is None:
+        b = push_batch(flow.basis)
+        sizes = sorted({max(1, b // 4), max(1, b // 2), b, 2 * b, 4 * b})
     x, lq = flow.base.sample(jax.random.PRNGKey(6), n)
     out = {}
     for b in [b for b in sizes if b <= n]:

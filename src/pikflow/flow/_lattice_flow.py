@@ -333,19 +333,21 @@ UNRELIABLE_LOG_Q = 0.1
 #: every configuration) must stay in cache: measured at 16x16 (2 shared cores) 4.2 / 4.4 / 10.8 / 22.2 ms
 #: a sample for batches of 125 / 250 / 500 / 1000 (``pikflow bench lattice`` prints this scan).
 PUSH_BATCH = 128
-#: Lattice sites per push call for a basis with ridge terms (``pikflow.lattice.SmoothedRidges``): their 20
-#: pointwise terms per site leave XLA's CPU code many passes over the batch, which must stay in cache (measured
-#: at 32x32, one evaluation: 104-107 us in batches of 32 against 228-232 us in batches of 64 or 128; at 16x16
-#: 26-28 us in batches of 64-128, 32 us in 32).
+#: Lattice sites per push call (at most :data:`PUSH_BATCH` configurations): one evaluation's intermediates must
+#: stay in cache. Measured, one fused evaluation of the lean basis (one process, microseconds per configuration):
+#: 64x64 99-120 in batches of 16, 383-410 in 64-128; 128x128 474 in 4, 1640 in 32; 32x32 33-37 in 16-128.
+PUSH_SITES = 2**16
+#: The same for a basis with ridge terms (``pikflow.lattice.SmoothedRidges``), whose 20 terms per site take more
+#: cache: at 32x32 104-107 us in batches of 32 against 228-232 in 64-128; at 64x64 229 in 8, 285 in 16.
 RIDGE_PUSH_SITES = 2**15
 
 
 def push_batch(basis) -> int:
-    """Configurations per compiled push call for ``basis``: :data:`PUSH_BATCH`, fewer with ridge terms on large
-    lattices (:data:`RIDGE_PUSH_SITES` sites a call, at least 8 configurations)."""
-    if not any(getattr(f, "kind", None) == "smoothed_ridges" for f in getattr(basis, "families", ())):
-        return PUSH_BATCH
-    return int(max(8, min(PUSH_BATCH, RIDGE_PUSH_SITES // int(basis.lattice.volume))))
+    """Configurations per compiled push call for ``basis``: :data:`PUSH_BATCH`, fewer on large lattices
+    (:data:`PUSH_SITES`, or :data:`RIDGE_PUSH_SITES` with ridge terms, sites a call; at least one configuration)."""
+    ridges = any(getattr(f, "kind", None) == "smoothed_ridges" for f in getattr(basis, "families", ()))
+    sites = RIDGE_PUSH_SITES if ridges else PUSH_SITES
+    return int(max(1, min(PUSH_BATCH, sites // int(basis.lattice.volume))))
 
 
 def _key_and_count(args: tuple, n, seed):
