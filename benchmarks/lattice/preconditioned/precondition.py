@@ -67,7 +67,7 @@ class PreconditionedEvaluator(FusedEvaluator):
         if self.smoothed:
             psi = jnp.fft.irfftn(filters * ft[None], s=self.shape, axes=self.axes)
             psi = psi[np.arange(self.n_scales)]
-            inner_ft = jnp.fft.rfftn(self._pointwise(params["smoothed"], a, psi), axes=self.axes)
+            inner_ft = jnp.fft.rfftn(self._pointwise(params["smoothed"], a, psi)[0], axes=self.axes)
             lap = lap + jnp.real(inner_ft[(-1,) + (0,) * self.d])
             part = jnp.sum(filters * inner_ft[:-1], axis=0)
             spec = part if spec is None else spec + part

@@ -157,7 +157,7 @@ def main(argv):
 
         fns["lean basis: transforms alone"] = (jax.jit(jax.vmap(transforms)), (x,))
         fns["lean basis: pointwise alone"] = (
-            jax.jit(jax.vmap(lambda s, p=p, a=a: ev_lean._pointwise(p["smoothed"], a, s))),
+            jax.jit(jax.vmap(lambda s, p=p, a=a: ev_lean._pointwise(p["smoothed"], a, s)[0])),
             (psi,),
         )
         grad = jax.grad(lambda f: path.value(f, 1.0))

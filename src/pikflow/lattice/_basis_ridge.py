@@ -200,9 +200,9 @@ class SmoothedRidges(LatticeFamily):
         return jnp.asarray(self.kappa) * site_sum(ridge_function(self._u(field), self.width)[2], self.lattice.d)
 
     def columns(self, field, dS):
-        _, q1, q2 = ridge_function(self._u(field), self.width)
-        d = self.lattice.d
-        return jnp.asarray(self.kappa) * site_sum(q2, d) - site_sum(q1 * self._u(dS), d)
+        w, kappa = jnp.asarray(self.weights), jnp.asarray(self.kappa)
+        psi, sdS = self._smooth(field), self._smooth(dS)
+        return ridge_columns(psi, sdS, field, dS, w, kappa, self.width, self.zero_mode, self.lattice.d)
 
     def gradient(self, a, field):
         _, q1, _ = ridge_function(self._u(field), self.width)
@@ -230,3 +230,11 @@ def ridge_adjoint(g, weights, zero_mode: bool):
     n = weights.shape[1] - zero_mode
     inner = jnp.tensordot(weights[:, :n].T, g, axes=1)
     return inner, jnp.mean(jnp.tensordot(weights[:, n], g, axes=1)) if zero_mode else 0.0
+
+
+def ridge_columns(psi, sdS, field, dS, weights, kappa, width, zero_mode: bool, d: int):
+    r"""The rows of eq. 34 of the ridge terms, :math:`\kappa_j\sum_n q_c''(u_j) - \sum_n q_c'(u_j)u_j[\partial\hat S]`,
+    from the smoothed fields ``psi`` of ``field`` and ``sdS`` of :math:`\partial\hat S` (``dS``)."""
+    _, q1, q2 = ridge_function(ridge_variables(psi, jnp.mean(field), weights, zero_mode), width)
+    drift = ridge_variables(sdS, jnp.mean(dS), weights, zero_mode)
+    return kappa * site_sum(q2, d) - site_sum(q1 * drift, d)

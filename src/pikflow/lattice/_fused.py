@@ -54,7 +54,7 @@ from ._basis import (
     site_sum,
     tamed_power_derivatives,
 )
-from ._basis_ridge import SmoothedRidges, ridge_function, ridge_variables
+from ._basis_ridge import SmoothedRidges, ridge_columns
 from ._pointwise import powers_part, products_part, ridges_part
 from ._separable import axis_factors, hermitian_part, smooth, unsmooth
 
@@ -217,7 +217,7 @@ class FusedEvaluator:
         m = jnp.mean(field) if self._zero_mode else None
         uniform = 0.0
         if separable:
-            inner, uniform = self._pointwise_parts(params["smoothed"], a, smooth(params["matrices"], field), m)
+            inner, uniform = self._pointwise(params["smoothed"], a, smooth(params["matrices"], field), m)
             lap = lap + jnp.sum(inner[-1])
             smoothed_grad = unsmooth(params["matrices"], inner[:-1])
         elif self.smoothed:
@@ -226,7 +226,7 @@ class FusedEvaluator:
             # devices, an elementwise consumer lets XLA's layout assignment give the inverse FFT a
             # transposed layout that its CPU runtime refuses (RET_CHECK in fft_thunk.cc, SMC on 4 devices)
             psi = psi[np.arange(self.n_scales)]
-            inner, uniform = self._pointwise_parts(params["smoothed"], a, psi, m)
+            inner, uniform = self._pointwise(params["smoothed"], a, psi, m)
             inner_ft = jnp.fft.rfftn(inner, axes=self.axes)
             lap = lap + jnp.real(inner_ft[(-1,) + (0,) * self.d])
             part = jnp.sum(filters * inner_ft[:-1], axis=0)
@@ -255,13 +255,7 @@ class FusedEvaluator:
         """:math:`\\sum_s S_s^T\\,\\text{inner}_s` by :attr:`matrices`: the adjoint of :meth:`smooth`, summed."""
         return unsmooth(self.params["matrices"], inner)
 
-    def _pointwise(self, params, a, psi):
-        """As :meth:`_pointwise_parts` without ridge terms on the zero mode: the stacked ``inner`` and density."""
-        if self._zero_mode:
-            raise BasisError("ridge terms on the zero mode need the magnetisation: use _pointwise_parts")
-        return self._pointwise_parts(params, a, psi)[0]
-
-    def _pointwise_parts(self, params, a, psi, m=None):
+    def _pointwise(self, params, a, psi, m=None):
         r"""The smoothed families' gradient contributions (before smoothing) and their part of :math:`\Delta\Omega`.
 
         ``psi``: the smoothed fields of every scale, ``(scales, *lattice)``; ``m`` the magnetisation (for
@@ -272,17 +266,16 @@ class FusedEvaluator:
         inner, total, uniform = None, 0.0, 0.0
         for (fam, lo, hi, idx), p in zip(self.smoothed, params, strict=True):
             x = _take(psi, idx)
-            if type(fam) is SmoothedRidges:
+            if type(fam) is SmoothedRidges:  # its density is one lattice already
                 part, density, zero = ridges_part(x, m, a[lo:hi], p["weights"], p["kappa"], p["c"], fam.zero_mode)
-                total, uniform = total + density, uniform + zero
-                part = _place(part, idx, self.n_scales)
-                inner = part if inner is None else inner + part
-                continue
-            if type(fam) is SmoothedProducts:
-                part, density = products_part(x, a[lo:hi], p["w"], p["hab"], fam.pairs, self.d)
+                uniform = uniform + zero
             else:
-                part, density = powers_part(x, a[lo:hi], p["w"], p["h"], fam.powers, self.d)
-            total = total + sum(density[j] for j in range(len(idx)))
+                if type(fam) is SmoothedProducts:
+                    part, density = products_part(x, a[lo:hi], p["w"], p["hab"], fam.pairs, self.d)
+                else:
+                    part, density = powers_part(x, a[lo:hi], p["w"], p["h"], fam.powers, self.d)
+                density = sum(density[j] for j in range(len(idx)))
+            total = total + density
             part = _place(part, idx, self.n_scales)
             inner = part if inner is None else inner + part
         return jnp.concatenate([inner, total[None]]), uniform
@@ -306,7 +299,10 @@ class FusedEvaluator:
             both = jnp.fft.irfftn(spec, s=self.shape, axes=tuple(a + 1 for a in self.axes))
             for (fam, lo, _, idx), p in zip(self.smoothed, params["smoothed"], strict=True):
                 if type(fam) is SmoothedRidges:
-                    out[lo] = _ridge_columns(fam, p, both[0][idx], both[1][idx], field, dS, self.d)
+                    psi, sdS = both[0][idx], both[1][idx]
+                    out[lo] = ridge_columns(
+                        psi, sdS, field, dS, p["weights"], p["kappa"], p["c"], fam.zero_mode, self.d
+                    )
                 else:
                     out[lo] = self._smoothed_columns(fam, p, both[0][idx], both[1][idx])
         mags = iter(params["mag"])
@@ -350,12 +346,3 @@ class FusedEvaluator:
             d1, d2 = tamed_power_derivatives(psi, power, w)
             out.append(h * site_sum(d2, d) - site_sum(sdS * d1, d))
         return fam._stack(out)
-
-
-def _ridge_columns(fam, p, psi, sdS, field, dS, d):
-    r"""The rows of eq. 34 of :class:`SmoothedRidges`:
-    :math:`\kappa_j\sum_n q''(u_j) - \sum_n q'(u_j)\,u_j[\partial\hat S]`."""
-    w, zm = p["weights"], fam.zero_mode
-    _, q1, q2 = ridge_function(ridge_variables(psi, jnp.mean(field), w, zm), p["c"])
-    drift = ridge_variables(sdS, jnp.mean(dS), w, zm)
-    return p["kappa"] * site_sum(q2, d) - site_sum(q1 * drift, d)
