@@ -156,6 +156,8 @@ def test_multilevel_from_toml(tmp_path):
     assert [lev["L"] for lev in r["levels"]] == [4, 8] and r["target"] == {"m2": 0.5}
     assert 0 < r["levels"][1]["base_ess"] <= 1 and r["levels"][1]["seconds"] > 0
     assert r["levels"][1]["lift"]["noise"] == "conditional" and r["levels"][1]["lift"]["mass2"] == 0.5
+    # the level's proposal checked by default: IMH acceptance and the hole check against 1000 HMC configurations
+    assert 0 < r["levels"][1]["imh_acceptance"] <= 1 and 0 < r["levels"][1]["target_ess"] <= 1, r["levels"][1]
     assert set(r["observables"]) == {"abs_m", "chi", "binder"}
     # the coarsest level is HMC on the 4x4 free field (Gamma-method errors): chi = (1 - 2/pi)/m2 exactly
     chi = r["levels"][0]["observables"]["chi"]
@@ -181,6 +183,8 @@ def test_multilevel_from_toml(tmp_path):
         ("scale = 'big'", "scale"),
         ("transport = 'flow'", "transport"),
         ("collocation = 5", "collocation"),
+        ("hole_check = -5", "hole_check"),
+        ("hole_check = 'yes'", "hole_check"),
     ],
 )
 def test_bad_multilevel_sections(section, match, tmp_path):

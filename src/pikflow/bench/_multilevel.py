@@ -1,12 +1,14 @@
-r"""``pikflow bench multilevel``: the multilevel hierarchy against HMC on the finest lattice, at equal errors.
+r"""``pikflow bench multilevel``: the multilevel hierarchy against the single-level flow and HMC, at equal errors.
 
 :func:`pikflow.lattice.multilevel` samples φ⁴ at ``(m2, lam)`` from ``--sizes[0]`` (HMC) up to
-``--sizes[-1]``, one SMC run per level. On the finest lattice :func:`pikflow.lattice.hmc` (tuned
-step, ``--reference`` trajectories, Gamma-method errors) measures the same observables; the
-table gives every level's ESS/N and seconds, the pulls of the final observables against HMC,
-and HMC's cost at the hierarchy's errors, :math:`\text{s}_{\rm HMC}(\sigma_{\rm HMC}/\sigma_{\rm ML})^2`,
-over the hierarchy's total seconds (compilation included on the multilevel side only, so the
-ratio is conservative).
+``--sizes[-1]``, one SMC run per level, each level's proposal checked (IMH acceptance, and the hole
+check against ``--hole-check`` HMC configurations of that level). On the finest lattice
+:func:`pikflow.lattice.hmc` (tuned step, ``--reference`` trajectories, Gamma-method errors) measures
+the same observables, and the single-level flow (:func:`pikflow.lattice.fit_lattice`, ``--single-n``
+samples, IMH estimates; ``--single-n 0`` skips it) samples the same target. The table gives every
+level's ESS/N, checks and seconds, the pulls of the final observables against HMC, and HMC's cost at
+each sampler's errors, :math:`\text{s}_{\rm HMC}(\sigma_{\rm HMC}/\sigma)^2`, over that sampler's total
+seconds (the hierarchy's and the flow's set-up and compilation included, so the ratios are conservative).
 """
 
 from __future__ import annotations
@@ -40,12 +42,31 @@ def _arguments(p):
     p.add_argument("--mcmc", choices=("hmc", "fhmc", "mala"), default="hmc", help="SMC moves (default hmc)")
     p.add_argument("--fourier-mass", type=float, default=1.0, help="fhmc: mu^2 of the mass k^2 + mu^2 (default 1)")
     p.add_argument("--coarse-basis", action="store_true", help="level flows: add the coarse basis on the block means")
+    p.add_argument(
+        "--level-bins",
+        type=int,
+        default=None,
+        help="level flows: merge the two-point terms' momentum orbits into this many groups (default: per orbit)",
+    )
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
+    p.add_argument(
+        "--hmc-start",
+        choices=("hot", "ordered"),
+        default="hot",
+        help="start of every HMC run (coarsest level, hole checks, reference, the single-level flow's): 'hot' "
+        "(default) or 'ordered' (the uniform minimum of the action; for the broken phase)",
+    )
+    p.add_argument(
+        "--hole-check", type=int, default=1000, help="HMC configurations per level for its hole check (0: none)"
+    )
+    p.add_argument("--single-n", type=int, default=4000, help="single-level flow samples (0: no single-level flow)")
+    p.add_argument("--single-basis", default=None, help="the single-level flow's basis preset (fit_lattice default)")
+    p.add_argument("--single-steps", type=int, default=10, help="the single-level flow's RK4 steps (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
-@register("multilevel", "multilevel (upsampling + SMC per level) against HMC on the finest lattice", config=False)(
+@register("multilevel", "multilevel (upsampling + SMC per level) against the single-level flow and HMC", config=False)(
     _arguments
 )
 def run(args) -> dict:
@@ -69,16 +90,16 @@ def run(args) -> dict:
         target, args.sizes, particles=args.particles, replicas=args.replicas, steps=args.steps,
         sigma="free" if args.sigma is None else args.sigma, noise=args.noise, mass2=num(args.mass2),
         scale=num(args.scale), seed=args.seed, progress=not args.quiet, on_level=partial,
-        transport=args.transport, mcmc=args.mcmc, fourier_mass=args.fourier_mass,
-        flow_options={"n_collocation": args.collocation,
-                      "basis_options": {"coarse": {"fourier": False}} if args.coarse_basis else None},
+        transport=args.transport, mcmc=args.mcmc, fourier_mass=args.fourier_mass, hole_check=args.hole_check,
+        hmc_options={"start": args.hmc_start},
+        flow_options={"n_collocation": args.collocation, "basis_options": _level_basis_options(args)},
     )  # fmt: skip
     total = time.perf_counter() - t0
     L = args.sizes[-1]
     path = target(L)
     per = max(args.reference // args.chains, 20)
     key = jax.random.PRNGKey(args.seed + 7)
-    kw = dict(n_chains=args.chains, step="auto", keep="magnetisation")
+    kw = dict(n_chains=args.chains, step="auto", keep="magnetisation", start=args.hmc_start)
     pl.hmc(path, key, 20 * args.chains, n_therm=20, **kw)  # compile
     t1 = time.perf_counter()
     M, acc = pl.hmc(path, key, per * args.chains, progress=not args.quiet, **kw)
@@ -87,6 +108,7 @@ def run(args) -> dict:
     ref = pl.chain_observables(M, path.lattice.volume)
     final = levels[-1].observables
     fix = replica_cost_correction(args.replicas)["mean"]
+    single = _single_level(args, path, ref, hmc_secs) if args.single_n > 0 else None
     res = {
         "settings": settings,
         "levels": [lev.summary() for lev in levels],
@@ -99,10 +121,54 @@ def run(args) -> dict:
             k: hmc_secs * (ref[k].error / final[k].error) ** 2 / total * fix if final[k].error > 0 else math.nan
             for k in OBSERVABLES
         },
+        "single_level": single,
     }
     _print(res)
     write_json(args, res)
     return res
+
+
+def _level_basis_options(args) -> dict | None:
+    """``solve_level``'s basis keywords from ``--coarse-basis`` and ``--level-bins`` (``None``: the default basis)."""
+    opts = {"coarse": {"fourier": False}} if args.coarse_basis else {}
+    if args.level_bins is not None:
+        opts["fourier_bins"] = args.level_bins
+    return opts or None
+
+
+def _single_level(args, path, ref: dict, hmc_secs: float) -> dict:
+    """The single-level flow on the finest lattice: set-up, sampling (after a compiling call), IMH estimates, hole
+    check, pulls against HMC and HMC's cost at its errors over its seconds with and without the set-up."""
+    import jax
+    import numpy as np
+
+    import pikflow.lattice as pl
+
+    volume = path.lattice.volume
+    t0 = time.perf_counter()
+    flow = pl.fit_lattice(path, basis=args.single_basis, steps=args.single_steps, seed=args.seed,
+                          hmc_options={"start": args.hmc_start}, progress=not args.quiet)  # fmt: skip
+    setup = time.perf_counter() - t0
+    key = jax.random.PRNGKey(args.seed + 11)
+    flow.sample(key, min(args.single_n, 500))  # compile
+    t0 = time.perf_counter()
+    samples = flow.sample(key, args.single_n, progress=not args.quiet)
+    obs, acc = pl.flow_observables(samples, volume, jax.random.PRNGKey(args.seed + 12))
+    secs = time.perf_counter() - t0
+    reference = getattr(flow, "reference", None)
+    tess = None if reference is None else float(flow.target_ess(reference, samples))
+    ratio = lambda total: {  # noqa: E731
+        k: hmc_secs * (ref[k].error / obs[k].error) ** 2 / total if obs[k].error > 0 else math.nan for k in OBSERVABLES
+    }
+    return {
+        "basis": flow.basis.n, "steps": flow.steps, "setup_seconds": setup, "sample_seconds": secs, "n": args.single_n,
+        "ess": float(samples.ess()), "target_ess": tess, "imh_acceptance": float(acc),
+        "observables": {k: v.to_dict() for k, v in obs.items()},
+        "pull": {k: (obs[k].value - ref[k].value) / math.hypot(obs[k].error, ref[k].error) for k in OBSERVABLES},
+        "hmc_over_single_level_at_equal_errors": ratio(secs),
+        "hmc_over_single_level_with_setup": ratio(secs + setup),
+        "finite": float(np.mean(samples.finite)),
+    }  # fmt: skip
 
 
 def _print(res):
@@ -111,9 +177,9 @@ def _print(res):
     print(
         f"noise {s['noise']}, coarse levels at (m2, lam) = ({s['coarse_m2']}, {s['coarse_lam']}) (None: the target's)"
     )
-    print("| L | ESS/N | min ESS/N | base ESS/N | Var log w (noise + coarse) | lift | seconds | "
+    print("| L | ESS/N | min ESS/N | base ESS/N | IMH acc. | from HMC | Var log w (noise + coarse) | lift | seconds | "
           + " | ".join(OBSERVABLES) + " |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|" + "---|" * len(OBSERVABLES))
+    print("|---|---|---|---|---|---|---|---|---|" + "---|" * len(OBSERVABLES))
     for lev in res["levels"]:
         cells = [f"{lev['observables'][k]['value']:.4f}({lev['observables'][k]['error']:.4f})" for k in OBSERVABLES]
         b, lift = lev.get("base"), lev.get("lift") or {}
@@ -125,7 +191,8 @@ def _print(res):
             else sig + f"a {lift['scale']:.2f}" + (f", m_f^2 {lift['mass2']:.3g}" if "mass2" in lift else "")
         )
         print(
-            f"| {lev['L']} | {lev['ess']:.3f} | {lev['min_ess']:.3f} | {_f(lev['base_ess'])} | {var} | {sig} | "
+            f"| {lev['L']} | {lev['ess']:.3f} | {lev['min_ess']:.3f} | {_f(lev['base_ess'])} | "
+            + f"{_f(lev.get('imh_acceptance'))} | {_f(lev.get('target_ess'))} | {var} | {sig} | "
             + f"{lev['seconds']:.1f} | "
             + " | ".join(cells)
             + " |"
@@ -142,7 +209,7 @@ def _print(res):
             )
     h = res["hmc"]["observables"]
     print(
-        "| HMC | | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
+        "| HMC | | | | | | | | {:.1f} | ".format(res["hmc"]["seconds"])
         + " | ".join(f"{h[k]['value']:.4f}({h[k]['error']:.4f})" for k in OBSERVABLES)
         + " |"
     )
@@ -151,6 +218,21 @@ def _print(res):
         "HMC / multilevel at equal errors:",
         ", ".join(f"{k} {v:.3g}" for k, v in res["hmc_over_multilevel_at_equal_errors"].items()),
     )
+    sl = res.get("single_level")
+    if sl:
+        o = sl["observables"]
+        print(
+            f"single-level flow ({sl['basis']} functions, {sl['steps']} steps): ESS/N {sl['ess']:.3f}, from HMC "
+            f"{_f(sl['target_ess'])}, IMH acceptance {sl['imh_acceptance']:.3f}, set-up {sl['setup_seconds']:.1f} s, "
+            f"{sl['n']} samples {sl['sample_seconds']:.1f} s; "
+            + ", ".join(f"{k} {o[k]['value']:.4f}({o[k]['error']:.4f}) [{sl['pull'][k]:+.1f}]" for k in OBSERVABLES)
+        )
+        print(
+            "HMC / single-level flow at equal errors, sampling:",
+            ", ".join(f"{k} {v:.3g}" for k, v in sl["hmc_over_single_level_at_equal_errors"].items()),
+            "; with its set-up:",
+            ", ".join(f"{k} {v:.3g}" for k, v in sl["hmc_over_single_level_with_setup"].items()),
+        )
 
 
 def _f(x):

@@ -11,6 +11,9 @@ from ._levers import lattice_hmc_keywords
 from ._scan import check_particle_memory
 from ._smc import fourier_mass_setting
 
+#: Default ``[multilevel] hole_check``: HMC configurations per level for the hole check of its proposal.
+HOLE_CHECK = 1000
+
 #: ``[multilevel]`` key -> (types, description); merged into the TOML schema.
 MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "coarsest": (
@@ -33,6 +36,11 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "mcmc_steps": ((int,), "MCMC moves per step; default 2"),
     "transport": ((str,), "'none' (annealed SMC, default) or 'pik' (a PIK flow per level as the SMC transport)"),
     "collocation": ((int,), "collocation configurations of each level's PIK flow (transport = 'pik'); default 1000"),
+    "hole_check": (
+        (int,),
+        "HMC configurations per level for the hole check of the level's proposal (levels[i].target_ess); 0: none; "
+        "default 1000",
+    ),
     "seed": ((int,), "seed; default [sampling] seed"),
 }
 
@@ -80,6 +88,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         "fourier_mass": fourier_mass_setting("multilevel", s.get("fourier_mass", 1.0)),
         "transport": s.get("transport", "none"),
         "flow_options": {"n_collocation": s.get("collocation", 1000)},
+        "hole_check": s.get("hole_check", HOLE_CHECK),
         "seed": s.get("seed", data.get("sampling", {}).get("seed", 0)),
     }
     if out["transport"] not in ("none", "pik"):
@@ -96,6 +105,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         ("replicas", 2, 10**3),
         ("steps", 1, 10**5),
         ("mcmc_steps", 0, 10**3),
+        ("hole_check", 0, 10**6),
     ):
         if not low <= out[key] <= high:
             raise ConfigError(f"[multilevel] {key} must be from {low} to {high}, got {out[key]!r}")
@@ -185,6 +195,10 @@ def run_multilevel(data: dict, source: str, settings: dict, output, *, progress:
             base += (
                 f"; flowed lift {f['ess']:.3g} (Var log w {f['var']:.3g}), flow solved in {lev.flow['seconds']:.1f} s"
             )
+        if lev.imh_acceptance is not None:
+            base += f"; proposal's IMH acceptance {lev.imh_acceptance:.3g}"
+        if lev.target_ess is not None:
+            base += f", ESS/N from HMC (hole check) {lev.target_ess:.3g}"
         print(f"  L = {lev.L}: ESS/N {lev.ess:.3f} (lowest {lev.min_ess:.3f}{base}), {lev.seconds:.1f} s; {obs}")
     print(f"  wrote {output.out / 'results.json'}")
     return 0

@@ -35,7 +35,8 @@ Lattice-specific, here:
   :class:`Level` per size); a level's base diagnostics :func:`log_weights`, :func:`weight_diagnostics`;
   a PIK flow per level (``multilevel(..., transport="pik")``): :class:`LevelPath`, :class:`LevelBase`,
   :func:`solve_level`, the block terms :class:`BlockTerms`, :class:`BlockNeighbours`,
-  :class:`CoarseFamily`, :func:`level_basis`, :func:`level_log_weights`, :func:`level_diagnostics`.
+  :class:`CoarseFamily`, :func:`level_basis`, :func:`level_log_weights`, :func:`level_diagnostics`,
+  :func:`level_checks`.
 - Parameter scans along a physical path: :func:`scan_lattice` (one SMC run per lattice size,
   :math:`\langle|m|\rangle`, :math:`\chi`, Binder cumulant and :math:`\log Z` at every point) ->
   :class:`LatticeScan`; :func:`binder_crossings`; :func:`path_problem`.
@@ -99,7 +100,7 @@ from ._fit_basis import (
 )
 from ._free import free_kernel, log_cosh
 from ._io import load_lattice_flow, save_lattice_flow
-from ._level_flow import LevelBase, LevelPath, level_diagnostics, level_log_weights, solve_level
+from ._level_flow import LevelBase, LevelPath, level_checks, level_diagnostics, level_log_weights, solve_level
 from ._levels import Lift, log_weights, weight_diagnostics
 from ._multilevel import Level, make_lift, multilevel
 from ._observables import (
@@ -128,6 +129,7 @@ __all__ = [
     "LevelBase",
     "LevelPath",
     "level_basis",
+    "level_checks",
     "level_diagnostics",
     "level_log_weights",
     "solve_level",

@@ -34,7 +34,7 @@ import numpy as np
 from .._errors import BasisError
 from ..action._geometry import Lattice
 from ._basis import LatticeBasis, lattice_basis
-from ._basis_spectral import LatticeFamily
+from ._basis_spectral import LatticeFamily, _binned_orbits
 from ._levels import block_mean, upsample
 
 #: default local products (p, q) of T = sum_n zeta^p m^q: even total degree up to 4, p != 1
@@ -52,6 +52,11 @@ class BlockTerms(LatticeFamily):
         Include the two-point terms of :math:`y = P\Psi` (per coarse orbit) and of :math:`\zeta` (per fine orbit).
     products
         The local products :math:`(p, q)`, :math:`p \ne 1`.
+    fourier_bins
+        ``None`` (default): one coefficient per momentum orbit; a number: the orbits of each two-point term merged
+        into at most that many groups with geometric edges in :math:`\hat k^2` (as the lattice basis's
+        ``fourier_bins``): on large lattices the orbits outnumber what a collocation set determines (2145 at
+        128x128).
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class BlockTerms(LatticeFamily):
         coarse_two_point: bool = True,
         fluctuation_two_point: bool = True,
         products: Sequence[tuple[int, int]] = DEFAULT_PRODUCTS,
+        fourier_bins: int | None = None,
     ):
         if any(int(s) % 2 for s in lattice.shape):
             raise BasisError(f"block terms need even lattice sizes, got {list(lattice.shape)}")
@@ -69,17 +75,28 @@ class BlockTerms(LatticeFamily):
             raise BasisError("block terms need at least one of the two-point terms or a product")
         if any(p == 1 or p < 0 or q < 0 or p + q < 2 for p, q in products):
             raise BasisError(f"products (p, q) need p != 1, p, q >= 0 and p + q >= 2, got {products}")
+        if fourier_bins is not None and (isinstance(fourier_bins, bool) or not isinstance(fourier_bins, int)
+                                         or fourier_bins < 1):  # fmt: skip
+            raise BasisError(f"fourier_bins must be a positive integer or None, got {fourier_bins!r}")
         self.lattice, self.d = lattice, lattice.d
         self.b = 2**self.d
+        self.fourier_bins = fourier_bins
+
+        def orbits(lat: Lattice):
+            ids, sizes = lat.momentum_orbits()
+            if fourier_bins is None or fourier_bins >= len(sizes) - 1:
+                return ids, sizes
+            return _binned_orbits(lat, np.asarray(ids), fourier_bins, "log")
+
         names: list[str] = []
         if coarse_two_point:
-            ids, sizes = Lattice(tuple(s // 2 for s in lattice.shape)).momentum_orbits()
+            ids, sizes = orbits(Lattice(tuple(s // 2 for s in lattice.shape)))
             self.c_ids, self.c_lap = jnp.asarray(ids), jnp.asarray(np.asarray(sizes, dtype=float) / self.b)
             names += [f"block_mean_fourier[{i}]" for i in range(len(sizes))]
         else:
             self.c_ids = None
         if fluctuation_two_point:
-            ids, sizes = lattice.momentum_orbits()
+            ids, sizes = orbits(lattice)
             grids = np.meshgrid(*[2 * np.pi * np.fft.fftfreq(n) for n in lattice.shape], indexing="ij")
             keep = 1 - np.prod([np.cos(g / 2) ** 2 for g in grids], axis=0)
             self.f_ids = jnp.asarray(ids)
@@ -270,11 +287,14 @@ def level_basis(
 ) -> LatticeBasis:
     """:func:`lattice_basis` of the fine lattice (``options``) plus :class:`BlockTerms` (``block`` its keywords).
 
+    With ``fourier_bins`` the block terms' two-point orbits are merged too (unless ``block`` says otherwise).
     ``neighbours``: the powers :math:`q` of :class:`BlockNeighbours` to add (default none); ``coarse``:
     keywords of a :func:`lattice_basis` of the coarse lattice whose families act on the block means
     (:class:`CoarseFamily`; default none).
     """
     base = lattice_basis(lattice, symmetry=symmetry, **options)
+    if options.get("fourier_bins") is not None:  # the block two-point terms merged like the fine lattice's
+        block = {"fourier_bins": options["fourier_bins"], **(block or {})}
     extra = [BlockNeighbours(lattice, neighbours)] if neighbours else []
     if coarse is not None:  # the coarse lattice's own basis on the block means
         half = Lattice(tuple(s // 2 for s in lattice.shape))

@@ -180,6 +180,31 @@ def level_log_weights(base: LevelBase, phi, key, per: int = 2, flow=None, batch:
     return np.concatenate(out).reshape(-1, per)
 
 
+def level_checks(base: LevelBase, phi, key, reference=None, flow=None, per: int = 2) -> dict:
+    r"""IMH acceptance and hole check of a level's proposal: the lift, or the lift pushed through ``flow``.
+
+    The proposal's weights :math:`\log w = -\hat S_1 - \log q` on ``per`` draws per coarse field of ``phi``
+    (:func:`level_log_weights`) give ``imh_acceptance`` (:func:`pikflow.diagnostics.imh_chain` over them). With
+    ``reference`` configurations of the fine target (e.g. HMC on that level), :math:`\log q` at them (the
+    lift's density :meth:`LevelBase.log_prob`, or the flow run backwards, :meth:`LatticeFlow.log_density`) gives
+    ``target_ess`` (:func:`pikflow.diagnostics.target_ess`, ESS/N seen from the target: far below ``ess``, the
+    proposal has a hole). Both take the coarse marginal as :math:`e^{-\hat S_{\rm c}}/Z_{\rm c}`, so they check
+    the level, not the levels below it; the constants of :math:`\log q` cancel.
+    """
+    from ..diagnostics import imh_chain, target_ess
+
+    k_draw, k_imh = jax.random.split(key)
+    lw = level_log_weights(base, phi, k_draw, per, flow).ravel()
+    finite = np.where(np.isfinite(lw), lw, -np.inf)
+    out = {"ess": weight_diagnostics(lw.reshape(-1, per))["ess"], "imh_acceptance": imh_chain(k_imh, finite).acceptance}
+    if reference is not None:
+        x = jnp.asarray(reference, dtype=float).reshape((-1, *base.path.field_shape))
+        S1 = jax.jit(jax.vmap(lambda y: base.path.fine.value(y, 1.0)))
+        lq = flow.log_density(x) if flow is not None else np.asarray(base.log_prob(x))
+        out["target_ess"] = float(target_ess(finite, -np.asarray(S1(x)) - lq))
+    return out
+
+
 def level_diagnostics(flow, phi, key, per: int = 2) -> dict:
     """ESS/N and the split ``Var log w = within + between`` of the lift alone and of the flowed lift (same draws)."""
     return {
@@ -192,4 +217,4 @@ register_solve_path(
     LevelPath, "multilevel LevelPath", lambda path: path.fine, "a LevelPath needs its LevelBase (solve_level passes it)"
 )
 
-__all__ = ["LevelBase", "LevelPath", "level_diagnostics", "level_log_weights", "solve_level"]
+__all__ = ["LevelBase", "LevelPath", "level_checks", "level_diagnostics", "level_log_weights", "solve_level"]

@@ -68,6 +68,10 @@ class Level:
     ``ess`` is the SMC weights' ESS/N at ``t = 1`` before the final resampling (replica mean),
     ``min_ess`` its lowest over the steps, ``base_ess`` the ESS/N of the upsampled base alone as an
     importance sampler of the fine target (no SMC: the number a single-step flow would start from).
+    ``imh_acceptance`` and ``target_ess`` check the level's proposal (the lift, or with ``transport="pik"``
+    the lift pushed through the level's flow; :func:`~pikflow.lattice.level_checks`): the IMH acceptance of
+    its importance weights, and the ESS/N seen from HMC configurations of that level's target (the hole
+    check; ``None`` without ``hole_check``).
     """
 
     L: int
@@ -83,6 +87,8 @@ class Level:
     base: dict | None = None
     lift: dict | None = None
     flow: dict | None = None
+    imh_acceptance: float | None = None
+    target_ess: float | None = None
 
     def summary(self) -> dict:
         """The level as a JSON-ready dict (an entry of ``levels`` in ``results.json``)."""
@@ -92,7 +98,8 @@ class Level:
             "log_z_ratio": est(self.log_z),
             "observables": {k: v.to_dict() for k, v in self.observables.items()}, "seconds": self.seconds,
             "sigma": self.sigma, "couplings": self.couplings, "resamplings": self.resamplings,
-            "base": self.base, "lift": self.lift, "flow": self.flow,
+            "base": self.base, "lift": self.lift, "flow": self.flow, "imh_acceptance": self.imh_acceptance,
+            "target_ess": self.target_ess,
         }  # fmt: skip
 
 
@@ -192,6 +199,7 @@ def multilevel(
     hmc_options: dict | None = None,
     transport: str = "none",
     flow_options: dict | None = None,
+    hole_check: int = 0,
     seed: int = 0,
     progress: bool = True,
     on_level: Callable[[list[Level]], None] | None = None,
@@ -238,6 +246,11 @@ def multilevel(
     flow_options
         Keywords of :func:`~pikflow.flow.solve_lattice` for the level flows (default
         ``n_collocation=1000``, the default basis of the fine lattice).
+    hole_check
+        Per level, this many HMC configurations of the level's target (``hmc_chains`` chains, the coarsest
+        level's ``hmc_step`` and ``hmc_options``) for the hole check ``Level.target_ess`` of the level's
+        proposal (0, the default: no HMC above the coarsest level, ``target_ess`` is ``None``).
+        ``Level.imh_acceptance`` is always measured.
     on_level
         Called with the levels so far after every level (e.g. to write partial results).
     """
@@ -246,6 +259,8 @@ def multilevel(
         raise SamplingError(f"sizes must double from level to level, e.g. [4, 8, 16], got {sizes}")
     if transport not in ("none", "pik"):
         raise SamplingError(f"transport must be 'none' or 'pik' (a PIK flow per level), got {transport!r}")
+    if isinstance(hole_check, bool) or not isinstance(hole_check, int) or hole_check < 0:
+        raise SamplingError(f"hole_check must be a number of HMC configurations (0: none), got {hole_check!r}")
     make_lift(noise, [2, 2], sigma if sigma == "free" else float(sigma), 1.0 if mass2 == "auto" else mass2,
               1.0 if scale == "auto" else scale)  # fmt: skip  # bad options fail before any sampling
     key = jax.random.PRNGKey(seed)
@@ -276,7 +291,7 @@ def multilevel(
         k_tune, k_base = jax.random.split(jax.random.fold_in(key, 1000 + i))
         lift, landscape = make_lift(noise, fine.lattice.shape, sigma, mass2, scale, S_cb, S_1b,
                                     jnp.asarray(pool[0][: min(250, pool.shape[1])]), k_tune)  # fmt: skip
-        flow_info = None
+        flow_info, flow = None, None
         if transport == "pik":
             flow, problem, flow_info = _flow_problem(coarse, fine, lift, pool, steps, flow_options or {})
         else:
@@ -291,6 +306,8 @@ def multilevel(
             from ._level_flow import level_diagnostics
 
             flow_info.update(level_diagnostics(flow, jnp.asarray(pool[0][:m]), k_base))
+        checks = _level_checks(coarse, fine, lift, pool[0][:m], flow, hole_check, jax.random.fold_in(key, 2000 + i),
+                               hmc_chains, hmc_step, hmc_options)  # fmt: skip
         s = lift.sigma
         info = {"noise": lift.noise, "scale": lift.scale, "log_z0_offset": lift.log_z0_offset()}
         if lift.noise in ("conditional", "fourier"):
@@ -312,12 +329,27 @@ def multilevel(
                 base,
                 info,
                 flow_info,
+                checks["imh_acceptance"],
+                checks.get("target_ess"),
             )  # fmt: skip
         )
         if on_level is not None:
             on_level(levels)
         coarse = fine
     return levels
+
+
+def _level_checks(coarse, fine, lift, phi, flow, hole_check, key, chains, step, options) -> dict:
+    """:func:`level_checks` of the level's proposal on the coarse fields ``phi`` (``hole_check`` HMC configurations)."""
+    from ._level_flow import LevelBase, LevelPath, level_checks
+
+    base = flow.base if flow is not None else LevelBase(LevelPath(coarse, fine, lift), phi)
+    reference = None
+    if hole_check:
+        k_hmc, key = jax.random.split(key)
+        fields, _ = hmc(fine, k_hmc, hole_check, n_chains=chains, step=step, progress=False, **(options or {}))
+        reference = np.asarray(fields).reshape(-1, *fine.lattice.shape)[:hole_check]
+    return level_checks(base, jnp.asarray(phi), key, reference, flow)
 
 
 def _couplings(path: LatticePath) -> dict:
