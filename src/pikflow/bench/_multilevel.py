@@ -305,6 +305,7 @@ def _flow_arguments(p):
     p.add_argument("--products", nargs="+", default=None, metavar="P,Q", help="block products zeta^p m^q (block)")
     p.add_argument("--neighbours", type=int, nargs="+", default=[], help="powers q of BlockNeighbours to add (block)")
     p.add_argument("--coarse-basis", action="store_true", help="add the coarse lattice's basis on the block means")
+    p.add_argument("--level-bins", type=int, default=None, help="merge the momentum orbits into this many groups")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
 
 
@@ -344,7 +345,7 @@ def run_flow(args) -> dict:
                             jax.random.fold_in(key, 1))  # fmt: skip
         lp = LevelPath(coarse, fine, lift)
         for name in bases:
-            basis = pl.lattice_basis(fine.lattice, symmetry=fine.symmetry())
+            basis = pl.lattice_basis(fine.lattice, symmetry=fine.symmetry(), fourier_bins=args.level_bins)
             if name == "block":
                 prods = pl.BlockTerms.__init__.__kwdefaults__["products"] if args.products is None else args.products
                 prods = [tuple(int(v) for v in str(p).split(",")) if isinstance(p, str) else p for p in prods]
@@ -354,6 +355,7 @@ def run_flow(args) -> dict:
                     block={"products": prods},
                     neighbours=args.neighbours,
                     coarse={"fourier": False} if args.coarse_basis else None,
+                    fourier_bins=args.level_bins,
                 )
             t0 = time.perf_counter()
             flow = solve_level(lp, pool, basis, steps=args.steps, n_collocation=args.collocation,
