@@ -194,3 +194,28 @@ def test_bad_multilevel_sections(section, match, tmp_path):
     (tmp_path / "bad.toml").write_text(ML_TOML.split("[multilevel]")[0] + "[multilevel]\n" + section + "\n")
     with pytest.raises(ConfigError, match=match):
         load_config(tmp_path / "bad.toml")
+
+
+def test_bench_multilevel_json(tmp_path):
+    """`pikflow bench multilevel` end to end on a free field 4 -> 8: the hierarchy with its per-level checks, the
+    single-level flow and HMC; the free 8x8 chi = (1 - 2/pi)/m2 exact within 4 sigma for both samplers."""
+    import json
+
+    from pikflow.cli import main
+
+    out = tmp_path / "ml.json"
+    args = ["--sizes", "4", "8", "--m2", str(M2), "--lam", "0", "--particles", "200", "--replicas", "4"]
+    args += ["--steps", "3", "--hole-check", "200", "--single-n", "500", "--single-basis", "lean"]
+    args += ["--single-steps", "2", "--reference", "4000"]
+    assert main(["bench", "multilevel", *args, "--quiet", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    fine = r["levels"][-1]
+    assert fine["L"] == 8 and 0 < fine["imh_acceptance"] <= 1 and 0 < fine["target_ess"] <= 1, fine
+    single = r["single_level"]
+    # the matched Gaussian base of a free field is the target: ESS/N 1 from both sides
+    assert single["ess"] > 0.99 and single["target_ess"] > 0.99 and single["imh_acceptance"] > 0.95, single
+    exact = (1 - 2 / np.pi) / M2
+    for chi in (fine["observables"]["chi"], single["observables"]["chi"]):
+        assert abs(chi["value"] - exact) < 4 * chi["error"], (chi, exact)
+    assert all(v > 0 for v in single["hmc_over_single_level_at_equal_errors"].values())
+    assert single["setup_seconds"] > 0 and r["peak_memory_mb"] > 0

@@ -8,12 +8,14 @@ the same observables, and the single-level flow (:func:`pikflow.lattice.fit_latt
 samples, IMH estimates; ``--single-n 0`` skips it) samples the same target. The table gives every
 level's ESS/N, checks and seconds, the pulls of the final observables against HMC, and HMC's cost at
 each sampler's errors, :math:`\text{s}_{\rm HMC}(\sigma_{\rm HMC}/\sigma)^2`, over that sampler's total
-seconds (the hierarchy's and the flow's set-up and compilation included, so the ratios are conservative).
+seconds (the hierarchy's and the flow's set-up and compilation included, so the ratios are conservative),
+and the process's peak resident memory (``ru_maxrss``).
 """
 
 from __future__ import annotations
 
 import math
+import resource
 import time
 
 from . import register
@@ -122,6 +124,7 @@ def run(args) -> dict:
             for k in OBSERVABLES
         },
         "single_level": single,
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     _print(res)
     write_json(args, res)
@@ -218,6 +221,7 @@ def _print(res):
         "HMC / multilevel at equal errors:",
         ", ".join(f"{k} {v:.3g}" for k, v in res["hmc_over_multilevel_at_equal_errors"].items()),
     )
+    print(f"peak memory of the process: {res['peak_memory_mb']:.0f} MB")
     sl = res.get("single_level")
     if sl:
         o = sl["observables"]
