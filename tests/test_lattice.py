@@ -325,11 +325,14 @@ def test_target_ess_sees_what_flow_samples_cannot(getkey):
 def test_base_samples_and_log_density_against_numpy_transforms(shape, components, m0, mean, symmetric):
     """The base's samples phi = Re F^-1[K^-1/2 F z] (+ the mixture's sign m0 or the mean) and its log-density
     log_norm - sum_k K |F phi|^2 / (2V) (+ log cosh(b M)) against numpy's transforms, on odd and even sides, a
-    mixture, a mean, a precision with K(k) != K(-k) and several components."""
+    mixture, a mean, a random (not lattice-symmetric) precision with K(k) = K(-k) and several components."""
     lat = Lattice(shape[1:] if components > 1 else shape)
     K = np.asarray(lat.khat2()) + 0.5
     K = np.stack([K * (1 + 0.1 * a) for a in range(components)]) if components > 1 else K
-    K = K if symmetric else K * (1 + 0.2 * np.random.default_rng(0).random(K.shape))
+    if not symmetric:
+        K = K * (1 + 0.2 * np.random.default_rng(0).random(K.shape))
+        axes = tuple(range(K.ndim - lat.d, K.ndim))
+        K = 0.5 * (K + np.roll(np.flip(K, axis=axes), 1, axis=axes))  # a real field's Gaussian: K(k) = K(-k)
     base = GaussianLatticeBase(K, m0=m0, mean=mean, components=components)
     key = jax.random.PRNGKey(1)
     x, lq = base.sample(key, 20)
@@ -344,8 +347,17 @@ def test_base_samples_and_log_density_against_numpy_transforms(shape, components
     if m0:
         want = want + np.log(np.cosh(K.flat[0] * m0 * np.asarray(x).sum(axis=axes)))
     np.testing.assert_allclose(base.log_prob(x), want, rtol=1e-13)
-    if symmetric or m0:  # (a Gaussian's log q is -z.z/2, its density only where K(k) = K(-k), as for any real action)
-        np.testing.assert_allclose(lq, want, rtol=1e-13)
+    np.testing.assert_allclose(lq, want, rtol=1e-13)
+
+
+def test_base_refuses_a_precision_with_k_and_minus_k_apart():
+    """K(k) != K(-k) is no real field's Gaussian: its samples Re F^-1[K^-1/2 F z] would not have the reported
+    log-density -z.z/2 + log_norm (they are drawn with the symmetric part), so the base refuses it."""
+    K = np.asarray(Lattice((6, 5)).khat2()) + 0.5
+    K_bad = K * (1 + 0.2 * np.random.default_rng(1).random(K.shape))
+    with pytest.raises(ActionError, match=r"K\(k\) = K\(-k\)"):
+        GaussianLatticeBase(K_bad)
+    GaussianLatticeBase(0.5 * (K_bad + np.roll(np.flip(K_bad), 1, axis=(0, 1))))  # its symmetric part is accepted
 
 
 def test_base_must_be_gaussian_and_positive():

@@ -28,6 +28,7 @@ def _path_and_base(shape, seed=1):
     S = LatticeAction(PHI4_DENSITY, list(shape))
     rng = np.random.default_rng(seed)
     K = np.asarray(S.lattice.khat2()) + 0.3 + 0.05 * rng.random(shape)  # not a product over the axes
+    K = 0.5 * (K + np.roll(np.flip(K), 1, axis=tuple(range(K.ndim))))  # K(k) = K(-k), as the base requires
     g = GaussianLatticeBase(K, m0=0.2)
     return LatticePath.matched(S, {"m2": -2.0, "lam": 2.0}, K, g.zero_mode_coupling), g
 

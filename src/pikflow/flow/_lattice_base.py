@@ -73,6 +73,15 @@ class GaussianLatticeBase(eqx.Module):
             )
         if not (np.isfinite(m0) and m0 >= 0):
             raise ActionError(f"the mixture shift m0 must be a finite number >= 0, got {m0!r}")
+        axes = tuple(range(1 if self.components > 1 else 0, K.ndim))
+        mirrored = np.roll(np.flip(K, axis=axes), 1, axis=axes)  # K(-k)
+        if not np.allclose(K, mirrored, rtol=1e-10, atol=0.0):
+            gap = np.max(np.abs(K - mirrored))
+            raise ActionError(
+                "the base precision must satisfy K(k) = K(-k), as every real field's Gaussian does (otherwise its "
+                f"samples do not have the density it reports; largest |K(k) - K(-k)| {gap:.3g}): give the "
+                "symmetric part (K(k) + K(-k)) / 2"
+            )
         self.shape = K.shape
         if not np.isfinite(mean) or (mean != 0 and m0 > 0):
             raise ActionError(f"the base mean must be a finite number, and 0 for a mixture (m0 > 0), got {mean!r}")
