@@ -248,7 +248,8 @@ def multilevel(
         ``n_collocation=1000``, the default basis of the fine lattice).
     hole_check
         Per level, this many HMC configurations of the level's target (``hmc_chains`` chains, the coarsest
-        level's ``hmc_step`` and ``hmc_options``) for the hole check ``Level.target_ess`` of the level's
+        level's ``hmc_step`` and ``hmc_options``; consecutive trajectories after the thermalisation, so near a
+        critical point fewer of them are independent) for the hole check ``Level.target_ess`` of the level's
         proposal (0, the default: no HMC above the coarsest level, ``target_ess`` is ``None``).
         ``Level.imh_acceptance`` is always measured.
     on_level
