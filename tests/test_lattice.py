@@ -14,6 +14,7 @@ import sympy as sp
 
 import pikflow as pf  # noqa: F401  (float64)
 from pikflow import ActionError, BasisError
+from pikflow.action._geometry import reflected
 from pikflow.lattice import (
     HOPPING_DENSITY,
     NF_DENSITY,
@@ -332,7 +333,7 @@ def test_base_samples_and_log_density_against_numpy_transforms(shape, components
     if not symmetric:
         K = K * (1 + 0.2 * np.random.default_rng(0).random(K.shape))
         axes = tuple(range(K.ndim - lat.d, K.ndim))
-        K = 0.5 * (K + np.roll(np.flip(K, axis=axes), 1, axis=axes))  # a real field's Gaussian: K(k) = K(-k)
+        K = 0.5 * (K + reflected(K, axes))  # a real field's Gaussian: K(k) = K(-k)
     base = GaussianLatticeBase(K, m0=m0, mean=mean, components=components)
     key = jax.random.PRNGKey(1)
     x, lq = base.sample(key, 20)
@@ -357,7 +358,7 @@ def test_base_refuses_a_precision_with_k_and_minus_k_apart():
     K_bad = K * (1 + 0.2 * np.random.default_rng(1).random(K.shape))
     with pytest.raises(ActionError, match=r"K\(k\) = K\(-k\)"):
         GaussianLatticeBase(K_bad)
-    GaussianLatticeBase(0.5 * (K_bad + np.roll(np.flip(K_bad), 1, axis=(0, 1))))  # its symmetric part is accepted
+    GaussianLatticeBase(0.5 * (K_bad + reflected(K_bad)))  # its symmetric part is accepted
 
 
 def test_base_must_be_gaussian_and_positive():

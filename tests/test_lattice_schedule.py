@@ -11,6 +11,7 @@ import pytest
 
 import pikflow.lattice as pl
 from pikflow import ActionError, PikflowError
+from pikflow.action._geometry import reflected
 from pikflow.cli._config import load_config
 from pikflow.cli._lattice_config import build_lattice
 from pikflow.lattice import LatticeAction, LatticePath
@@ -22,7 +23,7 @@ DENSITY = pl.PHI4_DENSITY
 def _matched(L=4, b=0.3):
     action = LatticeAction(DENSITY, [L, L])
     K0 = 1.0 + np.arange(L * L, dtype=float).reshape(L, L) / (L * L)
-    K0 = 0.5 * (K0 + np.roll(np.flip(K0), 1, axis=(0, 1)))  # K0(k) = K0(-k)
+    K0 = 0.5 * (K0 + reflected(K0))  # K0(k) = K0(-k)
     return LatticePath.matched(action, {"m2": -1.0, "lam": 1.0}, K0, zero_mode=b)
 
 

@@ -15,7 +15,7 @@ import pikflow.lattice as pl
 from pikflow.lattice import PHI4_DENSITY, GaussianLatticeBase, LatticeAction, LatticePath
 from pikflow.lattice._basis import family_from_spec
 from pikflow.lattice._fused import FusedEvaluator
-from pikflow.lattice._separable import SEPARABLE_MAX_SIDE, axis_factors, smooth, unsmooth
+from pikflow.lattice._separable import SEPARABLE_MAX_SIDE, axis_factors, hermitian_part, smooth, unsmooth
 
 RTOL = 1e-10
 
@@ -28,7 +28,7 @@ def _path_and_base(shape, seed=1):
     S = LatticeAction(PHI4_DENSITY, list(shape))
     rng = np.random.default_rng(seed)
     K = np.asarray(S.lattice.khat2()) + 0.3 + 0.05 * rng.random(shape)  # not a product over the axes
-    K = 0.5 * (K + np.roll(np.flip(K), 1, axis=tuple(range(K.ndim))))  # K(k) = K(-k), as the base requires
+    K = hermitian_part(K)  # K(k) = K(-k), as the base requires
     g = GaussianLatticeBase(K, m0=0.2)
     return LatticePath.matched(S, {"m2": -2.0, "lam": 2.0}, K, g.zero_mode_coupling), g
 

@@ -20,6 +20,15 @@ from .._errors import ActionError
 MIN_SIZE = 3
 
 
+def reflected(f, axes=None) -> np.ndarray:
+    r""":math:`f(-k)` of an array on the full FFT grid along ``axes`` (default every axis): flipped, then rolled by one,
+    so that the zero momentum stays in place. A real field's Gaussian, or a filter that real transforms apply, has
+    :math:`f(k) = f(-k)`."""
+    f = np.asarray(f)
+    axes = tuple(range(f.ndim)) if axes is None else tuple(axes)
+    return np.roll(np.flip(f, axis=axes), 1, axis=axes)
+
+
 def check_shape(shape) -> tuple[int, ...]:
     """The lattice shape as a tuple of ints, or an :class:`ActionError` saying what a valid shape is.
 

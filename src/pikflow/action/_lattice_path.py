@@ -24,7 +24,7 @@ import sympy as sp
 
 from .._errors import ActionError
 from ._density import shift_sites, site_symbols
-from ._geometry import Lattice
+from ._geometry import Lattice, reflected
 from ._lattice_action import LatticeAction
 from ._path import Path, clock, register_path_class
 from ._path import t as T
@@ -117,7 +117,7 @@ class LatticePath(Path):
         path.density = sp.expand(T * path.density)
         # only the part even in k acts on a real field: keep that (the real transforms need K_0(k) = K_0(-k))
         axes = tuple(range(-action.lattice.d, 0))
-        path.spectral_precision = 0.5 * (K0 + np.roll(np.flip(K0, axis=axes), 1, axis=axes))
+        path.spectral_precision = 0.5 * (K0 + reflected(K0, axes))
         path.spectral_weight = 1 - T
         if not np.isfinite(linear):
             raise ActionError(f"the linear coupling h must be a finite number, got {linear!r}")

@@ -19,6 +19,7 @@ from jaxtyping import Array, Float
 from .._errors import ActionError
 from ..action import Lattice, LatticePath
 from ..action._density import site_symbols
+from ..action._geometry import reflected
 from ..lowering import log_cosh
 
 
@@ -74,7 +75,7 @@ class GaussianLatticeBase(eqx.Module):
         if not (np.isfinite(m0) and m0 >= 0):
             raise ActionError(f"the mixture shift m0 must be a finite number >= 0, got {m0!r}")
         axes = tuple(range(1 if self.components > 1 else 0, K.ndim))
-        mirrored = np.roll(np.flip(K, axis=axes), 1, axis=axes)  # K(-k)
+        mirrored = reflected(K, axes)  # K(-k)
         if not np.allclose(K, mirrored, rtol=1e-10, atol=0.0):
             gap = np.max(np.abs(K - mirrored))
             raise ActionError(

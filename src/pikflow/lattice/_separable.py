@@ -17,14 +17,13 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from ..action._geometry import reflected
+
 
 def hermitian_part(f: np.ndarray) -> np.ndarray:
     r""":math:`(f(k) + f(-k))/2` of a filter on the full FFT grid (every axis of ``f``): what real transforms apply."""
     f = np.asarray(f)
-    flipped = f
-    for ax in range(f.ndim):
-        flipped = np.roll(np.flip(flipped, axis=ax), 1, axis=ax)
-    return 0.5 * (f + flipped)
+    return 0.5 * (f + reflected(f))
 
 
 #: The longest axis smoothed by matrices (measured faster than the transforms at 16 and 32 sites a side).
