@@ -180,7 +180,7 @@ def level_log_weights(base: LevelBase, phi, key, per: int = 2, flow=None, batch:
     return np.concatenate(out).reshape(-1, per)
 
 
-def level_checks(base: LevelBase, phi, key, reference=None, flow=None, per: int = 2) -> dict:
+def level_checks(base: LevelBase, phi, key, reference=None, flow=None, per: int = 2, log_w=None) -> dict:
     r"""IMH acceptance and hole check of a level's proposal: the lift, or the lift pushed through ``flow``.
 
     The proposal's weights :math:`\log w = -\hat S_1 - \log q` on ``per`` draws per coarse field of ``phi``
@@ -189,12 +189,13 @@ def level_checks(base: LevelBase, phi, key, reference=None, flow=None, per: int 
     lift's density :meth:`LevelBase.log_prob`, or the flow run backwards, :meth:`LatticeFlow.log_density`) gives
     ``target_ess`` (:func:`pikflow.diagnostics.target_ess`, ESS/N seen from the target: far below ``ess``, the
     proposal has a hole). Both take the coarse marginal as :math:`e^{-\hat S_{\rm c}}/Z_{\rm c}`, so they check
-    the level, not the levels below it; the constants of :math:`\log q` cancel.
+    the level, not the levels below it; the constants of :math:`\log q` cancel. ``log_w``: those weights if
+    already drawn (:func:`level_log_weights` of ``phi``, shape ``(m, per)``), so a flow is not pushed twice.
     """
     from ..diagnostics import imh_chain, target_ess
 
     k_draw, k_imh = jax.random.split(key)
-    lw = level_log_weights(base, phi, k_draw, per, flow).ravel()
+    lw = (level_log_weights(base, phi, k_draw, per, flow) if log_w is None else np.asarray(log_w)).ravel()
     finite = np.where(np.isfinite(lw), lw, -np.inf)
     out = {"ess": weight_diagnostics(lw.reshape(-1, per))["ess"], "imh_acceptance": imh_chain(k_imh, finite).acceptance}
     if reference is not None:
@@ -205,12 +206,12 @@ def level_checks(base: LevelBase, phi, key, reference=None, flow=None, per: int 
     return out
 
 
-def level_diagnostics(flow, phi, key, per: int = 2) -> dict:
-    """ESS/N and the split ``Var log w = within + between`` of the lift alone and of the flowed lift (same draws)."""
-    return {
-        "lift": weight_diagnostics(level_log_weights(flow.base, phi, key, per)),
-        "flow": weight_diagnostics(level_log_weights(flow.base, phi, key, per, flow)),
-    }
+def level_diagnostics(flow, phi, key, per: int = 2, flowed=None) -> dict:
+    """ESS/N and the split ``Var log w = within + between`` of the lift alone and of the flowed lift (same draws;
+    ``flowed``: the flowed lift's :func:`level_log_weights` for ``key`` if already computed)."""
+    if flowed is None:
+        flowed = level_log_weights(flow.base, phi, key, per, flow)
+    return {"lift": weight_diagnostics(level_log_weights(flow.base, phi, key, per)), "flow": weight_diagnostics(flowed)}
 
 
 register_solve_path(

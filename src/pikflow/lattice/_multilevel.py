@@ -303,12 +303,14 @@ def multilevel(
         )  # fmt: skip
         m = min(particles, pool.shape[1])
         base = weight_diagnostics(log_weights(lift, S_cb, S_1b, jnp.asarray(pool[0][:m]), k_base))
+        flowed = None  # the flowed lift's weights: pushed once, for the diagnostics and the checks
         if flow_info is not None:
-            from ._level_flow import level_diagnostics
+            from ._level_flow import level_diagnostics, level_log_weights
 
-            flow_info.update(level_diagnostics(flow, jnp.asarray(pool[0][:m]), k_base))
+            flowed = level_log_weights(flow.base, jnp.asarray(pool[0][:m]), k_base, flow=flow)
+            flow_info.update(level_diagnostics(flow, jnp.asarray(pool[0][:m]), k_base, flowed=flowed))
         checks = _level_checks(coarse, fine, lift, pool[0][:m], flow, hole_check, jax.random.fold_in(key, 2000 + i),
-                               hmc_chains, hmc_step, hmc_options)  # fmt: skip
+                               hmc_chains, hmc_step, hmc_options, flowed)  # fmt: skip
         s = lift.sigma
         info = {"noise": lift.noise, "scale": lift.scale, "log_z0_offset": lift.log_z0_offset()}
         if lift.noise in ("conditional", "fourier"):
@@ -340,7 +342,7 @@ def multilevel(
     return levels
 
 
-def _level_checks(coarse, fine, lift, phi, flow, hole_check, key, chains, step, options) -> dict:
+def _level_checks(coarse, fine, lift, phi, flow, hole_check, key, chains, step, options, flowed=None) -> dict:
     """:func:`level_checks` of the level's proposal on the coarse fields ``phi`` (``hole_check`` HMC configurations)."""
     from ._level_flow import LevelBase, LevelPath, level_checks
 
@@ -350,7 +352,7 @@ def _level_checks(coarse, fine, lift, phi, flow, hole_check, key, chains, step, 
         k_hmc, key = jax.random.split(key)
         fields, _ = hmc(fine, k_hmc, hole_check, n_chains=chains, step=step, progress=False, **(options or {}))
         reference = np.asarray(fields).reshape(-1, *fine.lattice.shape)[:hole_check]
-    return level_checks(base, jnp.asarray(phi), key, reference, flow)
+    return level_checks(base, jnp.asarray(phi), key, reference, flow, log_w=flowed)
 
 
 def _couplings(path: LatticePath) -> dict:
