@@ -54,7 +54,7 @@ def test_configurations_are_kept_without_keep_and_bad_input_is_refused():
 def test_bench_batched_hmc_agrees_with_the_exact_free_scan():
     """``bench scan-lattice``'s batched HMC against exact rows: |m|, chi = (1 - 2/pi)/m^2, U = 0 of a Gaussian m."""
     from pikflow import Estimate
-    from pikflow.bench._scan_lattice import _hmc_batched
+    from pikflow.bench._scan_lattice import _hmc_batched, break_even
 
     path, volume = _free_path(1.0, 0.5), 16
     rows = []
@@ -68,6 +68,13 @@ def test_bench_batched_hmc_agrees_with_the_exact_free_scan():
     assert b["points_per_batch"] == 32  # HMC's cheapest batch at 16 sites is 256 chains: every point in one
     assert b["max_abs_pull"] < 4.0, b["points"]
     assert all(v > 0 for v in b["hmc_seconds_at_equal_errors"].values())
+    # the break-even budget: HMC's trajectories at equal errors per scan particle, over the scan's own spend in the
+    # same unit, is the cost ratio (a scan of 2000 particles that took 3 s, replica correction 0.8)
+    be = break_even(b, 3.0, 2000, 0.8)
+    assert be["trajectory_seconds"] == pytest.approx(b["sample_seconds"] / (3 * 8 * 500))
+    for k, v in b["hmc_seconds_at_equal_errors"].items():
+        assert be["break_even_trajectories"][k] / be["scan_trajectories"] == pytest.approx(v / 3.0 * 0.8)
+        assert be["break_even_trajectories"][k] == pytest.approx(0.8 * v / be["trajectory_seconds"] / 2000)
     # 128 chains a point: two points fill the 256-chain batch, so the three points run in two batches
     args.batched_chains, args.reference = 128, 800
     b = _hmc_batched(path, rows, args, seed=6)

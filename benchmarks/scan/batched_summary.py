@@ -3,7 +3,8 @@
 Run: ``python benchmarks/scan/batched_summary.py benchmarks/scan/L16_*batched*.json``. Files written before the
 bench corrected its ratios for the replica errors (``replica_cost_correction`` absent) are corrected here with the
 same factors (:func:`pikflow.bench._common.replica_cost_correction`). Prints per size: the whole-scan ratio (wall
-time, compiled), the median point's ratio, and the pulls beyond 2 sigma.
+time, compiled), the median point's ratio, the pulls beyond 2 sigma, and both costs in HMC trajectories per scan
+particle (:func:`pikflow.bench._scan_lattice.break_even`): what the scan spent and what HMC needs at equal errors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import numpy as np
 
 from pikflow.bench._common import replica_cost_correction
+from pikflow.bench._scan_lattice import break_even
 
 OBS = ("abs_m", "chi", "binder")
 
@@ -43,3 +45,13 @@ for name in sys.argv[1:]:
             f"{', '.join(f'{x:.2f}' for x in compiled)}), median point {', '.join(f'{x:.3f}' for x in median)}; "
             f"{b['pulls_over_2_sigma']} of {b['n_pulls']} pulls beyond 2 sigma, largest {b['max_abs_pull']:.2f}"
         )
+        if "trajectories_per_chain" in b:
+            total = d["settings"]["particles"] * replicas
+            be = break_even(
+                {**b, "hmc_seconds_at_equal_errors": {k: sum(per[k]) for k in OBS}}, scan, total, fix["mean"]
+            )
+            print(
+                f"    per scan particle: the scan spent {be['scan_trajectories']:.0f} HMC trajectories "
+                f"({be['trajectory_seconds'] * 1e6:.2f} us each), HMC needs at equal errors "
+                + ", ".join(f"{be['break_even_trajectories'][k]:.0f}" for k in OBS)
+            )

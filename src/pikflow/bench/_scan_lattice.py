@@ -305,6 +305,7 @@ def run(args) -> dict:
             b["hmc_over_scan_median_point"] = {
                 k: per_point[k] * args.points / scan_secs * fix["median"] for k in OBSERVABLES
             }
+            b.update(break_even(b, scan_secs, args.particles * args.replicas, fix["mean"]))
             res["sizes"][label]["hmc_batched"] = b
         if args.ti_nodes > 0:
             res["sizes"][label]["free_energy"] = _free_energy(path, scan.runs[label], args)
@@ -312,6 +313,25 @@ def run(args) -> dict:
     _print(res)
     write_json(args, res)
     return res
+
+
+def break_even(b: dict, scan_seconds: float, particles: int, fix: float) -> dict:
+    """The scan's cost and HMC's at equal errors, both in HMC trajectories per scan particle.
+
+    ``trajectory_seconds``: one trajectory of one chain in the batched HMC run. ``break_even_trajectories``
+    (per observable): the trajectories the HMC scan needs at equal errors, summed over the points, per scan
+    particle (corrected for the replica errors): a scan that spends more per particle on moves, transport and
+    resampling than this is dearer than HMC, and a scan 10x cheaper may spend a tenth of it.
+    ``scan_trajectories``: what the scan spent, its seconds in the same unit. Their ratio is
+    ``hmc_over_scan_at_equal_errors``.
+    """
+    n_traj = len(b["points"]) * b["chains_per_point"] * b["trajectories_per_chain"]
+    per = b["sample_seconds"] / n_traj
+    return {
+        "trajectory_seconds": per,
+        "break_even_trajectories": {k: v * fix / per / particles for k, v in b["hmc_seconds_at_equal_errors"].items()},
+        "scan_trajectories": scan_seconds / per / particles,
+    }
 
 
 def _free_energy(path, run, args) -> dict:
@@ -406,6 +426,12 @@ def _print(res):
                 + ", ".join(f"{b['hmc_over_scan_median_point'][k]:.3g}" for k in OBSERVABLES)
                 + f"; max pull {b['max_abs_pull']:.2f}, "
                 f"{b['pulls_over_2_sigma']} of {b['n_pulls']} pulls beyond 2 sigma"
+            )  # fmt: skip
+            print(
+                f"{label}: per scan particle the scan spent {b['scan_trajectories']:.3g} HMC trajectories "
+                f"({b['trajectory_seconds'] * 1e6:.3g} us each); HMC needs at equal errors (break-even) "
+                + ", ".join(f"{b['break_even_trajectories'][k]:.3g}" for k in OBSERVABLES)
+                + " over all the points"
             )  # fmt: skip
     for label, v in res["sizes"].items():
         c = v["free_energy_check"]
