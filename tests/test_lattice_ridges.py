@@ -140,3 +140,16 @@ def test_clipped_square_is_c2_and_grows_linearly():
     for edge in (c, -c):  # the first and second derivatives meet at the joins
         below, above = (ridge_function(jnp.asarray(edge - s * eps), c) for s in (np.sign(edge), -np.sign(edge)))
         assert abs(float(below[1] - above[1])) < 1e-6 and abs(float(below[2] - above[2])) < 1e-6
+
+
+def test_push_batch_by_sites_and_family():
+    """Configurations per push call: 128 up to 512 sites, then 2**16 sites a call, 2**15 with ridge terms
+    (``SmoothedRidges.push_sites``; a family without it leaves the default)."""
+    from pikflow.flow import push_batch
+    from pikflow.flow._lattice_flow import PUSH_BATCH
+
+    for side, plain, ridged in ((16, PUSH_BATCH, PUSH_BATCH), (64, 16, 8), (128, 4, 2), (512, 1, 1)):
+        lat = LatticeAction(pl.PHI4_DENSITY, [side, side]).lattice
+        powers = pl.SmoothedPowers(lat, (0.5, 2.0), (4,), tame=5.0)
+        assert push_batch(LatticeBasis([pl.FourierTwoPoint(lat), powers])) == plain
+        assert push_batch(LatticeBasis([powers, SmoothedRidges(lat, (0.5, 2.0))])) == ridged

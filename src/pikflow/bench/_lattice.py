@@ -194,19 +194,8 @@ def _pik(args, path, step, progress, volume):
     )
     setup_seconds = time.perf_counter() - t0
     flow.info["setup_compile_seconds"] = compile_seconds() - c0
-    key = jax.random.PRNGKey(args.seed + 1)
-    flow.sample(key, min(args.n, 1000))  # compile
-    t0 = time.perf_counter()
-    samples = flow.sample(key, args.n, progress=progress)
-    flow.info["draw_seconds"] = time.perf_counter() - t0  # the samples and weights alone (reweighting is free)
-    # the IMH chain's estimates, timed on a second call: HMC's timing excludes its compilation and its
-    # estimates, so PIK's must not include the compilation of its estimates (about a second at 16x16 for
-    # this many samples, as long as the draw of 10^4 samples, when it was timed)
     imh_key = jax.random.PRNGKey(args.seed + 2)
-    pl.flow_observables(samples, volume, imh_key)
-    t0 = time.perf_counter()
-    obs, acc = pl.flow_observables(samples, volume, imh_key)
-    pik_seconds = flow.info["draw_seconds"] + time.perf_counter() - t0
+    samples, obs, acc, pik_seconds = timed_sample(flow, jax.random.PRNGKey(args.seed + 1), args.n, imh_key, progress)
     lw = np.where(np.isfinite(samples.log_w), samples.log_w, -np.inf)
     from ..diagnostics import imh_chain
 
@@ -215,6 +204,27 @@ def _pik(args, path, step, progress, volume):
     # log q from the continuous divergence vs the exact log|det| of the applied map (V JVPs per sample)
     logq_err = log_q_error(flow, args.seed + 5, 16 if volume <= 256 else 0)
     return flow, samples, obs, acc, pik_tau, logq_err, setup_seconds, pik_seconds
+
+
+def timed_sample(flow, key, n: int, imh_key, progress: bool = False):
+    """``n`` samples of ``flow`` and their IMH estimates, timed after compiling calls of both.
+
+    HMC's timing excludes its compilation and its estimates, so PIK's must not include the compilation of its
+    estimates (about a second at 16x16 for 10^4 samples, as long as the draw, when it was timed). Returns
+    ``(samples, observables, imh_acceptance, seconds)``; ``flow.info["draw_seconds"]``: the draw alone (the
+    samples and weights; reweighting is free).
+    """
+    import pikflow.lattice as pl
+
+    volume = flow.path.lattice.volume
+    flow.sample(key, min(n, 1000))  # compile
+    t0 = time.perf_counter()
+    samples = flow.sample(key, n, progress=progress)
+    flow.info["draw_seconds"] = time.perf_counter() - t0
+    pl.flow_observables(samples, volume, imh_key)  # compile
+    t0 = time.perf_counter()
+    obs, acc = pl.flow_observables(samples, volume, imh_key)
+    return samples, obs, acc, flow.info["draw_seconds"] + time.perf_counter() - t0
 
 
 def _equal_errors(samples, imh_obs, hmc_obs, draw_seconds, imh_seconds, hmc_seconds) -> dict:

@@ -20,6 +20,7 @@ import time
 
 from . import register
 from ._common import replica_cost_correction, write_json
+from ._lattice import timed_sample
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -140,24 +141,21 @@ def _level_basis_options(args) -> dict | None:
 
 
 def _single_level(args, path, ref: dict, hmc_secs: float) -> dict:
-    """The single-level flow on the finest lattice: set-up, sampling (after a compiling call), IMH estimates, hole
-    check, pulls against HMC and HMC's cost at its errors over its seconds with and without the set-up."""
+    """The single-level flow on the finest lattice: set-up, sampling and IMH estimates (:func:`timed_sample`, as
+    ``bench lattice`` times them), hole check, pulls against HMC and HMC's cost at its errors over its seconds with
+    and without the set-up."""
     import jax
     import numpy as np
 
     import pikflow.lattice as pl
 
-    volume = path.lattice.volume
     t0 = time.perf_counter()
     flow = pl.fit_lattice(path, basis=args.single_basis, steps=args.single_steps, seed=args.seed,
                           hmc_options={"start": args.hmc_start}, progress=not args.quiet)  # fmt: skip
     setup = time.perf_counter() - t0
-    key = jax.random.PRNGKey(args.seed + 11)
-    flow.sample(key, min(args.single_n, 500))  # compile
-    t0 = time.perf_counter()
-    samples = flow.sample(key, args.single_n, progress=not args.quiet)
-    obs, acc = pl.flow_observables(samples, volume, jax.random.PRNGKey(args.seed + 12))
-    secs = time.perf_counter() - t0
+    samples, obs, acc, secs = timed_sample(
+        flow, jax.random.PRNGKey(args.seed + 11), args.single_n, jax.random.PRNGKey(args.seed + 12), not args.quiet
+    )
     reference = getattr(flow, "reference", None)
     tess = None if reference is None else float(flow.target_ess(reference, samples))
     ratio = lambda total: {  # noqa: E731

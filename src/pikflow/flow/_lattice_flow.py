@@ -336,17 +336,16 @@ PUSH_BATCH = 128
 #: Lattice sites per push call (at most :data:`PUSH_BATCH` configurations): one evaluation's intermediates must
 #: stay in cache. Measured, one fused evaluation of the lean basis (one process, microseconds per configuration):
 #: 64x64 99-120 in batches of 16, 383-410 in 64-128; 128x128 474 in 4, 1640 in 32; 32x32 33-37 in 16-128.
+#: A basis family whose terms take more cache says so by its own ``push_sites`` (the ridge terms,
+#: :class:`pikflow.lattice.SmoothedRidges`: 2**15).
 PUSH_SITES = 2**16
-#: The same for a basis with ridge terms (``pikflow.lattice.SmoothedRidges``), whose 20 terms per site take more
-#: cache: at 32x32 104-107 us in batches of 32 against 228-232 in 64-128; at 64x64 229 in 8, 285 in 16.
-RIDGE_PUSH_SITES = 2**15
 
 
 def push_batch(basis) -> int:
     """Configurations per compiled push call for ``basis``: :data:`PUSH_BATCH`, fewer on large lattices
-    (:data:`PUSH_SITES`, or :data:`RIDGE_PUSH_SITES` with ridge terms, sites a call; at least one configuration)."""
-    ridges = any(getattr(f, "kind", None) == "smoothed_ridges" for f in getattr(basis, "families", ()))
-    sites = RIDGE_PUSH_SITES if ridges else PUSH_SITES
+    (:data:`PUSH_SITES` sites a call, or the smallest ``push_sites`` of the basis's families; at least one
+    configuration)."""
+    sites = min([PUSH_SITES] + [f.push_sites for f in getattr(basis, "families", ()) if hasattr(f, "push_sites")])
     return int(max(1, min(PUSH_BATCH, sites // int(basis.lattice.volume))))
 
 
