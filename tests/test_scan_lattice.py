@@ -46,9 +46,17 @@ def _exact_dlogz_dt(L, m2, dm2_dt):
     return -0.5 * dm2_dt * np.sum(1.0 / (m2 + _khat2(L)))
 
 
+#: User observables of the free scan: G(0) and G(1) along axis 0 as site densities.
+FREE_OBSERVABLES = """
+[observables]
+phi2 = "phi**2"
+link = "phi*shift(phi, 0)"
+"""
+
+
 def test_free_field_scan_from_toml(tmp_path):
     cfg = tmp_path / "scan.toml"
-    cfg.write_text(FREE_SCAN)
+    cfg.write_text(FREE_SCAN + FREE_OBSERVABLES)
     assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     rows = r["scan"]["4x4"]
@@ -68,6 +76,12 @@ def test_free_field_scan_from_toml(tmp_path):
         exact = [np.sum(np.cos(k * r)[:, None] / (m2 + _khat2(4))) / 16 for r in range(3)]
         for g, e in zip(row["two_point"], exact, strict=True):
             assert g["error"] > 0 and abs(g["value"] - e) < 4 * g["error"], (m2, g, e)
+    for row, m2 in zip(rows, m2s, strict=True):  # the user observables: <phi^2> = G(0), <phi_x phi_x+e0> = G(e0)
+        k = 2 * np.pi * np.fft.fftfreq(4)
+        exact = {"phi2": np.sum(1 / (m2 + _khat2(4))) / 16, "link": np.sum(np.cos(k)[:, None] / (m2 + _khat2(4))) / 16}
+        for name, e in exact.items():
+            o = row["observables"][name]
+            assert o["error"] > 0 and abs(o["value"] - e) < 4 * o["error"], (m2, name, o, e)
     check = r["free_energy_check"]["4x4"]  # log Z gained over the scan = -integral of <dS/dt>
     assert (
         abs(check["log_z_gain"]["value"] - (_exact_log_z(4, 0.4) - _exact_log_z(4, 1.0)))
@@ -270,3 +284,31 @@ def test_a_failed_free_energy_check_is_a_warning():
     scan.free_energy_check = lambda size: {**real(size), "pull": -6.0}
     (warning,) = _warnings(scan)
     assert warning.startswith("4x4: the log Z gained over the scan") and "-6.0 sigma" in warning and "5.8" in warning
+
+
+def test_scan_user_observables_as_callables_and_bad_ones_refused(tmp_path, capsys):
+    """A callable user observable, V m^2 (= 1/m2 on the free field, exactly), at every point of a scan on two sizes
+    (within 4 replica errors, the module's rule); bad observables fail before any sampling with what to change."""
+    import jax.numpy as jnp
+
+    path = pl.LatticePath(pl.LatticeAction(FREE_SCAN.split('"')[1], (4, 4)), {"m2": [[0, 1.0], [1, 0.5]]})
+    scan = pl.scan_lattice(path, sizes=[4, 6], points=3, particles=1000, replicas=8, mcmc="hmc", seed=3,
+                           progress=False, observables={"vm2": lambda x: x.size * jnp.mean(x) ** 2})  # fmt: skip
+    for size in ("4x4", "6x6"):
+        values, errors = scan.series(size, "vm2")
+        exact = 1 / np.array([row["couplings"]["m2"] for row in scan.points[size]])
+        assert np.all(errors[1:] > 0) and np.all(np.abs(values - exact) < 4 * errors + 1e-12), (size, values, errors)
+    assert scan.summary()["scan"]["6x6"][2]["observables"]["vm2"]["error"] > 0
+    with pytest.raises(pf.SamplingError, match="no observable 'nope'"):
+        scan.series("4x4", "nope")
+    for bad, match in (
+        ({"chi": "phi**2"}, "taken"), ({"C1": "phi**2"}, "taken"), ({"x": "phi**"}, "site density"),
+        ({"x": "m2*phi**2"}, "site density"), ({"x": lambda x: x}, "one number"), ({"x": 3.0}, "a callable"),
+        ({"x": lambda x: undefined_name}, "fails on one configuration"),  # noqa: F821
+    ):  # fmt: skip
+        with pytest.raises(pf.SamplingError, match=match):
+            pl.scan_lattice(path, points=3, particles=10, replicas=2, progress=False, observables=bad)
+    cfg = tmp_path / "bad_obs.toml"
+    cfg.write_text(FREE_SCAN + '[observables]\nchi = "phi**2"\n')
+    assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) != 0
+    assert "error: [observables]: observable name 'chi' is taken" in capsys.readouterr().err

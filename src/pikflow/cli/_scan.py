@@ -153,7 +153,14 @@ def check_particle_memory(section: str, particles: int, replicas: int, sites: in
 def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:
     """Build the path, scan it at every size, write ``results.json`` and the plots into ``output``."""
     from .._version import __version__
-    from ..lattice import GaussianLatticeBase, LatticeAction, LatticePath, check_bounded_below, scan_lattice
+    from ..lattice import (
+        GaussianLatticeBase,
+        LatticeAction,
+        LatticePath,
+        check_bounded_below,
+        scan_lattice,
+        scan_observables,
+    )
 
     try:
         action = LatticeAction(data["action"]["density"], data["action"]["lattice"], data["action"].get("fields"))
@@ -167,11 +174,16 @@ def run_scan(data: dict, source: str, settings: dict, output, *, progress: bool)
         raise ConfigError(f"[scan] samples the [path] from t = 0, which must be a Gaussian: {err}") from None
     if path.action.n > 1:
         raise ConfigError("[scan] is for single-component lattice fields so far; remove [scan] for an O(N) run")
+    observables = dict(data.get("observables", {}))
+    try:
+        scan_observables(observables, path.lattice.shape)  # before any sampling
+    except PikflowError as err:
+        raise ConfigError(f"[observables]: {err}") from None
     print(f"pikflow {__version__}: {source}")
     print(f"  scan of S_t = {path.density}")
     sizes = settings["sizes"] or [path.lattice.shape[0]]
     print(f"  sizes {sizes}, {settings['points']} points in t {settings['t_range']}")
-    scan = scan_lattice(path, progress=progress, **settings)
+    scan = scan_lattice(path, progress=progress, observables=observables, **settings)
     out = output.stage
     results = {
         "pikflow_version": __version__,

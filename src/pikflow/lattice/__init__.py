@@ -117,7 +117,7 @@ from ._observables import (
     reweighted_observables,
 )
 from ._propagator import smooth_propagator
-from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice
+from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice, scan_observables
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
 
 register_flow_io(LatticeFlow, save_lattice_flow, load_lattice_flow)  # LatticeFlow.save / LatticeFlow.load
@@ -144,6 +144,7 @@ __all__ = [
     "couplings_at",
     "path_problem",
     "scan_lattice",
+    "scan_observables",
     "magnetisations",
     "lattice_problem",
     "magnetisation_moments",

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import dataclasses
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from .._errors import SamplingError
+from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
 from ..action import LatticeAction, LatticePath
 from ..action._path import t as T
@@ -140,6 +141,53 @@ def two_point_observables(shape: Sequence[int]) -> dict:
     return out
 
 
+#: Names a scan records itself (its observables and their moments): not available to user observables.
+RESERVED_NAMES = frozenset(SCAN_OBSERVABLES) | {"m", "m2", "m4", "dsdt", "two_point", "couplings", "t"}
+
+
+def scan_observables(observables: Mapping[str, str | Callable] | None, shape: Sequence[int]) -> dict:
+    r"""User observables of a scan as SMC observables of one configuration on a lattice of ``shape``.
+
+    A string is a site density without couplings, averaged over the sites,
+    :math:`O = \frac1V\sum_n o_n` (e.g. ``"phi**2"``, ``"phi*shift(phi, 0)"``; built for each lattice
+    size of the scan); a callable takes one configuration (an array of ``shape``) and returns a number.
+    Each is estimated at every scan point with its replica error (``row["observables"]``).
+    """
+    shape = tuple(int(s) for s in shape)
+    volume, out = int(np.prod(shape)), {}
+    for name, obs in dict(observables or {}).items():
+        if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_NAMES or name.startswith("C"):
+            raise SamplingError(
+                f"observable name {name!r} is taken or not a name: the scan records {sorted(RESERVED_NAMES)} and "
+                "C0, C1, ... itself; choose another identifier"
+            )
+        if isinstance(obs, str):
+            try:
+                density = LatticePath(LatticeAction(obs, shape), {})
+            except PikflowError as err:
+                raise SamplingError(
+                    f"observable {name} = {obs!r}: {err} (a lattice observable is a site density without couplings, "
+                    "averaged over the sites, e.g. 'phi**2' or 'phi*shift(phi, 0)')"
+                ) from None
+            if density.action.n != 1:
+                raise SamplingError(f"observable {name} = {obs!r}: a scan's field has one component")
+            fn = lambda x, d=density: d.value(x, 1.0) / volume  # noqa: E731
+        elif callable(obs):
+            fn = obs
+        else:
+            raise SamplingError(f"observable {name} must be a site density (a string) or a callable, got {obs!r}")
+        try:
+            value = jax.eval_shape(fn, jax.ShapeDtypeStruct(shape, jnp.float64))
+        except Exception as err:  # noqa: BLE001  (any failure of user code on one configuration)
+            raise SamplingError(
+                f"observable {name} fails on one configuration of shape {shape} ({type(err).__name__}: {err})"
+            ) from None
+        if value.shape != ():
+            raise SamplingError(f"observable {name} must return one number per configuration, got shape {value.shape}")
+        out[name] = fn
+    return out
+
+
 def two_point_estimates(result, shape: Sequence[int], t: float) -> list[Estimate]:
     """The connected :math:`G(r)` at step time ``t`` of a run that recorded :func:`two_point_observables`."""
     R = min(int(s) for s in shape) // 2
@@ -183,7 +231,9 @@ class LatticeScan:
 
     def series(self, size: str, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Values and errors of one observable along the scan of one size."""
-        pts = self.points[size]
+        pts = [p if name in p else p.get("observables", {}) for p in self.points[size]]
+        if not all(name in p for p in pts):
+            raise SamplingError(f"the scan has no observable {name!r} at {size}")
         return np.array([p[name].value for p in pts]), np.array([p[name].error for p in pts])
 
     def free_energy_check(self, size: str) -> dict:
@@ -227,6 +277,11 @@ class LatticeScan:
                         "couplings": p["couplings"],
                         **{k: est(p[k]) for k in SCAN_OBSERVABLES},
                         **({"two_point": [est(g) for g in p["two_point"]]} if "two_point" in p else {}),
+                        **(
+                            {"observables": {k: est(v) for k, v in p.get("observables", {}).items()}}
+                            if "observables" in p
+                            else {}
+                        ),
                     }
                     for p in pts
                 ]
@@ -239,22 +294,24 @@ class LatticeScan:
         }
 
 
-def scan_rows(result, path: LatticePath, shape: Sequence[int], times) -> list[dict]:
-    """The observables of one SMC run at the scan ``times`` (one row per point; see :class:`LatticeScan`)."""
+def scan_rows(result, path: LatticePath, shape: Sequence[int], times, user: Sequence[str] = ()) -> list[dict]:
+    """The observables of one SMC run at the scan ``times`` (one row per point; see :class:`LatticeScan`);
+    ``user``: the names of the user observables (``row["observables"]``)."""
     volume = int(np.prod(shape))
     rows = []
     for ti in map(float, times):
         ds = result.observable("dsdt", ti)
-        rows.append(
-            {
-                "t": ti,
-                "couplings": couplings_at(path, ti),
-                **smc_observables(result, volume, ti),
-                "log_z": result.log_z_estimate(ti),
-                "dlogz_dt": Estimate(-ds.value, ds.error),
-                "two_point": two_point_estimates(result, shape, ti),
-            }
-        )
+        row = {
+            "t": ti,
+            "couplings": couplings_at(path, ti),
+            **smc_observables(result, volume, ti),
+            "log_z": result.log_z_estimate(ti),
+            "dlogz_dt": Estimate(-ds.value, ds.error),
+            "two_point": two_point_estimates(result, shape, ti),
+        }
+        if user:
+            row["observables"] = {name: result.observable(name, ti) for name in user}
+        rows.append(row)
     return rows
 
 
@@ -287,6 +344,7 @@ def scan_lattice(
     transport: str = "none",
     flow_basis: dict | None = None,
     flow_collocation: int = 500,
+    observables: Mapping[str, str | Callable] | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> LatticeScan:
@@ -320,6 +378,10 @@ def scan_lattice(
         With ``transport="pik"``: keywords of :func:`~pikflow.lattice.lattice_basis` for the
         flow's basis (e.g. ``{"scales": [], "local_range": None}`` for a cheap one) and its
         collocation configurations per layer.
+    observables
+        User observables, ``name -> site density`` (a string: :math:`\frac1V\sum_n o_n`, e.g. ``"phi**2"``)
+        ``| callable(configuration) -> number``, estimated at every point with replica errors
+        (:func:`scan_observables`; ``row["observables"]``, :meth:`LatticeScan.series`).
     """
     lo, hi = (float(x) for x in t_range)
     if not 0.0 <= lo < hi <= 1.0:
@@ -339,13 +401,14 @@ def scan_lattice(
         times, index = uniform_scan_times(points, (lo, hi), steps)
     else:
         times, index = scan_times(points, (lo, hi), steps, prep_steps)
+    user = list(scan_observables(observables, shapes[0]))  # bad observables fail here, before any sampling
     out, runs, seconds, solve_seconds = {}, {}, {}, {}
     for shape in shapes:
         p = path if shape == tuple(path.lattice.shape) else resized(path, shape)
         label = size_label(shape)
         start = _time.perf_counter()
-        observables = {**magnetisation_moments(), **two_point_observables(shape)}
-        observables["dsdt"] = lambda x, t, p=p: p.dsdt(x, t)
+        recorded = {**magnetisation_moments(), **two_point_observables(shape), **scan_observables(observables, shape)}
+        recorded["dsdt"] = lambda x, t, p=p: p.dsdt(x, t)
         if transport == "pik":
             problem, _ = flow_problem(p, len(times) - 1, basis_options=flow_basis, n_collocation=flow_collocation,
                                       seed=seed, progress=progress)  # fmt: skip
@@ -353,20 +416,21 @@ def scan_lattice(
         else:
             problem = path_problem(p, times)
         # the magnetisation and two-point means only at the scan points; dS/dt at every step (the free-energy check)
-        at = {k: times[index] for k in observables if k != "dsdt"}
+        at = {k: times[index] for k in recorded if k != "dsdt"}
         result = smc(
             problem, particles, seed=seed, transport=transport, mcmc=mcmc, mcmc_steps=mcmc_steps,
             resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps, replicas=replicas,
-            observables=observables, observe_at=at, progress=progress, fourier_mass=fourier_mass,
+            observables=recorded, observe_at=at, progress=progress, fourier_mass=fourier_mass,
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result
-        out[label] = scan_rows(result, p, shape, times[index])
+        out[label] = scan_rows(result, p, shape, times[index], user)
     settings = dict(
         points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,
         mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps,
         fourier_mass=fourier_mass, seed=seed, sizes=[size_label(s) for s in shapes], transport=transport,
         n_steps=len(times) - 1,
+        observables={k: v if isinstance(v, str) else repr(v) for k, v in (observables or {}).items()},
     )  # fmt: skip
     if transport == "pik":
         settings.update(flow_basis=flow_basis or {}, flow_collocation=flow_collocation, solve_seconds=solve_seconds)
@@ -423,6 +487,7 @@ __all__ = [
     "path_problem",
     "resized",
     "scan_lattice",
+    "scan_observables",
     "scan_times",
     "two_point_estimates",
     "two_point_observables",
