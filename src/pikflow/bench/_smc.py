@@ -367,6 +367,7 @@ def _thermodynamic_check(args, res, flow):
         chains=ti_chains,
         step_size="auto",
         seed=args.seed + 7,
+        batched=True,  # every node's chains in one vectorised batch, each node's step its own (as bench scan-lattice)
     )
     res["thermodynamic_integration"] = {
         "nodes": args.ti_nodes,
