@@ -94,6 +94,8 @@ def test_free_run_agrees_with_hmc(free_run):
     ref, ref_err = g.mean, g.error
     est = r["observables"]["abs_m"]
     assert abs(est["value"] - ref) < 4 * np.hypot(est["error"], ref_err), (est, ref, ref_err)
+    cv = r["controlled_observables"]["abs_m"]  # the same samples with the base's control variates
+    assert 0 < cv["error"] and abs(cv["value"] - ref) < 4 * np.hypot(cv["error"], ref_err), (cv, ref, ref_err)
 
 
 def test_matched_run_with_basis_overrides(tmp_path):
@@ -272,6 +274,11 @@ def test_bench_lattice_json(tmp_path):
         assert 0 < rw[k]["error"] and r["equal_errors"]["reweighted"][k] > 0
         # the reweighted estimate of the same samples agrees with HMC (4 combined sigma, as above)
         assert abs(r["reweighted"]["pulls"][k]) < 4, r["reweighted"]
+        # so does the one with the base's control variates, whose seconds include the regression
+        cv = r["controlled"]["observables"][k]
+        assert 0 < cv["error"] and abs(r["controlled"]["pulls"][k]) < 4, r["controlled"]
+        spent = want / (r["equal_errors"]["controlled"][k] * cv["error"] ** 2)
+        assert spent > r["pik"]["draw_seconds"]
 
 
 def test_reliability_warnings():

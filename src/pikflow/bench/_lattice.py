@@ -230,12 +230,21 @@ def timed_sample(flow, key, n: int, imh_key, progress: bool = False):
 def _equal_errors(samples, imh_obs, hmc_obs, draw_seconds, imh_seconds, hmc_seconds) -> dict:
     r"""HMC's cost over PIK's at equal errors, per observable: :math:`(\sigma^2 t)_{\rm HMC} / (\sigma^2 t)_{\rm PIK}`.
 
-    Two PIK estimators of the same samples: the IMH chain (Gamma-method errors, as in ``ratio``) and
-    the reweighted mean :math:`\sum wO/\sum w` of the independent samples (delta-method error,
-    ``samples.observable``), which needs no chain and keeps every sample's weight. Above 1: PIK is
-    cheaper. ``reweighted`` holds PIK's reweighted estimates and their pulls against HMC.
+    Three PIK estimators of the same samples: the IMH chain (Gamma-method errors, as in ``ratio``), the
+    reweighted mean :math:`\sum wO/\sum w` of the independent samples (delta-method error,
+    ``samples.observable``), which needs no chain and keeps every sample's weight, and the reweighted mean
+    with control variates of the exact base draws (``samples.observable(..., controls=True)``; its seconds
+    include the regression). Above 1: PIK is cheaper. ``reweighted`` and ``controlled`` hold those estimates
+    and their pulls against HMC.
     """
     rw = {k: samples.observable(k) for k in hmc_obs}
+    out = {"reweighted": _with_pulls(rw, hmc_obs)}
+    estimates = {"imh": (imh_obs, imh_seconds), "reweighted": (rw, draw_seconds)}
+    if getattr(samples, "base_controls", None) is not None:
+        t0 = time.perf_counter()
+        cv = {k: samples.observable(k, controls=True) for k in hmc_obs}
+        estimates["controlled"] = (cv, draw_seconds + time.perf_counter() - t0)
+        out["controlled"] = _with_pulls(cv, hmc_obs)
 
     def ratio(est, seconds):
         return {
@@ -243,11 +252,12 @@ def _equal_errors(samples, imh_obs, hmc_obs, draw_seconds, imh_seconds, hmc_seco
             for k in hmc_obs
         }
 
-    pulls = {k: (rw[k].value - hmc_obs[k].value) / math.hypot(rw[k].error, hmc_obs[k].error) for k in hmc_obs}
-    return {
-        "reweighted": {"observables": {k: v.to_dict() for k, v in rw.items()}, "pulls": pulls},
-        "equal_errors": {"imh": ratio(imh_obs, imh_seconds), "reweighted": ratio(rw, draw_seconds)},
-    }
+    return {**out, "equal_errors": {name: ratio(*e) for name, e in estimates.items()}}
+
+
+def _with_pulls(est: dict, hmc_obs: dict) -> dict:
+    pulls = {k: (est[k].value - hmc_obs[k].value) / math.hypot(est[k].error, hmc_obs[k].error) for k in hmc_obs}
+    return {"observables": {k: v.to_dict() for k, v in est.items()}, "pulls": pulls}
 
 
 def alternated_ratio(cost: dict, pik_tau: float, hmc_tau: float, thermalisation: float) -> float:
@@ -446,13 +456,16 @@ def _print(res):
             + (f", float32 {f32:.3g}x" if f32 is not None else "")
         )
     print("pulls (PIK - HMC) / combined error: " + ", ".join(f"{k} {v:+.2f}" for k, v in res["pulls"].items()))
-    rw = res["reweighted"]
-    print(
-        "reweighted (no IMH): "
-        + ", ".join(
-            f"{k} {v['value']:.4f}({v['error']:.4f}) pull {rw['pulls'][k]:+.2f}" for k, v in rw["observables"].items()
-        )
-    )
+    for key, label in (("reweighted", "reweighted (no IMH)"), ("controlled", "reweighted with base controls")):
+        if key in res:
+            rw = res[key]
+            print(
+                f"{label}: "
+                + ", ".join(
+                    f"{k} {v['value']:.4f}({v['error']:.4f}) pull {rw['pulls'][k]:+.2f}"
+                    for k, v in rw["observables"].items()
+                )
+            )
     for name, r in res["equal_errors"].items():
         print(
             f"HMC / PIK cost at equal errors ({name}): "

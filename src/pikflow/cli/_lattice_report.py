@@ -138,6 +138,8 @@ def _summary(r: dict, out: pathlib.Path) -> None:
     )
     for name, v in r["observables"].items():
         print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (after IMH, Gamma-method error)")
+    for name, v in r.get("controlled_observables", {}).items():
+        print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (reweighted, with the base's control variates)")
     for w in r["warnings"]:
         print(f"  WARNING: {w}")
     print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")

@@ -9,6 +9,8 @@ with white noise :math:`z` (exact, :math:`O(V\log V)`), and
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -181,6 +183,21 @@ class GaussianLatticeBase(eqx.Module):
         z = jax.random.normal(kz, (int(n), *self.shape))
         return _from_normal(self, z, ks)
 
+    def control_values(self, field):
+        r"""Per configuration of a base draw, ``(n, 2)``: its magnetisation :math:`m_b = \frac1V\sum_n\phi_n` and
+        :math:`Q = \frac1{2V}\sum_{k\ne0}K(k)|\tilde\phi_k|^2` (the controls of :mod:`pikflow.flow._controls`:
+        independent under the base, :math:`m_b` of :meth:`zero_mode_law`, :math:`2Q \sim \chi^2_{V-1}`)."""
+        if self.components != 1:
+            raise ActionError("base controls are for one-component fields")
+        return _control_values(self, field)
+
+    def zero_mode_law(self) -> tuple[tuple[float, ...], float]:
+        r"""The law of :math:`m_b` under the base: the centres :math:`c` (each with equal probability) and
+        :math:`\sigma = (VK(0))^{-1/2}` of :math:`N(c, \sigma^2)`."""
+        K0 = float(np.asarray(self.precision).flat[0])
+        centres = (self.m0, -self.m0) if self.m0 > 0 else (self.mean,)
+        return centres, 1.0 / math.sqrt(K0 * math.prod(self.shape))
+
     def log_prob(self, field):
         """Normalised log-density of configurations ``(..., *shape)`` (compiled per base structure and shape)."""
         return _log_prob(self, field)
@@ -217,3 +234,13 @@ def _from_normal(base: GaussianLatticeBase, z, ks):
 @eqx.filter_jit
 def _log_prob(base: GaussianLatticeBase, field):
     return base._log_prob(field)
+
+
+@eqx.filter_jit
+def _control_values(base: GaussianLatticeBase, field):
+    axes, every = base._axes
+    volume = math.prod(base.shape)
+    ft = jnp.fft.fftn(field, axes=axes)
+    m = jnp.real(ft[(slice(None),) + (0,) * len(axes)]) / volume
+    quadratic = 0.5 * jnp.sum(base.precision * jnp.abs(ft) ** 2, axis=every) / volume
+    return jnp.stack([m, quadratic - 0.5 * base.precision.reshape(-1)[0] * volume * m**2], axis=-1)

@@ -195,11 +195,13 @@ class LatticeFlow(AbstractFlow):
             batch = max(1, min(batch, 2**16 // math.prod(field_shape)))
         check_sample_memory(self.path.lattice.shape, n, min(batch, n), keep_fields, components=components)
         fields = np.empty((n, *field_shape)) if keep_fields else None  # filled batch by batch
-        logw, reduced = [], []
+        logw, reduced, controls = [], [], []
         bar = progress_bar(total=n, desc="sampling", disable=not progress)
         for i, start in enumerate(range(0, n, batch)):
             m = min(batch, n - start)
             x0, lq0 = self.base.sample(jax.random.fold_in(key, i), m)
+            if components == 1:  # the base draws' control variates (LatticeSamples.observable(..., controls=True))
+                controls.append(np.asarray(self.base.control_values(x0)))
             if logdet == "exact":
                 x1, ld = self._exact(jnp.asarray(self.coeffs), x0)
                 lq1 = lq0 - ld
@@ -215,8 +217,9 @@ class LatticeFlow(AbstractFlow):
             del x0, lq0, x1, lq1
             bar.update(m)
         bar.close()
+        base = {"base_controls": np.concatenate(controls), "base_law": self.base.zero_mode_law()} if controls else {}
         if keep_fields:
-            return LatticeSamples(fields, np.concatenate(logw), components=components, seed=seed)
+            return LatticeSamples(fields, np.concatenate(logw), components=components, seed=seed, **base)
         finite, mag, two = (np.concatenate(r) for r in zip(*reduced, strict=True))
         return LatticeSamples(
             None,
@@ -227,6 +230,7 @@ class LatticeFlow(AbstractFlow):
             lattice_shape=tuple(self.path.lattice.shape),
             components=components,
             seed=seed,
+            **base,
         )
 
     def _push_low(self, precision: str):

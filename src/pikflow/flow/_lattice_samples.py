@@ -17,6 +17,7 @@ import numpy as np
 from .._errors import SamplingError
 from .._estimate import Estimate
 from ..diagnostics import reweight
+from ._controls import control_matrix, controlled, residual_error
 from ._interface import AbstractSamples
 from ._lattice_stream import _site_means, two_point_series
 
@@ -48,6 +49,10 @@ class LatticeSamples(AbstractSamples):
     seed: int | None = None
     #: ESS/N seen from target samples (set by :meth:`LatticeFlow.target_ess`; None before)
     target_ess: float | None = None
+    #: per sample, the base draw's :math:`(m_b, Q)` (:meth:`GaussianLatticeBase.control_values`), and the law of
+    #: :math:`m_b` (:meth:`GaussianLatticeBase.zero_mode_law`): the control variates of ``observable(controls=True)``
+    base_controls: np.ndarray | None = None
+    base_law: tuple | None = None
 
     @property
     def finite(self) -> np.ndarray:
@@ -132,7 +137,7 @@ class LatticeSamples(AbstractSamples):
         with np.errstate(all="ignore"):
             return np.asarray(observable(np.nan_to_num(self.fields)), dtype=float)
 
-    def observable(self, observable: str | Callable, t: float = 1.0) -> Estimate:
+    def observable(self, observable: str | Callable, t: float = 1.0, *, controls: bool = False) -> Estimate:
         r"""Reweighted :math:`\langle O\rangle` with its delta-method error (:meth:`AbstractSamples.observable`).
 
         Besides a callable and ``"abs_m"`` (:math:`\langle|m|\rangle`) and ``"m2"``
@@ -142,18 +147,40 @@ class LatticeSamples(AbstractSamples):
         those of the linearised series :math:`\sum_a \partial f/\partial\bar A_a\,A_{a,i}` (the
         projection :func:`pikflow.lattice.chain_observables` uses along the IMH chain, which
         :func:`pikflow.lattice.flow_observables` gives with Gamma-method errors).
+
+        ``controls=True``: the estimate corrected by control variates of the exact base draws (functions of
+        their magnetisation and Fourier energy with exact means; :mod:`pikflow.flow._controls`), the same
+        quantity with the error of what the controls leave (measured at 16x16 near criticality: 2.3-3.9 times
+        smaller variances). Needs samples of a one-component :meth:`LatticeFlow.sample`.
         """
-        if not (isinstance(observable, str) and observable in ("chi", "binder")):
+        lw = self._log_w_at(t)
+        derived = isinstance(observable, str) and observable in ("chi", "binder")
+        if not derived and not controls:
             return super().observable(observable, t)
-        lw, V = self._log_w_at(t), self.volume
-        a1 = self.values("abs_m")
-        a2, a4 = a1**2, a1**4
-        (b1, b2, b4), _ = reweight(lw, np.stack([a1, a2, a4], axis=1))
-        if observable == "chi":
-            value, series = V * (b2 - b1**2), V * (a2 - 2 * b1 * a1)
+        if derived:
+            a1 = self.values("abs_m")
+            x = np.stack([a1, a1**2, a1**4], axis=1)
         else:
-            value, series = 1 - b4 / (3 * b2**2), -a4 / (3 * b2**2) + 2 * b4 * a2 / (3 * b2**3)
-        return Estimate(float(value), float(reweight(lw, series)[1]))
+            x = np.asarray(self.values(observable, t), dtype=float)[:, None]
+        if controls:
+            if self.base_controls is None:
+                raise SamplingError(
+                    "these samples carry no base controls: draw them with LatticeFlow.sample (one-component fields)"
+                )
+            H = control_matrix(self.base_controls, *self.base_law, self.volume)
+            means, resid, dof = controlled(lw, x, H)  # the controls correct the means; f is formed from them
+        else:
+            means = reweight(lw, x)[0]
+        if not derived:
+            return Estimate(float(means[0]), residual_error(resid[:, 0], dof))
+        (b1, b2, b4), V = means, self.volume
+        if observable == "chi":
+            value, grad = V * (b2 - b1**2), np.array([-2 * V * b1, V, 0.0])
+        else:
+            value, grad = 1 - b4 / (3 * b2**2), np.array([0.0, 2 * b4 / (3 * b2**3), -1 / (3 * b2**2)])
+        if controls:
+            return Estimate(float(value), residual_error(resid @ grad, dof))
+        return Estimate(float(value), float(reweight(lw, x @ grad)[1]))
 
     def summary(self) -> dict:
         """The headline numbers (:meth:`AbstractSamples.summary`) and the runaway count."""
