@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -239,9 +240,9 @@ def scan_variable(scan) -> str:
 
 def plot_scan(scan, out) -> list[str]:
     """``scan_binder.png`` (U per size, error bands), ``scan_collapse.png`` (χ/L^{7/4} against (g − g_c) L) and
-    ``scan_log_z.png``; the collapse uses the 2-D Ising exponents γ/ν = 7/4, ν = 1 and the last crossing (that of
-    the largest sizes, the nearest to the infinite-volume coupling: corrections to scaling move the crossings of small
-    lattices)."""
+    ``scan_log_z.png`` (log Z per site); the collapse uses the 2-D Ising exponents γ/ν = 7/4, ν = 1 and the last
+    crossing (that of the largest sizes, the nearest to the infinite-volume coupling: corrections to scaling move
+    the crossings of small lattices)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,12 +254,15 @@ def plot_scan(scan, out) -> list[str]:
     crossing = last["couplings"][var]["value"] if last else None
     for name, ylabel, fname in (
         ("binder", "Binder cumulant U", "scan_binder.png"),
-        ("log_z", "log Z", "scan_log_z.png"),
+        ("log_z", "log Z / V (per site)", "scan_log_z.png"),
     ):
         fig, ax = plt.subplots(figsize=(6, 4))
         for size, rows in scan.points.items():
             x = np.array([r["couplings"][var] for r in rows])
             v, e = scan.series(size, name)
+            if name == "log_z":  # per site, so that the sizes share the axis
+                sites = math.prod(int(n) for n in size.split("x"))
+                v, e = v / sites, e / sites
             ax.plot(x, v, label=size)
             ax.fill_between(x, v - e, v + e, alpha=0.3)
         if crossing is not None and name == "binder":
