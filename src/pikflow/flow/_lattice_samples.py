@@ -9,6 +9,7 @@ two-point series) and the names ``"abs_m"``, ``"m2"``, ``"chi"`` and ``"binder"`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -168,20 +169,24 @@ class LatticeSamples(AbstractSamples):
                 raise SamplingError(
                     "these samples carry no base controls: draw them with LatticeFlow.sample (one-component fields)"
                 )
-            H = control_matrix(self.base_controls, *self.base_law, self.volume)
-            means, resid, dof = controlled(lw, x, H)  # the controls correct the means; f is formed from them
+            means, resid = controlled(lw, x, self._control_matrix)  # the controls correct the means; f from them
         else:
             means = reweight(lw, x)[0]
         if not derived:
-            return Estimate(float(means[0]), residual_error(resid[:, 0], dof))
+            return Estimate(float(means[0]), residual_error(resid[:, 0]))
         (b1, b2, b4), V = means, self.volume
         if observable == "chi":
             value, grad = V * (b2 - b1**2), np.array([-2 * V * b1, V, 0.0])
         else:
             value, grad = 1 - b4 / (3 * b2**2), np.array([0.0, 2 * b4 / (3 * b2**3), -1 / (3 * b2**2)])
         if controls:
-            return Estimate(float(value), residual_error(resid @ grad, dof))
+            return Estimate(float(value), residual_error(resid @ grad))
         return Estimate(float(value), float(reweight(lw, x @ grad)[1]))
+
+    @functools.cached_property
+    def _control_matrix(self) -> np.ndarray:
+        """The centred controls of the base draws (:func:`~pikflow.flow._controls.control_matrix`), built once."""
+        return control_matrix(self.base_controls, *self.base_law, self.volume)
 
     def summary(self) -> dict:
         """The headline numbers (:meth:`AbstractSamples.summary`) and the runaway count."""

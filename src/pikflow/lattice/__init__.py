@@ -115,6 +115,7 @@ from ._observables import (
     mixture_moments,
     ordered_start,
     reweighted_observables,
+    site_density,
 )
 from ._propagator import smooth_propagator
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice, scan_observables
@@ -145,6 +146,7 @@ __all__ = [
     "path_problem",
     "scan_lattice",
     "scan_observables",
+    "site_density",
     "magnetisations",
     "lattice_problem",
     "magnetisation_moments",

@@ -20,7 +20,7 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
-from ..action import LatticePath
+from ..action import LatticeAction, LatticePath
 from ..baselines import MIN_ACCEPTANCE
 from ..diagnostics import gamma_method, imh_chain, reweight
 from ..flow import GaussianLatticeBase, two_point_series
@@ -108,6 +108,25 @@ def flow_two_point(samples, key, components: int = 1) -> list[Estimate]:
     res = imh_chain(key, lw)
     C, m = samples.two_point()  # from the configurations, or streamed (sample(..., keep_fields=False))
     return _connected(np.asarray(res.chain(C)), np.asarray(res.chain(m)))
+
+
+#: What a lattice observable given as text is, for the error of one that does not parse.
+SITE_DENSITY_HINT = (
+    "a lattice observable is a site density without couplings, averaged over the sites, "
+    "e.g. 'phi**2' or 'phi*shift(phi, 0)'"
+)
+
+
+def site_density(text: str, shape) -> tuple:
+    r"""``(f, components)`` of a site density :math:`o_n` given as text: :math:`f(\phi) = \frac1V\sum_n o_n(\phi)`
+    for one configuration on a lattice of ``shape``, and the field components it reads. Raises
+    :class:`~pikflow.PikflowError` with :data:`SITE_DENSITY_HINT` when the text is not such a density."""
+    try:
+        density = LatticePath(LatticeAction(text, tuple(shape)), {})
+    except PikflowError as err:
+        raise PikflowError(f"{text!r}: {err} ({SITE_DENSITY_HINT})") from None
+    volume = int(np.prod(shape))
+    return (lambda x: density.value(x, 1.0) / volume), density.action.n
 
 
 def reweighted_observables(samples, volume: int) -> dict[str, Estimate]:

@@ -42,6 +42,7 @@ from ..action import LatticeAction, LatticePath
 from ..action._path import t as T
 from ..flow import GaussianLatticeBase
 from ..samplers import AnnealingProblem, smc
+from ._observables import site_density
 from ._smc import magnetisation_moments, smc_observables
 
 #: The observables of every scan point.
@@ -153,8 +154,7 @@ def scan_observables(observables: Mapping[str, str | Callable] | None, shape: Se
     size of the scan); a callable takes one configuration (an array of ``shape``) and returns a number.
     Each is estimated at every scan point with its replica error (``row["observables"]``).
     """
-    shape = tuple(int(s) for s in shape)
-    volume, out = int(np.prod(shape)), {}
+    shape, out = tuple(int(s) for s in shape), {}
     for name, obs in dict(observables or {}).items():
         if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_NAMES or name.startswith("C"):
             raise SamplingError(
@@ -163,15 +163,11 @@ def scan_observables(observables: Mapping[str, str | Callable] | None, shape: Se
             )
         if isinstance(obs, str):
             try:
-                density = LatticePath(LatticeAction(obs, shape), {})
+                fn, components = site_density(obs, shape)
             except PikflowError as err:
-                raise SamplingError(
-                    f"observable {name} = {obs!r}: {err} (a lattice observable is a site density without couplings, "
-                    "averaged over the sites, e.g. 'phi**2' or 'phi*shift(phi, 0)')"
-                ) from None
-            if density.action.n != 1:
+                raise SamplingError(f"observable {name} = {err}") from None
+            if components != 1:
                 raise SamplingError(f"observable {name} = {obs!r}: a scan's field has one component")
-            fn = lambda x, d=density: d.value(x, 1.0) / volume  # noqa: E731
         elif callable(obs):
             fn = obs
         else:
@@ -278,7 +274,7 @@ class LatticeScan:
                         **{k: est(p[k]) for k in SCAN_OBSERVABLES},
                         **({"two_point": [est(g) for g in p["two_point"]]} if "two_point" in p else {}),
                         **(
-                            {"observables": {k: est(v) for k, v in p.get("observables", {}).items()}}
+                            {"observables": {k: est(v) for k, v in p["observables"].items()}}
                             if "observables" in p
                             else {}
                         ),
@@ -401,13 +397,13 @@ def scan_lattice(
         times, index = uniform_scan_times(points, (lo, hi), steps)
     else:
         times, index = scan_times(points, (lo, hi), steps, prep_steps)
-    user = list(scan_observables(observables, shapes[0]))  # bad observables fail here, before any sampling
+    user = {shape: scan_observables(observables, shape) for shape in shapes}  # bad ones fail before any sampling
     out, runs, seconds, solve_seconds = {}, {}, {}, {}
     for shape in shapes:
         p = path if shape == tuple(path.lattice.shape) else resized(path, shape)
         label = size_label(shape)
         start = _time.perf_counter()
-        recorded = {**magnetisation_moments(), **two_point_observables(shape), **scan_observables(observables, shape)}
+        recorded = {**magnetisation_moments(), **two_point_observables(shape), **user[shape]}
         recorded["dsdt"] = lambda x, t, p=p: p.dsdt(x, t)
         if transport == "pik":
             problem, _ = flow_problem(p, len(times) - 1, basis_options=flow_basis, n_collocation=flow_collocation,
@@ -424,7 +420,7 @@ def scan_lattice(
         )  # fmt: skip
         seconds[label] = _time.perf_counter() - start
         runs[label] = result
-        out[label] = scan_rows(result, p, shape, times[index], user)
+        out[label] = scan_rows(result, p, shape, times[index], list(user[shape]))
     settings = dict(
         points=points, t_range=[lo, hi], steps=steps, prep_steps=prep_steps, particles=particles, replicas=replicas,
         mcmc=mcmc, mcmc_steps=mcmc_steps, resample=resample, mcmc_every=mcmc_every, leapfrog_steps=leapfrog_steps,
