@@ -97,6 +97,16 @@ def test_bench_chains_auto_picks_the_batch_by_volume():
             chains_argument(bad)
 
 
+def test_bench_fourier_mass_argument():
+    """``--fourier-mass``: a positive mu^2 or ``adaptive``; anything else is an argparse error."""
+    from pikflow.bench._common import fourier_mass_argument
+
+    assert fourier_mass_argument("adaptive") == "adaptive" and fourier_mass_argument("0.5") == 0.5
+    for bad in ("0", "-1", "auto", "nan"):
+        with pytest.raises(argparse.ArgumentTypeError, match="positive mu.2 or 'adaptive'"):
+            fourier_mass_argument(bad)
+
+
 @pytest.mark.parametrize("replicas", [8, 16])
 def test_replica_cost_correction_makes_inverse_variance_ratios_unbiased(replicas):
     """sigma^2/s^2 of R normal replicas, 200 000 draws: its mean times ``mean`` and its median times ``median`` are 1.

@@ -196,6 +196,8 @@ def test_scan_transport_settings(tmp_path):
     cfg.write_text(FREE_SCAN + "mcmc_every = 3\nleapfrog_steps = 5\n")
     s = scan_settings(load_config(cfg))
     assert s["mcmc_every"] == 3 and s["leapfrog_steps"] == 5
+    cfg.write_text(FREE_SCAN + 'mcmc = "fhmc"\nfourier_mass = "adaptive"\n')
+    assert scan_settings(load_config(cfg))["fourier_mass"] == "adaptive"
     bad = (
         ('transport = "langevin"', "transport must be"),
         ("flow_basis = {bogus = 1}", "unknown keys"),

@@ -422,18 +422,40 @@ def test_fourier_metric_is_the_circulant_mass():
         fourier_metric(shape, 0.0)
 
 
-def test_fourier_accelerated_moves_keep_plain_smc_exact_on_the_free_field():
-    """Plain annealed SMC (no transport) with fhmc moves between two free-field masses on 4x4: log Z and chi
-    against the exact Gaussian values; a 0-D problem refuses fhmc."""
+def test_measured_mass_is_the_free_propagator():
+    """The adaptive Fourier mass from exact free-field draws (one and two components, 20 000 draws) is
+    k^2 + m^2 mode by mode within 6 standard errors of a variance (sqrt(2/n)); with every draw shifted by
+    +-2 (two wells), the zero mode's is the well's own (1 - 2/pi) (k^2 + m^2)(0), not the distance between them."""
+    from pikflow.samplers._mcmc import measured_mass
+
+    shape, m2, n = (6, 4), 0.5, 20000
+    k = np.meshgrid(*[2 * np.pi * np.arange(L) / L for L in shape], indexing="ij")
+    prec = m2 + sum(4 * np.sin(kk / 2) ** 2 for kk in k)
+    rng = np.random.default_rng(5)
+    for comps in ((), (2,)):
+        white = rng.normal(size=(n, *comps, *shape))
+        axes = tuple(range(-2, 0))
+        x = np.fft.ifftn(np.fft.fftn(white, axes=axes) / np.sqrt(prec), axes=axes).real
+        got = np.asarray(measured_mass(jnp.asarray(x), shape))
+        np.testing.assert_allclose(got, prec[:, : shape[1] // 2 + 1], rtol=6 * np.sqrt(2 / n))
+    wells = x[:, 0] + 2.0 * rng.choice([-1.0, 1.0], size=n)[:, None, None]
+    got0 = float(measured_mass(jnp.asarray(wells), shape)[0, 0])
+    assert abs(got0 / ((1 - 2 / np.pi) * m2) - 1) < 6 * np.sqrt(2 / n)
+
+
+@pytest.mark.parametrize("mass", [0.5, "adaptive"])
+def test_fourier_accelerated_moves_keep_plain_smc_exact_on_the_free_field(mass):
+    """Plain annealed SMC (no transport) with fhmc moves between two free-field masses on 4x4, with a fixed and
+    with the measured mass: log Z and chi against the exact Gaussian values; a 0-D problem refuses fhmc."""
     from pikflow.lattice._scan import path_problem
 
     lat = Lattice((4, 4))
     path = LatticePath(LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", lat), {"m2": (1.0, 0.1)})
     problem = path_problem(path, np.linspace(0.0, 1.0, 9))
     assert problem.lattice_shape == (4, 4)
-    r = smc(problem, 400, seed=4, transport="none", mcmc="fhmc", mcmc_steps=2, leapfrog_steps=5, fourier_mass=0.5,
+    r = smc(problem, 400, seed=4, transport="none", mcmc="fhmc", mcmc_steps=2, leapfrog_steps=5, fourier_mass=mass,
             replicas=8, observables=magnetisation_moments(), progress=False)  # fmt: skip
-    assert r.settings["fourier_mass"] == 0.5 and 0.5 < np.nanmean(r.acceptance[1:]) < 1.0
+    assert r.settings["fourier_mass"] == mass and 0.5 < np.nanmean(r.acceptance[1:]) < 1.0
     k = np.meshgrid(*[2 * np.pi * np.arange(4) / 4] * 2, indexing="ij")
     exact = 0.5 * 16 * np.log(2 * np.pi) - 0.5 * np.log(0.1 + sum(4 * np.sin(kk / 2) ** 2 for kk in k)).sum()
     lz = r.log_z_estimate()
@@ -444,6 +466,9 @@ def test_fourier_accelerated_moves_keep_plain_smc_exact_on_the_free_field():
                     steps=2, basis=pf.Polynomial(2), progress=False)  # fmt: skip
     with pytest.raises(pf.SamplingError, match="lattice"):
         smc(flow, 50, mcmc="fhmc", progress=False)
+    for bad in (-1.0, "auto", True):
+        with pytest.raises(pf.SamplingError, match="fourier_mass must be a positive mu.2 or 'adaptive'"):
+            smc(problem, 50, transport="none", mcmc="fhmc", fourier_mass=bad, progress=False)
 
 
 def test_bench_smc_checks_log_z_against_thermodynamic_integration(tmp_path):

@@ -108,6 +108,21 @@ def chains_argument(value: str):
     return n
 
 
+def fourier_mass_argument(value: str):
+    """``--fourier-mass``: a positive mu^2 or ``adaptive`` (the mass measured from the particles)."""
+    import argparse
+
+    if value == "adaptive":
+        return value
+    try:
+        mass2 = float(value)
+    except ValueError:
+        mass2 = float("nan")
+    if not mass2 > 0:
+        raise argparse.ArgumentTypeError(f"a positive mu^2 or 'adaptive', not {value!r}")
+    return mass2
+
+
 def cheapest_chains(volume: int) -> int:
     """HMC's cheapest batch of chains on a lattice of ``volume`` sites (:data:`AUTO_CHAINS`; 16 above them)."""
     return next((c for v, c in AUTO_CHAINS if volume <= v), 16)

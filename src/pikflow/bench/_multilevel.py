@@ -19,7 +19,7 @@ import resource
 import time
 
 from . import register
-from ._common import replica_cost_correction, write_json
+from ._common import fourier_mass_argument, replica_cost_correction, write_json
 from ._lattice import timed_sample
 
 OBSERVABLES = ("abs_m", "chi", "binder")
@@ -43,7 +43,12 @@ def _arguments(p):
     p.add_argument("--transport", choices=("none", "pik"), default="none", help="SMC transport: none or a PIK flow")
     p.add_argument("--collocation", type=int, default=1000, help="collocation configurations per level flow (pik)")
     p.add_argument("--mcmc", choices=("hmc", "fhmc", "mala"), default="hmc", help="SMC moves (default hmc)")
-    p.add_argument("--fourier-mass", type=float, default=1.0, help="fhmc: mu^2 of the mass k^2 + mu^2 (default 1)")
+    p.add_argument(
+        "--fourier-mass",
+        type=fourier_mass_argument,
+        default=1.0,
+        help="fhmc: mu^2 of the mass k^2 + mu^2, or adaptive (measured from the particles; default 1)",
+    )
     p.add_argument("--coarse-basis", action="store_true", help="level flows: add the coarse basis on the block means")
     p.add_argument(
         "--level-bins",

@@ -52,7 +52,7 @@ import time
 import numpy as np
 
 from . import register
-from ._common import cheapest_chains, replica_cost_correction, write_json
+from ._common import cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -114,7 +114,12 @@ def _arguments(p):
         "--mcmc", choices=("hmc", "fhmc"), default="hmc",
         help="SMC moves: hmc (unit mass, default) or fhmc (Fourier-accelerated mass k^2 + mu^2)",
     )  # fmt: skip
-    p.add_argument("--fourier-mass", type=float, default=1.0, help="fhmc: mu^2 of the mass k^2 + mu^2 (default 1)")
+    p.add_argument(
+        "--fourier-mass",
+        type=fourier_mass_argument,
+        default=1.0,
+        help="fhmc: mu^2 of the mass k^2 + mu^2, or adaptive (measured from the particles; default 1)",
+    )
     p.add_argument("--prep-steps", type=int, default=None, help="annealing steps over the preparatory segment")
     p.add_argument(
         "--transport", choices=("none", "pik"), default="none",

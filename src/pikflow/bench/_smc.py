@@ -51,6 +51,7 @@ from ._common import (
     chain_series,
     chains_argument,
     extra_couplings,
+    fourier_mass_argument,
     hmc_chains,
     log_q_error,
     replica_cost_correction,
@@ -119,7 +120,10 @@ def _arguments(p):
         help="SMC means after each step's resampling and moves (default) or before them (smc(estimate=...))",
     )
     p.add_argument(
-        "--fourier-mass", type=float, default=1.0, help="mu^2 of the Fourier-accelerated HMC moves 'fhmc' (default 1)"
+        "--fourier-mass",
+        type=fourier_mass_argument,
+        default=1.0,
+        help="mu^2 of the Fourier-accelerated HMC moves 'fhmc', or adaptive (measured from the particles; default 1)",
     )
     p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps of an HMC move (default 10)")
     p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000; 0: skip)")

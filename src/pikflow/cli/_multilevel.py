@@ -32,7 +32,7 @@ MULTILEVEL_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "replicas": ((int,), "independent hierarchies giving the errors; default 4"),
     "steps": ((int,), "SMC steps per level from the upsampled base to the fine target; default 20"),
     "mcmc": ((str,), "'hmc', 'fhmc' (Fourier-accelerated HMC) or 'mala' moves; default 'hmc'"),
-    "fourier_mass": ((int, float), "fhmc: mu^2 of the mass k^2 + mu^2 (positive); default 1"),
+    "fourier_mass": ((int, float, str), "fhmc: mu^2 of the mass k^2 + mu^2 (positive) or 'adaptive'; default 1"),
     "mcmc_steps": ((int,), "MCMC moves per step; default 2"),
     "transport": ((str,), "'none' (annealed SMC, default) or 'pik' (a PIK flow per level as the SMC transport)"),
     "collocation": ((int,), "collocation configurations of each level's PIK flow (transport = 'pik'); default 1000"),

@@ -30,7 +30,7 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "'hmc', 'fhmc' (HMC with the Fourier-accelerated mass k^2 + mu^2) or 'mala' (BlackJAX) moves after each "
         "step; default 'hmc'",
     ),
-    "fourier_mass": ((int, float), "fhmc: mu^2 of the mass k^2 + mu^2 (positive); default 1"),
+    "fourier_mass": ((int, float, str), "fhmc: mu^2 of the mass k^2 + mu^2 (positive) or 'adaptive'; default 1"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
     "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
     "leapfrog_steps": ((int,), "hmc: leapfrog steps per move; default 10"),

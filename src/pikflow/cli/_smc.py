@@ -22,7 +22,7 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "rejuvenation kernel: 'mala', 'hmc' or, on lattices, 'fhmc' (HMC with the Fourier-accelerated mass "
         "k^2 + mu^2; BlackJAX); default 'mala'",
     ),
-    "fourier_mass": ((int, float), "fhmc: mu^2 of the mass k^2 + mu^2 (positive); default 1"),
+    "fourier_mass": ((int, float, str), "fhmc: mu^2 of the mass k^2 + mu^2 (positive) or 'adaptive'; default 1"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
     "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
     "step_size": ((int, float), "initial MCMC step size (adapted per step); default 0.2 size^(-1/3)"),
@@ -80,10 +80,13 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
     return out
 
 
-def fourier_mass_setting(section: str, value) -> float:
-    """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass) of ``[section]``, checked before any solve."""
-    if isinstance(value, bool) or not 0 < value < 1e6:
-        raise ConfigError(f"[{section}] fourier_mass must be a positive number, got {value!r}")
+def fourier_mass_setting(section: str, value) -> float | str:
+    """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass, or ``"adaptive"``) of ``[section]``, checked
+    before any solve."""
+    if value == "adaptive":
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+        raise ConfigError(f"[{section}] fourier_mass must be a positive number or 'adaptive', got {value!r}")
     return float(value)
 
 

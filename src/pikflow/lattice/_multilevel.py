@@ -192,7 +192,7 @@ def multilevel(
     scale: float | str = "auto",
     mcmc: str = "hmc",
     mcmc_steps: int = 2,
-    fourier_mass: float = 1.0,
+    fourier_mass: float | str = 1.0,
     coarsest: str = "hmc",
     hmc_chains: int = 8,
     hmc_step: float | str = "auto",
@@ -217,7 +217,8 @@ def multilevel(
         Linear sizes, each twice the previous one, e.g. ``[4, 8, 16, 32]``.
     particles, replicas, steps, mcmc, mcmc_steps, fourier_mass
         SMC settings of every level (:func:`pikflow.samplers.smc`; ``mcmc="fhmc"``: Fourier-accelerated HMC
-        moves with the mass :math:`\hat k^2 + \mu^2`, ``fourier_mass`` :math:`= \mu^2`).
+        moves with the mass :math:`\hat k^2 + \mu^2`, ``fourier_mass`` :math:`= \mu^2`, or ``"adaptive"``: measured
+        from the particles).
     sigma
         The white noise's width, or ``"free"``: :func:`noise_width` of the fine lattice.
     noise

@@ -336,7 +336,7 @@ def scan_lattice(
     resample: float = 0.5,
     mcmc_every: int = 1,
     leapfrog_steps: int = 10,
-    fourier_mass: float = 1.0,
+    fourier_mass: float | str = 1.0,
     transport: str = "none",
     flow_basis: dict | None = None,
     flow_collocation: int = 500,
@@ -360,7 +360,8 @@ def scan_lattice(
         ``transport="pik"``), and over the preparatory segment ``[0, t_lo]`` (default half the
         steps over ``t_range``).
     particles, replicas, mcmc, mcmc_steps, resample, mcmc_every, leapfrog_steps, fourier_mass, seed
-        As for :func:`pikflow.samplers.smc` (``mcmc="fhmc"``: Fourier-accelerated HMC); errors are
+        As for :func:`pikflow.samplers.smc` (``mcmc="fhmc"``: Fourier-accelerated HMC, with
+        ``fourier_mass="adaptive"`` its mass measured from the particles at every step); errors are
         the spread of the ``replicas``.
         ``mcmc_every > 1`` moves only at every ``mcmc_every``-th step: the steps between
         reweight the same particles to the next time, at the cost of an action evaluation.

@@ -14,17 +14,40 @@ propagator of a free field of mass :math:`\mu`. For a free field of that mass ev
 then oscillates with the same frequency, so the long-wavelength modes (the magnetisation, domain
 walls) move as far per trajectory as the short ones instead of :math:`O(1/L)` slower. Any positive
 :math:`M` leaves :math:`p_t` invariant, so :math:`\mu` only changes the efficiency.
+
+``fourier_mass="adaptive"`` measures the mass from the particles themselves before every sweep of
+moves (:func:`measured_mass`): :math:`M(k) = V / \operatorname{Var}\tilde\phi(k)`, the inverse of the
+current two-point function, so that for a Gaussian every mode has frequency 1 whatever its
+correlation length, including the zero mode near a critical point, where :math:`\hat k^2 + \mu^2`
+with a fixed :math:`\mu` leaves it :math:`O(\xi/\mu^{-1})` slower than the rest. The mass of a sweep
+depends on the particles before it only, so each move still leaves :math:`p_t` invariant (an
+adaptive SMC kernel, as the step size).
 """
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._errors import SamplingError
 
 #: ``mcmc`` choices and their target acceptance rates
 TARGET_ACCEPTANCE = {"mala": 0.57, "hmc": 0.75, "fhmc": 0.75}
+
+#: ``fourier_mass`` value for a mass measured from the particles (:func:`measured_mass`)
+ADAPTIVE_MASS = "adaptive"
+
+
+def check_fourier_mass(value):
+    r"""``fourier_mass``: a positive :math:`\mu^2` (float) or :data:`ADAPTIVE_MASS`; anything else is refused."""
+    if value == ADAPTIVE_MASS:
+        return ADAPTIVE_MASS
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise SamplingError(f"fourier_mass must be a positive mu^2 or {ADAPTIVE_MASS!r}, got {value!r}")
+    return float(value)
 
 
 def fourier_mass(lattice_shape, mass2: float = 1.0):
@@ -39,10 +62,43 @@ def fourier_mass(lattice_shape, mass2: float = 1.0):
     return jnp.asarray(mass2 + lattice.khat2()[..., : lattice.shape[-1] // 2 + 1])  # rfftn keeps k_d >= 0
 
 
-def fourier_metric(lattice_shape, mass2: float = 1.0):
+def measured_mass(x, lattice_shape):
+    r"""The mass eigenvalues :math:`M(k) = V / \operatorname{Var}\tilde\phi(k)` measured from particles.
+
+    ``x`` holds configurations on its first axis, then field components (if any), then the
+    lattice; :math:`\tilde\phi = ` :func:`jax.numpy.fft.rfftn` over the lattice axes, so that
+    :math:`\mathrm{E}|\tilde\phi(k)|^2 = V G(k)` and a free field of precision :math:`\hat k^2 + m^2` gives
+    :math:`M(k) = \hat k^2 + m^2` (to the sampling error). The variance is taken about the particles'
+    mean and averaged over the components. The zero mode takes the variance of the norm :math:`|\Phi|` of
+    its components, divided by what it is for a centred Gaussian (:math:`1 - 2/\pi` of
+    :math:`\langle\Phi^2\rangle` for one component) and capped at :math:`\langle|\Phi|^2\rangle`: exact in the
+    symmetric phase, and in the broken phase about the width of one well rather than the distance
+    between the two, which would make its steps cross the barrier and fail. Variances below
+    :math:`10^{-12}` of the largest are raised to it.
+    """
+    shape = tuple(int(n) for n in lattice_shape)
+    d = len(shape)
+    axes = tuple(range(-d, 0))
+    volume = float(np.prod(shape))
+    f = jnp.fft.rfftn(x, axes=axes)
+    comp_axes = tuple(range(1, f.ndim - d))  # field components
+    var = jnp.mean(jnp.abs(f - jnp.mean(f, axis=0)) ** 2, axis=(0, *comp_axes))
+    zero = f[(Ellipsis, *([0] * d))].real.reshape(f.shape[0], -1)  # (particles, components)
+    c = zero.shape[1]
+    norm = jnp.sqrt(jnp.sum(zero**2, axis=1))
+    # Var|Phi| / E|Phi|^2 of a centred Gaussian with c components: 1 - 2/pi for one
+    gauss = 1.0 - 2.0 * np.exp(2.0 * (math.lgamma((c + 1) / 2) - math.lgamma(c / 2))) / c
+    var0 = jnp.minimum(jnp.mean(norm**2), (jnp.mean(norm**2) - jnp.mean(norm) ** 2) / gauss) / c
+    var = var.at[(0,) * d].set(var0)
+    var = jnp.maximum(var, 1e-12 * jnp.max(var))
+    return volume / var
+
+
+def fourier_metric(lattice_shape, mass2: float = 1.0, *, eigen=None):
     r"""A BlackJAX :class:`~blackjax.mcmc.metrics.Metric` with the circulant mass :math:`M(k)` of
     :func:`fourier_mass` on the trailing ``len(lattice_shape)`` axes (leading axes, e.g. field
-    components, are independent copies).
+    components, are independent copies), or with the eigenvalues ``eigen`` on the half spectrum
+    (e.g. :func:`measured_mass`).
 
     Momenta :math:`p = M^{1/2}\xi` with white noise :math:`\xi`; kinetic energy
     :math:`\tfrac12 p^T M^{-1} p`; both by one real FFT pair per call.
@@ -51,7 +107,7 @@ def fourier_metric(lattice_shape, mass2: float = 1.0):
 
     shape = tuple(int(n) for n in lattice_shape)
     axes = tuple(range(-len(shape), 0))
-    M = fourier_mass(shape, mass2)
+    M = fourier_mass(shape, mass2) if eigen is None else eigen
     sqrt_M = jnp.sqrt(M)
 
     def apply(eigen, x):
@@ -70,7 +126,7 @@ def fourier_metric(lattice_shape, mass2: float = 1.0):
 
 
 def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10, lattice_shape=(), mass2: float = 1.0):
-    r"""A function ``(key, x, t, step_size, n_moves) -> (x', mean acceptance)`` for one configuration.
+    r"""A function ``(key, x, t, step_size, n_moves, mass=None) -> (x', mean acceptance)`` for one configuration.
 
     ``log_density_at(x, t)`` is :math:`\log\gamma_t(x)`; ``kind`` is ``"mala"``, ``"hmc"``
     (``leapfrog_steps`` steps per trajectory, unit mass; BlackJAX's kernel with the leapfrog of
@@ -78,6 +134,8 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
     per trajectory instead of once per leapfrog step) or ``"fhmc"`` (HMC with the
     Fourier-accelerated mass :math:`\hat k^2 + \mu^2`, ``mu^2 = mass2``, on the trailing
     ``lattice_shape`` axes); ``size`` the number of real degrees of freedom of a configuration.
+    With ``mass2 = "adaptive"`` the move takes the mass eigenvalues ``mass`` (:func:`measured_mass`)
+    as its last argument.
     """
     import blackjax  # here, not at import: importing blackjax computes arrays (starts the JAX backend)
 
@@ -94,13 +152,16 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
         if kind == "fhmc":
             if not lattice_shape:
                 raise SamplingError("mcmc='fhmc' (Fourier-accelerated HMC) needs a lattice problem")
-            inverse_mass = fourier_metric(lattice_shape, mass2)
+            mass2 = check_fourier_mass(mass2)
+            fixed = None if mass2 == ADAPTIVE_MASS else fourier_metric(lattice_shape, mass2)
         else:
-            inverse_mass = jnp.ones(size)
+            fixed = jnp.ones(size)
 
-    def move(key, x, t, step_size, n_moves: int):
+    def move(key, x, t, step_size, n_moves: int, mass=None):
         logdensity = lambda y: log_density_at(y, t)  # noqa: E731
         state = init(x, logdensity)
+        if kind != "mala":
+            inverse_mass = fixed if fixed is not None else fourier_metric(lattice_shape, eigen=mass)
 
         def one(carry, k):
             state, acc = carry
@@ -122,4 +183,7 @@ def adapt_step(step_size, acceptance, kind: str):
     return jnp.where(jnp.isfinite(acceptance), step_size * factor, step_size * 0.5)
 
 
-__all__ = ["TARGET_ACCEPTANCE", "adapt_step", "fourier_mass", "fourier_metric", "make_move"]
+__all__ = [
+    "ADAPTIVE_MASS", "TARGET_ACCEPTANCE", "adapt_step", "check_fourier_mass", "fourier_mass", "fourier_metric",
+    "make_move", "measured_mass",
+]  # fmt: skip

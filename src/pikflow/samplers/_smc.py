@@ -53,7 +53,7 @@ from .._devices import constrain_particles, particle_axis_sharded, replicate_par
 from .._errors import SamplingError
 from .._times import step_index
 from ..progress import progress_bar
-from ._mcmc import adapt_step, make_move
+from ._mcmc import ADAPTIVE_MASS, adapt_step, check_fourier_mass, make_move, measured_mass
 from ._problem import as_problem
 from ._result import SMCResult
 
@@ -228,7 +228,9 @@ def _build(problem, settings, observables):
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
     def rejuvenate(key, x, t, eps):
-        x, acc = per_particle(lambda kk, z: move(kk, z, t, eps, mcmc_steps), jax.random.split(key, n), x)
+        adaptive = mcmc == "fhmc" and mass2 == ADAPTIVE_MASS
+        mass = measured_mass(x, problem.lattice_shape) if adaptive else None  # of this replica's particles
+        x, acc = per_particle(lambda kk, z: move(kk, z, t, eps, mcmc_steps, mass), jax.random.split(key, n), x)
         acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
         return x, acc, adapt_step(eps, acc, mcmc)
 
@@ -292,7 +294,7 @@ def smc(
     mcmc_steps: int = 2,
     step_size: float | None = None,
     leapfrog_steps: int = 10,
-    fourier_mass: float = 1.0,
+    fourier_mass: float | str = 1.0,
     resample: float = 0.5,
     mcmc_every: int = 1,
     replicas: int = 4,
@@ -329,7 +331,9 @@ def smc(
         Leapfrog steps per HMC trajectory.
     fourier_mass
         :math:`\mu^2` of ``mcmc="fhmc"`` (any positive value is exact; near the field's own mass it is
-        most efficient).
+        most efficient), or ``"adaptive"``: the mass :math:`V/\operatorname{Var}\tilde\phi(k)` measured from
+        each replica's particles before every sweep of moves
+        (:func:`pikflow.samplers._mcmc.measured_mass`), which follows the path's correlation length.
     resample
         Resample (systematic) when the ESS/N falls below this fraction (0: never, 1: always).
     mcmc_every
@@ -385,7 +389,7 @@ def smc(
     chunk = _chunk(batch, problem, n, replicas)
     settings = (
         transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask,
-        float(fourier_mass), precision, chunk, estimate,
+        check_fourier_mass(fourier_mass), precision, chunk, estimate,
     )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
