@@ -2,13 +2,15 @@ r"""Samplers built on a solved flow: sequential Monte Carlo with PIK transport (
 
 * :func:`smc`: particles from the base, transported by the PIK maps (or not, or by App. C's
   Langevin form), reweighted exactly, resampled and rejuvenated by BlackJAX MALA/HMC moves;
-  errors from independent replicas (:class:`SMCResult`).
+  errors from independent replicas (:class:`SMCResult`); on a lattice the HMC moves can take a
+  Fourier-accelerated mass, fixed or measured from the particles (:func:`measured_mass`).
 * :class:`AnnealingProblem`: what a sequential sampler needs from a path and a flow, for
   any field space; :func:`flow_problem` builds it for a 0-D flow, a space registers its own
   (:func:`register_problem`).
 """
 
 from ._mcmc import TARGET_ACCEPTANCE as TARGET_ACCEPTANCE
+from ._mcmc import measured_mass as measured_mass
 from ._problem import AnnealingProblem as AnnealingProblem
 from ._problem import as_problem as as_problem
 from ._problem import flow_problem as flow_problem
@@ -29,6 +31,7 @@ __all__ = [
     "SMCResult",
     "as_problem",
     "flow_problem",
+    "measured_mass",
     "register_problem",
     "replica_estimate",
     "smc",

@@ -333,7 +333,7 @@ def smc(
         :math:`\mu^2` of ``mcmc="fhmc"`` (any positive value is exact; near the field's own mass it is
         most efficient), or ``"adaptive"``: the mass :math:`V/\operatorname{Var}\tilde\phi(k)` measured from
         each replica's particles before every sweep of moves
-        (:func:`pikflow.samplers._mcmc.measured_mass`), which follows the path's correlation length.
+        (:func:`pikflow.samplers.measured_mass`), which follows the path's correlation length.
     resample
         Resample (systematic) when the ESS/N falls below this fraction (0: never, 1: always).
     mcmc_every
