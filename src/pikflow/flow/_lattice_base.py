@@ -184,12 +184,19 @@ class GaussianLatticeBase(eqx.Module):
         return _from_normal(self, z, ks)
 
     def control_values(self, field):
-        r"""Per configuration of a base draw, ``(n, 2)``: its magnetisation :math:`m_b = \frac1V\sum_n\phi_n` and
-        :math:`Q = \frac1{2V}\sum_{k\ne0}K(k)|\tilde\phi_k|^2` (the controls of :mod:`pikflow.flow._controls`:
-        independent under the base, :math:`m_b` of :meth:`zero_mode_law`, :math:`2Q \sim \chi^2_{V-1}`)."""
+        r"""Per configuration of a base draw, ``(n, 2 + S)``: its magnetisation :math:`m_b = \frac1V\sum_n\phi_n`,
+        :math:`Q = \frac1{2V}\sum_{k\ne0}K(k)|\tilde\phi_k|^2` and the same sum :math:`Q_s` over each of the
+        :data:`CONTROL_SHELLS` lowest momentum shells (:func:`momentum_shells`): the controls of
+        :mod:`pikflow.flow._controls`, with the laws of :meth:`control_law`."""
         if self.components != 1:
             raise ActionError("base controls are for one-component fields")
         return _control_values(self, field)
+
+    def control_law(self) -> dict:
+        r"""The laws of :meth:`control_values` under the base: ``centres`` and ``sigma`` of :math:`m_b`
+        (:meth:`zero_mode_law`) and ``shells``, the sizes :math:`n_s` of the shells (:math:`2Q_s \sim \chi^2_{n_s}`)."""
+        centres, sigma = self.zero_mode_law()
+        return {"centres": centres, "sigma": sigma, "shells": tuple(momentum_shells(self.shape)[1])}
 
     def zero_mode_law(self) -> tuple[tuple[float, ...], float]:
         r"""The law of :math:`m_b` under the base: the centres :math:`c` (each with equal probability) and
@@ -236,11 +243,41 @@ def _log_prob(base: GaussianLatticeBase, field):
     return base._log_prob(field)
 
 
+#: momentum shells next to the zero mode whose energies are base controls (:meth:`GaussianLatticeBase.control_values`)
+CONTROL_SHELLS = 3
+
+
+def momentum_shells(shape, count: int = CONTROL_SHELLS) -> tuple[np.ndarray, list[int]]:
+    r"""The ``count`` lowest momentum shells of a lattice: a ``(V, S)`` 0/1 matrix (momentum index in
+    :func:`numpy.fft.fftn` order, shell) and the shells' sizes.
+
+    A shell is the set of momenta with the same folded components :math:`\min(n_\mu, L_\mu - n_\mu)`, sorted
+    when every side is equal (reflections, and axis permutations of a hypercube); it is closed under
+    :math:`k \to -k`, so its energy has :math:`n_s` real degrees of freedom. Ordered by :math:`\hat k^2`;
+    the zero mode is left out.
+    """
+    shape = tuple(int(n) for n in shape)
+    grids = np.meshgrid(*[np.minimum(np.arange(n), n - np.arange(n)) for n in shape], indexing="ij")
+    folded = np.stack([g.ravel() for g in grids], axis=1)
+    keys = np.sort(folded, axis=1) if len(set(shape)) == 1 else folded
+    khat2 = sum(4 * np.sin(np.pi * g.ravel() / n) ** 2 for g, n in zip(grids, shape, strict=True))
+    order = {}
+    for i, key in enumerate(map(tuple, keys)):
+        if any(key):
+            order.setdefault(key, (round(float(khat2[i]), 12), key))
+    chosen = sorted(order, key=order.get)[:count]
+    matrix = np.stack([np.all(keys == np.array(key), axis=1) for key in chosen], axis=1).astype(float)
+    return matrix, [int(c) for c in matrix.sum(axis=0)]
+
+
 @eqx.filter_jit
 def _control_values(base: GaussianLatticeBase, field):
     axes, every = base._axes
     volume = math.prod(base.shape)
     ft = jnp.fft.fftn(field, axes=axes)
     m = jnp.real(ft[(slice(None),) + (0,) * len(axes)]) / volume
-    quadratic = 0.5 * jnp.sum(base.precision * jnp.abs(ft) ** 2, axis=every) / volume
-    return jnp.stack([m, quadratic - 0.5 * base.precision.reshape(-1)[0] * volume * m**2], axis=-1)
+    energy = 0.5 * base.precision * jnp.abs(ft) ** 2 / volume  # per momentum
+    quadratic = jnp.sum(energy, axis=every)
+    shells = energy.reshape(energy.shape[0], -1) @ jnp.asarray(momentum_shells(base.shape)[0])
+    Q = quadratic - 0.5 * base.precision.reshape(-1)[0] * volume * m**2
+    return jnp.concatenate([jnp.stack([m, Q], axis=-1), shells], axis=-1)

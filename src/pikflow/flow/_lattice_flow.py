@@ -217,7 +217,7 @@ class LatticeFlow(AbstractFlow):
             del x0, lq0, x1, lq1
             bar.update(m)
         bar.close()
-        base = {"base_controls": np.concatenate(controls), "base_law": self.base.zero_mode_law()} if controls else {}
+        base = {"base_controls": np.concatenate(controls), "base_law": self.base.control_law()} if controls else {}
         if keep_fields:
             return LatticeSamples(fields, np.concatenate(logw), components=components, seed=seed, **base)
         finite, mag, two = (np.concatenate(r) for r in zip(*reduced, strict=True))
