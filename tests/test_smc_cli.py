@@ -85,7 +85,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "rk4"\n[smc]\nparticles = 10\n', "add method"),
         ('[sampling]\nmethod = "smc"\n[smc]\nparticles = 1\n', "particles must be"),
         ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
-        ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive number"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive mu^2"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = "measured"\n', "or 'adaptive'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nprecision = "half"\n', "precision must be 'float64' or 'float32'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nestimate = "during"\n', "estimate must be 'after' or 'before'"),

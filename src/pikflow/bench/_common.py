@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pathlib
 
+from .._errors import PikflowError
+
 
 def flow_inputs(args):
     """``(source, path, solve options, sampling options, observables)`` from ``CONFIG``/``--example``."""
@@ -109,18 +111,16 @@ def chains_argument(value: str):
 
 
 def fourier_mass_argument(value: str):
-    """``--fourier-mass``: a positive mu^2 or ``adaptive`` (the mass measured from the particles)."""
+    """``--fourier-mass``: a positive mu^2 or ``adaptive`` (the mass measured from the particles), checked by
+    :func:`pikflow.samplers.check_fourier_mass`."""
     import argparse
 
-    if value == "adaptive":
-        return value
+    from ..samplers import ADAPTIVE_MASS, check_fourier_mass
+
     try:
-        mass2 = float(value)
-    except ValueError:
-        mass2 = float("nan")
-    if not mass2 > 0:
-        raise argparse.ArgumentTypeError(f"a positive mu^2 or 'adaptive', not {value!r}")
-    return mass2
+        return check_fourier_mass(value if value == ADAPTIVE_MASS else float(value))
+    except (ValueError, PikflowError):
+        raise argparse.ArgumentTypeError(f"a positive mu^2 or {ADAPTIVE_MASS!r}, not {value!r}") from None
 
 
 def cheapest_chains(volume: int) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConfigError
+from .._errors import ConfigError, PikflowError
 
 #: ``[smc]`` key -> (types, description); merged into the TOML schema.
 SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -82,12 +82,13 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
 
 def fourier_mass_setting(section: str, value) -> float | str:
     """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass, or ``"adaptive"``) of ``[section]``, checked
-    before any solve."""
-    if value == "adaptive":
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-        raise ConfigError(f"[{section}] fourier_mass must be a positive number or 'adaptive', got {value!r}")
-    return float(value)
+    before any solve by :func:`pikflow.samplers.check_fourier_mass`."""
+    from ..samplers import check_fourier_mass
+
+    try:
+        return check_fourier_mass(value)
+    except PikflowError as err:
+        raise ConfigError(f"[{section}] {err}") from None
 
 
 def run_smc(flow, settings: dict, observables: dict, *, progress: bool):

@@ -272,12 +272,11 @@ def momentum_shells(shape, count: int = CONTROL_SHELLS) -> tuple[np.ndarray, lis
 
 @eqx.filter_jit
 def _control_values(base: GaussianLatticeBase, field):
-    axes, every = base._axes
+    axes, _ = base._axes
     volume = math.prod(base.shape)
     ft = jnp.fft.fftn(field, axes=axes)
     m = jnp.real(ft[(slice(None),) + (0,) * len(axes)]) / volume
-    energy = 0.5 * base.precision * jnp.abs(ft) ** 2 / volume  # per momentum
-    quadratic = jnp.sum(energy, axis=every)
-    shells = energy.reshape(energy.shape[0], -1) @ jnp.asarray(momentum_shells(base.shape)[0])
-    Q = quadratic - 0.5 * base.precision.reshape(-1)[0] * volume * m**2
+    energy = (0.5 * base.precision * jnp.abs(ft) ** 2 / volume).reshape(ft.shape[0], -1)  # per momentum, k = 0 first
+    shells = energy @ jnp.asarray(momentum_shells(base.shape)[0])
+    Q = jnp.sum(energy[:, 1:], axis=-1)  # every k != 0
     return jnp.concatenate([jnp.stack([m, Q], axis=-1), shells], axis=-1)

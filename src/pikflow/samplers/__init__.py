@@ -3,13 +3,16 @@ r"""Samplers built on a solved flow: sequential Monte Carlo with PIK transport (
 * :func:`smc`: particles from the base, transported by the PIK maps (or not, or by App. C's
   Langevin form), reweighted exactly, resampled and rejuvenated by BlackJAX MALA/HMC moves;
   errors from independent replicas (:class:`SMCResult`); on a lattice the HMC moves can take a
-  Fourier-accelerated mass, fixed or measured from the particles (:func:`measured_mass`).
+  Fourier-accelerated mass, fixed or measured from the particles (:func:`measured_mass`;
+  :func:`check_fourier_mass` checks a ``fourier_mass`` setting).
 * :class:`AnnealingProblem`: what a sequential sampler needs from a path and a flow, for
   any field space; :func:`flow_problem` builds it for a 0-D flow, a space registers its own
   (:func:`register_problem`).
 """
 
+from ._mcmc import ADAPTIVE_MASS as ADAPTIVE_MASS
 from ._mcmc import TARGET_ACCEPTANCE as TARGET_ACCEPTANCE
+from ._mcmc import check_fourier_mass as check_fourier_mass
 from ._mcmc import measured_mass as measured_mass
 from ._problem import AnnealingProblem as AnnealingProblem
 from ._problem import as_problem as as_problem
@@ -23,6 +26,7 @@ from ._smc import TRANSPORTS as TRANSPORTS
 from ._smc import smc as smc
 
 __all__ = [
+    "ADAPTIVE_MASS",
     "ESTIMATES",
     "PARTICLE_BATCH",
     "TARGET_ACCEPTANCE",
@@ -30,6 +34,7 @@ __all__ = [
     "AnnealingProblem",
     "SMCResult",
     "as_problem",
+    "check_fourier_mass",
     "flow_problem",
     "measured_mass",
     "register_problem",

@@ -152,7 +152,7 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
         if kind == "fhmc":
             if not lattice_shape:
                 raise SamplingError("mcmc='fhmc' (Fourier-accelerated HMC) needs a lattice problem")
-            mass2 = check_fourier_mass(mass2)
+            # ``mass2`` was checked by :func:`check_fourier_mass` (``smc``); a bad mu^2 is refused by fourier_mass
             fixed = None if mass2 == ADAPTIVE_MASS else fourier_metric(lattice_shape, mass2)
         else:
             fixed = jnp.ones(size)
