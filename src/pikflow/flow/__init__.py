@@ -3,7 +3,7 @@
 :class:`AbstractFlow` and :class:`AbstractSamples` are the interface of every field space's flows and samples.
 :class:`LatticeFlow` and :class:`LatticeSamples` are the flow and samples of a potential basis (eq. 34) on a
 lattice, pushed with the same RK4; their save format is registered by :mod:`pikflow.lattice`
-(:func:`register_flow_io`).
+(:func:`register_flow_format`).
 """
 
 from ..equations import AbstractKernel as AbstractKernel
@@ -15,7 +15,6 @@ from ._flow import Flow as Flow
 from ._flow import LayerReport as LayerReport
 from ._format import read_flow_directory as read_flow_directory
 from ._format import register_flow_format as register_flow_format
-from ._format import register_flow_io as register_flow_io
 from ._format import write_flow_directory as write_flow_directory
 from ._integrate import exact_log_det as exact_log_det
 from ._integrate import rk4 as rk4
@@ -72,7 +71,6 @@ __all__ = [
     "read_flow_directory",
     "register_flow_format",
     "register_default_basis",
-    "register_flow_io",
     "register_kernel",
     "sample_memory",
     "register_solve_path",

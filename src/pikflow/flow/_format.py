@@ -40,45 +40,40 @@ VERSION = 2
 #: Legacy ``format`` tags (version 1) -> the space they hold.
 LEGACY = {1: "zero-dim", "pikflow-lattice-flow": "lattice"}
 
-#: ``space`` -> reader of a saved flow directory (:func:`register_flow_format`).
-_READERS: dict[str, Callable] = {}
+#: ``space`` -> ``(reader, flow class or None, writer or None)`` (:func:`register_flow_format`).
+_FORMATS: dict[str, tuple[Callable, type | None, Callable | None]] = {}
 
 
-def register_flow_format(space: str, reader: Callable) -> None:
-    """Make :func:`pikflow.load` read saved flows whose ``flow.json`` has ``space = space``.
+def register_flow_format(
+    space: str, reader: Callable, *, cls: type | None = None, writer: Callable | None = None
+) -> None:
+    """Register how the flows of field space ``space`` are read and, for ``cls``, written.
 
-    Each space registers its reader (``"zero-dim"``: :meth:`pikflow.Flow.load`;
-    ``"lattice"``: :func:`pikflow.lattice.load_lattice_flow`).
+    :func:`pikflow.load` (and :meth:`AbstractFlow.load`) call ``reader(directory)`` for saved flows whose
+    ``flow.json`` has ``space = space`` (``"zero-dim"``: :meth:`pikflow.Flow.load`; ``"lattice"``:
+    :func:`pikflow.lattice.load_lattice_flow`). A flow class of this stage whose metadata belongs to its
+    space (:class:`LatticeFlow`: :func:`pikflow.lattice.save_lattice_flow`, which writes this format
+    through :func:`write_flow_directory`) passes ``cls`` and ``writer``: then ``cls.save`` calls
+    ``writer(flow, directory)`` and ``cls.load`` calls ``reader(directory)``, so that this stage imports
+    no space.
     """
-    _READERS[space] = reader
-
-
-#: flow class -> ``(writer, reader)`` of its space's save format (:func:`register_flow_io`).
-_FLOW_IO: dict[type, tuple[Callable, Callable]] = {}
-
-
-def register_flow_io(cls: type, writer: Callable, reader: Callable) -> None:
-    """Make ``cls.save`` call ``writer(flow, directory)`` and ``cls.load`` call ``reader(directory)``.
-
-    A flow class of this stage whose metadata belongs to its space (the lattice flows:
-    :func:`pikflow.lattice.save_lattice_flow`, :func:`pikflow.lattice.load_lattice_flow`, which
-    write and read this format through :func:`write_flow_directory` / :func:`read_flow_directory`)
-    gets them from the space, so that this stage imports no space.
-    """
-    _FLOW_IO[cls] = (writer, reader)
+    if (cls is None) != (writer is None):
+        raise TypeError("register_flow_format: give both cls and writer, or neither")
+    _FORMATS[space] = (reader, cls, writer)
 
 
 def flow_io(cls: type) -> tuple[Callable, Callable]:
-    """The ``(writer, reader)`` registered for ``cls`` or its nearest base class (:func:`register_flow_io`)."""
+    """The ``(writer, reader)`` registered for ``cls`` or its nearest base class (:func:`register_flow_format`)."""
     for klass in cls.__mro__:
-        if klass in _FLOW_IO:
-            return _FLOW_IO[klass]
+        for reader, registered, writer in _FORMATS.values():
+            if registered is klass:
+                return writer, reader
     raise FlowFileError(f"no save format is registered for {cls.__name__}: import pikflow (pikflow.lattice) first")
 
 
 def reader_for(directory) -> Callable:
     """The registered reader of the flow saved in ``directory`` (the 0-D one, which reports the error, if unknown)."""
-    return _READERS.get(saved_space(directory)) or _READERS["zero-dim"]
+    return (_FORMATS.get(saved_space(directory)) or _FORMATS["zero-dim"])[0]
 
 
 def _meta(directory) -> Mapping | None:
@@ -110,7 +105,7 @@ def saved_space(directory) -> str | None:
 
 def _refuse_foreign(directory, found: str | None, own: str, what: str) -> None:
     """A :class:`FlowFileError` if ``directory`` holds a flow of another registered space (``found``) than ``own``."""
-    if found is not None and found != own and found in _READERS:
+    if found is not None and found != own and found in _FORMATS:
         raise FlowFileError(
             f"{directory} holds a flow of another field space ({found!r}), not {what}: read it with "
             "pikflow.load (or pikflow.flow.AbstractFlow.load), which picks the class from flow.json"

@@ -3,7 +3,7 @@ r"""The flow of a potential basis (lattice flows): its layers' coefficients, the
 The layers are solved by :func:`pikflow.flow.solve_lattice`. The flow uses only the interface of
 :class:`~pikflow.bases.AbstractPotentialBasis` (``gradient_and_laplacian``, ``fused``) and of the
 path (``value``, ``field_shape``, ``lattice``, ``traced_parameters``); the lattice space
-registers how its flows are saved (:func:`register_flow_io`) and what SMC makes of them.
+registers how its flows are saved (:func:`register_flow_format`) and what SMC makes of them.
 
 Per layer (paper eq. 34 with the constant of the user guide)
 

@@ -51,7 +51,6 @@ from ..flow import (
     LatticeFlow,
     LatticeLayerReport,
     LatticeSamples,
-    register_flow_io,
     solve_lattice,
     two_point_series,
 )
@@ -120,8 +119,6 @@ from ._observables import (
 from ._propagator import smooth_propagator
 from ._scan import LatticeScan, binder_crossings, couplings_at, path_problem, scan_lattice, scan_observables
 from ._smc import lattice_problem, magnetisation_moments, smc_observables
-
-register_flow_io(LatticeFlow, save_lattice_flow, load_lattice_flow)  # LatticeFlow.save / LatticeFlow.load
 
 __all__ = [
     "BlockNeighbours",

@@ -34,7 +34,7 @@ import sympy as sp
 from mpmath.libmp import repr_dps, to_str
 
 from .._errors import FlowFileError, PikflowError
-from ..flow import read_flow_directory, register_flow_format, write_flow_directory
+from ..flow import LatticeFlow, read_flow_directory, register_flow_format, write_flow_directory
 
 _PLACEHOLDER = "_pikflow_float{}"
 _PLACEHOLDER_RE = re.compile(r"^_pikflow_float(\d+)$")
@@ -287,4 +287,5 @@ def load_lattice_flow(directory: str | pathlib.Path):
     return flow
 
 
-register_flow_format("lattice", load_lattice_flow)  # pikflow.load / AbstractFlow.load read lattice directories
+# pikflow.load / AbstractFlow.load read lattice directories; LatticeFlow.save / LatticeFlow.load
+register_flow_format("lattice", load_lattice_flow, cls=LatticeFlow, writer=save_lattice_flow)
