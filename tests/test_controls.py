@@ -17,7 +17,7 @@ import pytest
 import pikflow as pf
 import pikflow.lattice as pl
 from pikflow.flow import GaussianLatticeBase, LatticeSamples
-from pikflow.flow._controls import control_matrix, zero_mode_moment
+from pikflow.flow._controls import control_matrix, controlled, residual_error, zero_mode_moment
 
 
 def test_zero_mode_moments_and_control_means_are_exact():
@@ -37,6 +37,24 @@ def test_zero_mode_moments_and_control_means_are_exact():
     assert H.shape == (400_000, 13 + 2 * 3)
     z = H.mean(axis=0) / (H.std(axis=0) / math.sqrt(len(H)))
     assert np.all(np.abs(z) < 5), z
+
+
+def test_absolute_moments_of_a_narrow_peak_and_collinear_controls():
+    """E|m_b|^p of a zero mode far narrower than its distance from 0 (a large lattice in the broken phase) is the
+    signed moment of the peak at +c (no mass below 0), to 1e-10; and a repeated control (collinear, as on a 3x3
+    lattice whose shells cover every momentum) changes neither the controlled estimate nor its error."""
+    for c, s in ((0.5, 1.4e-3), (1.5, 6e-4), (1.0, 1e-5)):
+        for p in (1, 3, 5):
+            got = zero_mode_moment((c, -c), s, p, absolute=True)
+            assert got == pytest.approx(zero_mode_moment((c,), s, p), rel=1e-10)
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=(2000, 2))
+    log_w = 0.3 * h[:, 0] + 0.1 * rng.normal(size=2000)
+    values = h[:, :1] ** 2 + 0.5 * rng.normal(size=(2000, 1))
+    mean1, r1 = controlled(log_w, values, h)
+    mean2, r2 = controlled(log_w, values, np.concatenate([h, h[:, :1]], axis=1))
+    np.testing.assert_allclose(mean2, mean1, rtol=1e-10)
+    assert residual_error(r2) == pytest.approx(residual_error(r1), rel=1e-10)
 
 
 def test_momentum_shells():

@@ -441,6 +441,8 @@ def test_measured_mass_is_the_free_propagator():
     wells = x[:, 0] + 2.0 * rng.choice([-1.0, 1.0], size=n)[:, None, None]
     got0 = float(measured_mass(jnp.asarray(wells), shape)[0, 0])
     assert abs(got0 / ((1 - 2 / np.pi) * m2) - 1) < 6 * np.sqrt(2 / n)
+    collapsed = measured_mass(jnp.asarray(np.repeat(wells[:1], 64, axis=0)), shape)  # one particle resampled 64 times
+    np.testing.assert_allclose(collapsed, 1e3 * (prec - m2 + 1.0)[:, : shape[1] // 2 + 1], rtol=1e-12)
 
 
 @pytest.mark.parametrize("mass", [0.5, "adaptive"])
@@ -466,7 +468,11 @@ def test_fourier_accelerated_moves_keep_plain_smc_exact_on_the_free_field(mass):
                     steps=2, basis=pf.Polynomial(2), progress=False)  # fmt: skip
     with pytest.raises(pf.SamplingError, match="lattice"):
         smc(flow, 50, mcmc="fhmc", progress=False)
-    for bad in (-1.0, "auto", True):
+    with pytest.raises(pf.SamplingError, match="mcmc='fhmc'"):
+        smc(problem, 50, transport="none", mcmc="hmc", fourier_mass="adaptive", progress=False)
+    assert smc(problem, 50, transport="none", mcmc="fhmc", fourier_mass=np.float32(0.5), mcmc_steps=1,
+               progress=False).settings["fourier_mass"] == 0.5  # fmt: skip
+    for bad in (-1.0, "auto", True, np.array([1.0, 2.0])):
         with pytest.raises(pf.SamplingError, match="fourier_mass must be a positive mu.2 or 'adaptive'"):
             smc(problem, 50, transport="none", mcmc="fhmc", fourier_mass=bad, progress=False)
 

@@ -87,6 +87,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive mu^2"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = "measured"\n', "or 'adaptive'"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = "adaptive"\n', "needs mcmc = 'fhmc'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nprecision = "half"\n', "precision must be 'float64' or 'float32'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nestimate = "during"\n', "estimate must be 'after' or 'before'"),
     ],

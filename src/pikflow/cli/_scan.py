@@ -74,7 +74,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
-        "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass", 1.0)),
+        "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass", 1.0), s.get("mcmc", "hmc")),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
         "flow_collocation": s.get("flow_collocation", 500),

@@ -62,7 +62,7 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_every": s.get("mcmc_every", 1),
         "step_size": s.get("step_size"),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
-        "fourier_mass": fourier_mass_setting("smc", s.get("fourier_mass", 1.0)),
+        "fourier_mass": fourier_mass_setting("smc", s.get("fourier_mass", 1.0), s.get("mcmc", "mala")),
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
         "precision": s.get("precision", "float64"),
@@ -80,15 +80,18 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
     return out
 
 
-def fourier_mass_setting(section: str, value) -> float | str:
+def fourier_mass_setting(section: str, value, mcmc) -> float | str:
     """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass, or ``"adaptive"``) of ``[section]``, checked
-    before any solve by :func:`pikflow.samplers.check_fourier_mass`."""
-    from ..samplers import check_fourier_mass
+    before any solve by :func:`pikflow.samplers.check_fourier_mass`; ``"adaptive"`` only with ``mcmc = "fhmc"``."""
+    from ..samplers import ADAPTIVE_MASS, check_fourier_mass
 
     try:
-        return check_fourier_mass(value)
+        mass = check_fourier_mass(value)
     except PikflowError as err:
         raise ConfigError(f"[{section}] {err}") from None
+    if mass == ADAPTIVE_MASS and mcmc != "fhmc":
+        raise ConfigError(f"[{section}] fourier_mass = 'adaptive' needs mcmc = 'fhmc' (got mcmc = {mcmc!r})")
+    return mass
 
 
 def run_smc(flow, settings: dict, observables: dict, *, progress: bool):

@@ -27,6 +27,7 @@ adaptive SMC kernel, as the step size).
 from __future__ import annotations
 
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -39,13 +40,16 @@ TARGET_ACCEPTANCE = {"mala": 0.57, "hmc": 0.75, "fhmc": 0.75}
 
 #: ``fourier_mass`` value for a mass measured from the particles (:func:`measured_mass`)
 ADAPTIVE_MASS = "adaptive"
+#: The smallest variance :func:`measured_mass` takes, relative to the free field's :math:`V/(\hat k^2 + 1)`
+#: (so no mode's mass exceeds :math:`10^3(\hat k^2 + 1)`).
+MASS_FLOOR = 1e-3
 
 
 def check_fourier_mass(value):
-    r"""``fourier_mass``: a positive :math:`\mu^2` (float) or :data:`ADAPTIVE_MASS`; anything else is refused."""
-    if value == ADAPTIVE_MASS:
+    r"""``fourier_mass``: a positive real :math:`\mu^2` or :data:`ADAPTIVE_MASS`; anything else is refused."""
+    if isinstance(value, str) and value == ADAPTIVE_MASS:
         return ADAPTIVE_MASS
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 < value < float("inf"):
         raise SamplingError(f"fourier_mass must be a positive mu^2 or {ADAPTIVE_MASS!r}, got {value!r}")
     return float(value)
 
@@ -72,9 +76,11 @@ def measured_mass(x, lattice_shape):
     mean and averaged over the components. The zero mode takes the variance of the norm :math:`|\Phi|` of
     its components, divided by what it is for a centred Gaussian (:math:`1 - 2/\pi` of
     :math:`\langle\Phi^2\rangle` for one component) and capped at :math:`\langle|\Phi|^2\rangle`: exact in the
-    symmetric phase, and in the broken phase about the width of one well rather than the distance
-    between the two, which would make its steps cross the barrier and fail. Variances below
-    :math:`10^{-12}` of the largest are raised to it.
+    symmetric phase, and in the broken phase a few times the variance of one well (2.75 times where the wells
+    sit one width from 0) rather than the square of the distance between the two, which would make its steps
+    cross the barrier and fail. Every variance is at least :data:`MASS_FLOOR` times that of the free field of
+    mass :math:`\hat k^2 + 1`: after a resampling that leaves one particle (or a few), the particles' own
+    variances are rounding noise, whose mass (up to :math:`10^{40}`) would freeze the moves.
     """
     shape = tuple(int(n) for n in lattice_shape)
     d = len(shape)
@@ -90,8 +96,7 @@ def measured_mass(x, lattice_shape):
     gauss = 1.0 - 2.0 * np.exp(2.0 * (math.lgamma((c + 1) / 2) - math.lgamma(c / 2))) / c
     var0 = jnp.minimum(jnp.mean(norm**2), (jnp.mean(norm**2) - jnp.mean(norm) ** 2) / gauss) / c
     var = var.at[(0,) * d].set(var0)
-    var = jnp.maximum(var, 1e-12 * jnp.max(var))
-    return volume / var
+    return volume / jnp.maximum(var, MASS_FLOOR * volume / fourier_mass(shape, 1.0))
 
 
 def fourier_metric(lattice_shape, mass2: float = 1.0, *, eigen=None):
@@ -161,6 +166,8 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
         logdensity = lambda y: log_density_at(y, t)  # noqa: E731
         state = init(x, logdensity)
         if kind != "mala":
+            if fixed is None and mass is None:
+                raise SamplingError("an adaptive Fourier mass needs the mass measured from the particles")
             inverse_mass = fixed if fixed is not None else fourier_metric(lattice_shape, eigen=mass)
 
         def one(carry, k):

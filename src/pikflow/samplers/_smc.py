@@ -383,6 +383,8 @@ def smc(
         step_size = 0.2 / problem.size ** (1.0 / 3.0)
     if not (np.isfinite(step_size) and step_size > 0):
         raise SamplingError(f"step_size must be positive, got {step_size!r}")
+    if check_fourier_mass(fourier_mass) == ADAPTIVE_MASS and mcmc != "fhmc":
+        raise SamplingError(f"fourier_mass={ADAPTIVE_MASS!r} is a mass of the mcmc='fhmc' moves, not of mcmc={mcmc!r}")
 
     obs_key = tuple((k, id(f)) for k, f in observables.items())  # the cached functions keep them alive
     obs_mask = _observe_masks(observables, observe_at, problem.path_times)
