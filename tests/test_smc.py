@@ -425,7 +425,8 @@ def test_fourier_metric_is_the_circulant_mass():
 def test_measured_mass_is_the_free_propagator():
     """The adaptive Fourier mass from exact free-field draws (one and two components, 20 000 draws) is
     k^2 + m^2 mode by mode within 6 standard errors of a variance (sqrt(2/n)); with every draw shifted by
-    +-2 (two wells), the zero mode's is the well's own (1 - 2/pi) (k^2 + m^2)(0), not the distance between them."""
+    +-2 (two wells), the zero mode's is the well's own (1 - 2/pi) (k^2 + m^2)(0), not the distance between them;
+    weighted white noise gives the weighted field's mass; one particle copied 64 times gives the floor."""
     from pikflow.samplers._mcmc import measured_mass
 
     shape, m2, n = (6, 4), 0.5, 20000
@@ -442,6 +443,11 @@ def test_measured_mass_is_the_free_propagator():
     got0 = float(measured_mass(jnp.asarray(wells), shape)[0, 0])
     assert abs(got0 / ((1 - 2 / np.pi) * m2) - 1) < 6 * np.sqrt(2 / n)
     collapsed = measured_mass(jnp.asarray(np.repeat(wells[:1], 64, axis=0)), shape)  # one particle resampled 64 times
+    white = rng.normal(size=(n, *shape))  # weighted to the field of variance 0.8 per site: mass 1.25 at every k
+    log_w = -0.5 * (1 / 0.8 - 1) * np.sum(white**2, axis=(1, 2))
+    ess = np.exp(2 * np.logaddexp.reduce(log_w) - np.logaddexp.reduce(2 * log_w))
+    weighted = measured_mass(jnp.asarray(white), shape, jnp.asarray(log_w))
+    np.testing.assert_allclose(weighted, 1.25, rtol=6 * np.sqrt(2 / ess))
     np.testing.assert_allclose(collapsed, 1e3 * (prec - m2 + 1.0)[:, : shape[1] // 2 + 1], rtol=1e-12)
 
 

@@ -66,15 +66,16 @@ def fourier_mass(lattice_shape, mass2: float = 1.0):
     return jnp.asarray(mass2 + lattice.khat2()[..., : lattice.shape[-1] // 2 + 1])  # rfftn keeps k_d >= 0
 
 
-def measured_mass(x, lattice_shape):
+def measured_mass(x, lattice_shape, log_weights=None):
     r"""The mass eigenvalues :math:`M(k) = V / \operatorname{Var}\tilde\phi(k)` measured from particles.
 
     ``x`` holds configurations on its first axis, then field components (if any), then the
     lattice; :math:`\tilde\phi = ` :func:`jax.numpy.fft.rfftn` over the lattice axes, so that
     :math:`\mathrm{E}|\tilde\phi(k)|^2 = V G(k)` and a free field of precision :math:`\hat k^2 + m^2` gives
     :math:`M(k) = \hat k^2 + m^2` (to the sampling error). The variance is taken about the particles'
-    mean and averaged over the components. The zero mode takes the variance of the norm :math:`|\Phi|` of
-    its components, divided by what it is for a centred Gaussian (:math:`1 - 2/\pi` of
+    mean and averaged over the components; with ``log_weights`` (particles not resampled since their last
+    reweighting) both are the weighted ones, of the current :math:`p_t`. The zero mode takes the variance of
+    the norm :math:`|\Phi|` of its components, divided by what it is for a centred Gaussian (:math:`1 - 2/\pi` of
     :math:`\langle\Phi^2\rangle` for one component) and capped at :math:`\langle|\Phi|^2\rangle`: exact in the
     symmetric phase, and in the broken phase a few times the variance of one well (2.75 times where the wells
     sit one width from 0) rather than the square of the distance between the two, which would make its steps
@@ -87,14 +88,20 @@ def measured_mass(x, lattice_shape):
     axes = tuple(range(-d, 0))
     volume = float(np.prod(shape))
     f = jnp.fft.rfftn(x, axes=axes)
-    comp_axes = tuple(range(1, f.ndim - d))  # field components
-    var = jnp.mean(jnp.abs(f - jnp.mean(f, axis=0)) ** 2, axis=(0, *comp_axes))
-    zero = f[(Ellipsis, *([0] * d))].real.reshape(f.shape[0], -1)  # (particles, components)
+    n = f.shape[0]
+    w = jnp.full(n, 1.0 / n) if log_weights is None else jax.nn.softmax(log_weights)
+
+    def mean(a):  # over the particles (the first axis)
+        return jnp.tensordot(w, a, axes=1)
+
+    comp_axes = tuple(range(f.ndim - d - 1))  # field components, once the particles are averaged
+    var = jnp.mean(mean(jnp.abs(f - mean(f)) ** 2), axis=comp_axes)
+    zero = f[(Ellipsis, *([0] * d))].real.reshape(n, -1)  # (particles, components)
     c = zero.shape[1]
     norm = jnp.sqrt(jnp.sum(zero**2, axis=1))
     # Var|Phi| / E|Phi|^2 of a centred Gaussian with c components: 1 - 2/pi for one
     gauss = 1.0 - 2.0 * np.exp(2.0 * (math.lgamma((c + 1) / 2) - math.lgamma(c / 2))) / c
-    var0 = jnp.minimum(jnp.mean(norm**2), (jnp.mean(norm**2) - jnp.mean(norm) ** 2) / gauss) / c
+    var0 = jnp.minimum(mean(norm**2), (mean(norm**2) - mean(norm) ** 2) / gauss) / c
     var = var.at[(0,) * d].set(var0)
     return volume / jnp.maximum(var, MASS_FLOOR * volume / fourier_mass(shape, 1.0))
 

@@ -227,9 +227,9 @@ def _build(problem, settings, observables):
         keep = finite.reshape((-1,) + (1,) * ev)
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
-    def rejuvenate(key, x, t, eps):
+    def rejuvenate(key, x, t, eps, logw):
         adaptive = mcmc == "fhmc" and mass2 == ADAPTIVE_MASS
-        mass = measured_mass(x, problem.lattice_shape) if adaptive else None  # of this replica's particles
+        mass = measured_mass(x, problem.lattice_shape, logw) if adaptive else None  # of this replica's particles
         x, acc = per_particle(lambda kk, z: move(kk, z, t, eps, mcmc_steps, mass), jax.random.split(key, n), x)
         acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
         return x, acc, adapt_step(eps, acc, mcmc)
@@ -249,8 +249,8 @@ def _build(problem, settings, observables):
         x, anc = x[idx], anc[idx]
         logw = jnp.where(do, jnp.zeros(n), logw)
         if mcmc_steps:
-            skip = lambda _k, z, _t, e: (z, jnp.full((), jnp.nan, e.dtype), e)  # noqa: E731
-            x, acc, new_eps = jax.lax.cond(moving, rejuvenate, skip, k_mc, x, times[k + 1], eps)
+            skip = lambda _k, z, _t, e, _w: (z, jnp.full((), jnp.nan, e.dtype), e)  # noqa: E731
+            x, acc, new_eps = jax.lax.cond(moving, rejuvenate, skip, k_mc, x, times[k + 1], eps, logw)
         else:
             acc, new_eps = jnp.nan, eps
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
