@@ -101,6 +101,9 @@ def test_config_errors(tmp_path, capsys, text, message):
 def test_missing_config_file(tmp_path, capsys):
     assert main(["run", str(tmp_path / "nope.toml"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "bytes.toml").write_bytes(b'[action]\ndensity = "phi**2 \xff"\n')
+    assert main(["run", str(tmp_path / "bytes.toml"), "--quiet"]) == 2
+    assert "is not a UTF-8 text file (byte 0xff at position 27)" in capsys.readouterr().err
 
 
 def test_examples_are_valid():

@@ -338,6 +338,10 @@ def test_bad_times_and_shapes(flow):
         last_only.observable("phi**2", t=0.5)
     with pytest.raises(pf.ActionError, match="cannot parse the observable"):
         samples.observable("phi**")
+    # an observable undefined on samples that carry weight is refused, not averaged over the others
+    with pytest.raises(pf.SamplingError, match=r"observable log\(phi\) is not finite on \d+ of 50 samples"):
+        samples.observable("log(phi)")
+    assert np.isfinite(samples.observable("log(Abs(phi))").value)
 
 
 def poisoned(flow, region):

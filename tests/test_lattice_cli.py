@@ -142,6 +142,7 @@ def test_bad_shapes(tmp_path, shape, message):
         (("extra", "[lattice]\nbase = 'free'\n"), r"\[lattice\] base = 'free' needs a Gaussian start"),
         (("extra", "[lattice]\nsteps = 0\n"), r"\[lattice\] steps must be >= 1"),
         (("extra", "[lattice]\nlocal_range = 4\n"), r"\[lattice\] local_range = 4 is too long"),
+        (("extra", "[lattice]\nlocal_degree = 30\n"), r"\[lattice\] local_degree must be at most 12"),
         (("extra", "[lattice]\npowers = [4, 1]\n"), r"\[lattice\] powers must be a list of integers >= 2"),
         (("extra", "[lattice]\nfourier = false\nscales = []\n"), r"leave no basis terms"),
         (("extra", "[lattice]\nbasis = 'cheap'\n"), r"\[lattice\] basis must be one of \['two-point'"),

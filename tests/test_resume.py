@@ -98,6 +98,21 @@ def test_zero_d_resume_is_bit_identical(tmp_path, monkeypatch):
     assert flow.reports == ref.reports and flow.settings == ref.settings
     a, b = flow.sample(2000, seed=5, progress=False), ref.sample(2000, seed=5, progress=False)
     assert np.array_equal(a.log_w, b.log_w) and np.array_equal(np.asarray(a.phi), np.asarray(b.phi))
+    # a truncated layer file and one whose coefficients were altered are solved again, with a warning
+    ck = tmp_path / "ck"
+    (ck / "layer-00001.npz").write_bytes((ck / "layer-00001.npz").read_bytes()[:100])
+    with np.load(ck / "layer-00002.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    key = next(k for k, v in arrays.items() if v.dtype.kind == "f" and v.size)
+    arrays[key] = np.full_like(arrays[key], np.nan)
+    np.savez(ck / "layer-00002.npz", **arrays)
+    with pytest.warns(ckpt_mod.CheckpointWarning, match="damaged or was altered") as rec:
+        again = pf.solve(path, checkpoint=ck, **opts)
+    assert sum("damaged or was altered" in str(w.message) for w in rec) == 2
+    assert again.resumed_layers == 5 and _leaves_equal(again.kernels, ref.kernels)
+    (ck / "checkpoint.json").write_text("{not json")
+    with pytest.warns(ckpt_mod.CheckpointWarning, match="is damaged"):
+        pf.solve(path, checkpoint=ck, **opts)
 
 
 def test_lattice_resume_is_bit_identical(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@ absent. A layer's file holds its coefficients (or serialised kernel), its report
 the end of an RK4 step, whatever the next step needs (the pushed collocation points). A
 rerun with the same fingerprint loads the finished layers instead of solving them; every
 later layer sees exactly the arrays an uninterrupted solve would have seen, so the flow is
-bit-identical.
+bit-identical. Each layer file carries the SHA-256 of its arrays: a truncated, damaged or
+altered file is solved again, with a :class:`CheckpointWarning`.
 
 The fingerprint hashes the solve's settings and *probe values*: the path, basis and base
 evaluated at fixed points. A checkpoint from a different solve (another config, path,
@@ -32,6 +33,17 @@ from ._errors import OutputError, PikflowError
 #: The ``format`` tag of ``checkpoint.json``.
 FORMAT = "pikflow-checkpoint-1"
 _LAYER = re.compile(r"layer-(\d{5})\.npz")
+_CHECKSUM = "__sha256__"
+
+
+def _digest(arrays: dict) -> bytes:
+    """SHA-256 of a layer's arrays: names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(f"{k}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.digest()
 
 
 class CheckpointWarning(UserWarning):
@@ -64,12 +76,16 @@ class LayerCheckpoint:
             meta = json.loads(meta_path.read_text()) if meta_path.exists() else None
         except OSError as err:
             raise OutputError(f"cannot use the checkpoint directory {self.directory}: {err}") from None
-        except ValueError:
-            meta = {}
+        except (ValueError, UnicodeDecodeError):
+            meta = "damaged"
         if meta is not None and meta != {"format": FORMAT, "fingerprint": fingerprint}:
+            why = (
+                "is damaged (checkpoint.json is not JSON)"
+                if meta == "damaged"
+                else "belongs to a different solve (another configuration, path, basis, base or seed)"
+            )
             warnings.warn(
-                f"the checkpoint in {self.directory} belongs to a different solve (another configuration, path, "
-                "basis, base or seed): it is ignored and overwritten",
+                f"the checkpoint in {self.directory} {why}: it is ignored and overwritten",
                 CheckpointWarning,
                 stacklevel=3,
             )
@@ -90,22 +106,33 @@ class LayerCheckpoint:
             p.unlink(missing_ok=True)
 
     def load(self, i: int) -> dict | None:
-        """The arrays saved for layer ``i``, or None if it is not finished (or its file is unreadable)."""
+        """The arrays saved for layer ``i``, or None if it is not finished (or its file is unreadable or altered:
+        then with a :class:`CheckpointWarning`, and the layer is solved again)."""
         path = self.directory / f"layer-{i:05d}.npz"
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as z:
                 out = {k: z[k] for k in z.files}
-        except (OSError, ValueError):
+            ok = _CHECKSUM in out and bytes(out.pop(_CHECKSUM)) == _digest(out)
+        except Exception:  # noqa: BLE001  (truncated zip, bad CRC, pickled objects, ...)
+            ok = False
+        if not ok:
+            warnings.warn(
+                f"the checkpoint layer {path} is damaged or was altered (its checksum does not match): "
+                "that layer is solved again",
+                CheckpointWarning,
+                stacklevel=3,
+            )
             return None
         self.resumed += 1
         return out
 
     def save(self, i: int, **arrays) -> None:
-        """Write layer ``i``'s arrays atomically."""
+        """Write layer ``i``'s arrays atomically, with their checksum."""
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
         buf = io.BytesIO()
-        np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+        np.savez(buf, **arrays, **{_CHECKSUM: np.frombuffer(_digest(arrays), dtype=np.uint8)})
         write_bytes_atomic(self.directory / f"layer-{i:05d}.npz", buf.getvalue())
 
 

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import pikflow.lattice as pl
-from pikflow.flow._controls import control_matrix, controlled, residual_error
+from pikflow.flow._controls import control_matrix, controlled, jackknife_error
 
 L = 16
 path = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), {"m2": -2.0, "lam": 2.0})
@@ -27,14 +27,13 @@ print("m0", base.m0, "s2", s2)
 def est(s, H, name, lw):
     a1 = s.values("abs_m")
     x = np.stack([a1, a1**2, a1**4], 1)
-    means, r = controlled(lw, x, H)
-    b1, b2, b4 = means
-    g = {
-        "abs_m": np.array([1.0, 0, 0]),
-        "chi": np.array([-2 * V * b1, V, 0.0]),
-        "binder": np.array([0.0, 2 * b4 / (3 * b2**3), -1 / (3 * b2**2)]),
+    _, reps = controlled(lw, x, H)
+    f = {
+        "abs_m": lambda b: b[..., 0],
+        "chi": lambda b: V * (b[..., 1] - b[..., 0] ** 2),
+        "binder": lambda b: 1 - b[..., 2] / (3 * b[..., 1] ** 2),
     }[name]
-    return residual_error(r @ g)
+    return jackknife_error(f(reps))
 
 
 for seed in (1, 2, 3):

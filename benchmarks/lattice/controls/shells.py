@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 import pikflow.lattice as pl
-from pikflow.flow._controls import control_matrix, controlled, residual_error, zero_mode_moment
+from pikflow.flow._controls import control_matrix, controlled, jackknife_error, zero_mode_moment
 
 L, m2, lam = 16, -2.0, 2.0
 path = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), {"m2": m2, "lam": lam})
@@ -85,15 +85,13 @@ for seed in (1, 2, 3):
     values = np.stack([m**2, np.abs(m), m**4], axis=1)
     row = {"seed": seed, "ess": float(s.ess())}
     for name, H in variants.items():
-        means, r = controlled(lw, values, H)
-        rchi = V * (r[:, 0] - 2 * means[1] * r[:, 1])
-        ram = r[:, 1]
-        # binder U = 1 - m4/(3 m2^2)
-        rU = -(r[:, 2] / (3 * means[0] ** 2) - 2 * means[2] * r[:, 0] / (3 * means[0] ** 3))
+        means, reps = controlled(lw, values, H)  # columns m^2, |m|, m^4; the jackknife replicates
+        chi = lambda b: V * (b[..., 0] - b[..., 1] ** 2)  # noqa: E731
+        binder = lambda b: 1 - b[..., 2] / (3 * b[..., 0] ** 2)  # noqa: E731
         row[name] = {
-            "chi": [V * (means[0] - means[1] ** 2), residual_error(rchi)],
-            "abs_m": [means[1], residual_error(ram)],
-            "binder": [1 - means[2] / (3 * means[0] ** 2), residual_error(rU)],
+            "chi": [chi(means), jackknife_error(chi(reps))],
+            "abs_m": [means[1], jackknife_error(reps[:, 1])],
+            "binder": [binder(means), jackknife_error(binder(reps))],
         }
     print(
         seed,

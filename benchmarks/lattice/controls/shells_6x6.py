@@ -10,7 +10,7 @@ Run: ``python benchmarks/lattice/controls/shells_6x6.py`` (about 2 minutes).
 import numpy as np
 
 import pikflow.lattice as pl
-from pikflow.flow._controls import control_matrix, controlled, residual_error
+from pikflow.flow._controls import control_matrix, controlled, jackknife_error
 
 L = int(__import__("sys").argv[1]) if len(__import__("sys").argv) > 1 else 6
 path = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), {"m2": -1.0, "lam": 1.0})
@@ -41,10 +41,9 @@ def chi_est(s, cols):
     H = full_matrix(s)[:, cols]
     a1 = s.values("abs_m")
     x = np.stack([a1, a1**2, a1**4], 1)
-    means, r = controlled(s._log_w_at(1.0), x, H)
-    b1, b2, b4 = means
-    g = np.array([-2 * V * b1, V, 0.0])
-    return V * (b2 - b1**2), residual_error(r @ g)
+    means, reps = controlled(s._log_w_at(1.0), x, H)
+    chi = lambda b: V * (b[..., 1] - b[..., 0] ** 2)  # noqa: E731
+    return chi(means), jackknife_error(chi(reps))
 
 
 base13 = list(range(13))

@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 import pikflow.lattice as pl
-from pikflow.flow._controls import control_matrix, controlled, residual_error
+from pikflow.flow._controls import control_matrix, controlled, jackknife_error
 
 
 def est(s, name, cols):
@@ -18,13 +18,13 @@ def est(s, name, cols):
     H = control_matrix(s.base_controls, V, **s.base_law)[:, cols]
     a1 = s.values("abs_m")
     x = np.stack([a1, a1**2, a1**4], 1)
-    means, r = controlled(s._log_w_at(1.0), x, H)
-    b1, b2, b4 = means
-    if name == "abs_m":
-        return b1, residual_error(r[:, 0])
-    if name == "chi":
-        return V * (b2 - b1**2), residual_error(r @ np.array([-2 * V * b1, V, 0.0]))
-    return 1 - b4 / (3 * b2**2), residual_error(r @ np.array([0.0, 2 * b4 / (3 * b2**3), -1 / (3 * b2**2)]))
+    means, reps = controlled(s._log_w_at(1.0), x, H)
+    f = {
+        "abs_m": lambda b: b[..., 0],
+        "chi": lambda b: V * (b[..., 1] - b[..., 0] ** 2),
+        "binder": lambda b: 1 - b[..., 2] / (3 * b[..., 1] ** 2),
+    }[name]
+    return f(means), jackknife_error(f(reps))
 
 
 out = {}

@@ -265,7 +265,14 @@ def load_config(source: str | pathlib.Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"configuration file {str(p)!r} does not exist")
     try:
-        data = tomllib.loads(p.read_text())
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{p} is not a UTF-8 text file (byte {err.object[err.start]:#04x} at position {err.start}): "
+            "save the configuration as UTF-8 TOML"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read the configuration file {p}: {err.strerror or err}") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{p} is not valid TOML: {err}") from None
     validate(data, where=str(p))

@@ -83,6 +83,13 @@ def check_lattice(data: dict, where: str = "config") -> None:
     for key, low in lows:
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
+    from ..lattice import MAX_LOCAL_DEGREE
+
+    if lat.get("local_degree", 4) > MAX_LOCAL_DEGREE:
+        raise ConfigError(
+            f"{where}: [lattice] local_degree must be at most {MAX_LOCAL_DEGREE} (4 or 6 suffice), got "
+            f"{lat['local_degree']!r}"
+        )
     schedule = lat.get("schedule", "auto")
     if schedule not in ("auto", "uniform"):
         number = isinstance(schedule, int | float) and not isinstance(schedule, bool)

@@ -55,6 +55,27 @@ class CallableFloat(float):
         return float(self)
 
 
+def finite_values(log_w, values, observable="the observable") -> np.ndarray:
+    """``values`` (one per sample), or a :class:`SamplingError` where one is not finite on a sample of finite weight.
+
+    Samples whose configuration ran away carry no weight and are left out of every estimate; an observable that is
+    NaN or infinite on a sample that counts (``log(phi)`` at ``phi < 0``) would silently leave that sample out and
+    bias the mean.
+    """
+    values = np.asarray(values, dtype=float)
+    lw = np.asarray(log_w, dtype=float)
+    bad = np.isfinite(lw) & (lw > -np.inf) & ~np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
+    if bad.any():
+        name = getattr(observable, "__name__", None) if callable(observable) else str(observable)
+        raise SamplingError(
+            f"observable {name} is not finite on {int(bad.sum())} of {len(values)} samples that carry weight "
+            f"(the first at sample {int(np.argmax(bad))}); its mean would silently leave them out. Give an "
+            "observable defined on every configuration (e.g. log(Abs(phi)) or sqrt(phi**2) instead of log(phi) or "
+            "sqrt(phi))"
+        )
+    return values
+
+
 class AbstractSamples(abc.ABC):
     r"""What every space's samples share: estimates from the final log-weights (see the module docstring).
 
@@ -127,7 +148,8 @@ class AbstractSamples(abc.ABC):
             raise SamplingError(
                 f"an observable must give one number per sample, shape ({self.n_samples},); got {values.shape}"
             )
-        return Estimate(*map(float, reweight(self._log_w_at(t), values)))
+        log_w = self._log_w_at(t)
+        return Estimate(*map(float, reweight(log_w, finite_values(log_w, values, observable))))
 
     @property
     def warnings(self) -> list[str]:

@@ -18,8 +18,8 @@ import numpy as np
 from .._errors import SamplingError
 from .._estimate import Estimate
 from ..diagnostics import reweight
-from ._controls import control_matrix, controlled, residual_error
-from ._interface import AbstractSamples
+from ._controls import control_matrix, controlled, jackknife_error
+from ._interface import AbstractSamples, finite_values
 from ._lattice_stream import _site_means, two_point_series
 
 #: The observables :meth:`LatticeSamples.observable` knows by name.
@@ -163,25 +163,26 @@ class LatticeSamples(AbstractSamples):
             a1 = self.values("abs_m")
             x = np.stack([a1, a1**2, a1**4], axis=1)
         else:
-            x = np.asarray(self.values(observable, t), dtype=float)[:, None]
+            x = finite_values(lw, self.values(observable, t), observable)[:, None]
         if controls:
             if self.base_controls is None:
                 raise SamplingError(
                     "these samples carry no base controls: draw them with LatticeFlow.sample (one-component fields)"
                 )
-            means, resid = controlled(lw, x, self._control_matrix)  # the controls correct the means; f from them
+            means, replicates = controlled(lw, x, self._control_matrix)  # the controls correct the means; f from them
         else:
             means = reweight(lw, x)[0]
         if not derived:
-            return Estimate(float(means[0]), residual_error(resid[:, 0]))
-        (b1, b2, b4), V = means, self.volume
+            return Estimate(float(means[0]), jackknife_error(replicates[:, 0]))
+        V = self.volume
         if observable == "chi":
-            value, grad = V * (b2 - b1**2), np.array([-2 * V * b1, V, 0.0])
+            f, grad = (lambda b: V * (b[..., 1] - b[..., 0] ** 2)), np.array([-2 * V * means[0], V, 0.0])
         else:
-            value, grad = 1 - b4 / (3 * b2**2), np.array([0.0, 2 * b4 / (3 * b2**3), -1 / (3 * b2**2)])
+            f = lambda b: 1 - b[..., 2] / (3 * b[..., 1] ** 2)  # noqa: E731
+            grad = np.array([0.0, 2 * means[2] / (3 * means[1] ** 3), -1 / (3 * means[1] ** 2)])
         if controls:
-            return Estimate(float(value), residual_error(resid @ grad))
-        return Estimate(float(value), float(reweight(lw, x @ grad)[1]))
+            return Estimate(float(f(means)), jackknife_error(f(replicates)))
+        return Estimate(float(f(means)), float(reweight(lw, x @ grad)[1]))
 
     @functools.cached_property
     def _control_matrix(self) -> np.ndarray:

@@ -36,7 +36,7 @@ from .._times import step_index
 from ..diagnostics import reweight
 from ..diagnostics import target_ess as _target_ess
 from ..lowering import lower_observable
-from ._interface import AbstractSamples
+from ._interface import AbstractSamples, finite_values
 
 
 class Samples(AbstractSamples):
@@ -114,7 +114,8 @@ class Samples(AbstractSamples):
         ``observable`` is a SymPy expression or string in the field symbols
         (``"Abs(phi)"``), or a callable on an array ``(N, n_fields)``.
         """
-        return Estimate(*map(float, reweight(self.log_w[self._index(t)], self.values(observable, t))))
+        log_w = self.log_w[self._index(t)]
+        return Estimate(*map(float, reweight(log_w, finite_values(log_w, self.values(observable, t), observable))))
 
     def path_observable(self, observable) -> dict[float, Estimate]:
         r"""The reweighted observable at every step time (parameter-conditional, paper Fig. 8)."""

@@ -58,6 +58,7 @@ from ..refine import Enrichment, EnrichmentStep, enrich_lattice
 from ..solvers import least_squares
 from ._basis import (
     DEFAULT_SCALES,
+    MAX_LOCAL_DEGREE,
     FourierTwoPoint,
     LatticeBasis,
     LatticeFamily,
@@ -160,6 +161,7 @@ __all__ = [
     "log_cosh",
     "mixture_moments",
     "DEFAULT_SCALES",
+    "MAX_LOCAL_DEGREE",
     "DEFAULT_TAME",
     "TAME_LADDER",
     "DEFAULT_SELECT",

@@ -55,6 +55,7 @@ from ._basis_spectral import (
 
 __all__ = [
     "DEFAULT_SCALES",
+    "MAX_LOCAL_DEGREE",
     "FourierTwoPoint",
     "LatticeBasis",
     "LatticeFamily",
@@ -180,6 +181,10 @@ def kept_scales(lattice: Lattice, precision, scales: Sequence[float]) -> list[fl
     return [float(s) for s in scales if np.exp(-s * kmin) >= 0.05]
 
 
+#: The highest total degree of the local Hermite products (:func:`lattice_basis`'s ``local_degree``).
+MAX_LOCAL_DEGREE = 12
+
+
 def lattice_basis(
     lattice: Lattice,
     *,
@@ -248,6 +253,11 @@ def lattice_basis(
         _numbers("tame", [tame], positive=True, what="a positive number (a width in sigma_s) or None", value=tame)
     for name, value, least in (("local_degree", local_degree, 1), ("max_sites", max_sites, 1)):
         _whole_numbers(name, [value], least=least, value=value, what=f"a whole number >= {least}")
+    if local_degree > MAX_LOCAL_DEGREE:
+        raise BasisError(
+            f"local_degree must be at most {MAX_LOCAL_DEGREE}, got {local_degree!r}: Hermite products of higher degree "
+            "overflow float64 on typical fields and their stencils take long to derive (4, the default, or 6 suffice)"
+        )
     if local_range is not None:
         _whole_numbers("local_range", [local_range], least=0, value=local_range, what="a whole number >= 0 or None")
     if components is None:
