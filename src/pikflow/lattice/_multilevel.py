@@ -36,7 +36,7 @@ import numpy as np
 
 from .._errors import SamplingError
 from .._estimate import Estimate
-from ..action import LatticePath
+from ..action import LatticePath, check_bounded_below
 from ..flow import GaussianLatticeBase
 from ..samplers import AnnealingProblem, smc
 from ._levels import NOISES, Lift, block_mean, log_weights, tune_lift, upsample, weight_diagnostics
@@ -267,6 +267,7 @@ def multilevel(
               1.0 if scale == "auto" else scale)  # fmt: skip  # bad options fail before any sampling
     key = jax.random.PRNGKey(seed)
     coarse = target(sizes[0])
+    check_bounded_below(coarse, [1.0])  # the target of every level: an unbounded one has no distribution
     volume = coarse.lattice.volume
     start = _time.perf_counter()
     if coarsest == "exact":

@@ -36,7 +36,7 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
-from ..action import LatticeAction, LatticePath
+from ..action import LatticeAction, LatticePath, check_bounded_below
 from ..flow import GaussianLatticeBase
 from ..samplers import AnnealingProblem, smc
 from ._observables import site_density
@@ -284,6 +284,7 @@ def scan_lattice(
         raise SamplingError(f"a scan needs at least 2 points, got {points!r}")
     if transport not in ("none", "pik"):
         raise SamplingError(f"a lattice scan's transport is 'none' or 'pik', got {transport!r}")
+    check_bounded_below(path)  # at every t: an unbounded action has no distribution to scan
     points = int(points)
     steps = 4 * (points - 1) if steps is None else (int(steps) if np.ndim(steps) == 0 else [int(k) for k in steps])
     if transport == "pik" and np.ndim(steps):
