@@ -151,6 +151,19 @@ def test_scan_times_contain_the_points():
         assert abs(row["log_z"].value - _exact_log_z(4, m2)) < 4 * row["log_z"].error + 1e-9, (m2, row["log_z"])
 
 
+def test_unbounded_paths_are_refused_by_the_samplers_themselves():
+    """A scan or a multilevel run of an action unbounded below (lam < 0) fails before any sampling, from Python
+    as from the CLI."""
+    phi4 = lambda L, lam: pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [L, L]), {"m2": -1.0, "lam": lam})  # noqa: E731
+    knots = pl.LatticePath(
+        pl.LatticeAction(pl.PHI4_DENSITY, [4, 4]), {"m2": [[0, 1.0], [1, -1.0]], "lam": [[0, 0.0], [1, -1.0]]}
+    )
+    with pytest.raises(pf.ActionError, match="not bounded below"):
+        pl.scan_lattice(knots, points=3, particles=10, progress=False)
+    with pytest.raises(pf.ActionError, match="not bounded below"):
+        pl.multilevel(lambda L: phi4(L, -1.0), [4, 8], particles=10, progress=False)
+
+
 @pytest.mark.parametrize(
     "knots,match",
     [([[0, 1.0], [0.5, 2.0]], "from 0 to 1"), ([[0, 1.0], [0.6, 2.0], [0.4, 1], [1, 0]], "increasing"),
