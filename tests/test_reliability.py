@@ -222,6 +222,27 @@ def test_flow_save_atomic_with_checksums(tiny_flow, tmp_path, monkeypatch):
     assert (shared / "notes.txt").read_text() == "mine" and pf.load(shared).steps == tiny_flow.steps
 
 
+def test_run_output_removes_what_the_previous_run_wrote_and_this_one_does_not(tmp_path):
+    """A run committed into the --out of another kind of run replaces its files: the old flow and plots that the
+    new run does not write are removed, files the user put there are kept."""
+    from pikflow.cli._output import RunOutput
+
+    out = tmp_path / "out"
+    first = RunOutput(out)
+    (first.stage / "flow").mkdir()
+    (first.stage / "flow" / "flow.json").write_text("{}")
+    for name in ("histogram.png", "results.json"):
+        (first.stage / name).write_text(name)
+    first.commit()
+    (out / "notes.txt").write_text("mine")
+    second = RunOutput(out)
+    for name in ("scan_binder.png", "results.json"):
+        (second.stage / name).write_text("new " + name)
+    second.commit()
+    assert _visible(out) == {"notes.txt", "scan_binder.png", "results.json"}
+    assert (out / "results.json").read_text() == "new results.json"
+
+
 def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):
     cfg = _write(tmp_path, TINY)
     blocker = tmp_path / "a-file"
@@ -244,7 +265,7 @@ def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     assert rc == 2 and "pikflow: error:" in err and "disk is full" in err and "Traceback" not in err
     # no staging directory left behind; the failed run's per-layer checkpoint stays, for the rerun to resume from
-    assert {p.name for p in out.iterdir()} - {".pikflow-checkpoint"} == set(before) | {"flow"}
+    assert {p.name for p in out.iterdir()} - {".pikflow-checkpoint", ".pikflow-output.json"} == set(before) | {"flow"}
     assert all((out / name).read_bytes() == data for name, data in before.items())  # the previous output, intact
     assert json.loads((out / "results.json").read_text())["n_samples"] == 500
     pf.load(out / "flow")
@@ -504,5 +525,6 @@ def test_kill_run_at_random_points(tmp_path):
         _check_output(out, complete)
     assert _pikflow(cfg, out, stdout=subprocess.DEVNULL).wait(timeout=300) == 0
     _check_output(out, complete)
-    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # leftovers of the killed runs removed
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".pikflow-output.json"]
+    assert not leftovers  # the staging directories of the killed runs removed
     shutil.rmtree(out)

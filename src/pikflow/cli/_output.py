@@ -6,11 +6,16 @@ A run writes its flow, plots and ``results.json`` into a hidden staging director
 last. ``results.json`` marks a complete output: a run killed at any point leaves either
 the previous complete output (killed before the commit) or no ``results.json`` (killed
 during it), never a half-written file. The next run removes the hidden leftovers.
+
+``.pikflow-output.json`` lists what the run wrote; the next commit into the same ``--out``
+removes what the previous run wrote and this one does not (a scan run after a 0-D run does
+not leave the old flow and plots beside its ``results.json``). Other files are not touched.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -21,6 +26,8 @@ from .._devices import is_main_process
 from .._errors import OutputError
 
 _STAGE = "pikflow-run"
+#: What the last committed run wrote into ``--out`` (names), so that the next one can remove what it does not write.
+_MANIFEST = ".pikflow-output.json"
 _PENDING: set[pathlib.Path] = set()
 
 
@@ -53,6 +60,7 @@ class RunOutput:
             return
         try:
             names = sorted(p.name for p in self.stage.iterdir())
+            previous = _previous_names(self.out)
             with contextlib.suppress(FileNotFoundError):
                 (self.out / "results.json").unlink()
             for name in names:
@@ -63,6 +71,14 @@ class RunOutput:
                     replace_directory(src, dst)
                 else:
                     os.replace(src, dst)
+            for name in previous - set(names):  # the previous run's, not rewritten: stale
+                stale = self.out / name
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale, ignore_errors=True)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
+            (self.out / _MANIFEST).write_text(json.dumps({"names": names}))
             if "results.json" in names:
                 os.replace(self.stage / "results.json", self.out / "results.json")
         except OSError as err:
@@ -74,6 +90,17 @@ class RunOutput:
         """Remove the staging directory (a failed run leaves the previous output as it was)."""
         shutil.rmtree(self.stage, ignore_errors=True)
         _PENDING.discard(self.stage)
+
+
+def _previous_names(out: pathlib.Path) -> set[str]:
+    """The names the previous run committed into ``out`` (:data:`_MANIFEST`), plain names only."""
+    try:
+        names = json.loads((out / _MANIFEST).read_text())["names"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+    if not isinstance(names, list):
+        return set()
+    return {n for n in names if isinstance(n, str) and n and "/" not in n and "\\" not in n and n not in (".", "..")}
 
 
 def discard_pending() -> None:
