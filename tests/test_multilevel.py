@@ -173,8 +173,11 @@ def test_multilevel_from_toml(tmp_path):
         ("mcmc = 'gibbs'", "mcmc"),
         ("mcmc = 'fhmc'\nfourier_mass = -1", "fourier_mass"),
         ("replicas = 1", "replicas"),
-        ("coarsest = 0", "at least 2"),
-        ("coarsest = -4", "at least 2"),
+        ("coarsest = 0", "at least 3"),
+        ("coarsest = -4", "at least 3"),
+        ("coarsest = 2", "at least 3"),
+        ("seed = -1", "seed must be from 0"),
+        ("particles = 1000\nreplicas = 100\nsteps = 100000\nmcmc_steps = 1000", "would not end"),
         ("particles = 100000000", "particles"),
         ("noise = 'pink'", "noise"),
         ("mass2 = 0", "mass2"),
@@ -194,6 +197,18 @@ def test_bad_multilevel_sections(section, match, tmp_path):
     (tmp_path / "bad.toml").write_text(ML_TOML.split("[multilevel]")[0] + "[multilevel]\n" + section + "\n")
     with pytest.raises(ConfigError, match=match):
         load_config(tmp_path / "bad.toml")
+
+
+def test_sections_a_multilevel_run_does_not_read_are_refused(tmp_path):
+    from pikflow import ConfigError
+    from pikflow.cli._config import load_config
+
+    for extra, match in (("[observables]\nphi2 = 'phi**2'\n", r"\[observables\] is not used by a \[multilevel\]"),
+                         ("[smc]\nparticles = 10\n", r"\[smc\] is not used by a \[multilevel\]"),
+                         ("[sampling]\nmethod = 'smc'\n", r"\[sampling\] method is not used")):  # fmt: skip
+        (tmp_path / "bad.toml").write_text(ML_TOML + extra)
+        with pytest.raises(ConfigError, match=match):
+            load_config(tmp_path / "bad.toml")
 
 
 def test_bench_multilevel_json(tmp_path):

@@ -176,11 +176,28 @@ def test_bad_knots_are_refused(knots, match):
 
 
 @pytest.mark.parametrize(
+    "extra,match",
+    [("[lattice]\nsteps = 3\n", r"\[lattice\] is not used by a \[scan\] run"),
+     ("[smc]\nparticles = 10\n", r"\[smc\] is not used by a \[scan\] run"),
+     ("[multilevel]\ncoarsest = 4\n", "not both"),
+     ("[sampling]\nn = 100\n", r"\[sampling\] n is not used by a \[scan\] run")],
+)  # fmt: skip
+def test_sections_a_scan_does_not_read_are_refused(extra, match, tmp_path):
+    (tmp_path / "c.toml").write_text(FREE_SCAN + extra)
+    with pytest.raises(ConfigError, match=match):
+        load_config(tmp_path / "c.toml")
+    if "[sampling]" in extra:  # --n likewise
+        (tmp_path / "ok.toml").write_text(FREE_SCAN)
+        assert main(["run", str(tmp_path / "ok.toml"), "--out", str(tmp_path / "o"), "--n", "10", "--quiet"]) == 2
+
+
+@pytest.mark.parametrize(
     "section,match",
     [({"sizes": [8, 4]}, "increase"), ({"t_range": [0.5, 0.2]}, "t_range"), ({"points": 1}, "points"),
      ({"mcmc": "gibbs"}, "mcmc"), ({"sizes": [2]}, "sizes"), ({"mcmc_every": 0}, "mcmc_every"),
      ({"leapfrog_steps": 0}, "leapfrog_steps"), ({"points": 4, "steps": [1, 2]}, "3 step counts"),
-     ({"points": 3, "steps": [1, 0]}, "2 step counts")],
+     ({"points": 3, "steps": [1, 0]}, "2 step counts"), ({"seed": 2**40}, "seed must be from 0"),
+     ({"points": 10000, "steps": 1000000, "particles": 1000, "replicas": 100, "mcmc_steps": 1000}, "would not end")],
 )  # fmt: skip
 def test_bad_scan_sections_are_refused(section, match, tmp_path):
     body = FREE_SCAN.split("[scan]")[0] + "[scan]\n" + "\n".join(f"{k} = {json.dumps(v)}" for k, v in section.items())

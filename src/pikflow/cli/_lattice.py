@@ -166,6 +166,9 @@ def run_lattice(args, data: dict, source: str) -> int:
     from ..diagnostics import imh_chain
     from ..lattice import flow_observables, flow_two_point, reweighted_observables
 
+    for kind in ("scan", "multilevel"):
+        if kind in data and args.n is not None:
+            raise ConfigError(f"--n is not used by a [{kind}] run: set [{kind}] particles and replicas")
     code = _scan_or_multilevel(args, data, source)
     if code is not None:
         return code

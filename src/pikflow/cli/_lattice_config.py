@@ -27,6 +27,22 @@ LATTICE_KEYS = {
     "flow": ("seed",),
     "sampling": ("n", "seed", "batch_size", "method"),
 }
+#: Sections a ``[scan]`` / ``[multilevel]`` run does not read -> where its settings are instead.
+SAMPLER_UNUSED = {
+    "scan": {
+        "lattice": "the [scan] keys (flow_basis and flow_collocation for transport = 'pik')",
+        "smc": "the [scan] keys (particles, replicas, mcmc, ...)",
+        "hmc": "the [scan] keys (the scan's moves are its own; its HMC reference is `pikflow bench scan-lattice`)",
+        "refine": "no refinement: a scan solves no flow of the target",
+        "multilevel": "a separate run: a configuration has [scan] or [multilevel], not both",
+    },
+    "multilevel": {
+        "lattice": "the [multilevel] keys",
+        "smc": "the [multilevel] keys (particles, replicas, steps, mcmc, ...)",
+        "observables": "the levels' observables (abs_m, chi, binder) only",
+        "refine": "no refinement: a multilevel run solves no flow of the target",
+    },
+}
 #: Default number of samples of a lattice run (``[sampling] n``).
 DEFAULT_N = 10_000
 
@@ -60,6 +76,17 @@ def check_lattice(data: dict, where: str = "config") -> None:
     for section, instead in ZERO_D_SECTIONS.items():
         if section in data:
             raise ConfigError(f"{where}: [{section}] is not used by lattice runs; use {instead}")
+    for kind, unused in SAMPLER_UNUSED.items():
+        for section, instead in unused.items() if kind in data else ():
+            if section in data:
+                raise ConfigError(f"{where}: [{section}] is not used by a [{kind}] run; use {instead}")
+        sampling = data.get("sampling", {}) if kind in data else {}
+        for key in ("n", "method", "batch_size"):
+            if key in sampling:
+                raise ConfigError(
+                    f"{where}: [sampling] {key} is not used by a [{kind}] run (its particles and replicas are in "
+                    f"[{kind}]); only [sampling] seed is"
+                )
     for section, allowed in LATTICE_KEYS.items():
         for key in data.get(section, {}):
             if key not in allowed:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .._errors import ConfigError, PikflowError
 from ._levers import lattice_hmc_keywords
-from ._scan import check_particle_memory
+from ._scan import check_particle_memory, check_sampler_work, check_seed
 from ._smc import fourier_mass_setting
 
 #: Default ``[multilevel] hole_check``: HMC configurations per level for the hole check of its proposal.
@@ -56,14 +56,14 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         raise ConfigError(f"[multilevel] needs a hypercubic lattice (all sizes equal), got {shape}")
     s = dict(data["multilevel"])
     L, L0 = int(shape[0]), s.get("coarsest", 4)
-    if not 2 <= L0 < L:  # before the doubling loop: 0 or a negative size would never reach L
-        raise ConfigError(f"[multilevel] coarsest = {L0} must be at least 2 and below the lattice size {L}")
+    if not 3 <= L0 < L:  # before the doubling loop: 0 or a negative size would never reach L
+        raise ConfigError(f"[multilevel] coarsest = {L0} must be at least 3 and below the lattice size {L}")
     sizes = [L0]
     while sizes[-1] < L:
         sizes.append(2 * sizes[-1])
     if sizes[-1] != L or len(sizes) < 2:
         raise ConfigError(
-            f"[multilevel] coarsest = {L0} must be the lattice size {L} halved one or more times (e.g. {L // 4})"
+            f"[multilevel] coarsest = {L0} must be the lattice size {L} halved one or more times (e.g. {L // 2})"
         )
     sigma = s.get("sigma", "free")
     if isinstance(sigma, str) and sigma != "free" or not isinstance(sigma, str) and not 0 < sigma < math.inf:
@@ -110,6 +110,9 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         if not low <= out[key] <= high:
             raise ConfigError(f"[multilevel] {key} must be from {low} to {high}, got {out[key]!r}")
     check_particle_memory("multilevel", out["particles"], out["replicas"], L ** len(shape))
+    check_seed("multilevel", out["seed"])
+    sites = sum(int(size) ** len(shape) for size in sizes)  # every level's annealing
+    check_sampler_work("multilevel", out["particles"] * out["replicas"] * out["steps"], out, sites)
     if out["mcmc"] not in ("hmc", "fhmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
     out.update(_coarsest_hmc(data))

@@ -77,7 +77,29 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         if out[key] < low:
             name = "particles" if key == "n" else key
             raise ConfigError(f"[smc] {name} must be >= {low}, got {out[key]!r}")
+    _check_choices(out)
+    if out["mcmc"] == "fhmc" and "lattice" not in data.get("action", {}):
+        raise ConfigError("[smc] mcmc = 'fhmc' (Fourier-accelerated HMC) is for lattice runs: use 'mala' or 'hmc'")
     return out
+
+
+def _check_choices(out: dict) -> None:
+    """The ``[smc]`` choices and numbers that :func:`pikflow.samplers.smc` would refuse only after the solve."""
+    from ..samplers import TARGET_ACCEPTANCE, TRANSPORTS
+
+    if out["transport"] not in TRANSPORTS:
+        raise ConfigError(f"[smc] transport must be one of {list(TRANSPORTS)}, got {out['transport']!r}")
+    if out["mcmc"] not in TARGET_ACCEPTANCE:
+        raise ConfigError(f"[smc] mcmc must be one of {list(TARGET_ACCEPTANCE)}, got {out['mcmc']!r}")
+    if out["logdet"] not in (None, "exact", "continuous"):
+        raise ConfigError(f"[smc] logdet must be 'exact' or 'continuous', got {out['logdet']!r}")
+    step = out["step_size"]
+    if step is not None and not (isinstance(step, (int, float)) and 0 < step < float("inf")):
+        raise ConfigError(f"[smc] step_size must be a positive number, got {step!r}")
+    if not 0.0 <= out["resample"] <= 1.0:
+        raise ConfigError(f"[smc] resample must be a fraction from 0 to 1, got {out['resample']!r}")
+    if not 0 <= out["seed"] < 2**32:
+        raise ConfigError(f"[smc] seed must be from 0 to 2**32 - 1, got {out['seed']!r}")
 
 
 def fourier_mass_setting(section: str, value, mcmc) -> float | str:
