@@ -86,6 +86,15 @@ def test_results_json(run_dir):
             "[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[refine]\ncentres_at='worst'\n",
             r"\[refine\] centres_at must be 'residual' or 'missed'",
         ),
+        (
+            "[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[basis]\nkind='polynomial'\nn=5\n",
+            r"\[basis\] bad options for the polynomial basis .*it takes \['degree', 'parity'\]",
+        ),
+        ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[basis]\nparity='odd'\n", r"\[basis\].*needs its kind"),
+        (
+            "[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[basis]\nkind='custom'\nfunctions=[1, 2]\n",
+            r"\[basis\] functions must be SymPy strings",
+        ),
     ],
 )
 def test_config_errors(tmp_path, capsys, text, message):

@@ -10,6 +10,7 @@ symmetry, paper sec. IV A 1) and all functions otherwise.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Sequence
 
@@ -317,12 +318,20 @@ def basis_from_spec(spec: dict, *, lattice=None) -> AbstractBasis:
     if spec.get("kind") in _POTENTIAL_KINDS:
         return potential_from_spec(spec, lattice)
     kind = spec.pop("kind", None)
+    if kind is None:
+        raise BasisError(
+            f"a basis spec needs its kind: one of {sorted(_KINDS)} (lattice families: {sorted(_POTENTIAL_KINDS)})"
+        )
     if kind not in _KINDS:
-        raise BasisError(f"unknown basis kind {kind!r}: choose one of {sorted(_KINDS) + sorted(_POTENTIAL_KINDS)}")
+        raise BasisError(
+            f"unknown basis kind {kind!r}: choose one of {sorted(_KINDS)} "
+            f"(lattice families: {sorted(_POTENTIAL_KINDS)})"
+        )
     try:
         return _KINDS[kind](**spec)
     except TypeError as err:
-        raise BasisError(f"bad options for the {kind} basis: {err}") from None
+        takes = [name for name in inspect.signature(_KINDS[kind]).parameters if name != "self"]
+        raise BasisError(f"bad options for the {kind} basis ({err}); it takes {takes}") from None
 
 
 def default_basis(n_fields: int, *, rotation_invariant: bool = False) -> AbstractBasis:

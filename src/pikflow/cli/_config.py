@@ -355,7 +355,13 @@ def build(data: dict):
             raise ConfigError(f"[flow] frequency_range must be 'fixed' or 'auto', got {flow['frequency_range']!r}")
         opts["frequency_range"] = flow["frequency_range"]
     if "basis" in data:
-        opts["basis"] = basis_from_spec(data["basis"])
+        functions = data["basis"].get("functions", [])
+        if not all(isinstance(f, str) for f in functions):
+            raise ConfigError(f'[basis] functions must be SymPy strings, e.g. ["phi**2"], got {functions!r}')
+        try:
+            opts["basis"] = basis_from_spec(data["basis"])
+        except PikflowError as err:
+            raise ConfigError(f"[basis] {err}") from None
     if "collocation" in data:
         opts["collocation"] = Collocation(**data["collocation"])
     solver, mode = solver_from_config(data.get("solver", {}), path.n_fields)
