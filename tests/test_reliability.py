@@ -133,6 +133,13 @@ def test_lattice_bounded_below(shape, density, couplings, bounded):
     assert time.perf_counter() - t0 < 1.0
 
 
+def test_lattice_misspelt_field_is_named():
+    """A misspelt field in a shift (psi for phi) makes a second, unbounded field: the error says so."""
+    path = LatticePath(LatticeAction(LATTICE_PHI4.replace("shift(phi", "shift(psi"), [4, 4]), {"m2": -1.0, "lam": 1.0})
+    with pytest.raises(pf.ActionError, match=r"psi is a field of its own here, beside \['phi'\].*misspelt"):
+        check_bounded_below(path, [1.0])
+
+
 def test_lattice_negative_quartic_refused_by_run(tmp_path, capsys):
     cfg = _write(
         tmp_path,

@@ -109,8 +109,15 @@ def check_bounded_below(path: LatticePath, times: Sequence[float] | None = None,
             grows = (np.diff(vals[1:], axis=0) > 0).all(axis=0) & (vals[-1] - vals[0] > 50.0)
         if not grows.all():
             where = names[int(np.argmin(grows))]
+            alone = [f for f in fields if f"constant {f} " in where or f"staggered {f} " in where]
+            hint = (
+                f" ({alone[0]} is a field of its own here, beside {[f for f in fields if f != alone[0]]}: if it is a "
+                "misspelt field name, correct the density)"
+                if len(fields) > 1 and alone
+                else ""
+            )
             raise ActionError(
                 f"the lattice action at t = {time:.3g}, with density {path.at(float(time))}, is not bounded below "
-                f"(it does not grow for {where}): exp(-S_t) is not normalisable. Make the highest power of phi "
-                "positive (e.g. lam > 0) at every t"
+                f"(it does not grow for {where}){hint}: exp(-S_t) is not normalisable. Make the highest power of "
+                "the field positive (e.g. lam > 0) at every t"
             )
