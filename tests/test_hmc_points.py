@@ -107,6 +107,28 @@ def test_bench_fourier_mass_argument():
             fourier_mass_argument(bad)
 
 
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["scan-lattice", "--points", "1"], "--points must be at least 2"),
+     (["scan-lattice", "--prep", "0"], "--prep"),
+     (["scan-lattice", "--particles", "0"], "--particles must be at least 2"),
+     (["scan-lattice", "--dense", "-1", "-2", "0"], "FACTOR >= 1"),
+     (["lattice", "--hmc-step", "abc"], "--hmc-step must be a number"),
+     (["lattice", "--set", "g"], "--set takes NAME=VALUE"),
+     (["lattice", "--schedule", "abc"], "argument --schedule: 'auto', 'uniform' or a power"),
+     (["lattice", "--basis", "foo"], "argument --basis: one of")],
+)  # fmt: skip
+def test_bench_argument_errors_name_their_flag(argv, message, capsys):
+    """Bad benchmark flags stop at once with ``pikflow: error`` or argparse's error, naming the flag."""
+    from pikflow.cli import main
+
+    try:
+        rc = main(["bench", argv[0], "--L", "4", *argv[1:]])
+    except SystemExit as exit_:  # argparse
+        rc = exit_.code
+    assert rc == 2 and message in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("replicas", [8, 16])
 def test_replica_cost_correction_makes_inverse_variance_ratios_unbiased(replicas):
     """sigma^2/s^2 of R normal replicas, 200 000 draws: its mean times ``mean`` and its median times ``median`` are 1.

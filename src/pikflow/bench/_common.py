@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import pathlib
 
-from .._errors import PikflowError
+from .._errors import ConfigError, PikflowError
 
 
 def flow_inputs(args):
@@ -49,7 +49,7 @@ def extra_couplings(items) -> dict[str, float]:
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise SystemExit(f"--set takes NAME=VALUE with a number, got {item!r}") from None
+            raise ConfigError(f"--set takes NAME=VALUE with a number, got {item!r}") from None
     return out
 
 
@@ -108,6 +108,32 @@ def chains_argument(value: str):
     if n < 1:
         raise argparse.ArgumentTypeError(f"--chains takes a positive integer or 'auto', got {value!r}")
     return n
+
+
+def basis_preset_argument(value: str) -> str:
+    """``--basis``: a preset name of :data:`pikflow.lattice.BASIS_PRESETS`."""
+    import argparse
+
+    from ..lattice import BASIS_PRESETS
+
+    if value not in BASIS_PRESETS:
+        raise argparse.ArgumentTypeError(f"one of {list(BASIS_PRESETS)}, not {value!r}")
+    return value
+
+
+def schedule_argument(value: str):
+    """``--schedule``: ``auto``, ``uniform`` or a power p of the clock tau = t**p (1 <= p <= 4)."""
+    import argparse
+
+    if value in ("auto", "uniform"):
+        return value
+    try:
+        power = float(value)
+    except ValueError:
+        power = float("nan")
+    if not 1 <= power <= 4:
+        raise argparse.ArgumentTypeError(f"'auto', 'uniform' or a power p from 1 to 4, not {value!r}")
+    return power
 
 
 def fourier_mass_argument(value: str):

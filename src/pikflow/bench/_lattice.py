@@ -28,14 +28,17 @@ import time
 
 import numpy as np
 
+from .._errors import ConfigError
 from . import register
 from ._common import (
+    basis_preset_argument,
     chain_series,
     chains_argument,
     compile_seconds,
     extra_couplings,
     hmc_chains,
     log_q_error,
+    schedule_argument,
     write_json,
 )
 
@@ -59,7 +62,7 @@ def _arguments(p):
     p.add_argument(
         "--schedule",
         default="auto",
-        type=lambda v: v if v in ("auto", "uniform") else float(v),
+        type=schedule_argument,
         help="the clock tau = t**p of fit_lattice: a power p, 'uniform' or 'auto' (default, p = 2)",
     )
     p.add_argument(
@@ -112,6 +115,7 @@ def _arguments(p):
     p.add_argument(
         "--basis",
         default="default",
+        type=basis_preset_argument,
         help="the basis preset of fit_lattice (pikflow.lattice.BASIS_PRESETS; default 'default', 'lean': 4 smoothing "
         "filters instead of 9)",
     )
@@ -160,7 +164,7 @@ def _step(text: str) -> float | str:
     try:
         return float(text)
     except ValueError:
-        raise SystemExit(f"--hmc-step must be a number or 'auto', got {text!r}") from None
+        raise ConfigError(f"--hmc-step must be a number or 'auto', got {text!r}") from None
 
 
 def _auto_or_off(value):

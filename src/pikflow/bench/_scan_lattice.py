@@ -51,6 +51,7 @@ import time
 
 import numpy as np
 
+from .._errors import ConfigError
 from . import register
 from ._common import cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
 
@@ -246,9 +247,25 @@ def _hmc_batched(path, rows, args, seed) -> dict:
 @register("scan-lattice", "a lattice m2 scan by SMC against one HMC run per point, at equal errors", config=False)(
     _arguments
 )
+def check_arguments(args) -> None:
+    """The scan's flags checked before any work, each error naming its flag."""
+    if not 0.0 < args.prep < 1.0:
+        raise ConfigError(f"--prep (the t where the physical segment starts) must be in (0, 1), got {args.prep}")
+    if args.points < 2:
+        raise ConfigError(f"--points must be at least 2, got {args.points}")
+    for flag, value, low in (("--particles", args.particles, 2), ("--replicas", args.replicas, 2)):
+        if value < low:
+            raise ConfigError(f"{flag} must be at least {low}, got {value}")
+    if args.steps is not None and args.steps < 1:
+        raise ConfigError(f"--steps must be at least 1, got {args.steps}")
+    if getattr(args, "dense", None) is not None and not args.dense[2] >= 1:
+        raise ConfigError(f"--dense M2_A M2_B FACTOR needs FACTOR >= 1 (more steps there), got {args.dense[2]}")
+
+
 def run(args) -> dict:
     import pikflow.lattice as pl
 
+    check_arguments(args)
     progress = not args.quiet
     res = {"settings": {k: v for k, v in vars(args).items() if k not in ("func",)}, "sizes": {}}
     for L in args.L:

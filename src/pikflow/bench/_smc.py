@@ -55,6 +55,7 @@ from ._common import (
     hmc_chains,
     log_q_error,
     replica_cost_correction,
+    schedule_argument,
     write_json,
 )
 
@@ -96,7 +97,7 @@ def _arguments(p):
     p.add_argument(
         "--schedule",
         default="auto",
-        type=lambda v: v if v in ("auto", "uniform") else float(v),
+        type=schedule_argument,
         help="the clock tau = t**p of fit_lattice: a power p, 'uniform' or 'auto' (default; p = 2 from a matched base)",
     )
     p.add_argument("--mcmc-steps", type=int, default=2, help="MCMC moves per annealing step (default 2)")
