@@ -73,7 +73,7 @@ def test_results_json(run_dir):
         ("[action]\ndensity='phi**2'\n[path]\n[flow]\nstepz=3\n", "did you mean 'steps'"),
         ("[action]\ndensity='phi**2'\n[path]\n[sampler]\nn=3\n", "unknown section"),
         ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nsteps='many'\n", "positive integer or 'auto'"),
-        ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nsteps=2.5\n", "must be int"),
+        ("[action]\ndensity='m2*phi**2'\n[path]\nm2=[1.0, 2.0]\n[flow]\nsteps=2.5\n", "must be an integer"),
         ("[path]\nm2=[1.0, 2.0]\n", r"\[action\] is missing"),
         ("[action]\ndensity='m2*phi**2 +'\n[path]\nm2=[1.0, 2.0]\n", "cannot parse"),
         ("[action]\ndensity='m2*phi**2'\n[path]\nm3=[1.0, 2.0]\n", "unknown coupling"),
@@ -113,6 +113,11 @@ def test_missing_config_file(tmp_path, capsys):
     (tmp_path / "bytes.toml").write_bytes(b'[action]\ndensity = "phi**2 \xff"\n')
     assert main(["run", str(tmp_path / "bytes.toml"), "--quiet"]) == 2
     assert "is not a UTF-8 text file (byte 0xff at position 27)" in capsys.readouterr().err
+    assert main(["run", str(tmp_path), "--quiet"]) == 2
+    assert "is a directory, not a configuration file" in capsys.readouterr().err
+    (tmp_path / "wrong.toml").write_text("[action]\ndensity = 'phi**2'\n[sampling]\nmagnetisation = [4]\n")
+    assert main(["run", str(tmp_path / "wrong.toml"), "--quiet"]) == 2
+    assert "unknown key 'magnetisation' in [sampling] (it is a key of [lattice])" in capsys.readouterr().err
 
 
 def test_examples_are_valid():

@@ -119,7 +119,7 @@ CASES = [
     ("lattice = [4, 4, 4, 4, 4]", r"\[action\] lattice: the lattice shape must be a list of 1 to 4 integer sizes"),
     ("lattice = [8, 2]", r"\[action\] lattice: the lattice sizes must be at least 3 sites"),
     ("lattice = [8, 8.0]", r"\[action\] lattice: the lattice shape must be a list of 1 to 4 integer sizes"),
-    ("lattice = 8", r"\[action\] lattice must be list"),
+    ("lattice = 8", r"\[action\] lattice must be an array"),
 ]
 
 

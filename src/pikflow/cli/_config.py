@@ -259,9 +259,17 @@ def config_source(config: str | None, example: str | None) -> tuple[dict[str, An
     return load_config(src), str(src)
 
 
+#: Python types of the schema -> their TOML names, for the messages.
+_TOML_TYPES = {
+    dict: "a table", list: "an array", str: "a string", int: "an integer", float: "a float", bool: "a boolean",
+}  # fmt: skip
+
+
 def load_config(source: str | pathlib.Path) -> dict[str, Any]:
     """Read and validate a TOML file."""
     p = pathlib.Path(source)
+    if p.is_dir():
+        raise ConfigError(f"{str(p)!r} is a directory, not a configuration file: give the path of a .toml file")
     if not p.is_file():
         raise ConfigError(f"configuration file {str(p)!r} does not exist")
     try:
@@ -290,14 +298,16 @@ def validate(data: dict, *, where: str = "config") -> None:
         for key, value in table.items():
             spec = keys.get(key, keys.get("*"))
             if spec is None:
-                raise ConfigError(f"{where}: unknown key '{key}' in [{section}]{_suggest(key, keys)}")
+                elsewhere = sorted(s for s, k in SCHEMA.items() if key in k and s != section)
+                hint = f" (it is a key of [{'] or ['.join(elsewhere)}])" if elsewhere else _suggest(key, keys)
+                raise ConfigError(f"{where}: unknown key '{key}' in [{section}]{hint}")
             types = spec[0]
             if isinstance(value, bool) and bool not in types:
                 ok = False
             else:
                 ok = isinstance(value, types) or (float in types and isinstance(value, int))
             if not ok:
-                names = " or ".join(t.__name__ for t in types)
+                names = " or ".join(_TOML_TYPES.get(t, t.__name__) for t in types)
                 raise ConfigError(f"{where}: [{section}] {key} must be {names}, got {value!r}")
     for need in ("action", "path"):
         if need not in data:
