@@ -38,6 +38,8 @@ def describe_os_error(err: OSError) -> str:
         return "the disk is full: free some space or write elsewhere (--out)"
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return "permission denied (or a read-only file system): choose a writable directory (--out)"
+    if err.errno in (errno.EEXIST, errno.ENOTDIR):
+        return "a file of that name is in the way (a directory is needed): remove it or choose another --out"
     return f"{err.strerror or err}"
 
 
