@@ -234,7 +234,8 @@ class Path:
                 fn_t = sp.lambdify(list(self.fields), self.at(time), modules="numpy")
                 with np.errstate(all="ignore"):
                     vals = np.broadcast_to(np.asarray(fn_t(*np.moveaxis(pts, -1, 0)), dtype=float), pts.shape[:2])
-            vals = np.where(np.isnan(vals), -np.inf, vals)
+            undefined = np.isnan(vals)  # log or sqrt of a negative field: the density is not real there
+            vals = np.where(undefined, -np.inf, vals)
             far = vals[1:]
             with np.errstate(invalid="ignore"):  # inf - inf: an action that overflows to +inf far out still grows
                 steps_up = (np.diff(far, axis=0) > 0) | (np.isposinf(far[1:]) & np.isposinf(far[:-1]))
@@ -242,10 +243,15 @@ class Path:
             if not grows.all():
                 u = dirs[np.argmin(grows)]
                 axis = np.flatnonzero(np.abs(u) > 1e-12)
+                fix = (
+                    "Give an action that is real for every field value (e.g. log(1 + phi**2) instead of log(phi))."
+                    if undefined[1:, np.argmin(grows)].any()
+                    else "Make the highest power positive (e.g. lam > 0)."
+                )
                 raise ActionError(
                     f"the action at t = {time:.3g}, {self.at(time)}, is not bounded below / does not grow for "
-                    f"{_direction_name(u, self.fields)}: exp(-S_t) is not normalisable. Make the highest power "
-                    "positive (e.g. lam > 0)."
+                    f"{_direction_name(u, self.fields)}: exp(-S_t) is not normalisable. "
+                    + fix
                     + self.action.inference_hint(self.fields[int(axis[0])] if len(axis) == 1 else None)
                 )
 
