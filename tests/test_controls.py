@@ -101,6 +101,7 @@ def test_controlled_estimates_agree_are_honest_and_smaller(interacting_flow):
     flow = interacting_flow
     ref = flow.sample(80_000, seed=100, keep_fields=False)
     draws = [flow.sample(2000, seed=seed, keep_fields=False) for seed in range(30)]
+    assert draws[0].has_controls and not flow.sample(30, seed=1, keep_fields=False).has_controls  # 30 < 2 * 20
     for name in ("abs_m", "chi", "binder"):
         r = ref.observable(name)
         plain = np.array([s.observable(name).value for s in draws])
@@ -114,7 +115,7 @@ def test_controlled_estimates_agree_are_honest_and_smaller(interacting_flow):
 
 def test_controls_need_base_draws():
     s = LatticeSamples(np.zeros((3, 2, 2)), np.zeros(3))
-    assert s.observable("abs_m").value == 0.0
+    assert s.observable("abs_m").value == 0.0 and not s.has_controls
     with pytest.raises(pf.SamplingError, match="no base controls"):
         s.observable("abs_m", controls=True)
     with pytest.raises(pf.SamplingError, match="log_m is not finite on 3 of 3 samples"):

@@ -244,7 +244,7 @@ def _equal_errors(samples, imh_obs, hmc_obs, draw_seconds, imh_seconds, hmc_seco
     rw = {k: samples.observable(k) for k in hmc_obs}
     out = {"reweighted": _with_pulls(rw, hmc_obs)}
     estimates = {"imh": (imh_obs, imh_seconds), "reweighted": (rw, draw_seconds)}
-    if getattr(samples, "base_controls", None) is not None:
+    if getattr(samples, "has_controls", False):
         t0 = time.perf_counter()
         cv = {k: samples.observable(k, controls=True) for k in hmc_obs}
         estimates["controlled"] = (cv, draw_seconds + time.perf_counter() - t0)

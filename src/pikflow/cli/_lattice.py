@@ -232,7 +232,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     results = _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_seconds)
     results.update(observables={k: v.to_dict() for k, v in obs.items()}, imh_acceptance=float(acceptance))
     results["reweighted_observables"] = {k: v.to_dict() for k, v in rew.items()}
-    if samples.base_controls is not None:  # one-component fields: the base draws' control variates
+    if samples.has_controls:  # one-component fields, enough samples: the base draws' control variates
         results["controlled_observables"] = {
             k: samples.observable(k, controls=True).to_dict() for k in ("abs_m", "chi", "binder")
         }

@@ -184,6 +184,12 @@ class LatticeSamples(AbstractSamples):
             return Estimate(float(f(means)), jackknife_error(f(replicates)))
         return Estimate(float(f(means)), float(reweight(lw, x @ grad)[1]))
 
+    @property
+    def has_controls(self) -> bool:
+        """Whether ``observable(..., controls=True)`` can be used: base controls recorded (one-component
+        :meth:`LatticeFlow.sample`) and at least twice as many samples as controls and intercept."""
+        return self.base_controls is not None and self.n_samples >= 2 * (self._control_matrix.shape[1] + 1)
+
     @functools.cached_property
     def _control_matrix(self) -> np.ndarray:
         """The centred controls of the base draws (:func:`~pikflow.flow._controls.control_matrix`), built once."""
