@@ -180,7 +180,9 @@ def test_bad_knots_are_refused(knots, match):
     [("[lattice]\nsteps = 3\n", r"\[lattice\] is not used by a \[scan\] run"),
      ("[smc]\nparticles = 10\n", r"\[smc\] is not used by a \[scan\] run"),
      ("[multilevel]\ncoarsest = 4\n", "not both"),
-     ("[sampling]\nn = 100\n", r"\[sampling\] n is not used by a \[scan\] run")],
+     ("[sampling]\nn = 100\n", r"\[sampling\] n is not used by a \[scan\] run"),
+     ("flow_collocation = 300\n", r"flow_collocation set the flow of transport = 'pik'"),
+     ("fourier_mass = 2.0\n", r"fourier_mass is the mass of mcmc = 'fhmc' moves")],
 )  # fmt: skip
 def test_sections_a_scan_does_not_read_are_refused(extra, match, tmp_path):
     (tmp_path / "c.toml").write_text(FREE_SCAN + extra)

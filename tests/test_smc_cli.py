@@ -87,7 +87,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "smc"\n[smc]\nparticle = 10\n', "did you mean 'particles'"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = -1.0\n', "fourier_mass must be a positive mu^2"),
         ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = "measured"\n', "or 'adaptive'"),
-        ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = "adaptive"\n', "needs mcmc = 'fhmc'"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nfourier_mass = "adaptive"\n', "is the mass of mcmc = 'fhmc' moves"),
         ('[sampling]\nmethod = "smc"\n[smc]\nmcmc = "foo"\n', "[smc] mcmc must be one of"),
         ('[sampling]\nmethod = "smc"\n[smc]\ntransport = "flow"\n', "[smc] transport must be one of"),
         ('[sampling]\nmethod = "smc"\n[smc]\nlogdet = "approx"\n', "[smc] logdet must be"),

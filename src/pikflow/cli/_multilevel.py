@@ -85,7 +85,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         "steps": s.get("steps", 20),
         "mcmc": s.get("mcmc", "hmc"),
         "mcmc_steps": s.get("mcmc_steps", 2),
-        "fourier_mass": fourier_mass_setting("multilevel", s.get("fourier_mass", 1.0), s.get("mcmc", "hmc")),
+        "fourier_mass": fourier_mass_setting("multilevel", s.get("fourier_mass"), s.get("mcmc", "hmc")),
         "transport": s.get("transport", "none"),
         "flow_options": {"n_collocation": s.get("collocation", 1000)},
         "hole_check": s.get("hole_check", HOLE_CHECK),

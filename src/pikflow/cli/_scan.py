@@ -74,7 +74,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
-        "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass", 1.0), s.get("mcmc", "hmc")),
+        "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass"), s.get("mcmc", "hmc")),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
         "flow_collocation": s.get("flow_collocation", 500),
@@ -114,6 +114,9 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         raise ConfigError(f"[scan] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
     if out["transport"] not in ("none", "pik"):
         raise ConfigError(f"[scan] transport must be 'none' or 'pik', got {out['transport']!r}")
+    given = sorted(k for k in ("flow_basis", "flow_collocation") if k in s)
+    if given and out["transport"] != "pik":
+        raise ConfigError(f"[scan] {', '.join(given)} set the flow of transport = 'pik'; transport is 'none'")
     if out["flow_basis"] is not None:
         fb = dict(out["flow_basis"])
         if fb.get("local_range") is False:  # TOML has no null: false means no local terms

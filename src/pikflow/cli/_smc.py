@@ -62,7 +62,7 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_every": s.get("mcmc_every", 1),
         "step_size": s.get("step_size"),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
-        "fourier_mass": fourier_mass_setting("smc", s.get("fourier_mass", 1.0), s.get("mcmc", "mala")),
+        "fourier_mass": fourier_mass_setting("smc", s.get("fourier_mass"), s.get("mcmc", "mala")),
         "resample": float(s.get("resample", 0.5)),
         "logdet": s.get("logdet"),
         "precision": s.get("precision", "float64"),
@@ -103,16 +103,19 @@ def _check_choices(out: dict) -> None:
 
 
 def fourier_mass_setting(section: str, value, mcmc) -> float | str:
-    """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass, or ``"adaptive"``) of ``[section]``, checked
-    before any solve by :func:`pikflow.samplers.check_fourier_mass`; ``"adaptive"`` only with ``mcmc = "fhmc"``."""
-    from ..samplers import ADAPTIVE_MASS, check_fourier_mass
+    """``fourier_mass`` (mu^2 of the Fourier-accelerated HMC mass, or ``"adaptive"``; ``None``: not given, 1) of
+    ``[section]``, checked before any solve by :func:`pikflow.samplers.check_fourier_mass`; given only with
+    ``mcmc = "fhmc"``, whose mass it is."""
+    from ..samplers import check_fourier_mass
 
+    if value is None:
+        return 1.0
     try:
         mass = check_fourier_mass(value)
     except PikflowError as err:
         raise ConfigError(f"[{section}] {err}") from None
-    if mass == ADAPTIVE_MASS and mcmc != "fhmc":
-        raise ConfigError(f"[{section}] fourier_mass = 'adaptive' needs mcmc = 'fhmc' (got mcmc = {mcmc!r})")
+    if mcmc != "fhmc":
+        raise ConfigError(f"[{section}] fourier_mass is the mass of mcmc = 'fhmc' moves; mcmc is {mcmc!r}")
     return mass
 
 
