@@ -113,6 +113,8 @@ def test_bench_fourier_mass_argument():
      (["scan-lattice", "--prep", "0"], "--prep"),
      (["scan-lattice", "--particles", "0"], "--particles must be at least 2"),
      (["scan-lattice", "--dense", "-1", "-2", "0"], "FACTOR >= 1"),
+     (["scan-lattice", "--fourier-mass", "adaptive"], "--fourier-mass is the mass of --mcmc fhmc"),
+     (["multilevel", "--sizes", "4", "8", "--fourier-mass", "2"], "--fourier-mass is the mass of --mcmc fhmc"),
      (["lattice", "--hmc-step", "abc"], "--hmc-step must be a number"),
      (["lattice", "--set", "g"], "--set takes NAME=VALUE"),
      (["lattice", "--schedule", "abc"], "argument --schedule: 'auto', 'uniform' or a power"),
@@ -123,7 +125,8 @@ def test_bench_argument_errors_name_their_flag(argv, message, capsys):
     from pikflow.cli import main
 
     try:
-        rc = main(["bench", argv[0], "--L", "4", *argv[1:]])
+        size = [] if argv[0] == "multilevel" else ["--L", "4"]
+        rc = main(["bench", argv[0], *size, *argv[1:]])
     except SystemExit as exit_:  # argparse
         rc = exit_.code
     assert rc == 2 and message in capsys.readouterr().err

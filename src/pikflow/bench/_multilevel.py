@@ -18,6 +18,7 @@ import math
 import resource
 import time
 
+from .._errors import ConfigError
 from . import register
 from ._common import fourier_mass_argument, replica_cost_correction, write_json
 from ._lattice import timed_sample
@@ -82,6 +83,8 @@ def run(args) -> dict:
 
     import pikflow.lattice as pl
 
+    if args.fourier_mass != 1.0 and args.mcmc != "fhmc":
+        raise ConfigError(f"--fourier-mass is the mass of --mcmc fhmc moves; --mcmc is {args.mcmc}")
     fine = {"m2": args.m2, "lam": args.lam}
     coarse = {
         "m2": args.m2 if args.coarse_m2 is None else args.coarse_m2,

@@ -258,6 +258,8 @@ def check_arguments(args) -> None:
             raise ConfigError(f"{flag} must be at least {low}, got {value}")
     if args.steps is not None and args.steps < 1:
         raise ConfigError(f"--steps must be at least 1, got {args.steps}")
+    if args.fourier_mass != 1.0 and args.mcmc != "fhmc":
+        raise ConfigError(f"--fourier-mass is the mass of --mcmc fhmc moves; --mcmc is {args.mcmc}")
     if getattr(args, "dense", None) is not None and not args.dense[2] >= 1:
         raise ConfigError(f"--dense M2_A M2_B FACTOR needs FACTOR >= 1 (more steps there), got {args.dense[2]}")
 

@@ -276,8 +276,8 @@ def run(args) -> dict:
         return smc(
             flow, args.particles, seed=args.seed, transport=transport, replicas=args.replicas, mcmc=mcmc,
             mcmc_steps=args.mcmc_steps, leapfrog_steps=args.leapfrog_steps, observables=moments, progress=False,
-            mcmc_every=args.mcmc_every, resample=args.resample, fourier_mass=args.fourier_mass,
-            estimate=args.estimate,
+            mcmc_every=args.mcmc_every, resample=args.resample, estimate=args.estimate,
+            fourier_mass=args.fourier_mass if mcmc == "fhmc" else 1.0,  # the mass of the fhmc runs only
         )  # fmt: skip
 
     # HMC first: a run cut off later still has its reference
