@@ -68,6 +68,14 @@ def test_zero_d_smc_run_agrees_with_quadrature(tmp_path):
     assert (out / "smc.png").is_file() and (out / "flow" / "flow.json").is_file()
 
 
+def test_zero_d_smc_refuses_an_observable_undefined_on_particles(tmp_path, capsys):
+    """``log(phi)`` is NaN on the particles at phi < 0: the run stops with a clear error, not NaN estimates."""
+    cfg = ZERO_D.replace('phi2 = "phi**2"', 'lg = "log(phi)"').replace("steps = 10", "steps = 2")
+    (tmp_path / "c.toml").write_text(cfg)
+    assert main(["run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert "the SMC estimates of ['lg'] are not finite" in capsys.readouterr().err
+
+
 def test_lattice_smc_run_reports_observables_per_step(tmp_path):
     _, r = _run(tmp_path, LATTICE, "lat")
     assert r["sampler"] == "smc" and r["kind"] == "lattice"

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConfigError, PikflowError
+from .._errors import ConfigError, PikflowError, SamplingError
 
 #: ``[smc]`` key -> (types, description); merged into the TOML schema.
 SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
@@ -146,7 +146,7 @@ def results_block(result, names, derived=None) -> dict:
         obs.update({k: fn(result, t).to_dict() for k, fn in derived.items()})
         return obs
 
-    return {
+    out = {
         "sampler": "smc",
         "ess": result.final_ess,
         "log_z": result.log_z_estimate().to_dict(),
@@ -154,6 +154,14 @@ def results_block(result, names, derived=None) -> dict:
         "path_observables": {f"{t:.6g}": at(t) for t in result.times},
         "smc": result.summary(names),
     }
+    every = [out["observables"], *out["path_observables"].values()]
+    bad = sorted({k for obs in every for k, v in obs.items() if not np.isfinite(v["value"])})
+    if bad:
+        raise SamplingError(
+            f"the SMC estimates of {bad} are not finite: the observable is NaN or infinite on some particles "
+            "(e.g. log(phi) at phi < 0); give an observable defined on every configuration"
+        )
+    return out
 
 
 def warnings_of(result) -> list[str]:
