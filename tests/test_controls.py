@@ -55,6 +55,9 @@ def test_absolute_moments_of_a_narrow_peak_and_collinear_controls():
     mean2, r2 = controlled(log_w, values, np.concatenate([h, h[:, :1]], axis=1))
     np.testing.assert_allclose(mean2, mean1, rtol=1e-10)
     np.testing.assert_allclose(r2, r1, rtol=1e-10)  # every jackknife replicate
+    only_first = np.where(np.arange(2000) < 50, log_w, -np.inf)  # every sample that counts in the first block
+    mean, reps = controlled(only_first, values, h)
+    assert np.isfinite(mean).all() and np.isnan(reps[0]).all() and np.isnan(jackknife_error(reps[:, 0]))
     assert jackknife_error(r2[:, 0]) == pytest.approx(jackknife_error(r1[:, 0]), rel=1e-10)
 
 

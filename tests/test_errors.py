@@ -187,9 +187,10 @@ def test_target_not_bounded_below():
         pf.solve(path, **SMALL)
     with pytest.raises(pf.ActionError, match=r"not bounded below.*phi -> \+inf"):
         path.check_normalisable()
-    undefined = pf.Path(pf.Action("phi**2/2 + log(phi)", fields=["phi"]), {})
-    with pytest.raises(pf.ActionError, match=r"real for every field value \(e.g. log\(1 \+ phi\*\*2\)"):
-        undefined.check_normalisable()
+    for density in ("phi**2/2 + log(phi)", "phi**2/2 - log(phi)"):  # -log(phi) is +inf at 0: every direction fails
+        undefined = pf.Path(pf.Action(density, fields=["phi"]), {})
+        with pytest.raises(pf.ActionError, match=r"real for every field value \(e.g. log\(1 \+ phi\*\*2\)"):
+            undefined.check_normalisable()
 
 
 def test_two_field_target_not_bounded_below():

@@ -113,6 +113,10 @@ def test_zero_d_resume_is_bit_identical(tmp_path, monkeypatch):
     (ck / "checkpoint.json").write_text("{not json")
     with pytest.warns(ckpt_mod.CheckpointWarning, match="is damaged"):
         pf.solve(path, checkpoint=ck, **opts)
+    meta = json.loads((ck / "checkpoint.json").read_text())
+    (ck / "checkpoint.json").write_text(json.dumps({**meta, "format": "pikflow-checkpoint-1"}))  # an older pikflow's
+    with pytest.warns(ckpt_mod.CheckpointWarning, match="another checkpoint format"):
+        pf.solve(path, checkpoint=ck, **opts)
 
 
 def test_lattice_resume_is_bit_identical(tmp_path, monkeypatch):

@@ -31,7 +31,7 @@ from ._atomic import write_bytes_atomic, write_text_atomic
 from ._errors import OutputError, PikflowError
 
 #: The ``format`` tag of ``checkpoint.json``.
-FORMAT = "pikflow-checkpoint-1"
+FORMAT = "pikflow-checkpoint-2"  # 2: every layer file carries the SHA-256 of its arrays
 _LAYER = re.compile(r"layer-(\d{5})\.npz")
 _CHECKSUM = "__sha256__"
 
@@ -79,11 +79,12 @@ class LayerCheckpoint:
         except (ValueError, UnicodeDecodeError):
             meta = "damaged"
         if meta is not None and meta != {"format": FORMAT, "fingerprint": fingerprint}:
-            why = (
-                "is damaged (checkpoint.json is not JSON)"
-                if meta == "damaged"
-                else "belongs to a different solve (another configuration, path, basis, base or seed)"
-            )
+            if meta == "damaged":
+                why = "is damaged (checkpoint.json is not JSON)"
+            elif isinstance(meta, dict) and meta.get("format") != FORMAT:
+                why = f"was written in another checkpoint format ({meta.get('format')!r}, not {FORMAT!r})"
+            else:
+                why = "belongs to a different solve (another configuration, path, basis, base or seed)"
             warnings.warn(
                 f"the checkpoint in {self.directory} {why}: it is ignored and overwritten",
                 CheckpointWarning,

@@ -243,9 +243,9 @@ class Path:
             if not grows.all():
                 u = dirs[np.argmin(grows)]
                 axis = np.flatnonzero(np.abs(u) > 1e-12)
-                fix = (
+                fix = (  # NaN already at radius 10 along a failing direction: log or sqrt of a negative, not overflow
                     "Give an action that is real for every field value (e.g. log(1 + phi**2) instead of log(phi))."
-                    if undefined[1:, np.argmin(grows)].any()
+                    if undefined[1, ~grows].any()
                     else "Make the highest power positive (e.g. lam > 0)."
                 )
                 raise ActionError(

@@ -155,11 +155,16 @@ def results_block(result, names, derived=None) -> dict:
         "smc": result.summary(names),
     }
     every = [out["observables"], *out["path_observables"].values()]
-    bad = sorted({k for obs in every for k, v in obs.items() if not np.isfinite(v["value"])})
+    bad = {k for obs in every for k, v in obs.items() if not np.isfinite(v["value"])}
+    for k in names:  # a replica's mean that is not finite would be left out of the pooled estimate: biased
+        finite = np.isfinite(np.asarray(result.moments[k], dtype=float))
+        if (finite.any(axis=-1) & ~finite.all(axis=-1)).any():
+            bad.add(k)
     if bad:
         raise SamplingError(
-            f"the SMC estimates of {bad} are not finite: the observable is NaN or infinite on some particles "
-            "(e.g. log(phi) at phi < 0); give an observable defined on every configuration"
+            f"the SMC estimates of {sorted(bad)} are not finite in some replicas: the observable is NaN or infinite "
+            "on some particles (e.g. log(phi) at phi < 0; give an observable defined on every configuration), or "
+            "a replica's weights all vanished (see the ESS/N)"
         )
     return out
 

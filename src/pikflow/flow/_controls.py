@@ -145,7 +145,10 @@ def controlled(log_w, values, controls, groups: int = JACKKNIFE_GROUPS) -> tuple
     replicates = []
     for block in blocks:
         keep[block] = False
-        replicates.append(_corrected_means(lw[keep], x[keep], H[keep]))
+        try:
+            replicates.append(_corrected_means(lw[keep], x[keep], H[keep]))
+        except SamplingError:  # every sample that counts is in this block: no error can be given
+            replicates.append(np.full(x.shape[1], np.nan))
         keep[block] = True
     return means, np.array(replicates)
 
