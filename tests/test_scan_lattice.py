@@ -232,8 +232,9 @@ def test_scan_transport_settings(tmp_path):
     assert scan_settings(load_config(cfg))["fourier_mass"] == "adaptive"
     bad = (
         ('transport = "langevin"', "transport must be"),
-        ("flow_basis = {bogus = 1}", "unknown keys"),
-        ('flow_basis = {scales = "x"}', "does not make a basis"),
+        ('transport = "pik"\nflow_basis = {bogus = 1}', "unknown keys"),
+        ('transport = "pik"\nflow_basis = {scales = "x"}', "does not make a basis"),
+        ("flow_basis = {scales = [0.5]}", "set the flow of transport = 'pik'"),
     )
     for line, match in bad:
         cfg.write_text(FREE_SCAN + line + "\n")
