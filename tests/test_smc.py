@@ -508,3 +508,18 @@ def test_bench_smc_checks_log_z_against_thermodynamic_integration(tmp_path):
     # the deterministic flow with IMH (--n 500): timed draw and estimates (each compiled before), HMC's pulls
     imh = res["samplers"]["flow_imh"]
     assert imh["seconds"] > 0 and 0 < imh["acceptance"] <= 1 and 0 < imh["ess"] <= 1
+
+
+def test_replicas_left_out_are_warned_about():
+    """A replica with a non-finite estimate is left out of the pooled one, with a ReplicaWarning; none when every
+    replica is finite, or none is (an observable not recorded at that step)."""
+    import warnings
+
+    from pikflow.samplers import ReplicaWarning, replica_estimate
+
+    with pytest.warns(ReplicaWarning, match="1 of 4 replicas"):
+        est = replica_estimate([1.0, np.nan, 2.0, 3.0])
+    assert est.value == 2.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert replica_estimate([1.0, 2.0]).value == 1.5 and np.isnan(replica_estimate([np.nan] * 3).value)

@@ -18,6 +18,7 @@ from ._problem import AnnealingProblem as AnnealingProblem
 from ._problem import as_problem as as_problem
 from ._problem import flow_problem as flow_problem
 from ._problem import register_problem as register_problem
+from ._result import ReplicaWarning as ReplicaWarning
 from ._result import SMCResult as SMCResult
 from ._result import replica_estimate as replica_estimate
 from ._smc import ESTIMATES as ESTIMATES
@@ -29,6 +30,7 @@ __all__ = [
     "ADAPTIVE_MASS",
     "ESTIMATES",
     "PARTICLE_BATCH",
+    "ReplicaWarning",
     "TARGET_ACCEPTANCE",
     "TRANSPORTS",
     "AnnealingProblem",

@@ -11,6 +11,7 @@ formed from the means pooled over the replicas, with the jackknife error over th
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -21,12 +22,31 @@ from .._times import step_index
 
 
 def replica_estimate(values) -> Estimate:
-    """Mean and standard error over the replica axis (the last one) of per-replica estimates."""
+    """Mean and standard error over the replica axis (the last one) of per-replica estimates.
+
+    Replicas whose estimate is not finite are left out, with a :class:`ReplicaWarning` (the pooled estimate of the
+    others may be biased); NaN where fewer than 2 are left.
+    """
     v = np.asarray(values, dtype=float)
     finite = v[np.isfinite(v)]
+    _warn_left_out(v.size - finite.size, v.size)
     if finite.size < 2:
         return Estimate(float("nan"), float("nan"))
     return Estimate(float(finite.mean()), float(finite.std(ddof=1) / np.sqrt(finite.size)))
+
+
+class ReplicaWarning(UserWarning):
+    """Some replicas of an SMC run gave a non-finite estimate and were left out of the pooled one."""
+
+
+def _warn_left_out(lost: int, total: int) -> None:
+    if 0 < lost < total:
+        warnings.warn(
+            f"{lost} of {total} replicas gave a non-finite estimate and are left out: the pooled estimate of the "
+            "others may be biased (a replica whose weights all vanished, or an observable not finite on particles)",
+            ReplicaWarning,
+            stacklevel=3,
+        )
 
 
 @dataclasses.dataclass
@@ -126,12 +146,13 @@ class SMCResult:
         of means formed per replica and then averaged keeps the bias of one replica, of order
         :math:`1/(N\,\mathrm{ESS})` (the Binder cumulant of :math:`N` independent Gaussian
         magnetisations has mean :math:`2/(N+2)`, not 0); pooled, the bias is :math:`R` times smaller.
-        Replicas whose ``fn`` is not finite are left out.
+        Replicas whose ``fn`` is not finite are left out, with a :class:`ReplicaWarning`.
         """
         i = self._index(t)
         mom = {k: np.asarray(v[i], dtype=float) for k, v in self.moments.items()}
         keep = np.isfinite(np.asarray(fn(mom), dtype=float))
         r = int(keep.sum())
+        _warn_left_out(keep.size - r, keep.size)
         if r < 2:
             return Estimate(float("nan"), float("nan"))
         mom = {k: v[keep] for k, v in mom.items()}
@@ -215,4 +236,4 @@ class SMCResult:
         }
 
 
-__all__ = ["SMCResult", "replica_estimate"]
+__all__ = ["ReplicaWarning", "SMCResult", "replica_estimate"]
