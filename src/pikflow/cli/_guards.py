@@ -201,6 +201,36 @@ def _add_smc_terms(data: dict, sites: float, layers: float, memory: list, work: 
     work.append((keys + ("smc.mcmc_steps",), particles * layers * moves * sites * 50, "the SMC run"))
 
 
+def _add_sampler_terms(data: dict, shape, work: list) -> None:
+    """The work of a ``[scan]`` or ``[multilevel]`` run: particles x replicas x annealing steps x the gradient
+    evaluations of a step's moves (``mcmc_steps`` x ``leapfrog_steps`` for HMC, plus the reweighting) x the sites of
+    every size or level, about 50 operations per site."""
+    d = len(shape)
+    for kind in ("scan", "multilevel"):
+        table = data.get(kind)
+        if not isinstance(table, dict):
+            continue
+        g = lambda k, default, kind=kind: _get(data, kind, k, default)  # noqa: E731
+        if kind == "scan":
+            sizes = table.get("sizes") if isinstance(table.get("sizes"), list) else [max(shape)]
+            steps = table.get("steps")
+            steps = float(sum(steps)) if isinstance(steps, list) else g("steps", 4 * (g("points", 31) - 1))
+            steps += g("prep_steps", max(1, steps // 2))
+            keys = ("points", "steps", "particles", "replicas", "mcmc_steps", "leapfrog_steps")
+        else:
+            sizes = [g("coarsest", 4)]
+            while 0 < sizes[-1] < max(shape):
+                sizes.append(2 * sizes[-1])
+            steps = g("steps", 20)
+            keys = ("steps", "particles", "replicas", "mcmc_steps", "leapfrog_steps")
+        sites = sum(float(L) ** d for L in sizes)
+        leap = g("leapfrog_steps", 10) if table.get("mcmc", "hmc") != "mala" else 1.0
+        default_particles = 2000 if kind == "scan" else 1000
+        particle_steps = g("particles", default_particles) * g("replicas", 4) * steps
+        ops = particle_steps * (g("mcmc_steps", 2) * leap + 4) * sites * 50
+        work.append((tuple(f"{kind}.{k}" for k in keys), ops, f"the [{kind}] run"))
+
+
 def _lattice_terms(data: dict) -> tuple[list, list]:
     """(setting, bytes, what) and (setting, operations, what) of a lattice run."""
     g = lambda s, k, d: _get(data, s, k, d)  # noqa: E731
@@ -247,6 +277,7 @@ def _lattice_terms(data: dict) -> tuple[list, list]:
         )
     n_comp = len(data["action"].get("fields") or [None]) if isinstance(data["action"].get("fields"), list) else 1
     _add_smc_terms(data, volume * n_comp, layers, memory, work)
+    _add_sampler_terms(data, shape, work)
     return memory, work
 
 

@@ -129,11 +129,6 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
     check_seed("scan", out["seed"])
     volume = max(out["sizes"] or [max(data["action"]["lattice"])]) ** len(data["action"]["lattice"])
     check_particle_memory("scan", out["particles"], out["replicas"], volume)
-    steps = 4 * (out["points"] - 1) if out["steps"] is None else out["steps"]
-    steps = sum(steps) if isinstance(steps, list) else steps
-    prep = max(1, steps // 2) if out["prep_steps"] is None else out["prep_steps"]
-    sites = sum(L ** len(data["action"]["lattice"]) for L in (out["sizes"] or [max(data["action"]["lattice"])]))
-    check_sampler_work("scan", out["particles"] * out["replicas"] * (steps + prep), out, sites)
     return out
 
 
@@ -154,22 +149,6 @@ def check_seed(section: str, seed) -> None:
     """Refuse a ``seed`` outside ``[0, 2**32)`` (as ``[sampling] seed``)."""
     if not 0 <= seed < 2**32:
         raise ConfigError(f"[{section}] seed must be from 0 to 2**32 - 1, got {seed!r}")
-
-
-def check_sampler_work(section: str, particle_steps: float, settings: dict, sites: float) -> None:
-    """Refuse an SMC-based run of more than :data:`~pikflow.cli._guards.WORK_LIMIT` floating-point operations:
-    ``particle_steps`` (particles x replicas x annealing steps) x the gradient evaluations of a step's moves
-    (``mcmc_steps`` x ``leapfrog_steps`` for HMC, plus the reweighting) x about 50 per site."""
-    from ._guards import WORK_LIMIT
-
-    leap = settings.get("leapfrog_steps", 10) if settings.get("mcmc", "hmc") != "mala" else 1
-    ops = float(particle_steps) * (settings.get("mcmc_steps", 2) * leap + 4) * float(sites) * 50
-    if ops > WORK_LIMIT:
-        raise ConfigError(
-            f"[{section}] the run would not end: about {ops:.2g} floating-point operations (particles x replicas x "
-            f"steps x moves x sites; the limit is {WORK_LIMIT:.0e}, days of CPU time): use fewer particles, "
-            "replicas, points, steps, moves or leapfrog steps"
-        )
 
 
 def check_particle_memory(section: str, particles: int, replicas: int, sites: int) -> None:
