@@ -4,8 +4,8 @@ the 19 built in: 16x16 (-2, 2), separable flow, three draws of 10^4; prints the 
 Run: ``python benchmarks/lattice/controls/local_controls.py``.
 """
 
-import jax
 import numpy as np
+from _base_draws import base_draws
 
 import pikflow.lattice as pl
 from pikflow.flow._controls import control_matrix, controlled, jackknife_error
@@ -39,15 +39,12 @@ def est(s, H, name, lw):
 for seed in (1, 2, 3):
     n = 10000
     s = flow.sample(n, seed=seed, keep_fields=False, batch=1000)
-    key = jax.random.PRNGKey(seed)
-    P = []
-    for i, start in enumerate(range(0, n, 1000)):
-        x0, _ = base.sample(jax.random.fold_in(key, i), min(1000, n - start))
-        x0 = np.asarray(x0)
-        P.append(
+    P = np.concatenate(
+        [
             np.stack([np.mean(x0**2, (1, 2)) - EP2, np.mean(x0**4, (1, 2)) - EP4, np.mean(x0**6, (1, 2)) - EP6], 1)
-        )
-    P = np.concatenate(P)
+            for x0 in base_draws(base, seed, n)
+        ]
+    )
     print("P means / se", P.mean(0) / (P.std(0) / np.sqrt(n)))
     H19 = control_matrix(s.base_controls, V, **s.base_law)
     lw = s._log_w_at(1.0)

@@ -11,8 +11,8 @@ Run: ``python benchmarks/lattice/controls/shells.py`` (a few minutes on 2 cores;
 
 import json
 
-import jax
 import numpy as np
+from _base_draws import base_draws
 
 import pikflow.lattice as pl
 from pikflow.flow._controls import control_matrix, controlled, jackknife_error, zero_mode_moment
@@ -49,11 +49,7 @@ def gamma_moments(dof):  # Q ~ chi2_dof / 2: E Q, E Q^2
 for seed in (1, 2, 3):
     n = 10000
     s = flow.sample(n, seed=seed, keep_fields=False, batch=1000)
-    key = jax.random.PRNGKey(seed)
-    QS = []
-    for i, start in enumerate(range(0, n, 1000)):
-        x0, _ = base.sample(jax.random.fold_in(key, i), min(1000, n - start))
-        QS.append(feats(x0))
+    QS = [feats(x0) for x0 in base_draws(base, seed, n)]
     QS = [np.concatenate([q[j] for q in QS]) for j in range(len(SH))]
     vals = np.asarray(s.base_controls)
     mb = vals[:, 0]
