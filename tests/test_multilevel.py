@@ -176,7 +176,7 @@ def test_multilevel_from_toml(tmp_path):
         ("coarsest = 0", "at least 3"),
         ("coarsest = -4", "at least 3"),
         ("coarsest = 2", "at least 3"),
-        ("seed = -1", "seed must be from 0"),
+        ("seed = -1", "seed must be an integer in"),
         ("particles = 1000\nreplicas = 100\nsteps = 100000\nmcmc_steps = 1000", "would not end"),
         ("particles = 100000000", "particles"),
         ("noise = 'pink'", "noise"),

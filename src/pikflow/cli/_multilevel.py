@@ -8,7 +8,7 @@ from typing import Any
 
 from .._errors import ConfigError, PikflowError
 from ._levers import lattice_hmc_keywords
-from ._scan import check_particle_memory, check_seed
+from ._scan import check_particle_memory
 from ._smc import fourier_mass_setting
 
 #: Default ``[multilevel] hole_check``: HMC configurations per level for the hole check of its proposal.
@@ -110,7 +110,6 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         if not low <= out[key] <= high:
             raise ConfigError(f"[multilevel] {key} must be from {low} to {high}, got {out[key]!r}")
     check_particle_memory("multilevel", out["particles"], out["replicas"], L ** len(shape))
-    check_seed("multilevel", out["seed"])
     if out["mcmc"] not in ("hmc", "fhmc", "mala"):
         raise ConfigError(f"[multilevel] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
     out.update(_coarsest_hmc(data))

@@ -126,7 +126,6 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
             raise ConfigError(f"[scan] flow_basis has unknown keys {unknown}; known: {sorted(FLOW_BASIS_KEYS)}")
         _check_flow_basis(fb, data["action"]["lattice"])
         out["flow_basis"] = fb
-    check_seed("scan", out["seed"])
     volume = max(out["sizes"] or [max(data["action"]["lattice"])]) ** len(data["action"]["lattice"])
     check_particle_memory("scan", out["particles"], out["replicas"], volume)
     return out
@@ -143,12 +142,6 @@ def _check_flow_basis(options: dict, shape) -> None:
             f"[scan] flow_basis {options!r} does not make a basis ({type(err).__name__}: {err}); give "
             "lattice_basis values: lists of numbers for scales, powers and magnetisation, a number for tame"
         ) from None
-
-
-def check_seed(section: str, seed) -> None:
-    """Refuse a ``seed`` outside ``[0, 2**32)`` (as ``[sampling] seed``)."""
-    if not 0 <= seed < 2**32:
-        raise ConfigError(f"[{section}] seed must be from 0 to 2**32 - 1, got {seed!r}")
 
 
 def check_particle_memory(section: str, particles: int, replicas: int, sites: int) -> None:

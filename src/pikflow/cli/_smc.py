@@ -98,8 +98,6 @@ def _check_choices(out: dict) -> None:
         raise ConfigError(f"[smc] step_size must be a positive number, got {step!r}")
     if not 0.0 <= out["resample"] <= 1.0:
         raise ConfigError(f"[smc] resample must be a fraction from 0 to 1, got {out['resample']!r}")
-    if not 0 <= out["seed"] < 2**32:
-        raise ConfigError(f"[smc] seed must be from 0 to 2**32 - 1, got {out['seed']!r}")
 
 
 def fourier_mass_setting(section: str, value, mcmc) -> float | str:
