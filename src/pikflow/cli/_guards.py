@@ -80,6 +80,7 @@ RANGES: dict[tuple[str, str], int | str] = {
     ("hmc", "workers"): 1,
     ("hmc", "seed"): _SEED,
     ("smc", "seed"): _SEED,
+    ("smc", "step_size"): _POS,
     ("scan", "seed"): _SEED,
     ("multilevel", "seed"): _SEED,
     ("lattice", "steps"): 1,

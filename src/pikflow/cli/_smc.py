@@ -93,9 +93,6 @@ def _check_choices(out: dict) -> None:
         raise ConfigError(f"[smc] mcmc must be one of {list(TARGET_ACCEPTANCE)}, got {out['mcmc']!r}")
     if out["logdet"] not in (None, "exact", "continuous"):
         raise ConfigError(f"[smc] logdet must be 'exact' or 'continuous', got {out['logdet']!r}")
-    step = out["step_size"]
-    if step is not None and not (isinstance(step, (int, float)) and 0 < step < float("inf")):
-        raise ConfigError(f"[smc] step_size must be a positive number, got {step!r}")
     if not 0.0 <= out["resample"] <= 1.0:
         raise ConfigError(f"[smc] resample must be a fraction from 0 to 1, got {out['resample']!r}")
 
