@@ -64,7 +64,7 @@ def finite_values(log_w, values, observable="the observable") -> np.ndarray:
     """
     values = np.asarray(values, dtype=float)
     lw = np.asarray(log_w, dtype=float)
-    bad = np.isfinite(lw) & (lw > -np.inf) & ~np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
+    bad = np.isfinite(lw) & ~np.all(np.isfinite(values.reshape(len(values), -1)), axis=1)
     if bad.any():
         name = getattr(observable, "__name__", None) if callable(observable) else str(observable)
         raise SamplingError(

@@ -383,7 +383,8 @@ def smc(
         step_size = 0.2 / problem.size ** (1.0 / 3.0)
     if not (np.isfinite(step_size) and step_size > 0):
         raise SamplingError(f"step_size must be positive, got {step_size!r}")
-    if check_fourier_mass(fourier_mass) == ADAPTIVE_MASS and mcmc != "fhmc":
+    mass2 = check_fourier_mass(fourier_mass)
+    if mass2 == ADAPTIVE_MASS and mcmc != "fhmc":
         raise SamplingError(f"fourier_mass={ADAPTIVE_MASS!r} is a mass of the mcmc='fhmc' moves, not of mcmc={mcmc!r}")
 
     obs_key = tuple((k, id(f)) for k, f in observables.items())  # the cached functions keep them alive
@@ -391,7 +392,7 @@ def smc(
     chunk = _chunk(batch, problem, n, replicas)
     settings = (
         transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask,
-        check_fourier_mass(fourier_mass), precision, chunk, estimate,
+        mass2, precision, chunk, estimate,
     )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
