@@ -29,6 +29,7 @@ m2 = [[0, 1.0], [0.5, 0.7], [1, 0.4]]
 points = 5
 particles = 2000
 replicas = 8
+estimate = "moves"
 """
 
 
@@ -55,6 +56,7 @@ link = "phi*shift(phi, 0)"
 
 
 def test_free_field_scan_from_toml(tmp_path):
+    """The whole [scan] run against the exact free field, its means averaged over each step's moves."""
     cfg = tmp_path / "scan.toml"
     cfg.write_text(FREE_SCAN + FREE_OBSERVABLES)
     assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 0
@@ -199,6 +201,7 @@ def test_sections_a_scan_does_not_read_are_refused(extra, match, tmp_path):
      ({"mcmc": "gibbs"}, "mcmc"), ({"sizes": [2]}, "sizes"), ({"mcmc_every": 0}, "mcmc_every"),
      ({"leapfrog_steps": 0}, "leapfrog_steps"), ({"points": 4, "steps": [1, 2]}, "3 step counts"),
      ({"points": 3, "steps": [1, 0]}, "2 step counts"), ({"seed": 2**40}, "seed must be an integer in"),
+     ({"estimate": "during"}, r"estimate must be one of \['after', 'before', 'moves'\]"),
      ({"points": 10000, "steps": 1000000, "particles": 1000, "replicas": 100, "mcmc_steps": 1000}, "would not end")],
 )  # fmt: skip
 def test_bad_scan_sections_are_refused(section, match, tmp_path):

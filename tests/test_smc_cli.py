@@ -104,7 +104,7 @@ def test_lattice_smc_run_reports_observables_per_step(tmp_path):
         ('[sampling]\nmethod = "smc"\n[smc]\nseed = -5\n', "[smc] seed must be"),
         ('[sampling]\nmethod = "smc"\n[smc]\nmcmc = "fhmc"\n', "is for lattice runs"),
         ('[sampling]\nmethod = "smc"\n[smc]\nprecision = "half"\n', "precision must be 'float64' or 'float32'"),
-        ('[sampling]\nmethod = "smc"\n[smc]\nestimate = "during"\n', "estimate must be 'after' or 'before'"),
+        ('[sampling]\nmethod = "smc"\n[smc]\nestimate = "during"\n', "estimate must be one of"),
     ],
 )
 def test_smc_config_errors(tmp_path, capsys, extra, message):

@@ -52,6 +52,7 @@ import time
 import numpy as np
 
 from .._errors import ConfigError
+from ..samplers import ESTIMATES
 from . import register
 from ._common import cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
 
@@ -110,6 +111,13 @@ def _arguments(p):
     p.add_argument("--ti-n", type=int, default=250, help="HMC trajectories per chain at each TI node (default 250)")
     p.add_argument("--mcmc-steps", type=int, default=4, help="HMC moves per annealing step (default 4)")
     p.add_argument("--mcmc-every", type=int, default=1, help="move (and resample) at every n-th step only (default 1)")
+    p.add_argument(
+        "--estimate",
+        default="moves",
+        choices=ESTIMATES,
+        help="each point's means averaged over the configurations after each of its step's moves (default), "
+        "after the moves, or before them (smc(estimate=...))",
+    )
     p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per SMC move (default 10)")
     p.add_argument(
         "--mcmc", choices=("hmc", "fhmc"), default="hmc",
@@ -244,9 +252,6 @@ def _hmc_batched(path, rows, args, seed) -> dict:
     }
 
 
-@register("scan-lattice", "a lattice m2 scan by SMC against one HMC run per point, at equal errors", config=False)(
-    _arguments
-)
 def check_arguments(args) -> None:
     """The scan's flags checked before any work, each error naming its flag."""
     if not 0.0 < args.prep < 1.0:
@@ -264,6 +269,9 @@ def check_arguments(args) -> None:
         raise ConfigError(f"--dense M2_A M2_B FACTOR needs FACTOR >= 1 (more steps there), got {args.dense[2]}")
 
 
+@register("scan-lattice", "a lattice m2 scan by SMC against one HMC run per point, at equal errors", config=False)(
+    _arguments
+)
 def run(args) -> dict:
     import pikflow.lattice as pl
 
@@ -275,7 +283,7 @@ def run(args) -> dict:
         scan = pl.scan_lattice(
             path, points=args.points, t_range=(args.prep, 1.0), steps=scan_steps(args), particles=args.particles,
             replicas=args.replicas, mcmc=args.mcmc, mcmc_steps=args.mcmc_steps, seed=args.seed, progress=progress,
-            fourier_mass=args.fourier_mass,
+            fourier_mass=args.fourier_mass, estimate=args.estimate,
             mcmc_every=args.mcmc_every, leapfrog_steps=args.leapfrog, prep_steps=args.prep_steps,
             transport=args.transport, flow_basis=FLOW_BASES[args.flow_basis], flow_collocation=args.flow_collocation,
         )  # fmt: skip

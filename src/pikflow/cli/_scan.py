@@ -34,6 +34,12 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
     "mcmc_every": ((int,), "resample and move only at every n-th step (the others reweight); default 1"),
     "leapfrog_steps": ((int,), "hmc: leapfrog steps per move; default 10"),
+    "estimate": (
+        (str,),
+        "'moves', 'after' or 'before': each point's means averaged over the configurations after each of its "
+        "step's moves (smaller errors where the moves decorrelate), after the moves, or before the resampling and "
+        "moves; default 'moves'",
+    ),
     "transport": (
         (str,),
         "'none' (plain annealing) or 'pik' (a PIK flow solved along the path transports "
@@ -74,6 +80,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_steps": s.get("mcmc_steps", 2),
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
+        "estimate": s.get("estimate", "moves"),
         "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass"), s.get("mcmc", "hmc")),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
@@ -114,6 +121,10 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         raise ConfigError(f"[scan] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
     if out["transport"] not in ("none", "pik"):
         raise ConfigError(f"[scan] transport must be 'none' or 'pik', got {out['transport']!r}")
+    from ..samplers import ESTIMATES
+
+    if out["estimate"] not in ESTIMATES:
+        raise ConfigError(f"[scan] estimate must be one of {list(ESTIMATES)}, got {out['estimate']!r}")
     given = sorted(k for k in ("flow_basis", "flow_collocation") if k in s)
     if given and out["transport"] != "pik":
         raise ConfigError(f"[scan] {', '.join(given)} set the flow of transport = 'pik'; transport is 'none'")

@@ -38,8 +38,9 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     ),
     "estimate": (
         (str,),
-        "'after' or 'before': each step's means after its resampling and moves, or before them (from the "
-        "transported, weighted particles: smaller errors where the moves mix slowly); default 'after'",
+        "'after', 'before' or 'moves': each step's means after its resampling and moves, before them (from the "
+        "transported, weighted particles: smaller errors where the moves mix slowly), or averaged over the "
+        "configurations after each move (smaller errors where the moves decorrelate); default 'after'",
     ),
     "seed": ((int,), "seed of the particles and moves; default [sampling] seed"),
 }
@@ -71,8 +72,10 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
     }
     if out["precision"] not in ("float64", "float32"):
         raise ConfigError(f"[smc] precision must be 'float64' or 'float32', got {out['precision']!r}")
-    if out["estimate"] not in ("after", "before"):
-        raise ConfigError(f"[smc] estimate must be 'after' or 'before', got {out['estimate']!r}")
+    from ..samplers import ESTIMATES
+
+    if out["estimate"] not in ESTIMATES:
+        raise ConfigError(f"[smc] estimate must be one of {list(ESTIMATES)}, got {out['estimate']!r}")
     for key, low in (("n", 2), ("replicas", 2), ("mcmc_steps", 0), ("mcmc_every", 1), ("leapfrog_steps", 1)):
         if out[key] < low:
             name = "particles" if key == "n" else key

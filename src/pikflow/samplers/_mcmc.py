@@ -138,7 +138,9 @@ def fourier_metric(lattice_shape, mass2: float = 1.0, *, eigen=None):
 
 
 def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10, lattice_shape=(), mass2: float = 1.0):
-    r"""A function ``(key, x, t, step_size, n_moves, mass=None) -> (x', mean acceptance)`` for one configuration.
+    r"""A function ``(key, x, t, step_size, n_moves, mass=None, observe=None) -> (x', mean acceptance, v)`` for one
+    configuration; ``v`` is the mean of ``observe(y)`` over the configurations ``y`` after each move (``None``
+    without ``observe``).
 
     ``log_density_at(x, t)`` is :math:`\log\gamma_t(x)`; ``kind`` is ``"mala"``, ``"hmc"``
     (``leapfrog_steps`` steps per trajectory, unit mass; BlackJAX's kernel with the leapfrog of
@@ -169,7 +171,7 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
         else:
             fixed = jnp.ones(size)
 
-    def move(key, x, t, step_size, n_moves: int, mass=None):
+    def move(key, x, t, step_size, n_moves: int, mass=None, observe=None):
         logdensity = lambda y: log_density_at(y, t)  # noqa: E731
         state = init(x, logdensity)
         if kind != "mala":
@@ -177,16 +179,20 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
                 raise SamplingError("an adaptive Fourier mass needs the mass measured from the particles")
             inverse_mass = fixed if fixed is not None else fourier_metric(lattice_shape, eigen=mass)
 
+        seen = (lambda y: observe(y)) if observe is not None else (lambda y: jnp.zeros(0))
+
         def one(carry, k):
-            state, acc = carry
+            state, acc, total = carry
             if kind == "mala":
                 state, info = kernel(k, state, logdensity, step_size)
             else:
                 state, info = kernel(k, state, logdensity, step_size, inverse_mass, 1)
-            return (state, acc + info.acceptance_rate), None
+            return (state, acc + info.acceptance_rate, total + seen(state.position)), None
 
-        (state, acc), _ = jax.lax.scan(one, (state, 0.0), jax.random.split(key, n_moves))
-        return state.position, acc / n_moves
+        shape = jax.eval_shape(seen, x)
+        start = (state, 0.0, jnp.zeros(shape.shape, shape.dtype))
+        (state, acc, total), _ = jax.lax.scan(one, start, jax.random.split(key, n_moves))
+        return state.position, acc / n_moves, (total / n_moves if observe is not None else None)
 
     return move
 

@@ -15,6 +15,14 @@ Particles start from the exactly sampled base and follow the step times
 3. **rejuvenation** by MCMC moves (BlackJAX MALA or HMC) that leave :math:`p_{t_{k+1}}`
    invariant; they change no weight.
 
+Each step's weighted means are taken after the moves (``estimate="after"``), before the
+resampling (``"before"``), or averaged over the configurations after each of the step's
+``mcmc_steps`` moves (``"moves"``). Every move leaves :math:`p_{t_{k+1}}` invariant and changes
+no weight, so each of those configurations, with the step's weights, is a weighted sample
+of the step's target, and so is their average: the intermediate states of the moves are
+recycled, as in waste-free SMC (Dau & Chopin, JRSS B 84, 114 (2022)), at the cost of the
+observables only.
+
 With ``mcmc_every = m > 1`` steps 2 and 3 happen only at every ``m``-th step (and the last):
 in between, the particles are only transported and reweighted, which costs an action
 evaluation instead of a trajectory. The schedule is fixed in advance, so the replicas stay
@@ -58,8 +66,9 @@ from ._problem import as_problem
 from ._result import SMCResult
 
 TRANSPORTS = ("pik", "none", "langevin")
-#: when a step's means are taken: after its resampling and moves, or before them (``smc(estimate=...)``)
-ESTIMATES = ("after", "before")
+#: when a step's means are taken: after its resampling and moves, before them, or averaged over the
+#: configurations after each of its moves (``smc(estimate=...)``)
+ESTIMATES = ("after", "before", "moves")
 
 
 def _takes_time(fn) -> bool:
@@ -203,6 +212,23 @@ def _build(problem, settings, observables):
             out.update(zip(group, vals, strict=True))
         return jnp.stack([out[k] for k in names]) if names else jnp.zeros(0)
 
+    def values(z, i):
+        """One configuration's observables at step index ``i``, NaN where its group is not observed."""
+        t = times[i]
+        out = {}
+        for mask, group in groups.items():
+
+            def f(z, group=group):
+                return jnp.stack([observables[k](z, t) if timed[k] else observables[k](z) for k in group]).astype(float)
+
+            nans = lambda _z, g=group: jnp.full((len(g),), jnp.nan)  # noqa: E731
+            vals = f(z) if mask is None else jax.lax.cond(jnp.asarray(mask)[i], f, nans, z)
+            out.update(zip(group, vals, strict=True))
+        return jnp.stack([out[k] for k in names]) if names else jnp.zeros(0)
+
+    def weighted_values(v, logw):
+        return jnp.sum(_normalised(logw)[:, None] * v, axis=0)
+
     per_particle = _per_particle(chunk)
 
     def advance(k, key, x):
@@ -227,12 +253,21 @@ def _build(problem, settings, observables):
         keep = finite.reshape((-1,) + (1,) * ev)
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
-    def rejuvenate(key, x, t, eps, logw):
+    def rejuvenate(key, x, i, eps, logw):
         adaptive = mcmc == "fhmc" and mass2 == ADAPTIVE_MASS
         mass = measured_mass(x, problem.lattice_shape, logw) if adaptive else None  # of this replica's particles
-        x, acc = per_particle(lambda kk, z: move(kk, z, t, eps, mcmc_steps, mass), jax.random.split(key, n), x)
+        keys = jax.random.split(key, n)
+        if when == "moves":
+            x, acc, v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass, lambda y: values(y, i)),
+                                     keys, x)  # fmt: skip
+        else:
+            (x, acc, _), v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass), keys, x), None
         acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
-        return x, acc, adapt_step(eps, acc, mcmc)
+        return x, acc, adapt_step(eps, acc, mcmc), v
+
+    def unmoved(_key, x, i, eps, _logw):
+        v = per_particle(lambda z: values(z, i), x) if when == "moves" else None
+        return x, jnp.full((), jnp.nan, eps.dtype), eps, v
 
     def one_replica(state, k, key):
         x, logw, anc, eps = state
@@ -249,14 +284,20 @@ def _build(problem, settings, observables):
         x, anc = x[idx], anc[idx]
         logw = jnp.where(do, jnp.zeros(n), logw)
         if mcmc_steps:
-            skip = lambda _k, z, _t, e, _w: (z, jnp.full((), jnp.nan, e.dtype), e)  # noqa: E731
-            x, acc, new_eps = jax.lax.cond(moving, rejuvenate, skip, k_mc, x, times[k + 1], eps, logw)
+            x, acc, new_eps, v = jax.lax.cond(moving, rejuvenate, unmoved, k_mc, x, k + 1, eps, logw)
         else:
             acc, new_eps = jnp.nan, eps
+            v = per_particle(lambda z: values(z, k + 1), x) if when == "moves" else None
+        if when == "before":
+            means = means_before
+        elif when == "moves":  # the weighted means of the configurations' averages over the moves
+            means = weighted_values(v, logw)
+        else:
+            means = moments(x, logw, k + 1)
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
         record = dict(
             dlogz=dlogz, ess=ess, resampled=do, acceptance=acc, step_size=eps, unique=unique,
-            nonfinite=nonfinite, moments=means_before if when == "before" else moments(x, logw, k + 1),
+            nonfinite=nonfinite, moments=means,
         )  # fmt: skip
         return (x, logw, anc, new_eps), record
 
@@ -359,9 +400,12 @@ def smc(
         (:func:`pikflow.lattice.lattice_problem`; the particles, weights and actions stay float64).
     estimate
         When each step's weighted means are taken: ``"after"`` (default) the resampling and the moves,
-        or ``"before"`` them, from the transported particles and their weights. Both are exact;
+        ``"before"`` them, from the transported particles and their weights, or ``"moves"``: averaged
+        over the configurations after each of the step's ``mcmc_steps`` moves (the moves' intermediate
+        states recycled; the observables cost ``mcmc_steps`` times as much). All three are exact;
         resampling adds noise that few moves do not remove, so ``"before"`` gives smaller errors where
-        the moves mix slowly (near criticality), ``"after"`` where they mix well.
+        the moves mix slowly (near criticality), ``"after"`` where they mix well, and ``"moves"`` smaller
+        errors than ``"after"`` wherever successive moves decorrelate the configurations.
     """
     problem = as_problem(target, logdet=logdet, precision=precision)
     n = _check_int("n (particles)", n, 2)
