@@ -403,3 +403,15 @@ def test_normalisable_check_handles_overflow_without_warnings():
         pf.Path(action, {"m2": 1.0, "lam": 0.5, "g": [0.0, 1.0]}).check_normalisable()
     with pytest.raises(pf.ActionError, match="not bounded below"):
         pf.Path(action, {"m2": 1.0, "lam": 0.5, "g": -1.0}).check_normalisable()
+
+
+def test_normalisable_check_sees_through_float_cancellation():
+    """phi**2/2 + g (cosh(phi) - sinh(phi)) = phi**2/2 + g exp(-phi) is bounded for g >= 0: float64 gives 0 at
+    phi = 100 (cancellation) and inf - inf at 1000, which read as not growing; with g < 0 it is unbounded, and
+    log(phi) (not real at phi < 0) is still refused as not real."""
+    action = pf.Action("phi**2/2 + g*(cosh(phi) - sinh(phi))", fields=["phi"])
+    pf.Path(action, {"g": [0.0, 1.0]}).check_normalisable()
+    with pytest.raises(pf.ActionError, match="not bounded below"):
+        pf.Path(action, {"g": -1.0}).check_normalisable()
+    with pytest.raises(pf.ActionError, match="real for every field value"):
+        pf.Path(pf.Action("phi**2/2 + g*log(phi)", fields=["phi"]), {"g": 1.0}).check_normalisable()

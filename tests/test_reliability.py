@@ -120,6 +120,10 @@ def test_ranges(section, key, value, words):
         ([6], "phi**2/2 - k*phi*shift(phi, 0)", {"k": 1.2}, False),  # hopping beats the mass (constant mode)
         ([6], "phi**2/2 + k*phi*shift(phi, 0)", {"k": 0.6}, False),  # unbounded only along the staggered mode
         ([6], "phi**2/2 + k*phi*shift(phi, 0)", {"k": 0.4}, True),
+        # cosh - sinh = exp(-phi): bounded, though float64 cancels it to 0 at 100 and to inf - inf at 1000
+        ([6], "1.5*phi**2 + k*(cosh(phi) - sinh(phi)) - phi*shift(phi, 0)", {"k": 1.0}, True),
+        ([6], "1.5*phi**2 + k*(cosh(phi) - sinh(phi)) - phi*shift(phi, 0)", {"k": -1.0}, False),
+        ([6], "phi**2 + k*log(phi)", {"k": 1.0}, False),  # not real at phi < 0
     ],
 )
 def test_lattice_bounded_below(shape, density, couplings, bounded):

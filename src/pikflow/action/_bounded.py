@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import sympy as sp
 
 from .._errors import ActionError
 from ._density import site_key, site_symbols
+from ._far import far_values
 from ._lattice_path import LatticePath
 from ._path import t as T
 
@@ -89,7 +89,6 @@ def check_bounded_below(path: LatticePath, times: Sequence[float] | None = None,
     if extra:
         raise ActionError(f"the density {path.density} has symbols {sorted(map(str, extra))} without a value")
     syms = list(sites)
-    fn = sp.lambdify([*syms, T], path.density, modules="numpy")
     axes = tuple(range(-dim, 0))
     radii = np.array([0.0, 10.0, 100.0, 1000.0])
     pts = radii.reshape((-1,) + (1,) * (probes.ndim)) * probes[None]  # (radius, probe, [n,] *tile)
@@ -102,7 +101,8 @@ def check_bounded_below(path: LatticePath, times: Sequence[float] | None = None,
         pts = pts[:, :, 0]
     for time in times:
         with np.errstate(all="ignore"):
-            dens = np.broadcast_to(np.asarray(fn(*shifted, float(time)), dtype=float), pts.shape)
+            # float64 NaN (cosh - sinh = inf - inf far out) is evaluated again in mpmath
+            dens = np.broadcast_to(far_values(path.density, [*syms, T], [*shifted, float(time)]), pts.shape)
             vals = dens.sum(axis=axes)  # (radius, probe)
             vals = np.where(np.isnan(vals), -np.inf, vals)
             # inf - inf (an infinite coupling) is nan: not growing, which is the answer wanted, without a warning

@@ -18,6 +18,7 @@ import sympy as sp
 
 from .._errors import ActionError
 from ._action import Action, by_name, is_even
+from ._far import far_values
 from ._parse import as_expression, as_mapping
 
 #: The RG-time symbol used by every path.
@@ -224,16 +225,11 @@ class Path:
             if n > 1
             else np.array([[1.0], [-1.0]])
         )
-        fn = sp.lambdify([*self.fields, t], self.expr, modules="numpy")
         radii = np.array([0.0, 10.0, 100.0, 1000.0])
         for time in times:
             pts = radii[:, None, None] * dirs[None]  # (radius, direction, field)
-            with np.errstate(all="ignore"):
-                vals = np.broadcast_to(np.asarray(fn(*np.moveaxis(pts, -1, 0), time), dtype=float), pts.shape[:2])
-            if np.isnan(vals).any():  # e.g. 0 * inf of a coupling that vanishes at this t: substitute t first
-                fn_t = sp.lambdify(list(self.fields), self.at(time), modules="numpy")
-                with np.errstate(all="ignore"):
-                    vals = np.broadcast_to(np.asarray(fn_t(*np.moveaxis(pts, -1, 0)), dtype=float), pts.shape[:2])
+            # float64 NaN (cosh - sinh = inf - inf far out, 0 * inf) is evaluated again in mpmath
+            vals = far_values(self.expr, [*self.fields, t], [*np.moveaxis(pts, -1, 0), time])
             undefined = np.isnan(vals)  # log or sqrt of a negative field: the density is not real there
             vals = np.where(undefined, -np.inf, vals)
             far = vals[1:]
