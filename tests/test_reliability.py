@@ -254,6 +254,28 @@ def test_run_output_removes_what_the_previous_run_wrote_and_this_one_does_not(tm
     assert (out / "results.json").read_text() == "new results.json"
 
 
+def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_path):
+    """Two runs into one --out: the second is refused at once (it would remove the first one's staging directory
+    as a leftover, and at its commit the files the first one wrote); the first commits untouched, and once it
+    has, the lock is free again."""
+    from pikflow.cli._output import RunOutput, discard_pending
+
+    out = tmp_path / "out"
+    first = RunOutput(out)
+    (first.stage / "results.json").write_text("first")
+    with pytest.raises(pf.OutputError, match="another pikflow run is writing into"):
+        RunOutput(out)
+    assert first.stage.is_dir()
+    first.commit()
+    assert (out / "results.json").read_text() == "first"
+    third = RunOutput(out)  # free again; a run that never commits frees it when pikflow exits
+    with pytest.raises(pf.OutputError):
+        RunOutput(out)
+    discard_pending()
+    assert not third.stage.exists()
+    RunOutput(out).discard()
+
+
 def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):
     cfg = _write(tmp_path, TINY)
     blocker = tmp_path / "a-file"
@@ -276,7 +298,8 @@ def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):
     monkeypatch.undo()
     assert rc == 2 and "pikflow: error:" in err and "disk is full" in err and "Traceback" not in err
     # no staging directory left behind; the failed run's per-layer checkpoint stays, for the rerun to resume from
-    assert {p.name for p in out.iterdir()} - {".pikflow-checkpoint", ".pikflow-output.json"} == set(before) | {"flow"}
+    hidden = {".pikflow-checkpoint", ".pikflow-output.json", ".pikflow-run.lock"}
+    assert {p.name for p in out.iterdir()} - hidden == set(before) | {"flow"}
     assert all((out / name).read_bytes() == data for name, data in before.items())  # the previous output, intact
     assert json.loads((out / "results.json").read_text())["n_samples"] == 500
     pf.load(out / "flow")
@@ -467,7 +490,8 @@ def test_bad_input_corpus(name, tmp_path, capsys):
     assert err.startswith("pikflow: error: ") and words in err, err
     assert "Traceback" not in err + stdout
     assert not (out / "results.json").exists() and not list(tmp_path.rglob("results.json"))
-    assert not out.exists() or not list(out.iterdir())  # nothing left in --out, not even a staging directory
+    left = [] if not out.exists() else [p.name for p in out.iterdir() if p.name != ".pikflow-run.lock"]
+    assert not left  # nothing left in --out, not even a staging directory (the empty lock file may stay)
     assert time.perf_counter() - t0 < 10.0
 
 
@@ -536,6 +560,7 @@ def test_kill_run_at_random_points(tmp_path):
         _check_output(out, complete)
     assert _pikflow(cfg, out, stdout=subprocess.DEVNULL).wait(timeout=300) == 0
     _check_output(out, complete)
-    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") and p.name != ".pikflow-output.json"]
+    kept = (".pikflow-output.json", ".pikflow-run.lock")
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".") and p.name not in kept]
     assert not leftovers  # the staging directories of the killed runs removed
     shutil.rmtree(out)

@@ -10,6 +10,11 @@ during it), never a half-written file. The next run removes the hidden leftovers
 ``.pikflow-output.json`` lists what the run wrote; the next commit into the same ``--out``
 removes what the previous run wrote and this one does not (a scan run after a 0-D run does
 not leave the old flow and plots beside its ``results.json``). Other files are not touched.
+
+A run holds an advisory lock on ``--out`` (``.pikflow-run.lock``, :func:`fcntl.flock`) from its start to its
+commit: a second run into the same ``--out`` is refused at once instead of removing the first one's staging
+directory or, at its commit, the files the first one wrote. The lock goes with the process, so a killed run
+leaves none behind. (Where :mod:`fcntl` is missing, on Windows, there is no lock.)
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ from .._errors import OutputError
 _STAGE = "pikflow-run"
 #: What the last committed run wrote into ``--out`` (names), so that the next one can remove what it does not write.
 _MANIFEST = ".pikflow-output.json"
+#: The advisory lock of a run on its ``--out``.
+_LOCK = ".pikflow-run.lock"
 _PENDING: set[pathlib.Path] = set()
+#: The lock file descriptors of runs not yet committed or discarded, by their staging directory.
+_LOCKS: dict[pathlib.Path, int] = {}
 
 
 class RunOutput:
@@ -47,8 +56,11 @@ class RunOutput:
             return
         try:
             self.out.mkdir(parents=True, exist_ok=True)
+            lock = _lock(self.out)  # before the leftovers are removed: they may be another run's
             clean_stale(self.out, _STAGE)
             self.stage = pathlib.Path(tempfile.mkdtemp(prefix=f".{_STAGE}.tmp-", dir=self.out))
+            if lock is not None:
+                _LOCKS[self.stage] = lock
         except OSError as err:
             raise OutputError(f"cannot write the output directory {self.out}: {describe_os_error(err)}") from None
         _PENDING.add(self.stage)
@@ -90,6 +102,33 @@ class RunOutput:
         """Remove the staging directory (a failed run leaves the previous output as it was)."""
         shutil.rmtree(self.stage, ignore_errors=True)
         _PENDING.discard(self.stage)
+        _unlock(self.stage)
+
+
+def _lock(out: pathlib.Path) -> int | None:
+    """An exclusive advisory lock on ``out`` (its file descriptor), or :class:`OutputError` if a run holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        return None
+    fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise OutputError(
+            f"another pikflow run is writing into {out} (it holds {out / _LOCK}): wait for it to end, or give this "
+            "run another --out"
+        ) from None
+    return fd
+
+
+def _unlock(stage: pathlib.Path) -> None:
+    """Release the lock of the run staged in ``stage`` (closing the descriptor releases the flock)."""
+    fd = _LOCKS.pop(stage, None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
 
 
 def _previous_names(out: pathlib.Path) -> set[str]:
@@ -108,3 +147,5 @@ def discard_pending() -> None:
     for stage in list(_PENDING):
         shutil.rmtree(stage, ignore_errors=True)
         _PENDING.discard(stage)
+    for stage in list(_LOCKS):
+        _unlock(stage)
