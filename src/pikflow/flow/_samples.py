@@ -23,12 +23,10 @@ step times, the SymPy observables and the 0-D hole check.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import sympy as sp
 
 from .._errors import SamplingError
 from .._estimate import Estimate
@@ -36,7 +34,7 @@ from .._times import step_index
 from ..diagnostics import reweight
 from ..diagnostics import target_ess as _target_ess
 from ..lowering import lower_observable
-from ._interface import AbstractSamples, finite_values
+from ._interface import AbstractSamples
 
 
 class Samples(AbstractSamples):
@@ -107,15 +105,6 @@ class Samples(AbstractSamples):
         phi = self.phi[i]
         with np.errstate(all="ignore"):
             return np.asarray(fn(jnp.asarray(np.nan_to_num(phi))))
-
-    def observable(self, observable: sp.Expr | str | Callable, t: float = 1.0) -> Estimate:
-        r"""Reweighted :math:`\langle O\rangle_t = \sum w O/\sum w` with its delta-method error.
-
-        ``observable`` is a SymPy expression or string in the field symbols
-        (``"Abs(phi)"``), or a callable on an array ``(N, n_fields)``.
-        """
-        log_w = self.log_w[self._index(t)]
-        return Estimate(*map(float, reweight(log_w, finite_values(log_w, self.values(observable, t), observable))))
 
     def path_observable(self, observable) -> dict[float, Estimate]:
         r"""The reweighted observable at every step time (parameter-conditional, paper Fig. 8)."""
