@@ -415,3 +415,7 @@ def test_normalisable_check_sees_through_float_cancellation():
         pf.Path(action, {"g": -1.0}).check_normalisable()
     with pytest.raises(pf.ActionError, match="real for every field value"):
         pf.Path(pf.Action("phi**2/2 + g*log(phi)", fields=["phi"]), {"g": 1.0}).check_normalisable()
+    # e^{3 phi}(1 - tanh phi) ~ 2 e^{phi} beats phi**2: unbounded, though 1 - tanh(1000) rounds to 0 in any
+    # fixed precision below 870 digits; the exact evaluation sees the cancellation and does not accept it
+    with pytest.raises(pf.ActionError, match="not bounded below"):
+        pf.Path(pf.Action("phi**2 - g*exp(3*phi)*(1 - tanh(phi))", fields=["phi"]), {"g": 1.0}).check_normalisable()

@@ -123,17 +123,21 @@ def test_ranges(section, key, value, words):
         # cosh - sinh = exp(-phi): bounded, though float64 cancels it to 0 at 100 and to inf - inf at 1000
         ([6], "1.5*phi**2 + k*(cosh(phi) - sinh(phi)) - phi*shift(phi, 0)", {"k": 1.0}, True),
         ([6], "1.5*phi**2 + k*(cosh(phi) - sinh(phi)) - phi*shift(phi, 0)", {"k": -1.0}, False),
+        # the same with a coupling switched on along t (cancels only once expanded) and switched off again
+        ([6], "1.5*phi**2 + k*(cosh(phi) - sinh(phi)) - phi*shift(phi, 0)", {"k": (0.0, 1.0)}, True),
+        ([6], "1.5*phi**2 + k*(cosh(phi) - sinh(phi)) - phi*shift(phi, 0)", {"k": [[0, 0], [0.5, 1], [1, 0]]}, True),
         ([6], "phi**2 + k*log(phi)", {"k": 1.0}, False),  # not real at phi < 0
     ],
 )
 def test_lattice_bounded_below(shape, density, couplings, bounded):
     path = LatticePath(LatticeAction(density, shape), couplings)
+    times = None if isinstance(couplings.get("k"), (tuple, list)) else [1.0]  # a path in t: all 21 times
     t0 = time.perf_counter()
     if bounded:
-        check_bounded_below(path, [1.0])
+        check_bounded_below(path, times)
     else:
         with pytest.raises(pf.ActionError, match="not bounded below"):
-            check_bounded_below(path, [1.0])
+            check_bounded_below(path, times)
     assert time.perf_counter() - t0 < 1.0
 
 
@@ -274,6 +278,35 @@ def test_a_second_run_into_the_same_out_is_refused_while_the_first_writes(tmp_pa
     discard_pending()
     assert not third.stage.exists()
     RunOutput(out).discard()
+
+
+def test_the_run_lock_is_freed_when_setting_up_fails_and_skipped_without_flock(tmp_path, monkeypatch):
+    """A staging directory that cannot be made (disk full) frees the lock it took; a file system without flock
+    (ENOLCK on some NFS mounts) runs without a lock instead of calling every run a second one."""
+    import errno
+    import fcntl
+    import tempfile
+
+    from pikflow.cli._output import RunOutput
+
+    out = tmp_path / "out"
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkdtemp", full)
+        with pytest.raises(pf.OutputError, match="disk is full"):
+            RunOutput(out)
+    RunOutput(out).discard()  # the lock was freed
+
+    def no_locks(*a):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    first = RunOutput(out)
+    RunOutput(out).discard()  # no lock to hold: not refused
+    first.discard()
 
 
 def test_run_output_unwritable_and_disk_full(tmp_path, capsys, monkeypatch):

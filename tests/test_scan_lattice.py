@@ -304,6 +304,8 @@ def test_pik_transport_scan_is_exact_on_a_free_field():
         assert abs(row["chi"].value - (1 - 2 / np.pi) / m2) < 4 * row["chi"].error, (m2, row["chi"])
     with pytest.raises(pf.SamplingError, match="transport is 'none' or 'pik'"):
         pl.scan_lattice(path, transport="langevin", progress=False)
+    with pytest.raises(pf.SamplingError, match="estimate must be one of"):  # before any flow is solved
+        pl.scan_lattice(path, transport="pik", estimate="during", progress=False)
 
 
 def test_a_failed_free_energy_check_is_a_warning():

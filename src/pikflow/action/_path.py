@@ -229,7 +229,7 @@ class Path:
         for time in times:
             pts = radii[:, None, None] * dirs[None]  # (radius, direction, field)
             # float64 NaN (cosh - sinh = inf - inf far out, 0 * inf) is evaluated again in mpmath
-            vals = far_values(self.expr, [*self.fields, t], [*np.moveaxis(pts, -1, 0), time])
+            vals = far_values(self.at(time), list(self.fields), list(np.moveaxis(pts, -1, 0)))  # 0 * inf drops out
             undefined = np.isnan(vals)  # log or sqrt of a negative field: the density is not real there
             vals = np.where(undefined, -np.inf, vals)
             far = vals[1:]

@@ -14,7 +14,8 @@ not leave the old flow and plots beside its ``results.json``). Other files are n
 A run holds an advisory lock on ``--out`` (``.pikflow-run.lock``, :func:`fcntl.flock`) from its start to its
 commit: a second run into the same ``--out`` is refused at once instead of removing the first one's staging
 directory or, at its commit, the files the first one wrote. The lock goes with the process, so a killed run
-leaves none behind. (Where :mod:`fcntl` is missing, on Windows, there is no lock.)
+leaves none behind. (Where :mod:`fcntl` is missing, on Windows, or the file system has no ``flock``, some NFS
+and Lustre mounts, there is no lock.)
 """
 
 from __future__ import annotations
@@ -57,8 +58,13 @@ class RunOutput:
         try:
             self.out.mkdir(parents=True, exist_ok=True)
             lock = _lock(self.out)  # before the leftovers are removed: they may be another run's
-            clean_stale(self.out, _STAGE)
-            self.stage = pathlib.Path(tempfile.mkdtemp(prefix=f".{_STAGE}.tmp-", dir=self.out))
+            try:
+                clean_stale(self.out, _STAGE)
+                self.stage = pathlib.Path(tempfile.mkdtemp(prefix=f".{_STAGE}.tmp-", dir=self.out))
+            except BaseException:
+                if lock is not None:
+                    os.close(lock)
+                raise
             if lock is not None:
                 _LOCKS[self.stage] = lock
         except OSError as err:
@@ -114,12 +120,15 @@ def _lock(out: pathlib.Path) -> int | None:
     fd = os.open(out / _LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # held by another process
         os.close(fd)
         raise OutputError(
             f"another pikflow run is writing into {out} (it holds {out / _LOCK}): wait for it to end, or give this "
             "run another --out"
         ) from None
+    except OSError:  # a file system without flock (ENOLCK, ENOSYS: some NFS and Lustre mounts): no lock
+        os.close(fd)
+        return None
     return fd
 
 

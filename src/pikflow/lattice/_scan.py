@@ -38,7 +38,7 @@ from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
 from ..action import LatticeAction, LatticePath, check_bounded_below
 from ..flow import GaussianLatticeBase
-from ..samplers import AnnealingProblem, smc
+from ..samplers import ESTIMATES, AnnealingProblem, smc
 from ._observables import site_density
 from ._scan_result import SCAN_OBSERVABLES, LatticeScan, binder_crossings, couplings_at, size_label
 from ._smc import magnetisation_moments, smc_observables
@@ -291,6 +291,8 @@ def scan_lattice(
         raise SamplingError(f"a scan needs at least 2 points, got {points!r}")
     if transport not in ("none", "pik"):
         raise SamplingError(f"a lattice scan's transport is 'none' or 'pik', got {transport!r}")
+    if estimate not in ESTIMATES:
+        raise SamplingError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
     check_bounded_below(path)  # at every t: an unbounded action has no distribution to scan
     points = int(points)
     steps = 4 * (points - 1) if steps is None else (int(steps) if np.ndim(steps) == 0 else [int(k) for k in steps])

@@ -173,7 +173,7 @@ def _cache_of(target) -> dict:
 def _build(problem, settings, observables):
     """The jitted start and step functions of an SMC run (compiled once per target and settings)."""
     transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask, mass2, _, chunk, when = (
-        settings  # when: the estimate, "after" or "before" the resampling and moves
+        settings  # when: the estimate, "after" or "before" the resampling and moves, or "moves" (over them)
     )
     names = tuple(k for k, _ in obs_key)
     times = jnp.asarray(problem.times)
