@@ -101,7 +101,7 @@ def check_bounded_below(path: LatticePath, times: Sequence[float] | None = None,
         pts = pts[:, :, 0]
     for time in times:
         with np.errstate(all="ignore"):
-            # float64 NaN (cosh - sinh = inf - inf far out) is evaluated again in mpmath
+            # cosh - sinh cancelled symbolically, float64 NaN evaluated again exactly (pikflow.action._far)
             # at this t, so that a coupling that vanishes here drops out symbolically (no 0 * inf far out)
             dens = np.broadcast_to(far_values(path.at(float(time)), syms, shifted), pts.shape)
             vals = dens.sum(axis=axes)  # (radius, probe)

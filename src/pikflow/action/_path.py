@@ -228,7 +228,7 @@ class Path:
         radii = np.array([0.0, 10.0, 100.0, 1000.0])
         for time in times:
             pts = radii[:, None, None] * dirs[None]  # (radius, direction, field)
-            # float64 NaN (cosh - sinh = inf - inf far out, 0 * inf) is evaluated again in mpmath
+            # cosh - sinh cancelled symbolically, float64 NaN evaluated again exactly (pikflow.action._far)
             vals = far_values(self.at(time), list(self.fields), list(np.moveaxis(pts, -1, 0)))  # 0 * inf drops out
             undefined = np.isnan(vals)  # log or sqrt of a negative field: the density is not real there
             vals = np.where(undefined, -np.inf, vals)
