@@ -90,7 +90,7 @@ def test_free_field_scan_from_toml(tmp_path):
         < 4 * (check["log_z_gain"]["error"])
     )
     assert abs(check["pull"]) < 4, check
-    assert r["crossings"] == [] and r["warnings"] == []
+    assert r["crossings"] == [] and r["warnings"] == [] and r["scan_settings"]["estimate"] == "moves"
     for name in r["plots"]:
         assert (tmp_path / "out" / name).stat().st_size > 1000
 
