@@ -13,6 +13,7 @@ from ._action import Action as Action
 from ._bounded import check_bounded_below as check_bounded_below
 from ._density import parse_density as parse_density
 from ._geometry import Lattice as Lattice
+from ._hopping import hopping_coupling as hopping_coupling
 from ._lattice_action import LatticeAction as LatticeAction
 from ._lattice_path import LatticePath as LatticePath
 from ._lattice_path import register_lattice_lowering as register_lattice_lowering
@@ -32,6 +33,7 @@ __all__ = [
     "Symmetry",
     "as_expression",
     "check_bounded_below",
+    "hopping_coupling",
     "parse_density",
     "parse_expression",
     "register_lattice_lowering",

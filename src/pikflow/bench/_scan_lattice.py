@@ -120,8 +120,9 @@ def _arguments(p):
     )
     p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per SMC move (default 10)")
     p.add_argument(
-        "--mcmc", choices=("hmc", "fhmc"), default="hmc",
-        help="SMC moves: hmc (unit mass, default) or fhmc (Fourier-accelerated mass k^2 + mu^2)",
+        "--mcmc", choices=("hmc", "fhmc", "hmc+cluster"), default="hmc",
+        help="SMC moves: hmc (unit mass, default), fhmc (Fourier-accelerated mass k^2 + mu^2) or hmc+cluster "
+        "(each trajectory followed by a Swendsen-Wang sweep of the signs)",
     )  # fmt: skip
     p.add_argument(
         "--fourier-mass",

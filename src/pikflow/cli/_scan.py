@@ -27,8 +27,9 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "replicas": ((int,), "independent replicas giving the errors; default 4"),
     "mcmc": (
         (str,),
-        "'hmc', 'fhmc' (HMC with the Fourier-accelerated mass k^2 + mu^2) or 'mala' (BlackJAX) moves after each "
-        "step; default 'hmc'",
+        "'hmc', 'fhmc' (HMC with the Fourier-accelerated mass k^2 + mu^2), 'hmc+cluster' (each HMC trajectory "
+        "followed by a Swendsen-Wang sweep of the signs; phi^4-like actions) or 'mala' (BlackJAX) moves after "
+        "each step; default 'hmc'",
     ),
     "fourier_mass": ((int, float, str), "fhmc: mu^2 of the mass k^2 + mu^2 (positive) or 'adaptive'; default 1"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
@@ -117,8 +118,8 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
             raise ConfigError(f"[scan] sizes must be a list of integers from 3 to 256, got {sizes!r}")
         if sorted(sizes) != list(sizes) or len(set(sizes)) != len(sizes):
             raise ConfigError(f"[scan] sizes must increase, got {sizes!r}")
-    if out["mcmc"] not in ("hmc", "fhmc", "mala"):
-        raise ConfigError(f"[scan] mcmc must be 'hmc', 'fhmc' or 'mala', got {out['mcmc']!r}")
+    if out["mcmc"] not in ("hmc", "fhmc", "mala", "hmc+cluster"):
+        raise ConfigError(f"[scan] mcmc must be 'hmc', 'fhmc', 'hmc+cluster' or 'mala', got {out['mcmc']!r}")
     if out["transport"] not in ("none", "pik"):
         raise ConfigError(f"[scan] transport must be 'none' or 'pik', got {out['transport']!r}")
     from ..samplers import ESTIMATES

@@ -36,7 +36,7 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
-from ..action import LatticeAction, LatticePath, check_bounded_below
+from ..action import LatticeAction, LatticePath, check_bounded_below, hopping_coupling
 from ..flow import GaussianLatticeBase
 from ..samplers import ESTIMATES, AnnealingProblem, smc
 from ._observables import site_density
@@ -194,6 +194,7 @@ def path_problem(path: LatticePath, times: np.ndarray) -> AnnealingProblem:
         base_sample=base.sample,
         log_gamma=lambda x, t: -path.value(x, t),
         lattice_shape=tuple(path.lattice.shape),
+        hopping=hopping_coupling(path),
     )
 
 

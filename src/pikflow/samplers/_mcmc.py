@@ -34,9 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
+from ._cluster import swendsen_wang
 
 #: ``mcmc`` choices and their target acceptance rates
-TARGET_ACCEPTANCE = {"mala": 0.57, "hmc": 0.75, "fhmc": 0.75}
+TARGET_ACCEPTANCE = {"mala": 0.57, "hmc": 0.75, "fhmc": 0.75, "hmc+cluster": 0.75}
 
 #: ``fourier_mass`` value for a mass measured from the particles (:func:`measured_mass`)
 ADAPTIVE_MASS = "adaptive"
@@ -137,7 +138,16 @@ def fourier_metric(lattice_shape, mass2: float = 1.0, *, eigen=None):
     return Metric(sample_momentum, kinetic_energy, unsupported, unsupported)
 
 
-def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10, lattice_shape=(), mass2: float = 1.0):
+def make_move(
+    kind: str,
+    log_density_at,
+    *,
+    size: int,
+    leapfrog_steps: int = 10,
+    lattice_shape=(),
+    mass2: float = 1.0,
+    hopping: float | None = None,
+):
     r"""A function ``(key, x, t, step_size, n_moves, mass=None, observe=None) -> (x', mean acceptance, v)`` for one
     configuration; ``v`` is the mean of ``observe(y)`` over the configurations ``y`` after each move (``None``
     without ``observe``).
@@ -149,7 +159,9 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
     Fourier-accelerated mass :math:`\hat k^2 + \mu^2`, ``mu^2 = mass2``, on the trailing
     ``lattice_shape`` axes); ``size`` the number of real degrees of freedom of a configuration.
     With ``mass2 = "adaptive"`` the move takes the mass eigenvalues ``mass`` (:func:`measured_mass`)
-    as its last argument.
+    as its last argument. ``"hmc+cluster"``: each unit-mass HMC trajectory followed by a Swendsen-Wang sweep of
+    the signs (:func:`pikflow.samplers._cluster.swendsen_wang`) with the action's hopping coupling ``hopping``
+    (:func:`pikflow.action.hopping_coupling`), for one-component lattice configurations.
     """
     import blackjax  # here, not at import: importing blackjax computes arrays (starts the JAX backend)
 
@@ -163,6 +175,11 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
         # one integration step of ``leapfrog_steps`` leapfrogs, the value computed once (as pikflow's HMC)
         kernel = blackjax.mcmc.hmc.build_kernel(integrator=trajectory_integrator(int(leapfrog_steps)))
         init = blackjax.mcmc.hmc.init
+        if kind == "hmc+cluster" and (hopping is None or not lattice_shape):
+            raise SamplingError(
+                "mcmc='hmc+cluster' needs a one-component lattice action whose only coupling between sites is "
+                "-J phi_x phi_(x+mu) with J > 0 and whose site terms are even in phi (e.g. the phi^4 density)"
+            )
         if kind == "fhmc":
             if not lattice_shape:
                 raise SamplingError("mcmc='fhmc' (Fourier-accelerated HMC) needs a lattice problem")
@@ -187,6 +204,9 @@ def make_move(kind: str, log_density_at, *, size: int, leapfrog_steps: int = 10,
                 state, info = kernel(k, state, logdensity, step_size)
             else:
                 state, info = kernel(k, state, logdensity, step_size, inverse_mass, 1)
+            if kind == "hmc+cluster":  # the signs of whole clusters, then the state at the new position
+                flipped = swendsen_wang(jax.random.fold_in(k, 1), state.position.reshape(lattice_shape), hopping)
+                state = init(flipped.reshape(state.position.shape), logdensity)
             return (state, acc + info.acceptance_rate, total + seen(state.position)), None
 
         shape = jax.eval_shape(seen, x)

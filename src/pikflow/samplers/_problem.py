@@ -69,6 +69,9 @@ class AnnealingProblem:
     batch
         Configurations evaluated together by ``smc(batch="auto")`` on a lattice (default 128; fewer for a
         transport whose evaluation needs a smaller batch to stay in cache, ``pikflow.flow.push_batch``).
+    hopping
+        The nearest-neighbour coupling :math:`J` of an action :math:`\sum_x v_t(\phi_x) - J\sum_{x,\mu}
+        \phi_x\phi_{x+\mu}` with even :math:`v_t` (``smc(mcmc="hmc+cluster")``'s cluster moves), else ``None``.
     """
 
     times: np.ndarray
@@ -82,6 +85,7 @@ class AnnealingProblem:
     replica_base: bool = False
     lattice_shape: tuple[int, ...] = ()
     batch: int = 128
+    hopping: float | None = None
 
     def __post_init__(self):
         times = np.asarray(self.times, dtype=float)

@@ -180,8 +180,9 @@ def _build(problem, settings, observables):
     ev = len(problem.event_shape)
     lg = problem.log_gamma
     move = make_move(
-        mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps, lattice_shape=problem.lattice_shape, mass2=mass2
-    )
+        mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps, lattice_shape=problem.lattice_shape, mass2=mass2,
+        hopping=problem.hopping,
+    )  # fmt: skip
     last = len(problem.times) - 2
 
     timed = {k: _takes_time(observables[k]) for k in names}
@@ -363,7 +364,9 @@ def smc(
         ``"langevin"`` (App. C).
     mcmc, mcmc_steps
         Rejuvenation kernel (``"mala"``, ``"hmc"``, or on a lattice ``"fhmc"``: HMC with the
-        Fourier-accelerated mass :math:`\hat k^2 + \mu^2`; BlackJAX) and moves per step
+        Fourier-accelerated mass :math:`\hat k^2 + \mu^2`; BlackJAX; or ``"hmc+cluster"``: each HMC trajectory
+        followed by an embedded Swendsen-Wang sweep of the signs, for a lattice problem with a ``hopping``
+        coupling, e.g. the :math:`\phi^4` scans of :func:`pikflow.lattice.scan_lattice`) and moves per step
         (0: no rejuvenation).
     step_size
         Initial MCMC step size (default :math:`0.2\,\text{size}^{-1/3}` for a configuration of ``size`` real numbers);

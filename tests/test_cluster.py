@@ -1,0 +1,89 @@
+"""Embedded Swendsen-Wang cluster moves (smc(mcmc="hmc+cluster"), [scan] mcmc) against exact free-field answers.
+
+A free field K(k) = m2 + khat^2 is sampled exactly in Fourier space; sweeps of the signs must leave its law
+invariant: <m^2> = 1/(V m2) and <phi_x phi_(x+e0)> = G(e0) within 4 standard errors of the swept samples
+(20 000 of them). A sweep with the wrong hopping coupling shifts <m^2> by many errors, so the check can fail.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pikflow as pf
+import pikflow.lattice as pl
+from pikflow.action import hopping_coupling
+from pikflow.samplers._cluster import swendsen_wang
+
+L, M2, N = 4, 0.1, 20_000
+
+
+def _free_samples():
+    k = 2 * np.pi * np.fft.fftfreq(L)
+    khat2 = (4 * np.sin(k / 2) ** 2)[:, None] + (4 * np.sin(k / 2) ** 2)[None, :]
+    z = np.random.default_rng(0).normal(size=(N, L, L))
+    x = np.real(np.fft.ifft2(np.fft.fft2(z) / np.sqrt(M2 + khat2)))
+    g1 = np.sum(np.cos(k)[:, None] / (M2 + khat2)) / L**2
+    return x, {"m2": 1 / (L * L * M2), "link": g1}
+
+
+def _swept(x, coupling, sweeps=5):
+    sweep = jax.jit(jax.vmap(lambda key, c: swendsen_wang(key, c, coupling)))
+    y = jnp.asarray(x)
+    for i in range(sweeps):
+        y = sweep(jax.random.split(jax.random.PRNGKey(i), len(x)), y)
+    return np.asarray(y)
+
+
+def _pulls(y, exact):
+    m2 = y.mean(axis=(1, 2)) ** 2
+    link = (y * np.roll(y, -1, axis=1)).mean(axis=(1, 2))
+    return {k: (v.mean() - exact[k]) / (v.std() / np.sqrt(len(v))) for k, v in (("m2", m2), ("link", link))}
+
+
+def test_swendsen_wang_sweeps_leave_the_free_field_invariant():
+    x, exact = _free_samples()
+    y = _swept(x, 1.0)
+    assert np.array_equal(np.abs(y), np.abs(x))  # only signs change
+    assert 0.3 < np.mean(np.sign(y) != np.sign(x)) < 0.7  # and many do: whole clusters flip
+    pulls = _pulls(y, exact)
+    assert all(abs(p) < 4 for p in pulls.values()), pulls
+    wrong = _pulls(_swept(x, 0.5), exact)  # bonds too weak: the clusters break up, <m^2> falls
+    assert wrong["m2"] < -8, wrong
+
+
+@pytest.mark.parametrize(
+    "density, couplings, expected",
+    [(pl.PHI4_DENSITY, {"m2": [[0, 0.5], [0.25, -0.5], [1, -2.0]], "lam": [[0, 0.0], [0.25, 1.0], [1, 1.0]]}, 1.0),
+     ("phi**2 - 0.5*sum_mu(phi*shift(phi, mu)) + phi**4", {}, 0.5),
+     (pl.PHI4_DENSITY + " + h*phi", {"m2": -1.0, "lam": 1.0, "h": 0.1}, None),  # the site term is not even
+     ("phi**2 - k*phi*shift(phi, 0) - phi*shift(phi, 1)", {"k": 2.0}, None),  # not the same J on both axes
+     ("phi**2 + sum_mu(phi*shift(phi, mu)) + phi**4", {}, None),  # antiferromagnetic
+     ("phi**2 - sum_mu(phi*shift(phi, mu)*phi**2) + phi**6", {}, None)],  # not bilinear
+)  # fmt: skip
+def test_hopping_coupling_only_for_the_embedded_ising_form(density, couplings, expected):
+    assert hopping_coupling(pl.LatticePath(pl.LatticeAction(density, [4, 4]), couplings)) == expected
+
+
+def test_cluster_moves_in_a_free_field_scan_and_refused_where_they_do_not_apply():
+    """A scan of a free field with cluster moves: log Z(t) and chi at every point within 4 replica errors (t_7)
+    of the exact values; an action with a linear term (not even) is refused before any sampling."""
+    path = pl.LatticePath(
+        pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", (4, 4)),
+        {"m2": [[0, 1.0], [1, 0.2]]},
+    )
+    scan = pl.scan_lattice(path, points=3, steps=6, particles=400, replicas=8, mcmc="hmc+cluster", seed=2,
+                           progress=False)  # fmt: skip
+    k = 2 * np.pi * np.fft.fftfreq(4)
+    khat2 = (4 * np.sin(k / 2) ** 2)[:, None] + (4 * np.sin(k / 2) ** 2)[None, :]
+    for row in scan.points["4x4"]:
+        m2 = row["couplings"]["m2"]
+        log_z = 8 * np.log(2 * np.pi) - 0.5 * np.sum(np.log(m2 + khat2))
+        assert abs(row["log_z"].value - log_z) <= 4 * row["log_z"].error + 1e-9, (m2, row["log_z"])
+        assert abs(row["chi"].value - (1 - 2 / np.pi) / m2) < 4 * row["chi"].error, (m2, row["chi"])
+    tilted = pl.LatticePath(  # a field h switched on along the path: the site term is not even
+        pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + h*phi", (4, 4)),
+        {"m2": 1.0, "h": [0.0, 0.1]},
+    )
+    with pytest.raises(pf.SamplingError, match="hmc\\+cluster.*even in phi"):
+        pl.scan_lattice(tilted, points=2, particles=10, mcmc="hmc+cluster", progress=False)
