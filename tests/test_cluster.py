@@ -87,3 +87,26 @@ def test_cluster_moves_in_a_free_field_scan_and_refused_where_they_do_not_apply(
     )
     with pytest.raises(pf.SamplingError, match="hmc\\+cluster.*even in phi"):
         pl.scan_lattice(tilted, points=2, particles=10, mcmc="hmc+cluster", progress=False)
+
+
+def test_cluster_moves_after_pik_transport_and_refused_in_0d(tmp_path):
+    """PIK transport along a free path with cluster moves (the flow's problem carries the hopping coupling): chi
+    within 4 replica errors of the exact value; [smc] mcmc = "hmc+cluster" in 0-D is refused before the solve."""
+    from pikflow.cli._config import load_config
+
+    path = pl.LatticePath(
+        pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", (4, 4)), {"m2": [[0, 1.0], [1, 0.4]]}
+    )
+    scan = pl.scan_lattice(
+        path, points=2, t_range=(0.5, 1.0), steps=2, particles=300, replicas=8, mcmc="hmc+cluster", mcmc_steps=1,
+        transport="pik", flow_basis={"scales": [], "magnetisation": [], "local_range": None}, flow_collocation=200,
+        seed=4, progress=False,
+    )  # fmt: skip
+    for row in scan.points["4x4"]:
+        m2 = row["couplings"]["m2"]
+        assert abs(row["chi"].value - (1 - 2 / np.pi) / m2) < 4 * row["chi"].error, (m2, row["chi"])
+    cfg = tmp_path / "c.toml"
+    zero_d = '[action]\ndensity = "m2/2*phi**2 + lam/4*phi**4"\n[path]\nm2 = [1.0, -2.0]\nlam = [0.0, 0.5]\n'
+    cfg.write_text(zero_d + '[sampling]\nmethod = "smc"\n[smc]\nmcmc = "hmc+cluster"\n')
+    with pytest.raises(pf.ConfigError, match="hmc\\+cluster.*lattice runs"):
+        load_config(cfg)

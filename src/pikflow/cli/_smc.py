@@ -20,7 +20,8 @@ SMC_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
     "mcmc": (
         (str,),
         "rejuvenation kernel: 'mala', 'hmc' or, on lattices, 'fhmc' (HMC with the Fourier-accelerated mass "
-        "k^2 + mu^2; BlackJAX); default 'mala'",
+        "k^2 + mu^2; BlackJAX) or 'hmc+cluster' (each HMC trajectory followed by a Swendsen-Wang sweep of the signs; "
+        "phi^4-like actions); default 'mala'",
     ),
     "fourier_mass": ((int, float, str), "fhmc: mu^2 of the mass k^2 + mu^2 (positive) or 'adaptive'; default 1"),
     "mcmc_steps": ((int,), "MCMC moves per annealing step; default 2"),
@@ -83,6 +84,8 @@ def smc_settings(data: dict) -> dict[str, Any] | None:
     _check_choices(out)
     if out["mcmc"] == "fhmc" and "lattice" not in data.get("action", {}):
         raise ConfigError("[smc] mcmc = 'fhmc' (Fourier-accelerated HMC) is for lattice runs: use 'mala' or 'hmc'")
+    if out["mcmc"] == "hmc+cluster" and "lattice" not in data.get("action", {}):
+        raise ConfigError("[smc] mcmc = 'hmc+cluster' (cluster moves of the signs) is for lattice runs: use 'hmc'")
     return out
 
 

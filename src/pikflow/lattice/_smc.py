@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._errors import SamplingError
+from ..action import hopping_coupling
 from ..flow import LatticeFlow, exact_log_det, push_batch, rk4
 from ..flow._compiled import _as
 from ..flow._integrate import zeros_of
@@ -107,6 +108,7 @@ def lattice_problem(flow, *, logdet: str = "continuous", precision: str = "float
         logdet=logdet,
         lattice_shape=tuple(path.lattice.shape),
         batch=push_batch(basis),
+        hopping=hopping_coupling(path),  # cluster moves act on x at each step's target, after the transport
     )
 
 

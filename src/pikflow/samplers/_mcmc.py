@@ -200,12 +200,14 @@ def make_move(
 
         def one(carry, k):
             state, acc, total = carry
+            if kind == "hmc+cluster":
+                k, k_sweep = jax.random.split(k)
             if kind == "mala":
                 state, info = kernel(k, state, logdensity, step_size)
             else:
                 state, info = kernel(k, state, logdensity, step_size, inverse_mass, 1)
             if kind == "hmc+cluster":  # the signs of whole clusters, then the state at the new position
-                flipped = swendsen_wang(jax.random.fold_in(k, 1), state.position.reshape(lattice_shape), hopping)
+                flipped = swendsen_wang(k_sweep, state.position.reshape(lattice_shape), hopping)
                 state = init(flipped.reshape(state.position.shape), logdensity)
             return (state, acc + info.acceptance_rate, total + seen(state.position)), None
 
