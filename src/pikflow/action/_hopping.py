@@ -12,10 +12,14 @@ from __future__ import annotations
 import sympy as sp
 
 from ._density import site_symbols
+from ._lattice_path import LatticePath
 
 
 def hopping_coupling(path) -> float | None:
-    """:math:`J` of a :class:`~pikflow.lattice.LatticePath` whose density has the form above, else ``None``."""
+    """:math:`J` of a :class:`~pikflow.lattice.LatticePath` whose density has the form above, else ``None`` (also
+    for any other path, e.g. a multilevel flow's level path)."""
+    if not isinstance(path, LatticePath):
+        return None
     if path.action.n != 1 or path.spectral_precision is not None:  # components, or a nonlocal matched Gaussian
         return None
     d = path.lattice.d
