@@ -196,7 +196,7 @@ def make_move(
                 raise SamplingError("an adaptive Fourier mass needs the mass measured from the particles")
             inverse_mass = fixed if fixed is not None else fourier_metric(lattice_shape, eigen=mass)
 
-        seen = (lambda y: observe(y)) if observe is not None else (lambda y: jnp.zeros(0))
+        seen = observe if observe is not None else (lambda y: jnp.zeros(0))
 
         def one(carry, k):
             state, acc, total = carry

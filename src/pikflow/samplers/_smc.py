@@ -96,11 +96,6 @@ def _ess(logw):
     return 1.0 / (w.shape[0] * jnp.sum(w**2))
 
 
-def _nans(m: int):
-    """A branch that records ``m`` NaN means (an observable not evaluated at this step)."""
-    return lambda _x, w: jnp.full((m,), jnp.nan, w.dtype)
-
-
 def _observe_masks(observables, observe_at, times) -> tuple:
     """Per observable: ``None`` (every step time) or a tuple of booleans over the step times."""
     observe_at = dict(observe_at or {})
@@ -192,27 +187,6 @@ def _build(problem, settings, observables):
     for name, mask in zip(names, obs_mask, strict=True):
         groups.setdefault(mask, []).append(name)
 
-    def moments(x, logw, i):
-        w = _normalised(logw)
-        t = times[i]
-
-        def weighted(group):
-            def f(x, w):
-                vals = [jax.vmap(observables[k], (0, None))(x, t) if timed[k] else jax.vmap(observables[k])(x)
-                        for k in group]  # fmt: skip
-                return jnp.stack([jnp.sum(w * v) for v in vals])
-
-            return f
-
-        out = {}
-        for mask, group in groups.items():
-            if mask is None:
-                vals = weighted(group)(x, w)
-            else:
-                vals = jax.lax.cond(jnp.asarray(mask)[i], weighted(group), _nans(len(group)), x, w)
-            out.update(zip(group, vals, strict=True))
-        return jnp.stack([out[k] for k in names]) if names else jnp.zeros(0)
-
     def values(z, i):
         """One configuration's observables at step index ``i``, NaN where its group is not observed."""
         t = times[i]
@@ -229,6 +203,10 @@ def _build(problem, settings, observables):
 
     def weighted_values(v, logw):
         return jnp.sum(_normalised(logw)[:, None] * v, axis=0)
+
+    def moments(x, logw, i):
+        """The weighted means of the observables at step index ``i`` (NaN where not observed)."""
+        return weighted_values(jax.vmap(lambda z: values(z, i))(x), logw)
 
     per_particle = _per_particle(chunk)
 
