@@ -36,9 +36,8 @@ _STAGE = "pikflow-run"
 _MANIFEST = ".pikflow-output.json"
 #: The advisory lock of a run on its ``--out``.
 _LOCK = ".pikflow-run.lock"
-_PENDING: set[pathlib.Path] = set()
-#: The lock file descriptors of runs not yet committed or discarded, by their staging directory.
-_LOCKS: dict[pathlib.Path, int] = {}
+#: The staging directories of runs not yet committed or discarded, and each run's lock (its file descriptor, or None).
+_PENDING: dict[pathlib.Path, int | None] = {}
 
 
 class RunOutput:
@@ -53,7 +52,7 @@ class RunOutput:
         self.writes = is_main_process()
         if not self.writes:
             self.stage = pathlib.Path(tempfile.mkdtemp(prefix=f"{_STAGE}-process-"))
-            _PENDING.add(self.stage)
+            _PENDING[self.stage] = None
             return
         try:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -65,11 +64,9 @@ class RunOutput:
                 if lock is not None:
                     os.close(lock)
                 raise
-            if lock is not None:
-                _LOCKS[self.stage] = lock
         except OSError as err:
             raise OutputError(f"cannot write the output directory {self.out}: {describe_os_error(err)}") from None
-        _PENDING.add(self.stage)
+        _PENDING[self.stage] = lock
 
     def commit(self) -> None:
         """Move the staged files into ``out``: old ``results.json`` removed first, the new one renamed last."""
@@ -106,9 +103,7 @@ class RunOutput:
 
     def discard(self) -> None:
         """Remove the staging directory (a failed run leaves the previous output as it was)."""
-        shutil.rmtree(self.stage, ignore_errors=True)
-        _PENDING.discard(self.stage)
-        _unlock(self.stage)
+        _forget(self.stage)
 
 
 def _lock(out: pathlib.Path) -> int | None:
@@ -132,9 +127,10 @@ def _lock(out: pathlib.Path) -> int | None:
     return fd
 
 
-def _unlock(stage: pathlib.Path) -> None:
-    """Release the lock of the run staged in ``stage`` (closing the descriptor releases the flock)."""
-    fd = _LOCKS.pop(stage, None)
+def _forget(stage: pathlib.Path) -> None:
+    """Remove a run's staging directory and release its lock (closing the descriptor releases the flock)."""
+    shutil.rmtree(stage, ignore_errors=True)
+    fd = _PENDING.pop(stage, None)
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -154,7 +150,4 @@ def _previous_names(out: pathlib.Path) -> set[str]:
 def discard_pending() -> None:
     """Remove the staging directories of runs that did not commit (called when ``pikflow`` exits)."""
     for stage in list(_PENDING):
-        shutil.rmtree(stage, ignore_errors=True)
-        _PENDING.discard(stage)
-    for stage in list(_LOCKS):
-        _unlock(stage)
+        _forget(stage)
