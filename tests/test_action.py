@@ -419,3 +419,27 @@ def test_normalisable_check_sees_through_float_cancellation():
     # fixed precision below 870 digits; the exact evaluation sees the cancellation and does not accept it
     with pytest.raises(pf.ActionError, match="not bounded below"):
         pf.Path(pf.Action("phi**2 - g*exp(3*phi)*(1 - tanh(phi))", fields=["phi"]), {"g": 1.0}).check_normalisable()
+
+
+def test_special_functions_through_the_checks_lowering_and_quadrature():
+    """erf and loggamma (SymPy prints them for SciPy and JAX, not for NumPy): phi**2/2 + a erf(phi) passes the
+    normalisability check, lowers to JAX with SciPy's values, and its quadrature log Z agrees with SciPy's
+    quad; - phi**4 + erf(phi) is refused as unbounded, and besselj (no JAX version) is refused by name."""
+    from scipy import integrate, special
+
+    from pikflow.exact import reference_for
+    from pikflow.lowering import lower
+
+    path = pf.Path(pf.Action("phi**2/2 + a*erf(phi)", fields=["phi"]), {"a": [0.0, 1.0]})
+    path.check_normalisable()
+    with pytest.raises(pf.ActionError, match="not bounded below"):
+        pf.Path(pf.Action("-phi**4 + erf(phi)", fields=["phi"]), {}).check_normalisable()
+    phi = sp.Symbol("phi")
+    f = lower(phi**2 / 2 + sp.erf(phi) + sp.loggamma(1 + phi**2), [phi], time=False)
+    x = np.array([-1.3, 0.2, 2.5])
+    expected = x**2 / 2 + special.erf(x) + special.gammaln(1 + x**2)
+    np.testing.assert_allclose([float(f(jnp.array([v]))) for v in x], expected, rtol=1e-13)
+    z, _ = integrate.quad(lambda v: np.exp(-(v**2) / 2 - special.erf(v)), -np.inf, np.inf, epsabs=0, epsrel=1e-13)
+    assert abs(reference_for(path).log_z(1.0) - np.log(z)) < 1e-9
+    with pytest.raises(pf.ActionError, match="cannot be evaluated by JAX.*besselj"):
+        lower(phi**2 + sp.besselj(0, phi), [phi])

@@ -58,7 +58,7 @@ def _exponentials(expr):
 @functools.lru_cache(maxsize=64)
 def _lambdified(expr, symbols: tuple):
     """:func:`sympy.lambdify` once per expression (the same check again, e.g. each size of a scan, reuses it)."""
-    return sp.lambdify(list(symbols), expr, modules="numpy")
+    return sp.lambdify(list(symbols), expr, modules=["scipy", "numpy"])  # scipy: erf, gamma, ...
 
 
 @functools.lru_cache(maxsize=64)

@@ -15,8 +15,8 @@ def reference_for(path, **options) -> QuadratureReference:
         raise ActionError(f"exact quadrature references need one field component, the path has {path.n_fields}")
     (phi,) = path.fields
     tsym = next((s for s in path.expr.free_symbols if str(s) == "t"), sp.Symbol("t"))
-    s_fn = sp.lambdify([tsym, phi], path.expr, modules="numpy")
-    d_fn = sp.lambdify([tsym, phi], path.dsdt, modules="numpy")
+    s_fn = sp.lambdify([tsym, phi], path.expr, modules=["scipy", "numpy"])
+    d_fn = sp.lambdify([tsym, phi], path.dsdt, modules=["scipy", "numpy"])
     return QuadratureReference(
         lambda t, x: np.broadcast_to(s_fn(t, x), np.shape(x)).astype(float),
         lambda t, x: np.broadcast_to(d_fn(t, x), np.shape(x)).astype(float),

@@ -83,5 +83,5 @@ def radial_reference(path) -> RadialReference:
     first, *rest = path.fields
     on_ray = path.expr.xreplace({first: r, **{f: sp.Integer(0) for f in rest}})
     tsym = next((s for s in path.expr.free_symbols if str(s) == "t"), sp.Symbol("t"))
-    fn = sp.lambdify([tsym, r], on_ray, modules="numpy")
+    fn = sp.lambdify([tsym, r], on_ray, modules=["scipy", "numpy"])
     return RadialReference(lambda t, x: np.broadcast_to(fn(t, x), np.shape(x)).astype(float), path.n_fields)

@@ -21,6 +21,7 @@ import sympy as sp
 
 from ..action._lattice_path import register_lattice_lowering
 from ..action._path import t as T
+from ._lower import jax_lambdify
 from ._sites import lower_site_expressions
 
 
@@ -61,8 +62,8 @@ class LoweredLatticePath:
         # O(n) field has no such term (its magnetisation is a shell)
         single = len(self.field_shape) == self.d
         self._zero_on, self._linear_on = bool(path.zero_mode) or (self.spectral and single), bool(path.linear)
-        self._w = sp.lambdify([T], path.spectral_weight, modules="jax")
-        self._dw = sp.lambdify([T], sp.diff(path.spectral_weight, T), modules="jax")
+        self._w = jax_lambdify([T], path.spectral_weight, what="the spectral weight")
+        self._dw = jax_lambdify([T], sp.diff(path.spectral_weight, T), what="the spectral weight's derivative")
 
     @staticmethod
     def parameters(path) -> dict:

@@ -58,7 +58,7 @@ def lower(
         shown = f" {flat[0]}" if len(flat) == 1 else ""
         raise unknown_symbols_error(f"the {what}{shown}", sorted(unknown), [str(f) for f in fields], time=time)
     names = [*args, _T] if time else args
-    raw = sp.lambdify(names, flat, modules="jax", cse=True, docstring_limit=0)
+    raw = jax_lambdify(names, flat, what=f"the {what}")
 
     def lowered(phi, t=0.0):
         out = raw(*(phi[i] for i in range(len(args))), *((t,) if time else ()))
@@ -69,6 +69,31 @@ def lower(
         " and t" if time else ""
     )
     return lowered
+
+
+def jax_lambdify(names: Sequence[sp.Symbol], exprs, *, what: str) -> Callable:
+    """:func:`sympy.lambdify` of ``exprs`` in ``names`` to JAX (common subexpressions eliminated once), with
+    SciPy's special functions from :mod:`jax.scipy.special`; traced once here, so that a function JAX cannot
+    evaluate (SymPy falls back to :mod:`math` or mpmath for those) is refused now, by name, instead of failing
+    inside a compiled solve."""
+    import jax
+    import jax.scipy.special as jss
+
+    special = {"erf": jss.erf, "erfc": jss.erfc, "gamma": jss.gamma, "loggamma": jss.gammaln}
+    raw = sp.lambdify(list(names), exprs, modules=[special, "jax"], cse=True, docstring_limit=0)
+    scalar = jax.ShapeDtypeStruct((), jnp.result_type(float))
+    try:
+        jax.eval_shape(raw, *[scalar] * len(names))
+    except (TypeError, NameError, AttributeError, ValueError) as err:
+        exprs = exprs if isinstance(exprs, (list, tuple)) else [exprs]
+        used = sorted({type(f).__name__ for e in exprs for f in sp.sympify(e).atoms(sp.Function)})
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ActionError(
+            f"{what} cannot be evaluated by JAX ({reason}); it uses the functions {used}: write it with functions "
+            "JAX supports (exp, log, sqrt, the trigonometric and hyperbolic functions and their inverses, Abs, "
+            "erf, erfc, gamma, loggamma, Piecewise, Min, Max)"
+        ) from None
+    return raw
 
 
 def unknown_symbols_error(what: str, unknown: list[str], fields: list[str], *, time: bool) -> PikflowError:

@@ -15,6 +15,7 @@ import sympy as sp
 from .._errors import ActionError
 from ..action._density import site, site_key, site_symbols
 from ..action._path import t as T
+from ._lower import jax_lambdify
 
 
 def lower_site_expressions(exprs: Sequence[sp.Expr], dim: int, fields: Sequence[str] | None = None) -> Callable:
@@ -74,4 +75,4 @@ def _lambdify_sites(exprs, table: dict, args: list) -> Callable:
                 f"the lattice expression {e} still depends on {sorted(unknown)}: give every coupling a value"
             )
         flat.append(e)
-    return sp.lambdify([*args, T], flat, modules="jax", cse=True, docstring_limit=0)
+    return jax_lambdify([*args, T], flat, what="the lattice expression(s) " + ", ".join(map(str, exprs)))
