@@ -3,8 +3,10 @@ r"""The nearest-neighbour hopping coupling of a lattice action, where cluster mo
 :func:`hopping_coupling` returns :math:`J` when the density (eq. 31) is
 :math:`\rho_t(x) = v_t(\phi_x) - J\sum_\mu\phi_x\phi_{x+\mu}` with every site term :math:`v_t` even in
 :math:`\phi_x`, :math:`J > 0` a number (the same along the path and in every direction) and one field
-component: then the signs of :math:`\phi` at fixed :math:`|\phi|` are an Ising model with couplings
-:math:`J|\phi_x||\phi_{x+\mu}|` (:mod:`pikflow.samplers._cluster`). Otherwise ``None``.
+component (a term in one neighbour alone, as in the gradient form
+:math:`\tfrac12(\phi_{x+\mu} - \phi_x)^2`, is a site term once summed over :math:`x`): then the signs of
+:math:`\phi` at fixed :math:`|\phi|` are an Ising model with couplings :math:`J|\phi_x||\phi_{x+\mu}|`
+(:mod:`pikflow.samplers._cluster`). Otherwise ``None``.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ def hopping_coupling(path) -> float | None:
     if len(centre) != 1 or set(forward.values()) != units or len(forward) != d:
         return None
     phi = centre[0]
-    expr = sp.expand(path.density)
-    local = expr.xreplace({s: 0 for s in forward})
-    hop = sp.expand(expr - local)
+    local, hop = sp.Integer(0), sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand(path.density)):
+        present = [s for s in (phi, *forward) if term.has(s)]
+        if len(present) == 1 and present[0] is not phi:  # phi_(x+mu) alone: summed over x, the same as phi_x
+            local += term.xreplace({present[0]: phi})
+        elif len(present) <= 1:
+            local += term
+        else:
+            hop += term
     coupling = -hop.coeff(phi * next(iter(forward)))
     if not (coupling.is_number and coupling > 0):
         return None

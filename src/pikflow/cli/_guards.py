@@ -229,8 +229,8 @@ def _add_sampler_terms(data: dict, shape, work: list) -> None:
             keys = ("steps", "particles", "replicas", "mcmc_steps", "leapfrog_steps")
         sites = sum(float(L) ** d for L in sizes)
         leap = g("leapfrog_steps", 10) if table.get("mcmc", "hmc") != "mala" else 1.0
-        if table.get("mcmc") == "hmc+cluster":  # a Swendsen-Wang sweep costs about 9 trajectories
-            leap *= 10
+        if table.get("mcmc") == "hmc+cluster":  # a Swendsen-Wang sweep costs 1-3 trajectories
+            leap *= 4
         default_particles = 2000 if kind == "scan" else 1000
         particle_steps = g("particles", default_particles) * g("replicas", 4) * steps
         ops = particle_steps * (g("mcmc_steps", 2) * leap + 4) * sites * 50

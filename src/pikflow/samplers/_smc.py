@@ -174,10 +174,12 @@ def _build(problem, settings, observables):
     times = jnp.asarray(problem.times)
     ev = len(problem.event_shape)
     lg = problem.log_gamma
-    move = make_move(
-        mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps, lattice_shape=problem.lattice_shape, mass2=mass2,
-        hopping=problem.hopping,
-    )  # fmt: skip
+    move = None  # without moves nothing is built (nor refused: e.g. cluster moves of an action without hopping)
+    if mcmc_steps:
+        move = make_move(
+            mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps, lattice_shape=problem.lattice_shape,
+            mass2=mass2, hopping=problem.hopping,
+        )  # fmt: skip
     last = len(problem.times) - 2
 
     timed = {k: _takes_time(observables[k]) for k in names}
