@@ -115,6 +115,7 @@ def test_bench_fourier_mass_argument():
      (["scan-lattice", "--particles", "0"], "--particles must be at least 2"),
      (["scan-lattice", "--dense", "-1", "-2", "0"], "FACTOR >= 1"),
      (["scan-lattice", "--fourier-mass", "adaptive"], "--fourier-mass is the mass of --mcmc fhmc"),
+     (["scan-lattice", "--estimate", "before", "--pool"], "--pool combines the configurations after the moves"),
      (["multilevel", "--sizes", "4", "8", "--fourier-mass", "2"], "--fourier-mass is the mass of --mcmc fhmc"),
      (["lattice", "--hmc-step", "abc"], "--hmc-step must be a number"),
      (["lattice", "--set", "g"], "--set takes NAME=VALUE"),

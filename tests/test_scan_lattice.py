@@ -55,10 +55,12 @@ link = "phi*shift(phi, 0)"
 """
 
 
-def test_free_field_scan_from_toml(tmp_path):
-    """The whole [scan] run against the exact free field, its means averaged over each step's moves."""
+@pytest.mark.parametrize("pool", [False, True])
+def test_free_field_scan_from_toml(tmp_path, pool):
+    """The whole [scan] run against the exact free field, its means averaged over each step's moves and pooled
+    from the steps around each point (the default), and without pooling (``pool = false``)."""
     cfg = tmp_path / "scan.toml"
-    cfg.write_text(FREE_SCAN + FREE_OBSERVABLES)
+    cfg.write_text(FREE_SCAN + ("" if pool else "pool = false\n") + FREE_OBSERVABLES)  # pooled by default
     assert main(["run", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 0
     r = json.loads((tmp_path / "out" / "results.json").read_text())
     rows = r["scan"]["4x4"]
@@ -91,6 +93,7 @@ def test_free_field_scan_from_toml(tmp_path):
     )
     assert abs(check["pull"]) < 4, check
     assert r["crossings"] == [] and r["warnings"] == [] and r["scan_settings"]["estimate"] == "moves"
+    assert r["scan_settings"]["pool"] is pool
     for name in r["plots"]:
         assert (tmp_path / "out" / name).stat().st_size > 1000
 
@@ -202,6 +205,8 @@ def test_sections_a_scan_does_not_read_are_refused(extra, match, tmp_path):
      ({"leapfrog_steps": 0}, "leapfrog_steps"), ({"points": 4, "steps": [1, 2]}, "3 step counts"),
      ({"points": 3, "steps": [1, 0]}, "2 step counts"), ({"seed": 2**40}, "seed must be an integer in"),
      ({"estimate": "during"}, r"estimate must be one of \['after', 'before', 'moves'\]"),
+     ({"pool": True, "estimate": "before"}, "pool combines the configurations after the moves"),
+     ({"pool": 1}, "pool must be"),
      ({"points": 10000, "steps": 1000000, "particles": 1000, "replicas": 100, "mcmc_steps": 1000}, "would not end")],
 )  # fmt: skip
 def test_bad_scan_sections_are_refused(section, match, tmp_path):

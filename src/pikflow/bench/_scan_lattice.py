@@ -46,6 +46,7 @@ Use 8 or more replicas for ratios that mean something point by point.
 
 from __future__ import annotations
 
+import argparse
 import math
 import time
 
@@ -118,6 +119,11 @@ def _arguments(p):
         help="each point's means averaged over the configurations after each of its step's moves (default), "
         "after the moves, or before them (smc(estimate=...))",
     )
+    p.add_argument(
+        "--pool", action=argparse.BooleanOptionalAction, default=None,
+        help="each point's means also from the steps around it, reweighted to it (scan_lattice(pool=...); "
+        "default on, off with --estimate before)",
+    )  # fmt: skip
     p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per SMC move (default 10)")
     p.add_argument(
         "--mcmc", choices=("hmc", "fhmc", "hmc+cluster"), default="hmc",
@@ -266,6 +272,10 @@ def check_arguments(args) -> None:
         raise ConfigError(f"--steps must be at least 1, got {args.steps}")
     if args.fourier_mass != 1.0 and args.mcmc != "fhmc":
         raise ConfigError(f"--fourier-mass is the mass of --mcmc fhmc moves; --mcmc is {args.mcmc}")
+    if args.pool is None:  # on, except with the means before the moves
+        args.pool = args.estimate != "before"
+    if args.pool and args.estimate == "before":
+        raise ConfigError("--pool combines the configurations after the moves: --estimate moves or after, or --no-pool")
     if getattr(args, "dense", None) is not None and not args.dense[2] >= 1:
         raise ConfigError(f"--dense M2_A M2_B FACTOR needs FACTOR >= 1 (more steps there), got {args.dense[2]}")
 
@@ -284,7 +294,7 @@ def run(args) -> dict:
         scan = pl.scan_lattice(
             path, points=args.points, t_range=(args.prep, 1.0), steps=scan_steps(args), particles=args.particles,
             replicas=args.replicas, mcmc=args.mcmc, mcmc_steps=args.mcmc_steps, seed=args.seed, progress=progress,
-            fourier_mass=args.fourier_mass, estimate=args.estimate,
+            fourier_mass=args.fourier_mass, estimate=args.estimate, pool=args.pool,
             mcmc_every=args.mcmc_every, leapfrog_steps=args.leapfrog, prep_steps=args.prep_steps,
             transport=args.transport, flow_basis=FLOW_BASES[args.flow_basis], flow_collocation=args.flow_collocation,
         )  # fmt: skip

@@ -41,6 +41,11 @@ SCAN_SCHEMA: dict[str, tuple[tuple[type, ...], str]] = {
         "step's moves (smaller errors where the moves decorrelate), after the moves, or before the resampling and "
         "moves; default 'moves'",
     ),
+    "pool": (
+        (bool,),
+        "each point's means also take in the configurations of the steps around it (each step's towards its "
+        "nearest point), reweighted to it (importance tempering); default true (false with estimate = 'before')",
+    ),
     "transport": (
         (str,),
         "'none' (plain annealing) or 'pik' (a PIK flow solved along the path transports "
@@ -82,6 +87,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
         "estimate": s.get("estimate", "moves"),
+        "pool": s.get("pool", s.get("estimate", "moves") != "before"),
         "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass"), s.get("mcmc", "hmc")),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),
@@ -126,6 +132,11 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
 
     if out["estimate"] not in ESTIMATES:
         raise ConfigError(f"[scan] estimate must be one of {list(ESTIMATES)}, got {out['estimate']!r}")
+    if out["pool"] and out["estimate"] == "before":
+        raise ConfigError(
+            "[scan] pool combines the configurations after the moves: use estimate = 'moves' or 'after', or "
+            "pool = false"
+        )
     given = sorted(k for k in ("flow_basis", "flow_collocation") if k in s)
     if given and out["transport"] != "pik":
         raise ConfigError(f"[scan] {', '.join(given)} set the flow of transport = 'pik'; transport is 'none'")

@@ -62,6 +62,7 @@ from .._errors import SamplingError
 from .._times import step_index
 from ..progress import progress_bar
 from ._mcmc import ADAPTIVE_MASS, adapt_step, check_fourier_mass, make_move, measured_mass
+from ._pool import pool_targets, pooled_means, pooled_sums, reweighted
 from ._problem import as_problem
 from ._result import SMCResult
 
@@ -167,8 +168,10 @@ def _cache_of(target) -> dict:
 
 def _build(problem, settings, observables):
     """The jitted start and step functions of an SMC run (compiled once per target and settings)."""
-    transport, mcmc, mcmc_steps, leapfrog_steps, resample, n, obs_key, _, every, obs_mask, mass2, _, chunk, when = (
-        settings  # when: the estimate, "after" or "before" the resampling and moves, or "moves" (over them)
+    # when: the estimate, "after" or "before" the resampling and moves, or "moves" (over them); pool: per step
+    # the index of the nearest pool time (_pool.pool_targets), or None
+    transport, mcmc, mcmc_steps, leapfrog, resample, n, obs_key, _, every, obs_mask, mass2, _, chunk, when, pool = (
+        settings
     )
     names = tuple(k for k, _ in obs_key)
     times = jnp.asarray(problem.times)
@@ -177,7 +180,7 @@ def _build(problem, settings, observables):
     move = None  # without moves nothing is built (nor refused: e.g. cluster moves of an action without hopping)
     if mcmc_steps:
         move = make_move(
-            mcmc, lg, size=problem.size, leapfrog_steps=leapfrog_steps, lattice_shape=problem.lattice_shape,
+            mcmc, lg, size=problem.size, leapfrog_steps=leapfrog, lattice_shape=problem.lattice_shape,
             mass2=mass2, hopping=problem.hopping,
         )  # fmt: skip
     last = len(problem.times) - 2
@@ -205,6 +208,21 @@ def _build(problem, settings, observables):
 
     def weighted_values(v, logw):
         return jnp.sum(_normalised(logw)[:, None] * v, axis=0)
+
+    n_obs = len(names)
+    nearest = None if pool is None else jnp.asarray(pool)  # per step the nearest pool index, -1: none
+
+    def observed(z, i, to, shift):
+        """The observables at step index ``i``, then towards the pool index ``to`` (:func:`reweighted`)."""
+        return values(z, i) if to is None else reweighted(values, lg, times, z, i, to, shift)
+
+    def pool_target(x, k):
+        """The pool index of step ``k`` (0 where it has none: then unused) and the particles' largest log-ratio."""
+        if nearest is None:
+            return None, None
+        to = jnp.maximum(nearest[k], 0)
+        shift = jnp.max(per_particle(lambda z: lg(z, times[to]) - lg(z, times[k + 1]), x))
+        return to, jnp.where(jnp.isfinite(shift), shift, 0.0)
 
     def moments(x, logw, i):
         """The weighted means of the observables at step index ``i`` (NaN where not observed)."""
@@ -234,20 +252,22 @@ def _build(problem, settings, observables):
         keep = finite.reshape((-1,) + (1,) * ev)
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
-    def rejuvenate(key, x, i, eps, logw):
+    def rejuvenate(key, x, i, eps, logw, to, shift):
         adaptive = mcmc == "fhmc" and mass2 == ADAPTIVE_MASS
         mass = measured_mass(x, problem.lattice_shape, logw) if adaptive else None  # of this replica's particles
         keys = jax.random.split(key, n)
         if when == "moves":
-            x, acc, v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass, lambda y: values(y, i)),
-                                     keys, x)  # fmt: skip
+            see = lambda y: observed(y, i, to, shift)  # noqa: E731
+            x, acc, v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass, see), keys, x)
         else:
             (x, acc, _), v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass), keys, x), None
+            if to is not None:
+                v = per_particle(lambda z: observed(z, i, to, shift), x)
         acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
         return x, acc, adapt_step(eps, acc, mcmc), v
 
-    def unmoved(_key, x, i, eps, _logw):
-        v = per_particle(lambda z: values(z, i), x) if when == "moves" else None
+    def unmoved(_key, x, i, eps, _logw, to, shift):
+        v = per_particle(lambda z: observed(z, i, to, shift), x) if when == "moves" or to is not None else None
         return x, jnp.full((), jnp.nan, eps.dtype), eps, v
 
     def one_replica(state, k, key):
@@ -264,15 +284,16 @@ def _build(problem, settings, observables):
         idx = jnp.where(do, _systematic(k_res, logw), jnp.arange(n))
         x, anc = x[idx], anc[idx]
         logw = jnp.where(do, jnp.zeros(n), logw)
+        to, shift = pool_target(x, k)
         if mcmc_steps:
-            x, acc, new_eps, v = jax.lax.cond(moving, rejuvenate, unmoved, k_mc, x, k + 1, eps, logw)
+            x, acc, new_eps, v = jax.lax.cond(moving, rejuvenate, unmoved, k_mc, x, k + 1, eps, logw, to, shift)
         else:
             acc, new_eps = jnp.nan, eps
-            v = per_particle(lambda z: values(z, k + 1), x) if when == "moves" else None
+            v = unmoved(None, x, k + 1, eps, logw, to, shift)[3]
         if when == "before":
             means = means_before
-        elif when == "moves":  # the weighted means of the configurations' averages over the moves
-            means = weighted_values(v, logw)
+        elif when == "moves" or to is not None:  # the weighted means of the configurations' (averages over moves)
+            means = weighted_values(v[:, :n_obs], logw)
         else:
             means = moments(x, logw, k + 1)
         unique = jnp.sum(jnp.zeros(n, bool).at[anc].set(True))
@@ -280,6 +301,8 @@ def _build(problem, settings, observables):
             dlogz=dlogz, ess=ess, resampled=do, acceptance=acc, step_size=eps, unique=unique,
             nonfinite=nonfinite, moments=means,
         )  # fmt: skip
+        if to is not None:
+            record["pooled"] = pooled_sums(v, _normalised(logw), n_obs)
         return (x, logw, anc, new_eps), record
 
     step_replicas = jax.vmap(one_replica, (0, None, 0))
@@ -326,6 +349,7 @@ def smc(
     batch: int | str | None = "auto",
     precision: str = "float64",
     estimate: str = "after",
+    pool: Sequence[float] | None = None,
     progress: bool = True,
 ) -> SMCResult:
     r"""Sample the path of a solved flow by SMC with PIK transport (see the module docstring).
@@ -389,6 +413,12 @@ def smc(
         resampling adds noise that few moves do not remove, so ``"before"`` gives smaller errors where
         the moves mix slowly (near criticality), ``"after"`` where they mix well, and ``"moves"`` smaller
         errors than ``"after"`` wherever successive moves decorrelate the configurations.
+    pool
+        Step times (e.g. a scan's points) whose means also take in the configurations of the steps around
+        them (each step's towards its nearest pool time, between the first and the last), reweighted by the
+        ratio of the two actions and weighted by their effective sample size (:mod:`pikflow.samplers._pool`;
+        importance tempering). Not with ``estimate="before"``; the observables are then evaluated twice a
+        configuration (at the step's time and at its pool time).
     """
     problem = as_problem(target, logdet=logdet, precision=precision)
     n = _check_int("n (particles)", n, 2)
@@ -405,6 +435,9 @@ def smc(
         raise SamplingError(f"resample must be a fraction in [0, 1], got {resample!r}")
     if estimate not in ESTIMATES:
         raise SamplingError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
+    pool_points, nearest = pool_targets(problem.path_times, pool) if pool is not None else ((), None)
+    if pool_points and estimate == "before":
+        raise SamplingError("pool combines the configurations after the moves: use estimate='after' or 'moves'")
     observables = dict(observables or {})
     if step_size is None:
         step_size = 0.2 / problem.size ** (1.0 / 3.0)
@@ -419,7 +452,7 @@ def smc(
     chunk = _chunk(batch, problem, n, replicas)
     settings = (
         transport, mcmc, mcmc_steps, leapfrog_steps, float(resample), n, obs_key, problem.logdet, mcmc_every, obs_mask,
-        mass2, precision, chunk, estimate,
+        mass2, precision, chunk, estimate, tuple(nearest.tolist()) if pool_points else None,
     )  # fmt: skip
     cache = _cache_of(target)
     if settings not in cache:
@@ -459,6 +492,11 @@ def smc(
         )  # fmt: skip
         bar.update(1)
     bar.close()
+    if pool_points:  # the means at the pool times: their steps', reweighted and combined
+        mom = np.concatenate([np.asarray(m0)[None], np.stack([r["moments"] for r in records])])
+        mom = pooled_means(mom, records, pool_points, nearest)
+        for k, r in enumerate(records):
+            r["moments"] = mom[k + 1]
     particles, log_w, ancestors = finish_c(state)
     seconds = _time.perf_counter() - t_start
     return SMCResult.from_records(
@@ -470,6 +508,7 @@ def smc(
             mcmc_every=mcmc_every, replicas=replicas, logdet=problem.logdet, leapfrog_steps=leapfrog_steps,
             fourier_mass=fourier_mass, chunk=chunk, precision=precision, estimate=estimate,
             steps=problem.steps, compile_seconds=compile_seconds,
+            pool=[float(problem.path_times[p]) for p in pool_points],
         ),
     )  # fmt: skip
 
