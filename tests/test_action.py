@@ -443,3 +443,5 @@ def test_special_functions_through_the_checks_lowering_and_quadrature():
     assert abs(reference_for(path).log_z(1.0) - np.log(z)) < 1e-9
     with pytest.raises(pf.ActionError, match="cannot be evaluated by JAX.*besselj"):
         lower(phi**2 + sp.besselj(0, phi), [phi])
+    with pytest.raises(pf.ActionError, match="cannot be evaluated by JAX.*fresnels"):  # no JAX printer at all
+        lower(phi**2 + sp.fresnels(phi), [phi])

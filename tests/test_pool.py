@@ -33,6 +33,32 @@ def test_pool_targets_and_the_combination_by_hand():
     assert out[2, 0].tolist() == pytest.approx([2.2, 17.5])
     assert np.array_equal(out[[0, 1, 3]], moments[[0, 1, 3]])
     assert np.array_equal(pooled_means(moments, records, (2,), nearest * 0 - 1), moments)  # no steps: unchanged
+    # two replicas: each one's weights and cut come from the other's ESS (leave one out), never from its own
+    records = [
+        {"pooled": (np.array([[1.0], [3.0]]), np.array([0.9, 0.1]), np.array([1.0, 0.3]))},
+        {"pooled": (np.array([[2.0], [5.0]]), np.array([0.3, 0.3]), np.array([1.0, 1.0]))},
+    ]
+    out = pooled_means(np.zeros((3, 2, 1)), records, (2,), np.array([2, 2]))
+    # replica 0: weights 0.1 and 0.3, but the first contribution is cut (kept 0.3 < MIN_ESS): 2.0
+    # replica 1: weights 0.9 and 0.3 (kept 1.0): (0.9 * 3 + 0.3 * 5) / 1.2
+    assert out[2, :, 0].tolist() == pytest.approx([2.0, (0.9 * 3 + 0.3 * 5) / 1.2])
+
+
+def test_bad_pool_settings_are_refused():
+    path = pl.LatticePath(pl.LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu))", (4, 4)), {"m2": 1.0})
+    problem = pl.path_problem(path, np.linspace(0, 1, 5))
+    for bad in (True, [[0.5]], "half"):
+        with pytest.raises(pf.SamplingError, match="pool must be a list of step times"):
+            pf.samplers.smc(problem, 10, transport="none", pool=bad, progress=False)
+    with pytest.raises(pf.SamplingError, match="pool combines the configurations after the moves"):
+        pf.samplers.smc(problem, 10, transport="none", pool=[0.5], estimate="before", progress=False)
+    with pytest.raises(pf.SamplingError, match="mcmc must be one of"):  # checked without moves too
+        pf.samplers.smc(problem, 10, transport="none", mcmc="hcm", mcmc_steps=0, progress=False)
+    for bad in ([0.5], "yes"):
+        with pytest.raises(pf.SamplingError, match="pool must be True, False or None"):
+            pl.scan_lattice(path, points=2, pool=bad, progress=False)
+    with pytest.raises(pf.SamplingError, match="pool combines"):
+        pl.scan_lattice(path, points=2, pool=True, estimate="before", progress=False)
 
 
 def test_reweighted_sums_by_hand():

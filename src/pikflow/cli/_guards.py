@@ -233,7 +233,9 @@ def _add_sampler_terms(data: dict, shape, work: list) -> None:
             leap *= 4
         default_particles = 2000 if kind == "scan" else 1000
         particle_steps = g("particles", default_particles) * g("replicas", 4) * steps
-        ops = particle_steps * (g("mcmc_steps", 2) * leap + 4) * sites * 50
+        # [scan] pool: two action values and the observables again at every move (about 2 leapfrog steps' worth)
+        pooled = kind == "scan" and table.get("pool", table.get("estimate", "moves") != "before")
+        ops = particle_steps * (g("mcmc_steps", 2) * (leap + (2 if pooled else 0)) + 4) * sites * 50
         work.append((tuple(f"{kind}.{k}" for k in keys), ops, f"the [{kind}] run"))
 
 

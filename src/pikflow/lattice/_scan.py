@@ -302,6 +302,8 @@ def scan_lattice(
         raise SamplingError(f"a lattice scan's transport is 'none' or 'pik', got {transport!r}")
     if estimate not in ESTIMATES:
         raise SamplingError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
+    if pool is not None and not isinstance(pool, (bool, np.bool_)):
+        raise SamplingError(f"pool must be True, False or None (on unless estimate='before'), got {pool!r}")
     pool = estimate != "before" if pool is None else bool(pool)
     if pool and estimate == "before":
         raise SamplingError("pool combines the configurations after the moves: give estimate='moves' or 'after', "

@@ -79,19 +79,20 @@ def jax_lambdify(names: Sequence[sp.Symbol], exprs, *, what: str) -> Callable:
     import jax
     import jax.scipy.special as jss
 
-    special = {"erf": jss.erf, "erfc": jss.erfc, "gamma": jss.gamma, "loggamma": jss.gammaln}
-    raw = sp.lambdify(list(names), exprs, modules=[special, "jax"], cse=True, docstring_limit=0)
+    special = {"erf": jss.erf, "erfc": jss.erfc, "gamma": jss.gamma, "loggamma": jss.gammaln,
+               "polygamma": jss.polygamma, "digamma": jss.digamma}  # fmt: skip
     scalar = jax.ShapeDtypeStruct((), jnp.result_type(float))
     try:
+        raw = sp.lambdify(list(names), exprs, modules=[special, "jax"], cse=True, docstring_limit=0)
         jax.eval_shape(raw, *[scalar] * len(names))
-    except (TypeError, NameError, AttributeError, ValueError) as err:
+    except (TypeError, NameError, AttributeError, ValueError, NotImplementedError) as err:
         exprs = exprs if isinstance(exprs, (list, tuple)) else [exprs]
         used = sorted({type(f).__name__ for e in exprs for f in sp.sympify(e).atoms(sp.Function)})
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ActionError(
-            f"{what} cannot be evaluated by JAX ({reason}); it uses the functions {used}: write it with functions "
-            "JAX supports (exp, log, sqrt, the trigonometric and hyperbolic functions and their inverses, Abs, "
-            "erf, erfc, gamma, loggamma, Piecewise, Min, Max)"
+            f"{what} cannot be evaluated by JAX ({reason}); it uses the functions {used}: write it with the "
+            "functions an action may use (exp, log, sqrt, sin, cos, tan, atan, sinh, cosh, tanh, Abs, erf; a SymPy "
+            "expression also erfc, gamma, loggamma, Piecewise, Min, Max)"
         ) from None
     return raw
 

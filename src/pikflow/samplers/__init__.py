@@ -10,6 +10,7 @@ r"""Samplers built on a solved flow: sequential Monte Carlo with PIK transport (
   (:func:`register_problem`).
 """
 
+from ._batch import PARTICLE_BATCH as PARTICLE_BATCH
 from ._mcmc import ADAPTIVE_MASS as ADAPTIVE_MASS
 from ._mcmc import TARGET_ACCEPTANCE as TARGET_ACCEPTANCE
 from ._mcmc import check_fourier_mass as check_fourier_mass
@@ -22,7 +23,6 @@ from ._result import ReplicaWarning as ReplicaWarning
 from ._result import SMCResult as SMCResult
 from ._result import replica_estimate as replica_estimate
 from ._smc import ESTIMATES as ESTIMATES
-from ._smc import PARTICLE_BATCH as PARTICLE_BATCH
 from ._smc import TRANSPORTS as TRANSPORTS
 from ._smc import smc as smc
 

@@ -34,8 +34,8 @@ LABELLINGS = ("host", "device")
 
 def swendsen_wang(key, x, coupling: float, labelling: str | None = None):
     """One Swendsen-Wang sweep of the signs of one configuration ``x`` (the lattice's shape), hopping
-    ``coupling``; ``labelling``: ``"host"`` (SciPy) or ``"device"`` (label propagation), by default ``"host"``
-    on the CPU backend and ``"device"`` elsewhere."""
+    ``coupling``; ``labelling``: ``"host"`` (Numba's union-find) or ``"device"`` (label propagation), by
+    default ``"host"`` on the CPU backend and ``"device"`` elsewhere."""
     shape = x.shape
     volume = math.prod(shape)
     k_bond, k_flip = jax.random.split(key)
@@ -80,7 +80,6 @@ def _union_find():
     (and cached on disk): per configuration, each bond joins the roots of its two sites, with path halving."""
     import numba  # here: compiling is needed only for cluster moves
 
-    @numba.njit(cache=True, nogil=True)
     def kernel(bonds, forward, out):
         batch, d, volume = bonds.shape
         parent = np.empty(volume, np.int32)
@@ -104,7 +103,10 @@ def _union_find():
             for x in range(volume):  # parent[x] <= x, so the parent's label is known
                 out[b, x] = x if parent[x] == x else out[b, parent[x]]
 
-    return kernel
+    try:
+        return numba.njit(cache=True, nogil=True)(kernel)
+    except RuntimeError:  # no writable cache directory: compile in every process instead
+        return numba.njit(nogil=True)(kernel)
 
 
 def _propagated_labels(bonds):

@@ -149,8 +149,8 @@ def make_move(
     hopping: float | None = None,
 ):
     r"""A function ``(key, x, t, step_size, n_moves, mass=None, observe=None) -> (x', mean acceptance, v)`` for one
-    configuration; ``v`` is the mean of ``observe(y)`` over the configurations ``y`` after each move (``None``
-    without ``observe``).
+    configuration; ``v`` is the mean of ``observe(y, log_density_at(y, t))`` over the configurations ``y`` after
+    each move (the value is the kernel's own; ``None`` without ``observe``).
 
     ``log_density_at(x, t)`` is :math:`\log\gamma_t(x)`; ``kind`` is ``"mala"``, ``"hmc"``
     (``leapfrog_steps`` steps per trajectory, unit mass; BlackJAX's kernel with the leapfrog of
@@ -196,7 +196,7 @@ def make_move(
                 raise SamplingError("an adaptive Fourier mass needs the mass measured from the particles")
             inverse_mass = fixed if fixed is not None else fourier_metric(lattice_shape, eigen=mass)
 
-        seen = observe if observe is not None else (lambda y: jnp.zeros(0))
+        seen = observe if observe is not None else (lambda y, _: jnp.zeros(0))
 
         def one(carry, k):
             state, acc, total = carry
@@ -209,9 +209,9 @@ def make_move(
             if kind == "hmc+cluster":  # the signs of whole clusters, then the state at the new position
                 flipped = swendsen_wang(k_sweep, state.position.reshape(lattice_shape), hopping)
                 state = init(flipped.reshape(state.position.shape), logdensity)
-            return (state, acc + info.acceptance_rate, total + seen(state.position)), None
+            return (state, acc + info.acceptance_rate, total + seen(state.position, state.logdensity)), None
 
-        shape = jax.eval_shape(seen, x)
+        shape = jax.eval_shape(seen, x, state.logdensity)
         start = (state, 0.0, jnp.zeros(shape.shape, shape.dtype))
         (state, acc, total), _ = jax.lax.scan(one, start, jax.random.split(key, n_moves))
         return state.position, acc / n_moves, (total / n_moves if observe is not None else None)

@@ -39,7 +39,13 @@ def pool_targets(times, pool) -> tuple[tuple[int, ...], np.ndarray]:
     index of the pool time nearest to it, ``(K,)``: -1 before the first pool time and after the last (and for
     the start, whose means are those of the exact base)."""
     try:
-        points = sorted({step_index(times, t) for t in np.atleast_1d(np.asarray(pool, float))} - {0})
+        given = np.asarray(pool, dtype=float)
+    except (TypeError, ValueError):
+        given = None
+    if isinstance(pool, (bool, np.bool_)) or given is None or given.ndim > 1:
+        raise SamplingError(f"pool must be a list of step times, got {pool!r}")
+    try:
+        points = sorted({step_index(times, t) for t in np.atleast_1d(given)} - {0})
     except SamplingError as err:
         raise SamplingError(f"pool: {err}") from None
     times = np.asarray(times, float)
@@ -53,11 +59,13 @@ def pool_targets(times, pool) -> tuple[tuple[int, ...], np.ndarray]:
     return tuple(points), nearest
 
 
-def reweighted(values, log_gamma, times, z, i, p, shift):
+def reweighted(values, log_gamma, times, z, i, p, shift, at_i=None):
     r"""One configuration ``z`` of step index ``i``: ``values(z, i)``, then the ratio
     :math:`r = \gamma_{t_p}(z)/\gamma_{t_i}(z)` (over ``exp(shift)``, which keeps it finite) times
-    ``values(z, p)``, and :math:`r`: ``2 n_obs + 1`` numbers."""
-    r = jnp.exp(log_gamma(z, times[p]) - log_gamma(z, times[i]) - shift)
+    ``values(z, p)``, and :math:`r`: ``2 n_obs + 1`` numbers. ``at_i``: :math:`\log\gamma_{t_i}(z)` where
+    the move has it already."""
+    at_i = log_gamma(z, times[i]) if at_i is None else at_i
+    r = jnp.exp(log_gamma(z, times[p]) - at_i - shift)
     return jnp.concatenate([values(z, i), r * values(z, p), r[None]])
 
 
@@ -74,21 +82,34 @@ def pooled_means(moments: np.ndarray, records: list, points, nearest: np.ndarray
     """``moments`` (time index, replica, observable) with the means at the pool ``points`` replaced by the
     ESS-weighted combination of their steps' reweighted means (``records[k]["pooled"]``: means ``(R, n_obs)``,
     ESS and kept fraction ``(R,)``); contributions that keep less than :data:`MIN_ESS` of their ESS, or where an
-    observable is NaN (not observed there), are left out."""
+    observable is NaN (not observed there), are left out.
+
+    A replica's weights and cut come from the other replicas' ESS (leave one out): from its own ratios they
+    would favour its steps without a rare large ratio, and so pull its mean towards the narrower distribution,
+    a bias the replicas' spread does not show."""
     out = np.array(moments, dtype=float)
     for p in points:
         steps = [k for k, q in enumerate(nearest) if q == p]
         if not steps:
             continue
         means = np.stack([records[k]["pooled"][0] for k in steps])  # (C, R, n_obs)
-        ess = np.stack([records[k]["pooled"][1] for k in steps])[..., None]
-        kept = np.stack([records[k]["pooled"][2] for k in steps])[..., None]
+        ess = _others(np.stack([records[k]["pooled"][1] for k in steps]))[..., None]  # (C, R, 1)
+        kept = _others(np.stack([records[k]["pooled"][2] for k in steps]))[..., None]
         weights = np.where(np.isfinite(means) & np.isfinite(ess) & (kept >= MIN_ESS), ess, 0.0)
         total = weights.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
             pooled = np.sum(weights * np.where(weights > 0, means, 0.0), axis=0) / total
         out[p] = np.where(total > 0, pooled, out[p])
     return out
+
+
+def _others(a: np.ndarray) -> np.ndarray:
+    """Per replica (the last axis), the mean of ``a`` over the other replicas (non-finite entries count as 0)."""
+    a = np.where(np.isfinite(a), a, 0.0)
+    replicas = a.shape[-1]
+    if replicas < 2:
+        return a
+    return (a.sum(axis=-1, keepdims=True) - a) / (replicas - 1)
 
 
 __all__ = ["MIN_ESS", "pool_targets", "pooled_means", "pooled_sums", "reweighted"]

@@ -57,11 +57,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._devices import constrain_particles, particle_axis_sharded, replicate_particles
+from .._devices import constrain_particles, replicate_particles
 from .._errors import SamplingError
 from .._times import step_index
 from ..progress import progress_bar
-from ._mcmc import ADAPTIVE_MASS, adapt_step, check_fourier_mass, make_move, measured_mass
+from ._batch import _check_int, _chunk, _per_particle
+from ._mcmc import ADAPTIVE_MASS, TARGET_ACCEPTANCE, adapt_step, check_fourier_mass, make_move, measured_mass
 from ._pool import pool_targets, pooled_means, pooled_sums, reweighted
 from ._problem import as_problem
 from ._result import SMCResult
@@ -80,12 +81,6 @@ def _takes_time(fn) -> bool:
         return False
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
     return len(positional) >= 2
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise SamplingError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 def _normalised(logw):
@@ -122,37 +117,6 @@ def _systematic(key, logw):
     n = w.shape[0]
     u = (jnp.arange(n) + jax.random.uniform(key)) / n
     return jnp.clip(jnp.searchsorted(jnp.cumsum(w), u), 0, n - 1)
-
-
-#: configurations evaluated together (over all replicas) by the transport and the moves on a lattice: a
-#: batch whose intermediates stay in cache (as the lattice flow's push, ``pikflow.flow.PUSH_BATCH``).
-#: Measured at 32x32 with 8000 particles, all at once: a transport step 0.56 ms and an HMC move 0.43 ms
-#: a particle, against 0.23 ms and 0.053 ms in batches of about 128.
-PARTICLE_BATCH = 128
-
-
-def _chunk(batch, problem, n: int, replicas: int) -> int | None:
-    """Particles per replica evaluated together (``None``: all at once) for ``smc(batch=...)``."""
-    if batch is None:
-        return None
-    if isinstance(batch, str):
-        if batch != "auto":
-            raise SamplingError(f"batch must be 'auto', None or a positive integer, got {batch!r}")
-        # 0-D configurations are a few numbers (one vmap is fastest); sharded particles stay whole
-        if not problem.lattice_shape or particle_axis_sharded(n):
-            return None
-        batch = min(PARTICLE_BATCH, problem.batch)
-    batch = _check_int("batch", batch, 1)
-    per = max(1, batch // replicas)
-    return None if per >= n else per
-
-
-def _per_particle(chunk: int | None):
-    """``apply(fn, *xs)``: ``fn`` of one particle over the leading axis of ``xs``, all at once (``chunk``
-    ``None``: :func:`jax.vmap`) or ``chunk`` particles at a time (:func:`jax.lax.map`; same numbers)."""
-    if chunk is None:
-        return lambda fn, *xs: jax.vmap(fn)(*xs)
-    return lambda fn, *xs: jax.lax.map(lambda a: fn(*a), xs, batch_size=chunk)
 
 
 _CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -212,17 +176,24 @@ def _build(problem, settings, observables):
     n_obs = len(names)
     nearest = None if pool is None else jnp.asarray(pool)  # per step the nearest pool index, -1: none
 
-    def observed(z, i, to, shift):
-        """The observables at step index ``i``, then towards the pool index ``to`` (:func:`reweighted`)."""
-        return values(z, i) if to is None else reweighted(values, lg, times, z, i, to, shift)
+    def observed(z, i, target, at_i=None):
+        """The observables at step index ``i``, then towards the pool index of ``target`` (:func:`reweighted`,
+        NaN for a step without one; ``at_i``: the move's own log-density of ``z``, if known)."""
+        if target is None:
+            return values(z, i)
+        to, shift, valid = target  # valid is not batched: a branch, so steps without a pool time cost nothing more
+        nans = lambda: jnp.concatenate([values(z, i), jnp.full(n_obs + 1, jnp.nan)])  # noqa: E731
+        return jax.lax.cond(valid, lambda: reweighted(values, lg, times, z, i, to, shift, at_i), nans)
 
     def pool_target(x, k):
-        """The pool index of step ``k`` (0 where it has none: then unused) and the particles' largest log-ratio."""
+        """``None`` without pooling, else step ``k``'s pool index (0 where it has none), the particles' largest
+        log-ratio towards it, and whether it has one."""
         if nearest is None:
-            return None, None
-        to = jnp.maximum(nearest[k], 0)
-        shift = jnp.max(per_particle(lambda z: lg(z, times[to]) - lg(z, times[k + 1]), x))
-        return to, jnp.where(jnp.isfinite(shift), shift, 0.0)
+            return None
+        to, valid = jnp.maximum(nearest[k], 0), nearest[k] >= 0
+        ratio = lambda: jnp.max(per_particle(lambda z: lg(z, times[to]) - lg(z, times[k + 1]), x))  # noqa: E731
+        shift = jax.lax.cond(valid, ratio, lambda: jnp.zeros((), x.dtype))
+        return to, jnp.where(jnp.isfinite(shift), shift, 0.0), valid
 
     def moments(x, logw, i):
         """The weighted means of the observables at step index ``i`` (NaN where not observed)."""
@@ -252,22 +223,22 @@ def _build(problem, settings, observables):
         keep = finite.reshape((-1,) + (1,) * ev)
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
 
-    def rejuvenate(key, x, i, eps, logw, to, shift):
+    def rejuvenate(key, x, i, eps, logw, target):
         adaptive = mcmc == "fhmc" and mass2 == ADAPTIVE_MASS
         mass = measured_mass(x, problem.lattice_shape, logw) if adaptive else None  # of this replica's particles
         keys = jax.random.split(key, n)
         if when == "moves":
-            see = lambda y: observed(y, i, to, shift)  # noqa: E731
+            see = lambda y, at_i: observed(y, i, target, at_i)  # noqa: E731
             x, acc, v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass, see), keys, x)
         else:
             (x, acc, _), v = per_particle(lambda kk, z: move(kk, z, times[i], eps, mcmc_steps, mass), keys, x), None
-            if to is not None:
-                v = per_particle(lambda z: observed(z, i, to, shift), x)
+            if target is not None:
+                v = per_particle(lambda z: observed(z, i, target), x)
         acc = jnp.mean(jnp.where(jnp.isfinite(acc), acc, 0.0))
         return x, acc, adapt_step(eps, acc, mcmc), v
 
-    def unmoved(_key, x, i, eps, _logw, to, shift):
-        v = per_particle(lambda z: observed(z, i, to, shift), x) if when == "moves" or to is not None else None
+    def unmoved(_key, x, i, eps, _logw, target):
+        v = per_particle(lambda z: observed(z, i, target), x) if when == "moves" or target is not None else None
         return x, jnp.full((), jnp.nan, eps.dtype), eps, v
 
     def one_replica(state, k, key):
@@ -284,15 +255,15 @@ def _build(problem, settings, observables):
         idx = jnp.where(do, _systematic(k_res, logw), jnp.arange(n))
         x, anc = x[idx], anc[idx]
         logw = jnp.where(do, jnp.zeros(n), logw)
-        to, shift = pool_target(x, k)
+        target = pool_target(x, k)
         if mcmc_steps:
-            x, acc, new_eps, v = jax.lax.cond(moving, rejuvenate, unmoved, k_mc, x, k + 1, eps, logw, to, shift)
+            x, acc, new_eps, v = jax.lax.cond(moving, rejuvenate, unmoved, k_mc, x, k + 1, eps, logw, target)
         else:
             acc, new_eps = jnp.nan, eps
-            v = unmoved(None, x, k + 1, eps, logw, to, shift)[3]
+            v = unmoved(None, x, k + 1, eps, logw, target)[3]
         if when == "before":
             means = means_before
-        elif when == "moves" or to is not None:  # the weighted means of the configurations' (averages over moves)
+        elif when == "moves" or target is not None:  # the weighted means of the configurations' (averages over moves)
             means = weighted_values(v[:, :n_obs], logw)
         else:
             means = moments(x, logw, k + 1)
@@ -301,7 +272,7 @@ def _build(problem, settings, observables):
             dlogz=dlogz, ess=ess, resampled=do, acceptance=acc, step_size=eps, unique=unique,
             nonfinite=nonfinite, moments=means,
         )  # fmt: skip
-        if to is not None:
+        if target is not None:
             record["pooled"] = pooled_sums(v, _normalised(logw), n_obs)
         return (x, logw, anc, new_eps), record
 
@@ -424,6 +395,8 @@ def smc(
     n = _check_int("n (particles)", n, 2)
     replicas = _check_int("replicas", replicas, 2)
     mcmc_steps = _check_int("mcmc_steps", mcmc_steps, 0)
+    if mcmc not in TARGET_ACCEPTANCE:  # checked here too: without moves no move is built
+        raise SamplingError(f"mcmc must be one of {tuple(TARGET_ACCEPTANCE)}, got {mcmc!r}")
     mcmc_every = _check_int("mcmc_every", mcmc_every, 1)
     if transport not in TRANSPORTS:
         raise SamplingError(f"transport must be one of {TRANSPORTS}, got {transport!r}")
