@@ -67,11 +67,16 @@ def _host_labels(bonds: np.ndarray, shape: tuple) -> np.ndarray:
     """:func:`cluster_labels` of a batch ``(..., d, *shape)`` at once, by :func:`_union_find`."""
     d, volume = len(shape), math.prod(shape)
     batch = bonds.shape[: bonds.ndim - 1 - d]
-    sites = np.arange(volume).reshape(shape)
-    forward = np.stack([np.roll(sites, -1, axis=mu).reshape(-1) for mu in range(d)]).astype(np.int32)
     out = np.empty((math.prod(batch), volume), np.int32)
-    _union_find()(np.ascontiguousarray(bonds.reshape(-1, d, volume)), forward, out)
+    _union_find()(np.ascontiguousarray(bonds.reshape(-1, d, volume)), _forward(shape), out)
     return out.reshape(*batch, *shape)
+
+
+@functools.cache
+def _forward(shape: tuple) -> np.ndarray:
+    """The index of ``x + mu`` (periodic) for every site ``x`` and direction ``mu``, ``(d, V)``: once per shape."""
+    sites = np.arange(math.prod(shape)).reshape(shape)
+    return np.stack([np.roll(sites, -1, axis=mu).reshape(-1) for mu in range(len(shape))]).astype(np.int32)
 
 
 @functools.cache
