@@ -441,6 +441,10 @@ def test_special_functions_through_the_checks_lowering_and_quadrature():
     np.testing.assert_allclose([float(f(jnp.array([v]))) for v in x], expected, rtol=1e-13)
     z, _ = integrate.quad(lambda v: np.exp(-(v**2) / 2 - special.erf(v)), -np.inf, np.inf, epsabs=0, epsrel=1e-13)
     assert abs(reference_for(path).log_z(1.0) - np.log(z)) < 1e-9
+    from pikflow.bench._hmc import exact_values_at  # the benchmarks' exact observables take erf too
+
+    m, _ = integrate.quad(lambda v: special.erf(v) * np.exp(-(v**2) / 2 - special.erf(v)), -np.inf, np.inf)
+    assert exact_values_at(path, "erf(phi)", [1.0])[0] == pytest.approx(m / z, abs=1e-9)
     with pytest.raises(pf.ActionError, match="cannot be evaluated by JAX.*besselj"):
         lower(phi**2 + sp.besselj(0, phi), [phi])
     with pytest.raises(pf.ActionError, match="cannot be evaluated by JAX.*fresnels"):  # no JAX printer at all

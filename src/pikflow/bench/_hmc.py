@@ -78,7 +78,7 @@ def exact_values_at(path, observable, times) -> list[float] | None:
     (phi,) = path.fields
     expr = as_expression(observable, what="observable")
     expr = expr.xreplace({s: phi for s in expr.free_symbols if str(s) == str(phi)})
-    fn = sp.lambdify([phi], expr, modules="numpy")
+    fn = sp.lambdify([phi], expr, modules=["scipy", "numpy"])  # scipy: erf, as the quadrature reference
     return [ref.expectation(float(t), lambda x: np.broadcast_to(fn(x), np.shape(x)).astype(float)) for t in times]
 
 
