@@ -15,7 +15,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pikflow as pf  # noqa: E402
-from pikflow.lattice import load_lattice_flow  # noqa: E402
+from pikflow.lattice import LatticeAction, LatticePath, load_lattice_flow, scan_lattice  # noqa: E402
 
 flows, out = sys.argv[1], sys.argv[2]
 flow = pf.Flow.load(f"{flows}/zero_d")
@@ -37,6 +37,14 @@ for name, f in (("smc_zero_d", flow), ("smc_lattice", lat)):  # particles split 
     r = pf.smc(f, 256, seed=4, replicas=2, mcmc_steps=1, progress=False)
     res[f"{name}_x"], res[f"{name}_log_w"] = r.particles, r.log_w
     res[f"{name}_log_z"] = r.log_z  # (steps + 1, replicas)
+# a lattice scan whose moves, base and observables take Fourier transforms of the particles (each device
+# transforms its own; left to XLA's partitioner they were gathered and the CPU runtime refused the layout)
+action = LatticeAction("(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4", (4, 4))
+scan = scan_lattice(
+    LatticePath(action, {"m2": (1.0, -0.5), "lam": (0.0, 0.5)}), points=3, particles=64, replicas=2,
+    mcmc="fhmc", fourier_mass="adaptive", mcmc_steps=1, steps=4, seed=6, progress=False,
+)  # fmt: skip
+res["scan"] = np.array([scan.series("4x4", name) for name in ("abs_m", "chi", "binder", "log_z")])
 info = run_info()
 if is_main_process():
     np.savez(out, devices=info["devices"]["count"], processes=info["processes"], **res)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.sharding import PartitionSpec
 
-from .._devices import particle_axis_sharded
+from .._devices import SAMPLES, particle_axis_sharded, sample_mesh
 from .._errors import SamplingError
 
 
@@ -38,12 +39,27 @@ def _chunk(batch, problem, n: int, replicas: int) -> int | None:
     return None if per >= n else per
 
 
-def _per_particle(chunk: int | None):
+def _per_particle(chunk: int | None, n: int | None = None):
     """``apply(fn, *xs)``: ``fn`` of one particle over the leading axis of ``xs``, all at once (``chunk``
-    ``None``: :func:`jax.vmap`) or ``chunk`` particles at a time (:func:`jax.lax.map`; same numbers)."""
+    ``None``: :func:`jax.vmap`) or ``chunk`` particles at a time (:func:`jax.lax.map`; same numbers).
+
+    With the ``n`` particles of a replica split over the devices (:func:`pikflow._devices.particle_axis_sharded`),
+    each device maps ``fn`` over its own particles (:func:`jax.shard_map`): the same program on the same numbers
+    per particle, with no gather. Left to XLA's partitioner, a Fourier transform inside ``fn`` gathered every
+    particle on every device, and XLA's CPU runtime then refused the gathered layout (``fft_thunk.cc``).
+    """
     if chunk is None:
+        if n is not None and particle_axis_sharded(n):
+            return _on_each_device
         return lambda fn, *xs: jax.vmap(fn)(*xs)
     return lambda fn, *xs: jax.lax.map(lambda a: fn(*a), xs, batch_size=chunk)
+
+
+def _on_each_device(fn, *xs):
+    """:func:`jax.vmap` of ``fn`` over the particles each device holds (leading axis of ``xs`` and of the outputs)."""
+    spec = PartitionSpec(SAMPLES)
+    mapped = lambda *a: jax.vmap(fn)(*a)  # noqa: E731
+    return jax.shard_map(mapped, mesh=sample_mesh(), in_specs=spec, out_specs=spec, check_vma=False)(*xs)
 
 
 __all__ = ["PARTICLE_BATCH"]

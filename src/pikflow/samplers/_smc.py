@@ -195,11 +195,12 @@ def _build(problem, settings, observables):
         shift = jax.lax.cond(valid, ratio, lambda: jnp.zeros((), x.dtype))
         return to, jnp.where(jnp.isfinite(shift), shift, 0.0), valid
 
+    per_particle = _per_particle(chunk, n)
+    all_at_once = _per_particle(None, n)
+
     def moments(x, logw, i):
         """The weighted means of the observables at step index ``i`` (NaN where not observed)."""
-        return weighted_values(jax.vmap(lambda z: values(z, i))(x), logw)
-
-    per_particle = _per_particle(chunk)
+        return weighted_values(all_at_once(lambda z: values(z, i), x), logw)
 
     def advance(k, key, x):
         t0, t1 = times[k], times[k + 1]
