@@ -1,7 +1,8 @@
 """The persistent compilation cache of `pikflow run` (pikflow.compilation_cache).
 
 Checked in fresh processes, as a user meets it: the first run fills the directory, a second run finds its
-programs there and writes the same results; ``--cache off`` and an unusable directory leave no cache and no error.
+programs there and writes the same results; ``--cache off`` (checked in-process) and an unusable directory leave no
+cache and no error.
 """
 
 import json
@@ -9,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 import pikflow as pf
@@ -48,9 +50,23 @@ def test_a_second_run_finds_its_compilations(tmp_path):
     second = _run(tmp_path, "b", env={"PIKFLOW_CACHE_DIR": str(cache)})
     assert {p.name for p in cache.rglob("*") if p.is_file()} >= entries
     assert second["ess"] == first["ess"] and second["observables"] == first["observables"]  # the same numbers
+
+
+def test_cache_off_creates_nothing(tmp_path, monkeypatch):
+    """``--cache off`` wins over ``PIKFLOW_CACHE_DIR`` and leaves no directory (checked in this process: a third
+    subprocess run cost half a minute of the default test run for this one check); ``PIKFLOW_CACHE_DIR=off``
+    alone gives no default directory either."""
+    from pikflow._cache import default_cache_dir
+    from pikflow.cli._main import _cache
+
+    before = jax.config.jax_compilation_cache_dir
     off = tmp_path / "unused"
-    _run(tmp_path, "c", "--cache", "off", env={"PIKFLOW_CACHE_DIR": str(off)})
-    assert not off.exists()
+    monkeypatch.setenv("PIKFLOW_CACHE_DIR", str(off))
+    _cache("off")
+    _cache(" OFF ")
+    assert not off.exists() and jax.config.jax_compilation_cache_dir == before
+    monkeypatch.setenv("PIKFLOW_CACHE_DIR", "off")
+    assert default_cache_dir() is None
 
 
 def test_an_unusable_cache_directory_warns_and_runs_without(tmp_path):
