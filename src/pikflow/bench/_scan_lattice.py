@@ -54,6 +54,7 @@ import numpy as np
 
 from .._errors import ConfigError
 from ..samplers import ESTIMATES
+from ..samplers._pool import pool_by_default
 from . import register
 from ._common import cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
 
@@ -272,8 +273,8 @@ def check_arguments(args) -> None:
         raise ConfigError(f"--steps must be at least 1, got {args.steps}")
     if args.fourier_mass != 1.0 and args.mcmc != "fhmc":
         raise ConfigError(f"--fourier-mass is the mass of --mcmc fhmc moves; --mcmc is {args.mcmc}")
-    if args.pool is None:  # on, except with the means before the moves
-        args.pool = args.estimate != "before"
+    if args.pool is None:
+        args.pool = pool_by_default(args.estimate)
     if args.pool and args.estimate == "before":
         raise ConfigError("--pool combines the configurations after the moves: --estimate moves or after, or --no-pool")
     if getattr(args, "dense", None) is not None and not args.dense[2] >= 1:

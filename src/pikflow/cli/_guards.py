@@ -209,6 +209,8 @@ def _add_sampler_terms(data: dict, shape, work: list) -> None:
     """The work of a ``[scan]`` or ``[multilevel]`` run: particles x replicas x annealing steps x the gradient
     evaluations of a step's moves (``mcmc_steps`` x ``leapfrog_steps`` for HMC, plus the reweighting) x the sites of
     every size or level, about 50 operations per site."""
+    from ..samplers._pool import pool_by_default
+
     d = len(shape)
     for kind in ("scan", "multilevel"):
         table = data.get(kind)
@@ -234,7 +236,7 @@ def _add_sampler_terms(data: dict, shape, work: list) -> None:
         default_particles = 2000 if kind == "scan" else 1000
         particle_steps = g("particles", default_particles) * g("replicas", 4) * steps
         # [scan] pool: two action values and the observables again at every move (about 2 leapfrog steps' worth)
-        pooled = kind == "scan" and table.get("pool", table.get("estimate", "moves") != "before")
+        pooled = kind == "scan" and table.get("pool", pool_by_default(table.get("estimate", "moves")))
         ops = particle_steps * (g("mcmc_steps", 2) * (leap + (2 if pooled else 0)) + 4) * sites * 50
         work.append((tuple(f"{kind}.{k}" for k in keys), ops, f"the [{kind}] run"))
 

@@ -71,6 +71,8 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
     """The validated ``[scan]`` settings, or ``None`` without a ``[scan]`` section."""
     if "scan" not in data:
         return None
+    from ..samplers._pool import pool_by_default
+
     if "lattice" not in data.get("action", {}):
         raise ConfigError("[scan] is for lattice runs (give [action] lattice); a 0-D scan is `pikflow bench scan`")
     s = dict(data["scan"])
@@ -87,7 +89,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
         "mcmc_every": s.get("mcmc_every", 1),
         "leapfrog_steps": s.get("leapfrog_steps", 10),
         "estimate": s.get("estimate", "moves"),
-        "pool": s.get("pool", s.get("estimate", "moves") != "before"),
+        "pool": s.get("pool", pool_by_default(s.get("estimate", "moves"))),
         "fourier_mass": fourier_mass_setting("scan", s.get("fourier_mass"), s.get("mcmc", "hmc")),
         "transport": s.get("transport", "none"),
         "flow_basis": s.get("flow_basis"),

@@ -39,6 +39,7 @@ from .._estimate import Estimate
 from ..action import LatticeAction, LatticePath, check_bounded_below, hopping_coupling
 from ..flow import GaussianLatticeBase
 from ..samplers import ESTIMATES, AnnealingProblem, smc
+from ..samplers._pool import pool_by_default
 from ._observables import site_density
 from ._scan_result import SCAN_OBSERVABLES, LatticeScan, binder_crossings, couplings_at, size_label
 from ._smc import magnetisation_moments, smc_observables
@@ -304,7 +305,7 @@ def scan_lattice(
         raise SamplingError(f"estimate must be one of {ESTIMATES}, got {estimate!r}")
     if pool is not None and not isinstance(pool, (bool, np.bool_)):
         raise SamplingError(f"pool must be True, False or None (on unless estimate='before'), got {pool!r}")
-    pool = estimate != "before" if pool is None else bool(pool)
+    pool = pool_by_default(estimate) if pool is None else bool(pool)
     if pool and estimate == "before":
         raise SamplingError("pool combines the configurations after the moves: give estimate='moves' or 'after', "
                             "or pool=False")  # fmt: skip

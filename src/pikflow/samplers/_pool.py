@@ -34,6 +34,13 @@ from .._times import step_index
 MIN_ESS = 0.5
 
 
+def pool_by_default(estimate: str) -> bool:
+    """Whether a scan pools its points' means when ``pool`` is not given: yes, except with the means before
+    the moves (``estimate="before"``), whose configurations the pool does not hold. The one rule of
+    :func:`pikflow.lattice.scan_lattice`, the ``[scan]`` table, ``pikflow bench scan-lattice`` and the work guard."""
+    return estimate != "before"
+
+
 def pool_targets(times, pool) -> tuple[tuple[int, ...], np.ndarray]:
     """The step indices of the ``pool`` times, and per step ``k`` (which arrives at time index ``k + 1``) the
     index of the pool time nearest to it, ``(K,)``: -1 before the first pool time and after the last (and for
