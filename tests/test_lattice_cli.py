@@ -79,6 +79,24 @@ def test_free_run_results(free_run):
     assert pl.LatticeFlow.load(out / "flow").steps == 3
 
 
+def test_summary_prints_the_estimate_with_the_smaller_error_first(tmp_path, capsys):
+    """The printed summary leads with the controlled estimate where its error is smaller, else with IMH's."""
+    from pikflow.cli._lattice_report import _summary
+
+    r = {"n_samples": 10, "n_nonfinite": 0, "n_runaway": 0, "sample_seconds": 1.0, "ess": 0.5, "imh_acceptance": 0.5,
+         "max_layer_residual": 0.1, "warnings": [], "plots": [],
+         "observables": {"abs_m": {"value": 0.25, "error": 0.02}, "chi": {"value": 3.0, "error": 0.1},
+                         "binder": {"value": 0.5, "error": 0.01}},
+         "controlled_observables": {"abs_m": {"value": 0.26, "error": 0.005},
+                                    "chi": {"value": 3.1, "error": 0.2}}}  # fmt: skip
+    _summary(r, tmp_path)
+    lines = {ln.split("=")[0].strip(): ln for ln in capsys.readouterr().out.splitlines() if " = " in ln}
+    assert lines["abs_m"].startswith("  abs_m = 0.26000 +- 0.005  (reweighted")
+    assert "after IMH 0.25000" in lines["abs_m"]
+    assert lines["chi"].startswith("  chi = 3.00000 +- 0.1  (after IMH") and "variates 3.10000 +- 0.2" in lines["chi"]
+    assert lines["binder"].endswith("(after IMH, Gamma-method error)")
+
+
 def test_free_run_agrees_with_hmc(free_run):
     # Reference: HMC at the target (m2, lam) = (-1, 1) on 4x4, 8 chains x 1000 trajectories. Both errors are
     # Gamma-method estimates with autocorrelations (the flow's from its IMH chain, ~0.005; HMC's from the 8

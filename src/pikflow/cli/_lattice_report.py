@@ -136,10 +136,18 @@ def _summary(r: dict, out: pathlib.Path) -> None:
         f"  ESS/N = {r['ess']:.4f}   IMH acceptance = {r['imh_acceptance']:.4f}   "
         f"max layer residual = {r['max_layer_residual']:.2e}"
     )
-    for name, v in r["observables"].items():
-        print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (after IMH, Gamma-method error)")
-    for name, v in r.get("controlled_observables", {}).items():
-        print(f"  {name} = {v['value']:.5f} +- {v['error']:.2g}  (reweighted, with the base's control variates)")
+    controlled = r.get("controlled_observables", {})
+    for name, v in r["observables"].items():  # the estimate with the smaller error first
+        imh = f"{v['value']:.5f} +- {v['error']:.2g}"
+        c = controlled.get(name)
+        if c is not None and c["error"] <= v["error"]:
+            print(f"  {name} = {c['value']:.5f} +- {c['error']:.2g}  (reweighted with the base's control variates; "
+                  f"after IMH {imh})")  # fmt: skip
+        elif c is not None:
+            print(f"  {name} = {imh}  (after IMH, Gamma-method error; reweighted with the base's control variates "
+                  f"{c['value']:.5f} +- {c['error']:.2g})")  # fmt: skip
+        else:
+            print(f"  {name} = {imh}  (after IMH, Gamma-method error)")
     for w in r["warnings"]:
         print(f"  WARNING: {w}")
     print(f"  wrote {out / 'results.json'}, plots {', '.join(r['plots'])}, flow in {out / 'flow'}")
