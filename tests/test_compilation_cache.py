@@ -62,9 +62,12 @@ def test_cache_off_creates_nothing(tmp_path, monkeypatch):
     before = jax.config.jax_compilation_cache_dir
     off = tmp_path / "unused"
     monkeypatch.setenv("PIKFLOW_CACHE_DIR", str(off))
-    _cache("off")
-    _cache(" OFF ")
-    assert not off.exists() and jax.config.jax_compilation_cache_dir == before
+    try:
+        _cache("off")
+        _cache(" OFF ")
+        assert not off.exists() and jax.config.jax_compilation_cache_dir == before
+    finally:  # a broken _cache would have moved this worker's cache: put it back for the tests after this one
+        jax.config.update("jax_compilation_cache_dir", before)
     monkeypatch.setenv("PIKFLOW_CACHE_DIR", "off")
     assert default_cache_dir() is None
 

@@ -95,6 +95,14 @@ def test_summary_prints_the_estimate_with_the_smaller_error_first(tmp_path, caps
     assert "after IMH 0.25000" in lines["abs_m"]
     assert lines["chi"].startswith("  chi = 3.00000 +- 0.1  (after IMH") and "variates 3.10000 +- 0.2" in lines["chi"]
     assert lines["binder"].endswith("(after IMH, Gamma-method error)")
+    # a NaN error never leads; a zero IMH error (a chain that never moved) does not beat a measured one
+    r["controlled_observables"] = {"abs_m": {"value": 0.26, "error": float("nan")},
+                                   "binder": {"value": 0.4, "error": 0.1}}  # fmt: skip
+    r["observables"]["binder"]["error"] = 0.0
+    _summary(r, tmp_path)
+    lines = {ln.split("=")[0].strip(): ln for ln in capsys.readouterr().out.splitlines() if " = " in ln}
+    assert lines["abs_m"].startswith("  abs_m = 0.25000 +- 0.02  (after IMH")
+    assert lines["binder"].startswith("  binder = 0.40000 +- 0.1  (reweighted")
 
 
 def test_free_run_agrees_with_hmc(free_run):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 from .._citation import PAPER
@@ -140,7 +141,10 @@ def _summary(r: dict, out: pathlib.Path) -> None:
     for name, v in r["observables"].items():  # the estimate with the smaller error first
         imh = f"{v['value']:.5f} +- {v['error']:.2g}"
         c = controlled.get(name)
-        if c is not None and c["error"] <= v["error"]:
+        # a NaN error loses; a zero IMH error (a chain that never moved) is no better than a measured one
+        better = c is not None and math.isfinite(c["error"])
+        better = better and (not math.isfinite(v["error"]) or v["error"] == 0 or c["error"] <= v["error"])
+        if better:
             print(f"  {name} = {c['value']:.5f} +- {c['error']:.2g}  (reweighted with the base's control variates; "
                   f"after IMH {imh})")  # fmt: skip
         elif c is not None:

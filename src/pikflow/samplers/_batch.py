@@ -44,21 +44,24 @@ def _per_particle(chunk: int | None, n: int | None = None):
     ``None``: :func:`jax.vmap`) or ``chunk`` particles at a time (:func:`jax.lax.map`; same numbers).
 
     With the ``n`` particles of a replica split over the devices (:func:`pikflow._devices.particle_axis_sharded`),
-    each device maps ``fn`` over its own particles (:func:`jax.shard_map`): the same program on the same numbers
-    per particle, with no gather. Left to XLA's partitioner, a Fourier transform inside ``fn`` gathered every
-    particle on every device, and XLA's CPU runtime then refused the gathered layout (``fft_thunk.cc``).
+    each device maps ``fn`` over its own particles (:func:`jax.shard_map`; ``chunk`` of them at a time with
+    ``chunk``): the same program on the same numbers per particle, with no gather. Left to XLA's partitioner,
+    a Fourier transform inside ``fn`` gathered every particle on every device, and XLA's CPU runtime then
+    refused the gathered layout (``fft_thunk.cc``).
     """
     if chunk is None:
-        if n is not None and particle_axis_sharded(n):
-            return _on_each_device
-        return lambda fn, *xs: jax.vmap(fn)(*xs)
-    return lambda fn, *xs: jax.lax.map(lambda a: fn(*a), xs, batch_size=chunk)
+        local = lambda fn, *xs: jax.vmap(fn)(*xs)  # noqa: E731
+    else:
+        local = lambda fn, *xs: jax.lax.map(lambda a: fn(*a), xs, batch_size=chunk)  # noqa: E731
+    if n is not None and particle_axis_sharded(n):
+        return lambda fn, *xs: _on_each_device(lambda *a: local(fn, *a), *xs)
+    return local
 
 
-def _on_each_device(fn, *xs):
-    """:func:`jax.vmap` of ``fn`` over the particles each device holds (leading axis of ``xs`` and of the outputs)."""
+def _on_each_device(mapped, *xs):
+    """``mapped(*xs)`` (a map over the leading, particle axis of ``xs`` and of its outputs) on the particles each
+    device holds."""
     spec = PartitionSpec(SAMPLES)
-    mapped = lambda *a: jax.vmap(fn)(*a)  # noqa: E731
     return jax.shard_map(mapped, mesh=sample_mesh(), in_specs=spec, out_specs=spec, check_vma=False)(*xs)
 
 
