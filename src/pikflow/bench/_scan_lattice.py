@@ -53,8 +53,7 @@ import time
 import numpy as np
 
 from .._errors import ConfigError
-from ..samplers import ESTIMATES
-from ..samplers._pool import pool_by_default
+from ..samplers import ESTIMATES, pool_by_default
 from . import register
 from ._common import cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
 

@@ -209,7 +209,7 @@ def _add_sampler_terms(data: dict, shape, work: list) -> None:
     """The work of a ``[scan]`` or ``[multilevel]`` run: particles x replicas x annealing steps x the gradient
     evaluations of a step's moves (``mcmc_steps`` x ``leapfrog_steps`` for HMC, plus the reweighting) x the sites of
     every size or level, about 50 operations per site."""
-    from ..samplers._pool import pool_by_default
+    from ..samplers import pool_by_default
 
     d = len(shape)
     for kind in ("scan", "multilevel"):

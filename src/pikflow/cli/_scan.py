@@ -71,7 +71,7 @@ def scan_settings(data: dict) -> dict[str, Any] | None:
     """The validated ``[scan]`` settings, or ``None`` without a ``[scan]`` section."""
     if "scan" not in data:
         return None
-    from ..samplers._pool import pool_by_default
+    from ..samplers import pool_by_default
 
     if "lattice" not in data.get("action", {}):
         raise ConfigError("[scan] is for lattice runs (give [action] lattice); a 0-D scan is `pikflow bench scan`")

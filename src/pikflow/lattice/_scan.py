@@ -38,8 +38,7 @@ from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
 from ..action import LatticeAction, LatticePath, check_bounded_below, hopping_coupling
 from ..flow import GaussianLatticeBase
-from ..samplers import ESTIMATES, AnnealingProblem, smc
-from ..samplers._pool import pool_by_default
+from ..samplers import ESTIMATES, AnnealingProblem, pool_by_default, smc
 from ._observables import site_density
 from ._scan_result import SCAN_OBSERVABLES, LatticeScan, binder_crossings, couplings_at, size_label
 from ._smc import magnetisation_moments, smc_observables

@@ -15,6 +15,7 @@ from ._mcmc import ADAPTIVE_MASS as ADAPTIVE_MASS
 from ._mcmc import TARGET_ACCEPTANCE as TARGET_ACCEPTANCE
 from ._mcmc import check_fourier_mass as check_fourier_mass
 from ._mcmc import measured_mass as measured_mass
+from ._pool import pool_by_default as pool_by_default
 from ._problem import AnnealingProblem as AnnealingProblem
 from ._problem import as_problem as as_problem
 from ._problem import flow_problem as flow_problem
@@ -39,6 +40,7 @@ __all__ = [
     "check_fourier_mass",
     "flow_problem",
     "measured_mass",
+    "pool_by_default",
     "register_problem",
     "replica_estimate",
     "smc",
