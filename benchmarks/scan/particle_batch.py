@@ -1,9 +1,11 @@
-"""A lattice scan's seconds against the particle batch of its moves (``pikflow.samplers.PARTICLE_BATCH``).
+"""A lattice scan's seconds against the particle batch of its transport and moves (``smc``'s ``batch``).
 
 ``python benchmarks/scan/particle_batch.py L BATCHES ROUNDS [OUT.json]``, e.g. ``16 128,1024,2048,8000 3``: the
 same scan (lambda = 1, m^2 from 1 to -1.25, 8 replicas of 1000 particles, 4 HMC moves a step; 20 + 10 steps at
-16x16, 12 + 6 otherwise) once per batch to compile, then ``ROUNDS`` alternating timed rounds. The batch changes
-the speed, not the numbers (the last point's <|m|> is printed: the same in every row).
+16x16, 12 + 6 otherwise) once per batch to compile, then ``ROUNDS`` alternating timed rounds. ``scan_lattice``
+leaves ``batch`` to ``smc`` ("auto": 128 configurations, capped by the problem's own batch, also 128), so the
+batch is passed to ``smc`` here (0: all particles at once). The batch changes the speed, not the numbers (the
+last point's <|m|> is printed: the same in every row).
 """
 
 import json
@@ -14,8 +16,11 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import functools  # noqa: E402
+
 import pikflow.lattice as pl  # noqa: E402
-import pikflow.samplers._batch as batching  # noqa: E402
+import pikflow.lattice._scan as scan_module  # noqa: E402
+from pikflow.samplers import smc  # noqa: E402
 
 L = int(sys.argv[1])
 batches = [int(b) for b in sys.argv[2].split(",")]
@@ -26,7 +31,7 @@ steps, prep = (20, 10) if L == 16 else (12, 6)
 
 
 def run(batch):
-    batching.PARTICLE_BATCH = batch
+    scan_module.smc = functools.partial(smc, batch=batch or None)
     t0 = time.perf_counter()
     s = pl.scan_lattice(path, points=3, particles=1000, replicas=8, mcmc="hmc", mcmc_steps=4, steps=steps,
                         prep_steps=prep, progress=False, seed=1)  # fmt: skip
