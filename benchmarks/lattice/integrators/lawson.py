@@ -19,7 +19,9 @@ translation invariant). Same evaluations as RK4 (plus transform pairs).
 clock (the bench's setting), one ``fit_lattice`` per number of steps (1 and 2), then for RK4 and both Lawson
 splits: ESS/N of 4000 samples (continuous log q), and continuous minus exact log q (the log-determinant of the map
 applied, by forward-mode autodiff) on 16 of them. First it checks Lawson on the Fourier part alone (the other
-coefficients zeroed): the map is then linear and Lawson's log q exact to rounding.
+coefficients zeroed): the map is then linear and Lawson's log q exact to rounding. Last, the range of the real
+parts of the eigenvalues of the velocity's Jacobian (the 2-step flow's last layer; whole, Fourier part, the rest)
+at :math:`\phi = 0` and on 4 samples: where the stiffness sits.
 """
 
 from __future__ import annotations
@@ -113,6 +115,24 @@ def measure(flow, C, lam, step, steps, key):
     }
 
 
+def jacobian_spectra(flow, mask, key) -> dict:
+    """Real parts' range of the eigenvalues of dv/dphi of the last layer: whole, Fourier part, the rest; at phi = 0
+    and on 4 samples of the flow."""
+    basis, c = flow.basis, jnp.asarray(flow.coeffs[-1])
+    x0, lq0 = flow.base.sample(key, 4)
+    samples = flow.push(x0, lq0)[0]
+    out = {}
+    for part, coeffs in (("whole", c), ("fourier", c * mask), ("rest", c * (1 - mask))):
+        for where, xs in (("zero", jnp.zeros((1, L, L))), ("samples", samples)):
+            re = []
+            for x in xs:
+                jac = jax.jacfwd(lambda y, a=coeffs: -basis.gradient_and_laplacian(a, y.reshape(L, L))[0].ravel())
+                re.append(np.linalg.eigvals(np.asarray(jac(x.ravel()))).real)
+            out[f"{part}_at_{where}"] = [float(np.min(re)), float(np.max(re))]
+    print(out, flush=True)
+    return out
+
+
 def main() -> None:
     path = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": -2.0, "lam": 2.0})
     delta = jnp.zeros((L, L)).at[0, 0].set(1.0)
@@ -135,9 +155,10 @@ def main() -> None:
                    **measure(flow, C, lam, integrators(basis, C, lam, h)[name], steps, key)}  # fmt: skip
             print(row, flush=True)
             rows.append(row)
+    spectra = jacobian_spectra(flow, mask, jax.random.PRNGKey(3))  # the 2-step flow's last layer
     if len(sys.argv) > 1:
         with open(sys.argv[1], "w") as f:
-            json.dump(rows, f, indent=1)
+            json.dump({"rows": rows, "last_layer_jacobian_real_parts": spectra}, f, indent=1)
 
 
 if __name__ == "__main__":
