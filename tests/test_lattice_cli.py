@@ -289,6 +289,15 @@ def test_bench_lattice_json(tmp_path):
     # from a cold start on both sides: HMC's compiling call is longer than its timed one, so the ratio rises
     assert r["hmc"]["first_call_seconds"] > r["hmc"]["sample_seconds"]
     assert r["ratio_with_both_setups"] > r["ratio_with_setup"] and r["ratio_float32_with_both_setups"] > 0
+    # a cold start also pays the compiling first calls of the draw and the estimates, in both set-up ratios
+    p, cold = r["pik"], r["pik"]["first_call_extra_seconds"]
+    assert cold > 0
+    ind = p["n"] / (2 * p["tau_int_abs_m"])
+    want = ind / (p["sample_seconds"] + p["setup_seconds"] + cold) / r["hmc"]["independent_per_second"]
+    assert abs(r["ratio_with_setup"] / want - 1) < 1e-12
+    hmc_cold = r["hmc"]["n"] / (2 * r["hmc"]["tau_int_abs_m"]) / r["hmc"]["first_call_seconds"]
+    want32 = ind / (p["sample_seconds"] / up + p["setup_seconds"] + cold) / hmc_cold
+    assert abs(r["ratio_float32_with_both_setups"] / want32 - 1) < 1e-12
     # the ratio from the alternated costs: HMC's tau and trajectory (its 200 thermalisation trajectories per
     # chain charged to the 600 kept) over the IMH chain's tau and the flow sample
     tau_h, tau_p = r["hmc"]["tau_int_abs_m"], r["pik"]["tau_int_abs_m"]

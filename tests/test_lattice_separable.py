@@ -112,8 +112,11 @@ def test_separable_preset_flow_is_exact_on_a_free_field():
     assert abs(est - G.mean()) < 4 * err
     # the bench's profile of one evaluation names the matrices, not transforms, for this basis
     from pikflow.bench._latcost import evaluation_profile
+    from pikflow.flow import push_batch
 
-    parts = evaluation_profile(flow, batch=32, repeats=1)["us_per_configuration"]
+    profile = evaluation_profile(flow, repeats=1, configurations=4 * push_batch(flow.basis))
+    assert profile["batch"] == push_batch(flow.basis) and profile["calls"] == 4  # the push's batch by default
+    parts = profile["us_per_configuration"]
     assert any("by matrices" in k for k in parts) and not any("batched irfftn" in k for k in parts)
     assert all(v >= 0 for v in parts.values()) and parts["whole evaluation"] > 0
 
@@ -141,7 +144,7 @@ def test_evaluation_profile_of_an_o2_flow():
     )
     path = LatticePath(LatticeAction(density, [4, 4]), {"m2": -1.0, "lam": 1.0})
     flow = pl.fit_lattice(path, steps=2, n_collocation=300, hmc_samples=500, select=200, progress=False)
-    parts = evaluation_profile(flow, batch=16, repeats=1)["us_per_configuration"]
+    parts = evaluation_profile(flow, batch=16, repeats=1, configurations=16)["us_per_configuration"]
     assert parts["whole evaluation"] > 0 and not any("smoothing" in k for k in parts)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 from jaxtyping import Array, Float
 
+from .. import _random
 from .._errors import ActionError
 from ..action import Lattice, LatticePath
 from ..action._density import site_symbols
@@ -180,7 +181,7 @@ class GaussianLatticeBase(eqx.Module):
         eager operations that each compile for every new shape (the set-up of :func:`fit_lattice`).
         """
         kz, ks = (key, None) if self.m0 == 0 else jax.random.split(key)
-        z = jax.random.normal(kz, (int(n), *self.shape))
+        z = _random.normal(kz, (int(n), *self.shape))
         return _from_normal(self, z, ks)
 
     def control_values(self, field):

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _random
 from .._errors import SamplingError
 from ._lift_fourier import project as fourier_project
 from ._lift_fourier import project_t as fourier_project_t
@@ -165,7 +166,7 @@ class Lift:
     def lift(self, key, phi):
         """Fine base samples ``(n, *fine_shape)`` from coarse fields ``(n, *coarse_shape)``."""
         d, y = self.d, self.scale * phi
-        z = jax.random.normal(key, (phi.shape[0], *self.fine_shape))
+        z = _random.normal(key, (phi.shape[0], *self.fine_shape))
         if self.noise == "white":
             z = self.sigma * z
             return upsample(y, d) + z - upsample(block_mean(z, d), d)

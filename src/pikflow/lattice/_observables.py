@@ -18,6 +18,7 @@ import functools
 import jax
 import numpy as np
 
+from .. import _random
 from .._errors import PikflowError, SamplingError
 from .._estimate import Estimate
 from ..action import LatticeAction, LatticePath
@@ -236,7 +237,7 @@ def hmc(
     if isinstance(start, str) and start not in ("hot", "ordered"):
         raise PikflowError(f"start must be 'hot', 'ordered' or an array of configurations, got {start!r}")
     if start is None or (isinstance(start, str) and start == "hot"):
-        x = 0.1 * jax.random.normal(k0, (n_chains, *shape))
+        x = 0.1 * _random.normal(k0, (n_chains, *shape))
     elif isinstance(start, str):
         x = ordered_start(path, n_chains, k0, time=time)
     else:
@@ -290,7 +291,7 @@ def ordered_start(path: LatticePath, n_chains: int, key, *, time: float = 1.0, n
     sign = np.where(np.arange(n_chains) % 2 == 0, 1.0, -1.0) if z2 else np.ones(n_chains)
     c = abs(best) if z2 else best
     x0 = sign.reshape((-1,) + (1,) * len(shape)) * c * e[None]
-    return x0 + noise * jax.random.normal(key, (n_chains, *shape))
+    return x0 + noise * _random.normal(key, (n_chains, *shape))
 
 
 def matched_base(

@@ -29,6 +29,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _random
+
 LABELLINGS = ("host", "device")
 
 
@@ -43,7 +45,7 @@ def swendsen_wang(key, x, coupling: float, labelling: str | None = None):
     for mu in range(len(shape)):  # the bond between x and x + mu
         product = x * jnp.roll(x, -1, axis=mu)
         p = jnp.where(product > 0, -jnp.expm1(-2.0 * coupling * product), 0.0)
-        bonds.append(jax.random.uniform(jax.random.fold_in(k_bond, mu), shape) < p)
+        bonds.append(_random.uniform(jax.random.fold_in(k_bond, mu), shape) < p)
     labels = cluster_labels(jnp.stack(bonds), labelling)
     flip = jax.random.bernoulli(k_flip, 0.5, (volume,))
     return jnp.where(flip[labels], -x, x)

@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _random
 from .._errors import SamplingError
 from ._cluster import swendsen_wang
 
@@ -127,7 +128,7 @@ def fourier_metric(lattice_shape, mass2: float = 1.0, *, eigen=None):
         return jnp.fft.irfftn(eigen * jnp.fft.rfftn(x, axes=axes), s=shape, axes=axes)
 
     def sample_momentum(key, position):
-        return apply(sqrt_M, jax.random.normal(key, jnp.shape(position), jnp.result_type(position)))
+        return apply(sqrt_M, _random.normal(key, jnp.shape(position), jnp.result_type(position)))
 
     def kinetic_energy(momentum, position=None):
         return 0.5 * jnp.sum(momentum * apply(1.0 / M, momentum))

@@ -57,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _random
 from .._devices import constrain_particles, replicate_particles
 from .._errors import SamplingError
 from .._times import step_index
@@ -219,7 +220,7 @@ def _build(problem, settings, observables):
             v, div, grad, dsdt = jax.vmap(problem.langevin_terms, (0, None))(x, t0)
             flat = lambda a: a.reshape(a.shape[0], -1)  # noqa: E731
             inc = dt * (div - jnp.sum(flat(v) * flat(grad), axis=1) - dsdt)
-            y = x + dt * (v - grad) + jnp.sqrt(2.0 * dt) * jax.random.normal(key, x.shape)
+            y = x + dt * (v - grad) + jnp.sqrt(2.0 * dt) * _random.normal(key, x.shape)
         finite = jnp.isfinite(inc) & jnp.all(jnp.isfinite(y.reshape(y.shape[0], -1)), axis=1)
         keep = finite.reshape((-1,) + (1,) * ev)
         return jnp.where(keep, y, x), jnp.where(finite, inc, -jnp.inf), jnp.sum(~finite)
