@@ -234,3 +234,9 @@ def test_bench_multilevel_json(tmp_path):
         assert abs(chi["value"] - exact) < 4 * chi["error"], (chi, exact)
     assert all(v > 0 for v in single["hmc_over_single_level_at_equal_errors"].values())
     assert single["setup_seconds"] > 0 and r["peak_memory_mb"] > 0
+    # with the set-up: also the compiling first calls of the draw and the estimates, as in `bench lattice`
+    total = single["sample_seconds"] + single["setup_seconds"] + single["first_call_extra_seconds"]
+    assert single["first_call_extra_seconds"] > 0
+    at_equal = single["hmc_over_single_level_at_equal_errors"]
+    for k, v in single["hmc_over_single_level_with_setup"].items():
+        assert abs(v * total / (at_equal[k] * single["sample_seconds"]) - 1) < 1e-12

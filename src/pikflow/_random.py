@@ -2,8 +2,8 @@
 
 ``jax.random.normal(key, (n, 16, 16))`` and ``jax.random.normal(key, (n * 256,)).reshape(n, 16, 16)`` are the
 same numbers bit for bit (the random bits of an element follow its row-major index), but XLA's CPU back end
-compiles the flat draw about 4 times faster (0.17 against 0.65-0.75 s at ``(1000, 16, 16)``) and runs it about
-1.5 times faster. Every lattice-shaped draw of pikflow (base samples, HMC starts and momenta, Langevin noise,
+compiles the flat draw about 4 times faster (0.17 against 0.65-0.75 s at ``(1000, 16, 16)``) and runs it no
+slower. Every lattice-shaped draw of pikflow (base samples, HMC starts and momenta, Langevin noise,
 cluster bonds) goes through these two functions.
 """
 

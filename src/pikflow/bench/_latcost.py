@@ -106,7 +106,7 @@ def evaluation_profile(flow, batch: int | None = None, repeats: int = 5, configu
     """One fused evaluation at ``batch`` configurations, by parts (microseconds per configuration), and XLA's counts.
 
     ``batch`` defaults to the push's (:func:`pikflow.flow.push_batch`): the evaluation's cost depends on it (at
-    16x16 a configuration costs about three times as much at a batch of 1000, whose intermediates leave the cache).
+    16x16 a configuration costs 2-3 times as much at a batch of 1000, whose intermediates leave the cache).
     Each part is timed over back-to-back calls of about ``configurations`` configurations in all, so that the
     dispatch of a call is not counted as its work; median of ``repeats``.
     """
@@ -162,9 +162,7 @@ def evaluation_profile(flow, batch: int | None = None, repeats: int = 5, configu
     out = {}
 
     def run(fn, args):
-        for _ in range(calls):
-            y = fn(*args)
-        jax.block_until_ready(y)
+        jax.block_until_ready([fn(*args) for _ in range(calls)])
 
     for name, (fn, args) in parts.items():
         jax.block_until_ready(fn(*args))
