@@ -22,12 +22,10 @@ def _flat(shape) -> tuple[tuple[int, ...], int]:
 def normal(key, shape, dtype=None):
     """``jax.random.normal(key, shape, dtype)``, the same numbers, drawn as one flat axis."""
     shape, size = _flat(shape)
-    flat = jax.random.normal(key, (size,)) if dtype is None else jax.random.normal(key, (size,), dtype)
-    return flat.reshape(shape)
+    return jax.random.normal(key, (size,), dtype).reshape(shape)
 
 
 def uniform(key, shape, dtype=None):
     """``jax.random.uniform(key, shape, dtype)`` on [0, 1), the same numbers, drawn as one flat axis."""
     shape, size = _flat(shape)
-    flat = jax.random.uniform(key, (size,)) if dtype is None else jax.random.uniform(key, (size,), dtype)
-    return flat.reshape(shape)
+    return jax.random.uniform(key, (size,), dtype).reshape(shape)

@@ -44,6 +44,7 @@ from ._common import (
     schedule_argument,
     write_json,
 )
+from ._lattice_print import print_lattice
 
 #: Thermalisation trajectories per chain of the HMC reference (``pikflow.lattice.hmc``'s default), paid in its
 #: timed run and charged to each kept trajectory in :func:`alternated_ratio`.
@@ -344,8 +345,10 @@ def run(args) -> dict:
     args.chains, per = hmc_chains(args.chains, args.reference, volume)
     hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc, hmc_first_seconds = _hmc(args, target, step, volume, per)
 
-    pik_rate = args.n / (2 * pik_tau) / pik_seconds
-    hmc_rate = n_hmc / (2 * hmc_tau) / hmc_seconds
+    pik_independent, hmc_independent = args.n / (2 * pik_tau), n_hmc / (2 * hmc_tau)
+    pik_rate, hmc_rate = pik_independent / pik_seconds, hmc_independent / hmc_seconds
+    pik_cold = setup_seconds + cold  # PIK's set-up and first calls, before its timed sampling
+    hmc_cold_rate = hmc_independent / hmc_first_seconds  # HMC's first, compiling call
     res = {
         "lattice": shape,
         "density": str(action.source),
@@ -398,10 +401,9 @@ def run(args) -> dict:
             "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
         },
         "ratio": pik_rate / hmc_rate,
-        "ratio_with_setup": (args.n / (2 * pik_tau) / (pik_seconds + setup_seconds + cold)) / hmc_rate,
+        "ratio_with_setup": pik_independent / (pik_seconds + pik_cold) / hmc_rate,
         # both sides from a cold start: PIK's set-up, first calls and sampling against HMC's compiling call
-        "ratio_with_both_setups": (args.n / (2 * pik_tau) / (pik_seconds + setup_seconds + cold))
-        / (n_hmc / (2 * hmc_tau) / hmc_first_seconds),
+        "ratio_with_both_setups": pik_independent / (pik_seconds + pik_cold) / hmc_cold_rate,
         "pulls": {k: (obs[k].value - hmc_obs[k].value) / math.hypot(obs[k].error, hmc_obs[k].error) for k in obs},
         **_equal_errors(samples, obs, hmc_obs, flow.info["draw_seconds"], pik_seconds, hmc_seconds),
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -424,92 +426,13 @@ def run(args) -> dict:
         res["ratio_alternated"] = alternated_ratio(res["cost"], pik_tau, hmc_tau, (per + HMC_THERM) / per)
         if args.float32:  # the same ratios had the samples been drawn in float32 (the flow's timed speed-up)
             up = res["cost"]["float32"]["speedup"]["median"]
-            ind, hmc_rate = args.n / (2 * pik_tau), res["hmc"]["independent_per_second"]
             res["ratio_float32"] = res["ratio"] * up
-            cold_pik = setup_seconds + res["pik"]["first_call_extra_seconds"]
-            res["ratio_float32_with_setup"] = ind / (pik_seconds / up + cold_pik) / hmc_rate
-            res["ratio_float32_with_both_setups"] = (
-                ind / (pik_seconds / up + cold_pik) / (n_hmc / (2 * hmc_tau) / res["hmc"]["first_call_seconds"])
-            )
+            res["ratio_float32_with_setup"] = pik_independent / (pik_seconds / up + pik_cold) / hmc_rate
+            res["ratio_float32_with_both_setups"] = pik_independent / (pik_seconds / up + pik_cold) / hmc_cold_rate
             res["ratio_float32_alternated"] = res["ratio_alternated"] * up
         res["evaluation_profile"] = evaluation_profile(flow)  # at the push's batch
         # about 2000 samples at 16x16, fewer on larger lattices (at least 125): the scan pushes them 20 times
         res["push_batch_ms_per_sample"] = push_batch_scan(flow, n=max(125, min(n_cost, 2000 * 256 // volume)))
-    _print(res)
+    print_lattice(res)
     write_json(args, res)
     return res
-
-
-def _print(res):
-    from ..cli import lattice_reliability_warnings as reliability_warnings
-
-    p, h = res["pik"], res["hmc"]
-    lat = "x".join(map(str, res["lattice"]))
-    c = res["couplings"]
-    print(f"{res['density']} on {lat}, couplings {c}; basis {res['basis']} ({res['basis_size']} terms)")
-    print(f"symmetry of the action (detected): {res['symmetry']}")
-    print()
-    print("| | PIK | HMC |")
-    print("|---|---|---|")
-    print(f"| base | {p['base']} (m0 = {p['m0'] or 0:.3g}, tame {p['tame']}) | |")
-    print(f"| ESS/N | {p['ess']:.3f} | |")
-    if p["target_ess"] is not None:
-        print(f"| ESS/N from the base's HMC samples (hole check, at selection) | {p['target_ess']:.3f} | |")
-    print(f"| acceptance | {p['imh_acceptance']:.3f} (IMH) | {h['acceptance']:.3f} |")
-    print(f"| tau_int(abs m) | {p['tau_int_abs_m']:.2f} | {h['tau_int_abs_m']:.2f} |")
-    for k in p["observables"]:
-        a, b = p["observables"][k], h["observables"][k]
-        print(f"| {k} | {a['value']:.4f}({a['error']:.4f}) | {b['value']:.4f}({b['error']:.4f}) |")
-    print(f"| setup seconds (base HMC + solve) | {p['setup_seconds']:.1f} | |")
-    print(f"| of which tracing and compiling | {p['setup_compile_seconds']:.1f} | |")
-    print(f"| first calls' compilation (draw, estimates) | {p['first_call_extra_seconds']:.1f} | |")
-    print(f"| sampling seconds | {p['sample_seconds']:.2f} ({p['n']} samples) | {h['sample_seconds']:.2f} ({h['n']}) |")
-    print(f"| independent samples / s | {p['independent_per_second']:.3g} | {h['independent_per_second']:.3g} |")
-    print()
-    print(
-        f"non-finite samples: {p['n_nonfinite']}, ran away (zero weight): {p['n_runaway']}; "
-        f"collocation configurations dropped: {p['collocation_dropped']}"
-    )
-    if p["log_q_error_rms"] is not None:
-        print(
-            f"log q (continuous) - log q (exact), 16 samples: rms {p['log_q_error_rms']:.2g}, "
-            f"max {p['log_q_error_max']:.2g}"
-        )
-    print(
-        f"PIK / HMC (sampling): {res['ratio']:.3g}x; with setup: {res['ratio_with_setup']:.3g}x; "
-        f"with both set-ups (HMC's compiling call): {res['ratio_with_both_setups']:.3g}x"
-    )
-    if "ratio_float32" in res:
-        print(
-            f"PIK / HMC with float32 sampling (the timed speed-up): {res['ratio_float32']:.3g}x; "
-            f"with setup: {res['ratio_float32_with_setup']:.3g}x"
-        )
-    if "ratio_alternated" in res:
-        f32 = res.get("ratio_float32_alternated")
-        print(
-            f"PIK / HMC (sampling) from the alternated costs: {res['ratio_alternated']:.3g}x"
-            + (f", float32 {f32:.3g}x" if f32 is not None else "")
-        )
-    print("pulls (PIK - HMC) / combined error: " + ", ".join(f"{k} {v:+.2f}" for k, v in res["pulls"].items()))
-    for key, label in (("reweighted", "reweighted (no IMH)"), ("controlled", "reweighted with base controls")):
-        if key in res:
-            rw = res[key]
-            print(
-                f"{label}: "
-                + ", ".join(
-                    f"{k} {v['value']:.4f}({v['error']:.4f}) pull {rw['pulls'][k]:+.2f}"
-                    for k, v in rw["observables"].items()
-                )
-            )
-    for name, r in res["equal_errors"].items():
-        print(
-            f"HMC / PIK cost at equal errors ({name}): "
-            + ", ".join(f"{k} {v:.3g}x" if v is not None else f"{k} -" for k, v in r.items())
-        )
-    print(f"peak memory: {res['peak_memory_mb']:.0f} MB")
-    if "cost" in res:
-        from ._latcost import print_cost
-
-        print_cost(res["cost"], res.get("evaluation_profile"), res.get("push_batch_ms_per_sample"))
-    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"], p["log_q_error_max"]):
-        print(f"WARNING: {w}")
