@@ -1,11 +1,12 @@
-"""The one RK4 integrator of every field space (:func:`pikflow.flow.rk4`, :func:`pikflow.flow.rk4_scan`)."""
+"""The one RK4 integrator of every field space (:func:`pikflow.flow.rk4`, :func:`pikflow.flow.rk4_scan`,
+:func:`pikflow.flow.rk4_window`)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pikflow.flow import exact_log_det, rk4, rk4_scan
+from pikflow.flow import exact_log_det, rk4, rk4_scan, rk4_window
 
 
 def test_rk4_is_the_fourth_order_taylor_map_of_a_linear_flow():
@@ -35,6 +36,41 @@ def test_rk4_scan_uses_layers_2i_2i1_2i2_and_integrates_the_rate():
     (_, _), (xs, lqs) = rk4_scan(stage, jnp.zeros(4), jnp.zeros(()), steps=steps, keep=True)
     assert xs.shape == (steps, 4) and lqs.shape == (steps,)
     np.testing.assert_allclose(xs[-1], x, rtol=0)
+
+
+def _layered_stage(k, y):
+    """A nonlinear velocity and rate that change from layer to layer (layer ``k`` scales them by ``1 + k/3``)."""
+    f = 1.0 + k / 3.0
+    return -f * jnp.tanh(y) + 0.1 * f * y**2, -f * jnp.sum(1.0 - jnp.tanh(y) ** 2, axis=-1)
+
+
+def test_rk4_window_loops_over_stages_with_the_numbers_of_rk4_bit_for_bit():
+    """The loop over the stages (one evaluation in its body) sums in rk4's order: rk4_scan's numbers bit for bit,
+    for the whole path and a window; ``skip=1`` leaves the first stage unevaluated (a NaN there is never seen) and
+    equals evaluating a zero layer."""
+    steps = 3
+    x0 = jnp.asarray(np.random.default_rng(3).standard_normal((5, 4)))
+    lq0 = jnp.zeros(5)
+    window = jax.jit(rk4_window, static_argnums=0)
+    want = rk4_scan(_layered_stage, x0, lq0, steps=steps, dt=0.2)
+    got = window(_layered_stage, x0, lq0, 0, steps, 0.2)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    part = window(_layered_stage, window(_layered_stage, x0, lq0, 0, 1, 0.2)[0], lq0, 1, 2, 0.2)
+    assert np.array_equal(part[0], want[0])
+
+    def zero_first(k, y):  # layer 0 vanishes, as on a clock t**p (p > 1)
+        v, r = _layered_stage(k, y)
+        return jnp.where(k == 0, 0.0, v), jnp.where(k == 0, 0.0, r)
+
+    def nan_first(k, y):  # layer 0 poisoned: evaluated, it would make everything NaN
+        v, r = _layered_stage(k, y)
+        return jnp.where(k == 0, jnp.nan, v), jnp.where(k == 0, jnp.nan, r)
+
+    evaluated = window(zero_first, x0, lq0, 0, steps, 0.2)
+    skipped = window(nan_first, x0, lq0, 0, steps, 0.2, 1)
+    assert np.all(np.isfinite(skipped[0])) and float(jnp.max(jnp.abs(skipped[0] - x0))) > 0.1
+    assert np.array_equal(skipped[0], evaluated[0]) and np.array_equal(skipped[1], evaluated[1])
+    assert np.all(np.isnan(window(nan_first, x0, lq0, 0, steps, 0.2)[0]))  # skip = 0 evaluates it
 
 
 @pytest.mark.parametrize("shape", [(2,), (3, 3), (5, 7)])  # (5, 7): 35 columns in blocks of 16, a remainder

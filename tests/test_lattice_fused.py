@@ -167,9 +167,10 @@ def test_flow_samples_and_weights_match_the_per_family_path():
 
 
 def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
-    """On a clock t = tau**p, p > 1, layer 0 is zero (dt/dtau = 0 at tau = 0): the push runs a program with that
-    stage skipped (7 of 8 evaluations for 2 steps) and gives the samples and log q of evaluating every stage,
-    bit for bit; a solve's first step, a window from step 1 and the reverse push keep the shared program."""
+    """On a clock t = tau**p, p > 1, layer 0 is zero (dt/dtau = 0 at tau = 0): the push skips that stage (7 of 8
+    evaluations for 2 steps; layer 0 made NaN leaves it finite) and gives the samples and log q of evaluating
+    every stage, bit for bit; sampling, a solve's first step, a window from step 1 and the reverse push share
+    one compiled program (the loop over the stages with the skip traced)."""
     from pikflow.flow._compiled import _CACHE, clear_cache, push_fn, window_push
     from pikflow.flow._lattice_flow import LatticeFlow
 
@@ -185,12 +186,16 @@ def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
     flow = LatticeFlow(path, basis, g, coeffs, steps, [])
     key = jax.random.PRNGKey(9)
     got = flow.sample(key, n)
-    assert [k[-1] for k in _CACHE if k[0] == "push"] == ["zero first"]  # sampling ran the program that skips
+    assert [k for k in _CACHE if k[0] == "push"] == [("push", basis.fused.key, "float64")]
     assert flow.evaluations_per_sample == 7
     x0, lq0 = g.sample(jax.random.fold_in(key, 0), n)
     every = jax.jit(window_push(basis.fused.evaluate))  # every stage evaluated, the layer of zeros too
     x1, lq1 = every(basis.fused.params, jnp.asarray(coeffs), x0, lq0, 0, steps, -1.0, 1.0 / steps)
     assert np.array_equal(got.fields, np.asarray(x1))
+    poisoned = np.array(coeffs)
+    poisoned[0] = np.nan  # evaluated, layer 0 would make every sample NaN
+    xs, lqs = every(basis.fused.params, jnp.asarray(poisoned), x0, lq0, 0, steps, -1.0, 1.0 / steps, 1)
+    assert np.array_equal(np.asarray(xs), np.asarray(x1)) and np.array_equal(np.asarray(lqs), np.asarray(lq1))
     assert np.array_equal(got.log_w, np.asarray(-jax.vmap(lambda y: path.value(y, 1.0))(x1) - lq1))
     xp, lqp = _plain_rk4(basis, jnp.asarray(coeffs), x0, lq0, steps)  # and the per-family RK4
     assert _rel(jnp.asarray(got.fields), xp) < 1e-12 and float(np.max(np.abs(np.asarray(x1) - x0))) > 0.1
@@ -200,7 +205,7 @@ def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
     xb, lqb = push(coeffs, xa, lqa, 1, 1)
     assert _rel(xb, x1[:5]) < 1e-12 and _rel(lqb - lq0[:5], lq1[:5] - lq0[:5]) < 1e-12  # the same map, step by step
     push_fn(basis, steps, reverse=True)(coeffs, xb, lqb)
-    assert sorted(str(k[-1]) for k in _CACHE if k[0] == "push") == ["float64", "zero first"]
+    assert [k for k in _CACHE if k[0] == "push"] == [("push", basis.fused.key, "float64")]
 
 
 def test_non_fused_family_falls_back():

@@ -310,8 +310,9 @@ def test_float32_transport_is_the_float64_map_to_float32_rounding():
 
 
 def test_smc_transport_does_not_evaluate_a_zero_first_layer():
-    """On a clock t**p (p > 1) layer 0 is zero: the SMC's transport skips that RK4 stage (a lax.cond on the traced
-    step) and gives the map and log-Jacobian of the push that evaluates every stage, to float64 rounding."""
+    """On a clock t**p (p > 1) layer 0 is zero: the SMC's transport skips that RK4 stage (its loop over the stages
+    starts one later, decided from the coefficients of the traced step) and gives the map and log-Jacobian of the
+    push that evaluates every stage, to float64 rounding."""
     from pikflow.flow._compiled import window_push
     from pikflow.flow._lattice_flow import LatticeFlow
 

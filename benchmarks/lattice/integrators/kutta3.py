@@ -12,7 +12,8 @@ quarter fewer evaluations; the price is a third-order error in the map and in :m
 
 Run: ``python benchmarks/lattice/integrators/kutta3.py {rk4,kutta3} -- <pikflow bench lattice options>``: patches
 the one integrator, :func:`pikflow.flow._integrate.rk4`, before anything is compiled (the solve's own pushes
-then use it too), and runs ``pikflow bench lattice``.
+then use it too), and runs ``pikflow bench lattice``. Written for the push of pikflow a2c84fb and earlier, which
+called ``rk4`` once a step; the push now loops over the RK4 stages (:func:`pikflow.flow.rk4_window`): run it there.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ def kutta3(first, middle, last, x, dt):
 
 if __name__ == "__main__":
     which, rest = sys.argv[1], sys.argv[sys.argv.index("--") + 1 :]
+    if not hasattr(integrate, "rk4_zero_first_step"):  # the push now loops over the stages and never calls rk4
+        raise SystemExit("this script patches the RK4 step of the push of pikflow a2c84fb and earlier: run it there")
     if which == "kutta3":
         integrate.rk4 = kutta3
     elif which != "rk4":

@@ -1,13 +1,16 @@
-r"""The zero layer of the clock t = tau**p (p > 1) is not evaluated: loop, peeled and unrolled pushes, in one process.
+r"""The zero layer of the clock t = tau**p (p > 1) is not evaluated: loop, peeled, unrolled and stage-loop pushes.
 
 On the clock tau**p layer 0 carries dt/dtau = 0, so RK4's first stage of the first step is zero. Four pushes of
 one fitted flow (16x16 (-2, 2), separable basis, 2 steps on t^3), float64 and float32, batch 128, 21 alternating
 rounds: ``loop`` (every stage evaluated, the code before), ``peeled`` (the first step with 3 evaluations, peeled
 off the loop: the code now), ``unrolled`` and ``unrolled-zero`` (both steps written out, to see whether the
-gain is the skipped evaluation or the unrolling). Checks that all give the same samples and log q bit for bit.
+gain is the skipped evaluation or the unrolling), and ``stages`` and ``stages-every`` (the code now,
+:func:`pikflow.flow.rk4_window`: one loop over the RK4 stages, one evaluation in the compiled body, with and without
+the zero stage skipped). Checks that all give the same samples and log q bit for bit; times each compilation.
 
 Run: ``python benchmarks/lattice/integrators/zero_layer.py [L] [steps]``; writes
-``zero_layer_L{L}_steps{steps}.json`` beside this file.
+``zero_layer_L{L}_steps{steps}_stages.json`` beside this file (``zero_layer_L16_steps2.json``: the first four kinds,
+before the stage loop).
 """
 
 from __future__ import annotations
@@ -23,9 +26,22 @@ import numpy as np
 
 import pikflow.lattice as pl
 from pikflow.flow import _compiled
-from pikflow.flow._integrate import _stage_step, rk4_window, rk4_zero_first_step
+from pikflow.flow._integrate import _stage_step, rk4, rk4_window, zeros_of
 
-KINDS = ("loop", "peeled", "unrolled", "unrolled-zero")
+KINDS = ("loop", "peeled", "unrolled", "unrolled-zero", "stages", "stages-every")
+
+
+def step_loop(stage, x, lq, first, count, dt):
+    """RK4 steps ``first .. first + count - 1`` in a loop over the steps: four evaluations in the body (the push
+    before the stage loop)."""
+    return jax.lax.fori_loop(first, first + count, lambda i, carry: _stage_step(stage, i, carry, dt), (x, lq))
+
+
+def zero_first_step(stage, x, lq, i, dt):
+    """RK4 step ``i`` with the zero layer ``2i`` not evaluated, written out (the push's peeled first step before)."""
+    zero = lambda z: zeros_of(lambda w: stage(2 * i + 1, w), z)  # noqa: E731
+    new, dlq = rk4(zero, lambda z: stage(2 * i + 1, z), lambda z: stage(2 * i + 2, z), x, dt)
+    return new, lq + dlq
 
 
 def make(ev, kind, precision, steps):
@@ -46,14 +62,16 @@ def make(ev, kind, precision, steps):
             return -g.astype(y.dtype), lap.astype(y.dtype)
 
         if kind == "loop":
-            return rk4_window(stage, x, lq, 0, steps, dt)
+            return step_loop(stage, x, lq, 0, steps, dt)
         if kind == "peeled":
-            x, lq = rk4_zero_first_step(stage, x, lq, 0, dt)
-            return rk4_window(stage, x, lq, 1, steps - 1, dt)
+            x, lq = zero_first_step(stage, x, lq, 0, dt)
+            return step_loop(stage, x, lq, 1, steps - 1, dt)
+        if kind.startswith("stages"):
+            return rk4_window(stage, x, lq, 0, steps, dt, int(kind == "stages"))
         carry = (x, lq)
         for i in range(steps):
             zero = i == 0 and kind == "unrolled-zero"
-            carry = rk4_zero_first_step(stage, *carry, 0, dt) if zero else _stage_step(stage, i, carry, dt)
+            carry = zero_first_step(stage, *carry, 0, dt) if zero else _stage_step(stage, i, carry, dt)
         return carry
 
     return jax.jit(push)
@@ -92,7 +110,7 @@ def main(L: int = 16, steps: int = 2, rounds: int = 21) -> dict:
               f"bitwise {bitwise[k]}, compile {compile_seconds[k]:.2f} s")  # fmt: skip
     res = {"L": L, "steps": steps, "basis": basis, "batch": 128, "rounds": rounds, "compile_seconds": compile_seconds,
            "bitwise_vs_loop": bitwise, "speedup_vs_loop": speedup, "us_per_sample": us}  # fmt: skip
-    out = pathlib.Path(__file__).with_name(f"zero_layer_L{L}_steps{steps}.json")
+    out = pathlib.Path(__file__).with_name(f"zero_layer_L{L}_steps{steps}_stages.json")
     out.write_text(json.dumps(res, indent=1))
     return res
 

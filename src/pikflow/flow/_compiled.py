@@ -25,7 +25,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ._integrate import rk4_window, rk4_zero_first_step, zero_layer
+from ._integrate import rk4_window, zero_layer
 
 #: Compiled functions kept (least recently used dropped first). An entry holds its template objects.
 CACHE_SIZE = 64
@@ -80,19 +80,19 @@ def rk4_push(evaluate, steps: int, reverse: bool = False, dt: float | None = Non
     return push
 
 
-def window_push(evaluate, precision: str = "float64", zero_first: bool = False):
-    r"""``push(params, coeffs, x, lq, first, count, sign, dt)``: RK4 steps ``first .. first + count - 1``.
+def window_push(evaluate, precision: str = "float64"):
+    r"""``push(params, coeffs, x, lq, first, count, sign, dt, skip=0)``: RK4 steps ``first .. first + count - 1``.
 
     :func:`rk4_push` with the window, the direction (``sign`` :math:`-1` forward, :math:`+1` with the
-    layers reversed) and the step traced (:func:`~pikflow.flow.rk4_window`): one compilation per basis
-    structure serves sampling, the reverse pull-back and every step of the solve. ``zero_first``: layer
-    ``2 first`` is zero, so step ``first`` runs with 3 evaluations instead of 4
-    (:func:`~pikflow.flow._integrate.rk4_zero_first_step`), peeled off the loop over the others.
+    layers reversed), the step and ``skip`` traced (:func:`~pikflow.flow.rk4_window`, a loop over the RK4
+    stages with one evaluation in its body): one compilation per basis structure and batch shape serves
+    sampling, the reverse pull-back and every step of the solve. ``skip = 1``: layer ``2 first`` is zero, so
+    step ``first`` runs with 3 evaluations instead of 4.
     """
     both = jax.vmap(evaluate, (None, None, 0))
     low = jnp.float32 if precision == "float32" else None
 
-    def push(params, coeffs, x, lq, first, count, sign, dt):
+    def push(params, coeffs, x, lq, first, count, sign, dt, skip=0):
         if low is not None:
             params = _as(low, params)
 
@@ -105,10 +105,7 @@ def window_push(evaluate, precision: str = "float64", zero_first: bool = False):
                 g, lap = g.astype(y.dtype), lap.astype(y.dtype)
             return sign * g, lap
 
-        if zero_first:  # the first step peeled off the loop (one program: measured 1.15-1.2x, two programs 1.05x)
-            x, lq = rk4_zero_first_step(stage, x, lq, first, dt)
-            first, count = first + 1, count - 1
-        return rk4_window(stage, x, lq, first, count, dt)
+        return rk4_window(stage, x, lq, first, count, dt, skip)
 
     return push
 
@@ -131,12 +128,10 @@ def push_fn(
     """
     ev = basis.fused
 
-    def compiled(zero_first: bool = False):
-        def build():
-            return jax.jit(window_push(ev.evaluate, precision, zero_first), donate_argnums=(2, 3))
+    def build():
+        return jax.jit(window_push(ev.evaluate, precision), donate_argnums=(2, 3))
 
-        return _cached(("push", ev.key, precision) + (("zero first",) if zero_first else ()), build)
-
+    compiled = _cached(("push", ev.key, precision), build)
     sign, dt = (1.0 if reverse else -1.0), 1.0 / int(steps)
 
     def push(coeffs, x, lq, first: int = 0, count: int = int(steps)):
@@ -146,10 +141,9 @@ def push_fn(
         if not donate:
             x, lq = jnp.array(x, copy=True), jnp.array(lq, copy=True)
         first, count = int(first), int(count)
-        # a zero first layer (layer 0 of a clock t**p, p > 1, forward): its stage is not evaluated, in a second
-        # program per structure (its first step peeled off the loop)
-        zero = count > 0 and zero_layer(coeffs, 2 * first)
-        return compiled(zero)(ev.params, coeffs, x, lq, first, count, sign, dt)
+        # a zero first layer (layer 0 of a clock t**p, p > 1, forward): its stage is not evaluated
+        skip = int(count > 0 and zero_layer(coeffs, 2 * first))
+        return compiled(ev.params, coeffs, x, lq, first, count, sign, dt, skip)
 
     return push
 

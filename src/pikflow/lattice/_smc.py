@@ -19,9 +19,8 @@ import numpy as np
 
 from .._errors import SamplingError
 from ..action import hopping_coupling
-from ..flow import LatticeFlow, exact_log_det, push_batch, rk4
+from ..flow import LatticeFlow, exact_log_det, push_batch, rk4, rk4_window
 from ..flow._compiled import _as
-from ..flow._integrate import zeros_of
 from ..samplers import AnnealingProblem, register_problem
 
 
@@ -77,18 +76,18 @@ def lattice_problem(flow, *, logdet: str = "continuous", precision: str = "float
     def only_velocity(a):
         return lambda x: (velocity(a, x), 0.0)
 
-    def first_stage(a):  # RK4's first stage, not evaluated on a zero layer (layer 0 of a clock t**p, p > 1)
-        def f(y):  # (the coefficients may be traced: the test is a lax.cond, measured not to slow the other steps)
-            return jax.lax.cond(jnp.all(a == 0), lambda: zeros_of(stage(a), y), lambda: stage(a)(y))
+    def layer(k, y):  # layer k's fused evaluation: the velocity and Laplacian(Omega) from the same transforms
+        return stage(coeffs[k])(y)
 
-        return f
-
-    def transport(k, x):  # the one RK4 (pikflow.flow.rk4) through layers 2k, 2k+1, 2k+2
-        a = jax.lax.dynamic_slice_in_dim(coeffs, 2 * k, 3)
+    def transport(k, x):  # the one RK4 (pikflow.flow.rk4_window) through layers 2k, 2k+1, 2k+2
         if logdet == "exact":
+            a = jax.lax.dynamic_slice_in_dim(coeffs, 2 * k, 3)
             f = lambda y: rk4(only_velocity(a[0]), only_velocity(a[1]), only_velocity(a[2]), y, dt)[0]  # noqa: E731
             return f(x), exact_log_det(f, x)
-        new, lap = rk4(first_stage(a[0]), stage(a[1]), stage(a[2]), x, dt)
+        # a loop over the 4 stages (one evaluation in the compiled body); a zero layer 2k (layer 0 of a clock
+        # t**p, p > 1) is skipped: its stage starts the loop one stage later
+        skip = jnp.all(coeffs[2 * k] == 0).astype(int)
+        new, lap = rk4_window(layer, x, jnp.zeros((), x.dtype), k, 1, dt, skip)
         return new, -lap  # log|det| = -(change of log q) = -int Lap(Omega) dt
 
     def langevin_terms(x, t):
