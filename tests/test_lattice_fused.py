@@ -166,7 +166,7 @@ def test_flow_samples_and_weights_match_the_per_family_path():
     assert _rel(jnp.asarray(got.log_w), log_w) < 1e-12
 
 
-def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
+def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing(monkeypatch):
     """On a clock t = tau**p, p > 1, layer 0 is zero (dt/dtau = 0 at tau = 0): the push skips that stage (7 of 8
     evaluations for 2 steps; layer 0 made NaN leaves it finite) and gives the samples and log q of evaluating
     every stage, bit for bit; sampling, a solve's first step, a window from step 1 and the reverse push share
@@ -183,14 +183,26 @@ def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
     coeffs = np.random.default_rng(8).normal(size=(2 * steps + 1, basis.n)) * 0.1
     coeffs[0] = 0.0
     clear_cache()
+    seen = []  # the size of the coefficients of every layer the compiled pushes evaluate
+    evaluate = basis.fused.evaluate
+
+    def recording(p, a, x):
+        jax.debug.callback(lambda size: seen.append(float(size)), jnp.sum(jnp.abs(a)))
+        return evaluate(p, a, x)
+
+    monkeypatch.setattr(basis.fused, "evaluate", recording)
     flow = LatticeFlow(path, basis, g, coeffs, steps, [])
     key = jax.random.PRNGKey(9)
     got = flow.sample(key, n)
+    jax.effects_barrier()
+    assert seen and min(seen) > 0.0  # sampling never evaluated the zero layer
     assert [k for k in _CACHE if k[0] == "push"] == [("push", basis.fused.key, "float64")]
     assert flow.evaluations_per_sample == 7
     x0, lq0 = g.sample(jax.random.fold_in(key, 0), n)
     every = jax.jit(window_push(basis.fused.evaluate))  # every stage evaluated, the layer of zeros too
     x1, lq1 = every(basis.fused.params, jnp.asarray(coeffs), x0, lq0, 0, steps, -1.0, 1.0 / steps)
+    jax.effects_barrier()
+    assert min(seen) == 0.0  # this one did (so the record can see it)
     assert np.array_equal(got.fields, np.asarray(x1))
     poisoned = np.array(coeffs)
     poisoned[0] = np.nan  # evaluated, layer 0 would make every sample NaN
@@ -206,6 +218,7 @@ def test_a_zero_first_layer_is_not_evaluated_and_changes_nothing():
     assert _rel(xb, x1[:5]) < 1e-12 and _rel(lqb - lq0[:5], lq1[:5] - lq0[:5]) < 1e-12  # the same map, step by step
     push_fn(basis, steps, reverse=True)(coeffs, xb, lqb)
     assert [k for k in _CACHE if k[0] == "push"] == [("push", basis.fused.key, "float64")]
+    clear_cache()  # the compiled pushes hold the recording evaluation
 
 
 def test_non_fused_family_falls_back():

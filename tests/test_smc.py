@@ -309,7 +309,7 @@ def test_float32_transport_is_the_float64_map_to_float32_rounding():
         pl.lattice_problem(flow, logdet="exact", precision="float32")
 
 
-def test_smc_transport_does_not_evaluate_a_zero_first_layer():
+def test_smc_transport_does_not_evaluate_a_zero_first_layer(monkeypatch):
     """On a clock t**p (p > 1) layer 0 is zero: the SMC's transport skips that RK4 stage (its loop over the stages
     starts one later, decided from the coefficients of the traced step) and gives the map and log-Jacobian of the
     push that evaluates every stage, to float64 rounding."""
@@ -323,11 +323,22 @@ def test_smc_transport_does_not_evaluate_a_zero_first_layer():
     coeffs = np.array(flow.coeffs)
     coeffs[0] = 0.0  # as on the clock t**p
     zflow = LatticeFlow(flow.path, flow.basis, flow.base, coeffs, 2, [])
-    prob = pl.lattice_problem(zflow)
     every = jax.jit(window_push(flow.basis.fused.evaluate))
+    seen = []  # the size of the coefficients of every layer the transport evaluates
+    evaluate = flow.basis.fused.evaluate
+
+    def recording(p, a, x):
+        jax.debug.callback(lambda size: seen.append(float(size)), jnp.sum(jnp.abs(a)))
+        return evaluate(p, a, x)
+
+    monkeypatch.setattr(flow.basis.fused, "evaluate", recording)
+    prob = pl.lattice_problem(zflow)
+    step = jax.jit(lambda k, x: jax.vmap(lambda z: prob.transport(k, z))(x))  # the step index traced, as in smc
     x = prob.base_sample(jax.random.PRNGKey(0), 16)[0]
     for k in range(2):
-        y, ld = jax.vmap(lambda z, k=k: prob.transport(k, z))(x)
+        y, ld = step(k, x)
+        jax.effects_barrier()
+        assert seen and min(seen) > 0.0  # the zero layer 0 (step 0's first stage) is never evaluated
         yw, lqw = every(flow.basis.fused.params, jnp.asarray(coeffs), x, jnp.zeros(16), k, 1, -1.0, 0.5)
         assert float(jnp.max(jnp.abs(y - yw))) < 1e-12 * float(jnp.max(jnp.abs(yw)))
         assert float(jnp.max(jnp.abs(ld + lqw))) < 1e-10 and float(jnp.max(jnp.abs(y - x))) > 1e-3

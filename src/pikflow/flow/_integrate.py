@@ -78,10 +78,13 @@ def rk4_window(stage, x, log_q, first, count, dt, skip=0):
     the whole path (``first = 0``, ``count = steps``), the reverse path (the stage layers reversed) and
     the solve's single step through the layers solved so far. The loop runs over the *stages*
     (:data:`RK4_OFFSETS`, :data:`RK4_LAYERS`, :data:`RK4_WEIGHTS`), so the compiled program holds one velocity
-    evaluation, not four: at 16x16 it compiled in 0.47 s against 1.2 s for the loop over steps, and ran as fast.
-    The sums are formed in the order of :func:`rk4`, so the numbers are its own bit for bit.
+    evaluation, not four: at 16x16 it compiled in 0.62 s against 0.84 s for the loop over the steps and 1.29 s
+    with the zero layer's step peeled off, and ran as fast (``benchmarks/lattice/integrators/zero_layer.py``).
+    The sums are formed in the order of :func:`rk4`, so the numbers are RK4's; XLA compiles the loop differently
+    and may round a sum differently in the last bit.
 
-    ``skip = 1``: the first stage of step ``first`` is not evaluated and counts as zero, for a zero layer
+    ``skip`` is 0 or 1 (a larger value would skip more stages). ``skip = 1``: the first stage of step ``first``
+    is not evaluated and counts as zero, for a zero layer
     ``2 first`` (layer 0 of a clock :math:`t = \tau^p`, :math:`p > 1`, where :math:`dt/d\tau = 0`). A velocity
     linear in its coefficients vanishes with them, and so does its divergence, so the step is the one that
     evaluates it, with 3 evaluations instead of 4. The caller checks that the layer is zero.
