@@ -27,7 +27,7 @@ import numpy as np
 
 import pikflow.lattice as pl
 from pikflow.flow import _compiled
-from pikflow.flow._integrate import _stage_step, rk4, zeros_of
+from pikflow.flow._integrate import _stage_step, rk4
 
 KINDS = ("loop", "peeled", "unrolled", "unrolled-zero", "stages", "stages-every")
 
@@ -36,6 +36,11 @@ def step_loop(stage, x, lq, first, count, dt):
     """RK4 steps ``first .. first + count - 1`` in a loop over the steps: four evaluations in the body (the push
     before the stage loop)."""
     return jax.lax.fori_loop(first, first + count, lambda i, carry: _stage_step(stage, i, carry, dt), (x, lq))
+
+
+def zeros_of(evaluate, y):
+    """Zeros of the shapes and dtypes ``evaluate(y)`` returns, without evaluating it (a zero layer's stage)."""
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(evaluate, y))
 
 
 def zero_first_step(stage, x, lq, i, dt):

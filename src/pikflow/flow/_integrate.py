@@ -116,11 +116,6 @@ def _stage_step(stage, i, carry, dt):
     return new, lq + dlq
 
 
-def zeros_of(evaluate, y):
-    """Zeros of the shapes and dtypes ``evaluate(y)`` returns, without evaluating it (a zero layer's stage)."""
-    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(evaluate, y))
-
-
 def zero_layer(coeffs, k: int) -> bool:
     """Whether layer ``k`` of concrete ``coeffs`` is all zero (layer 0 of a clock t**p, p > 1): its stage vanishes."""
     return not np.any(np.asarray(coeffs[k]))
