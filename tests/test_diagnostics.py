@@ -312,26 +312,56 @@ def test_gamma_edge_cases():
 
 def _pyerrors_series():
     rng = np.random.default_rng(16)
-    yield "ar1", [ar1(rng, 0.9, 200_000)]
-    yield "iid", [rng.normal(size=1000)]
-    yield "short", [ar1(rng, 0.5, 40)]
-    yield "replica", [ar1(rng, 0.8, 30_000) for _ in range(3)] + [ar1(rng, 0.8, 7000)]
+    yield "ar1", ar1(rng, 0.9, 200_000)
+    yield "iid", rng.normal(size=1000)
+    yield "short", ar1(rng, 0.5, 40)
 
 
-@pytest.mark.parametrize("name,chains", list(_pyerrors_series()))
-def test_gamma_agrees_with_pyerrors(name, chains):
-    # The numpy fast path against pyerrors itself (the default backend): same algorithm,
-    # same conventions, so agreement to rounding (1e-6 relative is loose).
+@pytest.mark.parametrize("name,chain", list(_pyerrors_series()))
+def test_gamma_agrees_with_pyerrors(name, chain):
+    # One chain: the numpy implementation against pyerrors itself (the default backend
+    # there): same algorithm, same conventions, so agreement to rounding (1e-6 relative
+    # is loose).
     pe = pytest.importorskip("pyerrors")
-    if len(chains) == 1:
-        obs, ens = pe.Obs(chains, ["ens"]), chains[0]
-    else:
-        obs, ens = pe.Obs(chains, [f"ens|r{i}" for i in range(len(chains))]), chains
+    obs = pe.Obs([chain], ["ens"])
     obs.gamma_method(S=1.5)
-    g = gamma_method(ens, S=1.5, backend="numpy")
-    assert gamma_method(ens, S=1.5, backend="pyerrors") == gamma_method(ens, S=1.5)
+    g = gamma_method(chain, S=1.5, backend="numpy")
+    assert gamma_method(chain, S=1.5, backend="pyerrors") == gamma_method(chain, S=1.5)
     assert g.window == obs.e_windowsize["ens"]
     assert g.mean == pytest.approx(obs.value, rel=1e-6, abs=1e-12)
     assert g.error == pytest.approx(obs.dvalue, rel=1e-6)
     assert g.tau_int == pytest.approx(obs.e_tauint["ens"], rel=1e-6)
     assert g.tau_int_error == pytest.approx(obs.e_dtauint["ens"], rel=1e-6)
+
+
+def test_gamma_long_replica_near_pyerrors():
+    # Long replica: pyerrors' per-replica means and Wolff's overall mean differ by the
+    # scatter of the replica means, which shifts every rho(t) by about -2 tau / N_r, so
+    # tau_int(W) by about -2 W tau / N_r (module docstring): below 4 W tau / N_r here.
+    rng = np.random.default_rng(16)
+    chains = [ar1(rng, 0.8, 30_000) for _ in range(3)] + [ar1(rng, 0.8, 7000)]
+    g = gamma_method(chains)
+    assert g == gamma_method(chains, backend="numpy")
+    pe = gamma_method(chains, backend="pyerrors")
+    assert g.mean == pytest.approx(pe.mean, rel=1e-12)
+    assert abs(g.tau_int - pe.tau_int) < 4 * g.window * 4.5 / 7000 * g.tau_int
+    assert abs(g.tau_int - 4.5) < 3 * g.tau_int_error
+
+
+def test_gamma_short_replica_about_the_overall_mean():
+    # Many replica short against tau_int (the vectorised HMC chains of the benchmarks):
+    # each about its own mean, the scatter of the replica means is lost and tau_int and
+    # the error come out far too small; about the overall mean (Wolff) they are right.
+    # 512 stationary AR(1) chains of 60 steps, a = 0.8: tau_int = (1 + a) / (2 (1 - a))
+    # = 4.5 and Var x = 1, so the error of the mean is sqrt(2 tau_int / N) exactly.
+    rng = np.random.default_rng(23)
+    a, tau = 0.8, 4.5
+    chains = np.stack([ar1(rng, a, 60) for _ in range(512)])
+    n = chains.size
+    g = gamma_method(chains)
+    assert abs(g.tau_int - tau) < 3 * g.tau_int_error
+    # the error's relative uncertainty is about half tau_int's
+    assert g.error == pytest.approx(np.sqrt(2 * tau / n), rel=1.5 * g.tau_int_error / tau)
+    own = gamma_method(chains, backend="pyerrors")  # each replica about its own mean
+    assert own.tau_int < tau - 5 * g.tau_int_error
+    assert own.error < 0.8 * np.sqrt(2 * tau / n)

@@ -45,20 +45,19 @@ def test_gamma_ar1_tau_pyerrors_and_fast_path():
     # tau_int_error is Wolff's eq. (42), the standard error of tau_int: 3 of them.
     assert abs(g.tau_int - tau_exact) < 3 * g.tau_int_error
     assert g.n_effective == pytest.approx(100_000 / (2 * g.tau_int))
-    # Many equal replica (vectorised chains): "auto" takes the batched numpy path above
-    # 256 replica; it must agree with pyerrors to rounding and find the exact tau.
-    # Each replica's fluctuations are taken about its own mean (as in pyerrors), which
-    # biases tau_int by about -W * 2 tau / N_r (W the window): long replica keep that
-    # well below the error, and a = 0.5 (tau = 1.5, W ~ 10) keeps the window short.
+    # Many equal replica (vectorised chains): "auto" takes the batched numpy path, every
+    # replica about the overall mean (Wolff). pyerrors takes each about its own mean,
+    # which biases tau_int by about -2 W tau / N_r (W the window): long replica keep
+    # that below the error, and a = 0.5 (tau = 1.5, W ~ 10) keeps the window short.
     rng = np.random.default_rng(22)
     a = 0.5
     tau_exact = (1 + a) / (2 * (1 - a))
     chains = np.stack([ar1(rng, a, 4000) for _ in range(300)])
     fast = gamma_method(chains)
     slow = gamma_method(chains, backend="pyerrors")
-    assert fast.window == slow.window
-    for f in ("mean", "error", "tau_int", "tau_int_error", "n_effective"):
-        assert getattr(fast, f) == pytest.approx(getattr(slow, f), rel=1e-6, abs=1e-12)
+    assert fast == gamma_method(chains, backend="numpy")
+    assert fast.mean == pytest.approx(slow.mean, rel=1e-12)
+    assert abs(fast.tau_int - slow.tau_int) < 4 * fast.window * tau_exact / 4000 * fast.tau_int
     assert abs(fast.tau_int - tau_exact) < 3 * fast.tau_int_error
     with pytest.raises(ValueError, match="backend"):
         gamma_method(chains, backend="fortran")

@@ -55,7 +55,7 @@ def extra_couplings(items) -> dict[str, float]:
 
 def chain_series(M):
     """Concatenate the chains of ``pikflow.lattice.hmc(..., keep="magnetisation")`` into one series for
-    ``chain_observables``."""
+    ``chain_observables(..., chains=M.shape[0])``, which takes the chains as replica."""
     return M.reshape(-1) if M.ndim == 2 else M.reshape(-1, M.shape[-1])
 
 

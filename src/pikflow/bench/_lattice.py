@@ -310,7 +310,7 @@ def _hmc(args, target, step, volume, per):
         calls.append(time.perf_counter() - t0)
     first_seconds, hmc_seconds = calls
     # the replica concatenated: a few spurious correlations at the n_chains joins, negligible for chains of >= 100
-    hmc_obs = pl.chain_observables(chain_series(M), volume)
+    hmc_obs = pl.chain_observables(chain_series(M), volume, chains=M.shape[0])
     hmc_tau, _ = _tau((np.abs(M) if M.ndim == 2 else np.linalg.norm(M, axis=-1)) / volume)
     n_hmc = M.shape[0] * M.shape[1]
     return hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc, first_seconds

@@ -115,8 +115,7 @@ def run(args) -> dict:
     t1 = time.perf_counter()
     M, acc = pl.hmc(path, key, per * args.chains, progress=not args.quiet, **kw)
     hmc_secs = time.perf_counter() - t1
-    M = M.reshape(-1)
-    ref = pl.chain_observables(M, path.lattice.volume)
+    ref = pl.chain_observables(M.reshape(-1), path.lattice.volume, chains=M.shape[0])
     final = levels[-1].observables
     fix = replica_cost_correction(args.replicas)["mean"]
     single = _single_level(args, path, ref, hmc_secs) if args.single_n > 0 else None

@@ -199,7 +199,7 @@ def _hmc_point(path, t, args, seed):
         n_therm=getattr(args, "hmc_therm", 200),
     )  # fmt: skip
     secs = time.perf_counter() - t0
-    obs = pl.chain_observables(M.reshape(-1), path.lattice.volume)
+    obs = pl.chain_observables(M.reshape(-1), path.lattice.volume, chains=M.shape[0])
     return {"seconds": secs, "acceptance": float(acc), "observables": {k: v.to_dict() for k, v in obs.items()}}
 
 
@@ -233,7 +233,7 @@ def _hmc_batched(path, rows, args, seed) -> dict:
     pulls, cost = [], {k: 0.0 for k in OBSERVABLES}
     points = []
     for i, row in enumerate(rows):
-        obs = chain_observables(M[i].reshape(-1), volume)
+        obs = chain_observables(M[i].reshape(-1), volume, chains=M[i].shape[0])
         entry = {"t": row["t"], "m2": row["couplings"]["m2"], "pull": {}}
         for k in OBSERVABLES:
             s, r = row[k], obs[k]

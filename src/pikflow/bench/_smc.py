@@ -289,7 +289,7 @@ def run(args) -> dict:
                 keep="magnetisation",
             )
         )  # fmt: skip
-        hmc_obs = pl.chain_observables(chain_series(M), volume)
+        hmc_obs = pl.chain_observables(chain_series(M), volume, chains=M.shape[0])
         res["samplers"]["hmc"] = {
             "seconds": secs,
             "seconds_range": list(_timed.spread),

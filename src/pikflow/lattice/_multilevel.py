@@ -283,7 +283,8 @@ def multilevel(
         pick = np.linspace(0, fields.shape[1] - 1, particles).astype(int)
         pool = fields[:, pick]
         M = fields.reshape(replicas, -1, volume).sum(-1).reshape(-1)
-    obs = chain_observables(M, volume) if M.size >= 10 else {}
+    chains = 1 if coarsest == "exact" else replicas * hmc_chains  # independent draws / the HMC chains as replica
+    obs = chain_observables(M, volume, chains=chains) if M.size >= 10 else {}
     levels = [Level(sizes[0], 1.0, 1.0, None, None, obs, _time.perf_counter() - start, None, _couplings(coarse))]
     for i, L in enumerate(sizes[1:], start=1):
         fine = target(L)

@@ -29,15 +29,20 @@ from ..flow._lattice_stream import _site_means
 from ._propagator import smooth_propagator
 
 
-def chain_observables(magnetisation, volume: int) -> dict[str, Estimate]:
+def chain_observables(magnetisation, volume: int, *, chains: int = 1) -> dict[str, Estimate]:
     r"""``abs_m``, ``chi``, ``binder`` with Gamma-method errors from a Markov chain of :math:`M`.
 
     ``magnetisation``: shape ``(n_chain,)``, or ``(n_chain, n)`` for the vector :math:`M_a` of
-    ``n`` components (then :math:`|m|`, :math:`|m|^2`, :math:`|m|^4`).
+    ``n`` components (then :math:`|m|`, :math:`|m|^2`, :math:`|m|^4`). ``chains``: the series holds
+    that many independent chains of equal length one after another (``M.reshape(-1)`` of a
+    ``(chains, n)`` run); their errors then come from the chains as the Gamma method's replica, about
+    the overall mean (:func:`pikflow.diagnostics.gamma_method`), not from one series with joins.
     """
     M = np.asarray(magnetisation, dtype=float)
     if M.ndim not in (1, 2) or M.shape[0] < 10:
         raise SamplingError(f"need a chain of at least 10 magnetisations (n,) or (n, components), got {M.shape}")
+    if chains < 1 or M.shape[0] % chains or M.shape[0] // chains < 5:
+        raise PikflowError(f"{M.shape[0]} magnetisations do not split into {chains} chains of at least 5 each")
     m = M / volume
     if m.ndim == 2:
         a2 = np.sum(m**2, axis=1)
@@ -45,17 +50,21 @@ def chain_observables(magnetisation, volume: int) -> dict[str, Estimate]:
     else:
         a1, a2, a4 = np.abs(m), m**2, m**4
     b1, b2, b4 = a1.mean(), a2.mean(), a4.mean()
-    out = {"abs_m": Estimate(b1, gamma_method(a1).error)}
+    out = {"abs_m": Estimate(b1, _err(a1, chains))}
     chi = volume * (b2 - b1**2)
-    out["chi"] = Estimate(chi, _err(volume * (a2 - 2 * b1 * a1)))
+    out["chi"] = Estimate(chi, _err(volume * (a2 - 2 * b1 * a1), chains))
     binder = 1 - b4 / (3 * b2**2)
-    out["binder"] = Estimate(binder, _err(-a4 / (3 * b2**2) + 2 * b4 * a2 / (3 * b2**3)))
+    out["binder"] = Estimate(binder, _err(-a4 / (3 * b2**2) + 2 * b4 * a2 / (3 * b2**3), chains))
     return out
 
 
-def _err(series) -> float:
+def _err(series, chains: int = 1) -> float:
+    """The Gamma-method error of the mean of ``series``, split into ``chains`` replica (one chain: 1)."""
     s = np.asarray(series)
-    return gamma_method(s - s.mean()).error if np.ptp(s) > 0 else 0.0
+    if not np.ptp(s) > 0:
+        return 0.0
+    s = s - s.mean()
+    return gamma_method(s.reshape(chains, -1) if chains > 1 else s).error
 
 
 def flow_observables(samples, volume: int, key) -> tuple[dict[str, Estimate], float]:
