@@ -6,6 +6,7 @@ random streams have fixed seeds, so the tests are deterministic.
 """
 
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -14,6 +15,7 @@ from scipy.signal import lfilter
 
 from pikflow.diagnostics import (
     GammaResult,
+    GammaWindowWarning,
     IMHResult,
     ess_fraction,
     ess_fraction_error,
@@ -348,6 +350,24 @@ def test_gamma_long_replica_near_pyerrors():
     assert abs(g.tau_int - 4.5) < 3 * g.tau_int_error
 
 
+def test_gamma_window_cut_off_by_short_chains_warns():
+    # tau_int = (1 + a) / (2 (1 - a)) = 32.8 against chains of 60: the window reaches its cap
+    # (half a chain) before the criterion is met, well short of 4 tau_int, so tau_int is cut
+    # off; it says so. (test_gamma_short_replica_about_the_overall_mean reaches the cap too,
+    # at 29 > 4 x 4.5 lags, where the tail left out is below 1e-3: no warning there.)
+    rng = np.random.default_rng(24)
+    short = np.stack([ar1(rng, 0.97, 60) for _ in range(256)])
+    with pytest.warns(GammaWindowWarning, match="longer chains"):
+        g = gamma_method(short)
+    assert g.truncated and g.window == 29 and g.tau_int < 32.8 - 3 * g.tau_int_error
+    # the same ensemble in chains long against tau_int: no warning, the exact tau_int
+    long = np.stack([ar1(rng, 0.97, 6000) for _ in range(16)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GammaWindowWarning)
+        g = gamma_method(long)
+    assert not g.truncated and abs(g.tau_int - 0.985 / 0.03) < 3 * g.tau_int_error
+
+
 def test_gamma_short_replica_about_the_overall_mean():
     # Many replica short against tau_int (the vectorised HMC chains of the benchmarks):
     # each about its own mean, the scatter of the replica means is lost and tau_int and
@@ -359,9 +379,12 @@ def test_gamma_short_replica_about_the_overall_mean():
     chains = np.stack([ar1(rng, a, 60) for _ in range(512)])
     n = chains.size
     g = gamma_method(chains)
+    assert g.window == 29 and not g.truncated  # at the cap, but 29 lags leave 0.8^30 of the sum out
     assert abs(g.tau_int - tau) < 3 * g.tau_int_error
     # the error's relative uncertainty is about half tau_int's
     assert g.error == pytest.approx(np.sqrt(2 * tau / n), rel=1.5 * g.tau_int_error / tau)
-    own = gamma_method(chains, backend="pyerrors")  # each replica about its own mean
+    with warnings.catch_warnings():  # its window never closes: the cut-off warning, expected here
+        warnings.simplefilter("ignore", GammaWindowWarning)
+        own = gamma_method(chains, backend="pyerrors")  # each replica about its own mean
     assert own.tau_int < tau - 5 * g.tau_int_error
     assert own.error < 0.8 * np.sqrt(2 * tau / n)

@@ -13,6 +13,7 @@ r"""Sampler diagnostics: importance weights, IMH chains and autocorrelation erro
 """
 
 from ._gamma import GammaResult as GammaResult
+from ._gamma import GammaWindowWarning as GammaWindowWarning
 from ._gamma import gamma_method as gamma_method
 from ._holes import FIX as FIX
 from ._holes import reliability_warnings as reliability_warnings
@@ -27,6 +28,7 @@ from ._weights import reweight as reweight
 __all__ = [
     "FIX",
     "GammaResult",
+    "GammaWindowWarning",
     "IMHResult",
     "ess_fraction",
     "ess_fraction_error",

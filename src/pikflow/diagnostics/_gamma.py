@@ -58,12 +58,13 @@ gives pyerrors' own replica convention (each replica about its own mean).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 
 from .._errors import PikflowError
 
-__all__ = ["GammaResult", "gamma_method"]
+__all__ = ["GammaResult", "GammaWindowWarning", "gamma_method"]
 
 _MIN_LENGTH = 5
 
@@ -86,6 +87,12 @@ class GammaResult:
         The summation window :math:`W` chosen by the automatic windowing.
     n_effective : float
         Number of effectively independent samples, :math:`N / (2\tau_{\mathrm{int}})`.
+    truncated : bool
+        The window reached its cap, half the longest chain, before the windowing
+        criterion was met, and short of :math:`4\tau_{\mathrm{int}}` (the tail left out,
+        about :math:`e^{-W/\tau}` of the sum, above 2 %): the chains are too short against
+        :math:`\tau_{\mathrm{int}}`, which is then cut off (too small, and the error with
+        it). A :class:`GammaWindowWarning` says so.
 
     """
 
@@ -95,6 +102,11 @@ class GammaResult:
     tau_int_error: float
     window: int
     n_effective: float
+    truncated: bool = False
+
+
+class GammaWindowWarning(UserWarning):
+    r"""The Gamma method's window reached half a chain: :math:`\tau_{\mathrm{int}}` and the error are too small."""
 
 
 def _as_replica(series) -> list[np.ndarray]:
@@ -178,15 +190,23 @@ def gamma_method(series, *, S: float = 1.5, backend: str = "auto") -> GammaResul
     reps = _as_replica(series)
     if backend == "auto":
         backend = "pyerrors" if len(reps) == 1 and _have_pyerrors() else "numpy"
-    if backend == "pyerrors":
-        return _gamma_pyerrors(reps, S)
-    return _gamma_numpy(reps, S)
+    res = _gamma_pyerrors(reps, S) if backend == "pyerrors" else _gamma_numpy(reps, S)
+    w_max = max(r.shape[0] for r in reps) // 2
+    # the window stopped at its cap with the tail beyond it (about e^(-W/tau) of the sum) above 2 %
+    if res.error > 0 and S > 0 and w_max > 2 and res.window >= w_max - 1 and res.window < 4 * res.tau_int:
+        warnings.warn(
+            f"the Gamma method's window reached {res.window} lags, half the longest chain ({2 * w_max}), before its "
+            f"criterion was met: tau_int = {res.tau_int:.3g} is cut off there and the error is too small; run "
+            "longer chains (several times tau_int each at least)",
+            GammaWindowWarning,
+            stacklevel=2,
+        )
+        res = dataclasses.replace(res, truncated=True)
+    return res
 
 
 def _import_pyerrors():
     """``pyerrors``, imported quietly (its import warns about deprecated scipy modules), or None."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -206,8 +226,6 @@ def _constant(reps: list[np.ndarray]) -> bool:
 
 def _gamma_pyerrors(reps: list[np.ndarray], S: float) -> GammaResult:
     """The Gamma method by ``pyerrors.Obs.gamma_method`` (no ``tau_exp`` tail)."""
-    import warnings
-
     pe = _import_pyerrors()
     if pe is None:  # pragma: no cover - pyerrors is a dependency
         raise PikflowError("backend='pyerrors' needs pyerrors: pip install pyerrors (or use backend='numpy')")
