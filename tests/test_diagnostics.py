@@ -338,16 +338,53 @@ def test_gamma_agrees_with_pyerrors(name, chain):
 
 def test_gamma_long_replica_near_pyerrors():
     # Long replica: pyerrors' per-replica means and Wolff's overall mean differ by the
-    # scatter of the replica means, which shifts every rho(t) by about -2 tau / N_r, so
-    # tau_int(W) by about -2 W tau / N_r (module docstring): below 4 W tau / N_r here.
+    # scatter of the replica means, which lowers tau_int(W) by 2 tau (W - tau + 1/2) (R - 1) / N
+    # on average (module docstring); that scatter is chi-square with R - 1 = 3 degrees of
+    # freedom, below 6 times its mean with probability 0.9996.
     rng = np.random.default_rng(16)
     chains = [ar1(rng, 0.8, 30_000) for _ in range(3)] + [ar1(rng, 0.8, 7000)]
     g = gamma_method(chains)
     assert g == gamma_method(chains, backend="numpy")
     pe = gamma_method(chains, backend="pyerrors")
     assert g.mean == pytest.approx(pe.mean, rel=1e-12)
-    assert abs(g.tau_int - pe.tau_int) < 4 * g.window * 4.5 / 7000 * g.tau_int
+    assert g.window == pe.window
+    assert 0 <= g.tau_int - pe.tau_int < 6 * 2 * 4.5 * (g.window - 4.5 + 0.5) * 3 / 97_000
     assert abs(g.tau_int - 4.5) < 3 * g.tau_int_error
+
+
+def _gamma_direct(chains, window):
+    """Wolff's replica formulas by plain sums: Gamma(t) about the overall mean over the pairs at each lag,
+    tau_int(W) with eq. (49), and the error, at a given window."""
+    n = sum(len(c) for c in chains)
+    mean = sum(float(np.sum(c)) for c in chains) / n
+    gamma = []
+    for t in range(window + 1):
+        pairs = sum(max(len(c) - t, 0) for c in chains)
+        gamma.append(sum(float(np.dot(c[: len(c) - t] - mean, c[t:] - mean)) for c in chains) / pairs)
+    tau = (0.5 + sum(gamma[1:]) / gamma[0]) * (1 + (2 * window + 1) / n) / (1 + 1 / n)
+    return mean, tau, np.sqrt(2 * tau * gamma[0] * (1 + 1 / n) / n)
+
+
+def test_gamma_replica_of_unequal_length_against_direct_sums():
+    # The FFT's lag products and the pair counts of chains of different lengths, at the window
+    # the method chose, against the formulas summed directly.
+    rng = np.random.default_rng(25)
+    chains = [ar1(rng, 0.7, 400) + 0.3, ar1(rng, 0.7, 250), ar1(rng, 0.7, 90) - 0.2]
+    g = gamma_method(chains)
+    mean, tau, error = _gamma_direct(chains, g.window)
+    assert g.mean == pytest.approx(mean, rel=1e-12)
+    assert g.tau_int == pytest.approx(tau, rel=1e-10)
+    assert g.error == pytest.approx(error, rel=1e-10)
+
+
+def test_gamma_chains_constant_at_different_values():
+    # Each chain frozen at its own value (a chain stuck in one sector): about the overall mean
+    # they scatter, so the error is not zero (it was, with each chain about its own mean); two
+    # independent frozen chains at 0 and 1 give a mean of 1/2 with error 1/2 / sqrt(2) = 0.35
+    # if each counts as one sample (the short window here gives 0.28).
+    g = gamma_method(np.array([[0.0] * 10, [1.0] * 10]))
+    assert g.mean == 0.5 and 0.25 < g.error < 0.5
+    assert gamma_method(np.full((3, 10), 2.0)).error == 0.0  # constant as a whole
 
 
 def test_gamma_window_cut_off_by_short_chains_warns():

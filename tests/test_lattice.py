@@ -518,9 +518,9 @@ def test_fit_lattice_matched_base_agrees_with_hmc():
     obs, acc = pl.flow_observables(samples, 16, jax.random.PRNGKey(8))
     assert acc > 0.7
     fields, _ = pl.hmc(target, jax.random.PRNGKey(11), 8000, n_chains=8)
-    ref = pl.chain_observables(fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1).reshape(-1), 16)
+    ref = pl.chain_observables(fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1).reshape(-1), 16, chains=8)
     for key in ("abs_m", "chi"):
-        # both errors are Gamma-method errors (the HMC one from the concatenated chains); 4 combined sigma:
+        # both errors are Gamma-method errors (the HMC one with its 8 chains as replica); 4 combined sigma:
         # a chance failure ~1e-4 per observable, while a flow that misses the broken phase is off by > 10 sigma
         pull = (obs[key].value - ref[key].value) / np.hypot(obs[key].error, ref[key].error)
         assert abs(pull) < 4, (key, obs[key], ref[key])
@@ -565,3 +565,24 @@ def test_fit_lattice_solves_one_candidate_where_the_binder_cumulant_is_clear(m2,
     assert binder > BINDER_BOUNDS[1] if kept == "mixture" else binder < BINDER_BOUNDS[0]
     assert {a["base"] for a in flow.info["attempts"]} == {kept} and flow.info["base"] == kept
     assert flow.sample(jax.random.PRNGKey(1), 1000).ess() > 0.5
+
+
+def test_chain_observables_takes_joined_chains_as_replica():
+    """``chains=k``: the joined series is split into k replica for the Gamma method (about their overall mean)."""
+    import pikflow.lattice as pl
+    from pikflow.diagnostics import gamma_method
+
+    rng = np.random.default_rng(3)
+    M = np.empty((4, 50))  # 4 short AR(1) chains about 3, tau_int = 4 (stationary starts)
+    M[:, 0] = rng.normal(size=4)
+    for i in range(1, 50):
+        M[:, i] = 0.8 * M[:, i - 1] + 0.6 * rng.normal(size=4)
+    M = 3.0 + 0.5 * M
+    volume = 16
+    obs = pl.chain_observables(M.reshape(-1), volume, chains=4)
+    a1 = np.abs(M) / volume
+    assert obs["abs_m"].value == pytest.approx(a1.mean(), rel=1e-12)
+    assert obs["abs_m"].error == pytest.approx(gamma_method(a1).error, rel=1e-12)
+    assert obs["abs_m"].error != pytest.approx(pl.chain_observables(M.reshape(-1), volume)["abs_m"].error, rel=1e-3)
+    with pytest.raises(pf.PikflowError, match="do not split into 3 chains"):
+        pl.chain_observables(M.reshape(-1), volume, chains=3)

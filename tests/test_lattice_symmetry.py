@@ -138,7 +138,7 @@ def test_anisotropic_fit_agrees_with_hmc(tmp_path):
     assert samples.ess() > 0.8 and samples.n_nonfinite == 0
     obs, acc = pl.flow_observables(samples, 16, jax.random.PRNGKey(8))
     fields, _ = pl.hmc(target, jax.random.PRNGKey(11), 4000, n_chains=8)
-    ref = pl.chain_observables(fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1).reshape(-1), 16)
+    ref = pl.chain_observables(fields.reshape(fields.shape[0], fields.shape[1], -1).sum(-1).reshape(-1), 16, chains=8)
     for key in ("abs_m", "chi"):
         # Gamma-method errors on both sides; 4 combined sigma: a chance failure ~1e-4 per observable
         pull = (obs[key].value - ref[key].value) / np.hypot(obs[key].error, ref[key].error)

@@ -5,7 +5,7 @@ Gamma method's replica. pyerrors takes each replica's fluctuations about its own
 against tau_int that loses the scatter of the replica means and biases tau_int (and the error) low.
 ``pikflow.diagnostics.gamma_method`` now takes several replica about their overall mean, as in Wolff's paper.
 This measures both on HMC at 16x16 (m2, lam) = (-2, 2) in the benchmarks' layouts, against one long run of
-16 chains, and on stationary AR(1) chains with the exact tau_int = 12.
+16 chains, and on stationary AR(1) chains with the exact tau_int = 12; and the chains joined into one series.
 
 Usage: ``python replica_tau.py OUT.json``.
 """
@@ -21,7 +21,10 @@ def _both(series):
     from pikflow.diagnostics import gamma_method
 
     own, overall = gamma_method(series, backend="pyerrors"), gamma_method(series)
+    joined = gamma_method(np.asarray(series).reshape(-1))  # the chains joined into one series
     return {
+        "tau_joined": joined.tau_int,
+        "error_joined": joined.error,
         "tau_own_means": own.tau_int,
         "error_own_means": own.error,
         "tau_overall_mean": overall.tau_int,

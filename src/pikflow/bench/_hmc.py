@@ -273,7 +273,8 @@ def run(args) -> dict:
         "cpu_count": os.cpu_count(),
         "definitions": {
             "independent_per_second": "HMC: N / (2 tau_int) over the sampling seconds, tau_int by Wolff's Gamma "
-            "method (pyerrors), the largest over the observables. PIK: N * ESS/N over the sampling seconds (its "
+            "method (the chains as replica, about their overall mean), the largest over the observables. PIK: N * "
+            "ESS/N over the sampling seconds (its "
             "estimates are reweighted, with the variance of ESS independent samples); the same Gamma-method count "
             "along PIK's IMH chain, IMH time added, is independent_per_second_imh (ratio_imh)",
             "ratio": "PIK over vectorised HMC, sampling only (solve, thermalisation, compilation excluded)",

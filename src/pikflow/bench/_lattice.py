@@ -321,7 +321,7 @@ def _hmc(args, target, step, volume, per):
         )
         calls.append(time.perf_counter() - t0)
     first_seconds, hmc_seconds = calls
-    # the replica concatenated: a few spurious correlations at the n_chains joins, negligible for chains of >= 100
+    # the chains as the Gamma method's replica, about their overall mean (chain_observables' chains=)
     hmc_obs = pl.chain_observables(chain_series(M), volume, chains=M.shape[0])
     hmc_tau, _ = _tau((np.abs(M) if M.ndim == 2 else np.linalg.norm(M, axis=-1)) / volume)
     n_hmc = M.shape[0] * M.shape[1]

@@ -5,7 +5,7 @@ The path starts at a Gaussian (:math:`m^2 = ` ``--m2-gauss``, :math:`\lambda = 0
 fixed :math:`\lambda` (knots, :func:`pikflow.Path`-style). :func:`pikflow.lattice.scan_lattice`
 samples it once per size and reports ``--points`` points of the physical segment. At
 ``--check`` of them, evenly spread, :func:`pikflow.lattice.hmc` (tuned step, ``--reference``
-trajectories, Gamma-method errors on the concatenated chains) measures the same observables.
+trajectories, Gamma-method errors with the chains as replica) measures the same observables.
 With ``--hmc-start ordered`` (the default) half the chains start at the classical minimum
 :math:`+\sqrt{-m^2/\lambda}` and half at its mirror image (0.1 in the symmetric phase): from
 random starts, 500 trajectories per chain leave domain walls on 32x32 in the broken phase.

@@ -40,12 +40,16 @@ summed and divided by the number of pairs at each lag, :math:`\sum_r \max(N_r - 
 the window search uses the total :math:`N = \sum_r N_r`.
 
 pyerrors takes each replica's fluctuations about its own mean instead. That drops the
-scatter of the replica means, about :math:`\Gamma(0)\,2\tau/N_r` at every lag, and
-biases :math:`\tau_{\mathrm{int}}` low by about :math:`2W\tau/N_r` relative (:math:`W`
+scatter of the replica means from every :math:`\Gamma(t)`, on average
+:math:`c = (R - 1)\,2\tau\,\Gamma(0)/N` for :math:`R` replica (:math:`2\tau\Gamma(0)/N_r`
+for equal chains of :math:`N_r`), so :math:`\rho(t)` by :math:`c\,(1 - \rho(t))/\Gamma(0)`
+and :math:`\tau_{\mathrm{int}}(W)` by about :math:`2\tau(W - \tau + \frac12)/N_r` (:math:`W`
 the window): negligible for replica long against :math:`\tau`, but not for the many
 short chains of a vectorised HMC. 256 AR(1) replica of 78 steps with
 :math:`\tau_{\mathrm{int}} = 12` give 3.7 and an error half the true one about their
-own means, 12 about the overall mean (``tests/test_diagnostics.py``).
+own means, 10.5 about the overall mean (its window capped at 38 lags, half a chain:
+:class:`GammaWindowWarning`); ``tests/test_diagnostics.py`` checks 512 replica of 60
+steps at :math:`\tau_{\mathrm{int}} = 4.5` against the exact value.
 
 Implementation: one chain is analysed by ``pyerrors`` (``pyerrors.Obs.gamma_method``,
 the lattice community's standard implementation of Wolff's method; no ``tau_exp``
@@ -221,6 +225,7 @@ def _have_pyerrors() -> bool:
 
 
 def _constant(reps: list[np.ndarray]) -> bool:
+    """Every replica constant (pyerrors' convention: each about its own mean then has no fluctuation)."""
     return all(np.all(r == r[0]) for r in reps)
 
 
@@ -277,7 +282,8 @@ def _gamma_numpy(reps: list[np.ndarray], S: float) -> GammaResult:
     gamma /= np.maximum(pairs, 1)
     gamma0 = gamma[0]
 
-    if _constant(reps) or abs(gamma0) < 10 * np.finfo(float).tiny:
+    # constant as a whole (about the overall mean, chains each constant at different values still vary)
+    if all(np.all(r == reps[0][0]) for r in reps) or abs(gamma0) < 10 * np.finfo(float).tiny:
         return GammaResult(mean, 0.0, 0.5, 0.0, 0, float(n))
     if S == 0:
         return GammaResult(mean, float(np.sqrt(gamma0 / (n - 1))), 0.5, 0.0, 0, float(n))
