@@ -249,14 +249,15 @@ def timed_sample(flow, key, n: int, imh_key, progress: bool = False):
 
 
 def _import_analysis() -> None:
-    """Import pyerrors (the Gamma method of one chain), which takes about 0.9 s (scipy.stats, matplotlib).
+    """Import pyerrors (the Gamma method of one chain), which takes 0.7-0.9 s (scipy.stats, matplotlib).
 
     The IMH chain's estimates are the first to call it. Its import is analysis, not sampling: HMC's timed calls
-    never include their estimates, so PIK's compiling first calls must not include it either.
+    never include their estimates, so PIK's compiling first calls must not include it either. A Gamma method on
+    a short series imports it.
     """
-    from ..diagnostics._gamma import _import_pyerrors
+    from ..diagnostics import gamma_method
 
-    _import_pyerrors()
+    gamma_method(np.sin(np.arange(16.0)))
 
 
 def _equal_errors(samples, imh_obs, hmc_obs, draw_seconds, imh_seconds, hmc_seconds) -> dict:
