@@ -257,14 +257,27 @@ def test_save_load_mixture_flow(tmp_path):
     assert np.array_equal(a.fields, b.fields) and np.array_equal(a.log_w, b.log_w)  # bitwise
 
 
-def test_bench_lattice_json(tmp_path):
+def test_bench_lattice_json(tmp_path, monkeypatch):
     """`pikflow bench lattice` end to end on 4x4: PIK after IMH against its own HMC reference (pulls within 4 sigma)."""
+    import pikflow.lattice as pl
+
     out = tmp_path / "lat.json"
     args = ["--L", "4", "--n", "2000", "--steps", "4", "--collocation", "300", "--hmc-samples", "800"]
     args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto"]
-    args += ["--cost-repeats", "1", "--float32"]
+    args += ["--cost-repeats", "1", "--float32", "--leapfrog", "12"]
+    lengths, hmc = [], pl.hmc
+
+    def spy(*a, n_leapfrog=10, **kw):  # the trajectory length of every HMC run of the bench
+        lengths.append(n_leapfrog)
+        return hmc(*a, n_leapfrog=n_leapfrog, **kw)
+
+    monkeypatch.setattr(pl, "hmc", spy)
     assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
+    # --leapfrog: the reference (its compiling and its timed call) and the cost table's HMC; the fit's own HMC is
+    # not pl.hmc's public entry
+    assert lengths == [12] * len(lengths) and len(lengths) >= 3
+    assert r["hmc"]["leapfrog"] == 12 and r["cost"]["hmc_leapfrog"] == 12
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
     # --chains auto (the default): HMC's cheapest batch at 16 sites, 256 chains of >= 600 trajectories
     assert r["hmc"]["chains_setting"] == "auto" and r["hmc"]["chains"] == 256 and r["hmc"]["n"] == 256 * 600

@@ -3,7 +3,7 @@ r"""Cost of a lattice flow sample against an HMC trajectory, and a profile of on
 * :func:`cost_table`: microseconds per velocity evaluation (the fused :math:`(\partial\Omega,
   \Delta\Omega)` of :meth:`LatticeBasis.gradient_and_laplacian`), milliseconds per flow sample
   (``4 steps`` evaluations of RK4, the log-density and the weight), milliseconds per HMC
-  trajectory (``n_leapfrog = 10``, step adapted to acceptance 0.8, thermalisation included)
+  trajectory (``n_leapfrog`` steps, 10 by default, step adapted to acceptance 0.8, thermalisation included)
   and their ratio, each repeated (median, min, max); the flow and HMC are timed alternately
   in the same process so that load from elsewhere hits both.
 * :func:`evaluation_profile`: one evaluation taken apart (the forward transform of
@@ -44,6 +44,7 @@ def cost_table(
     repeats: int = 3,
     seed=0,
     float32: bool = False,
+    n_leapfrog: int = 10,
 ):
     """Flow sample vs HMC trajectory cost, ``repeats`` alternating repeats (see the module docstring).
 
@@ -64,7 +65,7 @@ def cost_table(
     def hmc_run():
         return hmc(
             target, jax.random.PRNGKey(seed + 12), n_hmc, n_chains=chains, step="auto", n_therm=n_therm,
-            keep="magnetisation",
+            n_leapfrog=n_leapfrog, keep="magnetisation",
         )  # fmt: skip
 
     ref = flow_run()
@@ -97,6 +98,7 @@ def cost_table(
         "ms_per_hmc_trajectory": _spread(traj_ms),
         "hmc_acceptance": float(acc),
         "hmc_chains": chains,
+        "hmc_leapfrog": n_leapfrog,
         "samples_per_repeat": n_samples,
         "sample_over_trajectory": _spread(ratio),
     }

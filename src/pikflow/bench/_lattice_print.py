@@ -19,7 +19,8 @@ def print_lattice(res: dict) -> None:
     print(f"| ESS/N | {p['ess']:.3f} | |")
     if p["target_ess"] is not None:
         print(f"| ESS/N from the base's HMC samples (hole check, at selection) | {p['target_ess']:.3f} | |")
-    print(f"| acceptance | {p['imh_acceptance']:.3f} (IMH) | {h['acceptance']:.3f} |")
+    lf = h.get("leapfrog", 10)
+    print(f"| acceptance | {p['imh_acceptance']:.3f} (IMH) | {h['acceptance']:.3f} ({lf} leapfrog steps) |")
     print(f"| tau_int(abs m) | {p['tau_int_abs_m']:.2f} | {h['tau_int_abs_m']:.2f} |")
     for k in p["observables"]:
         a, b = p["observables"][k], h["observables"][k]

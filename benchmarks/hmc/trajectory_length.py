@@ -1,0 +1,74 @@
+"""HMC's independent samples per second against its trajectory length (leapfrog steps) on a lattice.
+
+Every lattice PIK / HMC ratio of the benchmarks runs HMC with 10 leapfrog steps a trajectory and the step
+adapted to acceptance 0.8 during thermalisation. This measures whether that length is HMC's best: for each
+number of leapfrog steps L, HMC with the bench's chain batch (256 chains up to 400 sites), the step adapted the
+same way (thermalisation scaled to the same number of gradients, 200 trajectories at L = 10), timed on a
+second identical call (the first compiles), and tau_int of |m| with the chains as the
+Gamma method's replica (about their overall mean). Independent samples per second: chains * n / (2 tau_int) over
+the timed call (its thermalisation included, as the bench's HMC reference pays it). Rounds alternate the
+lengths so that the machine's drift spreads over all of them.
+
+Usage: ``python trajectory_length.py L m2 lam OUT.json [ROUNDS] [LEAPFROG ...]``.
+"""
+
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def main(argv):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import pikflow.lattice as pl
+    from pikflow.bench._common import cheapest_chains
+    from pikflow.diagnostics import gamma_method
+
+    size, m2, lam, out = int(argv[0]), float(argv[1]), float(argv[2]), argv[3]
+    rounds = int(argv[4]) if len(argv) > 4 else 2
+    lengths = [int(a) for a in argv[5:]] or [10, 15, 20, 30]
+    target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [size, size]), {"m2": m2, "lam": lam})
+    volume = size * size
+    chains = cheapest_chains(volume)
+    rows = []
+    for rnd in range(rounds):
+        for L in lengths:
+            # about the same number of gradients for every length, in production and in thermalisation (200
+            # trajectories at 10 leapfrog steps, as the bench's reference)
+            per, therm = max(6000 // L, 200), max(2000 // L, 25)
+            kw = dict(n_chains=chains, step="auto", n_leapfrog=L, keep="magnetisation", n_therm=therm)
+            pl.hmc(target, jax.random.PRNGKey(100 * rnd + L), chains * per, **kw)  # compiles
+            t0 = time.perf_counter()
+            M, acc = pl.hmc(target, jax.random.PRNGKey(100 * rnd + L), chains * per, **kw)
+            seconds = time.perf_counter() - t0
+            g = gamma_method(np.abs(np.asarray(M)) / volume)
+            row = {
+                "round": rnd,
+                "leapfrog": L,
+                "chains": chains,
+                "per_chain": per,
+                "thermalisation": therm,
+                "acceptance": float(acc),
+                "seconds": seconds,
+                "us_per_trajectory_and_chain": seconds / (chains * (per + therm)) * 1e6,
+                "tau_int_abs_m": g.tau_int,
+                "tau_int_abs_m_error": g.tau_int_error,
+                "truncated": g.truncated,
+                "independent_per_second": chains * per / (2 * g.tau_int) / seconds,
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    best = {}
+    for L in lengths:
+        rate = [r["independent_per_second"] for r in rows if r["leapfrog"] == L]
+        best[L] = {"independent_per_second": [min(rate), max(rate)]}
+    res = {"lattice": [size, size], "couplings": {"m2": m2, "lam": lam}, "rows": rows, "summary": best}
+    with open(out, "w") as f:
+        json.dump(res, f, indent=1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
