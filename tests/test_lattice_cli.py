@@ -264,7 +264,7 @@ def test_bench_lattice_json(tmp_path, monkeypatch):
     out = tmp_path / "lat.json"
     args = ["--L", "4", "--n", "2000", "--steps", "4", "--collocation", "300", "--hmc-samples", "800"]
     args += ["--reference", "4000", "--select", "500", "--base", "gaussian", "--hmc-step", "auto"]
-    args += ["--cost-repeats", "1", "--float32", "--leapfrog", "12"]
+    args += ["--cost-repeats", "1", "--float32"]
     lengths, hmc = [], pl.hmc
 
     def spy(*a, n_leapfrog=10, **kw):  # the trajectory length of every HMC run of the bench
@@ -274,10 +274,15 @@ def test_bench_lattice_json(tmp_path, monkeypatch):
     monkeypatch.setattr(pl, "hmc", spy)
     assert main(["bench", "lattice", *args, "--quiet", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
-    # --leapfrog: the reference (its compiling and its timed call) and the cost table's HMC; the fit's own HMC is
-    # not pl.hmc's public entry
-    assert lengths == [12] * len(lengths) and len(lengths) >= 3
-    assert r["hmc"]["leapfrog"] == 12 and r["cost"]["hmc_leapfrog"] == 12
+    # --leapfrog auto (the default): a pilot at 10, 20, 30, 40 steps (a compiling and a timed call each), then the
+    # best length for the reference (its compiling and its timed call) and the cost table's HMC; the fit's own HMC
+    # is not pl.hmc's public entry. The pilot's time counts in HMC's first call.
+    h = r["hmc"]
+    assert lengths[:8] == [10, 10, 20, 20, 30, 30, 40, 40] and len(lengths) >= 11
+    assert h["leapfrog_setting"] == "auto" and lengths[8:] == [h["leapfrog"]] * (len(lengths) - 8)
+    best = max(h["leapfrog_pilot"], key=lambda row: row["independent_per_second"])["leapfrog"]
+    assert h["leapfrog"] == best and r["cost"]["hmc_leapfrog"] == best
+    assert 0 < h["leapfrog_pilot_seconds"] < h["first_call_seconds"]
     assert r["lattice"] == [4, 4] and r["pik"]["base"] == "gaussian" and 0.6 < r["hmc"]["acceptance"] < 0.95
     # --chains auto (the default): HMC's cheapest batch at 16 sites, 256 chains of >= 600 trajectories
     assert r["hmc"]["chains_setting"] == "auto" and r["hmc"]["chains"] == 256 and r["hmc"]["n"] == 256 * 600
@@ -331,6 +336,23 @@ def test_bench_lattice_json(tmp_path, monkeypatch):
         assert 0 < cv["error"] and abs(r["controlled"]["pulls"][k]) < 4, r["controlled"]
         spent = want / (r["equal_errors"]["controlled"][k] * cv["error"] ** 2)
         assert spent > r["pik"]["draw_seconds"]
+
+
+def test_bench_leapfrog_pilot_picks_the_fastest_length(capsys):
+    """``--leapfrog auto``: the pilot's length is the one with the most independent samples of |m| per second."""
+    import pikflow.lattice as pl
+    from pikflow.bench._hmc_length import best_leapfrog
+
+    target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [4, 4]), {"m2": -1.0, "lam": 1.0})
+    best, rows, seconds = best_leapfrog(target, 32, lengths=(5, 10, 20), gradients=1000, seed=3)
+    assert [r["leapfrog"] for r in rows] == [5, 10, 20]
+    rates = [r["independent_per_second"] for r in rows]
+    assert all(r > 0 for r in rates) and best == rows[int(np.argmax(rates))]["leapfrog"]
+    assert seconds > sum(r["seconds"] for r in rows)  # the compiling calls are part of the pilot's time
+    assert all(0.5 < r["acceptance"] < 1 for r in rows)
+    with pytest.raises(SystemExit):
+        main(["bench", "lattice", "--leapfrog", "0"])
+    assert "--leapfrog: must be a positive integer or 'auto', got '0'" in capsys.readouterr().err
 
 
 def test_reliability_warnings():
