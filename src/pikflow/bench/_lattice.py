@@ -89,7 +89,7 @@ def _arguments(p):
         default="auto",
         help="leapfrog steps a trajectory of the reference HMC and of the cost table's, or auto (default): the "
         "length of 10, 20, 30, 40 with the most independent samples per second in a short pilot, whose time counts "
-        "in HMC's set-up (at 16x16 (-2, 2) 30 steps give 2.7-2.9x the rate of 10; the fit's own HMC keeps 10)",
+        "in HMC's set-up (at 16x16 (-2, 2) 30 steps give about 2.6x the rate of 10; the fit's own HMC keeps 10)",
     )
     p.add_argument(
         "--hmc-start",
