@@ -96,7 +96,7 @@ AUTO_MIN_PER_CHAIN = 600
 
 
 def chains_argument(value: str):
-    """``--chains``: a positive integer or ``auto`` (argparse type)."""
+    """``--chains``, ``--leapfrog``: a positive integer or ``auto`` (argparse type)."""
     import argparse
 
     if value == "auto":
@@ -106,7 +106,7 @@ def chains_argument(value: str):
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(f"--chains takes a positive integer or 'auto', got {value!r}")
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {value!r}")
     return n
 
 

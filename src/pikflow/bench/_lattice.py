@@ -85,7 +85,7 @@ def _arguments(p):
     )
     p.add_argument(
         "--leapfrog",
-        type=_leapfrog,
+        type=chains_argument,
         default="auto",
         help="leapfrog steps a trajectory of the reference HMC and of the cost table's, or auto (default): the "
         "length of 10, 20, 30, 40 with the most independent samples per second in a short pilot, whose time counts "
@@ -170,20 +170,6 @@ def _tau(series) -> tuple[float, float]:
 
     g = gamma_method(np.asarray(series, dtype=float))
     return float(g.tau_int), float(g.error)
-
-
-def _leapfrog(text: str) -> int | str:
-    import argparse
-
-    if text == "auto":
-        return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'auto', got {text!r}")
-    return value
 
 
 def _step(text: str) -> float | str:
