@@ -537,6 +537,10 @@ def test_bench_smc_checks_log_z_against_thermodynamic_integration(tmp_path):
     pik, low = res["samplers"]["pik_smc"], res["samplers"]["pik_smc[float32]"]
     assert abs(pik["log_z_pull_vs_ti"]) < 4
     assert res["samplers"]["hmc"]["chains"] == 256 and res["samplers"]["hmc"]["trajectories_per_chain"] == 600
+    # --hmc-leapfrog auto (the default): the reference runs the pilot's fastest length
+    h = res["samplers"]["hmc"]
+    assert h["leapfrog"] == max(h["leapfrog_pilot"], key=lambda r: r["independent_per_second"])["leapfrog"]
+    assert [r["leapfrog"] for r in h["leapfrog_pilot"]] == [10, 20, 30, 40] and h["leapfrog_pilot_seconds"] > 0
     assert all(abs(p) < 4 for p in pik["pull_vs_hmc"].values())
     assert abs(low["log_z"]["value"] - pik["log_z"]["value"]) < 1e-3
     assert pik["log_q_error_rms"] < 0.05 and pik["time_power"] == 2.0

@@ -58,6 +58,7 @@ from ._common import (
     schedule_argument,
     write_json,
 )
+from ._hmc_length import best_leapfrog
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -129,6 +130,11 @@ def _arguments(p):
     p.add_argument("--leapfrog-steps", type=int, default=10, help="leapfrog steps of an HMC move (default 10)")
     p.add_argument("--n", type=int, default=10_000, help="flow samples for flow + IMH (default 10000; 0: skip)")
     p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000; 0: skip)")
+    p.add_argument(
+        "--hmc-leapfrog", type=chains_argument, default="auto",
+        help="leapfrog steps a trajectory of the reference HMC, or auto (default): the best of 10, 20, 30, 40 in a "
+        "short pilot (as bench lattice --leapfrog; the pilot is reported, not counted in HMC's seconds)",
+    )  # fmt: skip
     p.add_argument(
         "--chains", type=chains_argument, default="auto",
         help="chains of the reference HMC, or auto (default): 256 up to 400 sites, 64 up to 1600, else 16, with "
@@ -283,10 +289,13 @@ def run(args) -> dict:
     # HMC first: a run cut off later still has its reference
     if args.reference > 0:
         chains, per = hmc_chains(args.chains, args.reference, volume)
+        leapfrog, pilot, pilot_seconds = args.hmc_leapfrog, None, 0.0
+        if leapfrog == "auto":  # HMC's trajectory length tuned by a short pilot (the HMC guide, "Trajectory length")
+            leapfrog, pilot, pilot_seconds = best_leapfrog(target, chains, seed=args.seed + 6)
         ((M, hmc_acc), secs) = _timed(
             lambda: pl.hmc(
                 target, jax.random.PRNGKey(args.seed + 4), per * chains, n_chains=chains, step="auto",
-                keep="magnetisation",
+                n_leapfrog=leapfrog, keep="magnetisation",
             )
         )  # fmt: skip
         hmc_obs = pl.chain_observables(chain_series(M), volume, chains=M.shape[0])
@@ -295,6 +304,9 @@ def run(args) -> dict:
             "seconds_range": list(_timed.spread),
             "chains": chains,
             "trajectories_per_chain": per,
+            "leapfrog": leapfrog,
+            "leapfrog_pilot": pilot,
+            "leapfrog_pilot_seconds": pilot_seconds,
             "acceptance": float(hmc_acc),
             "observables": {k: v.to_dict() for k, v in hmc_obs.items()},
         }
