@@ -59,6 +59,15 @@ def chain_series(M):
     return M.reshape(-1) if M.ndim == 2 else M.reshape(-1, M.shape[-1])
 
 
+def abs_m(M, volume: int):
+    """:math:`|m| = |M|/V` of every chain and trajectory of ``pikflow.lattice.hmc(..., keep="magnetisation")``
+    (the length of the vector :math:`M_a` for several components), chains first: the Gamma method's replica."""
+    import numpy as np
+
+    M = np.asarray(M)
+    return (np.abs(M) if M.ndim == 2 else np.linalg.norm(M, axis=-1)) / volume
+
+
 #: JAX's monitoring events of one compilation: tracing to a jaxpr, lowering to MLIR, XLA's compile.
 COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",

@@ -40,6 +40,7 @@ def best_leapfrog(
     import pikflow.lattice as pl
 
     from ..diagnostics import gamma_method
+    from ._common import abs_m
 
     volume = int(np.prod(target.lattice.shape))
     rows, t_start = [], time.perf_counter()
@@ -51,8 +52,7 @@ def best_leapfrog(
         t0 = time.perf_counter()
         M, acc = pl.hmc(target, key, per * chains, n_therm=therm, **kw)
         seconds = time.perf_counter() - t0
-        M = np.asarray(M)
-        g = gamma_method((np.abs(M) if M.ndim == 2 else np.linalg.norm(M, axis=-1)) / volume)
+        g = gamma_method(abs_m(M, volume))
         rate = chains * per / (2 * g.tau_int) / (seconds * per / (per + therm))
         rows.append({"leapfrog": int(L), "tau_int_abs_m": g.tau_int, "acceptance": float(acc),
                      "seconds": seconds, "independent_per_second": rate})  # fmt: skip

@@ -35,6 +35,7 @@ import numpy as np
 from .._errors import ConfigError
 from . import register
 from ._common import (
+    abs_m,
     basis_preset_argument,
     chain_series,
     chains_argument,
@@ -335,7 +336,7 @@ def _hmc(args, target, step, volume, per):
     first_seconds, hmc_seconds = calls
     # the chains as the Gamma method's replica, about their overall mean (chain_observables' chains=)
     hmc_obs = pl.chain_observables(chain_series(M), volume, chains=M.shape[0])
-    hmc_tau, _ = _tau((np.abs(M) if M.ndim == 2 else np.linalg.norm(M, axis=-1)) / volume)
+    hmc_tau, _ = _tau(abs_m(M, volume))
     n_hmc = M.shape[0] * M.shape[1]
     return hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc, first_seconds
 

@@ -128,7 +128,8 @@ def _arguments(p):
     p.add_argument(
         "--hmc-leapfrog", type=int, default=10,
         help="leapfrog steps a trajectory of the batched HMC reference (default 10; at 16x16 (-2, 2) 30 steps give "
-        "HMC 2.7-2.9x the independent samples per second: the HMC guide, 'Trajectory length')",
+        "HMC about 2.6x the independent samples per second, but a fixed long length can be far worse elsewhere: "
+        "the HMC guide, 'Trajectory length')",
     )  # fmt: skip
     p.add_argument(
         "--mcmc", choices=("hmc", "fhmc", "hmc+cluster"), default="hmc",
