@@ -63,7 +63,7 @@ def test_bench_batched_hmc_agrees_with_the_exact_free_scan():
         m2 = 1.0 - 0.5 * t
         exact = {"abs_m": math.sqrt(2 / (math.pi * m2 * volume)), "chi": (1 - 2 / math.pi) / m2, "binder": 0.0}
         rows.append({"t": t, "couplings": {"m2": m2}, **{k: Estimate(v, 1e-12) for k, v in exact.items()}})
-    args = argparse.Namespace(chains=8, batched_chains=None, reference=4000, hmc_start="random")
+    args = argparse.Namespace(chains=8, batched_chains=None, reference=4000, hmc_start="random", hmc_leapfrog=10)
     b = _hmc_batched(path, rows, args, seed=5)
     assert b["chains_per_point"] == 8 and b["trajectories_per_chain"] == 500 and b["n_pulls"] == 9
     assert b["points_per_batch"] == 32  # HMC's cheapest batch at 16 sites is 256 chains: every point in one
@@ -81,6 +81,42 @@ def test_bench_batched_hmc_agrees_with_the_exact_free_scan():
     b = _hmc_batched(path, rows, args, seed=6)
     assert b["points_per_batch"] == 2 and len(b["step_size"]) == 3 and b["n_pulls"] == 9
     assert b["max_abs_pull"] < 4.0, b["points"]
+
+
+def test_bench_scan_pilot_gives_each_point_its_trajectory_length():
+    """``bench scan-lattice --hmc-leapfrog auto``: each point runs its pilot's fastest length, and agrees with exact.
+
+    Free 4x4 field at m^2 = 0.02 and 12: at the soft point trajectories of 10 steps (about 2 time units) barely
+    move the zero mode, whose period is 2 pi / sqrt(0.02) = 44, so 40 steps decorrelate |m| per gradient several
+    times faster (measured: 3x the independent samples per second); at the stiff point 10 steps already
+    decorrelate it, and 40 land near a resonance of its modes (tau_int 16 against 4). A length for the whole scan
+    would be wrong at one of them.
+    """
+    from pikflow import Estimate
+    from pikflow.bench._hmc_length import best_leapfrog_points
+    from pikflow.bench._scan_lattice import _hmc_batched, break_even
+
+    path, volume = _free_path(0.02, 12.0), 16
+    best, rows, seconds = best_leapfrog_points(path, [0.0, 1.0], chains=8, lengths=(10, 40), gradients=4000, seed=1)
+    assert best == [40, 10], rows
+    assert [r["leapfrog"] for r in rows] == [10, 40] and seconds > 0
+    exact_rows = []
+    for t, m2 in ((0.0, 0.02), (1.0, 12.0)):
+        exact = {"abs_m": math.sqrt(2 / (math.pi * m2 * volume)), "chi": (1 - 2 / math.pi) / m2, "binder": 0.0}
+        exact_rows.append({"t": t, "couplings": {"m2": m2}, **{k: Estimate(v, 1e-12) for k, v in exact.items()}})
+    args = argparse.Namespace(chains=8, batched_chains=None, reference=800, hmc_start="random", hmc_leapfrog="auto")
+    b = _hmc_batched(path, exact_rows, args, seed=1)
+    # the default pilot (10, 20, 30, 40 steps): each point runs its fastest, the soft point the longer
+    pilot = b["pilot"]["rows"]
+    rates = np.array([r["independent_per_second"] for r in pilot])
+    assert b["leapfrog"] == [pilot[i]["leapfrog"] for i in rates.argmax(0)] and b["pilot"]["seconds"] > 0
+    assert b["leapfrog"][0] > b["leapfrog"][1], pilot
+    # each length holds one point, which then takes the whole cheapest batch of 256 chains
+    assert b["chains"] == [256, 256] and b["batches"] == [[b["leapfrog"][1], 1], [b["leapfrog"][0], 1]]
+    assert b["trajectories"] == 2 * 256 * 100 and b["max_abs_pull"] < 4.0, b["points"]
+    assert sum(p["hmc_seconds"]["abs_m"] > 0 for p in b["points"]) == 2
+    be = break_even(b, 3.0, 2000, 0.8)
+    assert be["trajectory_seconds"] == pytest.approx(b["sample_seconds"] / b["trajectories"])
 
 
 def test_bench_chains_auto_picks_the_batch_by_volume():
@@ -151,6 +187,7 @@ def test_every_benchmark_runs_its_own_runner(tmp_path):
     size = res["sizes"]["4x4"]
     assert res["settings"]["estimate"] == "moves" and len(size["checks"]) == 1
     assert size["hmc_batched"]["n_pulls"] == 9 and size["scan_seconds"] > 0
+    assert len(size["hmc_batched"]["leapfrog"]) == 3 and size["hmc_batched"]["pilot"]["seconds"] > 0  # auto
 
 
 @pytest.mark.parametrize("replicas", [8, 16])

@@ -9,6 +9,7 @@ guide, "Trajectory length"): a reference with a fixed length flatters any sample
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -57,4 +58,75 @@ def best_leapfrog(
         rows.append({"leapfrog": int(L), "tau_int_abs_m": g.tau_int, "acceptance": float(acc),
                      "seconds": seconds, "independent_per_second": rate})  # fmt: skip
     best = max(rows, key=lambda r: r["independent_per_second"])["leapfrog"]
+    return best, rows, time.perf_counter() - t_start
+
+
+def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=None, fill=False, progress=False):
+    """Batched HMC (:func:`pikflow.baselines.hmc_points`) at the path's times ``ts``, ``leapfrog`` steps a trajectory:
+    one number, or one per point.
+
+    The points of one length run together, in batches of as many points as fill HMC's cheapest batch of chains at
+    this volume (``--chains auto``'s); with ``fill`` a length with few points gives each more chains so that they fill
+    it too (a narrow batch costs more per chain). ``start(t, chains)``: the chains' first configurations at ``t``.
+    Returns a dict: ``M`` (per point, the magnetisation sums ``(chains_p, per)``), ``step_size``, ``acceptance``,
+    ``chains`` and ``seconds`` per point (its batch's sampling time shared by the batch's points; compilation and
+    thermalisation excluded), ``leapfrog`` per point, ``batches`` (``[length, points]`` of each batch) and
+    ``sample_seconds`` (all batches).
+    """
+    from ..baselines import hmc_points
+    from ._common import cheapest_chains
+
+    P, volume = len(ts), int(np.prod(path.lattice.shape))
+    lengths = [int(x) for x in np.broadcast_to(np.asarray(leapfrog, dtype=int), (P,))]
+    out = {key: [None] * P for key in ("M", "step_size", "acceptance", "chains", "seconds")}
+    out.update(leapfrog=lengths, batches=[], sample_seconds=0.0)
+    for L in sorted(set(lengths)):
+        idx = [p for p in range(P) if lengths[p] == L]
+        c = max(chains, cheapest_chains(volume) // len(idx)) if fill else chains
+        group = max(1, cheapest_chains(volume) // c)
+        for g0 in range(0, len(idx), group):
+            part = idx[g0 : g0 + group]
+            init = None if start is None else np.stack([start(ts[p], c) for p in part])
+            run = hmc_points(
+                path, [ts[p] for p in part], n=per, chains=c, seed=seed + part[0], init=init, n_leapfrog=L,
+                keep=lambda x, t: x.sum()[None], thermalisation=therm, progress=progress,
+            )  # fmt: skip
+            for j, p in enumerate(part):
+                out["M"][p] = run.positions[j, ..., 0]
+                out["step_size"][p] = float(run.step_size[j])
+                out["acceptance"][p] = float(run.acceptance[j])
+                out["chains"][p] = c
+                out["seconds"][p] = run.seconds_per_point
+            out["batches"].append([L, len(part)])
+            out["sample_seconds"] += run.sample_seconds
+    return out
+
+
+def best_leapfrog_points(path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5000, seed=0, therm=200, start=None):
+    """A pilot of :func:`batched_points` at every length of ``lengths``, all points at once:
+    ``(best length per point, rows, seconds)``.
+
+    Each length runs ``chains`` chains a point of ``gradients // L`` trajectories (at least 50); a point's rate at
+    that length is ``chains * n / (2 tau_int)`` of :math:`|m|` (the chains as replica) over the point's sampling
+    seconds. Each point keeps its highest rate: far from the transition one trajectory of 10 steps already
+    decorrelates :math:`|m|`, near it longer trajectories pay (the HMC guide, "Trajectory length"). ``rows``: per
+    length, the points' ``tau_int_abs_m`` and ``independent_per_second``; ``seconds``: the whole pilot's wall time
+    (compilation and thermalisation included).
+    """
+    from ..diagnostics import gamma_method
+
+    volume = int(np.prod(path.lattice.shape))
+    rows, t_start = [], time.perf_counter()
+    for L in lengths:
+        per = max(int(gradients) // int(L), 50)
+        r = batched_points(path, ts, chains=chains, per=per, leapfrog=L, seed=seed + 7919 * int(L), therm=therm,
+                           start=start)  # fmt: skip
+        with warnings.catch_warnings():  # a pilot's short chains may stop the window early: tau is only compared
+            warnings.simplefilter("ignore")
+            taus = [gamma_method(np.abs(M) / volume).tau_int for M in r["M"]]
+        rates = [c * per / (2 * tau) / s for c, tau, s in zip(r["chains"], taus, r["seconds"], strict=True)]
+        rows.append({"leapfrog": int(L), "trajectories_per_chain": per, "tau_int_abs_m": taus,
+                     "independent_per_second": rates, "acceptance": r["acceptance"]})  # fmt: skip
+    rates = np.array([row["independent_per_second"] for row in rows])
+    best = [int(lengths[i]) for i in np.argmax(rates, axis=0)]
     return best, rows, time.perf_counter() - t_start

@@ -29,8 +29,10 @@ HMC batched across the points: one run per point, one point after the other, kee
 ``--points`` points in batches of as many points as fill HMC's cheapest batch at that volume
 (``--chains auto``'s: 256 chains up to 400 sites, 64 up to 1600, 16 above; so all 31 points of
 8 chains in one batch at 16x16, 8 points a batch at 32x32), each point with its own adapted step,
-the same ``--reference`` trajectories per point, ordered starts as above; each point is charged the
-batches' sampling time over the points, and the whole HMC scan at equal errors costs the sum
+the same ``--reference`` trajectories per point, ordered starts as above, and by default
+(``--hmc-leapfrog auto``) each point's trajectory length from a pilot at 10, 20, 30 and 40 leapfrog steps (the
+points of one length run together; the pilot's time is not counted, like the thermalisation); each point is charged
+its batch's sampling time over the batch's points, and the whole HMC scan at equal errors costs the sum
 over all points of that time times :math:`(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
 (``hmc_batched``: its seconds, pulls at every point and ``hmc_over_scan_at_equal_errors``). That sum is
 dominated by the few points near the transition, where HMC's errors are largest; ``hmc_over_scan_median_point``
@@ -55,7 +57,7 @@ import numpy as np
 from .._errors import ConfigError
 from ..samplers import ESTIMATES, pool_by_default
 from . import register
-from ._common import cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
+from ._common import chains_argument, cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -126,10 +128,9 @@ def _arguments(p):
     )  # fmt: skip
     p.add_argument("--leapfrog", type=int, default=10, help="leapfrog steps per SMC move (default 10)")
     p.add_argument(
-        "--hmc-leapfrog", type=int, default=10,
-        help="leapfrog steps a trajectory of the batched HMC reference (default 10; at 16x16 (-2, 2) 30 steps give "
-        "HMC about 2.6x the independent samples per second, but a fixed long length can be far worse elsewhere: "
-        "the HMC guide, 'Trajectory length')",
+        "--hmc-leapfrog", type=chains_argument, default="auto",
+        help="leapfrog steps a trajectory of the batched HMC reference, or auto (default): each point's fastest of "
+        "10, 20, 30, 40 in a pilot (no fixed length is best along a scan: the HMC guide, 'Trajectory length')",
     )  # fmt: skip
     p.add_argument(
         "--mcmc", choices=("hmc", "fhmc", "hmc+cluster"), default="hmc",
@@ -210,37 +211,38 @@ def _hmc_point(path, t, args, seed):
 
 
 def _hmc_batched(path, rows, args, seed) -> dict:
-    """One vectorised HMC run at every scan point (:func:`pikflow.baselines.hmc_points`) against the scan's rows."""
-    from ..baselines import hmc_points
+    """One vectorised HMC run at every scan point (:func:`pikflow.baselines.hmc_points`) against the scan's rows.
+
+    ``--hmc-leapfrog auto``: a pilot (:func:`._hmc_length.best_leapfrog_points`, reported as ``pilot``, its time not
+    counted, like the thermalisation) picks each point's length; the points of one length then run together, and a
+    length with few points gives each more chains so that they fill HMC's cheapest batch.
+    """
     from ..lattice import chain_observables
+    from ._hmc_length import batched_points, best_leapfrog_points
 
     chains = args.chains if args.batched_chains is None else args.batched_chains
     per = max(args.reference // args.chains, 20)
     ts = [r["t"] for r in rows]
     volume = path.lattice.volume
+    ordered = getattr(args, "hmc_start", "random") == "ordered"
+    start = (lambda t, c: ordered_start(path, t, c)) if ordered else None
+    therm = getattr(args, "hmc_therm", 200)
+    leapfrog, pilot = getattr(args, "hmc_leapfrog", 10), None
+    if leapfrog == "auto":
+        leapfrog, pilot_rows, pilot_seconds = best_leapfrog_points(
+            path, ts, chains=chains, seed=seed + 50_000, therm=therm, start=start
+        )
+        pilot = {"seconds": pilot_seconds, "rows": pilot_rows}
     # as many points per batch as fill HMC's cheapest batch at this volume (--chains auto's), one batch after another
     group = max(1, cheapest_chains(volume) // chains)
-    M, steps, acceptance, sample_seconds = [], [], [], 0.0
-    for g0 in range(0, len(ts), group):
-        part = ts[g0 : g0 + group]
-        start = None
-        if getattr(args, "hmc_start", "random") == "ordered":
-            start = np.stack([ordered_start(path, t, chains) for t in part])
-        run = hmc_points(
-            path, part, n=per, chains=chains, seed=seed + g0, init=start, keep=lambda x, t: x.sum()[None],
-            thermalisation=getattr(args, "hmc_therm", 200), progress=not getattr(args, "quiet", True),
-            n_leapfrog=getattr(args, "hmc_leapfrog", 10),
-        )  # fmt: skip
-        M.append(run.positions[..., 0])
-        steps.extend(run.step_size.tolist())
-        acceptance.extend(run.acceptance.tolist())
-        sample_seconds += run.sample_seconds
-    M = np.concatenate(M)
-    secs = sample_seconds / len(ts)
+    run = batched_points(path, ts, chains=chains, per=per, leapfrog=leapfrog, seed=seed, therm=therm, start=start,
+                         fill=pilot is not None, progress=not getattr(args, "quiet", True))  # fmt: skip
+    M, sample_seconds = run["M"], run["sample_seconds"]
     pulls, cost = [], {k: 0.0 for k in OBSERVABLES}
     points = []
     for i, row in enumerate(rows):
         obs = chain_observables(M[i].reshape(-1), volume, chains=M[i].shape[0])
+        secs = run["seconds"][i]
         entry = {"t": row["t"], "m2": row["couplings"]["m2"], "pull": {}}
         for k in OBSERVABLES:
             s, r = row[k], obs[k]
@@ -252,13 +254,17 @@ def _hmc_batched(path, rows, args, seed) -> dict:
         points.append(entry)
     return {
         "chains_per_point": chains,
-        "leapfrog": getattr(args, "hmc_leapfrog", 10),
+        "chains": run["chains"],
+        "leapfrog": leapfrog,
+        "pilot": pilot,
         "points_per_batch": group,
+        "batches": run["batches"],
         "trajectories_per_chain": per,
+        "trajectories": int(sum(run["chains"])) * per,
         "sample_seconds": sample_seconds,
-        "seconds_per_point": secs,
-        "acceptance": acceptance,
-        "step_size": steps,
+        "seconds_per_point": sample_seconds / len(ts),
+        "acceptance": run["acceptance"],
+        "step_size": run["step_size"],
         "points": points,
         "max_abs_pull": float(np.max(np.abs(pulls))),
         "pulls_over_2_sigma": int(np.sum(np.abs(pulls) > 2)),
@@ -376,7 +382,7 @@ def break_even(b: dict, scan_seconds: float, particles: int, fix: float) -> dict
     ``scan_trajectories``: what the scan spent, its seconds in the same unit. Their ratio is
     ``hmc_over_scan_at_equal_errors``.
     """
-    n_traj = len(b["points"]) * b["chains_per_point"] * b["trajectories_per_chain"]
+    n_traj = b["trajectories"]
     per = b["sample_seconds"] / n_traj
     return {
         "trajectory_seconds": per,
@@ -469,8 +475,12 @@ def _print(res):
         if "hmc_batched" in v:
             b = v["hmc_batched"]
             r, c = b["hmc_over_scan_at_equal_errors"], b["hmc_over_scan_compiled"]
+            lf = b["leapfrog"]
+            lf = f"{lf} leapfrog steps" if isinstance(lf, int) else f"{min(lf)}-{max(lf)} leapfrog steps by point"
+            if b.get("pilot"):
+                lf += f", pilot {b['pilot']['seconds']:.3g} s not counted"
             print(
-                f"{label}: HMC batched over all {len(b['points'])} points ({b['chains_per_point']} chains each, "
+                f"{label}: HMC batched over all {len(b['points'])} points ({b['chains_per_point']} chains each, {lf}, "
                 f"{b['seconds_per_point']:.3g} s a point): HMC/scan at equal errors "
                 + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES) + " (compiled: "
                 + ", ".join(f"{c[k]:.3g}" for k in OBSERVABLES) + "), at the median point "
