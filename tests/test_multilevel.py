@@ -240,3 +240,7 @@ def test_bench_multilevel_json(tmp_path):
     at_equal = single["hmc_over_single_level_at_equal_errors"]
     for k, v in single["hmc_over_single_level_with_setup"].items():
         assert abs(v * total / (at_equal[k] * single["sample_seconds"]) - 1) < 1e-12
+    # --hmc-leapfrog auto (the default): the finest level's reference runs the pilot's fastest length
+    h = r["hmc"]
+    assert h["leapfrog"] == max(h["leapfrog_pilot"], key=lambda row: row["independent_per_second"])["leapfrog"]
+    assert [row["leapfrog"] for row in h["leapfrog_pilot"]] == [10, 20, 30, 40] and h["leapfrog_pilot_seconds"] > 0

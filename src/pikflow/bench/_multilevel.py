@@ -20,7 +20,8 @@ import time
 
 from .._errors import ConfigError
 from . import register
-from ._common import fourier_mass_argument, replica_cost_correction, write_json
+from ._common import chains_argument, fourier_mass_argument, replica_cost_correction, write_json
+from ._hmc_length import best_leapfrog
 from ._lattice import timed_sample
 
 OBSERVABLES = ("abs_m", "chi", "binder")
@@ -59,6 +60,11 @@ def _arguments(p):
     )
     p.add_argument("--reference", type=int, default=20000, help="HMC trajectories on the finest lattice")
     p.add_argument("--chains", type=int, default=16, help="HMC chains (default 16)")
+    p.add_argument(
+        "--hmc-leapfrog", type=chains_argument, default="auto",
+        help="leapfrog steps a trajectory of the reference HMC on the finest lattice, or auto (default): the best of "
+        "10, 20, 30, 40 in a short pilot (as bench lattice --leapfrog; reported, not counted in HMC's seconds)",
+    )  # fmt: skip
     p.add_argument(
         "--hmc-start",
         choices=("hot", "ordered"),
@@ -110,7 +116,10 @@ def run(args) -> dict:
     path = target(L)
     per = max(args.reference // args.chains, 20)
     key = jax.random.PRNGKey(args.seed + 7)
-    kw = dict(n_chains=args.chains, step="auto", keep="magnetisation", start=args.hmc_start)
+    leapfrog, pilot, pilot_seconds = args.hmc_leapfrog, None, 0.0
+    if leapfrog == "auto":  # HMC's trajectory length tuned by a short pilot (the HMC guide, "Trajectory length")
+        leapfrog, pilot, pilot_seconds = best_leapfrog(path, args.chains, seed=args.seed + 8, start=args.hmc_start)
+    kw = dict(n_chains=args.chains, step="auto", keep="magnetisation", start=args.hmc_start, n_leapfrog=leapfrog)
     pl.hmc(path, key, 20 * args.chains, n_therm=20, **kw)  # compile
     t1 = time.perf_counter()
     M, acc = pl.hmc(path, key, per * args.chains, progress=not args.quiet, **kw)
@@ -123,7 +132,14 @@ def run(args) -> dict:
         "settings": settings,
         "levels": [lev.summary() for lev in levels],
         "multilevel_seconds": total,
-        "hmc": {"seconds": hmc_secs, "acceptance": float(acc), "observables": {k: v.to_dict() for k, v in ref.items()}},
+        "hmc": {
+            "seconds": hmc_secs,
+            "acceptance": float(acc),
+            "leapfrog": leapfrog,
+            "leapfrog_pilot": pilot,
+            "leapfrog_pilot_seconds": pilot_seconds,
+            "observables": {k: v.to_dict() for k, v in ref.items()},
+        },  # fmt: skip
         "pull": {k: (final[k].value - ref[k].value) / math.hypot(final[k].error, ref[k].error) for k in OBSERVABLES},
         # the hierarchy's errors are replica errors: E[sigma^2/s^2] = nu/(nu - 2), corrected by (nu - 2)/nu
         "replica_cost_correction": fix,
