@@ -32,15 +32,16 @@ for name in sys.argv[1:]:
         per = {k: [] for k in OBS}
         for p in b["points"]:
             r = rows[round(p["t"], 9)]
-            for k in OBS:
-                per[k].append(secs * (p[k]["error"] / r[k]["error"]) ** 2)
+            for k in OBS:  # the bench's own per-point cost (its batch's time, with a length per point) where recorded
+                cost = p["hmc_seconds"][k] if "hmc_seconds" in p else secs * (p[k]["error"] / r[k]["error"]) ** 2
+                per[k].append(cost)
         n = len(b["points"])
         whole = [fix["mean"] * sum(per[k]) / scan for k in OBS]
         compiled = [fix["mean"] * sum(per[k]) / (scan - comp) for k in OBS]
         median = [fix["median"] * float(np.median(per[k])) * n / scan for k in OBS]
         print(
             f"{name} {label}: {replicas} replicas x {d['settings']['particles']} particles, scan {scan:.1f} s, "
-            f"HMC {secs:.3g} s a point ({b['chains_per_point']} chains each); HMC / scan at equal errors "
+            f"HMC {secs:.3g} s a point; HMC / scan at equal errors "
             f"(abs_m, chi, U): whole scan {', '.join(f'{x:.2f}' for x in whole)} (compiled "
             f"{', '.join(f'{x:.2f}' for x in compiled)}), median point {', '.join(f'{x:.3f}' for x in median)}; "
             f"{b['pulls_over_2_sigma']} of {b['n_pulls']} pulls beyond 2 sigma, largest {b['max_abs_pull']:.2f}"

@@ -48,6 +48,10 @@ def main(scan_file, out_file, rounds=2):
                     "hmc_over_scan_at_equal_errors": {
                         k: x / v["scan_seconds"] * fix["mean"] for k, x in b["hmc_seconds_at_equal_errors"].items()
                     },
+                    "hmc_over_scan_with_pilot": None if b["pilot"] is None else {
+                        k: (x + b["pilot"]["seconds"]) / v["scan_seconds"] * fix["mean"]
+                        for k, x in b["hmc_seconds_at_equal_errors"].items()
+                    },
                     "pulls_over_2_sigma": b["pulls_over_2_sigma"], "max_abs_pull": b["max_abs_pull"],
                     "break_even_trajectories": be["break_even_trajectories"],
                     "trajectory_seconds": be["trajectory_seconds"],

@@ -1,5 +1,7 @@
 """HMC's trajectory length for a lattice reference: the number of leapfrog steps that gives the most
-independent samples of :math:`|m|` per second (``pikflow bench lattice --leapfrog auto``).
+independent samples per second (``pikflow bench lattice --leapfrog auto``, ``bench smc`` and ``bench multilevel``
+``--hmc-leapfrog auto``), and one per point for the batched reference of a scan (``bench scan-lattice
+--hmc-leapfrog auto``: :func:`best_leapfrog_points`, :func:`batched_points`).
 
 At 16x16 :math:`(m^2, \\lambda) = (-2, 2)` HMC with 30 leapfrog steps a trajectory delivers several times the
 independent samples per second of 10 steps, and 20 steps about twice at 64x64 near the critical point (the HMC
@@ -15,6 +17,8 @@ import numpy as np
 
 #: The lengths a pilot tries (leapfrog steps a trajectory).
 PILOT_LENGTHS = (10, 20, 30, 40)
+#: The observables whose costs at equal errors :func:`best_leapfrog_points` weighs.
+COST_OBSERVABLES = ("abs_m", "chi", "binder")
 
 
 def best_leapfrog(
@@ -66,12 +70,14 @@ def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=No
     one number, or one per point.
 
     The points of one length run together, in batches of as many points as fill HMC's cheapest batch of chains at
-    this volume (``--chains auto``'s); with ``fill`` a length with few points gives each more chains so that they fill
-    it too (a narrow batch costs more per chain). ``start(t, chains)``: the chains' first configurations at ``t``.
+    this volume (``--chains auto``'s), one batch after another. With ``fill`` each length's points are spread evenly
+    over as few batches as hold them, and each batch's points get more chains so that they fill it too (a narrow
+    batch costs more per chain); without it every point has ``chains`` and the batches are full ones and a rest, as
+    in the scan bench's fixed-length reference. ``start(t, chains)``: the chains' first configurations at ``t``.
     Returns a dict: ``M`` (per point, the magnetisation sums ``(chains_p, per)``), ``step_size``, ``acceptance``,
     ``chains`` and ``seconds`` per point (its batch's sampling time shared by the batch's points; compilation and
-    thermalisation excluded), ``leapfrog`` per point, ``batches`` (``[length, points]`` of each batch) and
-    ``sample_seconds`` (all batches).
+    thermalisation excluded), ``leapfrog`` per point, ``batches`` (``[length, points, chains a point]`` of each batch)
+    and ``sample_seconds`` (all batches).
     """
     from ..baselines import hmc_points
     from ._common import cheapest_chains
@@ -80,12 +86,16 @@ def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=No
     lengths = [int(x) for x in np.broadcast_to(np.asarray(leapfrog, dtype=int), (P,))]
     out = {key: [None] * P for key in ("M", "step_size", "acceptance", "chains", "seconds")}
     out.update(leapfrog=lengths, batches=[], sample_seconds=0.0)
+    width = cheapest_chains(volume)
     for L in sorted(set(lengths)):
         idx = [p for p in range(P) if lengths[p] == L]
-        c = max(chains, cheapest_chains(volume) // len(idx)) if fill else chains
-        group = max(1, cheapest_chains(volume) // c)
-        for g0 in range(0, len(idx), group):
-            part = idx[g0 : g0 + group]
+        group = max(1, width // chains)
+        if fill:  # as few batches as hold the points, the points spread evenly, each batch filled with chains
+            parts = [list(a) for a in np.array_split(idx, -(-len(idx) // group))]
+        else:
+            parts = [idx[g0 : g0 + group] for g0 in range(0, len(idx), group)]
+        for part in parts:
+            c = max(chains, width // len(part)) if fill else chains
             init = None if start is None else np.stack([start(ts[p], c) for p in part])
             run = hmc_points(
                 path, [ts[p] for p in part], n=per, chains=c, seed=seed + part[0], init=init, n_leapfrog=L,
@@ -97,36 +107,44 @@ def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=No
                 out["acceptance"][p] = float(run.acceptance[j])
                 out["chains"][p] = c
                 out["seconds"][p] = run.seconds_per_point
-            out["batches"].append([L, len(part)])
+            out["batches"].append([L, len(part), c])
             out["sample_seconds"] += run.sample_seconds
     return out
 
 
 def best_leapfrog_points(path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5000, seed=0, therm=200, start=None):
-    """A pilot of :func:`batched_points` at every length of ``lengths``, all points at once:
+    r"""A pilot of :func:`batched_points` at every length of ``lengths``, all points at once:
     ``(best length per point, rows, seconds)``.
 
-    Each length runs ``chains`` chains a point of ``gradients // L`` trajectories (at least 50); a point's rate at
-    that length is ``chains * n / (2 tau_int)`` of :math:`|m|` (the chains as replica) over the point's sampling
-    seconds. Each point keeps its highest rate: far from the transition one trajectory of 10 steps already
-    decorrelates :math:`|m|`, near it longer trajectories pay (the HMC guide, "Trajectory length"). ``rows``: per
-    length, the points' ``tau_int_abs_m`` and ``independent_per_second``; ``seconds``: the whole pilot's wall time
-    (compilation and thermalisation included).
+    Each length runs ``chains`` chains a point of about ``gradients / L`` trajectories (at least 50, a multiple of
+    the 25-trajectory blocks that :func:`pikflow.baselines.hmc_points` runs and times). A point's cost at that length
+    for each of :math:`\langle|m|\rangle`, :math:`\chi` and the Binder cumulant is its error squared (Gamma method,
+    the chains as replica, :func:`pikflow.lattice.chain_observables`) times the point's sampling seconds: the cost
+    at equal errors, in the scan bench's own terms. Each point keeps the length whose worst cost, relative to the
+    cheapest length for that observable, is smallest. One series does not stand for the three: deep in the broken
+    phase the trajectories that decorrelate :math:`|m|` fastest (anticorrelated, :math:`\tau_{\rm int} < 1/2`)
+    leave its squared fluctuations, which carry :math:`\chi`, correlated. ``rows``: per length, each point's
+    ``cost`` per observable and ``seconds``; ``seconds``: the whole pilot's wall time (compilation and
+    thermalisation included).
     """
-    from ..diagnostics import gamma_method
+    from ..lattice import chain_observables
 
     volume = int(np.prod(path.lattice.shape))
     rows, t_start = [], time.perf_counter()
     for L in lengths:
-        per = max(int(gradients) // int(L), 50)
+        per = 25 * max(-(-int(gradients) // (25 * int(L))), 2)
         r = batched_points(path, ts, chains=chains, per=per, leapfrog=L, seed=seed + 7919 * int(L), therm=therm,
                            start=start)  # fmt: skip
-        with warnings.catch_warnings():  # a pilot's short chains may stop the window early: tau is only compared
+        costs = []
+        with warnings.catch_warnings():  # a pilot's short chains may stop the window early: costs are only compared
             warnings.simplefilter("ignore")
-            taus = [gamma_method(np.abs(M) / volume).tau_int for M in r["M"]]
-        rates = [c * per / (2 * tau) / s for c, tau, s in zip(r["chains"], taus, r["seconds"], strict=True)]
-        rows.append({"leapfrog": int(L), "trajectories_per_chain": per, "tau_int_abs_m": taus,
-                     "independent_per_second": rates, "acceptance": r["acceptance"]})  # fmt: skip
-    rates = np.array([row["independent_per_second"] for row in rows])
-    best = [int(lengths[i]) for i in np.argmax(rates, axis=0)]
+            for M, secs in zip(r["M"], r["seconds"], strict=True):
+                obs = chain_observables(M.reshape(-1), volume, chains=M.shape[0])
+                costs.append({k: float(obs[k].error) ** 2 * secs for k in COST_OBSERVABLES})
+        rows.append({"leapfrog": int(L), "trajectories_per_chain": per, "cost": costs, "seconds": r["seconds"],
+                     "acceptance": r["acceptance"]})  # fmt: skip
+    cost = np.array([[[c[k] for k in COST_OBSERVABLES] for c in row["cost"]] for row in rows])  # (lengths, points, 3)
+    cost = np.where(np.isfinite(cost) & (cost > 0), cost, np.inf)
+    worst = (cost / cost.min(axis=0, keepdims=True)).max(axis=2)  # (lengths, points)
+    best = [int(lengths[i]) for i in np.argmin(np.nan_to_num(worst, nan=np.inf), axis=0)]
     return best, rows, time.perf_counter() - t_start

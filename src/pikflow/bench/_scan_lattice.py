@@ -27,11 +27,12 @@ HMC batched across the points: one run per point, one point after the other, kee
 ``--chains`` chains side by side, and a wider vectorised batch costs less per chain on a CPU.
 :func:`pikflow.baselines.hmc_points` runs ``--batched-chains`` chains at every one of the
 ``--points`` points in batches of as many points as fill HMC's cheapest batch at that volume
-(``--chains auto``'s: 256 chains up to 400 sites, 64 up to 1600, 16 above; so all 31 points of
-8 chains in one batch at 16x16, 8 points a batch at 32x32), each point with its own adapted step,
+(``--chains auto``'s: 256 chains up to 400 sites, 64 up to 1600, 16 above; with one length for all,
+all 31 points of 8 chains in one batch at 16x16, 8 points a batch at 32x32), each point with its own adapted step,
 the same ``--reference`` trajectories per point, ordered starts as above, and by default
 (``--hmc-leapfrog auto``) each point's trajectory length from a pilot at 10, 20, 30 and 40 leapfrog steps (the
-points of one length run together; the pilot's time is not counted, like the thermalisation); each point is charged
+points of one length run together, each batch filled with chains; the pilot's time is left out of HMC's seconds,
+like the thermalisation, and counted in ``hmc_over_scan_with_pilot``); each point is charged
 its batch's sampling time over the batch's points, and the whole HMC scan at equal errors costs the sum
 over all points of that time times :math:`(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
 (``hmc_batched``: its seconds, pulls at every point and ``hmc_over_scan_at_equal_errors``). That sum is
@@ -58,9 +59,7 @@ from .._errors import ConfigError
 from ..samplers import ESTIMATES, pool_by_default
 from . import register
 from ._common import chains_argument, cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
-
-OBSERVABLES = ("abs_m", "chi", "binder")
-
+from ._scan_lattice_print import OBSERVABLES, print_scan
 
 #: ``--flow-basis`` -> keywords of ``pikflow.lattice.lattice_basis``.
 FLOW_BASES = {
@@ -211,11 +210,12 @@ def _hmc_point(path, t, args, seed):
 
 
 def _hmc_batched(path, rows, args, seed) -> dict:
-    """One vectorised HMC run at every scan point (:func:`pikflow.baselines.hmc_points`) against the scan's rows.
+    """Vectorised HMC at every scan point (:func:`pikflow.baselines.hmc_points`, batches of points) against the rows.
 
-    ``--hmc-leapfrog auto``: a pilot (:func:`._hmc_length.best_leapfrog_points`, reported as ``pilot``, its time not
-    counted, like the thermalisation) picks each point's length; the points of one length then run together, and a
-    length with few points gives each more chains so that they fill HMC's cheapest batch.
+    ``--hmc-leapfrog auto``: a pilot (:func:`._hmc_length.best_leapfrog_points`, reported as ``pilot``; its seconds
+    are left out of ``hmc_seconds_at_equal_errors``, like the thermalisation, and counted in the ``..._with_pilot``
+    ratios of :func:`run`) picks each point's length; the points of one length then run together, spread over as few
+    batches as hold them, each batch filled with chains (:func:`._hmc_length.batched_points`).
     """
     from ..lattice import chain_observables
     from ._hmc_length import batched_points, best_leapfrog_points
@@ -255,7 +255,8 @@ def _hmc_batched(path, rows, args, seed) -> dict:
     return {
         "chains_per_point": chains,
         "chains": run["chains"],
-        "leapfrog": leapfrog,
+        "hmc_leapfrog": getattr(args, "hmc_leapfrog", 10),
+        "leapfrog": run["leapfrog"],
         "pilot": pilot,
         "points_per_batch": group,
         "batches": run["batches"],
@@ -362,12 +363,17 @@ def run(args) -> dict:
             b["hmc_over_scan_median_point"] = {
                 k: per_point[k] * args.points / scan_secs * fix["median"] for k in OBSERVABLES
             }
+            if b["pilot"] is not None:  # the pilot is HMC's tuning: the ratios with it counted
+                pilot_secs = b["pilot"]["seconds"]
+                b["hmc_over_scan_with_pilot"] = {
+                    k: (v + pilot_secs) / scan_secs * fix["mean"] for k, v in b["hmc_seconds_at_equal_errors"].items()
+                }
             b.update(break_even(b, scan_secs, args.particles * args.replicas, fix["mean"]))
             res["sizes"][label]["hmc_batched"] = b
         if args.ti_nodes > 0:
             res["sizes"][label]["free_energy"] = _free_energy(path, scan.runs[label], args)
     res["crossings"] = _crossings(res, args)
-    _print(res)
+    print_scan(res)
     write_json(args, res)
     return res
 
@@ -375,14 +381,16 @@ def run(args) -> dict:
 def break_even(b: dict, scan_seconds: float, particles: int, fix: float) -> dict:
     """The scan's cost and HMC's at equal errors, both in HMC trajectories per scan particle.
 
-    ``trajectory_seconds``: one trajectory of one chain in the batched HMC run. ``break_even_trajectories``
+    ``trajectory_seconds``: one trajectory of one chain in the batched HMC run (with a length per point, the mean over
+    its trajectories of 10 to 40 leapfrog steps in batches of their own widths). ``break_even_trajectories``
     (per observable): the trajectories the HMC scan needs at equal errors, summed over the points, per scan
     particle (corrected for the replica errors): a scan that spends more per particle on moves, transport and
     resampling than this is dearer than HMC, and a scan 10x cheaper may spend a tenth of it.
     ``scan_trajectories``: what the scan spent, its seconds in the same unit. Their ratio is
     ``hmc_over_scan_at_equal_errors``.
     """
-    n_traj = b["trajectories"]
+    # files written before the per-point lengths have no total: every point then had the same chains
+    n_traj = b.get("trajectories", len(b["points"]) * b["chains_per_point"] * b["trajectories_per_chain"])
     per = b["sample_seconds"] / n_traj
     return {
         "trajectory_seconds": per,
@@ -450,59 +458,3 @@ def _est(d):
     from .. import Estimate
 
     return Estimate(d["value"], d["error"])
-
-
-def _print(res):
-    print()
-    print(
-        "| L | scan s (compiling) | final ESS/N | max pull vs HMC | HMC/scan at equal errors (abs_m, chi, binder): "
-        "wall time | compiled |"
-    )
-    print("|---|---|---|---|---|---|")
-    for label, v in res["sizes"].items():
-        r, c = v["hmc_over_scan_at_equal_errors"], v["hmc_over_scan_compiled"]
-        print(
-            f"| {label} | {v['scan_seconds']:.1f} ({v['scan_compile_seconds']:.1f}) | {v['final_ess']:.3f} | "
-            f"{v['max_abs_pull']:.2f} | " + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES) + " | "
-            + ", ".join(f"{c[k]:.3g}" for k in OBSERVABLES) + " |"
-        )  # fmt: skip
-    fix = next(iter(res["sizes"].values()))["replica_cost_correction"]
-    print(
-        f"(cost ratios corrected for the scan's replica errors: x{fix['mean']:.3g}, the median point's "
-        f"x{fix['median']:.3g}; E[sigma^2/s^2] = nu/(nu - 2) for nu = replicas - 1)"
-    )
-    for label, v in res["sizes"].items():
-        if "hmc_batched" in v:
-            b = v["hmc_batched"]
-            r, c = b["hmc_over_scan_at_equal_errors"], b["hmc_over_scan_compiled"]
-            lf = b["leapfrog"]
-            lf = f"{lf} leapfrog steps" if isinstance(lf, int) else f"{min(lf)}-{max(lf)} leapfrog steps by point"
-            if b.get("pilot"):
-                lf += f", pilot {b['pilot']['seconds']:.3g} s not counted"
-            print(
-                f"{label}: HMC batched over all {len(b['points'])} points ({b['chains_per_point']} chains each, {lf}, "
-                f"{b['seconds_per_point']:.3g} s a point): HMC/scan at equal errors "
-                + ", ".join(f"{r[k]:.3g}" for k in OBSERVABLES) + " (compiled: "
-                + ", ".join(f"{c[k]:.3g}" for k in OBSERVABLES) + "), at the median point "
-                + ", ".join(f"{b['hmc_over_scan_median_point'][k]:.3g}" for k in OBSERVABLES)
-                + f"; max pull {b['max_abs_pull']:.2f}, "
-                f"{b['pulls_over_2_sigma']} of {b['n_pulls']} pulls beyond 2 sigma"
-            )  # fmt: skip
-            print(
-                f"{label}: per scan particle the scan spent {b['scan_trajectories']:.3g} HMC trajectories "
-                f"({b['trajectory_seconds'] * 1e6:.3g} us each); HMC needs at equal errors (break-even) "
-                + ", ".join(f"{b['break_even_trajectories'][k]:.3g}" for k in OBSERVABLES)
-                + " over all the points"
-            )  # fmt: skip
-    for label, v in res["sizes"].items():
-        c = v["free_energy_check"]
-        line = f"{label}: log Z gain over the scan {c['log_z_gain']['value']:.4f} +- {c['log_z_gain']['error']:.2g}"
-        line += f", -int <dS/dt> dt differs by {c['difference']['value']:.2g} ({c['pull']:+.1f} sigma)"
-        if "free_energy" in v:
-            f = v["free_energy"]
-            line += f"; log Z_1 - log Z_0: scan {f['scan']['value']:.4f} +- {f['scan']['error']:.2g}, HMC TI "
-            line += f"{f['hmc_ti']['value']:.4f} +- {f['hmc_ti']['error']:.2g} ({f['pull']:+.1f} sigma)"
-        print(line)
-    for c in res["crossings"]:
-        m2 = c["couplings"]["m2"]
-        print(f"Binder crossing {c['sizes'][0]} / {c['sizes'][1]}: m2_c = {m2['value']:.4f} +- {m2['error']:.2g}")
