@@ -107,12 +107,12 @@ def test_bench_scan_pilot_gives_each_point_its_trajectory_length():
         exact_rows.append({"t": t, "couplings": {"m2": m2}, **{k: Estimate(v, 1e-12) for k, v in exact.items()}})
     args = argparse.Namespace(chains=8, batched_chains=None, reference=800, hmc_start="random", hmc_leapfrog="auto")
     b = _hmc_batched(path, exact_rows, args, seed=1)
-    # the default pilot (10, 20, 30, 40 steps): each point runs the length whose worst cost at equal errors over
-    # <|m|>, chi and U, relative to that observable's cheapest length, is the smallest
+    # the default pilot (10, 20, 30, 40 steps): each point runs its fastest length, the rate set by the slowest of
+    # the linearised series of <|m|>, chi and U
     pilot = b["pilot"]["rows"]
-    cost = np.array([[[c[k] for k in ("abs_m", "chi", "binder")] for c in r["cost"]] for r in pilot])
-    worst = (cost / cost.min(axis=0)).max(axis=2)
-    assert b["leapfrog"] == [pilot[i]["leapfrog"] for i in worst.argmin(0)] and b["pilot"]["seconds"] > 0
+    rates = np.array([r["independent_per_second"] for r in pilot])
+    assert b["leapfrog"] == [pilot[i]["leapfrog"] for i in rates.argmax(0)] and b["pilot"]["seconds"] > 0
+    assert all(set(t) == {"abs_m", "chi", "binder"} for t in pilot[0]["tau_int"])
     # the pilot's timings decide, so the points may share a length: each batch is filled to 256 chains either way
     soft, stiff = b["leapfrog"]
     if soft != stiff:  # one point a length, each with the whole cheapest batch
@@ -125,6 +125,22 @@ def test_bench_scan_pilot_gives_each_point_its_trajectory_length():
     assert sum(p["hmc_seconds"]["abs_m"] > 0 for p in b["points"]) == 2
     be = break_even(b, 3.0, 2000, 0.8)
     assert be["trajectory_seconds"] == pytest.approx(b["sample_seconds"] / b["trajectories"])
+
+
+def test_linearised_tau_of_independent_and_of_alternating_magnetisations():
+    """``linearised_tau``: independent draws give tau_int 1/2 for all three series (within 0.1, 8 chains of 2000);
+    |m| alternating about its mean with a slowly varying amplitude looks independent to the Gamma method (tau_int
+    1/2), but its squared fluctuations, which carry chi and U, are correlated (tau_int about 5): a length chosen
+    on |m| alone would misjudge chi."""
+    from pikflow.bench._hmc_length import linearised_tau
+
+    rng = np.random.default_rng(4)
+    M = 16 * (1.0 + 0.1 * rng.standard_normal((8, 2000)))
+    assert all(abs(t - 0.5) < 0.1 for t in linearised_tau(M, 16).values())
+    sign = np.where(np.arange(2000) % 2 == 0, 1.0, -1.0)
+    amp = np.repeat(np.abs(rng.standard_normal((8, 200))), 10, axis=1)  # slowly varying amplitude
+    taus = linearised_tau(16 * (1.0 + 0.1 * sign * amp), 16)
+    assert taus["abs_m"] < 0.6 and taus["chi"] > 2.0 and taus["binder"] > 2.0, taus
 
 
 def test_batched_points_groups_lengths_and_fills_batches():

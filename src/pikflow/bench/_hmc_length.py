@@ -17,8 +17,6 @@ import numpy as np
 
 #: The lengths a pilot tries (leapfrog steps a trajectory).
 PILOT_LENGTHS = (10, 20, 30, 40)
-#: The observables whose costs at equal errors :func:`best_leapfrog_points` weighs.
-COST_OBSERVABLES = ("abs_m", "chi", "binder")
 
 
 def best_leapfrog(
@@ -112,39 +110,52 @@ def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=No
     return out
 
 
+def linearised_tau(M, volume: int) -> dict:
+    r""":math:`\tau_{\rm int}` of the linearised series of :math:`\langle|m|\rangle`, :math:`\chi` and the Binder
+    cumulant from chains of magnetisation sums ``(chains, n)`` (the chains as replica; the Gamma method's window
+    warnings of short pilot chains are silenced, the numbers are only compared).
+
+    With :math:`a, b, c` the means of :math:`|m|, m^2, m^4`: :math:`|m|` itself; :math:`V(m^2 - 2a|m|)` for
+    :math:`\chi = V(b - a^2)`; :math:`2c\,m^2/(3b^3) - m^4/(3b^2)` for :math:`U = 1 - c/(3b^2)`. These are the
+    series whose autocorrelations set the three errors (Wolff's derived quantities), and they differ: deep in the
+    broken phase a length that decorrelates :math:`|m|` (or makes it alternate about its mean) can leave its squared
+    fluctuations, which carry :math:`\chi` and :math:`U`, correlated (tested on such a series).
+    """
+    from ..diagnostics import gamma_method
+
+    m = np.abs(np.asarray(M, dtype=float)) / volume
+    a, b, c = m.mean(), (m**2).mean(), (m**4).mean()
+    series = {"abs_m": m, "chi": volume * (m**2 - 2 * a * m), "binder": 2 * c * m**2 / (3 * b**3) - m**4 / (3 * b**2)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {k: float(gamma_method(v).tau_int) for k, v in series.items()}
+
+
 def best_leapfrog_points(path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5000, seed=0, therm=200, start=None):
     r"""A pilot of :func:`batched_points` at every length of ``lengths``, all points at once:
     ``(best length per point, rows, seconds)``.
 
     Each length runs ``chains`` chains a point of about ``gradients / L`` trajectories (at least 50, a multiple of
-    the 25-trajectory blocks that :func:`pikflow.baselines.hmc_points` runs and times). A point's cost at that length
-    for each of :math:`\langle|m|\rangle`, :math:`\chi` and the Binder cumulant is its error squared (Gamma method,
-    the chains as replica, :func:`pikflow.lattice.chain_observables`) times the point's sampling seconds: the cost
-    at equal errors, in the scan bench's own terms. Each point keeps the length whose worst cost, relative to the
-    cheapest length for that observable, is smallest. One series does not stand for the three: deep in the broken
-    phase the trajectories that decorrelate :math:`|m|` fastest (anticorrelated, :math:`\tau_{\rm int} < 1/2`)
-    leave its squared fluctuations, which carry :math:`\chi`, correlated. ``rows``: per length, each point's
-    ``cost`` per observable and ``seconds``; ``seconds``: the whole pilot's wall time (compilation and
-    thermalisation included).
+    the 25-trajectory blocks that :func:`pikflow.baselines.hmc_points` runs and times). A point's rate at that length
+    is ``chains * n / (2 tau)`` over the point's sampling seconds, with ``tau`` the largest of the
+    :math:`\tau_{\rm int}` of :math:`\langle|m|\rangle`, :math:`\chi` and the Binder cumulant
+    (:func:`linearised_tau`), and each point keeps its highest rate: far from the transition one trajectory of 10
+    steps already decorrelates the magnetisation, near it longer trajectories pay (the HMC guide, "Trajectory
+    length"). (The observables' variances do not depend on the length, so the rate ranks the lengths as their costs
+    at equal errors do, without the noise of the variance estimates.) ``rows``: per length, each point's
+    ``tau_int`` per observable and ``independent_per_second``; ``seconds``: the whole pilot's wall time
+    (compilation and thermalisation included).
     """
-    from ..lattice import chain_observables
-
     volume = int(np.prod(path.lattice.shape))
     rows, t_start = [], time.perf_counter()
     for L in lengths:
         per = 25 * max(-(-int(gradients) // (25 * int(L))), 2)
         r = batched_points(path, ts, chains=chains, per=per, leapfrog=L, seed=seed + 7919 * int(L), therm=therm,
                            start=start)  # fmt: skip
-        costs = []
-        with warnings.catch_warnings():  # a pilot's short chains may stop the window early: costs are only compared
-            warnings.simplefilter("ignore")
-            for M, secs in zip(r["M"], r["seconds"], strict=True):
-                obs = chain_observables(M.reshape(-1), volume, chains=M.shape[0])
-                costs.append({k: float(obs[k].error) ** 2 * secs for k in COST_OBSERVABLES})
-        rows.append({"leapfrog": int(L), "trajectories_per_chain": per, "cost": costs, "seconds": r["seconds"],
-                     "acceptance": r["acceptance"]})  # fmt: skip
-    cost = np.array([[[c[k] for k in COST_OBSERVABLES] for c in row["cost"]] for row in rows])  # (lengths, points, 3)
-    cost = np.where(np.isfinite(cost) & (cost > 0), cost, np.inf)
-    worst = (cost / cost.min(axis=0, keepdims=True)).max(axis=2)  # (lengths, points)
-    best = [int(lengths[i]) for i in np.argmin(np.nan_to_num(worst, nan=np.inf), axis=0)]
+        taus = [linearised_tau(M, volume) for M in r["M"]]
+        rates = [c * per / (2 * max(t.values())) / s for c, t, s in zip(r["chains"], taus, r["seconds"], strict=True)]
+        rows.append({"leapfrog": int(L), "trajectories_per_chain": per, "tau_int": taus,
+                     "independent_per_second": rates, "acceptance": r["acceptance"]})  # fmt: skip
+    rates = np.nan_to_num(np.array([row["independent_per_second"] for row in rows]), nan=-np.inf)
+    best = [int(lengths[i]) for i in np.argmax(rates, axis=0)]
     return best, rows, time.perf_counter() - t_start
