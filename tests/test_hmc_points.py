@@ -95,7 +95,7 @@ def test_bench_scan_pilot_gives_each_point_its_trajectory_length():
     """
     from pikflow import Estimate
     from pikflow.bench._hmc_length import best_leapfrog_points
-    from pikflow.bench._scan_lattice import _hmc_batched, break_even
+    from pikflow.bench._scan_lattice import _hmc_batched, break_even, with_pilot
 
     path, volume = _free_path(0.02, 12.0), 16
     best, rows, seconds = best_leapfrog_points(path, [0.0, 1.0], chains=8, lengths=(10, 40), gradients=4000, seed=1)
@@ -125,6 +125,10 @@ def test_bench_scan_pilot_gives_each_point_its_trajectory_length():
     assert sum(p["hmc_seconds"]["abs_m"] > 0 for p in b["points"]) == 2
     be = break_even(b, 3.0, 2000, 0.8)
     assert be["trajectory_seconds"] == pytest.approx(b["sample_seconds"] / b["trajectories"])
+    # with the pilot counted: the replica correction scales HMC's equal-error seconds, not the pilot's fixed time
+    w = with_pilot(b, 3.0, 0.8)
+    for k, v in b["hmc_seconds_at_equal_errors"].items():
+        assert w[k] == pytest.approx((0.8 * v + b["pilot"]["seconds"]) / 3.0)
 
 
 def test_linearised_tau_of_independent_and_of_alternating_magnetisations():

@@ -49,7 +49,7 @@ def main(scan_file, out_file, rounds=2):
                         k: x / v["scan_seconds"] * fix["mean"] for k, x in b["hmc_seconds_at_equal_errors"].items()
                     },
                     "hmc_over_scan_with_pilot": None if b["pilot"] is None else {
-                        k: (x + b["pilot"]["seconds"]) / v["scan_seconds"] * fix["mean"]
+                        k: (x * fix["mean"] + b["pilot"]["seconds"]) / v["scan_seconds"]
                         for k, x in b["hmc_seconds_at_equal_errors"].items()
                     },
                     "pulls_over_2_sigma": b["pulls_over_2_sigma"], "max_abs_pull": b["max_abs_pull"],

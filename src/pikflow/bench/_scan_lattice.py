@@ -364,10 +364,7 @@ def run(args) -> dict:
                 k: per_point[k] * args.points / scan_secs * fix["median"] for k in OBSERVABLES
             }
             if b["pilot"] is not None:  # the pilot is HMC's tuning: the ratios with it counted
-                pilot_secs = b["pilot"]["seconds"]
-                b["hmc_over_scan_with_pilot"] = {
-                    k: (v + pilot_secs) / scan_secs * fix["mean"] for k, v in b["hmc_seconds_at_equal_errors"].items()
-                }
+                b["hmc_over_scan_with_pilot"] = with_pilot(b, scan_secs, fix["mean"])
             b.update(break_even(b, scan_secs, args.particles * args.replicas, fix["mean"]))
             res["sizes"][label]["hmc_batched"] = b
         if args.ti_nodes > 0:
@@ -376,6 +373,15 @@ def run(args) -> dict:
     print_scan(res)
     write_json(args, res)
     return res
+
+
+def with_pilot(b: dict, scan_seconds: float, fix: float) -> dict:
+    """HMC / scan at equal errors with the pilot's seconds counted: ``(hmc_seconds * fix + pilot) / scan_seconds``.
+
+    ``fix`` (:func:`._common.replica_cost_correction`'s ``mean``) corrects the equal-error seconds for the bias of the
+    scan's replica variances; the pilot's time is a fixed cost, which it does not scale.
+    """
+    return {k: (v * fix + b["pilot"]["seconds"]) / scan_seconds for k, v in b["hmc_seconds_at_equal_errors"].items()}
 
 
 def break_even(b: dict, scan_seconds: float, particles: int, fix: float) -> dict:
