@@ -112,23 +112,23 @@ def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=No
 
 def linearised_tau(M, volume: int) -> dict:
     r""":math:`\tau_{\rm int}` of the linearised series of :math:`\langle|m|\rangle`, :math:`\chi` and the Binder
-    cumulant from chains of magnetisation sums ``(chains, n)`` (the chains as replica; the Gamma method's window
-    warnings of short pilot chains are silenced, the numbers are only compared).
+    cumulant (:func:`pikflow.lattice.observable_series`: the series whose errors
+    :func:`pikflow.lattice.chain_observables` reports) from chains of magnetisation sums ``(chains, n)``, the chains
+    as replica; the Gamma method's window warnings of short pilot chains are silenced, the numbers are only compared.
 
-    With :math:`a, b, c` the means of :math:`|m|, m^2, m^4`: :math:`|m|` itself; :math:`V(m^2 - 2a|m|)` for
-    :math:`\chi = V(b - a^2)`; :math:`2c\,m^2/(3b^3) - m^4/(3b^2)` for :math:`U = 1 - c/(3b^2)`. These are the
-    series whose autocorrelations set the three errors (Wolff's derived quantities), and they differ: deep in the
-    broken phase a length that decorrelates :math:`|m|` (or makes it alternate about its mean) can leave its squared
-    fluctuations, which carry :math:`\chi` and :math:`U`, correlated (tested on such a series).
+    The three differ: deep in the broken phase a length that decorrelates :math:`|m|` (or makes it alternate about
+    its mean) can leave its squared fluctuations, which carry :math:`\chi` and :math:`U`, correlated (tested on such
+    a series).
     """
+    import pikflow.lattice as pl
+
     from ..diagnostics import gamma_method
 
-    m = np.abs(np.asarray(M, dtype=float)) / volume
-    a, b, c = m.mean(), (m**2).mean(), (m**4).mean()
-    series = {"abs_m": m, "chi": volume * (m**2 - 2 * a * m), "binder": 2 * c * m**2 / (3 * b**3) - m**4 / (3 * b**2)}
+    M = np.asarray(M, dtype=float)
+    series = pl.observable_series(M.reshape(-1), volume)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {k: float(gamma_method(v).tau_int) for k, v in series.items()}
+        return {k: float(gamma_method(s.reshape(M.shape[0], -1)).tau_int) for k, (_, s) in series.items()}
 
 
 def best_leapfrog_points(path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5000, seed=0, therm=200, start=None):

@@ -43,19 +43,30 @@ def chain_observables(magnetisation, volume: int, *, chains: int = 1) -> dict[st
         raise SamplingError(f"need a chain of at least 10 magnetisations (n,) or (n, components), got {M.shape}")
     if chains < 1 or M.shape[0] % chains or M.shape[0] // chains < 5:
         raise PikflowError(f"{M.shape[0]} magnetisations do not split into {chains} chains of at least 5 each")
-    m = M / volume
+    return {k: Estimate(value, _err(series, chains)) for k, (value, series) in observable_series(M, volume).items()}
+
+
+def observable_series(magnetisation, volume: int) -> dict[str, tuple[float, np.ndarray]]:
+    r"""``abs_m``, ``chi``, ``binder`` of a series of :math:`M`: each its value and its linearised series.
+
+    With :math:`a_k` the series of :math:`|m|^k` and :math:`b_k` their means: :math:`|m|` itself,
+    :math:`V(a_2 - 2b_1a_1)` for :math:`\chi = V(b_2 - b_1^2)` and :math:`2b_4a_2/(3b_2^3) - a_4/(3b_2^2)` for
+    :math:`U = 1 - b_4/(3b_2^2)`: the series whose mean's error is the observable's (Wolff's derived quantities),
+    and whose autocorrelations set it. ``magnetisation``: ``(n,)``, or ``(n, components)`` as in
+    :func:`chain_observables`.
+    """
+    m = np.asarray(magnetisation, dtype=float) / volume
     if m.ndim == 2:
         a2 = np.sum(m**2, axis=1)
         a1, a4 = np.sqrt(a2), a2**2
     else:
         a1, a2, a4 = np.abs(m), m**2, m**4
     b1, b2, b4 = a1.mean(), a2.mean(), a4.mean()
-    out = {"abs_m": Estimate(b1, _err(a1, chains))}
-    chi = volume * (b2 - b1**2)
-    out["chi"] = Estimate(chi, _err(volume * (a2 - 2 * b1 * a1), chains))
-    binder = 1 - b4 / (3 * b2**2)
-    out["binder"] = Estimate(binder, _err(-a4 / (3 * b2**2) + 2 * b4 * a2 / (3 * b2**3), chains))
-    return out
+    return {
+        "abs_m": (b1, a1),
+        "chi": (volume * (b2 - b1**2), volume * (a2 - 2 * b1 * a1)),
+        "binder": (1 - b4 / (3 * b2**2), -a4 / (3 * b2**2) + 2 * b4 * a2 / (3 * b2**3)),
+    }
 
 
 def _err(series, chains: int = 1) -> float:
