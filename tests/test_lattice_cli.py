@@ -341,9 +341,10 @@ def test_bench_lattice_json(tmp_path, monkeypatch):
 def test_bench_leapfrog_pilot_picks_the_fastest_length(capsys):
     """``--leapfrog auto``: the pilot's length is the one with the most independent samples of |m| per second."""
     import pikflow.lattice as pl
-    from pikflow.bench._hmc_length import best_leapfrog
+    from pikflow.bench._hmc_length import best_leapfrog, tuned_leapfrog
 
     target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [4, 4]), {"m2": -1.0, "lam": 1.0})
+    assert tuned_leapfrog(30, target, 32) == (30, None, 0.0)  # a number as given: no pilot
     best, rows, seconds = best_leapfrog(target, 32, lengths=(5, 10, 20), gradients=1000, seed=3)
     assert [r["leapfrog"] for r in rows] == [5, 10, 20]
     rates = [r["independent_per_second"] for r in rows]

@@ -63,6 +63,14 @@ def best_leapfrog(
     return best, rows, time.perf_counter() - t_start
 
 
+def tuned_leapfrog(setting, target, chains: int, **pilot) -> tuple[int, list[dict] | None, float]:
+    """``(length, pilot rows, pilot seconds)`` of a ``--leapfrog`` / ``--hmc-leapfrog`` setting: a number as it is
+    (no pilot, 0 s), ``"auto"`` by :func:`best_leapfrog` with ``pilot``'s keywords."""
+    if setting == "auto":
+        return best_leapfrog(target, chains, **pilot)
+    return setting, None, 0.0
+
+
 def batched_points(path, ts, *, chains, per, leapfrog, seed, therm=200, start=None, fill=False, progress=False):
     """Batched HMC (:func:`pikflow.baselines.hmc_points`) at the path's times ``ts``, ``leapfrog`` steps a trajectory:
     one number, or one per point.

@@ -46,7 +46,7 @@ from ._common import (
     schedule_argument,
     write_json,
 )
-from ._hmc_length import best_leapfrog
+from ._hmc_length import tuned_leapfrog
 from ._lattice_print import print_lattice
 
 #: Thermalisation trajectories per chain of the HMC reference (``pikflow.lattice.hmc``'s default), paid in its
@@ -368,11 +368,10 @@ def run(args) -> dict:
     target = pl.LatticePath(action, {"m2": args.m2, "lam": args.lam, **extra})
     args.chains_setting = args.chains
     args.chains, per = hmc_chains(args.chains, args.reference, volume)
-    args.leapfrog_setting, pilot, pilot_seconds = args.leapfrog, None, 0.0
-    if args.leapfrog == "auto":  # HMC's trajectory length tuned by a pilot, counted in HMC's set-up
-        args.leapfrog, pilot, pilot_seconds = best_leapfrog(
-            target, args.chains, seed=args.seed + 6, step=step, start=args.hmc_start
-        )
+    args.leapfrog_setting = args.leapfrog  # auto: HMC's trajectory length tuned by a pilot, counted in its set-up
+    args.leapfrog, pilot, pilot_seconds = tuned_leapfrog(
+        args.leapfrog, target, args.chains, seed=args.seed + 6, step=step, start=args.hmc_start
+    )
     hmc_acc, hmc_seconds, hmc_obs, hmc_tau, n_hmc, hmc_first_seconds = _hmc(args, target, step, volume, per)
     hmc_first_seconds += pilot_seconds
 

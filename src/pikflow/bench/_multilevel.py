@@ -21,7 +21,7 @@ import time
 from .._errors import ConfigError
 from . import register
 from ._common import chains_argument, fourier_mass_argument, replica_cost_correction, write_json
-from ._hmc_length import best_leapfrog
+from ._hmc_length import tuned_leapfrog
 from ._lattice import timed_sample
 
 OBSERVABLES = ("abs_m", "chi", "binder")
@@ -116,9 +116,10 @@ def run(args) -> dict:
     path = target(L)
     per = max(args.reference // args.chains, 20)
     key = jax.random.PRNGKey(args.seed + 7)
-    leapfrog, pilot, pilot_seconds = args.hmc_leapfrog, None, 0.0
-    if leapfrog == "auto":  # HMC's trajectory length tuned by a short pilot (the HMC guide, "Trajectory length")
-        leapfrog, pilot, pilot_seconds = best_leapfrog(path, args.chains, seed=args.seed + 8, start=args.hmc_start)
+    # auto: HMC's trajectory length tuned by a short pilot (the HMC guide, "Trajectory length")
+    leapfrog, pilot, pilot_seconds = tuned_leapfrog(
+        args.hmc_leapfrog, path, args.chains, seed=args.seed + 8, start=args.hmc_start
+    )
     kw = dict(n_chains=args.chains, step="auto", keep="magnetisation", start=args.hmc_start, n_leapfrog=leapfrog)
     pl.hmc(path, key, 20 * args.chains, n_therm=20, **kw)  # compile
     t1 = time.perf_counter()

@@ -58,7 +58,7 @@ from ._common import (
     schedule_argument,
     write_json,
 )
-from ._hmc_length import best_leapfrog
+from ._hmc_length import tuned_leapfrog
 
 OBSERVABLES = ("abs_m", "chi", "binder")
 
@@ -289,9 +289,8 @@ def run(args) -> dict:
     # HMC first: a run cut off later still has its reference
     if args.reference > 0:
         chains, per = hmc_chains(args.chains, args.reference, volume)
-        leapfrog, pilot, pilot_seconds = args.hmc_leapfrog, None, 0.0
-        if leapfrog == "auto":  # HMC's trajectory length tuned by a short pilot (the HMC guide, "Trajectory length")
-            leapfrog, pilot, pilot_seconds = best_leapfrog(target, chains, seed=args.seed + 6)
+        # auto: HMC's trajectory length tuned by a short pilot (the HMC guide, "Trajectory length")
+        leapfrog, pilot, pilot_seconds = tuned_leapfrog(args.hmc_leapfrog, target, chains, seed=args.seed + 6)
         ((M, hmc_acc), secs) = _timed(
             lambda: pl.hmc(
                 target, jax.random.PRNGKey(args.seed + 4), per * chains, n_chains=chains, step="auto",
