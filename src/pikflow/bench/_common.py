@@ -95,6 +95,9 @@ def compile_seconds() -> float:
     return _compile_total[0]
 
 
+#: The lattice observables every bench reports (:func:`pikflow.lattice.chain_observables`' names).
+OBSERVABLES = ("abs_m", "chi", "binder")
+
 #: ``--chains auto``: (largest volume, chains) -- the HMC batch that measured cheapest per chain and trajectory
 #: on 2 CPU cores (2-D phi^4, µs per trajectory and chain with 16 / 64 / 256 / 1024 chains: 9.3 / 7.5 / 4.8 / 4.5
 #: at 16x16, 29.8 / 17.0 / 17.5 / 25.7 at 32x32, 69 / 71 / 105 / 155 at 64x64); larger volumes: 16.

@@ -20,11 +20,9 @@ import time
 
 from .._errors import ConfigError
 from . import register
-from ._common import chains_argument, fourier_mass_argument, replica_cost_correction, write_json
+from ._common import OBSERVABLES, chains_argument, fourier_mass_argument, replica_cost_correction, write_json
 from ._hmc_length import tuned_leapfrog
 from ._lattice import timed_sample
-
-OBSERVABLES = ("abs_m", "chi", "binder")
 
 
 def _arguments(p):

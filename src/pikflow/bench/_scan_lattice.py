@@ -58,8 +58,15 @@ import numpy as np
 from .._errors import ConfigError
 from ..samplers import ESTIMATES, pool_by_default
 from . import register
-from ._common import chains_argument, cheapest_chains, fourier_mass_argument, replica_cost_correction, write_json
-from ._scan_lattice_print import OBSERVABLES, print_scan
+from ._common import (
+    OBSERVABLES,
+    chains_argument,
+    cheapest_chains,
+    fourier_mass_argument,
+    replica_cost_correction,
+    write_json,
+)
+from ._scan_lattice_print import print_scan
 
 #: ``--flow-basis`` -> keywords of ``pikflow.lattice.lattice_basis``.
 FLOW_BASES = {

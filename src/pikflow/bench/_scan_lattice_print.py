@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-OBSERVABLES = ("abs_m", "chi", "binder")
+from ._common import OBSERVABLES
 
 
 def print_scan(res) -> None:

@@ -48,6 +48,7 @@ from ..flow import UNRELIABLE_LOG_Q
 from ..samplers import ESTIMATES, PARTICLE_BATCH, replica_estimate
 from . import register
 from ._common import (
+    OBSERVABLES,
     chain_series,
     chains_argument,
     extra_couplings,
@@ -59,8 +60,6 @@ from ._common import (
     write_json,
 )
 from ._hmc_length import tuned_leapfrog
-
-OBSERVABLES = ("abs_m", "chi", "binder")
 
 
 def _int_list(text: str) -> list[int]:
