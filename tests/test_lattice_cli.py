@@ -345,10 +345,15 @@ def test_bench_leapfrog_pilot_picks_the_fastest_length(capsys):
 
     target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [4, 4]), {"m2": -1.0, "lam": 1.0})
     assert tuned_leapfrog(30, target, 32) == (30, None, 0.0)  # a number as given: no pilot
-    best, rows, seconds = best_leapfrog(target, 32, lengths=(5, 10, 20), gradients=1000, seed=3)
-    assert [r["leapfrog"] for r in rows] == [5, 10, 20]
+    best, rows, seconds = best_leapfrog(target, 32, lengths=(5, 10, 20), gradients=1000, seed=3, longest=50)
+    lengths = [r["leapfrog"] for r in rows]
+    assert lengths[:3] == [5, 10, 20] and set(lengths[3:]) <= {30, 50}
     rates = [r["independent_per_second"] for r in rows]
     assert all(r > 0 for r in rates) and best == rows[int(np.argmax(rates))]["leapfrog"]
+    # a longer length is tried exactly while the longest so far was the best, up to ``longest``
+    for k in range(3, len(rows) + 1):
+        grew = k < len(rows)
+        assert grew == (rates[k - 1] == max(rates[:k]) and lengths[k - 1] < 50), (lengths, rates)
     assert seconds > sum(r["seconds"] for r in rows)  # the compiling calls are part of the pilot's time
     assert all(0.5 < r["acceptance"] < 1 for r in rows)
     with pytest.raises(SystemExit):

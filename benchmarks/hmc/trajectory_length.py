@@ -15,9 +15,6 @@ Usage: ``python trajectory_length.py L m2 lam OUT.json [ROUNDS] [LEAPFROG ...]``
 
 import json
 import sys
-import time
-
-import numpy as np
 
 
 def main(argv):
@@ -26,41 +23,20 @@ def main(argv):
     jax.config.update("jax_enable_x64", True)
     import pikflow.lattice as pl
     from pikflow.bench._common import cheapest_chains
-    from pikflow.diagnostics import gamma_method
+    from pikflow.bench._hmc_length import length_row
 
     size, m2, lam, out = int(argv[0]), float(argv[1]), float(argv[2]), argv[3]
     rounds = int(argv[4]) if len(argv) > 4 else 2
     lengths = [int(a) for a in argv[5:]] or [10, 15, 20, 30]
     target = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, [size, size]), {"m2": m2, "lam": lam})
-    volume = size * size
-    chains = cheapest_chains(volume)
+    chains = cheapest_chains(size * size)
     rows = []
     for rnd in range(rounds):
         for L in lengths:
             # about the same number of gradients in production for every length; 8 adaptation blocks each
-            per, therm = max(6000 // L, 200), 200
-            kw = dict(n_chains=chains, step="auto", n_leapfrog=L, keep="magnetisation", n_therm=therm)
-            pl.hmc(target, jax.random.PRNGKey(100 * rnd + L), chains * per, **kw)  # compiles
-            t0 = time.perf_counter()
-            M, acc = pl.hmc(target, jax.random.PRNGKey(100 * rnd + L), chains * per, **kw)
-            seconds = time.perf_counter() - t0
-            g = gamma_method(np.abs(np.asarray(M)) / volume)
-            row = {
-                "round": rnd,
-                "leapfrog": L,
-                "chains": chains,
-                "per_chain": per,
-                "thermalisation": therm,
-                "acceptance": float(acc),
-                "seconds": seconds,
-                "us_per_trajectory_and_chain": seconds / (chains * (per + therm)) * 1e6,
-                "tau_int_abs_m": g.tau_int,
-                "tau_int_abs_m_error": g.tau_int_error,
-                "truncated": g.truncated,
-                "independent_per_second": chains * per / (2 * g.tau_int) / (seconds * per / (per + therm)),
-            }
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            row = length_row(target, chains, L, per=max(6000 // L, 200), seed=100 * rnd + L)
+            rows.append({"round": rnd, "chains": chains, "thermalisation": 200, **row})
+            print(json.dumps(rows[-1]), flush=True)
     spread = {}
     for L in lengths:
         rate = [r["independent_per_second"] for r in rows if r["leapfrog"] == L]

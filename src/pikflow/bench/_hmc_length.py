@@ -17,6 +17,19 @@ import numpy as np
 
 #: The lengths a pilot tries (leapfrog steps a trajectory).
 PILOT_LENGTHS = (10, 20, 30, 40)
+#: The longest trajectory a pilot extends to when the longest it tried was the best (leapfrog steps).
+PILOT_LONGEST = 160
+
+
+def next_length(L: int) -> int:
+    """The length a pilot tries after ``L`` when ``L`` was its best: 1.5 times longer, rounded up to tens."""
+    return 10 * int(np.ceil(1.5 * int(L) / 10))
+
+
+def _extension(lengths, best_is_last: bool, longest) -> int | None:
+    """The next length to try (:func:`next_length`), or None: the best was shorter, or it would pass ``longest``."""
+    nxt = next_length(lengths[-1])
+    return nxt if best_is_last and longest is not None and nxt <= longest else None
 
 
 def best_leapfrog(
@@ -28,6 +41,7 @@ def best_leapfrog(
     seed: int = 0,
     step="auto",
     start=None,
+    longest: int | None = PILOT_LONGEST,
 ) -> tuple[int, list[dict], float]:
     """A pilot of HMC at every length in ``lengths``: ``(best length, rows, seconds)``.
 
@@ -36,8 +50,25 @@ def best_leapfrog(
     timed on a second call (the first, short, compiles); its rate is ``chains * n / (2 tau_int)`` over the timed
     call's production share (its seconds times ``n / (n + 200)``), with
     :math:`\\tau_{\\rm int}` of :math:`|m|` from the chains as the Gamma method's replica. The best length has the
-    highest rate; ``seconds`` is the whole pilot's wall time, compilation included (HMC's tuning cost).
+    highest rate; ``seconds`` is the whole pilot's wall time, compilation included (HMC's tuning cost). Where the
+    longest length tried is the best, the pilot goes on with :func:`next_length` (60, 90, 140 after 40) until a length
+    is slower or would pass ``longest`` (``None``: only ``lengths``): at 64x64 :math:`(-2, 2)` 40 steps, the longest of
+    the four, were the best.
     """
+    rows, t_start, lengths = [], time.perf_counter(), [int(x) for x in lengths]
+    for L in _growing(lengths, lambda: _rate(rows[-1]) >= max(map(_rate, rows)), longest):
+        rows.append(length_row(target, chains, L, per=max(gradients // L, 50), seed=seed + 31 * L, step=step,
+                               start=start))  # fmt: skip
+    best = max(rows, key=_rate)["leapfrog"]
+    return best, rows, time.perf_counter() - t_start
+
+
+def length_row(target, chains: int, L: int, *, per: int, therm: int = 200, seed: int = 0, step="auto", start=None):
+    """One length of a pilot: ``chains`` HMC chains of ``L`` leapfrog steps a trajectory, ``per`` trajectories each
+    after ``therm`` of thermalisation, compiled on a short call and timed on the next, as :func:`best_leapfrog`
+    describes. A row: ``tau_int_abs_m`` (with its error and whether the Gamma method's window was cut off: a pilot's
+    chains are short, its numbers only compared, so the window's warning is silenced), ``acceptance``, ``seconds``,
+    ``us_per_trajectory_and_chain`` (thermalisation included) and ``independent_per_second`` of production."""
     import jax
 
     import pikflow.lattice as pl
@@ -46,21 +77,43 @@ def best_leapfrog(
     from ._common import abs_m
 
     volume = int(np.prod(target.lattice.shape))
-    rows, t_start = [], time.perf_counter()
-    for L in lengths:
-        per, therm = max(gradients // L, 50), 200
-        kw = dict(n_chains=chains, step=step, n_leapfrog=int(L), start=start, keep="magnetisation")
-        key = jax.random.PRNGKey(seed + 31 * int(L))
-        pl.hmc(target, key, 25 * chains, n_therm=25, **kw)  # compiles this length's trajectories
-        t0 = time.perf_counter()
-        M, acc = pl.hmc(target, key, per * chains, n_therm=therm, **kw)
-        seconds = time.perf_counter() - t0
+    kw = dict(n_chains=chains, step=step, n_leapfrog=int(L), start=start, keep="magnetisation")
+    key = jax.random.PRNGKey(seed)
+    pl.hmc(target, key, 25 * chains, n_therm=25, **kw)  # compiles this length's trajectories
+    t0 = time.perf_counter()
+    M, acc = pl.hmc(target, key, per * chains, n_therm=therm, **kw)
+    seconds = time.perf_counter() - t0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         g = gamma_method(abs_m(M, volume))
-        rate = chains * per / (2 * g.tau_int) / (seconds * per / (per + therm))
-        rows.append({"leapfrog": int(L), "tau_int_abs_m": g.tau_int, "acceptance": float(acc),
-                     "seconds": seconds, "independent_per_second": rate})  # fmt: skip
-    best = max(rows, key=lambda r: r["independent_per_second"])["leapfrog"]
-    return best, rows, time.perf_counter() - t_start
+    return {
+        "leapfrog": int(L),
+        "per_chain": int(per),
+        "tau_int_abs_m": g.tau_int,
+        "tau_int_abs_m_error": g.tau_int_error,
+        "truncated": bool(g.truncated),
+        "acceptance": float(acc),
+        "seconds": seconds,
+        "us_per_trajectory_and_chain": seconds / (chains * (per + therm)) * 1e6,
+        "independent_per_second": chains * per / (2 * g.tau_int) / (seconds * per / (per + therm)),
+    }
+
+
+def _rate(row) -> float:
+    """A pilot row's independent samples per second, ``-inf`` where it is NaN (never the best)."""
+    r = float(row["independent_per_second"])
+    return r if np.isfinite(r) else -np.inf
+
+
+def _growing(lengths: list, best_is_last, longest):
+    """The lengths in order, then :func:`next_length` after the last while ``best_is_last()`` (asked after each
+    length has run) and the next stays within ``longest``; ``lengths`` grows with what was yielded."""
+    i = 0
+    while i < len(lengths):
+        yield lengths[i]
+        i += 1
+        if i == len(lengths) and (nxt := _extension(lengths, best_is_last(), longest)) is not None:
+            lengths.append(nxt)
 
 
 def tuned_leapfrog(setting, target, chains: int, **pilot) -> tuple[int, list[dict] | None, float]:
@@ -139,7 +192,9 @@ def linearised_tau(M, volume: int) -> dict:
         return {k: float(gamma_method(s.reshape(M.shape[0], -1)).tau_int) for k, (_, s) in series.items()}
 
 
-def best_leapfrog_points(path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5000, seed=0, therm=200, start=None):
+def best_leapfrog_points(
+    path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5000, seed=0, therm=200, start=None, longest=PILOT_LONGEST
+):
     r"""A pilot of :func:`batched_points` at every length of ``lengths``, all points at once:
     ``(best length per point, rows, seconds)``.
 
@@ -152,18 +207,41 @@ def best_leapfrog_points(path, ts, *, chains, lengths=PILOT_LENGTHS, gradients=5
     length"). (The observables' variances do not depend on the length, so the rate ranks the lengths as their costs
     at equal errors do, without the noise of the variance estimates.) ``rows``: per length, each point's
     ``tau_int`` per observable and ``independent_per_second``; ``seconds``: the whole pilot's wall time
-    (compilation and thermalisation included).
+    (compilation and thermalisation included). Where the longest length is a point's best, the pilot goes on
+    with :func:`next_length` at those points alone (``points`` in their rows; the others' ``tau_int`` None, rates
+    NaN) until none is faster or the next would pass ``longest`` (``None``: only ``lengths``), as
+    :func:`best_leapfrog` does.
     """
-    volume = int(np.prod(path.lattice.shape))
-    rows, t_start = [], time.perf_counter()
-    for L in lengths:
-        per = 25 * max(-(-int(gradients) // (25 * int(L))), 2)
-        r = batched_points(path, ts, chains=chains, per=per, leapfrog=L, seed=seed + 7919 * int(L), therm=therm,
-                           start=start)  # fmt: skip
-        taus = [linearised_tau(M, volume) for M in r["M"]]
-        rates = [c * per / (2 * max(t.values())) / s for c, t, s in zip(r["chains"], taus, r["seconds"], strict=True)]
-        rows.append({"leapfrog": int(L), "trajectories_per_chain": per, "tau_int": taus,
-                     "independent_per_second": rates, "acceptance": r["acceptance"]})  # fmt: skip
-    rates = np.nan_to_num(np.array([row["independent_per_second"] for row in rows]), nan=-np.inf)
-    best = [int(lengths[i]) for i in np.argmax(rates, axis=0)]
+    volume, P = int(np.prod(path.lattice.shape)), len(ts)
+    rows, t_start, points = [], time.perf_counter(), list(range(P))
+    for L in [int(x) for x in lengths]:
+        rows.append(_points_row(path, ts, points, L, chains, gradients, seed, therm, start, volume))
+    while True:
+        last = np.argmax(_rates(rows), axis=0) == len(rows) - 1
+        points = [p for p in range(P) if last[p]]
+        nxt = _extension([rows[-1]["leapfrog"]], bool(points), longest)
+        if nxt is None:
+            break
+        rows.append(_points_row(path, ts, points, nxt, chains, gradients, seed, therm, start, volume))
+    best = [int(rows[i]["leapfrog"]) for i in np.argmax(_rates(rows), axis=0)]
     return best, rows, time.perf_counter() - t_start
+
+
+def _rates(rows) -> np.ndarray:
+    """The pilot rows' rates ``(lengths, points)``, NaN as ``-inf`` (never a point's best)."""
+    return np.nan_to_num(np.array([row["independent_per_second"] for row in rows], dtype=float), nan=-np.inf)
+
+
+def _points_row(path, ts, points, L, chains, gradients, seed, therm, start, volume) -> dict:
+    """One pilot row of :func:`best_leapfrog_points`: length ``L`` at the points ``points`` (indices into ``ts``)."""
+    per = 25 * max(-(-int(gradients) // (25 * int(L))), 2)
+    r = batched_points(path, [ts[p] for p in points], chains=chains, per=per, leapfrog=L, seed=seed + 7919 * int(L),
+                       therm=therm, start=start)  # fmt: skip
+    taus, rates, acc = [None] * len(ts), [float("nan")] * len(ts), [None] * len(ts)
+    for j, p in enumerate(points):
+        taus[p] = linearised_tau(r["M"][j], volume)
+        rates[p] = r["chains"][j] * per / (2 * max(taus[p].values())) / r["seconds"][j]
+        acc[p] = r["acceptance"][j]
+    row = {"leapfrog": int(L), "trajectories_per_chain": per, "tau_int": taus,
+           "independent_per_second": rates, "acceptance": acc}  # fmt: skip
+    return row if len(points) == len(ts) else {**row, "points": list(points)}

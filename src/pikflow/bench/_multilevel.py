@@ -61,7 +61,8 @@ def _arguments(p):
     p.add_argument(
         "--hmc-leapfrog", type=chains_argument, default="auto",
         help="leapfrog steps a trajectory of the reference HMC on the finest lattice, or auto (default): the best of "
-        "10, 20, 30, 40 in a short pilot (as bench lattice --leapfrog; reported, not counted in HMC's seconds)",
+        "10, 20, 30, 40 (and longer while the longest is best) in a short pilot (as bench lattice --leapfrog; "
+        "reported, not counted in HMC's seconds)",
     )  # fmt: skip
     p.add_argument(
         "--hmc-start",

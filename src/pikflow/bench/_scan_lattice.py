@@ -30,9 +30,10 @@ HMC batched across the points: one run per point, one point after the other, kee
 (``--chains auto``'s: 256 chains up to 400 sites, 64 up to 1600, 16 above; with one length for all,
 all 31 points of 8 chains in one batch at 16x16, 8 points a batch at 32x32), each point with its own adapted step,
 the same ``--reference`` trajectories per point, ordered starts as above, and by default
-(``--hmc-leapfrog auto``) each point's trajectory length from a pilot at 10, 20, 30 and 40 leapfrog steps (the
-points of one length run together, each batch filled with chains; the pilot's time is left out of HMC's seconds,
-like the thermalisation, and counted in ``hmc_over_scan_with_pilot``); each point is charged
+(``--hmc-leapfrog auto``) each point's trajectory length from a pilot at 10, 20, 30 and 40 leapfrog steps, and
+longer at the points where the longest was fastest (the points of one length run together, each batch filled
+with chains; the pilot's time is left out of HMC's seconds, like the thermalisation, and counted in
+``hmc_over_scan_with_pilot``); each point is charged
 its batch's sampling time over the batch's points, and the whole HMC scan at equal errors costs the sum
 over all points of that time times :math:`(\sigma_{\rm HMC}/\sigma_{\rm scan})^2`
 (``hmc_batched``: its seconds, pulls at every point and ``hmc_over_scan_at_equal_errors``). That sum is
@@ -136,7 +137,8 @@ def _arguments(p):
     p.add_argument(
         "--hmc-leapfrog", type=chains_argument, default="auto",
         help="leapfrog steps a trajectory of the batched HMC reference, or auto (default): each point's fastest of "
-        "10, 20, 30, 40 in a pilot (no fixed length is best along a scan: the HMC guide, 'Trajectory length')",
+        "10, 20, 30, 40 (longer where 40 is fastest) in a pilot (no fixed length is best along a scan: the HMC "
+        "guide, 'Trajectory length')",
     )  # fmt: skip
     p.add_argument(
         "--mcmc", choices=("hmc", "fhmc", "hmc+cluster"), default="hmc",

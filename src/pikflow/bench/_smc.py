@@ -131,8 +131,9 @@ def _arguments(p):
     p.add_argument("--reference", type=int, default=20_000, help="HMC trajectories (default 20000; 0: skip)")
     p.add_argument(
         "--hmc-leapfrog", type=chains_argument, default="auto",
-        help="leapfrog steps a trajectory of the reference HMC, or auto (default): the best of 10, 20, 30, 40 in a "
-        "short pilot (as bench lattice --leapfrog; the pilot is reported, not counted in HMC's seconds)",
+        help="leapfrog steps a trajectory of the reference HMC, or auto (default): the best of 10, 20, 30, 40 (and "
+        "longer while the longest is best) in a short pilot (as bench lattice --leapfrog; the pilot is reported, "
+        "not counted in HMC's seconds)",
     )  # fmt: skip
     p.add_argument(
         "--chains", type=chains_argument, default="auto",
