@@ -17,6 +17,8 @@ def print_lattice(res: dict) -> None:
     print("|---|---|---|")
     print(f"| base | {p['base']} (m0 = {p['m0'] or 0:.3g}, tame {p['tame']}) | |")
     print(f"| ESS/N | {p['ess']:.3f} | |")
+    if p.get("pareto_khat") is not None:
+        print(f"| Pareto k-hat of the weights' tail (trusted below 0.7) | {p['pareto_khat']:.2f} | |")
     if p["target_ess"] is not None:
         print(f"| ESS/N from the base's HMC samples (hole check, at selection) | {p['target_ess']:.3f} | |")
     lf = h.get("leapfrog", 10)
@@ -76,5 +78,5 @@ def print_lattice(res: dict) -> None:
         from ._latcost import print_cost
 
         print_cost(res["cost"], res.get("evaluation_profile"), res.get("push_batch_ms_per_sample"))
-    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"], p["log_q_error_max"]):
+    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"], p["log_q_error_max"], p.get("pareto_khat")):
         print(f"WARNING: {w}")

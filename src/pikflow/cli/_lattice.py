@@ -118,6 +118,8 @@ def _scan_or_multilevel(args, data: dict, source: str) -> int | None:
 
 def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_seconds) -> dict:
     """The ``results.json`` of a lattice flow run: the fit, its layers and candidates, the samples' ESS and costs."""
+    from ..diagnostics import pareto_khat
+
     path, info = flow.path, flow.info
     hmc_s = info.get("hmc_seconds")
     residuals = [dataclass_dict(r) for r in flow.reports]
@@ -142,6 +144,7 @@ def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_
             "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
             "log_q_error_max": _log_q_check(flow, settings),
             "ess": float(samples.ess()),
+            "pareto_khat": pareto_khat(samples.log_w),
             "target_ess": info.get("target_ess"),
             "hmc_seconds": hmc_s,
             "hmc_acceptance": info.get("hmc_acceptance"),
@@ -244,7 +247,7 @@ def run_lattice(args, data: dict, source: str) -> int:
     if refinement is not None:
         results["refinement"] = refinement
     results["warnings"] = reliability_warnings(
-        results["ess"], results["target_ess"], len(samples.log_w), results["log_q_error_max"]
+        results["ess"], results["target_ess"], len(samples.log_w), results["log_q_error_max"], results["pareto_khat"]
     )
     chain = _imh_magnetisation(samples, key_imh, imh_chain, path.action.n) / volume
     results["plots"] = _plots(flow, samples, chain, out)

@@ -96,7 +96,9 @@ def _log_q_check(flow, settings) -> float | None:
 UNRELIABLE_ESS = 0.01
 
 
-def reliability_warnings(ess: float, target_ess: float | None, n: int, log_q_error: float | None = None) -> list[str]:
+def reliability_warnings(
+    ess: float, target_ess: float | None, n: int, log_q_error: float | None = None, khat: float | None = None
+) -> list[str]:
     """Warnings for a flow too poor for its estimates to be trusted (printed and in ``results.json``).
 
     With ESS/N below :data:`UNRELIABLE_ESS`, or fewer than 100 effective samples, the IMH
@@ -104,8 +106,11 @@ def reliability_warnings(ess: float, target_ess: float | None, n: int, log_q_err
     32x32 near criticality: ESS/N 0.000, observables off by 3-8 sigma of their own errors).
     ``target_ess`` (from the reference HMC configurations) flags holes the same way, and
     ``log_q_error`` (:func:`_log_q_check`) above :data:`~pikflow.flow.UNRELIABLE_LOG_Q` a continuous log-density
-    too far from the applied map's.
+    too far from the applied map's. ``khat`` (:func:`pikflow.diagnostics.pareto_khat` of the weights) above
+    :func:`~pikflow.diagnostics.khat_threshold`: the weights' tail too heavy for their errors.
     """
+    from ..diagnostics import khat_warning
+
     out = []
     if ess < UNRELIABLE_ESS or ess * n < 100:
         out.append(
@@ -124,6 +129,7 @@ def reliability_warnings(ess: float, target_ess: float | None, n: int, log_q_err
             "the weights are not those of the samples drawn; use more [lattice] steps or a steeper schedule "
             "(tau = t**p, p up to 4)"
         )
+    out += khat_warning(khat, n)
     return out
 
 

@@ -3,6 +3,8 @@ r"""Sampler diagnostics: importance weights, IMH chains and autocorrelation erro
 - :func:`ess_fraction`, :func:`ess_fraction_error`, :func:`log_mean_weight`, :func:`reweight`:
   effective sample size (and its error), :math:`\log Z` and reweighted observables from log
   importance weights.
+- :func:`pareto_khat`: the Pareto shape of the weights' upper tail (PSIS), which tells whether
+  the ESS and the reweighted errors can be trusted (:func:`khat_threshold`).
 - :func:`imh_chain`: independent Metropolis-Hastings with the flow as proposal,
   which makes the sampler exact; its acceptance rate is the headline number.
 - :func:`target_ess`: the hole check, ESS/N seen from samples of the target;
@@ -20,6 +22,9 @@ from ._holes import reliability_warnings as reliability_warnings
 from ._holes import target_ess as target_ess
 from ._imh import IMHResult as IMHResult
 from ._imh import imh_chain as imh_chain
+from ._pareto import khat_threshold as khat_threshold
+from ._pareto import khat_warning as khat_warning
+from ._pareto import pareto_khat as pareto_khat
 from ._weights import ess_fraction as ess_fraction
 from ._weights import ess_fraction_error as ess_fraction_error
 from ._weights import log_mean_weight as log_mean_weight
@@ -34,7 +39,10 @@ __all__ = [
     "ess_fraction_error",
     "gamma_method",
     "imh_chain",
+    "khat_threshold",
+    "khat_warning",
     "log_mean_weight",
+    "pareto_khat",
     "reliability_warnings",
     "reweight",
     "target_ess",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._errors import SamplingError
+from ._pareto import khat_warning
 
 __all__ = ["FIX", "HOLE_ESS", "UNRELIABLE_ESS", "reliability_warnings", "target_ess"]
 
@@ -68,6 +69,7 @@ def reliability_warnings(
     target_ess: float | None = None,
     deviations: dict[str, float] | None = None,
     fix: str | None = None,
+    khat: float | None = None,
 ) -> list[str]:
     r"""Warnings for estimates that are not to be trusted, each with what to change.
 
@@ -76,7 +78,9 @@ def reliability_warnings(
     - ``target_ess`` below :data:`HOLE_ESS`, or :data:`HOLE_GAP` below ``ess``: a hole, the
       estimates are biased whatever their error bars say;
     - ``deviations`` (name -> signed deviation from an exact value in units of the
-      estimate's error) beyond :data:`MAX_SIGMA`.
+      estimate's error) beyond :data:`MAX_SIGMA`;
+    - ``khat`` (:func:`~pikflow.diagnostics.pareto_khat` of the weights) above
+      :func:`~pikflow.diagnostics.khat_threshold`: a tail too heavy for the errors.
 
     ``fix`` is the suggestion appended to the hole and deviation warnings (default
     :data:`FIX`: more steps, which closed the measured deep wells, and a denser schedule
@@ -104,4 +108,4 @@ def reliability_warnings(
     if bad:
         listed = ", ".join(f"{k} {v:+.1f} sigma" for k, v in bad.items())
         out.append(f"estimates disagree with the exact values beyond {MAX_SIGMA:g} sigma ({listed}); {fix}")
-    return out
+    return out + khat_warning(khat, n)
