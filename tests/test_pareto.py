@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pikflow import PikflowError, SamplingError
-from pikflow.diagnostics import khat_threshold, khat_warning, pareto_khat, reliability_warnings
+from pikflow.diagnostics import khat_threshold, khat_warning, largest_weight, pareto_khat, reliability_warnings
 
 
 @pytest.mark.parametrize("k", [0.3, 0.8])
@@ -42,3 +42,19 @@ def test_khat_warning_threshold():
     assert khat_warning(0.6, 100) and not khat_warning(None, 100) and not khat_warning(float("nan"), 100)
     assert "Pareto k-hat 0.90" in reliability_warnings(0.5, 4000, khat=0.9)[-1]
     assert reliability_warnings(0.5, 4000, khat=0.3) == []
+
+
+def test_khat_warning_needs_a_tail_at_the_weights_scale():
+    """Near-constant weights with a heavy-tailed spread (log w = 1e-8 * Pareto(0.8)) have k-hat about 0.8, but
+    their largest weight is the mean to 1e-2: no feasible run brings the tail near the mean, so no warning; the
+    same shape at scale 1 (w Pareto(0.8)) warns."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=20_000) ** -0.8
+    tiny, heavy = 1e-8 * x, np.log(x)
+    assert pareto_khat(tiny) > 0.7 and pareto_khat(heavy) > 0.7
+    assert largest_weight(tiny) < 1.01 and largest_weight(heavy) > 10
+    assert reliability_warnings(0.99, 20_000, khat=pareto_khat(tiny), largest=largest_weight(tiny)) == []
+    assert reliability_warnings(0.2, 20_000, khat=pareto_khat(heavy), largest=largest_weight(heavy))
+    assert largest_weight(np.log([1.0, 1.0, 1.0, 3.0])) == pytest.approx(2.0)
+    assert largest_weight([0.0, -np.inf, np.nan, 0.0]) == pytest.approx(2.0)  # zero weights count in N
+    assert khat_warning(0.9, 2000, 1.5) == [] and khat_warning(0.9, 2000, 2.5)

@@ -19,6 +19,7 @@ def print_lattice(res: dict) -> None:
     print(f"| ESS/N | {p['ess']:.3f} | |")
     if p.get("pareto_khat") is not None:
         print(f"| Pareto k-hat of the weights' tail (trusted below 0.7) | {p['pareto_khat']:.2f} | |")
+        print(f"| largest weight / mean weight | {p['largest_weight']:.3g} | |")
     if p["target_ess"] is not None:
         print(f"| ESS/N from the base's HMC samples (hole check, at selection) | {p['target_ess']:.3f} | |")
     lf = h.get("leapfrog", 10)
@@ -78,5 +79,6 @@ def print_lattice(res: dict) -> None:
         from ._latcost import print_cost
 
         print_cost(res["cost"], res.get("evaluation_profile"), res.get("push_batch_ms_per_sample"))
-    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"], p["log_q_error_max"], p.get("pareto_khat")):
+    tail = p.get("pareto_khat"), p.get("largest_weight")
+    for w in reliability_warnings(p["ess"], p["target_ess"], p["n"], p["log_q_error_max"], *tail):
         print(f"WARNING: {w}")

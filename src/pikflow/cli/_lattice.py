@@ -118,7 +118,7 @@ def _scan_or_multilevel(args, data: dict, source: str) -> int | None:
 
 def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_seconds) -> dict:
     """The ``results.json`` of a lattice flow run: the fit, its layers and candidates, the samples' ESS and costs."""
-    from ..diagnostics import pareto_khat
+    from ..diagnostics import largest_weight, pareto_khat
 
     path, info = flow.path, flow.info
     hmc_s = info.get("hmc_seconds")
@@ -145,6 +145,7 @@ def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_
             "log_q_error_max": _log_q_check(flow, settings),
             "ess": float(samples.ess()),
             "pareto_khat": pareto_khat(samples.log_w),
+            "largest_weight": largest_weight(samples.log_w),
             "target_ess": info.get("target_ess"),
             "hmc_seconds": hmc_s,
             "hmc_acceptance": info.get("hmc_acceptance"),
@@ -247,7 +248,12 @@ def run_lattice(args, data: dict, source: str) -> int:
     if refinement is not None:
         results["refinement"] = refinement
     results["warnings"] = reliability_warnings(
-        results["ess"], results["target_ess"], len(samples.log_w), results["log_q_error_max"], results["pareto_khat"]
+        results["ess"],
+        results["target_ess"],
+        len(samples.log_w),
+        results["log_q_error_max"],
+        results["pareto_khat"],
+        results["largest_weight"],
     )
     chain = _imh_magnetisation(samples, key_imh, imh_chain, path.action.n) / volume
     results["plots"] = _plots(flow, samples, chain, out)

@@ -97,7 +97,12 @@ UNRELIABLE_ESS = 0.01
 
 
 def reliability_warnings(
-    ess: float, target_ess: float | None, n: int, log_q_error: float | None = None, khat: float | None = None
+    ess: float,
+    target_ess: float | None,
+    n: int,
+    log_q_error: float | None = None,
+    khat: float | None = None,
+    largest: float | None = None,
 ) -> list[str]:
     """Warnings for a flow too poor for its estimates to be trusted (printed and in ``results.json``).
 
@@ -107,7 +112,8 @@ def reliability_warnings(
     ``target_ess`` (from the reference HMC configurations) flags holes the same way, and
     ``log_q_error`` (:func:`_log_q_check`) above :data:`~pikflow.flow.UNRELIABLE_LOG_Q` a continuous log-density
     too far from the applied map's. ``khat`` (:func:`pikflow.diagnostics.pareto_khat` of the weights) above
-    :func:`~pikflow.diagnostics.khat_threshold`: the weights' tail too heavy for their errors.
+    :func:`~pikflow.diagnostics.khat_threshold` with the largest weight ``largest`` times the mean above
+    :data:`~pikflow.diagnostics.LARGEST_WEIGHT`: the weights' tail too heavy for their errors.
     """
     from ..diagnostics import khat_warning
 
@@ -129,7 +135,7 @@ def reliability_warnings(
             "the weights are not those of the samples drawn; use more [lattice] steps or a steeper schedule "
             "(tau = t**p, p up to 4)"
         )
-    out += khat_warning(khat, n)
+    out += khat_warning(khat, n, largest)
     return out
 
 

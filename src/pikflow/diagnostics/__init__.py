@@ -22,8 +22,10 @@ from ._holes import reliability_warnings as reliability_warnings
 from ._holes import target_ess as target_ess
 from ._imh import IMHResult as IMHResult
 from ._imh import imh_chain as imh_chain
+from ._pareto import LARGEST_WEIGHT as LARGEST_WEIGHT
 from ._pareto import khat_threshold as khat_threshold
 from ._pareto import khat_warning as khat_warning
+from ._pareto import largest_weight as largest_weight
 from ._pareto import pareto_khat as pareto_khat
 from ._weights import ess_fraction as ess_fraction
 from ._weights import ess_fraction_error as ess_fraction_error
@@ -34,6 +36,7 @@ __all__ = [
     "FIX",
     "GammaResult",
     "GammaWindowWarning",
+    "LARGEST_WEIGHT",
     "IMHResult",
     "ess_fraction",
     "ess_fraction_error",
@@ -41,6 +44,7 @@ __all__ = [
     "imh_chain",
     "khat_threshold",
     "khat_warning",
+    "largest_weight",
     "log_mean_weight",
     "pareto_khat",
     "reliability_warnings",

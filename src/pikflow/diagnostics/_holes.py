@@ -70,6 +70,7 @@ def reliability_warnings(
     deviations: dict[str, float] | None = None,
     fix: str | None = None,
     khat: float | None = None,
+    largest: float | None = None,
 ) -> list[str]:
     r"""Warnings for estimates that are not to be trusted, each with what to change.
 
@@ -80,7 +81,9 @@ def reliability_warnings(
     - ``deviations`` (name -> signed deviation from an exact value in units of the
       estimate's error) beyond :data:`MAX_SIGMA`;
     - ``khat`` (:func:`~pikflow.diagnostics.pareto_khat` of the weights) above
-      :func:`~pikflow.diagnostics.khat_threshold`: a tail too heavy for the errors.
+      :func:`~pikflow.diagnostics.khat_threshold`, with the largest weight over the mean (``largest``,
+      :func:`~pikflow.diagnostics.largest_weight`) above :data:`~pikflow.diagnostics.LARGEST_WEIGHT`: a tail too
+      heavy for the errors.
 
     ``fix`` is the suggestion appended to the hole and deviation warnings (default
     :data:`FIX`: more steps, which closed the measured deep wells, and a denser schedule
@@ -108,4 +111,4 @@ def reliability_warnings(
     if bad:
         listed = ", ".join(f"{k} {v:+.1f} sigma" for k, v in bad.items())
         out.append(f"estimates disagree with the exact values beyond {MAX_SIGMA:g} sigma ({listed}); {fix}")
-    return out + khat_warning(khat, n)
+    return out + khat_warning(khat, n, largest)

@@ -40,7 +40,15 @@ import numpy as np
 
 from .._errors import FlowFileError, SamplingError
 from .._estimate import Estimate
-from ..diagnostics import ess_fraction, imh_chain, log_mean_weight, pareto_khat, reliability_warnings, reweight
+from ..diagnostics import (
+    ess_fraction,
+    imh_chain,
+    largest_weight,
+    log_mean_weight,
+    pareto_khat,
+    reliability_warnings,
+    reweight,
+)
 from ._format import reader_for
 
 
@@ -155,10 +163,12 @@ class AbstractSamples(abc.ABC):
     def warnings(self) -> list[str]:
         """What is not to be trusted (tiny ESS; after a hole check also holes and deviations), with fixes."""
         deviations = getattr(self, "deviations", None) or {}
-        khat = pareto_khat(self._log_w_at(1.0)) if np.any(np.isfinite(self._log_w_at(1.0))) else None
+        lw = self._log_w_at(1.0)
+        khat = pareto_khat(lw) if np.any(np.isfinite(lw)) else None
         return reliability_warnings(
-            self.ess_at(1.0), self.n_samples, target_ess=self.target_ess, deviations=deviations, khat=khat
-        )
+            self.ess_at(1.0), self.n_samples, target_ess=self.target_ess, deviations=deviations, khat=khat,
+            largest=largest_weight(lw),
+        )  # fmt: skip
 
     def summary(self) -> dict:
         """The headline numbers as a JSON-ready dict."""
