@@ -11,7 +11,7 @@ from pikflow._errors import ConfigError, FlowFileError, PikflowError
 from pikflow.cli import main
 from pikflow.cli._config import load_config
 from pikflow.cli._lattice_config import build_lattice
-from pikflow.diagnostics import gamma_method
+from pikflow.diagnostics import gamma_method, khat_warning
 
 DENSITY = "(m2 + 2*d)/2*phi**2 - sum_mu(phi*shift(phi, mu)) + lam/4*phi**4"
 
@@ -70,7 +70,8 @@ def test_free_run_results(free_run):
     assert r["couplings"] == {"m2": "1.0 - 2.0*t", "lam": "1.0*t"}
     assert len(r["layer_residuals"]) == 7 and all(np.isfinite(x["residual"]) for x in r["layer_residuals"])
     assert r["n_samples"] == 4000 and r["n_nonfinite"] == 0
-    assert 0 < r["ess"] <= 1 and 0 < r["imh_acceptance"] <= 1 and r["pareto_khat"] < 0.7
+    assert 0 < r["ess"] <= 1 and 0 < r["imh_acceptance"] <= 1
+    assert khat_warning(r["pareto_khat"], r["n_samples"], r["largest_weight"]) == []  # no heavy tail of weights
     for name in ("abs_m", "chi", "binder"):
         est = r["observables"][name]
         assert set(est) == {"value", "error"} and np.isfinite(est["value"]) and est["error"] > 0
@@ -290,7 +291,7 @@ def test_bench_lattice_json(tmp_path, monkeypatch):
     # --chains auto (the default): HMC's cheapest batch at 16 sites, 256 chains of >= 600 trajectories
     assert r["hmc"]["chains_setting"] == "auto" and r["hmc"]["chains"] == 256 and r["hmc"]["n"] == 256 * 600
     assert 0.5 < r["pik"]["ess"] <= 1 and 0 < r["pik"]["target_ess"] <= 1 and r["ratio"] > 0
-    assert r["pik"]["pareto_khat"] < 0.7  # a good 4x4 flow: a light tail of weights
+    assert khat_warning(r["pik"]["pareto_khat"], r["pik"]["n"], r["pik"]["largest_weight"]) == []
     # the set-up's tracing and compiling (jax.monitoring) is a part of it
     assert 0 < r["pik"]["setup_compile_seconds"] < r["pik"]["setup_seconds"]
     # PIK's sampling seconds: the draw plus the IMH chain's estimates (both compiled before, as HMC's run)
@@ -357,7 +358,7 @@ def test_bench_leapfrog_pilot_picks_the_fastest_length(capsys):
     # a longer length is tried exactly while the longest so far was the best, up to ``longest``
     for k in range(3, len(rows) + 1):
         grew = k < len(rows)
-        assert grew == (rates[k - 1] == max(rates[:k]) and lengths[k - 1] < 50), (lengths, rates)
+        assert grew == (rates[k - 1] > max(rates[: k - 1]) and lengths[k - 1] < 50), (lengths, rates)
     assert seconds > sum(r["seconds"] for r in rows)  # the compiling calls are part of the pilot's time
     assert all(0.5 < r["acceptance"] < 1 for r in rows)
     with pytest.raises(SystemExit):

@@ -58,3 +58,42 @@ def test_khat_warning_needs_a_tail_at_the_weights_scale():
     assert largest_weight(np.log([1.0, 1.0, 1.0, 3.0])) == pytest.approx(2.0)
     assert largest_weight([0.0, -np.inf, np.nan, 0.0]) == pytest.approx(2.0)  # zero weights count in N
     assert khat_warning(0.9, 2000, 1.5) == [] and khat_warning(0.9, 2000, 2.5)
+
+
+def _arviz_khat(log_w):
+    """ArviZ's ``psislw`` k-hat (its ``_gpdfit``, ``reff = 1``), transcribed as ArviZ writes it: the reference."""
+    x = np.asarray(log_w, float).copy()
+    n = len(x)
+    x -= x.max()
+    cut = -int(np.ceil(min(0.2 * n, 3 * np.sqrt(n)))) - 1
+    xc = max(np.sort(x)[cut], np.log(np.finfo(float).tiny))
+    ary = np.sort(x[x > xc])
+    if len(ary) <= 4:
+        return np.inf
+    ary = np.exp(ary) - np.exp(xc)
+    n = len(ary)
+    m_est = 30 + int(n**0.5)
+    b = 1 - np.sqrt(m_est / (np.arange(1, m_est + 1, dtype=float) - 0.5))
+    b /= 3 * ary[int(n / 4 + 0.5) - 1]
+    b += 1 / ary[-1]
+    k = np.log1p(-b[:, None] * ary).mean(axis=1)
+    len_scale = n * (np.log(-(b / k)) - k - 1)
+    w = 1 / np.exp(len_scale - len_scale[:, None]).sum(axis=1)
+    keep = w >= 10 * np.finfo(float).eps
+    w, b = w[keep] / w[keep].sum(), b[keep]
+    b_post = np.sum(b * w)
+    k_post = np.log1p(-b_post * ary).mean()
+    return (n * k_post + 5) / (n + 10)
+
+
+def test_khat_is_arviz_psis():
+    """The same numbers as ArviZ's algorithm on light, heavy, bounded, Student-t and tied weights, and inf for a
+    tail of a few isolated weights (ArviZ's answer there)."""
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=2000) * 2, -0.9 * np.log(rng.uniform(size=8000)), np.log(rng.uniform(size=500)),
+             rng.standard_t(3, size=4000), np.round(rng.normal(size=3000), 1)]  # fmt: skip
+    for lw in cases:
+        assert pareto_khat(lw) == pytest.approx(_arviz_khat(lw), abs=1e-9)
+    few = np.r_[np.zeros(2000), 40.0, 41.0, 42.0]
+    assert pareto_khat(few) == _arviz_khat(few) == np.inf
+    assert pareto_khat(np.r_[rng.normal(size=100), np.inf]) == np.inf  # an infinite weight

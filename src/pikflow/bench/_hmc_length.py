@@ -56,7 +56,7 @@ def best_leapfrog(
     the four, were the best.
     """
     rows, t_start, lengths = [], time.perf_counter(), [int(x) for x in lengths]
-    for L in _growing(lengths, lambda: _rate(rows[-1]) >= max(map(_rate, rows)), longest):
+    for L in _growing(lengths, lambda: _last_is_best([_rate(r) for r in rows]), longest):
         rows.append(length_row(target, chains, L, per=max(gradients // L, 50), seed=seed + 31 * L, step=step,
                                start=start))  # fmt: skip
     best = max(rows, key=_rate)["leapfrog"]
@@ -99,10 +99,15 @@ def length_row(target, chains: int, L: int, *, per: int, therm: int = 200, seed:
     }
 
 
+def _last_is_best(rates) -> bool:
+    """Whether the last of the rates is finite and above every earlier one (ties keep the shorter length)."""
+    return bool(np.isfinite(rates[-1]) and rates[-1] > max(rates[:-1], default=-np.inf))
+
+
 def _rate(row) -> float:
     """A pilot row's independent samples per second, ``-inf`` where it is NaN (never the best)."""
-    r = float(row["independent_per_second"])
-    return r if np.isfinite(r) else -np.inf
+    r = row["independent_per_second"]
+    return float(r) if r is not None and np.isfinite(r) else -np.inf
 
 
 def _growing(lengths: list, best_is_last, longest):
@@ -208,8 +213,9 @@ def best_leapfrog_points(
     at equal errors do, without the noise of the variance estimates.) ``rows``: per length, each point's
     ``tau_int`` per observable and ``independent_per_second``; ``seconds``: the whole pilot's wall time
     (compilation and thermalisation included). Where the longest length is a point's best, the pilot goes on
-    with :func:`next_length` at those points alone (``points`` in their rows; the others' ``tau_int`` None, rates
-    NaN) until none is faster or the next would pass ``longest`` (``None``: only ``lengths``), as
+    with :func:`next_length` at those points alone (``points`` in their rows; the others' ``tau_int`` and rates
+    None; their batches filled with chains, as ``fill`` in :func:`batched_points`, since a narrow batch costs more
+    per chain) until none is faster or the next would pass ``longest`` (``None``: only ``lengths``), as
     :func:`best_leapfrog` does.
     """
     volume, P = int(np.prod(path.lattice.shape)), len(ts)
@@ -228,20 +234,21 @@ def best_leapfrog_points(
 
 
 def _rates(rows) -> np.ndarray:
-    """The pilot rows' rates ``(lengths, points)``, NaN as ``-inf`` (never a point's best)."""
+    """The pilot rows' rates ``(lengths, points)``, NaN and None as ``-inf`` (never a point's best)."""
     return np.nan_to_num(np.array([row["independent_per_second"] for row in rows], dtype=float), nan=-np.inf)
 
 
 def _points_row(path, ts, points, L, chains, gradients, seed, therm, start, volume) -> dict:
     """One pilot row of :func:`best_leapfrog_points`: length ``L`` at the points ``points`` (indices into ``ts``)."""
     per = 25 * max(-(-int(gradients) // (25 * int(L))), 2)
+    some = len(points) < len(ts)
     r = batched_points(path, [ts[p] for p in points], chains=chains, per=per, leapfrog=L, seed=seed + 7919 * int(L),
-                       therm=therm, start=start)  # fmt: skip
-    taus, rates, acc = [None] * len(ts), [float("nan")] * len(ts), [None] * len(ts)
+                       therm=therm, start=start, fill=some)  # fmt: skip
+    taus, rates, acc = [None] * len(ts), [None] * len(ts), [None] * len(ts)
     for j, p in enumerate(points):
         taus[p] = linearised_tau(r["M"][j], volume)
-        rates[p] = r["chains"][j] * per / (2 * max(taus[p].values())) / r["seconds"][j]
+        rates[p] = float(r["chains"][j] * per / (2 * np.max(list(taus[p].values()))) / r["seconds"][j])
         acc[p] = r["acceptance"][j]
     row = {"leapfrog": int(L), "trajectories_per_chain": per, "tau_int": taus,
            "independent_per_second": rates, "acceptance": acc}  # fmt: skip
-    return row if len(points) == len(ts) else {**row, "points": list(points)}
+    return {**row, "points": list(points)} if some else row

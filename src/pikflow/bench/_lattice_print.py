@@ -6,6 +6,7 @@ from __future__ import annotations
 def print_lattice(res: dict) -> None:
     """Print the results of :func:`pikflow.bench._lattice.run`."""
     from ..cli import lattice_reliability_warnings as reliability_warnings
+    from ..diagnostics import khat_threshold
 
     p, h = res["pik"], res["hmc"]
     lat = "x".join(map(str, res["lattice"]))
@@ -18,7 +19,8 @@ def print_lattice(res: dict) -> None:
     print(f"| base | {p['base']} (m0 = {p['m0'] or 0:.3g}, tame {p['tame']}) | |")
     print(f"| ESS/N | {p['ess']:.3f} | |")
     if p.get("pareto_khat") is not None:
-        print(f"| Pareto k-hat of the weights' tail (trusted below 0.7) | {p['pareto_khat']:.2f} | |")
+        trusted = khat_threshold(p["n"])
+        print(f"| Pareto k-hat of the weights' tail (trusted below {trusted:.2f}) | {p['pareto_khat']:.2f} | |")
         print(f"| largest weight / mean weight | {p['largest_weight']:.3g} | |")
     if p["target_ess"] is not None:
         print(f"| ESS/N from the base's HMC samples (hole check, at selection) | {p['target_ess']:.3f} | |")

@@ -64,14 +64,18 @@ def _gpd_fit(x: np.ndarray) -> float:
 def pareto_khat(log_w) -> float:
     r"""The generalised Pareto shape :math:`\hat k` of the upper tail of the weights :math:`e^{\log w}`.
 
-    ``log_w``: per-sample log weights (1-D; shifts do not matter). Non-finite entries are left out (zero weight,
-    as in :func:`pikflow.diagnostics.ess_fraction`). Returns ``nan`` where the tail is too short to fit (fewer
-    than 5 distinct tail weights, e.g. all weights equal: then there is no tail to fear). Module docstring: what
-    the value means. Checked against Pareto-distributed weights of known shape (tested).
+    ``log_w``: per-sample log weights (1-D; shifts do not matter). ``-inf`` and ``nan`` entries are left out
+    (zero weight, as in :func:`pikflow.diagnostics.ess_fraction`); a ``+inf`` weight gives ``inf``. Where the
+    tail holds fewer than 5 weights above the cutoff, the result is ``inf`` if it holds some (a few isolated
+    weights, as ArviZ's ``psislw`` says) and ``nan`` if none (all tail weights equal: no tail to fear), and ``nan``
+    for fewer than 25 samples. Module docstring: what the value means. Checked against Pareto-distributed weights
+    of known shape, and against ArviZ's algorithm on a fixed input (tested).
     """
     lw = np.asarray(log_w, dtype=float)
     if lw.ndim != 1:
         raise PikflowError(f"log_w must be a 1-D array of per-sample log weights, got shape {lw.shape}")
+    if np.any(lw == np.inf):
+        return float("inf")
     lw = np.sort(lw[np.isfinite(lw)])
     if lw.size == 0:
         raise SamplingError("pareto_khat needs finite log weights: every weight is zero or non-finite")
@@ -81,10 +85,10 @@ def pareto_khat(log_w) -> float:
         return float("nan")
     lw = lw - lw[-1]
     cutoff = lw[-tail - 1]
-    x = np.exp(lw[-tail:]) - math.exp(cutoff)
+    x = math.exp(cutoff) * np.expm1(lw[-tail:] - cutoff)  # exceedances, precise for near-equal weights
     x = x[x > 0]
     if x.size < 5:
-        return float("nan")
+        return float("inf") if x.size else float("nan")
     return _gpd_fit(x)
 
 
