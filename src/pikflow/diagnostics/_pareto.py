@@ -64,8 +64,8 @@ def _gpd_fit(x: np.ndarray) -> float:
 def pareto_khat(log_w) -> float:
     r"""The generalised Pareto shape :math:`\hat k` of the upper tail of the weights :math:`e^{\log w}`.
 
-    ``log_w``: per-sample log weights (1-D; shifts do not matter). ``-inf`` and ``nan`` entries are left out
-    (zero weight, as in :func:`pikflow.diagnostics.ess_fraction`); a ``+inf`` weight gives ``inf``. Where the
+    ``log_w``: per-sample log weights (1-D; shifts do not matter). Non-finite entries are left out (zero weight:
+    ``+inf`` and ``nan`` come from a failed integration, as in :func:`pikflow.diagnostics.ess_fraction`). Where the
     tail holds fewer than 5 weights above the cutoff, the result is ``inf`` if it holds some (a few isolated
     weights, as ArviZ's ``psislw`` says) and ``nan`` if none (all tail weights equal: no tail to fear), and ``nan``
     for fewer than 25 samples. Module docstring: what the value means. Checked against Pareto-distributed weights
@@ -74,8 +74,6 @@ def pareto_khat(log_w) -> float:
     lw = np.asarray(log_w, dtype=float)
     if lw.ndim != 1:
         raise PikflowError(f"log_w must be a 1-D array of per-sample log weights, got shape {lw.shape}")
-    if np.any(lw == np.inf):
-        return float("inf")
     lw = np.sort(lw[np.isfinite(lw)])
     if lw.size == 0:
         raise SamplingError("pareto_khat needs finite log weights: every weight is zero or non-finite")
@@ -105,8 +103,8 @@ def largest_weight(log_w) -> float:
 def khat_warning(khat: float | None, n: int, largest: float | None = None) -> list[str]:
     """A one-item list with the warning for a :math:`\\hat k` above :func:`khat_threshold` of ``n`` samples whose
     largest weight (:func:`largest_weight`; ``None``: not known) is above :data:`LARGEST_WEIGHT` times the mean, else
-    empty (also for ``khat`` ``None`` or ``nan``: not measured, or no tail)."""
-    if khat is None or not np.isfinite(khat) or khat <= khat_threshold(n):
+    empty (also for ``khat`` ``None`` or ``nan``: not measured, or no tail; ``inf``, a few isolated weights, warns)."""
+    if khat is None or np.isnan(khat) or khat <= khat_threshold(n):
         return []
     if largest is not None and np.isfinite(largest) and largest <= LARGEST_WEIGHT:
         return []
