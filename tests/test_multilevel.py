@@ -243,4 +243,6 @@ def test_bench_multilevel_json(tmp_path):
     # --hmc-leapfrog auto (the default): the finest level's reference runs the pilot's fastest length
     h = r["hmc"]
     assert h["leapfrog"] == max(h["leapfrog_pilot"], key=lambda row: row["independent_per_second"])["leapfrog"]
-    assert [row["leapfrog"] for row in h["leapfrog_pilot"]] == [10, 20, 30, 40] and h["leapfrog_pilot_seconds"] > 0
+    tried = [row["leapfrog"] for row in h["leapfrog_pilot"]]  # 60, 90, 140 too while the longest is the fastest
+    assert tried[:4] == [10, 20, 30, 40] and tried[4:] == [60, 90, 140][: len(tried) - 4]
+    assert h["leapfrog_pilot_seconds"] > 0

@@ -540,7 +540,9 @@ def test_bench_smc_checks_log_z_against_thermodynamic_integration(tmp_path):
     # --hmc-leapfrog auto (the default): the reference runs the pilot's fastest length
     h = res["samplers"]["hmc"]
     assert h["leapfrog"] == max(h["leapfrog_pilot"], key=lambda r: r["independent_per_second"])["leapfrog"]
-    assert [r["leapfrog"] for r in h["leapfrog_pilot"]] == [10, 20, 30, 40] and h["leapfrog_pilot_seconds"] > 0
+    tried = [r["leapfrog"] for r in h["leapfrog_pilot"]]  # 60, 90, 140 too while the longest is the fastest
+    assert tried[:4] == [10, 20, 30, 40] and tried[4:] == [60, 90, 140][: len(tried) - 4]
+    assert h["leapfrog_pilot_seconds"] > 0
     assert all(abs(p) < 4 for p in pik["pull_vs_hmc"].values())
     assert abs(low["log_z"]["value"] - pik["log_z"]["value"]) < 1e-3
     assert pik["log_q_error_rms"] < 0.05 and pik["time_power"] == 2.0
