@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from pikflow import PikflowError, SamplingError
-from pikflow.diagnostics import khat_threshold, khat_warning, largest_weight, pareto_khat, reliability_warnings
+from pikflow.diagnostics import (
+    khat_threshold,
+    khat_warning,
+    largest_weight,
+    pareto_khat,
+    reliability_warnings,
+    weight_tail,
+)
 
 
 @pytest.mark.parametrize("k", [0.3, 0.8])
@@ -58,6 +65,9 @@ def test_khat_warning_needs_a_tail_at_the_weights_scale():
     assert largest_weight(np.log([1.0, 1.0, 1.0, 3.0])) == pytest.approx(2.0)
     assert largest_weight([0.0, -np.inf, np.nan, 0.0]) == pytest.approx(2.0)  # zero weights count in N
     assert khat_warning(0.9, 2000, 1.5) == [] and khat_warning(0.9, 2000, 2.5)
+    assert weight_tail(heavy) == {"pareto_khat": pareto_khat(heavy), "largest_weight": largest_weight(heavy)}
+    dead = weight_tail([-np.inf, np.nan])  # no finite weight: no k-hat, and no exception in a run's results
+    assert dead["pareto_khat"] is None and math.isnan(dead["largest_weight"])
 
 
 def _arviz_khat(log_w):

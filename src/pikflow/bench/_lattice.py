@@ -348,7 +348,7 @@ def _hmc(args, target, step, volume, per):
 )(_arguments)
 def run(args) -> dict:
     import pikflow.lattice as pl
-    from pikflow.diagnostics import largest_weight, pareto_khat
+    from pikflow.diagnostics import weight_tail
 
     if args.cache:  # a second run with the same directory times the set-up a returning user sees
         from .._cache import compilation_cache
@@ -404,8 +404,7 @@ def run(args) -> dict:
             "time_power": flow.info.get("time_power"),
             "collocation": flow.info.get("n_collocation", args.collocation),
             "ess": float(samples.ess()),
-            "pareto_khat": pareto_khat(samples.log_w),
-            "largest_weight": largest_weight(samples.log_w),
+            **weight_tail(samples.log_w),
             "imh_acceptance": float(acc),
             "tau_int_abs_m": pik_tau,
             "n_nonfinite": samples.n_nonfinite,

@@ -118,7 +118,7 @@ def _scan_or_multilevel(args, data: dict, source: str) -> int | None:
 
 def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_seconds) -> dict:
     """The ``results.json`` of a lattice flow run: the fit, its layers and candidates, the samples' ESS and costs."""
-    from ..diagnostics import largest_weight, pareto_khat
+    from ..diagnostics import weight_tail
 
     path, info = flow.path, flow.info
     hmc_s = info.get("hmc_seconds")
@@ -144,8 +144,7 @@ def _flow_results(flow, data, source, settings, solver, hmc_kw, samples, sample_
             "collocation_dropped": int(flow.reports[-1].dropped) if flow.reports else 0,
             "log_q_error_max": _log_q_check(flow, settings),
             "ess": float(samples.ess()),
-            "pareto_khat": pareto_khat(samples.log_w),
-            "largest_weight": largest_weight(samples.log_w),
+            **weight_tail(samples.log_w),
             "target_ess": info.get("target_ess"),
             "hmc_seconds": hmc_s,
             "hmc_acceptance": info.get("hmc_acceptance"),

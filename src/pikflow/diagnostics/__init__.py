@@ -27,6 +27,7 @@ from ._pareto import khat_threshold as khat_threshold
 from ._pareto import khat_warning as khat_warning
 from ._pareto import largest_weight as largest_weight
 from ._pareto import pareto_khat as pareto_khat
+from ._pareto import weight_tail as weight_tail
 from ._weights import ess_fraction as ess_fraction
 from ._weights import ess_fraction_error as ess_fraction_error
 from ._weights import log_mean_weight as log_mean_weight
@@ -50,4 +51,5 @@ __all__ = [
     "reliability_warnings",
     "reweight",
     "target_ess",
+    "weight_tail",
 ]

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._errors import PikflowError, SamplingError
 
-__all__ = ["LARGEST_WEIGHT", "khat_threshold", "khat_warning", "largest_weight", "pareto_khat"]
+__all__ = ["LARGEST_WEIGHT", "khat_threshold", "khat_warning", "largest_weight", "pareto_khat", "weight_tail"]
 
 #: The warning needs a tail that reaches the weights' scale: the largest weight above this many times the mean.
 LARGEST_WEIGHT = 2.0
@@ -113,3 +113,11 @@ def khat_warning(khat: float | None, n: int, largest: float | None = None) -> li
         "the ESS and the errors rest on a variance these samples do not determine, and a longer run may move the "
         "estimates by several of their errors; use a better flow (more steps, a richer basis) rather than more samples"
     ]
+
+
+def weight_tail(log_w) -> dict:
+    """``{"pareto_khat", "largest_weight"}`` of the log weights, the two numbers :func:`khat_warning` reads (as a
+    run's results record them); ``pareto_khat`` is None where no weight is finite (the ESS warnings say so)."""
+    lw = np.asarray(log_w, dtype=float).ravel()
+    khat = pareto_khat(lw) if np.any(np.isfinite(lw)) else None
+    return {"pareto_khat": khat, "largest_weight": largest_weight(lw)}

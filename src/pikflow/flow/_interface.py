@@ -43,11 +43,10 @@ from .._estimate import Estimate
 from ..diagnostics import (
     ess_fraction,
     imh_chain,
-    largest_weight,
     log_mean_weight,
-    pareto_khat,
     reliability_warnings,
     reweight,
+    weight_tail,
 )
 from ._format import reader_for
 
@@ -163,11 +162,10 @@ class AbstractSamples(abc.ABC):
     def warnings(self) -> list[str]:
         """What is not to be trusted (tiny ESS; after a hole check also holes and deviations), with fixes."""
         deviations = getattr(self, "deviations", None) or {}
-        lw = self._log_w_at(1.0)
-        khat = pareto_khat(lw) if np.any(np.isfinite(lw)) else None
+        tail = weight_tail(self._log_w_at(1.0))
         return reliability_warnings(
-            self.ess_at(1.0), self.n_samples, target_ess=self.target_ess, deviations=deviations, khat=khat,
-            largest=largest_weight(lw),
+            self.ess_at(1.0), self.n_samples, target_ess=self.target_ess, deviations=deviations,
+            khat=tail["pareto_khat"], largest=tail["largest_weight"],
         )  # fmt: skip
 
     def summary(self) -> dict:
