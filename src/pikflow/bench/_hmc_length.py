@@ -26,9 +26,10 @@ def next_length(L: int) -> int:
     return 10 * int(np.ceil(1.5 * int(L) / 10))
 
 
-def _extension(lengths, best_is_last: bool, longest) -> int | None:
-    """The next length to try (:func:`next_length`), or None: the best was shorter, or it would pass ``longest``."""
-    nxt = next_length(lengths[-1])
+def _extension(last: int, best_is_last: bool, longest) -> int | None:
+    """The length to try after ``last`` (:func:`next_length`), or None: the best was shorter, or it would pass
+    ``longest``."""
+    nxt = next_length(last)
     return nxt if best_is_last and longest is not None and nxt <= longest else None
 
 
@@ -55,10 +56,14 @@ def best_leapfrog(
     is slower or would pass ``longest`` (``None``: only ``lengths``): at 64x64 :math:`(-2, 2)` 40 steps, the longest of
     the four, were the best.
     """
-    rows, t_start, lengths = [], time.perf_counter(), [int(x) for x in lengths]
-    for L in _growing(lengths, lambda: _last_is_best([_rate(r) for r in rows]), longest):
-        rows.append(length_row(target, chains, L, per=max(gradients // L, 50), seed=seed + 31 * L, step=step,
-                               start=start))  # fmt: skip
+
+    def row(L):
+        return length_row(target, chains, L, per=max(gradients // L, 50), seed=seed + 31 * L, step=step, start=start)
+
+    t_start = time.perf_counter()
+    rows = [row(int(L)) for L in lengths]
+    while (nxt := _extension(rows[-1]["leapfrog"], _last_is_best([_rate(r) for r in rows]), longest)) is not None:
+        rows.append(row(nxt))
     best = max(rows, key=_rate)["leapfrog"]
     return best, rows, time.perf_counter() - t_start
 
@@ -108,17 +113,6 @@ def _rate(row) -> float:
     """A pilot row's independent samples per second, ``-inf`` where it is NaN (never the best)."""
     r = row["independent_per_second"]
     return float(r) if r is not None and np.isfinite(r) else -np.inf
-
-
-def _growing(lengths: list, best_is_last, longest):
-    """The lengths in order, then :func:`next_length` after the last while ``best_is_last()`` (asked after each
-    length has run) and the next stays within ``longest``; ``lengths`` grows with what was yielded."""
-    i = 0
-    while i < len(lengths):
-        yield lengths[i]
-        i += 1
-        if i == len(lengths) and (nxt := _extension(lengths, best_is_last(), longest)) is not None:
-            lengths.append(nxt)
 
 
 def tuned_leapfrog(setting, target, chains: int, **pilot) -> tuple[int, list[dict] | None, float]:
@@ -225,7 +219,7 @@ def best_leapfrog_points(
     while True:
         last = np.argmax(_rates(rows), axis=0) == len(rows) - 1
         points = [p for p in range(P) if last[p]]
-        nxt = _extension([rows[-1]["leapfrog"]], bool(points), longest)
+        nxt = _extension(rows[-1]["leapfrog"], bool(points), longest)
         if nxt is None:
             break
         rows.append(_points_row(path, ts, points, nxt, chains, gradients, seed, therm, start, volume))
