@@ -26,6 +26,7 @@ lam = [0.0, 1.0]
 base = "free"
 steps = 3
 collocation = 200
+polish = 3
 [sampling]
 n = 4000
 seed = 1
@@ -67,6 +68,11 @@ def test_free_run_results(free_run):
     for key in (*REQUIRED, "solve_seconds", "sample_seconds", "layer_residuals"):
         assert key in r, key
     assert r["lattice"] == [4, 4] and r["base"] == "free" and r["hmc_seconds"] is None
+    # [lattice] polish = 3: pikflow.refine.polish's record; the flow sampled below is the one it returned
+    p = r["polish"]
+    assert p["iterations"] == 3 == len(p["history"]) and all(np.isfinite(h["loss"]) for h in p["history"])
+    better = p["ess_after"] > p["ess_before"] or p["log_q_error_before"] >= 0.1
+    assert p["kept"] == (p["log_q_error_after"] < 0.1 and better)
     assert r["couplings"] == {"m2": "1.0 - 2.0*t", "lam": "1.0*t"}
     assert len(r["layer_residuals"]) == 7 and all(np.isfinite(x["residual"]) for x in r["layer_residuals"])
     assert r["n_samples"] == 4000 and r["n_nonfinite"] == 0
@@ -168,6 +174,7 @@ def test_bad_shapes(tmp_path, shape, message):
         (("extra", "[lattice]\nbase = 'exact'\n"), r"\[lattice\] base must be one of"),
         (("extra", "[lattice]\nbase = 'free'\n"), r"\[lattice\] base = 'free' needs a Gaussian start"),
         (("extra", "[lattice]\nsteps = 0\n"), r"\[lattice\] steps must be >= 1"),
+        (("extra", "[lattice]\npolish = -1\n"), r"\[lattice\] polish must be >= 0"),
         (("extra", "[lattice]\nlocal_range = 4\n"), r"\[lattice\] local_range = 4 is too long"),
         (("extra", "[lattice]\nlocal_degree = 30\n"), r"\[lattice\] local_degree must be at most 12"),
         (("extra", "[lattice]\npowers = [4, 1]\n"), r"\[lattice\] powers must be a list of integers >= 2"),

@@ -30,7 +30,14 @@ def print_lattice(res: dict) -> None:
     for k in p["observables"]:
         a, b = p["observables"][k], h["observables"][k]
         print(f"| {k} | {a['value']:.4f}({a['error']:.4f}) | {b['value']:.4f}({b['error']:.4f}) |")
-    print(f"| setup seconds (base HMC + solve) | {p['setup_seconds']:.1f} | |")
+    if p.get("polish"):
+        q = p["polish"]
+        print(
+            f"| polished ({q['iterations']} Adam steps, {q['seconds']:.0f} s): ESS/N, log q error | "
+            f"{q['ess_before']:.3f} -> {q['ess_after']:.3f}, {q['log_q_error_after']:.2g} "
+            f"({'kept' if q['kept'] else 'not kept'}) | |"
+        )
+    print(f"| setup seconds (base HMC + solve + polish) | {p['setup_seconds']:.1f} | |")
     print(f"| of which tracing and compiling | {p['setup_compile_seconds']:.1f} | |")
     print(f"| first calls' compilation (draw, estimates) | {p['first_call_extra_seconds']:.1f} | |")
     print(f"| sampling seconds | {p['sample_seconds']:.2f} ({p['n']} samples) | {h['sample_seconds']:.2f} ({h['n']}) |")

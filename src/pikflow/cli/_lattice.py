@@ -202,6 +202,17 @@ def run_lattice(args, data: dict, source: str) -> int:
     refinement = None
     if "refine" in data:
         flow, refinement = refine_lattice(flow, data, settings, solver, ckpt, progress)
+    polished = None
+    if settings.get("polish"):
+        from ..refine import polish
+
+        record = polish(flow, iterations=settings["polish"], seed=settings["seed"], progress=progress)
+        flow, polished = record.flow, record.to_dict()
+        kept = "kept" if record.kept else "not kept"
+        print(
+            f"  polished {record.iterations} steps in {record.seconds:.1f} s: ESS/N {record.ess_before:.3f} -> "
+            f"{record.ess_after:.3f}, log q error {record.log_q_error_after:.2g} ({kept})"
+        )
     info = flow.info
     print(f"  symmetry of the action (detected): {info.get('symmetry')}")
     hmc_s = info.get("hmc_seconds")
@@ -246,6 +257,8 @@ def run_lattice(args, data: dict, source: str) -> int:
     }
     if refinement is not None:
         results["refinement"] = refinement
+    if polished is not None:
+        results["polish"] = polished
     results["warnings"] = reliability_warnings(
         results["ess"],
         results["target_ess"],

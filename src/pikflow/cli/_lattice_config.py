@@ -106,7 +106,7 @@ def check_lattice(data: dict, where: str = "config") -> None:
     if "base" in lat and lat["base"] not in BASE_KINDS:
         raise ConfigError(f"{where}: [lattice] base must be one of {list(BASE_KINDS)}, got {lat['base']!r}")
     lows = (("steps", 1), ("collocation", 10), ("select", 10), ("hmc_samples", 1), ("hmc_chains", 1))
-    lows += (("local_degree", 1),)
+    lows += (("local_degree", 1), ("polish", 0))
     for key, low in lows:
         if key in lat and lat[key] < low:
             raise ConfigError(f"{where}: [lattice] {key} must be >= {low}, got {lat[key]!r}")
@@ -204,6 +204,7 @@ def lattice_settings(data: dict) -> dict[str, Any]:
         "base": lat.get("base", "matched"),
         "steps": lat.get("steps", defaults["steps"]),
         "schedule": lat.get("schedule", defaults["schedule"]),
+        "polish": lat.get("polish", 0),
         "collocation": lat.get("collocation", defaults["n_collocation"]),
         "select": lat.get("select", defaults["select"]),
         "tames": lat.get("tames"),
