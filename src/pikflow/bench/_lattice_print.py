@@ -33,7 +33,7 @@ def print_lattice(res: dict) -> None:
     if p.get("polish"):
         q = p["polish"]
         print(
-            f"| polished ({q['iterations']} Adam steps, {q['seconds']:.0f} s): ESS/N, log q error | "
+            f"| polished ({q['iterations']} Adam steps, {q['seconds']:.0f} s): ESS/N, largest log q error | "
             f"{q['ess_before']:.3f} -> {q['ess_after']:.3f}, {q['log_q_error_after']:.2g} "
             f"({'kept' if q['kept'] else 'not kept'}) | |"
         )

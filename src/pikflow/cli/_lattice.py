@@ -211,7 +211,7 @@ def run_lattice(args, data: dict, source: str) -> int:
         kept = "kept" if record.kept else "not kept"
         print(
             f"  polished {record.iterations} steps in {record.seconds:.1f} s: ESS/N {record.ess_before:.3f} -> "
-            f"{record.ess_after:.3f}, log q error {record.log_q_error_after:.2g} ({kept})"
+            f"{record.ess_after:.3f}, largest log q error {record.log_q_error_after:.2g} ({kept})"
         )
     info = flow.info
     print(f"  symmetry of the action (detected): {info.get('symmetry')}")

@@ -13,7 +13,7 @@ r"""Residual-driven refinement of kernels (paper sec. IV A 2, eqs. 26-29, Append
 * where the flow misses the target (reference samples of largest weight, pulled back),
   the centres of ``refine(centres_at="missed")``: :func:`missed_points`;
 * the coefficients of a solved lattice flow polished on the KL divergence of the RK4 map actually
-  applied, its log-density kept that of the map: :func:`polish`, returning a :class:`Polish`;
+  applied, its log-density kept that of the map: :func:`polish`, returning a :class:`PolishRecord`;
 * the paper's Fig. 6 scenario (under-resolved last layers): :func:`underresolve`.
 """
 
@@ -21,7 +21,7 @@ from ._enrich import Enrichment, EnrichmentStep, enrich_lattice, score_flow
 from ._entry import refine, register_refiner
 from ._missed import missed_points, missed_weights
 from ._online import OnlineRefinement, detect_ood, refine_online, underresolve
-from ._polish import Polish, polish
+from ._polish import PolishRecord, polish
 from ._records import STATUSES, LayerRound, Refinement, RefinementRound
 from ._refine import correct_layer, refine_kernels, select_centres, with_kernels
 from ._residual import LayerResidual, kernel_residual, layer_points, layer_residual, residual_summary, stage_points
@@ -35,7 +35,7 @@ __all__ = [
     "LayerResidual",
     "LayerRound",
     "OnlineRefinement",
-    "Polish",
+    "PolishRecord",
     "Refinement",
     "RefinementRound",
     "correct_layer",
@@ -46,8 +46,8 @@ __all__ = [
     "layer_points",
     "layer_residual",
     "missed_points",
-    "polish",
     "missed_weights",
+    "polish",
     "refine",
     "refine_kernels",
     "refine_online",

@@ -19,21 +19,27 @@ Jacobian columns of the applied map, :func:`pikflow.flow.exact_log_det`) and min
 .. math::  E_{\rm batch}\big[\log q^{\rm cont} + \hat S_1\big] - E_{\rm exact}[d]
            + \lambda\,E_{\rm exact}[d^2],
 
-the first two terms an unbiased estimate of the KL (the second corrects the first to the exact
-log-density), the third keeping the continuous :math:`\log q` that sampling uses that of the map.
+the first two terms an unbiased estimate of the KL up to the constant :math:`\log Z` (the second corrects
+the first to the exact log-density; :math:`\log q_0` of the base draw cancels in :math:`d`), the third keeping
+the continuous :math:`\log q` that sampling uses that of the map (it moves the minimum off the KL's by as
+little as :math:`d` is held small).
 The weights of the polished flow are as exact as those of any flow: the same push, the same
 continuous log-density, checked against the exact one (:meth:`LatticeFlow.log_density_error`).
 
-The polished flow is kept only if its log-density error stays below :data:`pikflow.flow.UNRELIABLE_LOG_Q`
-and its ESS/N on fresh draws (the same for both) is higher, or the input's log-density error was above
-that bound (its ESS/N then measures nothing: its weights are not those of its samples); otherwise the
-flow is returned unchanged (``record.kept`` is ``False``). The layers are then no longer independent solves of eq. 34,
-and their residuals (``flow.reports``) are those of the solve before polishing.
+The polished flow is kept only if its log-density error stays below :data:`pikflow.flow.UNRELIABLE_LOG_Q`,
+it has no more non-finite or runaway samples, and its score on fresh draws (the same for both) is higher:
+the ESS/N, or with reference configurations the smaller of it and the ESS/N seen from them (holes), as
+:func:`pikflow.lattice.fit_lattice` chooses between flows. Where the input's log-density error was above
+that bound its score measures nothing (its weights are not those of its samples) and the polished flow
+need not beat it. Otherwise the flow is returned unchanged (``record.kept`` is ``False``). The layers are
+then no longer independent solves of eq. 34, and their residuals (``flow.reports``) are those of the solve
+before polishing.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import jax
@@ -44,17 +50,30 @@ from .._errors import PikflowError
 from ..flow import UNRELIABLE_LOG_Q, LatticeFlow, exact_log_det, rk4_window
 from ..progress import progress_bar
 
+#: The largest configuration (numbers per configuration) :func:`polish` takes: every step pushes that many
+#: Jacobian columns of a draw through the map and back (reverse mode), about 1.3 s at 16x16 on 2 cores.
+MAX_SITES = 1024
+
 
 @dataclasses.dataclass
-class Polish:
-    """What :func:`polish` did: the flow (polished, or the input unchanged), and the numbers that decided it."""
+class PolishRecord:
+    r"""What :func:`polish` did: the flow (polished, or the input unchanged), and the numbers that decided it.
+
+    ``ess_*``: ESS/N of the same base draws through both maps; ``target_ess_*``: the ESS/N seen from the flow's
+    reference configurations (its hole check, ``None`` without them); ``log_q_error_*``: the largest
+    :math:`|\log q^{\rm cont} - \log q^{\rm exact}|` of 8 draws; ``runaways_*``: non-finite or runaway samples.
+    """
 
     flow: LatticeFlow
     kept: bool
     ess_before: float
     ess_after: float
+    target_ess_before: float | None
+    target_ess_after: float | None
     log_q_error_before: float
     log_q_error_after: float
+    runaways_before: int
+    runaways_after: int
     iterations: int
     seconds: float
     history: list = dataclasses.field(default_factory=list)
@@ -77,7 +96,7 @@ def polish(
     n_check: int = 4000,
     seed: int = 0,
     progress: bool = True,
-) -> Polish:
+) -> PolishRecord:
     r"""Polish the coefficients of a solved lattice flow on the reverse KL of its RK4 map (module docstring).
 
     Parameters
@@ -94,8 +113,13 @@ def polish(
         penalised with weight ``penalty`` (at least one draw: without it the training exploits the
         continuous log-density's error).
     n_check
-        Fresh draws on which the ESS/N before and after decides whether the polished flow is kept
-        (the same draws of the base for both), and 8 more whose exact log-density checks it.
+        Fresh draws (at least 100; the same base draws for both flows) on which the score before and after
+        decides whether the polished flow is kept, and 8 more whose exact log-density checks it. The score is
+        the ESS/N, or with the flow's reference configurations (``flow.reference``, set by
+        :func:`pikflow.lattice.fit_lattice`) the smaller of it and the ESS/N seen from them
+        (:meth:`~pikflow.flow.LatticeFlow.target_ess`, which sees holes that reverse-KL training can open),
+        as in ``fit_lattice``'s choice between flows; and the polished flow may not have more non-finite or
+        runaway samples.
     seed, progress
         The seed of every draw; a progress bar.
     """
@@ -110,14 +134,25 @@ def polish(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise PikflowError(f"{name} must be an integer of at least {low}, got {value!r}")
     for name, value in (("learning_rate", learning_rate), ("penalty", penalty)):
-        if not np.isfinite(value) or value <= 0:
+        if not _positive(value):
             raise PikflowError(f"{name} must be a positive number, got {value!r}")
+    if isinstance(n_check, bool) or not isinstance(n_check, (int, np.integer)) or n_check < 100:
+        raise PikflowError(f"n_check must be an integer of at least 100, got {n_check!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32 - 4:
+        raise PikflowError(f"seed must be an integer in [0, 2**32 - 4), got {seed!r}")
+    volume = math.prod(flow.path.field_shape)
+    if volume > MAX_SITES:
+        raise PikflowError(
+            f"polish computes {volume} Jacobian columns of a draw every step (its cost and memory grow as V**2): "
+            f"it takes flows of at most {MAX_SITES} numbers per configuration (32x32); polish a smaller lattice"
+        )
     t0 = time.perf_counter()
     ev, path, steps = flow.basis.fused, flow.path, flow.steps
     both = jax.vmap(ev.evaluate, (None, None, 0))
     c0 = jnp.asarray(flow.coeffs)
-    scale = jnp.sqrt(jnp.mean(c0**2, axis=0, keepdims=True))
-    scale = jnp.where(scale > 0, scale, 1.0)
+    # steps in units of each basis function's RMS coefficient, at least a millionth of the overall RMS
+    overall = float(jnp.sqrt(jnp.mean(c0**2))) or 1.0
+    scale = jnp.maximum(jnp.sqrt(jnp.mean(c0**2, axis=0, keepdims=True)), 1e-6 * overall)
     skip = int(not np.any(flow.coeffs[0]))  # the clock's zero first layer (t**p, p > 1): not evaluated, kept zero
     mask = jnp.ones_like(c0).at[0].set(1.0 - skip)
 
@@ -152,7 +187,8 @@ def polish(
     def update(theta, state, key):
         (value, err), grad = jax.value_and_grad(loss, has_aux=True)(theta, key)
         upd, state = opt.update(grad, state, theta)
-        return optax.apply_updates(theta, upd), state, value, err
+        finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad))
+        return optax.apply_updates(theta, upd), state, value, err, finite
 
     theta = jnp.zeros_like(c0)
     state = opt.init(theta)
@@ -160,28 +196,33 @@ def polish(
     history = []
     bar = progress_bar(total=iterations, desc="polishing", disable=not progress)
     for it in range(iterations):
-        theta, state, value, err = update(theta, state, jax.random.fold_in(key, it))
-        value, err = float(value), float(err)
-        if not np.isfinite(value):
-            break  # the map folded on a draw: keep the input flow (judged below)
-        history.append({"iteration": it + 1, "loss": value, "log_q_error_rms": err})
+        new, new_state, value, err, finite = update(theta, state, jax.random.fold_in(key, it))
+        if not bool(finite):
+            break  # the map folded on a draw: stop at the last finite coefficients (judged below)
+        theta, state = new, new_state
+        history.append({"iteration": it + 1, "loss": float(value), "log_q_error_rms": float(err)})
         bar.update(1)
     bar.close()
     polished = _with_coeffs(flow, np.asarray(coeffs_of(theta)))
     before, after = (_check(f, n_check, seed) for f in (flow, polished))
     # a flow whose continuous log q misses its map has no ESS/N to beat: its weights are not those of its samples
-    kept = bool(after[1] < UNRELIABLE_LOG_Q and (before[1] >= UNRELIABLE_LOG_Q or after[0] > before[0]))
+    better = before["log_q_error"] >= UNRELIABLE_LOG_Q or after["score"] > before["score"]
+    kept = bool(after["log_q_error"] < UNRELIABLE_LOG_Q and better and after["runaways"] <= before["runaways"])
     if kept:
-        polished.info["polish"] = {"iterations": len(history), "ess_before": before[0], "ess_after": after[0]}
-        if flow.reference is not None:  # the hole check of fit_lattice, redone for the new map
-            polished.info["target_ess"] = float(polished.target_ess(flow.reference, after[2]))
-    return Polish(
+        polished.info["polish"] = {"iterations": len(history), "ess_before": before["ess"], "ess_after": after["ess"]}
+        if after["target_ess"] is not None:  # the hole check of fit_lattice, redone for the new map
+            polished.info["target_ess"] = after["target_ess"]
+    return PolishRecord(
         flow=polished if kept else flow,
         kept=kept,
-        ess_before=before[0],
-        ess_after=after[0],
-        log_q_error_before=before[1],
-        log_q_error_after=after[1],
+        ess_before=before["ess"],
+        ess_after=after["ess"],
+        target_ess_before=before["target_ess"],
+        target_ess_after=after["target_ess"],
+        log_q_error_before=before["log_q_error"],
+        log_q_error_after=after["log_q_error"],
+        runaways_before=before["runaways"],
+        runaways_after=after["runaways"],
         iterations=len(history),
         seconds=time.perf_counter() - t0,
         history=history,
@@ -196,10 +237,27 @@ def _with_coeffs(flow: LatticeFlow, coeffs) -> LatticeFlow:
     return out
 
 
-def _check(flow: LatticeFlow, n: int, seed: int):
-    """ESS/N of ``n`` draws, the largest :math:`|\\log q|` error of 8 (exact log-densities), seeded alike, and
-    the draws."""
+def _check(flow: LatticeFlow, n: int, seed: int) -> dict:
+    """The numbers that judge ``flow`` on ``n`` draws (seeded alike for every flow): ESS/N, the ESS/N from its
+    reference configurations (or None), the score (the smaller of both), non-finite and runaway samples, and
+    the largest :math:`|\\log q|` error of 8 draws (exact log-densities)."""
     samples = flow.sample(n, seed=seed + 2, progress=False)
+    ess = float(samples.ess())
+    target = None if flow.reference is None else float(flow.target_ess(flow.reference, samples))
     err = flow.log_density_error(jax.random.PRNGKey(seed + 3), 8)
     worst = float(np.max(np.abs(err))) if np.all(np.isfinite(err)) else float("inf")
-    return float(samples.ess()), worst, samples
+    return {
+        "ess": ess,
+        "target_ess": target,
+        "score": ess if target is None else min(ess, target),
+        "runaways": int(samples.n_nonfinite + samples.n_runaway),
+        "log_q_error": worst,
+    }
+
+
+def _positive(value) -> bool:
+    """A finite positive number (not a bool or a string)."""
+    try:
+        return not isinstance(value, bool | str) and 0 < float(value) < math.inf
+    except (OverflowError, TypeError, ValueError):
+        return False
