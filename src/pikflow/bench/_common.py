@@ -122,6 +122,19 @@ def chains_argument(value: str):
     return n
 
 
+def iterations_argument(text: str) -> int:
+    """``--polish``: a whole number of Adam steps, 0 or more (refused before the fit, not after it)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"takes a number of Adam steps, 0 or more, got {text!r}")
+    return value
+
+
 def basis_preset_argument(value: str) -> str:
     """``--basis``: a preset name of :data:`pikflow.lattice.BASIS_PRESETS`."""
     import argparse

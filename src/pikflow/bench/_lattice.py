@@ -27,7 +27,6 @@ process and one velocity evaluation is profiled (:mod:`._latcost`).
 
 from __future__ import annotations
 
-import argparse
 import math
 import resource
 import time
@@ -44,6 +43,7 @@ from ._common import (
     compile_seconds,
     extra_couplings,
     hmc_chains,
+    iterations_argument,
     log_q_error,
     schedule_argument,
     write_json,
@@ -76,7 +76,7 @@ def _arguments(p):
     )
     p.add_argument(
         "--polish",
-        type=_iterations,
+        type=iterations_argument,
         default=0,
         metavar="ITERATIONS",
         help="polish the fitted flow's coefficients on the KL of its RK4 map (pikflow.refine.polish) for this "
@@ -182,17 +182,6 @@ def _tau(series) -> tuple[float, float]:
 
     g = gamma_method(np.asarray(series, dtype=float))
     return float(g.tau_int), float(g.error)
-
-
-def _iterations(text: str) -> int:
-    """``--polish``: a whole number of Adam steps, 0 or more (refused before the fit, not after it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"--polish takes a number of Adam steps, 0 or more, got {text!r}")
-    return value
 
 
 def _step(text: str) -> float | str:

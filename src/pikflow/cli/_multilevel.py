@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from .._checks import positive_number
 from .._errors import ConfigError, PikflowError
 from ._levers import lattice_hmc_keywords
 from ._scan import check_particle_memory
@@ -70,7 +71,7 @@ def multilevel_settings(data: dict) -> dict[str, Any] | None:
         raise ConfigError(f"[multilevel] sigma must be a positive finite number or 'free', got {sigma!r}")
     for key, default in (("mass2", "auto"), ("scale", "auto")):
         v = s.get(key, default)
-        if v != "auto" and not _positive(v):
+        if v != "auto" and not positive_number(v):
             raise ConfigError(f"[multilevel] {key} must be a positive number or 'auto', got {v!r}")
     if s.get("noise", "conditional") not in ("white", "conditional", "fourier"):
         raise ConfigError(f"[multilevel] noise must be 'white', 'conditional' or 'fourier', got {s['noise']!r}")
@@ -131,14 +132,6 @@ def _coarsest_hmc(data: dict) -> dict[str, Any]:
         )
     out: dict[str, Any] = {"hmc_chains": h["chains"]} if "chains" in h else {}
     return {**out, **lattice_hmc_keywords(h)}
-
-
-def _positive(v) -> bool:
-    """A finite positive number (not a bool; huge integers overflow to not finite)."""
-    try:
-        return not isinstance(v, bool | str) and 0 < float(v) < math.inf
-    except (OverflowError, TypeError, ValueError):
-        return False
 
 
 def run_multilevel(data: dict, source: str, settings: dict, output, *, progress: bool) -> int:

@@ -46,6 +46,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._checks import positive_number
 from .._errors import PikflowError
 from ..flow import UNRELIABLE_LOG_Q, LatticeFlow, exact_log_det, rk4_window
 from ..progress import progress_bar
@@ -134,7 +135,7 @@ def polish(
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise PikflowError(f"{name} must be an integer of at least {low}, got {value!r}")
     for name, value in (("learning_rate", learning_rate), ("penalty", penalty)):
-        if not _positive(value):
+        if not positive_number(value):
             raise PikflowError(f"{name} must be a positive number, got {value!r}")
     if isinstance(n_check, bool) or not isinstance(n_check, (int, np.integer)) or n_check < 100:
         raise PikflowError(f"n_check must be an integer of at least 100, got {n_check!r}")
@@ -253,11 +254,3 @@ def _check(flow: LatticeFlow, n: int, seed: int) -> dict:
         "runaways": int(samples.n_nonfinite + samples.n_runaway),
         "log_q_error": worst,
     }
-
-
-def _positive(value) -> bool:
-    """A finite positive number (not a bool or a string)."""
-    try:
-        return not isinstance(value, bool | str) and 0 < float(value) < math.inf
-    except (OverflowError, TypeError, ValueError):
-        return False
