@@ -192,9 +192,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], str]]] = {
         "polish": (
             (int,),
             "Adam steps that polish the solved flow's coefficients on the KL divergence of its RK4 map, its "
-            "continuous log-density held to the map's exact one (pikflow.refine.polish; kept only if the ESS/N "
-            "rises); default 0 (off). Each step computes V Jacobian columns of a draw: for small lattices "
-            "(at 16x16, 300 steps take about 7 minutes on 2 cores and raised the ESS/N of 2 RK4 steps "
+            "continuous log-density held to the map's exact one (pikflow.refine.polish; kept only if the ESS/N, "
+            "hole check included, rises); default 0 (off). Each step computes V Jacobian columns of a draw: for "
+            "small lattices (at 16x16, 300 steps take about 7 minutes on 2 cores and raised the ESS/N of 2 RK4 steps "
             "from 0.76 to 0.87)",
         ),
         "collocation": (
