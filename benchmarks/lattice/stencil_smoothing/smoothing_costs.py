@@ -129,6 +129,7 @@ def main(argv):
     rng = np.random.default_rng(0)
     S = pl.LatticeAction(pl.PHI4_DENSITY, [L, L])
     K = np.asarray(S.lattice.khat2()) + 0.3 + 0.05 * rng.random((L, L))  # a matched-like K_0: no product
+    K = 0.5 * (K + np.roll(K[::-1, ::-1], 1, (0, 1)))  # K(k) = K(-k), as GaussianLatticeBase requires
     g = pl.GaussianLatticeBase(K, m0=0.2)
     path = pl.LatticePath.matched(S, {"m2": -2.0, "lam": 2.0}, K, g.zero_mode_coupling)
     lean, sep = (pl.preset_basis(p, path, g, tame=5.0) for p in ("lean", "separable"))
