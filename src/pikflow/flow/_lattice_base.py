@@ -217,11 +217,12 @@ class GaussianLatticeBase(eqx.Module):
         The Gaussian's :math:`\phi^TK\phi` is :math:`z\cdot z`. A mixture draw :math:`\phi = g + s\,m_0` (sign
         :math:`s`, Gaussian part :math:`g`) has :math:`\phi^TK\phi = z\cdot z + 2sb\sum_n g_n + K(0)m_0^2V` with
         :math:`b = K(0)m_0`, so
-        :math:`\log q = \log q_0 - \tfrac12 z\cdot z - sb\sum_n g_n - \tfrac12K(0)m_0^2V + \log\cosh(bM)`
-        (``log_norm`` holds the other :math:`-\tfrac12K(0)m_0^2V`): no third transform, of the field, to evaluate
-        it. The colouring stays a complex transform pair: real transforms (``rfftn``/``irfftn``) were 1.2x cheaper
-        at 16x16, but on several devices XLA's CPU runtime gave their input a layout it then refused (a
-        ``RET_CHECK`` in ``fft_thunk.cc``), and the draws must be the same bits on any number of devices.
+        :math:`\log q = N - \tfrac12 z\cdot z - sb\sum_n g_n - \tfrac12K(0)m_0^2V + \log\cosh(bM)`
+        (:math:`N` is ``log_norm``, which holds the other :math:`-\tfrac12K(0)m_0^2V`): no third transform, of the
+        field, to evaluate it. The colouring stays a complex transform pair: real transforms (``rfftn`` and
+        ``irfftn``) were 1.2x cheaper at 16x16, but on several devices XLA's CPU runtime gave their input a layout
+        it then refused (a ``RET_CHECK`` in ``fft_thunk.cc``), and the draws must be the same bits on any number of
+        devices.
         """
         axes, every = self._axes
         n = z.shape[0]

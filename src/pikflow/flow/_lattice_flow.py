@@ -343,24 +343,14 @@ PUSH_BATCH = 128
 #: A basis family whose terms take more cache says so by its own ``push_sites`` (the ridge terms,
 #: :class:`pikflow.lattice.SmoothedRidges`: 2**15).
 PUSH_SITES = 2**16
-#: :data:`PUSH_BATCH` and :data:`PUSH_SITES` of a basis smoothed by one small matrix per axis (the ``"separable"``
-#: preset: no transforms but the two-point term's pair), whose small matrix products gain from longer batches. A 2-step
-#: push of the separable preset at (-2, 2), 5 alternated repeats (µs a sample, median [min, max]): 16x16 112 [110, 117]
-#: in batches of 512 against 122 [119, 126] in 128 (256: 120, 1024: 131); 32x32 557 [547, 576] in 128 against 585
-#: [560, 618] in 64 (256: 624).
-PUSH_BATCH_MATRICES, PUSH_SITES_MATRICES = 512, 2**17
 
 
 def push_batch(basis) -> int:
     """Configurations per compiled push call for ``basis``: :data:`PUSH_BATCH`, fewer on large lattices
     (:data:`PUSH_SITES` sites a call, or the smallest ``push_sites`` of the basis's families; at least one
-    configuration); :data:`PUSH_BATCH_MATRICES` and :data:`PUSH_SITES_MATRICES` where the basis smooths by
-    matrices per axis."""
-    fused = basis.fused if hasattr(basis, "families") else None
-    matrices = getattr(fused, "matrices", None) is not None
-    most, sites = (PUSH_BATCH_MATRICES, PUSH_SITES_MATRICES) if matrices else (PUSH_BATCH, PUSH_SITES)
-    sites = min([sites] + [f.push_sites for f in getattr(basis, "families", ()) if hasattr(f, "push_sites")])
-    return int(max(1, min(most, sites // int(basis.lattice.volume))))
+    configuration)."""
+    sites = min([PUSH_SITES] + [f.push_sites for f in getattr(basis, "families", ()) if hasattr(f, "push_sites")])
+    return int(max(1, min(PUSH_BATCH, sites // int(basis.lattice.volume))))
 
 
 def _key_and_count(args: tuple, n, seed):
