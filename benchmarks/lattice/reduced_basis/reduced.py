@@ -2,6 +2,9 @@
 
 python benchmarks/lattice/reduced_basis/reduced.py OUT.json ITERS VARIANT [VARIANT ...]
 
+Runs: screen_polish200.json (separable p2 s3p2 s2p2), screen_richer_polish200.json (separable sep246 sep468),
+screen_scales_polish200.json (separable s3 s2), all with ITERS 200.
+
 At 16x16 (m2, lam) = (-2, 2), 2 RK4 steps on t**3 (as #20's measurements), each VARIANT's basis is solved by
 fit_lattice (the matched bases; taming width 5), polished ITERS Adam steps (pikflow.refine.polish), and
 then every flow is timed alternately in one process (flow.sample of 2000 draws, float64, 5 repeats), with an
