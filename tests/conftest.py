@@ -18,7 +18,7 @@ if not os.environ.get("PIKFLOW_TEST_XLA_DEFAULT") and "xla_backend_optimization_
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
 
 # numpy's OpenBLAS starts a thread per core in every pytest-xdist worker, so on 2 cores with 2 workers its small
-# factorisations fight for the cores: a least-squares fit of 2000 x 21 took 2-5 ms against 0.4 ms on one thread,
+# factorisations fight for the cores: a least-squares fit of 2000 x 20 took 2-5 ms against 0.4 ms on one thread,
 # and the controlled estimates' jackknife runs 21 of them per observable. One thread per worker (inherited by
 # the workers, set before they import numpy). OpenBLAS's blocked factorisations may round differently in the last
 # bits with another thread count; no test compares across thread counts.

@@ -15,7 +15,10 @@ with seed 0): the solved flow polished ITERS Adam steps in the layer form (the p
 the stage form (the solved layers copied to their stages, the same polish with ``rk4_window`` indexing stages:
 the loop's stage ``4 i + j`` uses vector ``4 i + j``). Per flow: ESS/N and the ESS/N seen from the reference
 HMC configurations, the IMH tau_int of |m| (8000 draws, one chain), the largest |log q error| of 8 draws.
-The layer form run through the stage code gives the same samples (a check printed as ``same``).
+The layer form run through the stage code gives the same samples (a check printed as ``same``). The reverse push
+(``LatticeFlow.log_density``, behind the ESS/N from the reference configurations) reverses the rows, so a reversed
+step runs its stages' vectors in the order 3, 2, 1, 0: with untied stages the two middle vectors swap roles, and
+the accuracy of that reverse is not checked here.
 """
 
 import importlib
