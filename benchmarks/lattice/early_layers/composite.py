@@ -1,6 +1,6 @@
 r"""Prototype: a cheaper basis for the early layers of the path, the separable preset for the late ones (issue #20).
 
-python benchmarks/lattice/early_layers/composite.py OUT.json CHEAP [CHEAP ...] [--chains=K]
+python benchmarks/lattice/early_layers/composite.py OUT.json CHEAP [CHEAP ...] [--chains=K] [--late=VARIANT]
 
 Every layer of a PIK flow is its own linear solve of eq. 34 at its time, so layers from two flows solved on the
 same path and base can be combined. On the clock t**3 with 2 RK4 steps the layers sit at tau = 0, 1/4, 1/2, 3/4, 1;
@@ -17,7 +17,9 @@ layer at 1/4 from CHEAP, the layers at 1/4 and 1/2 from CHEAP. Per combination: 
 draws), the relative residuals of the layers used, and ms a sample of the push alone (batches of 128, 5 alternated
 repeats against the all-preset push through the same code). With ``--chains=K``: K sets of 8064 base draws (the
 first the ESS/N's), each an IMH chain: the tau_int of |m|, its mean and standard error. JSON
-``composite_16x16_m2-2.json`` (one chain), ``composite_tau_16x16_m2-2.json`` (``--chains=4``).
+``composite_16x16_m2-2.json`` (one chain), ``composite_tau_16x16_m2-2.json`` (``--chains=4``). ``--late=s3``: also
+the 3-scale variant (two-point term kept) solved on the same path and base, alone and with each CHEAP basis at 1/4
+(``composite_late_s3_16x16_m2-2.json``: ``s2 --chains=4 --late=s3``).
 """
 
 import json
@@ -87,7 +89,7 @@ def chains(push, target, draws):
     return {"ess_chains": ess_values, "tau_int_abs_m": taus, "tau_mean": float(np.mean(taus)), "tau_error": error}
 
 
-def main(out, cheap_names, n_chains=1):
+def main(out, cheap_names, n_chains=1, late=()):
     path = pl.LatticePath(pl.LatticeAction(pl.PHI4_DENSITY, (L, L)), {"m2": -2.0, "lam": 2.0})
     full = pl.fit_lattice(path, basis="separable", steps=2, schedule=3.0, seed=0, progress=False)
     target = jax.jit(jax.vmap(lambda x: full.path.value(x, 1.0)))
@@ -101,9 +103,21 @@ def main(out, cheap_names, n_chains=1):
     res["check_against_flow_push"] = float(np.max(np.abs(check)))
     res["all separable"] = {"ess": ess(lw), **chains(pushes["all separable"], target, draws)}
     print(json.dumps(res), flush=True)
+    mains = []
+    for name in late:  # another basis for the late layers, on the same path and base
+        other = pl.fit_lattice(path, base=full.base, basis=builder(name), steps=2, schedule=3.0, seed=0, progress=False)
+        mains.append((name, other))
+        pushes[f"all {name}"] = make_push([other], [0] * 5)
+        res[f"all {name}"] = {"ess": ess(run(pushes[f"all {name}"], target, x0, lq0))}
+        res[f"all {name}"] |= chains(pushes[f"all {name}"], target, draws)
     for name in cheap_names:
         basis = builder(name) if name in VARIANTS else name  # a reduced variant, or a preset name
         cheap = pl.fit_lattice(path, base=full.base, basis=basis, steps=2, schedule=3.0, seed=0, progress=False)
+        for main_name, other in mains:
+            label = f"{main_name} with {name} at 1/4"
+            pushes[label] = make_push([other, cheap], [0, 1, 0, 0, 0])
+            res[label] = {"ess": ess(run(pushes[label], target, x0, lq0)), **chains(pushes[label], target, draws)}
+            print(label, res[label], flush=True)
         same = float(jnp.max(jnp.abs(target(x0[:64]) - jax.vmap(lambda x, p=cheap.path: p.value(x, 1.0))(x0[:64]))))
         res[name] = {"residuals": cheap.layer_residuals().tolist(), "n_basis": int(cheap.basis.n), "same_path": same}
         for label, which in ((f"{name} at 1/4", [0, 1, 0, 0, 0]), (f"{name} at 1/4, 1/2", [0, 1, 1, 0, 0])):
@@ -131,6 +145,7 @@ def main(out, cheap_names, n_chains=1):
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[2:] if not a.startswith("--chains=")]
+    args = [a for a in sys.argv[2:] if not a.startswith("--")]
     k = [int(a.split("=")[1]) for a in sys.argv[2:] if a.startswith("--chains=")]
-    main(sys.argv[1], args, k[0] if k else 1)
+    late = [a.split("=")[1] for a in sys.argv[2:] if a.startswith("--late=")]
+    main(sys.argv[1], args, k[0] if k else 1, late)
