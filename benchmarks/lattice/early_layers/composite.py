@@ -3,7 +3,9 @@ r"""Prototype: a cheaper basis for the early layers of the path, the separable p
 python benchmarks/lattice/early_layers/composite.py OUT.json CHEAP [CHEAP ...] [--chains=K] [--late=VARIANT]
 
 Every layer of a PIK flow is its own linear solve of eq. 34 at its time, so layers from two flows solved on the
-same path and base can be combined. On the clock t**3 with 2 RK4 steps the layers sit at tau = 0, 1/4, 1/2, 3/4, 1;
+same path and base can be combined (each flow's later layers were collocated on configurations pushed through its
+own earlier layers, so a solve with a basis per layer could come out a little differently).
+On the clock t**3 with 2 RK4 steps the layers sit at tau = 0, 1/4, 1/2, 3/4, 1;
 the first three carry little of the path (dt/dtau = 3 tau**2) and the separable preset leaves relative residuals of
 only 0.02-0.03 there, so a cheaper basis might do for them: the layer at 1/4 is evaluated twice a sample and the one
 at 1/2 twice, 4 of the 7 evaluations.
@@ -13,7 +15,7 @@ of ``reduced_basis/reduced.py``: s3, s2, s3p2, s2p2; or a preset name, e.g. magn
 path and base. A jitted 2-step RK4 push
 (the zero first layer skipped) evaluates each stage with the basis its layer comes from; log w = -S(x_1) - log q_1.
 Combinations: all layers from the preset (checked against the flow's own push on the same draws), the
-layer at 1/4 from CHEAP, the layers at 1/4 and 1/2 from CHEAP. Per combination: ESS/N of 8000 draws (the same base
+layer at 1/4 from CHEAP, the layers at 1/4 and 1/2 from CHEAP. Per combination: ESS/N of 8064 draws (the same base
 draws), the relative residuals of the layers used, and ms a sample of the push alone (batches of 128, 5 alternated
 repeats against the all-preset push through the same code). With ``--chains=K``: K sets of 8064 base draws (the
 first the ESS/N's), each an IMH chain: the tau_int of |m|, its mean and standard error. JSON
@@ -49,6 +51,7 @@ def ess(log_w):
 def make_push(flows, which):
     """RK4 with 2 steps; stage layer k evaluated by ``flows[which[k]]``; layer 0 zero (skipped)."""
     evs = [(f.basis.fused, jnp.asarray(f.coeffs)) for f in flows]
+    assert not np.any(flows[which[0]].coeffs[0]), "layer 0 must be zero (the clock t**p, p > 1): it is skipped"
 
     def velocity(k, x):
         ev, coeffs = evs[which[k]]
