@@ -27,6 +27,7 @@ the 3-scale variant (two-point term kept) solved on the same path and base, alon
 import json
 import sys
 import time
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +40,7 @@ from reduced import VARIANTS, builder  # noqa: E402
 import pikflow.lattice as pl  # noqa: E402
 from pikflow.diagnostics import imh_chain  # noqa: E402
 from pikflow.diagnostics._gamma import gamma_method  # noqa: E402
+from pikflow.flow import rk4  # noqa: E402
 
 L, BATCH = 16, 128
 
@@ -62,13 +64,10 @@ def make_push(flows, which):
 
     @jax.jit
     def push(x, lq):
-        for i in range(2):
-            k0, k1, k2 = 2 * i, 2 * i + 1, 2 * i + 2
-            v1, r1 = (jnp.zeros_like(x), jnp.zeros(x.shape[0])) if k0 == 0 else velocity(k0, x)
-            v2, r2 = velocity(k1, x + 0.5 * dt * v1)
-            v3, r3 = velocity(k1, x + 0.5 * dt * v2)
-            v4, r4 = velocity(k2, x + dt * v3)
-            x, lq = x + dt / 6 * (v1 + 2 * v2 + 2 * v3 + v4), lq + dt / 6 * (r1 + 2 * r2 + 2 * r3 + r4)
+        for i in range(2):  # pikflow's RK4 step, each stage by its layer's basis; the zero layer 0 not evaluated
+            first = (lambda y: (jnp.zeros_like(y), jnp.zeros(y.shape[0]))) if i == 0 else partial(velocity, 2 * i)
+            x, dlq = rk4(first, partial(velocity, 2 * i + 1), partial(velocity, 2 * i + 2), x, dt)
+            lq = lq + dlq
         return x, lq
 
     return push
